@@ -1,0 +1,608 @@
+package mpi
+
+import (
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// engine is one rank's end of the job: its connection, its inbox, and the
+// matching, flow-control and rendezvous state shared by every communicator
+// of the rank. One mutex guards it all; frames are published while it is
+// held, which keeps every pair's frames in the order the protocol decided
+// them (see doc.go).
+type engine struct {
+	opts       Options
+	rank, size int
+	job        string
+	nc         *nats.Conn // nil for a singleton
+	sub        *nats.Subscription
+	abortSub   *nats.Subscription
+	inbox      []string // inbox subject of every world rank
+	chunk      int      // payload bytes of one rendezvous chunk
+	grantStep  int      // bytes granted by one CTS
+	credit     int64    // eager credit of each peer towards this rank
+	bufPool    sync.Pool
+
+	mu       sync.Mutex
+	err      error // sticky: once set, every operation fails with it
+	closing  bool
+	queues   map[uint64]*matchQueue
+	peers    []peer
+	sends    map[uint64]*Request // rendezvous sends, by message id
+	recvs    map[xferKey]*Request
+	grantQ   []*Request // rendezvous receives still to be granted, in order
+	window   int64      // rendezvous bytes this rank may still grant
+	nextID   uint64
+	arrived  chan struct{} // closed and replaced whenever a message becomes unexpected
+	inflight int           // sends not yet complete
+	idle     chan struct{} // closed when inflight falls to zero, for Close
+}
+
+// peer is this rank's state towards one other rank.
+type peer struct {
+	credit   int64      // eager bytes this rank may still send to the peer
+	queue    []*Request // sends to the peer waiting for credit, in order
+	consumed int64      // eager bytes from the peer received but not yet credited back
+}
+
+type xferKey struct {
+	src int
+	id  uint64
+}
+
+// matchQueue holds one communicator's receives that wait for a message and
+// messages that wait for a receive, both in arrival order.
+type matchQueue struct {
+	posted     []*Request
+	unexpected []*envelope
+}
+
+// envelope is a message that arrived before a matching receive.
+type envelope struct {
+	src, tag int // world rank
+	data     []byte
+	rts      bool // only announced: size bytes wait at the sender under id
+	id       uint64
+	size     int
+}
+
+func (v *envelope) count() int {
+	if v.rts {
+		return v.size
+	}
+	return len(v.data)
+}
+
+func (v *envelope) cost() int64 {
+	if v.rts {
+		return frameCost
+	}
+	return int64(len(v.data)) + frameCost
+}
+
+func newEngine(o Options) *engine {
+	e := &engine{
+		opts:    o,
+		rank:    o.Rank,
+		size:    o.Size,
+		job:     o.JobID,
+		queues:  make(map[uint64]*matchQueue),
+		peers:   make([]peer, o.Size),
+		sends:   make(map[uint64]*Request),
+		recvs:   make(map[xferKey]*Request),
+		arrived: make(chan struct{}),
+	}
+	limit := o.EagerLimit
+	e.bufPool.New = func() any { b := make([]byte, hdrLen+limit); return &b }
+	return e
+}
+
+// setLimits derives the flow-control figures from the server's payload
+// limit and the job size.
+func (e *engine) setLimits(maxPayload int) {
+	if e.opts.EagerLimit > maxPayload-hdrLen {
+		e.opts.EagerLimit = maxPayload - hdrLen
+	}
+	e.chunk = maxPayload
+	e.grantStep = 2 * e.chunk
+	if e.opts.RendezvousWindow < e.grantStep {
+		e.opts.RendezvousWindow = e.grantStep
+	}
+	e.window = int64(e.opts.RendezvousWindow)
+	min := 2 * int64(e.opts.EagerLimit+frameCost)
+	e.credit = min
+	if e.size > 1 {
+		e.credit = max(int64(e.opts.EagerBudget)/int64(e.size-1), min)
+	}
+	for i := range e.peers {
+		e.peers[i].credit = e.credit
+	}
+	limit := e.opts.EagerLimit
+	e.bufPool.New = func() any { b := make([]byte, hdrLen+limit); return &b }
+}
+
+func (e *engine) queue(comm uint64) *matchQueue {
+	q := e.queues[comm]
+	if q == nil {
+		q = &matchQueue{}
+		e.queues[comm] = q
+	}
+	return q
+}
+
+// ---- sending ----
+
+// publish sends one frame to a world rank. Called with e.mu held.
+func (e *engine) publish(dst int, h header, data []byte) {
+	bp := e.bufPool.Get().(*[]byte)
+	b := *bp
+	n := hdrLen + len(data)
+	if n > cap(b) {
+		b = make([]byte, n)
+	}
+	b = b[:n]
+	putHeader(b, h)
+	copy(b[hdrLen:], data)
+	err := e.nc.Publish(e.inbox[dst], b)
+	e.bufPool.Put(bp)
+	if err != nil {
+		e.lose(err)
+	}
+}
+
+func (e *engine) sendCost(r *Request) int64 {
+	if r.rdv {
+		return frameCost
+	}
+	return int64(len(r.data)) + frameCost
+}
+
+// startSend begins a send; r is new and fully set up. Called with e.mu held.
+func (e *engine) startSend(r *Request) {
+	if e.err != nil {
+		e.finish(r, e.err)
+		return
+	}
+	e.inflight++
+	r.counted = true
+	if r.peer == e.rank { // to self: a local copy, never the bus
+		data := append([]byte(nil), r.data...)
+		e.arrive(r.comm, e.rank, r.tag, data, nil)
+		e.finish(r, nil)
+		return
+	}
+	if len(r.data) > e.opts.EagerLimit {
+		r.rdv = true
+		e.nextID++
+		r.id = e.nextID
+	}
+	p := &e.peers[r.peer]
+	if len(p.queue) == 0 && p.credit >= e.sendCost(r) {
+		e.transmit(r)
+		return
+	}
+	r.queued = true
+	p.queue = append(p.queue, r)
+}
+
+// transmit puts a send whose credit is available on the wire.
+func (e *engine) transmit(r *Request) {
+	p := &e.peers[r.peer]
+	p.credit -= e.sendCost(r)
+	h := header{src: e.rank, comm: r.comm, tag: r.tag, id: r.id}
+	if r.rdv {
+		h.kind, h.n = kRTS, uint64(len(r.data))
+		e.sends[r.id] = r
+		e.publish(r.peer, h, nil)
+		return
+	}
+	h.kind = kEager
+	e.publish(r.peer, h, r.data)
+	e.finish(r, nil)
+}
+
+func (e *engine) onCredit(h header) {
+	if h.src < 0 || h.src >= e.size {
+		return
+	}
+	p := &e.peers[h.src]
+	p.credit += int64(h.n)
+	for len(p.queue) > 0 && e.err == nil {
+		r := p.queue[0]
+		if p.credit < e.sendCost(r) {
+			break
+		}
+		p.queue[0] = nil
+		p.queue = p.queue[1:]
+		r.queued = false
+		e.transmit(r)
+	}
+}
+
+// onCTS streams the granted part of a rendezvous send.
+func (e *engine) onCTS(h header) {
+	r := e.sends[h.id]
+	if r == nil || r.peer != h.src {
+		return // withdrawn
+	}
+	upto := min(int(h.n), len(r.data))
+	for r.off < upto {
+		n := min(e.chunk, upto-r.off)
+		err := e.nc.PublishRequest(e.inbox[r.peer], chunkToken(e.rank, r.id, r.off), r.data[r.off:r.off+n])
+		if err != nil {
+			e.lose(err)
+			return
+		}
+		r.off += n
+	}
+	if r.off == len(r.data) {
+		delete(e.sends, r.id)
+		e.finish(r, nil)
+	}
+}
+
+// ---- receiving ----
+
+// onMsg is the inbox subscription's handler: every frame for this rank
+// passes here, in the order the server delivers them.
+func (e *engine) onMsg(m *nats.Msg) {
+	if m.Reply != "" {
+		e.onChunk(m.Reply, m.Data)
+		return
+	}
+	h, err := parseHeader(m.Data)
+	if err != nil {
+		return // not ours; the subject is private to the job
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.err != nil {
+		return
+	}
+	switch h.kind {
+	case kEager:
+		e.arrive(h.comm, h.src, h.tag, m.Data[hdrLen:], nil)
+	case kRTS:
+		e.arrive(h.comm, h.src, h.tag, nil, &envelope{src: h.src, tag: h.tag, rts: true, id: h.id, size: int(h.n)})
+	case kCTS:
+		e.onCTS(h)
+	case kCredit:
+		e.onCredit(h)
+	case kCancel:
+		e.onCancel(h)
+	}
+}
+
+// arrive matches a message against the posted receives of its
+// communicator, or keeps it as unexpected. rts is nil for eager data.
+func (e *engine) arrive(comm uint64, src, tag int, data []byte, rts *envelope) {
+	q := e.queue(comm)
+	for i, r := range q.posted {
+		if (r.peer == AnySource || r.peer == src) && (r.tag == AnyTag || r.tag == tag) {
+			q.posted = remove(q.posted, i)
+			r.posted = false
+			if rts != nil {
+				e.consume(src, frameCost)
+				e.startRecv(r, rts)
+			} else {
+				e.consume(src, int64(len(data))+frameCost)
+				r.data = data
+				r.status = Status{Source: r.c.commRank(src), Tag: tag, Count: len(data)}
+				e.finish(r, nil)
+			}
+			return
+		}
+	}
+	if rts == nil {
+		rts = &envelope{src: src, tag: tag, data: data}
+	}
+	q.unexpected = append(q.unexpected, rts)
+	close(e.arrived)
+	e.arrived = make(chan struct{})
+}
+
+// consume counts eager bytes from src as received, and returns credit to
+// the sender once a quarter of its share is used.
+func (e *engine) consume(src int, n int64) {
+	if src == e.rank {
+		return
+	}
+	p := &e.peers[src]
+	p.consumed += n
+	if p.consumed >= e.credit/4 {
+		e.publish(src, header{kind: kCredit, src: e.rank, n: uint64(p.consumed)}, nil)
+		p.consumed = 0
+	}
+}
+
+// postRecv matches a new receive against the unexpected messages, or posts
+// it. Called with e.mu held.
+func (e *engine) postRecv(r *Request) {
+	if e.err != nil {
+		e.finish(r, e.err)
+		return
+	}
+	q := e.queue(r.comm)
+	for i, v := range q.unexpected {
+		if (r.peer == AnySource || r.peer == v.src) && (r.tag == AnyTag || r.tag == v.tag) {
+			q.unexpected = remove(q.unexpected, i)
+			e.consume(v.src, v.cost())
+			if v.rts {
+				e.startRecv(r, v)
+			} else {
+				r.data = v.data
+				r.status = Status{Source: r.c.commRank(v.src), Tag: v.tag, Count: len(v.data)}
+				e.finish(r, nil)
+			}
+			return
+		}
+	}
+	r.posted = true
+	q.posted = append(q.posted, r)
+}
+
+// startRecv begins the rendezvous of a large message matched by r.
+func (e *engine) startRecv(r *Request, v *envelope) {
+	r.rdv, r.id, r.size = true, v.id, v.size
+	r.from = v.src
+	r.status = Status{Source: r.c.commRank(v.src), Tag: v.tag, Count: v.size}
+	e.recvs[xferKey{v.src, v.id}] = r
+	e.grantQ = append(e.grantQ, r)
+	e.pumpGrants()
+}
+
+// pumpGrants hands out rendezvous window to the receives waiting for it,
+// first come first served.
+func (e *engine) pumpGrants() {
+	for len(e.grantQ) > 0 {
+		r := e.grantQ[0]
+		g := min(r.size-r.granted, e.grantStep)
+		if int64(g) > e.window {
+			return
+		}
+		e.window -= int64(g)
+		r.granted += g
+		e.publish(r.from, header{kind: kCTS, src: e.rank, id: r.id, n: uint64(r.granted)}, nil)
+		if r.granted == r.size {
+			e.grantQ[0] = nil
+			e.grantQ = e.grantQ[1:]
+		}
+	}
+}
+
+func (e *engine) onChunk(token string, data []byte) {
+	src, id, off, ok := parseChunkToken(token)
+	if !ok {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.err != nil {
+		return
+	}
+	r := e.recvs[xferKey{src, id}]
+	if r == nil || off != r.off || off+len(data) > r.size {
+		return
+	}
+	e.window += int64(len(data))
+	if !r.abandoned {
+		if r.data == nil && off == 0 && len(data) == r.size {
+			r.data = data // the whole message in one chunk: keep it, no copy
+		} else {
+			if r.data == nil {
+				r.data = make([]byte, r.size)
+			}
+			copy(r.data[off:], data)
+		}
+	}
+	r.off += len(data)
+	if r.off == r.size {
+		delete(e.recvs, xferKey{src, id})
+		if r.abandoned {
+			r.data = nil
+		} else {
+			e.finish(r, nil)
+		}
+	}
+	e.pumpGrants()
+}
+
+// onCancel withdraws a rendezvous message whose sender gave up.
+func (e *engine) onCancel(h header) {
+	key := xferKey{h.src, h.id}
+	if r := e.recvs[key]; r != nil {
+		delete(e.recvs, key)
+		e.window += int64(r.granted - r.off)
+		e.grantQ = removeItem(e.grantQ, r)
+		if !r.abandoned {
+			e.finish(r, &RankError{Rank: r.status.Source, Op: "recv", Err: fmt.Errorf("sender withdrew the message: %w", ErrCanceled)})
+		}
+		e.pumpGrants()
+		return
+	}
+	q := e.queue(h.comm)
+	for i, v := range q.unexpected {
+		if v.rts && v.src == h.src && v.id == h.id {
+			q.unexpected = remove(q.unexpected, i)
+			e.consume(v.src, v.cost())
+			return
+		}
+	}
+}
+
+// probe returns the status of the first unexpected message that a receive
+// (src, tag) would match, or a channel that is closed when another arrives.
+func (e *engine) probe(c *Comm, comm uint64, src, tag int) (Status, bool, <-chan struct{}, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.err != nil {
+		return Status{}, false, nil, e.err
+	}
+	for _, v := range e.queue(comm).unexpected {
+		if (src == AnySource || src == v.src) && (tag == AnyTag || tag == v.tag) {
+			return Status{Source: c.commRank(v.src), Tag: v.tag, Count: v.count()}, true, nil, nil
+		}
+	}
+	return Status{}, false, e.arrived, nil
+}
+
+// ---- completion, cancellation and failure ----
+
+// finish completes r once. Called with e.mu held.
+func (e *engine) finish(r *Request, err error) {
+	if r.finished {
+		return
+	}
+	r.finished = true
+	r.err = err
+	if r.send && r.counted {
+		e.inflight--
+		if e.inflight == 0 && e.idle != nil {
+			close(e.idle)
+			e.idle = nil
+		}
+	}
+	close(r.done)
+}
+
+// cancel withdraws r if it has not started moving data. A receive already
+// matched to a large message is abandoned instead when abandon is set: the
+// transfer runs to its end and its data is dropped. It reports whether r
+// was withdrawn or abandoned.
+func (e *engine) cancel(r *Request, err error, abandon bool) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if r.finished {
+		return false
+	}
+	switch {
+	case !r.send && r.posted:
+		q := e.queue(r.comm)
+		q.posted = removeItem(q.posted, r)
+		r.posted = false
+	case !r.send && r.rdv:
+		if !abandon {
+			return false
+		}
+		r.abandoned = true
+		r.data = nil
+	case r.send && r.queued:
+		p := &e.peers[r.peer]
+		p.queue = removeItem(p.queue, r)
+		r.queued = false
+	case r.send && r.rdv:
+		delete(e.sends, r.id)
+		e.publish(r.peer, header{kind: kCancel, src: e.rank, comm: r.comm, tag: r.tag, id: r.id}, nil)
+	default:
+		return false
+	}
+	e.finish(r, err)
+	return true
+}
+
+// failAll sets the sticky error and fails every pending operation with it.
+// Called with e.mu held.
+func (e *engine) failAll(err error) {
+	if e.err != nil {
+		return
+	}
+	e.err = err
+	for _, q := range e.queues {
+		for _, r := range q.posted {
+			e.finish(r, err)
+		}
+		q.posted = nil
+	}
+	for i := range e.peers {
+		for _, r := range e.peers[i].queue {
+			e.finish(r, err)
+		}
+		e.peers[i].queue = nil
+	}
+	for _, r := range e.sends {
+		e.finish(r, err)
+	}
+	for _, r := range e.recvs {
+		e.finish(r, err)
+	}
+	clear(e.sends)
+	clear(e.recvs)
+	e.grantQ = nil
+	close(e.arrived)
+	e.arrived = make(chan struct{})
+}
+
+// lose handles the loss of the connection. Called with e.mu held.
+func (e *engine) lose(cause error) {
+	if e.closing || e.err != nil {
+		return
+	}
+	err := fmt.Errorf("%w: %v", ErrConnLost, cause)
+	e.failAll(err)
+	if e.opts.ExitOnLoss {
+		fmt.Fprintf(os.Stderr, "mpi: rank %d: %v; exiting\n", e.rank, err)
+		os.Exit(1)
+	}
+}
+
+// onAbort handles another rank's Abort.
+func (e *engine) onAbort(m *nats.Msg) {
+	rank, code, ok := parseAbort(m.Data)
+	if !ok || rank == e.rank {
+		return
+	}
+	e.mu.Lock()
+	e.failAll(&AbortError{Rank: rank, Code: code})
+	e.mu.Unlock()
+	if e.opts.fromEnv {
+		// Like MPI_Abort: every process of the job ends, with the code.
+		os.Exit(code)
+	}
+}
+
+// waitIdle waits until every send is complete, or d passes.
+func (e *engine) waitIdle(d time.Duration) bool {
+	e.mu.Lock()
+	if e.inflight == 0 {
+		e.mu.Unlock()
+		return true
+	}
+	if e.idle == nil {
+		e.idle = make(chan struct{})
+	}
+	idle := e.idle
+	e.mu.Unlock()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-idle:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+func remove[T any](s []T, i int) []T {
+	if i == 0 {
+		var zero T
+		s[0] = zero
+		return s[1:]
+	}
+	copy(s[i:], s[i+1:])
+	var zero T
+	s[len(s)-1] = zero
+	return s[:len(s)-1]
+}
+
+func removeItem[T comparable](s []T, x T) []T {
+	for i, y := range s {
+		if y == x {
+			return remove(s, i)
+		}
+	}
+	return s
+}

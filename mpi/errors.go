@@ -1,0 +1,64 @@
+package mpi
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors. Test for them with errors.Is: the errors returned by this
+// package wrap them, often inside a *RankError that names the rank involved.
+var (
+	// ErrRank is returned when a rank argument is outside [0, Size()).
+	ErrRank = errors.New("mpi: rank out of range")
+	// ErrTag is returned for a negative tag (other than AnyTag on receive) or
+	// a tag above MaxTag.
+	ErrTag = errors.New("mpi: tag out of range")
+	// ErrClosed is returned by any operation on a Comm after Close, and by
+	// operations that Close interrupted.
+	ErrClosed = errors.New("mpi: communicator closed")
+	// ErrAborted is returned by every blocked or later operation once a rank
+	// of the job has called Abort.
+	ErrAborted = errors.New("mpi: job aborted")
+	// ErrConnLost is returned by every blocked or later operation once this
+	// rank's connection to the bus is gone (the server went away, or
+	// dropped this rank as a slow consumer). A rank never reconnects:
+	// messages may have been lost, so the job cannot go on.
+	ErrConnLost = errors.New("mpi: connection to the bus lost")
+	// ErrCanceled is returned by Wait on a request that Cancel withdrew, and
+	// by a receive whose sender withdrew the message mid-way.
+	ErrCanceled = errors.New("mpi: request canceled")
+	// ErrInit is returned by Init when the job cannot be joined: a bad
+	// launch environment, an unreachable bus, or ranks that never showed up.
+	ErrInit = errors.New("mpi: init failed")
+	// ErrTruncate is returned by RecvSlice when a message's length is not a
+	// whole number of elements.
+	ErrTruncate = errors.New("mpi: message length is not a multiple of the element size")
+)
+
+// RankError reports a failure on, or caused by, another rank.
+type RankError struct {
+	Rank int    // the other rank (in the communicator the operation used)
+	Op   string // what was being done: "send", "recv", "abort", ...
+	Err  error  // a sentinel above, or the cause
+}
+
+func (e *RankError) Error() string {
+	return fmt.Sprintf("mpi: %s rank %d: %v", e.Op, e.Rank, e.Err)
+}
+
+// Unwrap returns the underlying error, so errors.Is sees the sentinel.
+func (e *RankError) Unwrap() error { return e.Err }
+
+// AbortError is the error of operations interrupted by another rank's Abort.
+// It wraps ErrAborted.
+type AbortError struct {
+	Rank int // world rank that called Abort
+	Code int // the code it passed
+}
+
+func (e *AbortError) Error() string {
+	return fmt.Sprintf("mpi: job aborted by rank %d with code %d", e.Rank, e.Code)
+}
+
+// Unwrap returns ErrAborted.
+func (e *AbortError) Unwrap() error { return ErrAborted }

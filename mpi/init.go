@@ -1,0 +1,256 @@
+package mpi
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/gorun-hpc/gorun/mpi/internal/subject"
+)
+
+// The launch contract's environment variables.
+const (
+	EnvRank      = "GORUN_RANK"
+	EnvSize      = "GORUN_SIZE"
+	EnvLocalRank = "GORUN_LOCAL_RANK"
+	EnvLocalSize = "GORUN_LOCAL_SIZE"
+	EnvJobID     = "GORUN_JOB_ID"
+	EnvNATSURL   = "GORUN_NATS_URL"
+	EnvNATSToken = "GORUN_NATS_TOKEN"
+)
+
+// Init joins the job that gorun started and returns the world communicator.
+// It reads the launch contract's GORUN_* variables; without them (a program
+// run on its own) it returns a world of size 1 that needs no server. It
+// returns once every rank of the job is ready to receive, so no message is
+// ever sent to a rank that could miss it, or an error wrapping ErrInit that
+// names the ranks that did not show up within the timeout (WithTimeout).
+//
+// Close the world when done. Nothing is global: several worlds can live in
+// one process (mpitest runs every rank of a job as goroutines).
+func Init(ctx context.Context, opts ...Option) (*Comm, error) {
+	o := DefaultOptions()
+	if err := o.fromEnvironment(); err != nil {
+		return nil, err
+	}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	if !o.fromEnv && !o.jobSet { // a singleton: rank 0 of 1, no bus
+		o.Rank, o.Size = 0, 1
+		e := newEngine(o)
+		e.setLimits(1 << 20)
+		return &Comm{e: e}, nil
+	}
+	if err := subject.CheckJob(o.JobID); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInit, err)
+	}
+	if o.URL == "" && len(o.NATSOptions) == 0 {
+		return nil, fmt.Errorf("%w: no NATS server: %s is not set", ErrInit, EnvNATSURL)
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	e := newEngine(o)
+	if err := e.connect(ctx); err != nil {
+		return nil, err
+	}
+	if err := e.handshake(ctx); err != nil {
+		e.mu.Lock()
+		e.closing = true
+		e.mu.Unlock()
+		e.nc.Close()
+		return nil, err
+	}
+	return &Comm{e: e, rank: o.Rank}, nil
+}
+
+// fromEnvironment fills the job from the launch contract, when present.
+func (o *Options) fromEnvironment() error {
+	rs, ok := os.LookupEnv(EnvRank)
+	if !ok {
+		return nil
+	}
+	bad := func(name, v string) error {
+		return fmt.Errorf("%w: %s=%q is not a valid value", ErrInit, name, v)
+	}
+	rank, err := strconv.Atoi(rs)
+	if err != nil {
+		return bad(EnvRank, rs)
+	}
+	ss := os.Getenv(EnvSize)
+	size, err := strconv.Atoi(ss)
+	if err != nil || size < 1 {
+		return bad(EnvSize, ss)
+	}
+	if rank < 0 || rank >= size {
+		return fmt.Errorf("%w: %s=%d is outside [0, %s=%d)", ErrInit, EnvRank, rank, EnvSize, size)
+	}
+	o.Rank, o.Size = rank, size
+	o.JobID = os.Getenv(EnvJobID)
+	o.URL = os.Getenv(EnvNATSURL)
+	o.Token = os.Getenv(EnvNATSToken)
+	o.fromEnv, o.ExitOnLoss = true, true
+	return nil
+}
+
+func (e *engine) connect(ctx context.Context) error {
+	o := e.opts
+	timeout := o.Timeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	nopts := []nats.Option{
+		nats.Name(fmt.Sprintf("gorun %s rank %d", o.JobID, o.Rank)),
+		nats.Timeout(min(timeout, 5*time.Second)),
+		nats.NoReconnect(),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err == nil {
+				err = errors.New("disconnected")
+			}
+			e.mu.Lock()
+			e.lose(err)
+			e.mu.Unlock()
+		}),
+		nats.ClosedHandler(func(*nats.Conn) {
+			e.mu.Lock()
+			e.lose(errors.New("connection closed"))
+			e.mu.Unlock()
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			// A slow consumer means a dropped message: the job cannot go on.
+			e.mu.Lock()
+			e.lose(err)
+			e.mu.Unlock()
+		}),
+	}
+	if o.Token != "" {
+		nopts = append(nopts, nats.Token(o.Token))
+	}
+	nopts = append(nopts, o.NATSOptions...)
+	nopts = append(nopts, nats.NoReconnect())
+	nc, err := nats.Connect(o.URL, nopts...)
+	if err != nil {
+		return fmt.Errorf("%w: rank %d: connect to NATS at %s: %v", ErrInit, o.Rank, o.URL, err)
+	}
+	e.nc = nc
+	e.setLimits(int(nc.MaxPayload()))
+	e.inbox = make([]string, e.size)
+	for r := range e.inbox {
+		e.inbox[r] = subject.Inbox(e.job, r)
+	}
+	fail := func(err error) error {
+		e.closing = true
+		nc.Close()
+		return fmt.Errorf("%w: rank %d: subscribe: %v", ErrInit, o.Rank, err)
+	}
+	if e.sub, err = nc.Subscribe(e.inbox[e.rank], e.onMsg); err != nil {
+		return fail(err)
+	}
+	// Flow control bounds what is in flight; the client must never drop.
+	if err = e.sub.SetPendingLimits(-1, -1); err != nil {
+		return fail(err)
+	}
+	if e.abortSub, err = nc.Subscribe(subject.Abort(e.job), e.onAbort); err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+// handshake returns when every rank's inbox is subscribed. Every rank but 0
+// asks rank 0 on the ready subject (retrying while rank 0 has not
+// subscribed yet); rank 0 answers them all once it has heard from everyone.
+func (e *engine) handshake(ctx context.Context) error {
+	if e.size == 1 {
+		return e.nc.FlushWithContext(ctx)
+	}
+	subj := subject.Ready(e.job)
+	if e.rank != 0 {
+		if err := e.nc.FlushWithContext(ctx); err != nil {
+			return fmt.Errorf("%w: rank %d: %v", ErrInit, e.rank, err)
+		}
+		msg := make([]byte, 8)
+		binary.LittleEndian.PutUint32(msg, uint32(e.rank))
+		binary.LittleEndian.PutUint32(msg[4:], uint32(e.size))
+		for {
+			reply, err := e.nc.RequestWithContext(ctx, subj, msg)
+			switch {
+			case err == nil && len(reply.Data) == 0:
+				return nil
+			case err == nil:
+				return fmt.Errorf("%w: rank %d: %s", ErrInit, e.rank, reply.Data)
+			case errors.Is(err, nats.ErrNoResponders):
+				// Rank 0 is not listening yet.
+				select {
+				case <-time.After(2 * time.Millisecond):
+					continue
+				case <-ctx.Done():
+				}
+			}
+			if ctx.Err() != nil {
+				return fmt.Errorf("%w: rank %d: rank 0 did not answer within %v: %v", ErrInit, e.rank, e.opts.Timeout, ctx.Err())
+			}
+			return fmt.Errorf("%w: rank %d: %v", ErrInit, e.rank, err)
+		}
+	}
+	sub, err := e.nc.SubscribeSync(subj)
+	if err != nil {
+		return fmt.Errorf("%w: rank 0: %v", ErrInit, err)
+	}
+	defer sub.Unsubscribe()
+	if err := e.nc.FlushWithContext(ctx); err != nil {
+		return fmt.Errorf("%w: rank 0: %v", ErrInit, err)
+	}
+	replies := make(map[int]string, e.size-1)
+	var problem string
+	for len(replies) < e.size-1 {
+		m, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			var missing []string
+			for r := 1; r < e.size; r++ {
+				if _, ok := replies[r]; !ok {
+					missing = append(missing, strconv.Itoa(r))
+				}
+			}
+			problem = fmt.Sprintf("ranks %s of %d never joined within %v", strings.Join(missing, ", "), e.size, e.opts.Timeout)
+			break
+		}
+		if len(m.Data) != 8 {
+			continue
+		}
+		r := int(binary.LittleEndian.Uint32(m.Data))
+		size := int(binary.LittleEndian.Uint32(m.Data[4:]))
+		if size != e.size && problem == "" {
+			problem = fmt.Sprintf("rank %d thinks the job has %d ranks, rank 0 thinks %d", r, size, e.size)
+		}
+		if r > 0 && r < e.size {
+			replies[r] = m.Reply
+		}
+	}
+	var answer []byte
+	if problem != "" {
+		answer = []byte(problem)
+	}
+	ranks := make([]int, 0, len(replies))
+	for r := range replies {
+		ranks = append(ranks, r)
+	}
+	slices.Sort(ranks)
+	for _, r := range ranks {
+		_ = e.nc.Publish(replies[r], answer)
+	}
+	_ = e.nc.Flush()
+	if problem != "" {
+		return fmt.Errorf("%w: %s", ErrInit, problem)
+	}
+	return nil
+}

@@ -1,0 +1,144 @@
+package mpi
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Option configures Init.
+type Option func(*Options) error
+
+// Options are the settings Init works with. The zero value is not useful;
+// Init starts from DefaultOptions and applies the Option values in order.
+type Options struct {
+	// Timeout bounds how long Init waits for the bus and for every rank to
+	// be ready.
+	Timeout time.Duration
+	// CloseTimeout bounds how long Close waits for sends still in flight.
+	CloseTimeout time.Duration
+
+	// JobID, Rank and Size place this process in a job. Init fills them
+	// from the launch contract's GORUN_* variables unless WithJob set them.
+	JobID      string
+	Rank, Size int
+	// URL is the NATS server (comma-separated for a cluster) and Token the
+	// job's secret; from GORUN_NATS_URL and GORUN_NATS_TOKEN by default.
+	URL, Token string
+	// NATSOptions are applied after Init's own connection options.
+	NATSOptions []nats.Option
+
+	// EagerLimit is the largest message sent at once; larger ones wait for
+	// the receiver to post a matching receive (rendezvous).
+	EagerLimit int
+	// EagerBudget bounds the bytes of unreceived small messages that all
+	// senders together may push at this rank. Each peer gets an equal share,
+	// never less than two full eager messages.
+	EagerBudget int
+	// RendezvousWindow bounds the bytes of large messages in flight towards
+	// this rank, over all senders.
+	RendezvousWindow int
+
+	// AbortFunc ends the process for Abort and when the job is aborted by
+	// another rank. nil means os.Exit. mpitest sets its own.
+	AbortFunc func(code int)
+	// ExitOnLoss makes a rank print why and exit(1) when its connection to
+	// the bus is lost, after failing its blocked calls. On by default under
+	// gorun, so that a rank never outlives its job.
+	ExitOnLoss bool
+
+	fromEnv bool // the job came from the launch environment
+	jobSet  bool // WithJob was given
+}
+
+// DefaultOptions returns the settings Init starts from.
+func DefaultOptions() Options {
+	return Options{
+		Timeout:          30 * time.Second,
+		CloseTimeout:     30 * time.Second,
+		EagerLimit:       64 << 10,
+		EagerBudget:      64 << 20,
+		RendezvousWindow: 32 << 20,
+	}
+}
+
+// WithTimeout sets how long Init waits for the bus and for every rank to be
+// ready (default 30 s). A rank that never shows up makes Init fail, naming it.
+func WithTimeout(d time.Duration) Option {
+	return func(o *Options) error {
+		if d <= 0 {
+			return fmt.Errorf("mpi: WithTimeout(%v): must be positive", d)
+		}
+		o.Timeout = d
+		return nil
+	}
+}
+
+// WithJob places the process in a job without the launch environment: the
+// job id shared by every rank, this rank and the world size.
+func WithJob(jobID string, rank, size int) Option {
+	return func(o *Options) error {
+		if size < 1 || rank < 0 || rank >= size {
+			return fmt.Errorf("mpi: WithJob: rank %d of size %d: %w", rank, size, ErrRank)
+		}
+		o.JobID, o.Rank, o.Size, o.jobSet = jobID, rank, size, true
+		return nil
+	}
+}
+
+// WithNATS sets the bus's URL and the job's token instead of
+// GORUN_NATS_URL and GORUN_NATS_TOKEN, and adds nats.go options for the
+// connection (for example nats.InProcessServer). Init always turns
+// reconnection off: a rank never reconnects.
+func WithNATS(url, token string, opts ...nats.Option) Option {
+	return func(o *Options) error {
+		o.URL, o.Token = url, token
+		o.NATSOptions = append(o.NATSOptions, opts...)
+		return nil
+	}
+}
+
+// WithEagerLimit sets the largest message that is sent without waiting for
+// the receiver (default 64 KiB). Larger messages use rendezvous.
+func WithEagerLimit(n int) Option {
+	return func(o *Options) error {
+		if n < 0 {
+			return fmt.Errorf("mpi: WithEagerLimit(%d): must not be negative", n)
+		}
+		o.EagerLimit = n
+		return nil
+	}
+}
+
+// WithBuffers sets the receive-side memory bounds: eager is the budget for
+// unreceived small messages from all peers (default 64 MiB), window the bytes
+// of large messages in flight towards this rank (default 32 MiB).
+func WithBuffers(eager, window int) Option {
+	return func(o *Options) error {
+		if eager <= 0 || window <= 0 {
+			return fmt.Errorf("mpi: WithBuffers(%d, %d): must be positive", eager, window)
+		}
+		o.EagerBudget, o.RendezvousWindow = eager, window
+		return nil
+	}
+}
+
+// WithAbortFunc replaces os.Exit as the way Abort ends this rank. The function
+// must not return normally for Abort to keep its promise; mpitest's calls
+// runtime.Goexit.
+func WithAbortFunc(f func(code int)) Option {
+	return func(o *Options) error {
+		o.AbortFunc = f
+		return nil
+	}
+}
+
+// WithExitOnLoss sets whether a lost connection ends the process (default:
+// on under gorun, off otherwise).
+func WithExitOnLoss(on bool) Option {
+	return func(o *Options) error {
+		o.ExitOnLoss = on
+		return nil
+	}
+}

@@ -1,0 +1,134 @@
+package mpi
+
+import (
+	"context"
+	"fmt"
+)
+
+// Send sends data to rank dst with tag, and blocks until data may be
+// reused: at once for a small message (up to the eager limit, 64 KiB by
+// default) when the receiver has buffer credit, else until the receiver has
+// taken the message. Send does not keep data after it returns. Errors wrap
+// ErrRank, ErrTag, ErrClosed, ErrAborted, ErrConnLost or ctx.Err(); a
+// message not yet on its way when ctx ends is withdrawn.
+func (c *Comm) Send(ctx context.Context, dst, tag int, data []byte) error {
+	return c.send(ctx, "send", c.id, dst, tag, data)
+}
+
+// Isend starts sending data to rank dst with tag and returns at once. data
+// must not change until the request completes (Wait, WaitAll or Done). An
+// invalid argument gives a request that fails on Wait.
+func (c *Comm) Isend(dst, tag int, data []byte) *Request {
+	return c.isend("isend", c.id, dst, tag, data)
+}
+
+// Recv blocks until a message from rank src (or AnySource) with tag (or
+// AnyTag) arrives, and returns it; the slice belongs to the caller. Messages
+// from one sender with one tag on one communicator are received in the order
+// they were sent. When ctx ends first, Recv returns an error wrapping
+// ctx.Err(), and no later message is consumed on its behalf.
+func (c *Comm) Recv(ctx context.Context, src, tag int) ([]byte, Status, error) {
+	return c.recv(ctx, "recv", c.id, src, tag)
+}
+
+// Irecv posts a receive for a message from src (or AnySource) with tag (or
+// AnyTag) and returns at once; Wait for it, then take the message from Data.
+func (c *Comm) Irecv(src, tag int) *Request {
+	return c.irecv("irecv", c.id, src, tag)
+}
+
+// Sendrecv sends data to dst and receives a message from src at the same
+// time, so that a ring or a pairwise exchange cannot deadlock. It returns
+// the received message.
+func (c *Comm) Sendrecv(ctx context.Context, dst, sendTag int, data []byte, src, recvTag int) ([]byte, Status, error) {
+	rr := c.irecv("sendrecv", c.id, src, recvTag)
+	if err := c.send(ctx, "sendrecv", c.id, dst, sendTag, data); err != nil {
+		rr.Cancel()
+		return nil, Status{}, err
+	}
+	st, err := rr.finishWait(ctx, "sendrecv")
+	if err != nil {
+		return nil, st, err
+	}
+	return rr.data, st, nil
+}
+
+// Probe blocks until a message that Recv(ctx, src, tag) would return has
+// arrived, and describes it without receiving it.
+func (c *Comm) Probe(ctx context.Context, src, tag int) (Status, error) {
+	if err := c.validRecv("probe", src, tag); err != nil {
+		return Status{}, err
+	}
+	wsrc := src
+	if src != AnySource {
+		wsrc = c.worldRank(src)
+	}
+	for {
+		st, ok, wait, err := c.e.probe(c, c.id, wsrc, tag)
+		if err != nil || ok {
+			return st, err
+		}
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return Status{}, fmt.Errorf("mpi: probe: %w", ctx.Err())
+		}
+	}
+}
+
+func (c *Comm) validRecv(op string, src, tag int) error {
+	if err := c.check(); err != nil {
+		return err
+	}
+	if err := c.checkRank(op, src, true); err != nil {
+		return err
+	}
+	return checkTag(op, tag, true)
+}
+
+func (c *Comm) send(ctx context.Context, op string, cid uint64, dst, tag int, data []byte) error {
+	r := c.isend(op, cid, dst, tag, data)
+	_, err := r.finishWait(ctx, op)
+	return err
+}
+
+func (c *Comm) isend(op string, cid uint64, dst, tag int, data []byte) *Request {
+	if err := c.check(); err != nil {
+		return failedRequest(err)
+	}
+	if err := c.checkRank(op, dst, false); err != nil {
+		return failedRequest(err)
+	}
+	if err := checkTag(op, tag, false); err != nil {
+		return failedRequest(err)
+	}
+	r := newRequest(c, true, cid, c.worldRank(dst), tag, data)
+	c.e.mu.Lock()
+	c.e.startSend(r)
+	c.e.mu.Unlock()
+	return r
+}
+
+func (c *Comm) recv(ctx context.Context, op string, cid uint64, src, tag int) ([]byte, Status, error) {
+	r := c.irecv(op, cid, src, tag)
+	st, err := r.finishWait(ctx, op)
+	if err != nil {
+		return nil, st, err
+	}
+	return r.data, st, nil
+}
+
+func (c *Comm) irecv(op string, cid uint64, src, tag int) *Request {
+	if err := c.validRecv(op, src, tag); err != nil {
+		return failedRequest(err)
+	}
+	wsrc := src
+	if src != AnySource {
+		wsrc = c.worldRank(src)
+	}
+	r := newRequest(c, false, cid, wsrc, tag, nil)
+	c.e.mu.Lock()
+	c.e.postRecv(r)
+	c.e.mu.Unlock()
+	return r
+}

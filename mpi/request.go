@@ -1,0 +1,159 @@
+package mpi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Request is a non-blocking send or receive in progress, as returned by
+// Isend and Irecv. Wait for it with Wait or WaitAll, or select on Done.
+type Request struct {
+	e      *engine
+	c      *Comm
+	send   bool
+	comm   uint64 // context id
+	peer   int    // send: destination world rank; receive: source world rank or AnySource
+	from   int    // rendezvous receive: the sender's world rank
+	tag    int
+	data   []byte // send: the caller's data; receive: the message, once complete
+	id     uint64 // rendezvous message id
+	size   int    // rendezvous receive: message size
+	off    int    // rendezvous: bytes streamed (send) or arrived (receive)
+	granted int   // rendezvous receive: bytes granted to the sender
+
+	rdv, queued, posted, counted, abandoned, finished bool
+
+	status Status
+	err    error
+	done   chan struct{}
+}
+
+func newRequest(c *Comm, send bool, comm uint64, peer, tag int, data []byte) *Request {
+	return &Request{e: c.e, c: c, send: send, comm: comm, peer: peer, tag: tag, data: data, done: make(chan struct{})}
+}
+
+// failedRequest is a request that ended before it began, with err.
+func failedRequest(err error) *Request {
+	r := &Request{err: err, finished: true, done: make(chan struct{})}
+	close(r.done)
+	return r
+}
+
+// Wait blocks until the request completes or ctx is done. For a receive,
+// the Status describes the message (its Count in bytes) and Data returns it;
+// for a send, the Status is zero and the data may be reused. When ctx ends
+// first, Wait returns an error wrapping ctx.Err() and the request goes on:
+// Wait again, or Cancel it.
+func (r *Request) Wait(ctx context.Context) (Status, error) {
+	select {
+	case <-r.done:
+		return r.status, r.err
+	default:
+	}
+	select {
+	case <-r.done:
+		return r.status, r.err
+	case <-ctx.Done():
+		return Status{}, fmt.Errorf("mpi: wait: %w", ctx.Err())
+	}
+}
+
+// Done returns a channel that is closed when the request completes.
+func (r *Request) Done() <-chan struct{} { return r.done }
+
+// Data returns a completed receive's message; nil before completion and
+// for sends. The slice belongs to the caller.
+func (r *Request) Data() []byte {
+	select {
+	case <-r.done:
+		if r.send {
+			return nil
+		}
+		return r.data
+	default:
+		return nil
+	}
+}
+
+// Cancel withdraws the request if no data has moved yet: a receive still
+// unmatched, a send still waiting for credit or for its receiver. Wait then
+// returns an error wrapping ErrCanceled. It reports whether the request was
+// withdrawn; a request already matched or complete runs to its end.
+func (r *Request) Cancel() bool {
+	if r.e == nil {
+		return false
+	}
+	return r.e.cancel(r, ErrCanceled, false)
+}
+
+// finishWait is Wait for the blocking calls: when ctx ends first, the
+// request is withdrawn (a matched receive is abandoned: its data dropped),
+// so that nothing is left behind to match a later message.
+func (r *Request) finishWait(ctx context.Context, op string) (Status, error) {
+	st, err := r.Wait(ctx)
+	if err == nil || r.e == nil {
+		return st, err
+	}
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		cerr := fmt.Errorf("mpi: %s: %w", op, ctx.Err())
+		if r.e.cancel(r, cerr, true) {
+			return Status{}, cerr
+		}
+		// It completed meanwhile: report how.
+		<-r.done
+		return r.status, r.err
+	}
+	return st, err
+}
+
+// WaitAll waits for every request. It returns nil when all succeeded, or the
+// errors of those that failed, joined. When ctx ends first it returns an
+// error wrapping ctx.Err(), and the requests go on.
+func WaitAll(ctx context.Context, reqs ...*Request) error {
+	var errs []error
+	for _, r := range reqs {
+		if _, err := r.Wait(ctx); err != nil {
+			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+				return err
+			}
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// WaitAny blocks until one of reqs completes and returns its index and
+// result. Completed requests are returned again on later calls; remove them
+// from reqs. With no requests it returns -1 and a nil error at once.
+func WaitAny(ctx context.Context, reqs ...*Request) (int, Status, error) {
+	if len(reqs) == 0 {
+		return -1, Status{}, nil
+	}
+	for i, r := range reqs {
+		select {
+		case <-r.done:
+			return i, r.status, r.err
+		default:
+		}
+	}
+	// None is complete yet: one watcher per request, all gone on return.
+	first := make(chan int, len(reqs))
+	stop := make(chan struct{})
+	defer close(stop)
+	for i, r := range reqs {
+		go func() {
+			select {
+			case <-r.done:
+				first <- i
+			case <-stop:
+			}
+		}()
+	}
+	select {
+	case i := <-first:
+		return i, reqs[i].status, reqs[i].err
+	case <-ctx.Done():
+		return -1, Status{}, fmt.Errorf("mpi: wait any: %w", ctx.Err())
+	}
+}
