@@ -9,18 +9,18 @@ import (
 // Request is a non-blocking send or receive in progress, as returned by
 // Isend and Irecv. Wait for it with Wait or WaitAll, or select on Done.
 type Request struct {
-	e      *engine
-	c      *Comm
-	send   bool
-	comm   uint64 // context id
-	peer   int    // send: destination world rank; receive: source world rank or AnySource
-	from   int    // rendezvous receive: the sender's world rank
-	tag    int
-	data   []byte // send: the caller's data; receive: the message, once complete
-	id     uint64 // rendezvous message id
-	size   int    // rendezvous receive: message size
-	off    int    // rendezvous: bytes streamed (send) or arrived (receive)
-	granted int   // rendezvous receive: bytes granted to the sender
+	e       *engine
+	c       *Comm
+	send    bool
+	comm    uint64 // context id
+	peer    int    // send: destination world rank; receive: source world rank or AnySource
+	from    int    // rendezvous receive: the sender's world rank
+	tag     int
+	data    []byte // send: the caller's data; receive: the message, once complete
+	id      uint64 // rendezvous message id
+	size    int    // rendezvous receive: message size
+	off     int    // rendezvous: bytes streamed (send) or arrived (receive)
+	granted int    // rendezvous receive: bytes granted to the sender
 
 	rdv, queued, posted, counted, abandoned, finished bool
 
