@@ -1,0 +1,98 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"runtime"
+	"runtime/debug"
+	"strings"
+
+	"github.com/gorun-hpc/gorun/launcher"
+)
+
+// version is gorun's version; a release build sets it with
+// -ldflags "-X main.version=v1.2.3", else the module version is used.
+var version = ""
+
+// newFlagSet defines gorun's flags on cfg. Flags use mpirun's names where
+// mpirun has one; the standard flag package takes -flag and --flag alike,
+// and flags stop at the program's name.
+func newFlagSet(cfg *launcher.Config, showVersion *bool) *flag.FlagSet {
+	fs := flag.NewFlagSet("gorun", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // errors are printed by gorun, in one line
+	fs.Usage = func() {}
+
+	fs.IntVar(&cfg.N, "n", cfg.N, "run `N` ranks (default: the number of CPUs, here "+fmt.Sprint(runtime.NumCPU())+")")
+	fs.IntVar(&cfg.N, "np", cfg.N, "run `N` ranks, as -n does")
+	fs.BoolVar(&cfg.TagOutput, "tag-output", false, `prefix each line of output with its rank, as "[3] "`)
+	fs.Func("x", "give every rank `VAR=VALUE`, or VAR with gorun's value of it (repeatable)", func(s string) error {
+		cfg.Env = append(cfg.Env, s)
+		return nil
+	})
+	fs.DurationVar(&cfg.Timeout, "timeout", 0, "stop the job when it runs longer than `DURATION` (e.g. 90s, 5m), exit 124")
+	fs.StringVar(&cfg.WorkDir, "wdir", "", "start the ranks in `DIR` (default: the current directory)")
+	fs.StringVar(&cfg.NATSURL, "nats", "", "use the NATS server at `URL` (a comma-separated list for a cluster)\n"+
+		"instead of the embedded one; a token may come from GORUN_NATS_TOKEN")
+	fs.BoolVar(&cfg.Verbose, "v", false, "say what gorun is doing, on stderr")
+	fs.BoolVar(showVersion, "version", false, "print gorun's version and exit")
+	return fs
+}
+
+// usage prints the help text, with every flag of fs.
+func usage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprint(w, `gorun runs an MPI-style job: N copies (ranks) of one Go program that talk
+over NATS, on a NATS server gorun embeds for the job.
+
+Usage:
+  gorun [flags] PROGRAM [args...]
+
+PROGRAM is a Go package directory, a .go file (both built once with go build)
+or an executable. Flags stop at PROGRAM: what follows goes to every rank.
+
+Examples:
+  gorun -n 8 ./examples/ring           build and run 8 ranks of a package
+  gorun -n 4 --tag-output ./sim.go     prefix each output line with "[rank] "
+  gorun -np 16 -x OMP_NUM_THREADS=1 ./bin/solver -steps 100
+  gorun -n 4 --timeout 10m ./job       stop the job after 10 minutes (exit 124)
+  gorun -n 64 --nats nats://bus:4222 ./job   use an existing NATS server
+
+Flags:
+`)
+	fs.VisitAll(func(f *flag.Flag) {
+		name, text := flag.UnquoteUsage(f)
+		dash := "--"
+		if len(f.Name) == 1 || f.Name == "np" {
+			dash = "-"
+		}
+		line := "  " + dash + f.Name
+		if name != "" {
+			line += " " + name
+		}
+		text = strings.ReplaceAll(text, "\n", "\n    \t")
+		fmt.Fprintf(w, "%s\n    \t%s\n", line, text)
+	})
+	fmt.Fprint(w, `
+Each rank gets GORUN_RANK, GORUN_SIZE, GORUN_LOCAL_RANK, GORUN_LOCAL_SIZE,
+GORUN_JOB_ID, GORUN_NATS_URL and GORUN_NATS_TOKEN in its environment.
+Standard input goes to rank 0. Output reaches gorun's whole lines at a time.
+
+Exit status: 0 when every rank exits 0; a failed rank's own code (128+signal
+if a signal killed it); 124 when --timeout passes; 130 or 143 when SIGINT or
+SIGTERM stops gorun (press Ctrl-C twice to kill at once); 1 when gorun cannot
+run the job (missing program, build error, NATS unreachable); 2 for a bad
+command line.
+`)
+}
+
+// versionString is gorun's version line.
+func versionString() string {
+	v := version
+	if v == "" {
+		v = "(devel)"
+		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+			v = bi.Main.Version
+		}
+	}
+	return fmt.Sprintf("gorun %s (%s, %s/%s)", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}

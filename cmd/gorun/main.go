@@ -1,0 +1,59 @@
+// Command gorun runs an MPI-style job of Go processes that talk over NATS.
+//
+//	gorun [flags] PROGRAM [args...]
+//
+// PROGRAM is a Go package directory, a .go file or an executable; Go
+// sources are built once, then N ranks of it run with the launch contract's
+// GORUN_* environment, on a NATS server gorun embeds (or one named with
+// --nats). Run "gorun --help" for the flags.
+//
+// gorun exits 0 when every rank exits 0; with a failed rank's own exit code
+// (128+signal for a rank killed by a signal) when one fails; 124 when
+// --timeout passes; 130 or 143 when SIGINT or SIGTERM stops it; 1 when it
+// cannot run the job at all and 2 for a bad command line.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/gorun-hpc/gorun/launcher"
+)
+
+func main() {
+	os.Exit(gorun(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// gorun is the whole command; it returns the exit status.
+func gorun(args []string, stdout, stderr io.Writer) int {
+	cfg := launcher.DefaultConfig()
+	cfg.Signals = true
+	cfg.Stdout, cfg.Stderr = stdout, stderr
+	var showVersion bool
+	fs := newFlagSet(&cfg, &showVersion)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage(stdout, fs)
+			return launcher.ExitOK
+		}
+		fmt.Fprintf(stderr, "gorun: %v (see gorun --help)\n", err)
+		return launcher.ExitUsage
+	}
+	if showVersion {
+		fmt.Fprintln(stdout, versionString())
+		return launcher.ExitOK
+	}
+	if fs.NArg() == 0 {
+		fmt.Fprintln(stderr, "gorun: no program to run (see gorun --help)")
+		return launcher.ExitUsage
+	}
+	err := launcher.Run(context.Background(), cfg, fs.Arg(0), fs.Args()[1:]...)
+	if err != nil {
+		fmt.Fprintf(stderr, "gorun: %v\n", err)
+	}
+	return launcher.ExitCode(err)
+}

@@ -1,0 +1,126 @@
+package launcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Program is what every rank of a job runs: an executable, built from Go
+// sources if need be.
+type Program struct {
+	// Path is the executable's absolute path.
+	Path string
+	// Built says whether gorun built it from Go sources (into a temporary
+	// directory that Remove deletes).
+	Built bool
+
+	tmpDir string
+}
+
+// Remove deletes the executable if gorun built it. It is safe to call on a
+// nil *Program and more than once.
+func (p *Program) Remove() {
+	if p == nil || p.tmpDir == "" {
+		return
+	}
+	os.RemoveAll(p.tmpDir)
+	p.tmpDir = ""
+}
+
+// PrepareProgram finds the executable for prog, which is one of:
+//
+//   - a Go package directory ("./examples/ring") or a .go file ("main.go"):
+//     built once with `go build` into a temporary directory (call Remove when
+//     the job is over). The compiler's messages go to stderr as it printed
+//     them; a failed build returns an error and nothing runs;
+//   - a path to an executable file;
+//   - a command name without a slash, looked up in PATH.
+//
+// The go command runs in the package's directory, so the module that
+// holds the package is used whatever gorun's working directory is.
+func PrepareProgram(ctx context.Context, prog string, stderr io.Writer) (*Program, error) {
+	if prog == "" {
+		return nil, errors.New("no program given")
+	}
+	fi, err := os.Stat(prog)
+	switch {
+	case err == nil && fi.IsDir():
+		abs, err := filepath.Abs(prog)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", prog, err)
+		}
+		return buildGo(ctx, prog, abs, ".", filepath.Base(abs), stderr)
+	case err == nil && strings.HasSuffix(prog, ".go") && fi.Mode().IsRegular():
+		abs, err := filepath.Abs(prog)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", prog, err)
+		}
+		base := filepath.Base(abs)
+		return buildGo(ctx, prog, filepath.Dir(abs), base, strings.TrimSuffix(base, ".go"), stderr)
+	case err == nil:
+		if !fi.Mode().IsRegular() {
+			return nil, fmt.Errorf("%s: not a Go package, a .go file or an executable", prog)
+		}
+		if fi.Mode().Perm()&0o111 == 0 {
+			return nil, fmt.Errorf("%s: not executable (and not a Go package or .go file)", prog)
+		}
+		abs, err := filepath.Abs(prog)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", prog, err)
+		}
+		return &Program{Path: abs}, nil
+	case !errors.Is(err, os.ErrNotExist):
+		return nil, fmt.Errorf("%s: %w", prog, unwrapPath(err))
+	case !strings.ContainsRune(prog, os.PathSeparator):
+		path, lerr := exec.LookPath(prog)
+		if lerr != nil {
+			return nil, fmt.Errorf("%s: no such file, directory or command in PATH", prog)
+		}
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", prog, err)
+		}
+		return &Program{Path: abs}, nil
+	}
+	return nil, fmt.Errorf("%s: no such file or directory", prog)
+}
+
+// buildGo runs `go build -o TMP/name target` in dir.
+func buildGo(ctx context.Context, prog, dir, target, name string, stderr io.Writer) (*Program, error) {
+	gocmd, err := exec.LookPath("go")
+	if err != nil {
+		return nil, fmt.Errorf("%s is Go source, but the go command is not in PATH", prog)
+	}
+	tmp, err := os.MkdirTemp("", "gorun-")
+	if err != nil {
+		return nil, fmt.Errorf("building %s: %w", prog, err)
+	}
+	if name == "" || name == "." || name == string(os.PathSeparator) {
+		name = "prog"
+	}
+	out := filepath.Join(tmp, name)
+	cmd := exec.CommandContext(ctx, gocmd, "build", "-o", out, target)
+	cmd.Dir = dir
+	cmd.Stdout = stderr
+	cmd.Stderr = stderr
+	cmd.WaitDelay = time.Second
+	if err := cmd.Run(); err != nil {
+		os.RemoveAll(tmp)
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("building %s: %w", prog, context.Cause(ctx))
+		}
+		return nil, fmt.Errorf("%s: build failed (go build's messages are above)", prog)
+	}
+	if fi, err := os.Stat(out); err != nil || !fi.Mode().IsRegular() {
+		os.RemoveAll(tmp)
+		return nil, fmt.Errorf("%s: not a main package: go build made no executable", prog)
+	}
+	return &Program{Path: out, Built: true, tmpDir: tmp}, nil
+}

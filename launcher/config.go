@@ -1,0 +1,206 @@
+package launcher
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// Config says how to run a job: how many ranks, where, and how gorun
+// behaves around them. Start from DefaultConfig, change what you need, and
+// check it with Validate (Run validates it too).
+type Config struct {
+	// N is the number of ranks (world size). It must be at least 1.
+	N int
+
+	// Hosts are the machines the job runs on; nil runs every rank on this
+	// machine. MapBy ("slot" or "node") and Oversubscribe decide how ranks
+	// are placed on them (see MakePlan). Locally (Hosts nil) more ranks
+	// than CPUs is always allowed.
+	Hosts         []Host
+	MapBy         string
+	Oversubscribe bool
+
+	// TagOutput prefixes every line a rank writes with "[rank] ".
+	TagOutput bool
+
+	// Env lists variables given to every rank, as "VAR=VALUE", or "VAR"
+	// for the value of VAR in gorun's own environment (mpirun's -x). Local
+	// ranks also inherit gorun's whole environment.
+	Env []string
+
+	// Timeout ends the job when it runs longer; 0 means no limit. A job
+	// that times out ends with ExitTimeout.
+	Timeout time.Duration
+
+	// WorkDir is the directory the ranks start in; "" means gorun's own.
+	WorkDir string
+
+	// NATSURL, when set, is an existing NATS server (or a comma-separated
+	// list of a cluster's servers) to use instead of the embedded one. A
+	// token for it may be given in the URL or in the GORUN_NATS_TOKEN
+	// variable of gorun's environment. The job stays isolated by its job
+	// id.
+	NATSURL string
+
+	// NATSHost is the address the embedded NATS server listens on:
+	// "127.0.0.1" (the default) for a job on this machine only, "0.0.0.0"
+	// (or this machine's address) when remote ranks must reach it.
+	NATSHost string
+
+	// ConnectTimeout bounds the check that an existing NATS server
+	// (NATSURL) answers.
+	ConnectTimeout time.Duration
+
+	// StopGrace is how long a rank has to exit after SIGTERM before it is
+	// sent SIGKILL, once the job is being stopped.
+	StopGrace time.Duration
+
+	// Signals makes Run handle SIGINT and SIGTERM: the first stops the
+	// job (exit code 130 or 143), a second SIGINT kills every rank at
+	// once. The gorun command sets it; a library caller that cancels ctx
+	// instead leaves it false.
+	Signals bool
+
+	// Verbose makes gorun say what it is doing, on Stderr.
+	Verbose bool
+
+	// Stdin is given to rank 0 (nil: no input). Stdout and Stderr receive
+	// the ranks' output, whole lines at a time (nil: os.Stdout, os.Stderr).
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+}
+
+// DefaultConfig returns a Config for a local job with one rank per CPU,
+// the embedded NATS server on the loopback interface, and gorun's own
+// standard input and output.
+func DefaultConfig() Config {
+	return Config{
+		N:              runtime.NumCPU(),
+		MapBy:          "slot",
+		NATSHost:       "127.0.0.1",
+		ConnectTimeout: 3 * time.Second,
+		StopGrace:      500 * time.Millisecond,
+		Stdin:          os.Stdin,
+		Stdout:         os.Stdout,
+		Stderr:         os.Stderr,
+	}
+}
+
+// Validate reports the first problem with cfg as an error that names the
+// setting (by its gorun flag) and the bad value.
+func (cfg *Config) Validate() error {
+	if cfg.N < 1 {
+		return fmt.Errorf("-n %d: the number of ranks must be at least 1", cfg.N)
+	}
+	if cfg.Timeout < 0 {
+		return fmt.Errorf("--timeout %v: must not be negative", cfg.Timeout)
+	}
+	if cfg.StopGrace < 0 {
+		return fmt.Errorf("stop grace %v: must not be negative", cfg.StopGrace)
+	}
+	switch cfg.MapBy {
+	case "", "slot", "node":
+	default:
+		return fmt.Errorf("--map-by %q: must be slot or node", cfg.MapBy)
+	}
+	for _, kv := range cfg.Env {
+		name, _, _ := strings.Cut(kv, "=")
+		if err := checkEnvName(name); err != nil {
+			return fmt.Errorf("-x %q: %w", kv, err)
+		}
+	}
+	if cfg.WorkDir != "" {
+		fi, err := os.Stat(cfg.WorkDir)
+		if err != nil {
+			return fmt.Errorf("--wdir %s: %w", cfg.WorkDir, unwrapPath(err))
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("--wdir %s: not a directory", cfg.WorkDir)
+		}
+	}
+	if cfg.NATSURL != "" {
+		if err := checkNATSURL(cfg.NATSURL); err != nil {
+			return fmt.Errorf("--nats %s: %w", redactURL(cfg.NATSURL), err)
+		}
+	}
+	return nil
+}
+
+// checkEnvName rejects names that cannot be environment variables, and
+// the launch contract's own.
+func checkEnvName(name string) error {
+	if name == "" {
+		return errors.New("empty variable name")
+	}
+	for _, r := range name {
+		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return fmt.Errorf("%q is not a valid variable name", name)
+		}
+	}
+	if strings.HasPrefix(name, "GORUN_") {
+		return fmt.Errorf("%s is set by gorun itself", name)
+	}
+	return nil
+}
+
+// checkNATSURL checks every URL of a comma-separated list.
+func checkNATSURL(list string) error {
+	for _, s := range strings.Split(list, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			return errors.New("empty URL in list")
+		}
+		if !strings.Contains(s, "://") {
+			s = "nats://" + s
+		}
+		u, err := url.Parse(s)
+		if err != nil {
+			return errors.New("not a URL")
+		}
+		switch u.Scheme {
+		case "nats", "tls":
+		default:
+			return fmt.Errorf("scheme %q: want nats:// or tls://", u.Scheme)
+		}
+		if u.Hostname() == "" {
+			return errors.New("no host in URL")
+		}
+	}
+	return nil
+}
+
+// redactURL hides any password or token in a comma-separated URL list, so
+// that it can be printed.
+func redactURL(list string) string {
+	parts := strings.Split(list, ",")
+	for i, s := range parts {
+		if at := strings.LastIndex(s, "@"); at >= 0 {
+			start := strings.Index(s, "://")
+			if start < 0 {
+				start = 0
+			} else {
+				start += 3
+			}
+			if start <= at {
+				parts[i] = s[:start] + "***" + s[at:]
+			}
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// unwrapPath turns "stat x: no such file or directory" into "no such file
+// or directory", since the caller names the path already.
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}

@@ -1,0 +1,145 @@
+package launcher
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+)
+
+// Exit codes of gorun besides a failed rank's own code.
+const (
+	// ExitOK: every rank exited 0.
+	ExitOK = 0
+	// ExitFailure: gorun itself could not run the job (missing program,
+	// build error, NATS server unreachable, a rank that could not start).
+	ExitFailure = 1
+	// ExitUsage: bad command line (unknown flag, bad value).
+	ExitUsage = 2
+	// ExitTimeout: the job ran longer than --timeout, as timeout(1) does.
+	ExitTimeout = 124
+	// ExitSignalBase plus a signal's number: a rank was killed by that
+	// signal, or gorun was stopped by it (130 for SIGINT, 143 for SIGTERM).
+	ExitSignalBase = 128
+)
+
+// ExitError is the error Run returns when the job did not succeed. Code is
+// the exit status gorun exits with: a failed rank's own code, 128+signal,
+// ExitTimeout, or ExitFailure.
+type ExitError struct {
+	Code int
+	Msg  string // one line, without a "gorun: " prefix
+	Err  error  // the cause, if any
+}
+
+func (e *ExitError) Error() string { return e.Msg }
+
+// Unwrap returns the cause.
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// ExitCode is the exit status for an error Run returned: 0 for nil, the
+// Code of an *ExitError, and ExitFailure for any other error.
+func ExitCode(err error) int {
+	if err == nil {
+		return ExitOK
+	}
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		return ee.Code
+	}
+	return ExitFailure
+}
+
+// rankExit is how one rank ended, as a spawner reports it.
+type rankExit struct {
+	Rank int
+	Host string // host name, for messages
+	Pid  int    // 0 if unknown
+
+	// Code is the exit status (0..255); Signal is set instead when the
+	// rank was killed by a signal.
+	Code   int
+	Signal syscall.Signal
+
+	// Err is set when the rank could not be started or waited for.
+	Err error
+
+	// NotStarted is set for a rank the spawner gave up on before starting
+	// it (the job was being stopped).
+	NotStarted bool
+
+	// Panicked is set when the rank printed a Go panic before exiting.
+	Panicked bool
+}
+
+// failed says whether the rank ended in a way that fails the job.
+func (x rankExit) failed() bool {
+	return !x.NotStarted && (x.Err != nil || x.Signal != 0 || x.Code != 0)
+}
+
+// exitCode is the code gorun exits with for this rank's failure.
+func (x rankExit) exitCode() int {
+	switch {
+	case x.Signal != 0:
+		return ExitSignalBase + int(x.Signal)
+	case x.Err != nil && x.Code == 0:
+		return ExitFailure
+	}
+	return x.Code
+}
+
+// String describes the rank and how it ended, as in "rank 3 (pid 1234 on
+// host x) exited with status 7".
+func (x rankExit) String() string {
+	var how string
+	switch {
+	case x.Err != nil:
+		how = x.Err.Error()
+	case x.Signal != 0:
+		how = fmt.Sprintf("was killed by signal %d (%s)", int(x.Signal), signalName(x.Signal))
+	default:
+		how = fmt.Sprintf("exited with status %d", x.Code)
+	}
+	if x.Panicked {
+		how += " after a panic"
+	}
+	return x.who() + " " + how
+}
+
+// who names the rank, as in "rank 3 (pid 1234 on host x)".
+func (x rankExit) who() string {
+	s := fmt.Sprintf("rank %d (", x.Rank)
+	if x.Pid > 0 {
+		s += fmt.Sprintf("pid %d ", x.Pid)
+	}
+	return s + "on host " + x.Host + ")"
+}
+
+// signalName is the SIGxxx name of common signals, else the C library's
+// description.
+func signalName(s syscall.Signal) string {
+	switch s {
+	case syscall.SIGHUP:
+		return "SIGHUP"
+	case syscall.SIGINT:
+		return "SIGINT"
+	case syscall.SIGQUIT:
+		return "SIGQUIT"
+	case syscall.SIGILL:
+		return "SIGILL"
+	case syscall.SIGABRT:
+		return "SIGABRT"
+	case syscall.SIGBUS:
+		return "SIGBUS"
+	case syscall.SIGFPE:
+		return "SIGFPE"
+	case syscall.SIGKILL:
+		return "SIGKILL"
+	case syscall.SIGSEGV:
+		return "SIGSEGV"
+	case syscall.SIGPIPE:
+		return "SIGPIPE"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	}
+	return s.String()
+}

@@ -1,0 +1,192 @@
+package launcher
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// output forwards the ranks' stdout and stderr to gorun's, one whole line at
+// a time: each line is assembled in full (any length) and written with a
+// single Write under one mutex shared by both streams, so two ranks never mix
+// inside a line even when stdout and stderr are the same file.
+type output struct {
+	mu             sync.Mutex // held for every Write to stdout or stderr
+	stdout, stderr io.Writer
+	tag            bool
+
+	wg      sync.WaitGroup
+	rmu     sync.Mutex
+	readers map[io.Closer]struct{} // streams not yet at EOF
+	panics  map[int]bool           // ranks that printed a Go panic on stderr
+	aborts  map[int]int            // rank -> code, of ranks that said on stderr they called Abort
+}
+
+func newOutput(stdout, stderr io.Writer, tag bool) *output {
+	return &output{
+		stdout:  stdout,
+		stderr:  stderr,
+		tag:     tag,
+		readers: make(map[io.Closer]struct{}),
+		panics:  make(map[int]bool),
+		aborts:  make(map[int]int),
+	}
+}
+
+// forward copies r, one of rank's output streams, to gorun's stdout (or
+// stderr if toStderr) until EOF, then closes r. It returns at once; wait
+// waits for every forwarded stream.
+func (o *output) forward(rank int, r io.ReadCloser, toStderr bool) {
+	o.rmu.Lock()
+	o.readers[r] = struct{}{}
+	o.rmu.Unlock()
+	o.wg.Add(1)
+	go func() {
+		defer o.wg.Done()
+		o.copyLines(rank, r, toStderr)
+		o.rmu.Lock()
+		delete(o.readers, r)
+		o.rmu.Unlock()
+		r.Close()
+	}()
+}
+
+// copyLines does forward's work.
+func (o *output) copyLines(rank int, r io.Reader, toStderr bool) {
+	dst := o.stdout
+	if toStderr {
+		dst = o.stderr
+	}
+	var prefix []byte
+	if o.tag {
+		prefix = []byte("[" + strconv.Itoa(rank) + "] ")
+	}
+	br := bufio.NewReaderSize(r, 64<<10)
+	line := append([]byte(nil), prefix...)
+	for {
+		chunk, err := br.ReadSlice('\n')
+		line = append(line, chunk...)
+		if err == bufio.ErrBufferFull {
+			continue // a long line: keep assembling it
+		}
+		if err != nil && len(line) == len(prefix) {
+			return // EOF (or a read error) between lines
+		}
+		if err != nil {
+			line = append(line, '\n') // a last line without newline
+		}
+		if toStderr {
+			o.note(rank, line[len(prefix):])
+		}
+		o.mu.Lock()
+		dst.Write(line) // nowhere to report a failed write to gorun's own output
+		o.mu.Unlock()
+		if err != nil {
+			return
+		}
+		if cap(line) > 1<<20 {
+			line = append([]byte(nil), prefix...) // do not keep one huge line's memory
+		} else {
+			line = line[:len(prefix)]
+		}
+	}
+}
+
+// note records what a line of rank's stderr says about how it ends.
+func (o *output) note(rank int, line []byte) {
+	if isPanicLine(line) {
+		o.rmu.Lock()
+		o.panics[rank] = true
+		o.rmu.Unlock()
+	}
+	if code, ok := parseAbortLine(rank, line); ok {
+		o.rmu.Lock()
+		if _, dup := o.aborts[rank]; !dup {
+			o.aborts[rank] = code
+		}
+		o.rmu.Unlock()
+	}
+}
+
+// parseAbortLine recognizes the line mpi's Comm.Abort prints on stderr,
+// "mpi: rank R aborted the job with code C", for rank R, and returns C.
+func parseAbortLine(rank int, line []byte) (code int, ok bool) {
+	rest, ok := bytes.CutPrefix(line, []byte("mpi: rank "+strconv.Itoa(rank)+" aborted the job with code "))
+	if !ok {
+		return 0, false
+	}
+	code, err := strconv.Atoi(string(bytes.TrimSpace(rest)))
+	return code, err == nil
+}
+
+// isPanicLine says whether a line of stderr starts a Go panic or fatal
+// runtime error report.
+func isPanicLine(line []byte) bool {
+	return bytes.HasPrefix(line, []byte("panic: ")) || bytes.HasPrefix(line, []byte("fatal error: "))
+}
+
+// panicked says whether rank printed a Go panic on its stderr.
+func (o *output) panicked(rank int) bool {
+	o.rmu.Lock()
+	defer o.rmu.Unlock()
+	return o.panics[rank]
+}
+
+// abortedRanks returns the ranks that said they called Abort, in order.
+func (o *output) abortedRanks() []int {
+	o.rmu.Lock()
+	defer o.rmu.Unlock()
+	var ranks []int
+	for r := range o.aborts {
+		ranks = append(ranks, r)
+	}
+	slices.Sort(ranks)
+	return ranks
+}
+
+// abortCode is the code rank said it called Abort with.
+func (o *output) abortCode(rank int) int {
+	o.rmu.Lock()
+	defer o.rmu.Unlock()
+	return o.aborts[rank]
+}
+
+// wait waits until every forwarded stream reached EOF and was written out,
+// at most timeout; then it closes the streams still open (a rank's child
+// holding a pipe open), and waits for their goroutines to finish. It
+// reports whether every stream reached EOF by itself.
+func (o *output) wait(timeout time.Duration) bool {
+	done := make(chan struct{})
+	go func() { o.wg.Wait(); close(done) }()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+	}
+	o.rmu.Lock()
+	for r := range o.readers {
+		r.Close()
+	}
+	o.rmu.Unlock()
+	<-done
+	return false
+}
+
+// printf writes one line of gorun's own to stderr, prefixed "gorun: ", under
+// the output lock.
+func (o *output) printf(format string, args ...any) {
+	msg := "gorun: " + fmt.Sprintf(format, args...)
+	if msg[len(msg)-1] != '\n' {
+		msg += "\n"
+	}
+	o.mu.Lock()
+	io.WriteString(o.stderr, msg)
+	o.mu.Unlock()
+}

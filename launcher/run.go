@@ -1,0 +1,350 @@
+package launcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// outputDrain bounds the wait for the ranks' output once every rank has
+// ended (only a process that escaped its rank's process group can hold a
+// pipe open that long).
+const outputDrain = time.Second
+
+// Run runs prog (see PrepareProgram) with args as a job of cfg.N ranks, and
+// waits until every rank has ended and its output has been written out.
+//
+// It builds Go sources first, starts the embedded NATS server (unless
+// cfg.NATSURL names one), places the ranks (cfg.Hosts, or all on this
+// machine) and starts them with the launch contract's environment.
+//
+// It returns nil when every rank exits 0. Otherwise it returns an
+// *ExitError whose one-line message says why and whose Code is the exit
+// status for gorun (see ExitCode): when a rank fails (non-zero exit, killed
+// by a signal, could not start), the first failure names the rank, host,
+// pid and how it ended, and every other rank is stopped (SIGTERM to its
+// process group, SIGKILL after cfg.StopGrace). The job is stopped the same
+// way when cfg.Timeout passes (ExitTimeout), on SIGINT or SIGTERM with
+// cfg.Signals (128+signal), and when ctx is done (ExitFailure). No rank
+// process outlives Run.
+func Run(ctx context.Context, cfg Config, prog string, args ...string) error {
+	if err := cfg.Validate(); err != nil {
+		return &ExitError{Code: ExitUsage, Msg: err.Error(), Err: err}
+	}
+	cfg.fillDefaults()
+	r := &runner{cfg: cfg, out: newOutput(cfg.Stdout, cfg.Stderr, cfg.TagOutput), t0: time.Now()}
+	return r.run(ctx, prog, args)
+}
+
+// fillDefaults replaces unset fields with DefaultConfig's values (Stdin
+// stays nil: no input).
+func (cfg *Config) fillDefaults() {
+	def := DefaultConfig()
+	if cfg.MapBy == "" {
+		cfg.MapBy = def.MapBy
+	}
+	if cfg.NATSHost == "" {
+		cfg.NATSHost = def.NATSHost
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = def.ConnectTimeout
+	}
+	if cfg.StopGrace == 0 {
+		cfg.StopGrace = def.StopGrace
+	}
+	if cfg.Stdout == nil {
+		cfg.Stdout = os.Stdout
+	}
+	if cfg.Stderr == nil {
+		cfg.Stderr = os.Stderr
+	}
+}
+
+// runner is one Run.
+type runner struct {
+	cfg Config
+	out *output
+	t0  time.Time
+}
+
+// logf prints a line of -v output.
+func (r *runner) logf(format string, args ...any) {
+	if r.cfg.Verbose {
+		r.out.printf(format, args...)
+	}
+}
+
+// signalCause is the cause of a job stopped by a signal to gorun.
+type signalCause struct{ sig syscall.Signal }
+
+func (s signalCause) Error() string { return "interrupted by " + signalName(s.sig) }
+
+// stopped is the ExitError for a job stopped by cause before or while its
+// ranks ran.
+func stopped(cause error, what string) *ExitError {
+	var sc signalCause
+	if errors.As(cause, &sc) {
+		return &ExitError{Code: ExitSignalBase + int(sc.sig), Msg: sc.Error() + what, Err: cause}
+	}
+	return &ExitError{Code: ExitFailure, Msg: "job cancelled: " + cause.Error() + what, Err: cause}
+}
+
+func (r *runner) run(ctx context.Context, prog string, args []string) error {
+	cfg := &r.cfg
+	jobCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	var sigCh chan os.Signal
+	if cfg.Signals {
+		sigCh = make(chan os.Signal, 4)
+		signal.Notify(sigCh, syscall.SIGINT, syscall.SIGTERM)
+		defer signal.Stop(sigCh)
+	}
+	// Until the ranks start, a signal cancels whatever gorun is doing.
+	launched, preDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(preDone)
+		select {
+		case s := <-sigCh:
+			cancel(signalCause{s.(syscall.Signal)})
+		case <-launched:
+		}
+	}()
+	launch := sync.OnceFunc(func() { close(launched); <-preDone })
+	defer launch()
+
+	fail := func(err error) error {
+		if jobCtx.Err() != nil {
+			return stopped(context.Cause(jobCtx), "")
+		}
+		return &ExitError{Code: ExitFailure, Msg: err.Error(), Err: err}
+	}
+
+	// The program, built once if it is Go source.
+	t := time.Now()
+	p, err := PrepareProgram(jobCtx, prog, cfg.Stderr)
+	if err != nil {
+		return fail(err)
+	}
+	defer p.Remove()
+	if p.Built {
+		r.logf("built %s in %v", prog, time.Since(t).Round(time.Millisecond))
+	}
+
+	// The bus.
+	job := jobInfo{ID: uuid.NewString()}
+	if cfg.NATSURL == "" {
+		srv, err := StartServer(cfg.NATSHost, cfg.Verbose)
+		if err != nil {
+			return fail(err)
+		}
+		defer srv.Shutdown()
+		job.NATSURL, job.Token, job.Server = srv.URL(), srv.Token(), srv
+		r.logf("embedded NATS server listening on %s:%d", cfg.NATSHost, srv.Port())
+	} else {
+		token := os.Getenv(EnvNATSToken)
+		cctx, ccancel := context.WithTimeout(jobCtx, cfg.ConnectTimeout)
+		err := CheckServer(cctx, cfg.NATSURL, token, cfg.ConnectTimeout)
+		ccancel()
+		if err != nil {
+			return fail(fmt.Errorf("--nats %s: cannot connect: %w", redactURL(cfg.NATSURL), err))
+		}
+		job.NATSURL, job.Token = cfg.NATSURL, token
+		r.logf("using the NATS server at %s", redactURL(cfg.NATSURL))
+	}
+	r.logf("job %s", job.ID)
+
+	// Where each rank runs, and who starts it.
+	plan, err := r.plan()
+	if err != nil {
+		return fail(err)
+	}
+	env := resolveEnv(cfg.Env)
+	var specs []*spawnSpec
+	var spawners []spawner
+	for i, h := range plan.Hosts {
+		var procs []Proc
+		for _, pr := range plan.Procs {
+			if pr.Host == i {
+				procs = append(procs, pr)
+			}
+		}
+		if len(procs) == 0 {
+			continue
+		}
+		sp, err := newSpawner(cfg, h)
+		if err != nil {
+			return fail(err)
+		}
+		spec := &spawnSpec{
+			Plan: &plan, Host: i, Procs: procs,
+			Path: p.Path, Args: args, WorkDir: cfg.WorkDir,
+			Env: env, Job: job, Out: r.out,
+		}
+		if procs[0].Rank == 0 {
+			spec.Stdin = cfg.Stdin
+		}
+		specs = append(specs, spec)
+		spawners = append(spawners, sp)
+	}
+	if jobCtx.Err() != nil {
+		return fail(jobCtx.Err())
+	}
+
+	// Start every host's ranks, then watch them.
+	exits := make(chan rankExit, cfg.N)
+	startCtx, stopStarting := context.WithCancel(jobCtx)
+	defer stopStarting()
+	var starting sync.WaitGroup
+	for k, sp := range spawners {
+		starting.Go(func() { sp.start(startCtx, specs[k], exits) })
+	}
+	launch() // from here on, the loop below reads sigCh
+	r.logf("starting %d ranks of %s", cfg.N, p.Path)
+
+	res := r.watch(jobCtx, spawners, exits, sigCh)
+	stopStarting()
+	starting.Wait()
+	if !r.out.wait(outputDrain) {
+		r.logf("output of some rank still open %v after it ended; closed", outputDrain)
+	}
+	r.logf("job ended after %v", time.Since(r.t0).Round(time.Millisecond))
+	return res
+}
+
+// plan places the ranks: on cfg.Hosts, or all on this machine (where more
+// ranks than CPUs is allowed).
+func (r *runner) plan() (Plan, error) {
+	cfg := &r.cfg
+	hosts := append([]Host(nil), cfg.Hosts...)
+	oversub := cfg.Oversubscribe
+	if len(hosts) == 0 {
+		hosts = []Host{{Name: "localhost", Source: "local"}}
+		oversub = true
+	}
+	for i := range hosts {
+		if hosts[i].Slots == 0 && hosts[i].IsLocal() {
+			hosts[i].Slots = runtime.NumCPU()
+		}
+	}
+	plan, err := MakePlan(hosts, cfg.N, cfg.MapBy, oversub)
+	if err != nil {
+		return Plan{}, err
+	}
+	if len(cfg.Hosts) == 0 {
+		if cfg.N > hosts[0].Slots {
+			r.logf("%d ranks on %d CPUs: more ranks than CPUs (oversubscribed), allowed on this machine", cfg.N, hosts[0].Slots)
+		} else {
+			r.logf("%d ranks on %d CPUs", cfg.N, hosts[0].Slots)
+		}
+	}
+	return plan, nil
+}
+
+// newSpawner returns the spawner for the ranks placed on h.
+func newSpawner(cfg *Config, h Host) (spawner, error) {
+	if h.IsLocal() {
+		return newLocalSpawner(), nil
+	}
+	// The SSH engineer replaces this with the SSH spawner.
+	return nil, fmt.Errorf("%s: host %s: remote hosts are not supported yet", h.Source, h)
+}
+
+// watch waits until every rank has ended, stopping the job at its first
+// failure, on a signal, at the timeout or when ctx is done; it returns the
+// job's result.
+func (r *runner) watch(ctx context.Context, spawners []spawner, exits <-chan rankExit, sigCh <-chan os.Signal) error {
+	cfg := &r.cfg
+	stopAll := func(kill bool) {
+		for _, sp := range spawners {
+			sp.stop(kill)
+		}
+	}
+	var timeoutC, graceC <-chan time.Time
+	if cfg.Timeout > 0 {
+		t := time.NewTimer(cfg.Timeout)
+		defer t.Stop()
+		timeoutC = t.C
+	}
+	var (
+		reason  *ExitError // why the job is being stopped; nil while it runs
+		first   *rankExit  // the first rank that failed
+		ended   = make(map[int]rankExit)
+		done    = ctx.Done()
+		running = cfg.N
+	)
+	beginStop := func(why *ExitError) {
+		if reason != nil {
+			return
+		}
+		reason = why
+		timeoutC, done = nil, nil
+		if running > 0 {
+			r.logf("stopping %d ranks: SIGTERM, SIGKILL after %v", running, cfg.StopGrace)
+		}
+		stopAll(false)
+		t := time.NewTimer(cfg.StopGrace)
+		graceC = t.C
+	}
+	for running > 0 {
+		select {
+		case x := <-exits:
+			running--
+			ended[x.Rank] = x
+			if x.NotStarted {
+				continue
+			}
+			if reason == nil && x.failed() {
+				first = &x
+				r.logf("%v", x)
+				beginStop(&ExitError{Code: x.exitCode()})
+			} else if cfg.Verbose && reason == nil {
+				r.logf("%v", x)
+			}
+		case s := <-sigCh:
+			if reason == nil {
+				r.logf("got %v: stopping the job (again to kill it at once)", signalName(s.(syscall.Signal)))
+				beginStop(stopped(signalCause{s.(syscall.Signal)}, "; every rank stopped"))
+			} else {
+				r.logf("got %v again: killing every rank", signalName(s.(syscall.Signal)))
+				stopAll(true)
+			}
+		case <-done:
+			beginStop(stopped(context.Cause(ctx), "; every rank stopped"))
+		case <-timeoutC:
+			beginStop(&ExitError{Code: ExitTimeout, Msg: fmt.Sprintf("job timed out after %v (--timeout); every rank stopped", cfg.Timeout)})
+		case <-graceC:
+			graceC = nil
+			r.logf("grace of %v over: SIGKILL to %d ranks", cfg.StopGrace, running)
+			stopAll(true)
+		}
+	}
+	if reason == nil {
+		return nil
+	}
+	if first == nil {
+		return reason
+	}
+	// A rank failed. Name the rank that called Abort if one did (the others
+	// then exit with its code too, maybe before it), else the first failure.
+	if aborted := r.out.abortedRanks(); len(aborted) > 0 {
+		rank := aborted[0]
+		x, ok := ended[rank]
+		if !ok {
+			x = rankExit{Rank: rank, Host: first.Host}
+		}
+		code := r.out.abortCode(rank)
+		who := rankExit{Rank: rank, Host: x.Host, Pid: x.Pid}.who()
+		return &ExitError{Code: code, Msg: fmt.Sprintf("%s aborted the job with code %d", who, code)}
+	}
+	first.Panicked = r.out.panicked(first.Rank)
+	return &ExitError{Code: first.exitCode(), Msg: first.String(), Err: first.Err}
+}

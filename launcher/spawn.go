@@ -1,0 +1,112 @@
+package launcher
+
+import (
+	"context"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// Environment variables of the launch contract, set for every rank.
+const (
+	EnvRank      = "GORUN_RANK"
+	EnvSize      = "GORUN_SIZE"
+	EnvLocalRank = "GORUN_LOCAL_RANK"
+	EnvLocalSize = "GORUN_LOCAL_SIZE"
+	EnvJobID     = "GORUN_JOB_ID"
+	EnvNATSURL   = "GORUN_NATS_URL"
+	EnvNATSToken = "GORUN_NATS_TOKEN" // the job's secret: only ever in an environment
+)
+
+// A spawner starts the ranks placed on one host and reports how each ended.
+// launcher.Run makes one per host of the plan: a local spawner for this
+// machine, an SSH spawner for each other one. Output forwarding, failure
+// handling and teardown are Run's; a spawner only starts, signals and
+// reaps.
+type spawner interface {
+	// start starts the ranks of spec.Procs (in rank order) and forwards
+	// each one's stdout and stderr through spec.Out. For every rank of
+	// spec.Procs it sends exactly one rankExit on exits: when the rank has
+	// ended and been reaped; at once, with Err set, for a rank it could not
+	// start; and at once, with NotStarted set, for the ranks it gave up on
+	// after such an error or once ctx is done. start may return before its
+	// ranks end, and must not block past ctx.
+	start(ctx context.Context, spec *spawnSpec, exits chan<- rankExit)
+
+	// stop signals every rank still running, with everything it started
+	// (its process group): SIGTERM, or SIGKILL when kill is set. It does not
+	// wait, and is safe to call at any time, concurrently, and repeatedly.
+	stop(kill bool)
+}
+
+// spawnSpec is what a spawner needs to start the ranks placed on one host.
+type spawnSpec struct {
+	Plan  *Plan
+	Host  int    // index into Plan.Hosts
+	Procs []Proc // the ranks on this host, in rank order
+
+	Path    string   // the executable (absolute)
+	Args    []string // its arguments, without the program name
+	WorkDir string   // "" for gorun's own
+
+	// Env is the -x variables, resolved to VAR=VALUE, for every rank;
+	// ContractEnv gives each rank's GORUN_* variables.
+	Env []string
+	Job jobInfo
+
+	Stdin io.Reader // rank 0's standard input, nil for none
+	Out   *output
+}
+
+// jobInfo is what identifies a job to its ranks.
+type jobInfo struct {
+	ID      string
+	NATSURL string  // the bus as ranks on this machine reach it
+	Token   string  // the secret, "" when an external server needs none
+	Server  *Server // the embedded server, nil with --nats
+}
+
+// ContractEnv is the launch contract's variables for rank p of a job of
+// size ranks, connecting to natsURL, as VAR=VALUE.
+func (j jobInfo) ContractEnv(p Proc, size int, natsURL string) []string {
+	env := []string{
+		EnvRank + "=" + strconv.Itoa(p.Rank),
+		EnvSize + "=" + strconv.Itoa(size),
+		EnvLocalRank + "=" + strconv.Itoa(p.LocalRank),
+		EnvLocalSize + "=" + strconv.Itoa(p.LocalSize),
+		EnvJobID + "=" + j.ID,
+		EnvNATSURL + "=" + natsURL,
+	}
+	if j.Token != "" {
+		env = append(env, EnvNATSToken+"="+j.Token)
+	}
+	return env
+}
+
+// resolveEnv turns -x entries into VAR=VALUE: "VAR" takes VAR's value in
+// gorun's environment and is dropped when VAR is not set there (as mpirun
+// does).
+func resolveEnv(entries []string) []string {
+	var env []string
+	for _, e := range entries {
+		if strings.Contains(e, "=") {
+			env = append(env, e)
+		} else if v, ok := os.LookupEnv(e); ok {
+			env = append(env, e+"="+v)
+		}
+	}
+	return env
+}
+
+// inheritedEnv is gorun's environment without any GORUN_ variable (so a
+// gorun started inside a rank does not leak its job into the new one).
+func inheritedEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GORUN_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
