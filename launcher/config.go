@@ -26,6 +26,9 @@ type Config struct {
 	MapBy         string
 	Oversubscribe bool
 
+	// SSH says how ranks on other hosts are started (see SSHOptions).
+	SSH SSHOptions
+
 	// TagOutput prefixes every line a rank writes with "[rank] ".
 	TagOutput bool
 
