@@ -1,0 +1,172 @@
+package collectives
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/gorun-hpc/gorun/mpi"
+)
+
+// Tuning. Below these sizes data rides in the first phase's messages, along
+// the binomial tree that the dissemination's rounds contain; above them it
+// moves in a second phase, once the ranks agree, by the algorithm that suits
+// bulk data.
+const (
+	// bcastInline is the largest Bcast (in wire bytes) that travels with
+	// the status, and scatterInline the largest Scatter(v) in total.
+	bcastInline   = 64 << 10
+	scatterInline = 64 << 10
+	// gatherInline is the largest contribution of one rank to a Gather that
+	// travels up the tree; larger ones go straight to the root.
+	gatherInline = 16 << 10
+	// bcastSegment is the segment size of the pipelined tree broadcast.
+	bcastSegment = 512 << 10
+)
+
+// Bcast sends root's data to every rank of c, and returns it on every rank
+// (on root too, as a copy: the result never shares memory with data). Only
+// root's data is read; the others may pass nil. Every rank must pass the
+// same root. It blocks until this rank has its copy and has passed it on.
+//
+// Small data moves along a binomial tree within the rounds of a
+// dissemination that also checks the call: ceil(log2 n) rounds in all.
+// Large data (over 64 KiB) moves after that check, along the same tree,
+// pipelined in 512 KiB segments. Numbers travel as raw little-endian bytes,
+// other element types with encoding/gob.
+//
+// Every rank returns an error wrapping mpi.ErrRank if root is out of range
+// on any rank, ErrMismatch if the ranks pass different roots or element
+// types (naming two ranks and their roots), ErrEncode if root cannot encode
+// data; and wraps the mpi errors and ctx.Err().
+func Bcast[T any](ctx context.Context, c *mpi.Comm, root int, data []T) ([]T, error) {
+	elem := infoOf[T]()
+	x, err := begin(ctx, c, kBcast, elem, root, 0)
+	if err != nil {
+		return nil, err
+	}
+	d := -1 // this rank's offset from the root; -1 if the root is invalid
+	var got []byte
+	if x.checkRoot(root) {
+		d = offset(x.rank, root, x.size)
+	}
+	if d == 0 {
+		enc, err := encode(elem, data)
+		if err != nil {
+			x.fail(codeEncode, "root %d: %v", root, err)
+		} else {
+			x.st.info = int64(len(enc)) << 1
+			if len(enc) <= bcastInline {
+				x.st.info |= 1
+				got = enc
+			}
+		}
+	}
+	err = x.disseminate(true, 1, func(s int) ([]byte, bool) {
+		if send, _ := downEdge(d, s, x.size); d < 0 || got == nil || !send {
+			return nil, false
+		}
+		return got, true
+	}, func(_ int, p []byte) error {
+		got = p
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := x.verdict(); err != nil {
+		return nil, err
+	}
+	if x.st.info&1 == 1 {
+		if d == 0 {
+			return clone(data), nil
+		}
+		if got == nil {
+			return nil, fmt.Errorf("collectives: Bcast: no data reached rank %d", x.rank)
+		}
+		out, err := decode[T](elem, got)
+		if err != nil {
+			return nil, opError(x.k, fmt.Errorf("%w: %v", ErrEncode, err))
+		}
+		return out, nil
+	}
+	return bcastLarge(x, root, data, int(x.st.info>>1))
+}
+
+// bcastLarge is the second phase of a large Bcast of n wire bytes: a
+// binomial tree, pipelined in segments, every receive posted at once.
+func bcastLarge[T any](x *call, root int, data []T, n int) ([]T, error) {
+	elem := x.elem
+	var out []T
+	var buf []byte
+	switch {
+	case x.rank == root:
+		enc, err := encode(elem, data) // no copy for numbers on little-endian hosts
+		if err != nil {
+			return nil, opError(x.k, err)
+		}
+		buf = enc
+	case elem.raw && littleEndian && n%elem.size == 0:
+		out = make([]T, n/elem.size)
+		buf = rawBytes(out)
+	default:
+		buf = make([]byte, n)
+	}
+	if err := x.treeBcast(root, buf); err != nil {
+		return nil, err
+	}
+	if x.rank == root {
+		return clone(data), nil
+	}
+	if out != nil {
+		return out, nil
+	}
+	out, err := decode[T](elem, buf)
+	if err != nil {
+		return nil, opError(x.k, fmt.Errorf("%w: %v", ErrEncode, err))
+	}
+	return out, nil
+}
+
+// treeBcast moves buf from root to every rank along the binomial tree, in
+// segments: a rank passes each segment on to its children as soon as it has
+// it.
+func (x *call) treeBcast(root int, buf []byte) error {
+	parent, children := binomialTree(x.rank, root, x.size)
+	nseg := (len(buf) + bcastSegment - 1) / bcastSegment
+	var recvs []*mpi.Request
+	if parent >= 0 {
+		recvs = make([]*mpi.Request, nseg)
+		for i := range recvs {
+			recvs[i] = x.c.Irecv(parent, x.tag(phaseData))
+		}
+	}
+	sends := make([]*mpi.Request, 0, nseg*len(children))
+	for i := range nseg {
+		seg := buf[i*bcastSegment : min(len(buf), (i+1)*bcastSegment)]
+		if parent >= 0 {
+			if _, err := recvs[i].Wait(x.ctx); err != nil {
+				for _, r := range recvs[i:] {
+					r.Cancel()
+				}
+				for _, r := range sends {
+					r.Cancel()
+				}
+				return opError(x.k, err)
+			}
+			p := recvs[i].Data()
+			if len(p) != len(seg) {
+				return fmt.Errorf("collectives: Bcast: segment %d from rank %d has %d bytes, want %d", i, parent, len(p), len(seg))
+			}
+			copy(seg, p)
+		}
+		for _, ch := range children {
+			sends = append(sends, x.send(ch, seg))
+		}
+	}
+	return x.waitAll(sends)
+}
+
+// clone returns a copy of xs that is never nil.
+func clone[T any](xs []T) []T {
+	return append(make([]T, 0, len(xs)), xs...)
+}

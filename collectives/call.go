@@ -1,0 +1,271 @@
+package collectives
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"weak"
+
+	"github.com/gorun-hpc/gorun/mpi"
+)
+
+// Isolation. Every collective works on a shadow of the caller's
+// communicator: a Dup made on first use, so that no collective message can
+// match a receive of the program's. Dup is itself collective but sends
+// nothing, and every rank calls collectives on a communicator in the same
+// order, so every rank makes the same shadow at the same point. Calls on one
+// shadow are numbered, and a call's number is in the tag of each of its
+// messages: a fast rank's next collective never matches a slow rank's
+// current one.
+
+// shadows maps a communicator (weakly, so that a communicator the program
+// drops can be collected) to its shadow.
+var shadows sync.Map // weak.Pointer[mpi.Comm] -> *shadow
+
+type shadow struct {
+	mu   sync.Mutex
+	comm *mpi.Comm // nil until made
+	seq  uint32    // calls so far
+}
+
+// tagCalls is how many calls have distinct tags before tags repeat; each
+// call has tagPhases tags of its own.
+const (
+	tagPhases = 4
+	tagCalls  = (mpi.MaxTag + 1) / tagPhases
+)
+
+// The phases of a call, each with a tag of its own.
+const (
+	phaseAgree = iota // status exchange, with small payloads
+	phaseData         // bulk data once the ranks agree
+)
+
+// call is one collective call in progress on one rank.
+type call struct {
+	ctx        context.Context
+	k          kind
+	c          *mpi.Comm // the shadow
+	rank, size int
+	seq        uint32
+	elem       *elemInfo
+	st         *status   // merged status so far
+	local      *argError // this rank's own argument error
+}
+
+// begin starts a call of collective k on c: it finds or makes c's shadow and
+// numbers the call. root and length are the arguments every rank must agree
+// on (0 where there is none).
+func begin(ctx context.Context, c *mpi.Comm, k kind, elem *elemInfo, root, length int) (*call, error) {
+	if c == nil {
+		return nil, fmt.Errorf("collectives: %s: nil communicator", k)
+	}
+	key := weak.Make(c)
+	v, ok := shadows.Load(key)
+	if !ok {
+		var loaded bool
+		v, loaded = shadows.LoadOrStore(key, &shadow{})
+		if !loaded {
+			runtime.AddCleanup(c, func(k weak.Pointer[mpi.Comm]) { shadows.Delete(k) }, key)
+		}
+	}
+	sh := v.(*shadow)
+	sh.mu.Lock()
+	if sh.comm == nil {
+		d, err := c.Dup(ctx)
+		if err != nil {
+			sh.mu.Unlock()
+			return nil, opError(k, err)
+		}
+		sh.comm = d
+	}
+	sh.seq++
+	x := &call{ctx: ctx, k: k, c: sh.comm, rank: c.Rank(), size: c.Size(), seq: sh.seq, elem: elem}
+	sh.mu.Unlock()
+	if err := closedErr(c); err != nil {
+		return nil, opError(k, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, opError(k, err)
+	}
+	x.st = newStatus(x.rank, k, elem.id, root, length)
+	return x, nil
+}
+
+// closedErr returns mpi.ErrClosed if c was closed. The shadow is a
+// communicator of its own, which Close on c (other than the world) leaves
+// open; a receive from an invalid rank tells without side effects, since mpi
+// checks for a closed communicator first.
+func closedErr(c *mpi.Comm) error {
+	_, err := c.Irecv(c.Size(), 0).Wait(context.Background())
+	if errors.Is(err, mpi.ErrClosed) {
+		return mpi.ErrClosed
+	}
+	return nil
+}
+
+func (x *call) tag(phase int) int { return int(x.seq%tagCalls)*tagPhases + phase }
+
+// fail records a local argument error: this rank goes on with the exchange
+// so that every rank learns of it, then returns it.
+func (x *call) fail(code uint8, format string, args ...any) {
+	if x.local != nil {
+		return
+	}
+	x.local = newArgError(x.k, code, fmt.Sprintf(format, args...))
+	x.st.fail(x.rank, x.local)
+}
+
+// checkRoot records a root out of range. It reports whether root is valid.
+func (x *call) checkRoot(root int) bool {
+	if root < 0 || root >= x.size {
+		x.fail(codeRank, "root %d not in [0, %d)", root, x.size)
+		return false
+	}
+	return true
+}
+
+// verdict returns the error every rank returns for the merged status, or
+// nil when the calls agree.
+func (x *call) verdict() error {
+	return x.st.err(x.rank, x.k, "[]"+x.elem.name, x.local)
+}
+
+// message returns a first-phase message: the header with the merged status,
+// and the payload if there is one.
+func (x *call) message(payload []byte, hasData bool) []byte {
+	var flags uint8
+	if hasData {
+		flags = flagData
+	}
+	b := make([]byte, 0, hdrFixed+statusSize+len(x.st.errText)+hdrAlign+len(payload))
+	b = appendHeader(b, x.k, flags, x.seq, x.st)
+	return append(b, payload...)
+}
+
+// absorb parses a first-phase message from src and merges its status. It
+// returns the payload, or nil when the message has none.
+func (x *call) absorb(src int, b []byte) ([]byte, error) {
+	_, flags, seq, s, payload, err := parseHeader(b)
+	if err != nil {
+		return nil, fmt.Errorf("collectives: %s: from rank %d: %w", x.k, src, err)
+	}
+	if seq != x.seq {
+		return nil, fmt.Errorf("collectives: %s: rank %d sent a message of collective call #%d during call #%d: %w", x.k, src, seq, x.seq, ErrMismatch)
+	}
+	x.st.merge(s)
+	if flags&flagData == 0 {
+		return nil, nil
+	}
+	if payload == nil {
+		payload = []byte{}
+	}
+	return payload, nil
+}
+
+// exchange sends msg to dst and receives a message from src, at the same
+// time, on the tag of phase.
+func (x *call) exchange(phase, dst int, msg []byte, src int) ([]byte, error) {
+	req := x.c.Isend(dst, x.tag(phase), msg)
+	b, _, err := x.c.Recv(x.ctx, src, x.tag(phase))
+	if err != nil {
+		req.Cancel()
+		return nil, opError(x.k, err)
+	}
+	if _, err := req.Wait(x.ctx); err != nil {
+		req.Cancel()
+		return nil, opError(x.k, err)
+	}
+	return b, nil
+}
+
+// round is one round of the first phase: send the status (and payload, if
+// hasData) to dst, receive from src and merge its status. It returns the
+// payload received, nil if none.
+func (x *call) round(dst, src int, payload []byte, hasData bool) ([]byte, error) {
+	b, err := x.exchange(phaseAgree, dst, x.message(payload, hasData), src)
+	if err != nil {
+		return nil, err
+	}
+	return x.absorb(src, b)
+}
+
+// send and recv move bulk data once the ranks agree.
+func (x *call) send(dst int, data []byte) *mpi.Request {
+	return x.c.Isend(dst, x.tag(phaseData), data)
+}
+
+func (x *call) recv(src int) ([]byte, error) {
+	b, _, err := x.c.Recv(x.ctx, src, x.tag(phaseData))
+	if err != nil {
+		return nil, opError(x.k, err)
+	}
+	return b, nil
+}
+
+func (x *call) waitAll(reqs []*mpi.Request) error {
+	if err := mpi.WaitAll(x.ctx, reqs...); err != nil {
+		for _, r := range reqs {
+			r.Cancel()
+		}
+		return opError(x.k, err)
+	}
+	return nil
+}
+
+// Block lists: several ranks' data in one message, as a count, the length
+// of each block, then the blocks one after the other. A nil block (as
+// opposed to an empty one) stands for data that travels by another way.
+
+const nilBlock = ^uint64(0)
+
+func appendBlocks(b []byte, blocks [][]byte) []byte {
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(blocks)))
+	for _, blk := range blocks {
+		l := uint64(len(blk))
+		if blk == nil {
+			l = nilBlock
+		}
+		b = binary.LittleEndian.AppendUint64(b, l)
+	}
+	for _, blk := range blocks {
+		b = append(b, blk...)
+	}
+	return b
+}
+
+func blocksSize(blocks [][]byte) int {
+	n := 4 + 8*len(blocks)
+	for _, blk := range blocks {
+		n += len(blk)
+	}
+	return n
+}
+
+// parseBlocks returns the blocks of p, as sub-slices of p.
+func parseBlocks(p []byte) ([][]byte, error) {
+	if len(p) < 4 {
+		return nil, errors.New("malformed block list")
+	}
+	n := int(binary.LittleEndian.Uint32(p))
+	if len(p) < 4+8*n {
+		return nil, errors.New("malformed block list")
+	}
+	blocks := make([][]byte, n)
+	off := 4 + 8*n
+	for i := range blocks {
+		l := binary.LittleEndian.Uint64(p[4+8*i:])
+		if l == nilBlock {
+			continue
+		}
+		if l > uint64(len(p)-off) {
+			return nil, errors.New("malformed block list")
+		}
+		blocks[i] = p[off : off+int(l)]
+		off += int(l)
+	}
+	return blocks, nil
+}

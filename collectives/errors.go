@@ -1,0 +1,80 @@
+package collectives
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/gorun-hpc/gorun/mpi"
+)
+
+// Sentinel errors. Every rank of a collective call that goes wrong because
+// of an argument returns an error wrapping one of these (or mpi.ErrRank for a
+// root out of range), whichever rank passed the bad argument: the ranks agree
+// on the outcome before any of them returns. Test with errors.Is.
+var (
+	// ErrMismatch is returned when the ranks' calls disagree: different
+	// roots, different lengths where they must be equal (Reduce, Allreduce,
+	// Scan, Exscan, Alltoall), different element types, or different
+	// collectives at the same point. The message names two ranks that
+	// disagree and what each passed.
+	ErrMismatch = errors.New("collectives: ranks' calls do not match")
+	// ErrCounts is returned when Scatterv's counts are negative, are not one
+	// per rank, or do not add up to len(data) on the root, and when
+	// Alltoall's len(data) is not a multiple of Size().
+	ErrCounts = errors.New("collectives: invalid counts")
+	// ErrEncode is returned when a rank cannot encode or decode its
+	// elements with encoding/gob (for example a struct with no exported
+	// fields).
+	ErrEncode = errors.New("collectives: cannot encode elements")
+)
+
+// Error codes of local errors, as they travel to the other ranks.
+const (
+	codeNone uint8 = iota
+	codeRank
+	codeCounts
+	codeEncode
+	codeMismatch
+)
+
+func sentinel(code uint8) error {
+	switch code {
+	case codeRank:
+		return mpi.ErrRank
+	case codeCounts:
+		return ErrCounts
+	case codeEncode:
+		return ErrEncode
+	}
+	return ErrMismatch
+}
+
+// argError is a wrong argument found by one rank, as every rank reports it:
+// the same text, plus on the other ranks which rank found it.
+type argError struct {
+	text string // "collectives: Scatterv: ...: <sentinel's message>"
+	from int    // the rank that found it, or -1 on that rank itself
+	err  error  // the sentinel
+}
+
+func (e *argError) Error() string {
+	if e.from < 0 {
+		return e.text
+	}
+	return fmt.Sprintf("%s (reported by rank %d)", e.text, e.from)
+}
+
+func (e *argError) Unwrap() error { return e.err }
+
+// newArgError returns the local error for code, with a message made of the
+// collective's name and detail.
+func newArgError(k kind, code uint8, detail string) *argError {
+	err := sentinel(code)
+	return &argError{text: fmt.Sprintf("collectives: %s: %s: %v", k, detail, err), from: -1, err: err}
+}
+
+// opError wraps a failure of the communicator (closed, aborted, peer lost,
+// ctx done) with the collective's name.
+func opError(k kind, err error) error {
+	return fmt.Errorf("collectives: %s: %w", k, err)
+}

@@ -1,0 +1,390 @@
+package collectives
+
+import (
+	"slices"
+	"testing"
+)
+
+func TestCeilLog2(t *testing.T) {
+	for _, tt := range []struct{ n, want int }{{1, 0}, {2, 1}, {3, 2}, {4, 2}, {5, 3}, {8, 3}, {9, 4}, {64, 6}} {
+		if got := ceilLog2(tt.n); got != tt.want {
+			t.Errorf("ceilLog2(%d) = %d, want %d", tt.n, got, tt.want)
+		}
+	}
+}
+
+func TestDistances(t *testing.T) {
+	for _, tt := range []struct {
+		n    int
+		down bool
+		want []int
+	}{
+		{1, false, []int{}},
+		{2, false, []int{1}},
+		{5, false, []int{1, 2, 4}},
+		{5, true, []int{4, 2, 1}},
+		{8, true, []int{4, 2, 1}},
+		{9, false, []int{1, 2, 4, 8}},
+	} {
+		if got := distances(tt.n, tt.down); !slices.Equal(got, tt.want) {
+			t.Errorf("distances(%d, %t) = %v, want %v", tt.n, tt.down, got, tt.want)
+		}
+	}
+}
+
+// TestDisseminationReachesAll checks that after the rounds every rank has
+// heard from every other, in both directions and orders.
+func TestDisseminationReachesAll(t *testing.T) {
+	for n := 1; n <= 33; n++ {
+		for _, down := range []bool{false, true} {
+			heard := make([]map[int]bool, n)
+			for r := range heard {
+				heard[r] = map[int]bool{r: true}
+			}
+			for _, s := range distances(n, down) {
+				next := make([]map[int]bool, n)
+				for r := range n {
+					next[r] = maps(heard[r])
+					for k := range heard[mod(r-s, n)] {
+						next[r][k] = true
+					}
+				}
+				heard = next
+			}
+			for r := range n {
+				if len(heard[r]) != n {
+					t.Fatalf("n=%d down=%t: rank %d heard from %d ranks", n, down, r, len(heard[r]))
+				}
+			}
+		}
+	}
+}
+
+func maps(m map[int]bool) map[int]bool {
+	c := make(map[int]bool, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+func TestBinomialTree(t *testing.T) {
+	for _, tt := range []struct {
+		rank, root, size int
+		parent           int
+		children         []int
+	}{
+		{0, 0, 1, -1, nil},
+		{0, 0, 2, -1, []int{1}},
+		{1, 0, 2, 0, nil},
+		{0, 0, 8, -1, []int{4, 2, 1}},
+		{4, 0, 8, 0, []int{6, 5}},
+		{6, 0, 8, 4, []int{7}},
+		{7, 0, 8, 6, nil},
+		{0, 0, 5, -1, []int{4, 2, 1}},
+		{4, 0, 5, 0, nil},
+		{2, 0, 5, 0, []int{3}},
+		{3, 3, 5, -1, []int{2, 0, 4}}, // offsets 4, 2, 1
+		{0, 3, 5, 3, []int{1}},        // offset 2
+		{1, 3, 5, 0, nil},             // offset 3
+		{2, 2, 3, -1, []int{1, 0}},
+		{0, 2, 3, 2, nil},
+		{8, 0, 9, 0, nil},
+		{0, 0, 9, -1, []int{8, 4, 2, 1}},
+	} {
+		p, c := binomialTree(tt.rank, tt.root, tt.size)
+		if p != tt.parent || !slices.Equal(c, tt.children) {
+			t.Errorf("binomialTree(%d, %d, %d) = %d, %v; want %d, %v", tt.rank, tt.root, tt.size, p, c, tt.parent, tt.children)
+		}
+	}
+}
+
+// TestBinomialTreeShape checks, for every size and root, that the tree spans
+// every rank once, that parent and children agree, and that each subtree is
+// the contiguous range subtree() says.
+func TestBinomialTreeShape(t *testing.T) {
+	for size := 1; size <= 20; size++ {
+		for root := range size {
+			seen := 0
+			var walk func(r int)
+			walk = func(r int) {
+				seen++
+				_, cs := binomialTree(r, root, size)
+				lo, hi := subtree(offset(r, root, size), size)
+				n := 1
+				for _, c := range cs {
+					if p, _ := binomialTree(c, root, size); p != r {
+						t.Fatalf("size %d root %d: child %d of %d names parent %d", size, root, c, r, p)
+					}
+					clo, chi := subtree(offset(c, root, size), size)
+					if clo < lo || chi > hi {
+						t.Fatalf("size %d root %d: subtree of %d [%d,%d) outside [%d,%d)", size, root, c, clo, chi, lo, hi)
+					}
+					n += chi - clo
+					walk(c)
+				}
+				if n != hi-lo {
+					t.Fatalf("size %d root %d: rank %d covers %d, subtree says %d", size, root, r, n, hi-lo)
+				}
+			}
+			walk(root)
+			if seen != size {
+				t.Fatalf("size %d root %d: tree has %d ranks", size, root, seen)
+			}
+		}
+	}
+}
+
+// TestEdgesFollowTree checks that the dissemination rounds with downEdge and
+// upEdge move data along exactly the binomial tree's edges, each once.
+func TestEdgesFollowTree(t *testing.T) {
+	for size := 1; size <= 20; size++ {
+		var down, up [][2]int
+		for _, s := range distances(size, true) {
+			for d := range size {
+				send, _ := downEdge(d, s, size)
+				_, recv := downEdge(d+s, s, size)
+				if send != (recv && d+s < size) {
+					t.Fatalf("size %d s %d: offset %d send %t but %d recv %t", size, s, d, send, d+s, recv)
+				}
+				if send {
+					down = append(down, [2]int{d, d + s})
+				}
+			}
+		}
+		for _, s := range distances(size, false) {
+			for d := range size {
+				if send, _ := upEdge(d, s, size); send {
+					if _, recv := upEdge(d-s, s, size); !recv {
+						t.Fatalf("size %d s %d: offset %d sends up but %d does not receive", size, s, d, d-s)
+					}
+					up = append(up, [2]int{d - s, d})
+				}
+			}
+		}
+		var tree [][2]int
+		for d := 1; d < size; d++ {
+			p, _ := binomialTree(d, 0, size)
+			tree = append(tree, [2]int{p, d})
+		}
+		for name, got := range map[string][][2]int{"down": down, "up": up} {
+			slices.SortFunc(got, func(a, b [2]int) int { return a[1] - b[1] })
+			if !slices.Equal(got, tree) {
+				t.Errorf("size %d: %s edges %v, tree %v", size, name, got, tree)
+			}
+		}
+	}
+}
+
+func TestRecursiveDoubling(t *testing.T) {
+	for _, tt := range []struct {
+		rank, size int
+		want       rdPlan
+	}{
+		{0, 1, rdPlan{fold: -1}},
+		{0, 2, rdPlan{fold: -1, partners: []int{1}}},
+		{3, 4, rdPlan{fold: -1, partners: []int{2, 1}}},
+		{0, 3, rdPlan{fold: 1, extra: true}},
+		{1, 3, rdPlan{fold: 0, partners: []int{2}}},
+		{2, 3, rdPlan{fold: -1, partners: []int{1}}},
+		{4, 7, rdPlan{fold: 5, extra: true}},
+		{5, 7, rdPlan{fold: 4, partners: []int{6, 1}}},
+		{6, 7, rdPlan{fold: -1, partners: []int{5, 3}}},
+	} {
+		got := recursiveDoubling(tt.rank, tt.size)
+		if got.fold != tt.want.fold || got.extra != tt.want.extra || !slices.Equal(got.partners, tt.want.partners) {
+			t.Errorf("recursiveDoubling(%d, %d) = %+v, want %+v", tt.rank, tt.size, got, tt.want)
+		}
+	}
+}
+
+// TestRecursiveDoublingCombines simulates the exchange with sets of ranks:
+// every rank must end with every contribution exactly once, and partners
+// must name each other.
+func TestRecursiveDoublingCombines(t *testing.T) {
+	for size := 1; size <= 33; size++ {
+		plans := make([]rdPlan, size)
+		have := make([][]int, size)
+		for r := range size {
+			plans[r] = recursiveDoubling(r, size)
+			have[r] = []int{r}
+		}
+		for r, pl := range plans { // fold
+			if pl.extra {
+				if plans[pl.fold].fold != r || plans[pl.fold].extra {
+					t.Fatalf("size %d: fold pair %d/%d inconsistent", size, r, pl.fold)
+				}
+				have[pl.fold] = append(have[pl.fold], have[r]...)
+			}
+		}
+		steps := len(plans[size-1].partners)
+		for i := range steps {
+			next := slices.Clone(have)
+			for r, pl := range plans {
+				if pl.extra {
+					continue
+				}
+				p := pl.partners[i]
+				if plans[p].partners[i] != r {
+					t.Fatalf("size %d step %d: %d pairs with %d, which pairs with %d", size, i, r, p, plans[p].partners[i])
+				}
+				next[r] = append(slices.Clone(have[r]), have[p]...)
+			}
+			have = next
+		}
+		for r, pl := range plans { // unfold
+			if pl.extra {
+				have[r] = have[pl.fold]
+			}
+		}
+		for r := range size {
+			got := slices.Sorted(slices.Values(have[r]))
+			if len(got) != size || got[0] != 0 || got[size-1] != size-1 || len(slices.Compact(got)) != size {
+				t.Fatalf("size %d: rank %d ends with %v", size, r, got)
+			}
+		}
+	}
+}
+
+func TestBlockCounts(t *testing.T) {
+	for _, tt := range []struct {
+		total, n int
+		want     []int
+	}{
+		{10, 4, []int{3, 3, 2, 2}},
+		{8, 4, []int{2, 2, 2, 2}},
+		{3, 5, []int{1, 1, 1, 0, 0}},
+		{0, 3, []int{0, 0, 0}},
+		{7, 1, []int{7}},
+	} {
+		got := blockCounts(tt.total, tt.n)
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("blockCounts(%d, %d) = %v, want %v", tt.total, tt.n, got, tt.want)
+		}
+		if o := offsets(got); o[len(o)-1] != tt.total {
+			t.Errorf("offsets(%v) ends at %d, want %d", got, o[len(o)-1], tt.total)
+		}
+	}
+}
+
+// TestRing simulates the ring reduce-scatter and allgather with sets.
+func TestRing(t *testing.T) {
+	for n := 1; n <= 12; n++ {
+		// have[r][b]: the ranks whose contribution rank r holds for block b.
+		have := make([][]map[int]bool, n)
+		for r := range n {
+			have[r] = make([]map[int]bool, n)
+			for b := range n {
+				have[r][b] = map[int]bool{r: true}
+			}
+		}
+		for i := 0; i < n-1; i++ {
+			var moves [][3]int // from, to, block
+			for r := range n {
+				s, _ := ringReduceScatter(r, n, i)
+				_, rv := ringReduceScatter(mod(r+1, n), n, i)
+				if s != rv {
+					t.Fatalf("n %d step %d: %d sends block %d, %d expects %d", n, i, r, s, r+1, rv)
+				}
+				moves = append(moves, [3]int{r, mod(r+1, n), s})
+			}
+			for _, m := range moves {
+				for k := range have[m[0]][m[2]] {
+					have[m[1]][m[2]][k] = true
+				}
+			}
+		}
+		for r := range n {
+			if b := mod(r+1, n); len(have[r][b]) != n {
+				t.Fatalf("n %d: rank %d block %d has %d contributions", n, r, b, len(have[r][b]))
+			}
+		}
+		owned := make([]map[int]bool, n) // blocks complete at each rank
+		for r := range n {
+			owned[r] = map[int]bool{mod(r+1, n): true}
+		}
+		for i := 0; i < n-1; i++ {
+			var moves [][3]int
+			for r := range n {
+				s, _ := ringAllgather(r, n, i)
+				_, rv := ringAllgather(mod(r+1, n), n, i)
+				if s != rv || !owned[r][s] {
+					t.Fatalf("n %d step %d: %d sends block %d (owned %t), %d expects %d", n, i, r, s, owned[r][s], r+1, rv)
+				}
+				moves = append(moves, [3]int{r, mod(r+1, n), s})
+			}
+			for _, m := range moves {
+				owned[m[1]][m[2]] = true
+			}
+		}
+		for r := range n {
+			if len(owned[r]) != n {
+				t.Fatalf("n %d: rank %d ends with %d blocks", n, r, len(owned[r]))
+			}
+		}
+	}
+}
+
+// TestBruck simulates the Bruck allgather: every rank ends with all blocks.
+func TestBruck(t *testing.T) {
+	for n := 1; n <= 20; n++ {
+		have := make([][]int, n) // have[r]: blocks r, r+1, ... in order
+		for r := range n {
+			have[r] = []int{r}
+		}
+		for _, s := range distances(n, false) {
+			k := bruckCount(s, n)
+			next := slices.Clone(have)
+			for r := range n {
+				from := mod(r+s, n)
+				if len(have[from]) < k {
+					t.Fatalf("n %d s %d: rank %d has %d blocks, must send %d", n, s, from, len(have[from]), k)
+				}
+				next[r] = append(slices.Clone(have[r]), have[from][:k]...)
+			}
+			have = next
+		}
+		for r := range n {
+			want := make([]int, n)
+			for i := range want {
+				want[i] = mod(r+i, n)
+			}
+			if !slices.Equal(have[r], want) {
+				t.Fatalf("n %d: rank %d has %v, want %v", n, r, have[r], want)
+			}
+		}
+	}
+}
+
+// TestScanEdges simulates the scan: rank r ends with ranks 0..r, once each.
+func TestScanEdges(t *testing.T) {
+	for n := 1; n <= 20; n++ {
+		have := make([][]int, n)
+		for r := range n {
+			have[r] = []int{r}
+		}
+		for _, s := range distances(n, false) {
+			next := slices.Clone(have)
+			for r := range n {
+				send, _ := scanEdge(r, s, n)
+				_, recv := scanEdge(mod(r+s, n), s, n)
+				if send != (recv && r+s < n) {
+					t.Fatalf("n %d s %d: send %t recv %t", n, s, send, recv)
+				}
+				if _, recv := scanEdge(r, s, n); recv {
+					next[r] = append(slices.Clone(have[r-s]), have[r]...)
+				}
+			}
+			have = next
+		}
+		for r := range n {
+			want := make([]int, r+1)
+			for i := range want {
+				want[i] = i
+			}
+			if !slices.Equal(have[r], want) {
+				t.Fatalf("n %d: rank %d has %v", n, r, have[r])
+			}
+		}
+	}
+}
