@@ -56,14 +56,23 @@ func PrepareProgram(ctx context.Context, prog string, stderr io.Writer) (*Progra
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", prog, err)
 		}
-		return buildGo(ctx, prog, abs, ".", filepath.Base(abs), stderr)
+		targets := []string{"."}
+		if !inModule(abs) {
+			// A directory of Go files outside any module: build them as a
+			// list of files, which needs no go.mod.
+			targets, err = goFiles(abs)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", prog, err)
+			}
+		}
+		return buildGo(ctx, prog, abs, targets, filepath.Base(abs), stderr)
 	case err == nil && strings.HasSuffix(prog, ".go") && fi.Mode().IsRegular():
 		abs, err := filepath.Abs(prog)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", prog, err)
 		}
 		base := filepath.Base(abs)
-		return buildGo(ctx, prog, filepath.Dir(abs), base, strings.TrimSuffix(base, ".go"), stderr)
+		return buildGo(ctx, prog, filepath.Dir(abs), []string{base}, strings.TrimSuffix(base, ".go"), stderr)
 	case err == nil:
 		if !fi.Mode().IsRegular() {
 			return nil, fmt.Errorf("%s: not a Go package, a .go file or an executable", prog)
@@ -92,8 +101,44 @@ func PrepareProgram(ctx context.Context, prog string, stderr io.Writer) (*Progra
 	return nil, fmt.Errorf("%s: no such file or directory", prog)
 }
 
-// buildGo runs `go build -o TMP/name target` in dir.
-func buildGo(ctx context.Context, prog, dir, target, name string, stderr io.Writer) (*Program, error) {
+// inModule says whether dir is inside a Go module or workspace (a go.mod or
+// go.work in it or a parent).
+func inModule(dir string) bool {
+	for {
+		for _, f := range []string{"go.mod", "go.work"} {
+			if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+				return true
+			}
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return false
+		}
+		dir = parent
+	}
+}
+
+// goFiles lists the non-test .go files of dir.
+func goFiles(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, unwrapPath(err)
+	}
+	var files []string
+	for _, e := range ents {
+		n := e.Name()
+		if e.Type().IsRegular() && strings.HasSuffix(n, ".go") && !strings.HasSuffix(n, "_test.go") {
+			files = append(files, n)
+		}
+	}
+	if len(files) == 0 {
+		return nil, errors.New("a directory with no Go files (and not an executable)")
+	}
+	return files, nil
+}
+
+// buildGo runs `go build -o TMP/name targets...` in dir.
+func buildGo(ctx context.Context, prog, dir string, targets []string, name string, stderr io.Writer) (*Program, error) {
 	gocmd, err := exec.LookPath("go")
 	if err != nil {
 		return nil, fmt.Errorf("%s is Go source, but the go command is not in PATH", prog)
@@ -106,7 +151,7 @@ func buildGo(ctx context.Context, prog, dir, target, name string, stderr io.Writ
 		name = "prog"
 	}
 	out := filepath.Join(tmp, name)
-	cmd := exec.CommandContext(ctx, gocmd, "build", "-o", out, target)
+	cmd := exec.CommandContext(ctx, gocmd, append([]string{"build", "-o", out}, targets...)...)
 	cmd.Dir = dir
 	cmd.Stdout = stderr
 	cmd.Stderr = stderr
@@ -118,7 +163,8 @@ func buildGo(ctx context.Context, prog, dir, target, name string, stderr io.Writ
 		}
 		return nil, fmt.Errorf("%s: build failed (go build's messages are above)", prog)
 	}
-	if fi, err := os.Stat(out); err != nil || !fi.Mode().IsRegular() {
+	// go build -o writes a non-main package as an archive, not executable.
+	if fi, err := os.Stat(out); err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o100 == 0 {
 		os.RemoveAll(tmp)
 		return nil, fmt.Errorf("%s: not a main package: go build made no executable", prog)
 	}

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// failBound is how soon after a rank fails gorun must have stopped every
+// other rank and exited.
+const failBound = 2 * time.Second
+
+// Acceptance 2: rank 3 fails (exit 7, SIGKILL, panic, with or without mpi)
+// while the others sleep or block in Recv. gorun exits with the rank's code
+// within 2 s of the failure, says in one line which rank (with its pid)
+// ended how, and leaves no process behind.
+func TestRankFailure(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		code  int
+		how   string
+		ready string // line every rank prints once it is ready
+	}{
+		{"exit", []string{"exit", "3", "7"}, 7, "exited with status 7", "pid "},
+		{"sigkill", []string{"kill", "3"}, 137, "was killed by signal 9 (SIGKILL)", "pid "},
+		{"panic", []string{"panic", "3"}, 2, "exited with status 2 after a panic", "pid "},
+		{"exit-others-in-recv", []string{"mpirecv", "3", "7"}, 7, "exited with status 7", "ready"},
+		{"abort", []string{"mpiabort", "3", "7"}, 7, "aborted the job with code 7", "ready"},
+		{"sigterm-ignored", []string{"ignoreterm-exit", "3", "7"}, 7, "exited with status 7", "pid "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"-n", "5", bin.rankprog}, tc.args...)
+			j := startJob(t, nil, args...)
+			j.waitLines(tc.ready, 5, 30*time.Second)
+			pids := rankPids(t, j.lines())
+			code := j.wait(30 * time.Second)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d; stderr:\n%s", code, tc.code, j.errText())
+			}
+			if took := j.exitAt.Sub(failTime(t, j.lines())); took > failBound {
+				t.Errorf("gorun exited %v after rank 3 failed; want at most %v", took, failBound)
+			}
+			want := fmt.Sprintf("gorun: rank 3 (pid %d on host ", pids[3])
+			got := gorunLines(j.errText())
+			if len(got) != 1 || !strings.HasPrefix(got[0], want) || !strings.HasSuffix(got[0], ") "+tc.how) {
+				t.Errorf("gorun's stderr lines %q: want one %q...%q", got, want, tc.how)
+			}
+			assertNoneLeft(t, pidList(pids), 0)
+		})
+	}
+}
+
+// Acceptance 3: SIGINT (or SIGTERM) to gorun while ranks run: everything,
+// grandchildren in the ranks' process groups included, gone within 2 s,
+// exit 130 (143).
+func TestSignalStopsJob(t *testing.T) {
+	for _, tc := range []struct {
+		sig  syscall.Signal
+		code int
+	}{
+		{syscall.SIGINT, 130},
+		{syscall.SIGTERM, 143},
+	} {
+		t.Run(tc.sig.String(), func(t *testing.T) {
+			j := startJob(t, nil, "-n", "4", bin.rankprog, "child")
+			j.waitLines("child ", 4, 30*time.Second)
+			all := allPids(t, j.waitLines("pid ", 8, 30*time.Second)) // ranks and their grandchildren
+			if len(all) != 8 {
+				t.Fatalf("want 4 ranks and 4 grandchildren, got pids %v", all)
+			}
+			sent := time.Now()
+			j.cmd.Process.Signal(tc.sig)
+			code := j.wait(30 * time.Second)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d; stderr:\n%s", code, tc.code, j.errText())
+			}
+			if took := j.exitAt.Sub(sent); took > failBound {
+				t.Errorf("gorun exited %v after %v; want at most %v", took, tc.sig, failBound)
+			}
+			got := gorunLines(j.errText())
+			if len(got) != 1 || !strings.Contains(got[0], "interrupted by "+signalText(tc.sig)) {
+				t.Errorf("gorun's stderr lines %q: want one saying it was interrupted by %v", got, signalText(tc.sig))
+			}
+			assertNoneLeft(t, all, 0)
+		})
+	}
+}
+
+func signalText(s syscall.Signal) string {
+	if s == syscall.SIGINT {
+		return "SIGINT"
+	}
+	return "SIGTERM"
+}
+
+// A second Ctrl-C kills at once ranks that ignore SIGTERM, without waiting
+// for the grace period.
+func TestSecondSIGINTKills(t *testing.T) {
+	j := startJob(t, nil, "-n", "3", "-v", bin.rankprog, "ignoreterm")
+	j.waitLines("ignoring", 3, 30*time.Second)
+	pids := rankPids(t, j.lines())
+	j.cmd.Process.Signal(os.Interrupt)
+	j.waitStderr("stopping the job", 10*time.Second)
+	j.cmd.Process.Signal(os.Interrupt)
+	if code := j.wait(30 * time.Second); code != 130 {
+		t.Fatalf("exit %d, want 130; stderr:\n%s", code, j.errText())
+	}
+	stderr := j.errText()
+	if !strings.Contains(stderr, "killing every rank") || strings.Contains(stderr, "grace of") {
+		t.Errorf("want the second SIGINT to kill at once, not after the grace; stderr:\n%s", stderr)
+	}
+	assertNoneLeft(t, pidList(pids), 0)
+}
+
+// Ranks die with gorun even when gorun is killed by SIGKILL (Pdeathsig).
+func TestRanksDieWithGorun(t *testing.T) {
+	j := startJob(t, nil, "-n", "3", bin.rankprog, "sleep")
+	pids := rankPids(t, j.waitLines("pid ", 3, 30*time.Second))
+	j.cmd.Process.Kill()
+	j.wait(30 * time.Second)
+	assertNoneLeft(t, pidList(pids), failBound)
+}

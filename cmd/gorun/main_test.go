@@ -1,0 +1,352 @@
+package main
+
+// End-to-end tests: the real gorun binary, built in TestMain, runs real rank
+// processes (testdata/rankprog, examples/hello, examples/ring) on the real
+// embedded NATS server.
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Binaries built once for every test.
+var bin struct {
+	gorun, rankprog, hello string
+}
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "gorun-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin.gorun = filepath.Join(dir, "gorun")
+	bin.rankprog = filepath.Join(dir, "rankprog")
+	bin.hello = filepath.Join(dir, "hello")
+	for _, b := range []struct{ out, pkg string }{
+		{bin.gorun, "."},
+		{bin.rankprog, "./testdata/rankprog"},
+		{bin.hello, "../../examples/hello"},
+	} {
+		cmd := exec.Command("go", "build", "-o", b.out, b.pkg)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintf(os.Stderr, "building %s: %v\n", b.pkg, err)
+			os.RemoveAll(dir)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// job is a gorun process under test.
+type job struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	done chan struct{} // closed when gorun has exited and its output is read
+
+	mu     sync.Mutex
+	out    []string     // stdout lines so far
+	stderr bytes.Buffer // all of stderr
+
+	code   int       // exit status, after done (-1: killed by a signal)
+	exitAt time.Time // when Wait returned
+}
+
+// startJob starts gorun with args; stdin may be nil.
+func startJob(t *testing.T, stdin io.Reader, args ...string) *job {
+	t.Helper()
+	j := &job{t: t, done: make(chan struct{})}
+	j.cmd = exec.Command(bin.gorun, args...)
+	j.cmd.Stdin = stdin
+	stdout, err := j.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.cmd.Stderr = lockedWriter{&j.mu, &j.stderr}
+	if err := j.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		br := bufio.NewReaderSize(stdout, 1<<20)
+		for {
+			line, err := br.ReadString('\n')
+			if line != "" {
+				j.mu.Lock()
+				j.out = append(j.out, strings.TrimSuffix(line, "\n"))
+				j.mu.Unlock()
+			}
+			if err != nil {
+				break
+			}
+		}
+		err := j.cmd.Wait()
+		j.exitAt = time.Now()
+		j.code = j.cmd.ProcessState.ExitCode()
+		if err != nil && j.code == 0 {
+			j.code = -2
+		}
+		close(j.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-j.done:
+		default:
+			j.cmd.Process.Kill()
+			<-j.done
+		}
+	})
+	return j
+}
+
+// lockedWriter is an io.Writer safe for the test to read while gorun writes.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// runJob runs gorun to the end (at most timeout) and returns its exit status,
+// stdout lines and stderr.
+func runJob(t *testing.T, timeout time.Duration, args ...string) (int, []string, string) {
+	t.Helper()
+	j := startJob(t, nil, args...)
+	code := j.wait(timeout)
+	return code, j.lines(), j.errText()
+}
+
+// wait waits for gorun to exit and returns its status; it fails the test
+// if that takes longer than timeout.
+func (j *job) wait(timeout time.Duration) int {
+	j.t.Helper()
+	select {
+	case <-j.done:
+		return j.code
+	case <-time.After(timeout):
+		j.cmd.Process.Kill()
+		<-j.done
+		j.t.Fatalf("gorun did not exit within %v; stdout:\n%s\nstderr:\n%s", timeout,
+			strings.Join(j.lines(), "\n"), j.errText())
+		return 0
+	}
+}
+
+func (j *job) lines() []string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return append([]string(nil), j.out...)
+}
+
+func (j *job) errText() string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.stderr.String()
+}
+
+// waitLines waits until stdout has n lines starting with prefix and returns
+// them.
+func (j *job) waitLines(prefix string, n int, timeout time.Duration) []string {
+	j.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		got := withPrefix(j.lines(), prefix)
+		if len(got) >= n {
+			return got
+		}
+		select {
+		case <-j.done:
+			j.t.Fatalf("gorun exited (%d) with %d of %d %q lines; stdout:\n%s\nstderr:\n%s", j.code, len(got), n, prefix,
+				strings.Join(j.lines(), "\n"), j.errText())
+		default:
+		}
+		if time.Now().After(deadline) {
+			j.t.Fatalf("%d of %d %q lines after %v; stderr:\n%s", len(got), n, prefix, timeout, j.errText())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// waitStderr waits until stderr contains s.
+func (j *job) waitStderr(s string, timeout time.Duration) {
+	j.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !strings.Contains(j.errText(), s) {
+		if time.Now().After(deadline) {
+			j.t.Fatalf("stderr has no %q after %v:\n%s", s, timeout, j.errText())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func withPrefix(lines []string, prefix string) []string {
+	var got []string
+	for _, l := range lines {
+		if strings.HasPrefix(l, prefix) {
+			got = append(got, l)
+		}
+	}
+	return got
+}
+
+// rankPids parses rankprog's "pid RANK PID" lines into rank -> pid.
+func rankPids(t *testing.T, lines []string) map[int]int {
+	t.Helper()
+	pids := make(map[int]int)
+	for _, l := range withPrefix(lines, "pid ") {
+		var rank, pid int
+		if _, err := fmt.Sscanf(l, "pid %d %d", &rank, &pid); err != nil {
+			t.Fatalf("bad line %q: %v", l, err)
+		}
+		pids[rank] = pid
+	}
+	return pids
+}
+
+// allPids is the pid of every "pid RANK PID" line.
+func allPids(t *testing.T, lines []string) []int {
+	t.Helper()
+	var pids []int
+	for _, l := range withPrefix(lines, "pid ") {
+		var rank, pid int
+		if _, err := fmt.Sscanf(l, "pid %d %d", &rank, &pid); err != nil {
+			t.Fatalf("bad line %q: %v", l, err)
+		}
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+// failTime parses rankprog's "fail UNIXNANO" line.
+func failTime(t *testing.T, lines []string) time.Time {
+	t.Helper()
+	f := withPrefix(lines, "fail ")
+	if len(f) != 1 {
+		t.Fatalf("want one fail line, got %q", f)
+	}
+	ns, err := strconv.ParseInt(strings.TrimPrefix(f[0], "fail "), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return time.Unix(0, ns)
+}
+
+// procState is a process's state letter from /proc/PID/stat and its process
+// group; ok is false when there is no such process.
+func procState(pid int) (state byte, pgrp int, ok bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, false
+	}
+	// pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, 0, false
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 3 {
+		return 0, 0, false
+	}
+	pgrp, _ = strconv.Atoi(f[2])
+	return f[0][0], pgrp, true
+}
+
+// alive says whether pid is a live (not zombie) process running prog.
+func alive(pid int, prog string) bool {
+	state, _, ok := procState(pid)
+	if !ok || state == 'Z' {
+		return false
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return err == nil && bytes.Contains(cmdline, []byte(prog))
+}
+
+// leftovers lists live processes that are one of pids or in one of their
+// process groups (each rank leads its own).
+func leftovers(pids []int) []string {
+	groups := make(map[int]bool)
+	var left []string
+	for _, pid := range pids {
+		groups[pid] = true
+		if alive(pid, bin.rankprog) || alive(pid, bin.hello) {
+			left = append(left, fmt.Sprintf("rank pid %d", pid))
+		}
+	}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if state, pgrp, ok := procState(pid); ok && state != 'Z' && groups[pgrp] && !groups[pid] {
+			left = append(left, fmt.Sprintf("pid %d in group %d", pid, pgrp))
+		}
+	}
+	return left
+}
+
+// assertNoneLeft fails the test if any of pids, or anything in their process
+// groups, still runs after grace.
+func assertNoneLeft(t *testing.T, pids []int, grace time.Duration) {
+	t.Helper()
+	if len(pids) == 0 {
+		t.Fatal("no rank pids to check")
+	}
+	deadline := time.Now().Add(grace)
+	for {
+		left := leftovers(pids)
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			for _, pid := range pids {
+				syscall.Kill(-pid, syscall.SIGKILL)
+			}
+			t.Fatalf("processes left behind: %v", left)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func pidList(m map[int]int) []int {
+	var pids []int
+	for _, p := range m {
+		pids = append(pids, p)
+	}
+	return pids
+}
+
+// gorunLines are the lines of stderr that gorun itself wrote.
+func gorunLines(stderr string) []string {
+	var got []string
+	for _, l := range strings.Split(stderr, "\n") {
+		if strings.HasPrefix(l, "gorun: ") {
+			got = append(got, l)
+		}
+	}
+	return got
+}
+
+func skipShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test skipped with -short")
+	}
+}

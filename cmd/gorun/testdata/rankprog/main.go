@@ -1,0 +1,160 @@
+// Command rankprog is the rank program of gorun's end-to-end tests. Every
+// rank first prints "pid RANK PID" on stdout, then does what its mode says:
+//
+//	env                   print the GORUN_* variables (the token's length only) and the args
+//	exit RANK CODE        RANK prints "fail UNIXNANO" and exits CODE; the others sleep
+//	kill RANK             RANK prints "fail UNIXNANO" and kills itself with SIGKILL; the others sleep
+//	panic RANK            RANK prints "fail UNIXNANO" and panics; the others sleep
+//	sleep                 sleep (an hour)
+//	ignoreterm            ignore SIGTERM, print "ignoring", sleep
+//	ignoreterm-exit R C   ignore SIGTERM, then as exit R C
+//	child                 start a grandchild (this program, mode sleep) in the rank's process group, sleep
+//	lines N SIZE CHUNK    write N lines of SIZE bytes to stdout and N to stderr, CHUNK bytes per Write
+//	partial               write "partial line" without a newline, and exit
+//	stdin                 rank 0 copies stdin to stdout
+//	exitall CODE          every rank exits CODE
+//	mpirecv RANK CODE     mpi.Init; RANK prints "fail UNIXNANO" and exits CODE; the others block in Recv
+//	mpiabort RANK CODE    mpi.Init; RANK prints "fail UNIXNANO" and calls Abort(CODE); the others block in Recv
+//	mpisleep              mpi.Init, then sleep
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gorun-hpc/gorun/mpi"
+)
+
+func main() {
+	rank, _ := strconv.Atoi(os.Getenv("GORUN_RANK"))
+	fmt.Printf("pid %d %d\n", rank, os.Getpid())
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "rankprog: no mode")
+		os.Exit(2)
+	}
+	arg := func(i int) int {
+		n, err := strconv.Atoi(os.Args[i])
+		if err != nil {
+			panic(err)
+		}
+		return n
+	}
+	failNow := func() { fmt.Printf("fail %d\n", time.Now().UnixNano()) }
+	switch os.Args[1] {
+	case "env":
+		for _, kv := range os.Environ() {
+			if k, v, _ := strings.Cut(kv, "="); k == "GORUN_NATS_TOKEN" {
+				fmt.Printf("GORUN_NATS_TOKEN has %d bytes\n", len(v))
+			} else if strings.HasPrefix(k, "GORUN_") || strings.HasPrefix(k, "TESTVAR") {
+				fmt.Println(kv)
+			}
+		}
+		wd, _ := os.Getwd()
+		fmt.Printf("wd %s\n", wd)
+		fmt.Printf("args %q\n", os.Args[2:])
+	case "exit", "kill", "panic", "ignoreterm-exit":
+		if os.Args[1] == "ignoreterm-exit" {
+			signal.Ignore(syscall.SIGTERM)
+		}
+		if rank == arg(2) {
+			time.Sleep(300 * time.Millisecond) // let the others start
+			failNow()
+			switch os.Args[1] {
+			case "exit", "ignoreterm-exit":
+				os.Exit(arg(3))
+			case "kill":
+				syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			case "panic":
+				panic("rankprog: on purpose")
+			}
+		}
+		time.Sleep(time.Hour)
+	case "sleep":
+		time.Sleep(time.Hour)
+	case "ignoreterm":
+		signal.Ignore(syscall.SIGTERM)
+		fmt.Println("ignoring")
+		time.Sleep(time.Hour)
+	case "child":
+		cmd := exec.Command(os.Args[0], "sleep")
+		cmd.Stdout = os.Stdout
+		if err := cmd.Start(); err != nil {
+			panic(err)
+		}
+		fmt.Printf("child %d\n", cmd.Process.Pid)
+		time.Sleep(time.Hour)
+	case "lines":
+		n, size, chunk := arg(2), arg(3), arg(4)
+		done := make(chan bool)
+		go func() { writeLines(os.Stderr, "E", rank, n, size, chunk); done <- true }()
+		writeLines(os.Stdout, "O", rank, n, size, chunk)
+		<-done
+	case "partial":
+		fmt.Print("partial line")
+	case "stdin":
+		if rank == 0 {
+			io.Copy(os.Stdout, os.Stdin)
+		}
+	case "exitall":
+		os.Exit(arg(2))
+	case "mpirecv", "mpiabort", "mpisleep":
+		ctx := context.Background()
+		world, err := mpi.Init(ctx)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "rankprog:", err)
+			os.Exit(1)
+		}
+		fmt.Println("ready")
+		if os.Args[1] == "mpisleep" {
+			time.Sleep(time.Hour)
+		}
+		if world.Rank() == arg(2) {
+			time.Sleep(300 * time.Millisecond)
+			failNow()
+			if os.Args[1] == "mpiabort" {
+				world.Abort(arg(3))
+			}
+			os.Exit(arg(3))
+		}
+		_, _, err = world.Recv(ctx, mpi.AnySource, 0)
+		fmt.Fprintln(os.Stderr, "rankprog: Recv returned:", err)
+		os.Exit(1)
+	default:
+		fmt.Fprintln(os.Stderr, "rankprog: unknown mode", os.Args[1])
+		os.Exit(2)
+	}
+}
+
+// writeLines writes n lines "KIND RANK I xxxx...\n" of size bytes (newline
+// included), chunk bytes per Write.
+func writeLines(w io.Writer, kind string, rank, n, size, chunk int) {
+	for i := range n {
+		line := Line(kind, rank, i, size)
+		for len(line) > 0 {
+			k := min(chunk, len(line))
+			if _, err := w.Write(line[:k]); err != nil {
+				os.Exit(3)
+			}
+			line = line[k:]
+		}
+	}
+}
+
+// Line is line i of rank's output of kind, size bytes with the newline.
+func Line(kind string, rank, i, size int) []byte {
+	head := fmt.Sprintf("%s %d %d ", kind, rank, i)
+	b := []byte(head)
+	c := byte('a' + (rank*7+i)%26)
+	for len(b) < size-1 {
+		b = append(b, c)
+	}
+	return append(b, '\n')
+}
