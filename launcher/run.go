@@ -138,6 +138,10 @@ func (r *runner) run(ctx context.Context, prog string, args []string) error {
 	if p.Built {
 		r.logf("built %s in %v", prog, time.Since(t).Round(time.Millisecond))
 	}
+	// Remote hosts: slot counts asked over ssh, the bus opened to them (ssh.go).
+	if err := prepareHosts(jobCtx, cfg, p.Path); err != nil {
+		return fail(err)
+	}
 
 	// The bus.
 	job := jobInfo{ID: uuid.NewString()}
@@ -167,6 +171,12 @@ func (r *runner) run(ctx context.Context, prog string, args []string) error {
 	if err != nil {
 		return fail(err)
 	}
+	// Remote hosts checked, the program copied with --copy (ssh.go).
+	rm, err := startRemote(jobCtx, cfg, &plan, p.Path, job, r.logf)
+	if err != nil {
+		return fail(err)
+	}
+	defer rm.close()
 	env := resolveEnv(cfg.Env)
 	var specs []*spawnSpec
 	var spawners []spawner
@@ -180,7 +190,7 @@ func (r *runner) run(ctx context.Context, prog string, args []string) error {
 		if len(procs) == 0 {
 			continue
 		}
-		sp, err := newSpawner(cfg, h)
+		sp, err := newSpawner(cfg, h, rm)
 		if err != nil {
 			return fail(err)
 		}
@@ -249,13 +259,16 @@ func (r *runner) plan() (Plan, error) {
 	return plan, nil
 }
 
-// newSpawner returns the spawner for the ranks placed on h.
-func newSpawner(cfg *Config, h Host) (spawner, error) {
+// newSpawner returns the spawner for the ranks placed on h: local, or over
+// ssh (spawn_ssh.go) with rm from startRemote.
+func newSpawner(cfg *Config, h Host, rm *remote) (spawner, error) {
 	if h.IsLocal() {
 		return newLocalSpawner(), nil
 	}
-	// The SSH engineer replaces this with the SSH spawner.
-	return nil, fmt.Errorf("%s: host %s: remote hosts are not supported yet", h.Source, h)
+	if rm == nil {
+		return nil, fmt.Errorf("%s: host %s: not prepared for remote ranks", h.Source, h)
+	}
+	return newSSHSpawner(rm, h), nil
 }
 
 // watch waits until every rank has ended, stopping the job at its first

@@ -1,0 +1,358 @@
+package launcher
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// sshStartsPerHost bounds the ssh logins in flight to one host: sshd drops
+// unauthenticated connections beyond its MaxStartups (10 by default).
+const sshStartsPerHost = 8
+
+// rankScript is the end of the script a remote rank's session runs (see
+// SSHOptions), after the lines that set its environment, "$@" (the program
+// and its arguments), wdir (required directory), cwd (tried, else home),
+// feed (1 for the rank that gets gorun's stdin) and ticks (the grace in
+// tenths of a second).
+const rankScript = `h=${HOSTNAME:-$(uname -n)}
+fin() { printf '\036gorun-exit %d %d\n' $1 $2; exit $1; }
+if [ -n "$wdir" ]; then cd "$wdir" || { echo "gorun: cannot change to directory $wdir on $h" >&2; fin 126 0; }
+elif [ -n "$cwd" ]; then cd "$cwd" 2>/dev/null || cd; fi
+if [ ! -x "$1" ] || [ -d "$1" ]; then echo "gorun: $1: no such executable on $h" >&2; fin 127 0; fi
+printf '\036gorun-start\n'
+exec 3<&0
+if command -v setsid >/dev/null 2>&1; then s=setsid; else s=; fi
+if [ "$feed" = 1 ]; then $s "$@" <&3 3<&- & else $s "$@" </dev/null 3<&- & fi
+p=$!
+if [ -n "$s" ]; then g=-$p; else g=$p; fi
+stop() {
+  kill -TERM $g $p 2>/dev/null; i=0
+  while kill -0 $p 2>/dev/null && [ $i -lt $ticks ]; do sleep 0.1 2>/dev/null || sleep 1; i=$((i+1)); done
+  kill -KILL $g $p 2>/dev/null
+}
+if [ "$feed" = 1 ]; then
+  ( while kill -0 $PPID 2>/dev/null; do sleep 0.1 2>/dev/null || sleep 1; done; stop ) </dev/null >/dev/null 2>&1 &
+else
+  ( while read -r _; do :; done; stop ) <&3 >/dev/null 2>&1 &
+fi
+w=$!
+exec 3<&-
+wait $p; c=$?
+kill $w 2>/dev/null
+kill -KILL $g 2>/dev/null
+fin $c $p
+`
+
+// sshSpawner starts the ranks placed on one remote host, each through an ssh
+// session of its own, whose stdout and stderr are the rank's.
+type sshSpawner struct {
+	rm   *remote
+	host Host
+	sem  chan struct{} // ssh logins in flight
+
+	mu      sync.Mutex
+	running map[int]*sshRank // until its ssh has ended
+	stopSig syscall.Signal   // the strongest stop so far; 0 if none
+}
+
+var _ spawner = (*sshSpawner)(nil)
+
+// sshRank is the ssh session of one running rank.
+type sshRank struct {
+	pid   int       // the local ssh process (its process group)
+	stdin io.Closer // closing it tells the remote script to stop the rank
+	feed  bool      // it carries gorun's stdin (so EOF is not a stop)
+}
+
+func newSSHSpawner(rm *remote, h Host) *sshSpawner {
+	return &sshSpawner{rm: rm, host: h, sem: make(chan struct{}, sshStartsPerHost), running: map[int]*sshRank{}}
+}
+
+func (s *sshSpawner) start(ctx context.Context, spec *spawnSpec, exits chan<- rankExit) {
+	name := s.host.String()
+	for i, p := range spec.Procs {
+		select {
+		case s.sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil || s.stopping() {
+			notStarted(spec.Procs[i:], name, exits)
+			return
+		}
+		if err := s.startRank(spec, p, exits); err != nil {
+			<-s.sem
+			exits <- rankExit{Rank: p.Rank, Host: name, Err: fmt.Errorf("could not start ssh: %w", err)}
+			notStarted(spec.Procs[i+1:], name, exits)
+			return
+		}
+	}
+}
+
+func (s *sshSpawner) stopping() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stopSig != 0
+}
+
+// script is the shell script that starts rank p on the remote host.
+func (s *sshSpawner) script(spec *spawnSpec, p Proc, feed bool) string {
+	var b strings.Builder
+	env := append(append([]string(nil), spec.Env...), spec.Job.ContractEnv(p, len(spec.Plan.Procs), s.rm.natsURL)...)
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		fmt.Fprintf(&b, "export %s=%s\n", k, shQuote(v))
+	}
+	b.WriteString("set --")
+	for _, a := range append([]string{s.rm.program(s.host, spec.Path)}, spec.Args...) {
+		b.WriteString(" " + shQuote(a))
+	}
+	b.WriteString("\n")
+	fmt.Fprintf(&b, "wdir=%s\ncwd=%s\n", shQuote(spec.WorkDir), shQuote(s.rm.cwd))
+	f := 0
+	if feed {
+		f = 1
+	}
+	ticks := int(s.rm.grace / (100 * time.Millisecond))
+	fmt.Fprintf(&b, "feed=%d\nticks=%d\n", f, max(ticks, 1))
+	b.WriteString(rankScript)
+	b.WriteString(".\n")
+	return b.String()
+}
+
+// startRank starts rank p's ssh session, its output forwarding, its stdin
+// and its reaper. The login slot taken in start is given back once the
+// remote script has started (or the session ended).
+func (s *sshSpawner) startRank(spec *spawnSpec, p Proc, exits chan<- rankExit) error {
+	cmd := s.rm.opts.command(s.host)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return err
+	}
+	cmd.Stdout, cmd.Stderr = outW, errW
+	feed := p.Rank == 0 && spec.Stdin != nil
+	err = cmd.Start()
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		outR.Close()
+		errR.Close()
+		return err
+	}
+	script := s.script(spec, p, feed)
+	sr := newStubReader(outR)
+	spec.Out.forward(p.Rank, sr, false)
+	spec.Out.forward(p.Rank, errR, true)
+	go func() {
+		<-sr.started
+		<-s.sem
+	}()
+	go func() {
+		// A pipe write does not wait for the remote side; if ssh ends
+		// first, the write fails and the reaper reports why.
+		if _, err := io.WriteString(stdin, script); err != nil {
+			return
+		}
+		if feed {
+			io.Copy(stdin, spec.Stdin)
+			stdin.Close()
+		}
+	}()
+
+	pid := cmd.Process.Pid
+	r := &sshRank{pid: pid, stdin: stdin, feed: feed}
+	s.mu.Lock()
+	s.running[p.Rank] = r
+	sig := s.stopSig
+	s.mu.Unlock()
+	if sig != 0 {
+		s.signal(r, sig) // stop came while this rank started
+	}
+
+	go func() {
+		werr := cmd.Wait()
+		s.mu.Lock()
+		delete(s.running, p.Rank)
+		s.mu.Unlock()
+		stdin.Close()
+		syscall.Kill(-pid, syscall.SIGKILL) // anything ssh started (a ProxyCommand)
+		x := waitResult(p.Rank, s.host.String(), 0, werr)
+		select { // the exit marker comes last on stdout
+		case <-sr.done:
+		case <-time.After(2 * time.Second):
+		}
+		if code, rpid, ok := sr.exit(); ok {
+			// The remote script saw the rank end: its status is the rank's.
+			x.Code, x.Pid, x.Signal, x.Err = code, rpid, 0, nil
+		} else if x.Err == nil {
+			how := "ended"
+			if x.Signal != 0 {
+				how = "was killed by " + signalName(x.Signal)
+			} else if x.Code != 0 {
+				how = "exited with status " + strconv.Itoa(x.Code)
+			}
+			x.Err = fmt.Errorf("lost its ssh session (ssh %s before the rank ended)", how)
+			if x.Code == 0 {
+				x.Code = ExitFailure
+			}
+			x.Signal = 0
+		}
+		exits <- x
+	}()
+	return nil
+}
+
+// stop stops every running rank: SIGTERM asks the remote script to stop
+// its rank (by closing the session's stdin, or for the rank fed with
+// gorun's stdin by ending the session); SIGKILL ends every session at once,
+// and the remote scripts kill their ranks.
+func (s *sshSpawner) stop(kill bool) {
+	sig := syscall.SIGTERM
+	if kill {
+		sig = syscall.SIGKILL
+	}
+	s.mu.Lock()
+	if s.stopSig != syscall.SIGKILL {
+		s.stopSig = sig
+	}
+	var rs []*sshRank
+	for _, r := range s.running {
+		rs = append(rs, r)
+	}
+	s.mu.Unlock()
+	for _, r := range rs {
+		s.signal(r, sig)
+	}
+}
+
+func (s *sshSpawner) signal(r *sshRank, sig syscall.Signal) {
+	switch {
+	case sig == syscall.SIGTERM && !r.feed:
+		r.stdin.Close()
+	default:
+		syscall.Kill(-r.pid, sig)
+	}
+}
+
+// stubReader is a rank's stdout as it comes from ssh, without the remote
+// script's markers: the start line (started is closed when it has been
+// read, or at EOF) and the exit line at the very end (exit returns it).
+type stubReader struct {
+	src       io.ReadCloser
+	started   chan struct{} // closed once the start marker is read, or at EOF
+	done      chan struct{} // closed at EOF or Close
+	startOnce sync.Once
+	doneOnce  sync.Once
+
+	buf     []byte
+	pend    []byte // read from src, not yet passed on
+	out     []byte // ready to pass on
+	begun   bool   // the start marker has been seen
+	eof     bool
+	mu      sync.Mutex
+	code    int
+	pid     int
+	exitSet bool
+}
+
+func newStubReader(src io.ReadCloser) *stubReader {
+	return &stubReader{src: src, started: make(chan struct{}), done: make(chan struct{}), buf: make([]byte, 32<<10)}
+}
+
+func (r *stubReader) markStarted() { r.startOnce.Do(func() { close(r.started) }) }
+func (r *stubReader) markDone()    { r.doneOnce.Do(func() { close(r.done) }) }
+
+// exit returns the status and remote pid the script reported, if it did.
+func (r *stubReader) exit() (code, pid int, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.code, r.pid, r.exitSet
+}
+
+// Read passes on the rank's output. It holds back a short tail that starts
+// with the marker byte until it knows whether it is the exit marker.
+func (r *stubReader) Read(p []byte) (int, error) {
+	for {
+		if len(r.out) > 0 {
+			n := copy(p, r.out)
+			r.out = r.out[n:]
+			return n, nil
+		}
+		if r.eof {
+			return 0, io.EOF
+		}
+		n, err := r.src.Read(r.buf)
+		r.pend = append(r.pend, r.buf[:n]...)
+		if !r.begun {
+			i := bytes.Index(r.pend, []byte(startMarker))
+			if i < 0 && err == nil {
+				continue // output before the script starts (a login banner) waits
+			}
+			r.begun = true
+			r.markStarted()
+			if i >= 0 {
+				r.pend = append(r.pend[:i:i], r.pend[i+len(startMarker):]...)
+			}
+		}
+		if err != nil {
+			r.eof = true
+			r.takeExit()
+			r.out, r.pend = r.pend, nil
+			r.markStarted()
+			r.markDone()
+			continue
+		}
+		keep := 0
+		if i := bytes.LastIndexByte(r.pend, exitMarker[0]); i >= 0 && len(r.pend)-i < 64 && !bytes.Contains(r.pend[i:], []byte("\n")) {
+			keep = len(r.pend) - i
+		}
+		r.out = append(r.out[:0], r.pend[:len(r.pend)-keep]...)
+		r.pend = append(r.pend[:0], r.pend[len(r.pend)-keep:]...)
+	}
+}
+
+// takeExit removes the exit marker from the end of pend and records it.
+func (r *stubReader) takeExit() {
+	i := bytes.LastIndex(r.pend, []byte(exitMarker))
+	if i < 0 || r.pend[len(r.pend)-1] != '\n' {
+		return
+	}
+	f := strings.Fields(string(r.pend[i+len(exitMarker):]))
+	if len(f) != 2 {
+		return
+	}
+	code, err1 := strconv.Atoi(f[0])
+	pid, err2 := strconv.Atoi(f[1])
+	if err1 != nil || err2 != nil {
+		return
+	}
+	r.pend = r.pend[:i]
+	r.mu.Lock()
+	r.code, r.pid, r.exitSet = code, pid, true
+	r.mu.Unlock()
+}
+
+// Close closes the ssh pipe.
+func (r *stubReader) Close() error {
+	err := r.src.Close()
+	r.markStarted()
+	r.markDone()
+	return err
+}

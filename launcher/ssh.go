@@ -1,0 +1,556 @@
+package launcher
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// SSHOptions say how gorun starts ranks on other hosts. It runs the system's
+// ssh client, so the user's ~/.ssh/config, keys and agent apply.
+//
+// How a remote rank starts: gorun runs
+//
+//	ssh [Opts] -T -o BatchMode=yes -o ConnectTimeout=N ... host 'exec /bin/sh -c "<reader>"'
+//
+// where <reader> is a fixed one-line loop that reads a small shell script
+// from its standard input (up to a line "."), then runs it. That script
+// carries the rank's environment (the job secret GORUN_NATS_TOKEN among it),
+// the program's path, arguments and directory, so no command line on any
+// host holds the secret or anything job-specific. The script starts the
+// program in a process group of its own (setsid), and watches the launcher:
+// when its ssh standard input reaches EOF (gorun stops the job, dies, or the
+// connection is lost) it sends the group SIGTERM, and SIGKILL after the
+// grace; the rank that reads gorun's standard input (rank 0) is watched
+// through its ssh session process instead, which ends when the connection
+// does. Ranks also lose their NATS connection when the embedded server goes
+// away, and mpi makes them exit.
+type SSHOptions struct {
+	// Program is the ssh client; "" means "ssh" from PATH.
+	Program string
+
+	// Opts are extra ssh options given before gorun's own (so they win),
+	// e.g. {"-i", "key", "-o", "Port=2222"}: gorun's --ssh-opts, or the
+	// GORUN_SSH_OPTS variable.
+	Opts []string
+
+	// ConnectTimeout bounds ssh's connection to a host (its ConnectTimeout
+	// option) and gorun's check of each host before the job starts; 0
+	// means 10 s.
+	ConnectTimeout time.Duration
+
+	// Copy copies the program to every remote host (into a private
+	// directory under /tmp) and removes it when the job ends; without it
+	// the program must be at the same path on every host.
+	Copy bool
+
+	// Advertise is the host name or address remote ranks reach gorun's
+	// embedded NATS server at. "" means the address of this machine's
+	// interface that routes to the first remote host.
+	Advertise string
+}
+
+// defaultSSHTimeout is SSHOptions.ConnectTimeout's default.
+const defaultSSHTimeout = 10 * time.Second
+
+// Marker lines between gorun and the script on a remote host.
+const (
+	probeLine   = "gorun-probe"
+	copyLine    = "gorun-copy"
+	startMarker = "\x1egorun-start\n" // first on a rank's stdout: logged in and starting
+	exitMarker  = "\x1egorun-exit "   // last on a rank's stdout: "<code> <pid>\n"
+)
+
+// remoteReader is the command line every remote session runs: it reads a
+// script from stdin up to a line ".", then runs it, leaving the rest of
+// stdin to the script. It holds nothing job-specific, and survives csh, fish
+// and POSIX login shells alike (no "!", newline or single quote inside).
+const remoteReader = `exec /bin/sh -c 'n=$(printf "\n_"); n=${n%_}; s=; while IFS= read -r l && [ "$l" != . ]; do s="$s$l$n"; done; eval "$s"'`
+
+// ParseSSHOpts splits an --ssh-opts (or GORUN_SSH_OPTS) value into
+// arguments as a POSIX shell would: at unquoted blanks, with '...' and
+// "..." quoting and backslash escapes.
+func ParseSSHOpts(s string) ([]string, error) {
+	var (
+		args  []string
+		cur   strings.Builder
+		inArg bool
+		quote rune
+	)
+	rs := []rune(s)
+	for i := 0; i < len(rs); i++ {
+		c := rs[i]
+		switch {
+		case quote == '\'':
+			if c == '\'' {
+				quote = 0
+			} else {
+				cur.WriteRune(c)
+			}
+		case quote == '"':
+			switch {
+			case c == '"':
+				quote = 0
+			case c == '\\' && i+1 < len(rs) && strings.ContainsRune(`"\$`+"`", rs[i+1]):
+				i++
+				cur.WriteRune(rs[i])
+			default:
+				cur.WriteRune(c)
+			}
+		case c == '\'' || c == '"':
+			quote, inArg = c, true
+		case c == '\\':
+			if i+1 < len(rs) {
+				i++
+				cur.WriteRune(rs[i])
+			}
+			inArg = true
+		case c == ' ' || c == '\t' || c == '\n':
+			if inArg {
+				args = append(args, cur.String())
+				cur.Reset()
+				inArg = false
+			}
+		default:
+			cur.WriteRune(c)
+			inArg = true
+		}
+	}
+	if quote != 0 {
+		return nil, fmt.Errorf("ssh options %q: unterminated %c quote", s, quote)
+	}
+	if inArg {
+		args = append(args, cur.String())
+	}
+	return args, nil
+}
+
+// shQuote quotes s for a POSIX shell as one word. Newlines become "$n" (the
+// reader's newline variable), so a script line never holds a raw newline
+// from a value and never reads as the end marker.
+func shQuote(s string) string {
+	s = "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+	return strings.ReplaceAll(s, "\n", `'"$n"'`)
+}
+
+// remote is the multi-host part of one job: the ssh options and what gorun
+// learned about, and left on, each remote host.
+type remote struct {
+	opts    SSHOptions
+	grace   time.Duration
+	natsURL string // the bus as remote ranks reach it
+	cwd     string // gorun's directory, tried first on a remote host
+
+	mu      sync.Mutex
+	progs   map[string]string // host -> the program's path there (with Copy)
+	holders []holder          // with Copy: one session per host that removes the copy at EOF
+}
+
+// holder is a session that removes a copied program once its stdin closes.
+type holder struct {
+	cmd   *exec.Cmd
+	stdin io.Closer
+}
+
+// sshArgs is the ssh command line for host h running command.
+func (o *SSHOptions) sshArgs(h Host, command string) []string {
+	secs := int((o.timeout() + time.Second - 1) / time.Second)
+	args := append([]string(nil), o.Opts...)
+	args = append(args,
+		"-T", "-x",
+		"-o", "BatchMode=yes",
+		"-o", "ConnectTimeout="+strconv.Itoa(secs),
+		"-o", "ServerAliveInterval=10",
+		"-o", "ServerAliveCountMax=3",
+		h.String(), command)
+	return args
+}
+
+func (o *SSHOptions) timeout() time.Duration {
+	if o.ConnectTimeout > 0 {
+		return o.ConnectTimeout
+	}
+	return defaultSSHTimeout
+}
+
+func (o *SSHOptions) program() string {
+	if o.Program != "" {
+		return o.Program
+	}
+	return "ssh"
+}
+
+// command is an ssh process for h running the remote reader, in a process
+// group of its own (the terminal's Ctrl-C reaches gorun only) that dies
+// with gorun.
+func (o *SSHOptions) command(h Host) *exec.Cmd {
+	cmd := exec.Command(o.program(), o.sshArgs(h, remoteReader)...)
+	cmd.SysProcAttr = rankProcAttr()
+	return cmd
+}
+
+// runScript runs script on h and returns its stdout; after the script it
+// sends body (if not nil) on stdin. The whole exchange must end within the
+// connect timeout plus extra.
+func (o *SSHOptions) runScript(ctx context.Context, h Host, script string, body io.Reader, extra time.Duration) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, o.timeout()+extra)
+	defer cancel()
+	cmd := o.command(h)
+	var stdin io.Reader = strings.NewReader(script + ".\n")
+	if body != nil {
+		stdin = io.MultiReader(stdin, body)
+	}
+	cmd.Stdin = stdin
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		return "", fmt.Errorf("cannot run %s: %w", o.program(), err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return "", fmt.Errorf("no answer within %v", o.timeout()+extra)
+		}
+		return "", ctx.Err()
+	}
+	if err != nil {
+		msg := lastLine(stderr.String())
+		if msg == "" {
+			msg = err.Error()
+		}
+		return stdout.String(), errors.New(msg)
+	}
+	return stdout.String(), nil
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}
+
+// probe logs in to h and returns its number of cores; when prog is not ""
+// it also checks that prog is an executable there.
+func (o *SSHOptions) probe(ctx context.Context, h Host, prog string) (cpus int, err error) {
+	script := "c=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 0)\n" +
+		"echo " + probeLine + " cpus=$c\n"
+	if prog != "" {
+		script += "p=" + shQuote(prog) + "\n" +
+			`[ -x "$p" ] && [ ! -d "$p" ] || echo ` + probeLine + " missing\n"
+	}
+	out, err := o.runScript(ctx, h, script, nil, 5*time.Second)
+	if err != nil {
+		return 0, fmt.Errorf("%s: host %s: cannot log in with ssh: %w", h.Source, h, err)
+	}
+	cpus = -1
+	for _, line := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(line, probeLine+" cpus="); ok {
+			cpus, _ = strconv.Atoi(strings.TrimSpace(v))
+		}
+		if line == probeLine+" missing" {
+			return 0, fmt.Errorf("%s: host %s: %s is not an executable there (the program must be at the same path on every host, or use --copy)", h.Source, h, prog)
+		}
+	}
+	if cpus < 0 {
+		return 0, fmt.Errorf("%s: host %s: unexpected answer to ssh %q", h.Source, h, strings.TrimSpace(out))
+	}
+	return cpus, nil
+}
+
+// forEachHost runs fn for every index in idx, at most 32 at once, and
+// returns the first error in idx's order.
+func forEachHost(idx []int, fn func(i int) error) error {
+	errs := make([]error, len(idx))
+	sem := make(chan struct{}, 32)
+	var wg sync.WaitGroup
+	for k, i := range idx {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			errs[k] = fn(i)
+		})
+	}
+	wg.Wait()
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+// prepareHosts readies cfg for a job on cfg.Hosts before the embedded
+// server starts and ranks are placed: every host without a slot count gets
+// one per core (runtime.NumCPU here, the remote host's answer over ssh
+// elsewhere; each such remote host is checked too), and when some host is
+// remote the embedded server listens on every interface.
+func prepareHosts(ctx context.Context, cfg *Config, prog string) error {
+	if len(cfg.Hosts) == 0 {
+		return nil
+	}
+	cfg.Hosts = append([]Host(nil), cfg.Hosts...) // the caller's slice stays as it was
+	var ask []int
+	anyRemote := false
+	for i, h := range cfg.Hosts {
+		if h.IsLocal() {
+			if h.Slots == 0 {
+				cfg.Hosts[i].Slots = capSlots(runtime.NumCPU(), h.MaxSlots)
+			}
+			continue
+		}
+		anyRemote = true
+		if h.Slots == 0 {
+			ask = append(ask, i)
+		}
+	}
+	if anyRemote && cfg.NATSURL == "" && (cfg.NATSHost == "" || cfg.NATSHost == DefaultConfig().NATSHost) {
+		cfg.NATSHost = "0.0.0.0"
+	}
+	if cfg.SSH.Copy {
+		prog = ""
+	}
+	return forEachHost(ask, func(i int) error {
+		h := &cfg.Hosts[i]
+		n, err := cfg.SSH.probe(ctx, *h, prog)
+		if err != nil {
+			return err
+		}
+		if n < 1 {
+			return fmt.Errorf("%s: host %s: could not count its cores; give slots=N", h.Source, h)
+		}
+		h.Slots = capSlots(n, h.MaxSlots)
+		return nil
+	})
+}
+
+func capSlots(n, max int) int {
+	if max > 0 && n > max {
+		return max
+	}
+	return n
+}
+
+// startRemote readies the remote hosts of plan before their ranks start:
+// it checks that each one answers over ssh and has the program (unless
+// prepareHosts already did), copies the program there with Copy, and
+// works out the bus's address for remote ranks. It returns nil when no rank
+// is remote. close undoes what it did.
+func startRemote(ctx context.Context, cfg *Config, plan *Plan, prog string, job jobInfo, logf func(string, ...any)) (*remote, error) {
+	used := map[int]bool{}
+	for _, p := range plan.Procs {
+		used[p.Host] = true
+	}
+	var hosts []int
+	for i, h := range plan.Hosts {
+		if used[i] && !h.IsLocal() {
+			hosts = append(hosts, i)
+		}
+	}
+	if len(hosts) == 0 {
+		return nil, nil
+	}
+	cwd, _ := os.Getwd()
+	rm := &remote{opts: cfg.SSH, grace: cfg.StopGrace, cwd: cwd, progs: map[string]string{}}
+	t := time.Now()
+	err := forEachHost(hosts, func(i int) error {
+		h := plan.Hosts[i]
+		if cfg.SSH.Copy {
+			return rm.copyProgram(ctx, h, prog)
+		}
+		_, err := cfg.SSH.probe(ctx, h, prog)
+		return err
+	})
+	if err != nil {
+		rm.close()
+		return nil, err
+	}
+	logf("%d remote hosts answer over ssh (%v)", len(hosts), time.Since(t).Round(time.Millisecond))
+
+	switch {
+	case job.Server == nil:
+		rm.natsURL = job.NATSURL
+		if loopbackURL(job.NATSURL) {
+			rm.close()
+			return nil, fmt.Errorf("--nats %s: a loopback address, which ranks on other hosts cannot reach", redactURL(job.NATSURL))
+		}
+	default:
+		addr := cfg.SSH.Advertise
+		if addr == "" {
+			addr = routeAddr(ctx, &cfg.SSH, plan.Hosts[hosts[0]])
+		}
+		rm.natsURL = job.Server.URLFor(addr)
+		logf("remote ranks reach the embedded NATS server at %s", rm.natsURL)
+	}
+	return rm, nil
+}
+
+// copyProgram copies prog to a fresh private directory on h, and keeps a
+// session open that removes it when gorun closes it or goes away.
+func (rm *remote) copyProgram(ctx context.Context, h Host, prog string) error {
+	f, err := os.Open(prog)
+	if err != nil {
+		return fmt.Errorf("--copy: %w", err)
+	}
+	defer f.Close()
+	script := `d=$(mktemp -d "${TMPDIR:-/tmp}/gorun.XXXXXXXX") || exit 1` + "\n" +
+		`echo ` + copyLine + ` "$d"` + "\n" +
+		`p="$d"/` + shQuote(filepath.Base(prog)) + "\n" +
+		`cat >"$p" && chmod 700 "$p" || { rm -rf "$d"; exit 1; }` + "\n"
+	// Allow a slow link a second per 10 MB on top of the connect timeout.
+	var extra time.Duration = 5 * time.Second
+	if fi, err := f.Stat(); err == nil {
+		extra += time.Duration(fi.Size()/10e6) * time.Second
+	}
+	out, err := rm.opts.runScript(ctx, h, script, f, extra)
+	dir := ""
+	for _, line := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(line, copyLine+" "); ok {
+			dir = v
+		}
+	}
+	if dir != "" {
+		rm.holdDir(h, dir) // removes it, also after a failed copy
+	}
+	if err != nil {
+		return fmt.Errorf("%s: host %s: --copy: %w", h.Source, h, err)
+	}
+	if dir == "" {
+		return fmt.Errorf("%s: host %s: --copy: unexpected answer %q", h.Source, h, strings.TrimSpace(out))
+	}
+	rm.mu.Lock()
+	rm.progs[h.String()] = dir + "/" + filepath.Base(prog)
+	rm.mu.Unlock()
+	return nil
+}
+
+// holdDir starts a session on h that removes dir once its stdin reaches EOF:
+// when close closes it, or when gorun dies and ssh with it.
+func (rm *remote) holdDir(h Host, dir string) {
+	cmd := rm.opts.command(h)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return
+	}
+	if err := cmd.Start(); err != nil {
+		return
+	}
+	script := "d=" + shQuote(dir) + "\n" +
+		`trap "" HUP INT TERM` + "\n" +
+		`while read -r _; do :; done; rm -rf "$d"` + "\n.\n"
+	io.WriteString(stdin, script)
+	rm.mu.Lock()
+	rm.holders = append(rm.holders, holder{cmd, stdin})
+	rm.mu.Unlock()
+}
+
+// close ends what startRemote left on the hosts: it waits (up to the
+// connect timeout) until every copied program has been removed.
+func (rm *remote) close() {
+	if rm == nil {
+		return
+	}
+	rm.mu.Lock()
+	holders := rm.holders
+	rm.holders = nil
+	rm.mu.Unlock()
+	deadline := time.Now().Add(rm.opts.timeout())
+	for _, h := range holders {
+		h.stdin.Close()
+	}
+	for _, h := range holders {
+		cmd := h.cmd
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(time.Until(deadline)):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+	}
+}
+
+// program is the program's path on h.
+func (rm *remote) program(h Host, local string) string {
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	if p, ok := rm.progs[h.String()]; ok {
+		return p
+	}
+	return local
+}
+
+// routeAddr is the address of this machine's interface that routes to h
+// (as ssh would reach it, after ~/.ssh/config's HostName), or this
+// machine's host name if that cannot be told.
+func routeAddr(ctx context.Context, o *SSHOptions, h Host) string {
+	name := h.Name
+	// ssh -G prints the configuration ssh would use, without connecting.
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	args := append(append([]string(nil), o.Opts...), "-G", h.String())
+	if out, err := exec.CommandContext(ctx, o.program(), args...).Output(); err == nil {
+		sc := bufio.NewScanner(bytes.NewReader(out))
+		for sc.Scan() {
+			if v, ok := strings.CutPrefix(sc.Text(), "hostname "); ok {
+				name = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	addrs, err := net.DefaultResolver.LookupHost(ctx, name)
+	if err == nil && len(addrs) > 0 {
+		// A UDP "connection" sends nothing; it only picks the route.
+		if c, err := net.Dial("udp", net.JoinHostPort(addrs[0], "22")); err == nil {
+			defer c.Close()
+			if a, ok := c.LocalAddr().(*net.UDPAddr); ok && !a.IP.IsUnspecified() {
+				return a.IP.String()
+			}
+		}
+	}
+	if hn, err := os.Hostname(); err == nil && hn != "" {
+		return hn
+	}
+	return "localhost"
+}
+
+// loopbackURL says whether a NATS URL list names only loopback hosts.
+func loopbackURL(urls string) bool {
+	for _, u := range strings.Split(urls, ",") {
+		u = strings.TrimSpace(u)
+		if i := strings.Index(u, "://"); i >= 0 {
+			u = u[i+3:]
+		}
+		if i := strings.LastIndex(u, "@"); i >= 0 {
+			u = u[i+1:]
+		}
+		host := u
+		if h, _, err := net.SplitHostPort(u); err == nil {
+			host = h
+		}
+		host = strings.Trim(strings.ToLower(host), "[]")
+		ip := net.ParseIP(host)
+		if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return false
+		}
+	}
+	return true
+}
