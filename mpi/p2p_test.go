@@ -1,0 +1,452 @@
+package mpi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/gorun-hpc/gorun/mpi"
+	"github.com/gorun-hpc/gorun/mpi/mpitest"
+)
+
+// TestAnySourceManySenders: 5 senders x 3000 messages with mixed tags to rank
+// 0, which receives with AnySource/AnyTag: none lost, none doubled, each
+// sender's order kept.
+func TestAnySourceManySenders(t *testing.T) {
+	const senders, perSender = 5, 3000
+	mpitest.Run(t, senders+1, func(ctx context.Context, c *mpi.Comm) error {
+		return floodSmall(ctx, c, perSender, 0)
+	})
+}
+
+// floodSmall: every rank but 0 sends k small messages (tag i%5, body
+// (rank, i)) to rank 0, which receives them with AnySource/AnyTag after
+// sleeping for pause, and checks that each sender's messages arrive exactly
+// once and in order.
+func floodSmall(ctx context.Context, c *mpi.Comm, k int, pause time.Duration) error {
+	if c.Rank() != 0 {
+		body := make([]byte, 8)
+		for i := range k {
+			binary.LittleEndian.PutUint32(body, uint32(c.Rank()))
+			binary.LittleEndian.PutUint32(body[4:], uint32(i))
+			if err := c.Send(ctx, 0, i%5, body); err != nil {
+				return fmt.Errorf("message %d: %w", i, err)
+			}
+		}
+		return nil
+	}
+	time.Sleep(pause)
+	next := make([]int, c.Size())
+	for range k * (c.Size() - 1) {
+		b, st, err := c.Recv(ctx, mpi.AnySource, mpi.AnyTag)
+		if err != nil {
+			return err
+		}
+		src, i := int(binary.LittleEndian.Uint32(b)), int(binary.LittleEndian.Uint32(b[4:]))
+		if src != st.Source || st.Tag != i%5 || st.Count != 8 {
+			return fmt.Errorf("message (%d, %d) with status %+v", src, i, st)
+		}
+		if i != next[src] {
+			return fmt.Errorf("from rank %d: got message %d, want %d (lost, doubled or reordered)", src, i, next[src])
+		}
+		next[src]++
+	}
+	for r := 1; r < c.Size(); r++ {
+		if next[r] != k {
+			return fmt.Errorf("rank %d: %d messages, want %d", r, next[r], k)
+		}
+	}
+	return nil
+}
+
+// TestSizes: the payload limit's neighbourhood and 100 MiB arrive byte-exact.
+func TestSizes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("100 MiB transfer; skipped with -short")
+	}
+	mpitest.Run(t, 2, func(ctx context.Context, c *mpi.Comm) error {
+		for _, sz := range []int{0, 1, 1 << 20, 1<<20 + 1, 100 << 20} {
+			if c.Rank() == 0 {
+				if err := c.Send(ctx, 1, 0, pattern(sz, sz)); err != nil {
+					return fmt.Errorf("size %d: %w", sz, err)
+				}
+				continue
+			}
+			b, st, err := c.Recv(ctx, 0, 0)
+			if err != nil {
+				return fmt.Errorf("size %d: %w", sz, err)
+			}
+			if st.Count != sz || !bytes.Equal(b, pattern(sz, sz)) {
+				return fmt.Errorf("size %d: got %d bytes, count %d, content equal %v", sz, len(b), st.Count, bytes.Equal(b, pattern(sz, sz)))
+			}
+		}
+		return nil
+	})
+}
+
+// floodLarge: while rank 0 sleeps, every other rank Isends k messages of
+// size bytes to it; then rank 0 receives and checks them one by one.
+func floodLarge(ctx context.Context, c *mpi.Comm, k, size int, pause time.Duration, onRecv func()) error {
+	if c.Rank() != 0 {
+		msgs := make([][]byte, k)
+		reqs := make([]*mpi.Request, k)
+		for i := range k {
+			msgs[i] = pattern(size, c.Rank()*1000+i)
+			reqs[i] = c.Isend(0, 5, msgs[i])
+		}
+		return mpi.WaitAll(ctx, reqs...)
+	}
+	time.Sleep(pause)
+	next := make([]int, c.Size())
+	for range k * (c.Size() - 1) {
+		b, st, err := c.Recv(ctx, mpi.AnySource, 5)
+		if err != nil {
+			return err
+		}
+		i := next[st.Source]
+		if !bytes.Equal(b, pattern(size, st.Source*1000+i)) {
+			return fmt.Errorf("message %d from rank %d: %d bytes, content differs", i, st.Source, len(b))
+		}
+		next[st.Source]++
+		if onRecv != nil {
+			onRecv()
+		}
+	}
+	return nil
+}
+
+// TestFlood: rank 0 sleeps 2 s while 4 ranks each Isend 40 x 1 MiB to it;
+// everything arrives intact and no slow-consumer event fails the job (it
+// would fail every rank with ErrConnLost). The memory bound is checked with
+// real processes in TestProcessFloodMemory.
+func TestFlood(t *testing.T) {
+	if testing.Short() {
+		t.Skip("160 MiB flood; skipped with -short")
+	}
+	mpitest.Run(t, 5, func(ctx context.Context, c *mpi.Comm) error {
+		return floodLarge(ctx, c, 40, 1<<20, 2*time.Second, nil)
+	})
+}
+
+// TestFloodSmall: many small messages at a rank that sleeps: senders block on
+// credit instead of overrunning it, and nothing is lost.
+func TestFloodSmall(t *testing.T) {
+	mpitest.Run(t, 4, func(ctx context.Context, c *mpi.Comm) error {
+		return floodSmall(ctx, c, 20000, time.Second)
+	}, mpi.WithBuffers(1<<20, 4<<20))
+}
+
+// TestRecvDeadline: a receive whose deadline passes returns promptly with an
+// error wrapping context.DeadlineExceeded, and leaves nothing behind: the
+// next message goes to the next receive.
+func TestRecvDeadline(t *testing.T) {
+	mpitest.Run(t, 2, func(ctx context.Context, c *mpi.Comm) error {
+		if c.Rank() == 1 {
+			if _, _, err := c.Recv(ctx, 0, 1); err != nil { // wait until rank 0 has timed out
+				return err
+			}
+			return c.Send(ctx, 0, 0, []byte("late"))
+		}
+		dctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		_, _, err := c.Recv(dctx, 1, 0)
+		took := time.Since(start)
+		if !errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("Recv after deadline: %v, want DeadlineExceeded", err)
+		}
+		if took > 700*time.Millisecond {
+			return fmt.Errorf("Recv with a 200ms deadline returned after %v", took)
+		}
+		if _, err := c.Probe(dctx, 1, 0); !errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("Probe after deadline: %v", err)
+		}
+		if err := c.Send(ctx, 1, 1, nil); err != nil {
+			return err
+		}
+		b, _, err := c.Recv(ctx, 1, 0)
+		if err != nil || string(b) != "late" {
+			return fmt.Errorf("after a timed-out Recv: got %q, %v", b, err)
+		}
+		return nil
+	})
+}
+
+// TestBadArguments: out-of-range ranks and tags are errors, not panics.
+func TestBadArguments(t *testing.T) {
+	mpitest.Run(t, 3, func(ctx context.Context, c *mpi.Comm) error {
+		n := c.Size()
+		check := func(what string, err, want error) error {
+			if !errors.Is(err, want) {
+				return fmt.Errorf("%s: got %v, want %v", what, err, want)
+			}
+			return nil
+		}
+		var errs []error
+		for _, r := range []int{n, -2, 1 << 40} {
+			errs = append(errs,
+				check(fmt.Sprintf("Send to %d", r), c.Send(ctx, r, 0, nil), mpi.ErrRank),
+				check(fmt.Sprintf("Isend to %d", r), waitErr(ctx, c.Isend(r, 0, nil)), mpi.ErrRank),
+				check(fmt.Sprintf("Irecv from %d", r), waitErr(ctx, c.Irecv(r, 0)), mpi.ErrRank),
+			)
+			_, _, err := c.Recv(ctx, r, 0)
+			errs = append(errs, check(fmt.Sprintf("Recv from %d", r), err, mpi.ErrRank))
+			_, err = c.Probe(ctx, r, 0)
+			errs = append(errs, check(fmt.Sprintf("Probe %d", r), err, mpi.ErrRank))
+			_, _, err = c.Sendrecv(ctx, r, 0, nil, 0, 0)
+			errs = append(errs, check(fmt.Sprintf("Sendrecv to %d", r), err, mpi.ErrRank))
+		}
+		_, _, err := c.Recv(ctx, 0, -5)
+		errs = append(errs,
+			check("Send with tag -5", c.Send(ctx, 0, -5, nil), mpi.ErrTag),
+			check("Send with AnyTag", c.Send(ctx, 0, mpi.AnyTag, nil), mpi.ErrTag),
+			check("Send to AnySource", c.Send(ctx, mpi.AnySource, 0, nil), mpi.ErrRank),
+			check("Recv with tag -5", err, mpi.ErrTag),
+		)
+		return errors.Join(errs...)
+	})
+}
+
+func waitErr(ctx context.Context, r *mpi.Request) error {
+	_, err := r.Wait(ctx)
+	return err
+}
+
+// TestCancel: a withdrawn receive never takes a message; a withdrawn large
+// send never reaches its receiver.
+func TestCancel(t *testing.T) {
+	mpitest.Run(t, 2, func(ctx context.Context, c *mpi.Comm) error {
+		if c.Rank() == 0 {
+			r := c.Irecv(1, 0)
+			if !r.Cancel() {
+				return errors.New("Cancel of an unmatched receive returned false")
+			}
+			if _, err := r.Wait(ctx); !errors.Is(err, mpi.ErrCanceled) {
+				return fmt.Errorf("canceled receive: %v", err)
+			}
+			if err := c.Send(ctx, 1, 9, nil); err != nil { // "go ahead"
+				return err
+			}
+			b, _, err := c.Recv(ctx, 1, 0)
+			if err != nil || string(b) != "one" {
+				return fmt.Errorf("after Cancel: got %q, %v", b, err)
+			}
+			// Rank 1 now tries a large send with a short deadline; we do not
+			// receive it until told, and then must see only the small one.
+			if _, _, err := c.Recv(ctx, 1, 8); err != nil {
+				return err
+			}
+			b, st, err := c.Recv(ctx, 1, mpi.AnyTag)
+			if err != nil || string(b) != "after" {
+				return fmt.Errorf("after a withdrawn send: got %d bytes tag %d, %v", len(b), st.Tag, err)
+			}
+			return nil
+		}
+		if _, _, err := c.Recv(ctx, 0, 9); err != nil {
+			return err
+		}
+		if err := c.Send(ctx, 0, 0, []byte("one")); err != nil {
+			return err
+		}
+		sctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		defer cancel()
+		if err := c.Send(sctx, 0, 7, make([]byte, 4<<20)); !errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("large send nobody receives: %v", err)
+		}
+		if err := c.Send(ctx, 0, 8, nil); err != nil {
+			return err
+		}
+		return c.Send(ctx, 0, 6, []byte("after"))
+	})
+}
+
+// TestAbort: one rank's Abort fails the others' blocked calls with
+// ErrAborted, and the harness names the rank.
+func TestAbort(t *testing.T) {
+	var mu sync.Mutex
+	var seen []error
+	err := mpitest.World(context.Background(), 3, func(ctx context.Context, c *mpi.Comm) error {
+		if c.Rank() == 1 {
+			time.Sleep(50 * time.Millisecond)
+			c.Abort(3)
+			return errors.New("Abort returned")
+		}
+		_, _, err := c.Recv(ctx, mpi.AnySource, 0)
+		mu.Lock()
+		seen = append(seen, err)
+		mu.Unlock()
+		return nil
+	})
+	if err == nil || err.Error() != "rank 1: called Abort(3)" {
+		t.Errorf("World = %v, want rank 1's Abort", err)
+	}
+	for _, err := range seen {
+		var ae *mpi.AbortError
+		if !errors.Is(err, mpi.ErrAborted) || !errors.As(err, &ae) || ae.Rank != 1 || ae.Code != 3 {
+			t.Errorf("blocked Recv returned %v, want an AbortError from rank 1 with code 3", err)
+		}
+	}
+	if len(seen) != 2 {
+		t.Errorf("%d ranks saw the abort, want 2", len(seen))
+	}
+}
+
+// startServer runs a listening server on loopback for tests that need to
+// control it.
+func startServer(t testing.TB, token string) *server.Server {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true, Authorization: token, MaxPending: 256 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("server did not start")
+	}
+	t.Cleanup(s.Shutdown)
+	return s
+}
+
+// TestConnectionLost: when the server goes away, a blocked Recv returns an
+// error wrapping ErrConnLost at once, and so does every later call.
+func TestConnectionLost(t *testing.T) {
+	s := startServer(t, "secret")
+	job := uuid.NewString()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	comms := make([]*mpi.Comm, 2)
+	var wg sync.WaitGroup
+	for r := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := mpi.Init(ctx, mpi.WithJob(job, r, 2), mpi.WithNATS(s.ClientURL(), "secret"))
+			if err != nil {
+				t.Error(err)
+			}
+			comms[r] = c
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, _, err := comms[0].Recv(ctx, 1, 0)
+		errc <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	s.Shutdown()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, mpi.ErrConnLost) {
+			t.Errorf("blocked Recv: %v, want ErrConnLost", err)
+		}
+		t.Logf("blocked Recv returned %v after %v", err, time.Since(start))
+	case <-time.After(5 * time.Second):
+		t.Fatal("blocked Recv did not return after the server went away")
+	}
+	if err := comms[1].Send(ctx, 0, 0, nil); !errors.Is(err, mpi.ErrConnLost) {
+		t.Errorf("Send after the loss: %v, want ErrConnLost", err)
+	}
+	for _, c := range comms {
+		c.Close()
+	}
+}
+
+// TestInitMissingRank: a rank that never shows up makes Init fail on time,
+// naming it; a wrong token is refused.
+func TestInitMissingRank(t *testing.T) {
+	s := startServer(t, "secret")
+	job := uuid.NewString()
+	ctx := context.Background()
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for r := range 2 { // rank 2 of 3 never comes
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := mpi.Init(ctx, mpi.WithJob(job, r, 3), mpi.WithNATS(s.ClientURL(), "secret"), mpi.WithTimeout(time.Second))
+			if c != nil {
+				c.Close()
+			}
+			errs[r] = err
+		}()
+	}
+	wg.Wait()
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("Init took %v with a 1s timeout", took)
+	}
+	if err := errs[0]; !errors.Is(err, mpi.ErrInit) || !bytes.Contains([]byte(err.Error()), []byte("ranks 2 of 3 never joined")) {
+		t.Errorf("rank 0: %v", err)
+	}
+	if errs[1] == nil {
+		t.Errorf("rank 1: Init succeeded in an incomplete job")
+	}
+	_, err := mpi.Init(ctx, mpi.WithJob(job, 0, 1), mpi.WithNATS(s.ClientURL(), "wrong"))
+	if !errors.Is(err, mpi.ErrInit) {
+		t.Errorf("wrong token: %v", err)
+	}
+	_, err = mpi.Init(ctx, mpi.WithJob("bad.job", 0, 1), mpi.WithNATS(s.ClientURL(), "secret"))
+	if !errors.Is(err, mpi.ErrInit) {
+		t.Errorf("bad job id: %v", err)
+	}
+}
+
+// TestSingleton: outside gorun, Init gives a world of one, with no server,
+// that can talk to itself.
+func TestSingleton(t *testing.T) {
+	if _, ok := os.LookupEnv(mpi.EnvRank); ok {
+		t.Skip("running under gorun")
+	}
+	ctx := context.Background()
+	c, err := mpi.Init(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.Rank() != 0 || c.Size() != 1 {
+		t.Fatalf("singleton is rank %d of %d", c.Rank(), c.Size())
+	}
+	if err := c.Send(ctx, 0, 3, []byte("me")); err != nil {
+		t.Fatal(err)
+	}
+	b, st, err := c.Recv(ctx, mpi.AnySource, mpi.AnyTag)
+	if err != nil || string(b) != "me" || st.Source != 0 || st.Tag != 3 {
+		t.Errorf("self message: %q %+v %v", b, st, err)
+	}
+	if err := c.Send(ctx, 1, 0, nil); !errors.Is(err, mpi.ErrRank) {
+		t.Errorf("Send to rank 1 of 1: %v", err)
+	}
+	c.Close()
+	if err := c.Send(ctx, 0, 0, nil); !errors.Is(err, mpi.ErrClosed) {
+		t.Errorf("Send after Close: %v", err)
+	}
+}
+
+// TestNoGoroutineLeak: a whole job leaves no goroutine behind.
+func TestNoGoroutineLeak(t *testing.T) {
+	before := runtime.NumGoroutine()
+	mpitest.Run(t, 4, func(ctx context.Context, c *mpi.Comm) error { return caseRing(ctx, c) })
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		buf := make([]byte, 1<<20)
+		t.Errorf("%d goroutines before, %d after:\n%s", before, n, buf[:runtime.Stack(buf, true)])
+	}
+}
