@@ -35,6 +35,7 @@ func gorun(args []string, stdout, stderr io.Writer) int {
 	cfg.Stdout, cfg.Stderr = stdout, stderr
 	var showVersion bool
 	fs := newFlagSet(&cfg, &showVersion)
+	hosts := addHostFlags(fs, &cfg) // flags_hosts.go
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			usage(stdout, fs)
@@ -49,6 +50,10 @@ func gorun(args []string, stdout, stderr io.Writer) int {
 	}
 	if fs.NArg() == 0 {
 		fmt.Fprintln(stderr, "gorun: no program to run (see gorun --help)")
+		return launcher.ExitUsage
+	}
+	if err := hosts.apply(&cfg, flagSet(fs, "n", "np")); err != nil {
+		fmt.Fprintf(stderr, "gorun: %v\n", err)
 		return launcher.ExitUsage
 	}
 	err := launcher.Run(context.Background(), cfg, fs.Arg(0), fs.Args()[1:]...)

@@ -1,0 +1,85 @@
+package main
+
+// The multi-host flags: where ranks run (--hostfile, --host, or a Slurm
+// allocation), how they are placed, and how gorun reaches other hosts.
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/gorun-hpc/gorun/launcher"
+)
+
+// hostFlags holds the multi-host flags until apply turns them into cfg's
+// fields.
+type hostFlags struct {
+	hostfile string
+	hosts    string
+	sshOpts  string
+}
+
+// addHostFlags defines the multi-host flags on fs.
+func addHostFlags(fs *flag.FlagSet, cfg *launcher.Config) *hostFlags {
+	hf := &hostFlags{sshOpts: os.Getenv("GORUN_SSH_OPTS")}
+	fs.StringVar(&hf.hostfile, "hostfile", "", "run on the hosts listed in `FILE` (Open MPI or MPICH format; see hosts.example)")
+	fs.StringVar(&hf.hostfile, "machinefile", "", "the same as --hostfile `FILE`")
+	fs.StringVar(&hf.hosts, "host", "", "run on `HOSTS`, comma-separated: name, user@name, or name:N for N slots")
+	fs.StringVar(&hf.hosts, "H", "", "the same as --host `HOSTS`")
+	fs.StringVar(&cfg.MapBy, "map-by", cfg.MapBy, "place ranks by `slot` (fill each host in turn) or node (round robin)")
+	fs.BoolVar(&cfg.Oversubscribe, "oversubscribe", false, "allow more ranks than the hosts' slots")
+	fs.BoolVar(&cfg.SSH.Copy, "copy", false, "copy the program to every remote host (and remove it afterwards)\n"+
+		"instead of expecting it at the same path there")
+	fs.StringVar(&hf.sshOpts, "ssh-opts", hf.sshOpts, "extra `OPTIONS` for ssh, as one string (default: $GORUN_SSH_OPTS)")
+	fs.DurationVar(&cfg.SSH.ConnectTimeout, "ssh-timeout", 10*time.Second, "give up on a host that does not answer ssh within `DURATION`")
+	fs.StringVar(&cfg.SSH.Advertise, "nats-advertise", "", "the `ADDRESS` remote ranks reach gorun's NATS server at\n"+
+		"(default: this machine's address on the route to the first remote host)")
+	return hf
+}
+
+// apply sets cfg's hosts and ssh options from the flags, or from the
+// Slurm allocation gorun runs in when neither --hostfile nor --host is
+// given. nSet says whether -n was given: without it a job on hosts runs one
+// rank per slot.
+func (hf *hostFlags) apply(cfg *launcher.Config, nSet bool) error {
+	var err error
+	if cfg.SSH.Opts, err = launcher.ParseSSHOpts(hf.sshOpts); err != nil {
+		return fmt.Errorf("--ssh-opts: %w", err)
+	}
+	switch {
+	case hf.hostfile != "" && hf.hosts != "":
+		return fmt.Errorf("--hostfile and --host both given: use one")
+	case hf.hostfile != "":
+		cfg.Hosts, err = launcher.ReadHostfile(hf.hostfile)
+	case hf.hosts != "":
+		cfg.Hosts, err = launcher.ParseHostList(hf.hosts)
+	default:
+		cfg.Hosts, _, err = launcher.SlurmHosts(os.Getenv)
+	}
+	if err != nil || len(cfg.Hosts) == 0 || nSet {
+		return err
+	}
+	total := 0
+	for _, h := range cfg.Hosts {
+		if h.Slots == 0 {
+			return fmt.Errorf("-n not given, and %s (%s) has no slot count: give -n, or slots=N", h, h.Source)
+		}
+		total += h.Slots
+	}
+	cfg.N = total
+	return nil
+}
+
+// flagSet reports whether any of names was given on the command line.
+func flagSet(fs *flag.FlagSet, names ...string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) {
+		for _, n := range names {
+			if f.Name == n {
+				set = true
+			}
+		}
+	})
+	return set
+}
