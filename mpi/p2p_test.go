@@ -25,17 +25,17 @@ import (
 func TestAnySourceManySenders(t *testing.T) {
 	const senders, perSender = 5, 3000
 	mpitest.Run(t, senders+1, func(ctx context.Context, c *mpi.Comm) error {
-		return floodSmall(ctx, c, perSender, 0)
+		return floodSmall(ctx, c, perSender, 8, 0)
 	})
 }
 
-// floodSmall: every rank but 0 sends k small messages (tag i%5, body
-// (rank, i)) to rank 0, which receives them with AnySource/AnyTag after
+// floodSmall: every rank but 0 sends k messages of size bytes (at least 8;
+// tag i%5, starting with (rank, i)) to rank 0, which receives them with AnySource/AnyTag after
 // sleeping for pause, and checks that each sender's messages arrive exactly
 // once and in order.
-func floodSmall(ctx context.Context, c *mpi.Comm, k int, pause time.Duration) error {
+func floodSmall(ctx context.Context, c *mpi.Comm, k, size int, pause time.Duration) error {
 	if c.Rank() != 0 {
-		body := make([]byte, 8)
+		body := make([]byte, size)
 		for i := range k {
 			binary.LittleEndian.PutUint32(body, uint32(c.Rank()))
 			binary.LittleEndian.PutUint32(body[4:], uint32(i))
@@ -53,7 +53,7 @@ func floodSmall(ctx context.Context, c *mpi.Comm, k int, pause time.Duration) er
 			return err
 		}
 		src, i := int(binary.LittleEndian.Uint32(b)), int(binary.LittleEndian.Uint32(b[4:]))
-		if src != st.Source || st.Tag != i%5 || st.Count != 8 {
+		if src != st.Source || st.Tag != i%5 || st.Count != len(b) || len(b) < 8 {
 			return fmt.Errorf("message (%d, %d) with status %+v", src, i, st)
 		}
 		if i != next[src] {
@@ -142,7 +142,7 @@ func TestFlood(t *testing.T) {
 // credit instead of overrunning it, and nothing is lost.
 func TestFloodSmall(t *testing.T) {
 	mpitest.Run(t, 4, func(ctx context.Context, c *mpi.Comm) error {
-		return floodSmall(ctx, c, 20000, time.Second)
+		return floodSmall(ctx, c, 20000, 64, time.Second)
 	}, mpi.WithBuffers(1<<20, 4<<20))
 }
 

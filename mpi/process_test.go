@@ -1,0 +1,199 @@
+package mpi_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"runtime"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/gorun-hpc/gorun/mpi"
+)
+
+// The multi-process tests run this test binary as n separate rank processes,
+// with the launch contract's environment and a listening server, the way
+// gorun does (gorun itself is tested in cmd/gorun). envCase names what a
+// child runs.
+const envCase = "MPI_TEST_PROCESS_CASE"
+
+var processCases = map[string]func(ctx context.Context, c *mpi.Comm) error{
+	"suite": suite,
+	"flood": func(ctx context.Context, c *mpi.Comm) error {
+		if c.Rank() != 0 {
+			return floodLarge(ctx, c, 40, 1<<20, 2*time.Second, nil)
+		}
+		peak := watchHeap()
+		err := floodLarge(ctx, c, 40, 1<<20, 2*time.Second, nil)
+		fmt.Printf("peak heap growth: %d bytes\n", peak())
+		return err
+	},
+	"floodsmall": func(ctx context.Context, c *mpi.Comm) error {
+		if c.Rank() != 0 {
+			return floodSmall(ctx, c, 40000, 1024, 0)
+		}
+		peak := watchHeap()
+		err := floodSmall(ctx, c, 40000, 1024, 2*time.Second)
+		fmt.Printf("peak heap growth: %d bytes\n", peak())
+		return err
+	},
+}
+
+func TestMain(m *testing.M) {
+	if name := os.Getenv(envCase); name != "" {
+		os.Exit(runChild(name))
+	}
+	os.Exit(m.Run())
+}
+
+func runChild(name string) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var opts []mpi.Option
+	if name == "floodsmall" {
+		opts = append(opts, mpi.WithBuffers(16<<20, 32<<20))
+	}
+	c, err := mpi.Init(ctx, opts...)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := processCases[name](ctx, c); err != nil {
+		fmt.Fprintf(os.Stderr, "rank %d: %v\n", c.Rank(), err)
+		return 1
+	}
+	if err := c.Close(); err != nil {
+		fmt.Fprintf(os.Stderr, "rank %d: close: %v\n", c.Rank(), err)
+		return 1
+	}
+	return 0
+}
+
+// watchHeap samples the heap every few milliseconds and returns a function
+// that stops and reports the largest growth over the start.
+func watchHeap() func() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	base := ms.HeapInuse
+	var peak uint64
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > base && ms.HeapInuse-base > peak {
+				peak = ms.HeapInuse - base
+			}
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() uint64 { close(stop); <-done; return peak }
+}
+
+// runProcesses starts n rank processes of this test binary running the named
+// case, and returns their combined output; it fails t if any exits non-zero.
+func runProcesses(t *testing.T, n int, name string) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("multi-process test; skipped with -short")
+	}
+	token := "tok-" + uuid.NewString()
+	s := startServer(t, token)
+	job := uuid.NewString()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var (
+		wg  sync.WaitGroup
+		mu  sync.Mutex
+		out bytes.Buffer
+	)
+	errs := make([]error, n)
+	for r := range n {
+		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(),
+			envCase+"="+name,
+			mpi.EnvRank+"="+strconv.Itoa(r), mpi.EnvSize+"="+strconv.Itoa(n),
+			mpi.EnvJobID+"="+job, mpi.EnvNATSURL+"="+s.ClientURL(),
+			mpi.EnvNATSToken+"="+token,
+		)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b, err := cmd.CombinedOutput()
+			mu.Lock()
+			out.Write(b)
+			mu.Unlock()
+			if err != nil {
+				errs[r] = fmt.Errorf("rank %d: %v\n%s", r, err, b)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	return out.String()
+}
+
+// TestProcesses runs the conformance suite with real OS processes.
+func TestProcesses(t *testing.T) {
+	for _, n := range []int{1, 2, 3, 5, 8} {
+		t.Run(fmt.Sprintf("n=%d", n), func(t *testing.T) { runProcesses(t, n, "suite") })
+	}
+}
+
+var peakRE = regexp.MustCompile(`peak heap growth: (\d+) bytes`)
+
+// TestProcessFloodMemory: rank 0 sleeps 2 s while 4 processes Isend it 40 x
+// 1 MiB each (160 MiB); all arrive intact, no slow consumer ends the job,
+// and rank 0's heap grows by far less than what was sent: the senders'
+// data waits at the senders until rank 0 posts a matching receive
+// (rendezvous), so rank 0 holds at most the message it asked for plus the
+// rendezvous window.
+func TestProcessFloodMemory(t *testing.T) {
+	out := runProcesses(t, 5, "flood")
+	m := peakRE.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no heap figure in the output:\n%s", out)
+	}
+	peak, _ := strconv.Atoi(m[1])
+	t.Logf("rank 0 peak heap growth while receiving 160 MiB: %.1f MiB", float64(peak)/(1<<20))
+	if peak > 96<<20 {
+		t.Errorf("rank 0's heap grew by %d MiB while 160 MiB were sent to it: flow control is not bounding it", peak>>20)
+	}
+}
+
+// TestProcessFloodSmallMemory: 4 processes send 40000 messages of 1 KiB each
+// (160 MiB) to a rank that sleeps for 2 s: eager credit (a 16 MiB budget
+// here) bounds what waits at rank 0, and nothing is lost.
+func TestProcessFloodSmallMemory(t *testing.T) {
+	out := runProcesses(t, 5, "floodsmall")
+	m := peakRE.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no heap figure in the output:\n%s", out)
+	}
+	peak, _ := strconv.Atoi(m[1])
+	t.Logf("rank 0 peak heap growth under 160000 small messages (160 MiB): %.1f MiB", float64(peak)/(1<<20))
+	// A 16 MiB budget, plus bookkeeping and garbage not yet collected.
+	if peak > 80<<20 {
+		t.Errorf("rank 0's heap grew by %d MiB", peak>>20)
+	}
+}
