@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"runtime"
+	"time"
 
 	"github.com/gorun-hpc/gorun/launcher"
 	"github.com/nats-io/nats.go"
@@ -96,4 +99,21 @@ func ExamplePrepareProgram() {
 	// Output:
 	// built: true true
 	// removed: true
+}
+
+func ExampleDefaultConfig() {
+	cfg := launcher.DefaultConfig()
+	fmt.Println(cfg.N == runtime.NumCPU(), cfg.NATSHost, cfg.StopGrace, cfg.Validate())
+	// Output: true 127.0.0.1 500ms <nil>
+}
+
+// CheckServer fails fast when nothing answers at the URL.
+func ExampleCheckServer() {
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	url := "nats://" + l.Addr().String()
+	l.Close() // nothing listens there now
+
+	err := launcher.CheckServer(context.Background(), url, "", 3*time.Second)
+	fmt.Println(err)
+	// Output: nats: no servers available for connection
 }
