@@ -189,6 +189,59 @@ func (e *engine) startSend(r *Request) {
 	p.queue = append(p.queue, r)
 }
 
+// sendNow is the blocking Send's fast path: a small message to another rank
+// with credit to spare and nothing queued before it goes out at once,
+// without a Request. It reports whether it sent; when not, the caller takes
+// the general path, which also reports any error.
+func (e *engine) sendNow(c *Comm, comm uint64, dst, tag int, data []byte) bool {
+	if len(data) > e.opts.EagerLimit || dst < 0 || dst >= c.Size() || tag < 0 || tag > MaxTag || c.closed.Load() {
+		return false
+	}
+	w := c.worldRank(dst)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p := &e.peers[w]
+	cost := int64(len(data)) + frameCost
+	if e.err != nil || w == e.rank || len(p.queue) > 0 || p.credit < cost {
+		return false
+	}
+	p.credit -= cost
+	e.publish(w, header{kind: kEager, src: e.rank, comm: comm, tag: tag}, data)
+	return e.err == nil
+}
+
+// recvNow is the blocking Recv's fast path: an eager message that has
+// already arrived is taken without a Request. src is a rank of c or
+// AnySource, already checked by the caller when it matters.
+func (e *engine) recvNow(c *Comm, comm uint64, src, tag int) ([]byte, Status, bool) {
+	if src < AnySource || src >= c.Size() || tag < AnyTag || c.closed.Load() {
+		return nil, Status{}, false
+	}
+	if src != AnySource {
+		src = c.worldRank(src)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.err != nil {
+		return nil, Status{}, false
+	}
+	q := e.queues[comm]
+	if q == nil {
+		return nil, Status{}, false
+	}
+	for i, v := range q.unexpected {
+		if (src == AnySource || src == v.src) && (tag == AnyTag || tag == v.tag) {
+			if v.rts {
+				return nil, Status{}, false
+			}
+			q.unexpected = remove(q.unexpected, i)
+			e.consume(v.src, v.cost())
+			return v.data, Status{Source: c.commRank(v.src), Tag: v.tag, Count: len(v.data)}, true
+		}
+	}
+	return nil, Status{}, false
+}
+
 // transmit puts a send whose credit is available on the wire.
 func (e *engine) transmit(r *Request) {
 	p := &e.peers[r.peer]

@@ -1,0 +1,113 @@
+// Package mpi is the runtime a gorun rank imports: Init, communicators,
+// point-to-point messages (blocking and non-blocking) and their errors, over
+// a NATS bus.
+//
+// # Usage
+//
+//	world, err := mpi.Init(ctx) // joins the job gorun started; alone: a world of 1
+//	if err != nil { ... }
+//	defer world.Close()
+//	if world.Rank() == 0 {
+//		err = world.Send(ctx, 1, 0, []byte("hi"))
+//	} else if world.Rank() == 1 {
+//		msg, status, err := world.Recv(ctx, 0, mpi.AnyTag)
+//	}
+//
+// Semantics follow MPI where Go has no reason to differ: messages between
+// one pair of ranks on one communicator with one tag arrive in the order
+// sent; tags are in [0, MaxTag]; AnySource and AnyTag match anything on
+// receive; communicators (Split, Dup) are isolated from each other; a blocked
+// call returns when its ctx is done, with an error wrapping ctx.Err(). Errors
+// wrap the sentinels in errors.go (ErrRank, ErrTag, ErrClosed, ErrAborted,
+// ErrConnLost, ErrCanceled, ErrInit). Numbers travel as raw little-endian
+// bytes (SendSlice, RecvSlice, AsBytes, FromBytes), never gob. Nothing is
+// global: many worlds can live in one process, as mpitest shows.
+//
+// # Subjects
+//
+// Every subject of a job lives under gorun.v1.<job>, where <job> is the
+// job id (GORUN_JOB_ID, a uuid). The version token lets a future wire format
+// live beside this one. They are built in mpi/internal/subject only.
+//
+//	gorun.v1.<job>.p2p.<rank>   every frame for one rank (one subscription per rank)
+//	gorun.v1.<job>.ctl.ready    start-up handshake, answered by rank 0
+//	gorun.v1.<job>.ctl.abort    Abort, heard by every rank
+//
+// # Start-up
+//
+// Each rank connects (reconnection off: a lost connection is a lost job),
+// subscribes to its inbox and the abort subject, and flushes, so the server
+// knows the subscriptions. Then every rank but 0 sends a request with its
+// rank and job size to the ready subject, retrying every 2 ms while nobody
+// answers (NATS's no-responders status); rank 0 subscribes, collects all
+// size-1 requests, and answers each: empty for success, or the reason the
+// job cannot start (ranks missing after the timeout, sizes that differ).
+// Init returns only after that answer, so no message is ever published to a
+// rank whose inbox is not subscribed (core NATS would drop it).
+//
+// # Frames
+//
+// A frame is a NATS message on the receiver's inbox. All but data chunks
+// start with a 40-byte little-endian header:
+//
+//	offset size field
+//	0      1    kind: 1 eager, 2 RTS, 3 CTS, 4 credit, 5 cancel
+//	1      3    zero
+//	4      4    src: world rank of the sender of the frame
+//	8      8    comm: communicator context id (world 0; Split/Dup ids are hashes of
+//	            parent id, sequence and color; an odd id is a communicator's internal context)
+//	16     4    tag
+//	20     4    zero
+//	24     8    id: message id, unique per sender (RTS, CTS, cancel)
+//	32     8    n: RTS the message size; CTS bytes granted so far; credit bytes returned
+//
+// Eager frames carry the whole message after the header. A data chunk
+// carries only message bytes, and its header in the NATS reply subject as
+// "<src>.<id>.<offset>", so that the payload goes out without another copy.
+//
+// # Protocol
+//
+// Small messages (up to EagerLimit, 64 KiB by default, and always within the
+// server's max_payload) go eagerly: one frame. To keep a busy receiver from
+// being flooded, each sender holds eager credit towards each peer: an equal
+// share of the receiver's EagerBudget (64 MiB by default), never less than
+// two full eager messages. A frame costs its length plus 128 bytes. A send
+// without credit waits in a per-destination queue, in order. The receiver
+// returns credit (a credit frame) when a message is taken by a receive, once
+// a quarter of the share is used.
+//
+// Larger messages use rendezvous. The sender sends an RTS (costing 128
+// bytes of credit); the data stays at the sender. When a receive matches
+// the RTS, the receiver grants the sender up to two chunks at a time with
+// CTS frames, from its RendezvousWindow (32 MiB by default, shared by all
+// incoming transfers, first come first served); the sender publishes the
+// granted chunks (max_payload bytes each); the receiver copies each into the
+// message buffer (a single-chunk message is kept as it came) and returns
+// the chunk's bytes to the window. A sender that gives up (its ctx ends)
+// sends cancel: an unmatched RTS is dropped, a matched receive fails with
+// ErrCanceled.
+//
+// Because one rank publishes through one connection, NATS delivers its
+// frames to each receiver in order; eager frames and RTSs towards one peer
+// leave in send order (credit waits are a queue), and matching scans in
+// arrival order. So messages are non-overtaking.
+//
+// # Memory bound
+//
+// A receiver holds at most: the messages its posted receives asked for; the
+// eager messages that arrived before their receive, bounded by EagerBudget
+// (plus 128 bytes of bookkeeping charged per message); and the rendezvous
+// data in flight towards it, bounded by RendezvousWindow. Neither nats.go's
+// per-subscription pending limit (lifted, since flow control bounds it) nor
+// the server's max_pending (64 MiB by default; gorun's embedded server sets
+// 256 MiB) can be reached by that traffic, so no slow-consumer drop happens.
+// If one happens anyway, or the connection is lost, every blocked and later
+// call fails with ErrConnLost, and under gorun the rank prints why and exits
+// with status 1: nothing is lost silently.
+//
+// # Abort
+//
+// Abort publishes (rank, code) on the abort subject and exits with code.
+// Every other rank fails its blocked and later calls with an *AbortError;
+// under gorun it also exits with code, so the whole job ends.
+package mpi

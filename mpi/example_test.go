@@ -1,0 +1,200 @@
+package mpi_test
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/gorun-hpc/gorun/mpi"
+	"github.com/gorun-hpc/gorun/mpi/mpitest"
+)
+
+// A program run on its own (not under gorun) is a world of one.
+func ExampleInit() {
+	ctx := context.Background()
+	world, err := mpi.Init(ctx)
+	if err != nil {
+		panic(err)
+	}
+	defer world.Close()
+	fmt.Println("rank", world.Rank(), "of", world.Size())
+	// Output: rank 0 of 1
+}
+
+func ExampleComm_Send() {
+	mpitest.World(context.Background(), 2, func(ctx context.Context, c *mpi.Comm) error {
+		if c.Rank() == 0 {
+			return c.Send(ctx, 1, 7, []byte("hello"))
+		}
+		msg, st, err := c.Recv(ctx, 0, 7)
+		fmt.Printf("rank 1 got %q from rank %d, tag %d, %d bytes\n", msg, st.Source, st.Tag, st.Count)
+		return err
+	})
+	// Output: rank 1 got "hello" from rank 0, tag 7, 5 bytes
+}
+
+func ExampleComm_Recv_anySource() {
+	mpitest.World(context.Background(), 4, func(ctx context.Context, c *mpi.Comm) error {
+		if c.Rank() != 0 {
+			return c.Send(ctx, 0, c.Rank(), []byte{byte(c.Rank() * 10)})
+		}
+		var got []int
+		for range c.Size() - 1 {
+			msg, st, err := c.Recv(ctx, mpi.AnySource, mpi.AnyTag)
+			if err != nil {
+				return err
+			}
+			got = append(got, st.Source*1000+int(msg[0]))
+		}
+		sort.Ints(got)
+		fmt.Println(got)
+		return nil
+	})
+	// Output: [1010 2020 3030]
+}
+
+func ExampleComm_Sendrecv() {
+	var mu sync.Mutex
+	var lines []string
+	mpitest.World(context.Background(), 4, func(ctx context.Context, c *mpi.Comm) error {
+		next, prev := (c.Rank()+1)%c.Size(), (c.Rank()+c.Size()-1)%c.Size()
+		got, _, err := c.Sendrecv(ctx, next, 0, []byte{byte(c.Rank())}, prev, 0)
+		mu.Lock()
+		lines = append(lines, fmt.Sprintf("rank %d got %d", c.Rank(), got[0]))
+		mu.Unlock()
+		return err
+	})
+	sort.Strings(lines)
+	for _, l := range lines {
+		fmt.Println(l)
+	}
+	// Output:
+	// rank 0 got 3
+	// rank 1 got 0
+	// rank 2 got 1
+	// rank 3 got 2
+}
+
+func ExampleComm_Isend() {
+	mpitest.World(context.Background(), 3, func(ctx context.Context, c *mpi.Comm) error {
+		if c.Rank() != 0 {
+			_, err := c.Isend(0, 0, []byte(fmt.Sprint("from ", c.Rank()))).Wait(ctx)
+			return err
+		}
+		r1, r2 := c.Irecv(1, 0), c.Irecv(2, 0)
+		if err := mpi.WaitAll(ctx, r1, r2); err != nil {
+			return err
+		}
+		fmt.Println(string(r1.Data()), "and", string(r2.Data()))
+		return nil
+	})
+	// Output: from 1 and from 2
+}
+
+func ExampleWaitAny() {
+	mpitest.World(context.Background(), 2, func(ctx context.Context, c *mpi.Comm) error {
+		if c.Rank() == 1 {
+			return c.Send(ctx, 0, 5, []byte("five"))
+		}
+		reqs := []*mpi.Request{c.Irecv(1, 4), c.Irecv(1, 5)}
+		i, st, err := mpi.WaitAny(ctx, reqs...)
+		fmt.Println("request", i, "tag", st.Tag, string(reqs[i].Data()))
+		reqs[0].Cancel()
+		return err
+	})
+	// Output: request 1 tag 5 five
+}
+
+func ExampleRequest_Cancel() {
+	mpitest.World(context.Background(), 1, func(ctx context.Context, c *mpi.Comm) error {
+		r := c.Irecv(0, 0)
+		fmt.Println(r.Cancel())
+		_, err := r.Wait(ctx)
+		fmt.Println(err)
+		return nil
+	})
+	// Output:
+	// true
+	// mpi: request canceled
+}
+
+func ExampleComm_Probe() {
+	mpitest.World(context.Background(), 2, func(ctx context.Context, c *mpi.Comm) error {
+		if c.Rank() == 1 {
+			return c.Send(ctx, 0, 3, make([]byte, 1000))
+		}
+		st, err := c.Probe(ctx, mpi.AnySource, mpi.AnyTag)
+		if err != nil {
+			return err
+		}
+		fmt.Println("a message of", st.Count, "bytes from rank", st.Source, "waits")
+		_, _, err = c.Recv(ctx, st.Source, st.Tag)
+		return err
+	})
+	// Output: a message of 1000 bytes from rank 1 waits
+}
+
+func ExampleSendSlice() {
+	mpitest.World(context.Background(), 2, func(ctx context.Context, c *mpi.Comm) error {
+		if c.Rank() == 0 {
+			return mpi.SendSlice(ctx, c, 1, 0, []float64{1.5, 2.5, 3.5})
+		}
+		xs, st, err := mpi.RecvSlice[float64](ctx, c, 0, 0)
+		fmt.Println(xs, st.Count, "bytes")
+		return err
+	})
+	// Output: [1.5 2.5 3.5] 24 bytes
+}
+
+func ExampleComm_Split() {
+	mpitest.World(context.Background(), 4, func(ctx context.Context, c *mpi.Comm) error {
+		// Even and odd world ranks form two communicators.
+		half, err := c.Split(ctx, c.Rank()%2, c.Rank())
+		if err != nil {
+			return err
+		}
+		defer half.Close()
+		if c.Rank() == 3 {
+			fmt.Println("world rank 3 is rank", half.Rank(), "of", half.Size())
+		}
+		return nil
+	})
+	// Output: world rank 3 is rank 1 of 2
+}
+
+func ExampleComm_Dup() {
+	mpitest.World(context.Background(), 2, func(ctx context.Context, c *mpi.Comm) error {
+		lib, err := c.Dup(ctx) // a library's private channel
+		if err != nil {
+			return err
+		}
+		defer lib.Close()
+		if c.Rank() == 0 {
+			if err := lib.Send(ctx, 1, 0, []byte("library")); err != nil {
+				return err
+			}
+			return c.Send(ctx, 1, 0, []byte("user"))
+		}
+		msg, _, err := c.Recv(ctx, 0, mpi.AnyTag) // never sees the library's message
+		fmt.Println(string(msg))
+		_, _, err2 := lib.Recv(ctx, 0, 0)
+		if err == nil {
+			err = err2
+		}
+		return err
+	})
+	// Output: user
+}
+
+func ExampleComm_Abort() {
+	err := mpitest.World(context.Background(), 2, func(ctx context.Context, c *mpi.Comm) error {
+		if c.Rank() == 1 {
+			c.Abort(3) // does not return
+		}
+		_, _, err := c.Recv(context.WithoutCancel(ctx), 1, 0)
+		return err
+	})
+	fmt.Println(err)
+	// Output: rank 1: called Abort(3)
+}
