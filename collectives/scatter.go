@@ -69,12 +69,15 @@ func scatter[T any](ctx context.Context, c *mpi.Comm, k kind, root int, data []T
 			return nil, false
 		}
 		return appendBlocks(nil, blocks[s:min(2*s, x.size-d)]), true
-	}, func(_ int, p []byte) error {
+	}, func(s int, p []byte) error {
 		b, err := parseBlocks(p)
 		if err != nil {
 			return opError(x.k, err)
 		}
-		blocks, inline = b, true
+		lo, hi := subtree(d, x.size)
+		if _, recv := downEdge(d, s, x.size); d > 0 && recv && blocks == nil && len(b) == hi-lo {
+			blocks, inline = b, true
+		} // else a mismatched call; the verdict will say so
 		return nil
 	})
 	if err != nil {

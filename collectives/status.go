@@ -139,8 +139,8 @@ func (s *status) err(rank int, k kind, elem string, local *argError) error {
 			k, fr.loRank, fr.lo, fr.hiRank, fr.hi, ErrMismatch)}
 	}
 	if fl := s.f[fLen]; fl.lo != fl.hi {
-		return &argError{err: ErrMismatch, from: -1, text: fmt.Sprintf("collectives: %s: ranks passed different lengths: rank %d passed %d elements, rank %d passed %d: %v",
-			k, fl.loRank, fl.lo, fl.hiRank, fl.hi, ErrMismatch)}
+		return &argError{err: ErrMismatch, from: -1, text: fmt.Sprintf("collectives: %s: ranks passed different lengths: len(data) is %d on rank %d, %d on rank %d: %v",
+			k, fl.lo, fl.loRank, fl.hi, fl.hiRank, ErrMismatch)}
 	}
 	return nil
 }
