@@ -21,33 +21,35 @@ const sshStartsPerHost = 8
 // SSHOptions), after the lines that set its environment, "$@" (the program
 // and its arguments), wdir (required directory), cwd (tried, else home),
 // feed (1 for the rank that gets gorun's stdin) and ticks (the grace in
-// tenths of a second).
+// tenths of a second). The script's own stderr is /dev/null (the shell's
+// job messages stay out of the rank's); the program's is fd 4, the session's.
 const rankScript = `h=${HOSTNAME:-$(uname -n)}
 fin() { printf '\036gorun-exit %d %d\n' $1 $2; exit $1; }
-if [ -n "$wdir" ]; then cd "$wdir" || { echo "gorun: cannot change to directory $wdir on $h" >&2; fin 126 0; }
-elif [ -n "$cwd" ]; then cd "$cwd" 2>/dev/null || cd; fi
-if [ ! -x "$1" ] || [ -d "$1" ]; then echo "gorun: $1: no such executable on $h" >&2; fin 127 0; fi
+exec 4>&2 2>/dev/null
+if [ -n "$wdir" ]; then cd "$wdir" || { echo "gorun: cannot change to directory $wdir on $h" >&4; fin 126 0; }
+elif [ -n "$cwd" ]; then cd "$cwd" || cd; fi
+if [ ! -x "$1" ] || [ -d "$1" ]; then echo "gorun: $1: no such executable on $h" >&4; fin 127 0; fi
 printf '\036gorun-start\n'
 exec 3<&0
-if command -v setsid >/dev/null 2>&1; then s=setsid; else s=; fi
-if [ "$feed" = 1 ]; then $s "$@" <&3 3<&- & else $s "$@" </dev/null 3<&- & fi
+if command -v setsid >/dev/null; then s=setsid; else s=; fi
+if [ "$feed" = 1 ]; then $s "$@" <&3 2>&4 3<&- 4>&- & else $s "$@" </dev/null 2>&4 3<&- 4>&- & fi
 p=$!
 if [ -n "$s" ]; then g=-$p; else g=$p; fi
 stop() {
-  kill -TERM $g $p 2>/dev/null; i=0
-  while kill -0 $p 2>/dev/null && [ $i -lt $ticks ]; do sleep 0.1 2>/dev/null || sleep 1; i=$((i+1)); done
-  kill -KILL $g $p 2>/dev/null
+  kill -TERM $g $p; i=0
+  while kill -0 $p && [ $i -lt $ticks ]; do sleep 0.1 || sleep 1; i=$((i+1)); done
+  kill -KILL $g $p
 }
 if [ "$feed" = 1 ]; then
-  ( while kill -0 $PPID 2>/dev/null; do sleep 0.1 2>/dev/null || sleep 1; done; stop ) </dev/null >/dev/null 2>&1 &
+  ( while kill -0 $PPID; do sleep 0.1 || sleep 1; done; stop ) </dev/null >/dev/null 4>&- &
 else
-  ( while read -r _; do :; done; stop ) <&3 >/dev/null 2>&1 &
+  ( while read -r _; do :; done; stop ) <&3 >/dev/null 4>&- &
 fi
 w=$!
 exec 3<&-
 wait $p; c=$?
-kill $w 2>/dev/null
-kill -KILL $g 2>/dev/null
+kill $w
+kill -KILL $g
 fin $c $p
 `
 
@@ -319,9 +321,14 @@ func (r *stubReader) Read(p []byte) (int, error) {
 			r.markDone()
 			continue
 		}
+		// Hold back what may be, or may become, the exit marker at the end.
 		keep := 0
-		if i := bytes.LastIndexByte(r.pend, exitMarker[0]); i >= 0 && len(r.pend)-i < 64 && !bytes.Contains(r.pend[i:], []byte("\n")) {
-			keep = len(r.pend) - i
+		if i := bytes.LastIndexByte(r.pend, exitMarker[0]); i >= 0 && len(r.pend)-i < 64 {
+			tail := r.pend[i:]
+			nl := bytes.IndexByte(tail, '\n')
+			if nl < 0 || (nl == len(tail)-1 && bytes.HasPrefix(tail, []byte(exitMarker))) {
+				keep = len(tail)
+			}
 		}
 		r.out = append(r.out[:0], r.pend[:len(r.pend)-keep]...)
 		r.pend = append(r.pend[:0], r.pend[len(r.pend)-keep:]...)
