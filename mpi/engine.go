@@ -639,14 +639,20 @@ func (e *engine) waitIdle(d time.Duration) bool {
 	}
 }
 
+// remove deletes s[i], keeping the order. Taking the head (the common
+// case: matching is mostly FIFO) is O(1); emptying the slice keeps its
+// capacity for the next append.
 func remove[T any](s []T, i int) []T {
+	var zero T
+	if len(s) == 1 {
+		s[0] = zero
+		return s[:0]
+	}
 	if i == 0 {
-		var zero T
 		s[0] = zero
 		return s[1:]
 	}
 	copy(s[i:], s[i+1:])
-	var zero T
 	s[len(s)-1] = zero
 	return s[:len(s)-1]
 }
