@@ -79,3 +79,9 @@ func ExampleSlurmHosts() {
 	// n1 4
 	// n2 2
 }
+
+func ExampleParseSSHOpts() {
+	opts, _ := launcher.ParseSSHOpts(`-i ~/.ssh/cluster -o "ProxyJump=gw.example"`)
+	fmt.Printf("%q\n", opts)
+	// Output: ["-i" "~/.ssh/cluster" "-o" "ProxyJump=gw.example"]
+}
