@@ -23,12 +23,16 @@ const sshStartsPerHost = 8
 // feed (1 for the rank that gets gorun's stdin) and ticks (the grace in
 // tenths of a second). The script's own stderr is /dev/null (the shell's
 // job messages stay out of the rank's); the program's is fd 4, the session's.
+// The watcher subshell (w) never dies in the middle of a sleep, so nothing
+// of the script outlives it: in stop it ignores SIGTERM and ends when the
+// rank has; the poller (feed=1) ends by itself once the rank has.
 const rankScript = `h=${HOSTNAME:-$(uname -n)}
 fin() { printf '\036gorun-exit %d %d\n' $1 $2; exit $1; }
 exec 4>&2 2>/dev/null
 if [ -n "$wdir" ]; then cd "$wdir" || { echo "gorun: cannot change to directory $wdir on $h" >&4; fin 126 0; }
 elif [ -n "$cwd" ]; then cd "$cwd" || cd; fi
 if [ ! -x "$1" ] || [ -d "$1" ]; then echo "gorun: $1: no such executable on $h" >&4; fin 127 0; fi
+if sleep 0.01; then d=0.1; else d=1; ticks=$(( (ticks + 9) / 10 )); fi
 printf '\036gorun-start\n'
 exec 3<&0
 if command -v setsid >/dev/null; then s=setsid; else s=; fi
@@ -36,19 +40,21 @@ if [ "$feed" = 1 ]; then $s "$@" <&3 2>&4 3<&- 4>&- & else $s "$@" </dev/null 2>
 p=$!
 if [ -n "$s" ]; then g=-$p; else g=$p; fi
 stop() {
+  trap '' TERM
   kill -TERM $g $p; i=0
-  while kill -0 $p && [ $i -lt $ticks ]; do sleep 0.1 || sleep 1; i=$((i+1)); done
+  while kill -0 $p && [ $i -lt $ticks ]; do sleep $d; i=$((i+1)); done
   kill -KILL $g $p
 }
 if [ "$feed" = 1 ]; then
-  ( while kill -0 $PPID; do sleep 0.1 || sleep 1; done; stop ) </dev/null >/dev/null 4>&- &
+  ( while kill -0 $p && kill -0 $PPID; do sleep $d; done; if kill -0 $p; then stop; fi ) </dev/null >/dev/null 4>&- &
 else
   ( while read -r _; do :; done; stop ) <&3 >/dev/null 4>&- &
 fi
 w=$!
 exec 3<&-
 wait $p; c=$?
-kill $w
+if [ "$feed" != 1 ]; then kill $w; fi
+wait $w
 kill -KILL $g
 fin $c $p
 `
@@ -149,7 +155,7 @@ func (s *sshSpawner) startRank(spec *spawnSpec, p Proc, exits chan<- rankExit) e
 		return err
 	}
 	cmd.Stdout, cmd.Stderr = outW, errW
-	feed := p.Rank == 0 && spec.Stdin != nil
+	feed := p.Rank == 0 && spec.Stdin != nil && !isDevNull(spec.Stdin)
 	err = cmd.Start()
 	outW.Close()
 	errW.Close()
@@ -160,8 +166,9 @@ func (s *sshSpawner) startRank(spec *spawnSpec, p Proc, exits chan<- rankExit) e
 	}
 	script := s.script(spec, p, feed)
 	sr := newStubReader(outR)
+	gate := &stderrGate{src: errR, sr: sr, decided: make(chan struct{})}
 	spec.Out.forward(p.Rank, sr, false)
-	spec.Out.forward(p.Rank, errR, true)
+	spec.Out.forward(p.Rank, gate, true)
 	go func() {
 		<-sr.started
 		<-s.sem
@@ -200,9 +207,20 @@ func (s *sshSpawner) startRank(spec *spawnSpec, p Proc, exits chan<- rankExit) e
 		case <-sr.done:
 		case <-time.After(2 * time.Second):
 		}
+		select { // what ssh said, if it never got to start the rank
+		case <-gate.decided:
+		case <-time.After(2 * time.Second):
+		}
 		if code, rpid, ok := sr.exit(); ok {
 			// The remote script saw the rank end: its status is the rank's.
 			x.Code, x.Pid, x.Signal, x.Err = code, rpid, 0, nil
+		} else if !sr.sawStart() && x.Err == nil {
+			why := lastLine(gate.failure())
+			if why == "" {
+				why = fmt.Sprintf("ssh exited with status %d", x.Code)
+			}
+			x.Code, x.Signal = ExitFailure, 0
+			x.Err = fmt.Errorf("cannot log in with ssh (%s): %s", s.host.Source, why)
 		} else if x.Err == nil {
 			how := "ended"
 			if x.Signal != 0 {
@@ -253,6 +271,47 @@ func (s *sshSpawner) signal(r *sshRank, sig syscall.Signal) {
 	}
 }
 
+// stderrGate is a rank's stderr as it comes from ssh. Until the remote
+// script has started it holds what comes; if ssh ends without starting the
+// script (it could not connect or log in), that text is the error gorun
+// reports, once, instead of a line on every rank's stderr.
+type stderrGate struct {
+	src     io.ReadCloser
+	sr      *stubReader
+	decided chan struct{} // closed once it passes stderr on, or has read ssh's failure
+	once    bool          // Read's own: the decision is made
+	fail    string        // ssh's stderr when the script never ran
+}
+
+func (g *stderrGate) Read(p []byte) (int, error) {
+	if !g.once {
+		g.once = true
+		<-g.sr.started
+		if _, _, exited := g.sr.exit(); !g.sr.sawStart() && !exited {
+			b, _ := io.ReadAll(io.LimitReader(g.src, 64<<10))
+			g.fail = string(b)
+			close(g.decided)
+			return 0, io.EOF
+		}
+		close(g.decided)
+	}
+	return g.src.Read(p)
+}
+
+// failure is what ssh said when it could not start the script; call it
+// after decided is closed.
+func (g *stderrGate) failure() string {
+	select {
+	case <-g.decided:
+		return g.fail
+	default:
+		return ""
+	}
+}
+
+// Close closes the ssh pipe.
+func (g *stderrGate) Close() error { return g.src.Close() }
+
 // stubReader is a rank's stdout as it comes from ssh, without the remote
 // script's markers: the start line (started is closed when it has been
 // read, or at EOF) and the exit line at the very end (exit returns it).
@@ -266,7 +325,8 @@ type stubReader struct {
 	buf     []byte
 	pend    []byte // read from src, not yet passed on
 	out     []byte // ready to pass on
-	begun   bool   // the start marker has been seen
+	begun   bool   // Read has decided about the start marker
+	marker  bool   // the start marker was there (read after started is closed)
 	eof     bool
 	mu      sync.Mutex
 	code    int
@@ -280,6 +340,19 @@ func newStubReader(src io.ReadCloser) *stubReader {
 
 func (r *stubReader) markStarted() { r.startOnce.Do(func() { close(r.started) }) }
 func (r *stubReader) markDone()    { r.doneOnce.Do(func() { close(r.done) }) }
+
+// sawStart reports whether the remote script started; call it after
+// started is closed.
+func (r *stubReader) sawStart() bool {
+	select {
+	case <-r.started:
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.marker
+	default:
+		return false
+	}
+}
 
 // exit returns the status and remote pid the script reported, if it did.
 func (r *stubReader) exit() (code, pid int, ok bool) {
@@ -308,10 +381,13 @@ func (r *stubReader) Read(p []byte) (int, error) {
 				continue // output before the script starts (a login banner) waits
 			}
 			r.begun = true
-			r.markStarted()
 			if i >= 0 {
+				r.mu.Lock()
+				r.marker = true
+				r.mu.Unlock()
 				r.pend = append(r.pend[:i:i], r.pend[i+len(startMarker):]...)
 			}
+			r.markStarted()
 		}
 		if err != nil {
 			r.eof = true
@@ -362,4 +438,19 @@ func (r *stubReader) Close() error {
 	r.markStarted()
 	r.markDone()
 	return err
+}
+
+// isDevNull says whether r is the null device (gorun's stdin in a batch
+// job): a rank then reads EOF without being fed.
+func isDevNull(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	null, err := os.Stat(os.DevNull)
+	return err == nil && os.SameFile(fi, null)
 }

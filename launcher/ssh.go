@@ -349,9 +349,8 @@ func capSlots(n, max int) int {
 }
 
 // startRemote readies the remote hosts of plan before their ranks start:
-// it checks that each one answers over ssh and has the program (unless
-// prepareHosts already did), copies the program there with Copy, and
-// works out the bus's address for remote ranks. It returns nil when no rank
+// it copies the program there with Copy, and works out the bus's address
+// for remote ranks. It returns nil when no rank
 // is remote. close undoes what it did.
 func startRemote(ctx context.Context, cfg *Config, plan *Plan, prog string, job jobInfo, logf func(string, ...any)) (*remote, error) {
 	used := map[int]bool{}
@@ -369,20 +368,17 @@ func startRemote(ctx context.Context, cfg *Config, plan *Plan, prog string, job 
 	}
 	cwd, _ := os.Getwd()
 	rm := &remote{opts: cfg.SSH, grace: cfg.StopGrace, cwd: cwd, progs: map[string]string{}}
-	t := time.Now()
-	err := forEachHost(hosts, func(i int) error {
-		h := plan.Hosts[i]
-		if cfg.SSH.Copy {
-			return rm.copyProgram(ctx, h, prog)
+	// Without --copy nothing is done ahead: a host that cannot be reached
+	// fails its ranks' start, with ssh's reason (see stderrGate).
+	if cfg.SSH.Copy {
+		t := time.Now()
+		err := forEachHost(hosts, func(i int) error { return rm.copyProgram(ctx, plan.Hosts[i], prog) })
+		if err != nil {
+			rm.close()
+			return nil, err
 		}
-		_, err := cfg.SSH.probe(ctx, h, prog)
-		return err
-	})
-	if err != nil {
-		rm.close()
-		return nil, err
+		logf("copied %s to %d hosts in %v", filepath.Base(prog), len(hosts), time.Since(t).Round(time.Millisecond))
 	}
-	logf("%d remote hosts answer over ssh (%v)", len(hosts), time.Since(t).Round(time.Millisecond))
 
 	switch {
 	case job.Server == nil:

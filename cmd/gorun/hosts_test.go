@@ -101,6 +101,9 @@ func (e *hostsEnv) hostIndex(addr string) int {
 func (e *hostsEnv) assertClean(t *testing.T, d time.Duration) {
 	t.Helper()
 	start := time.Now()
+	if ps := e.Procs(); len(ps) != 0 {
+		t.Logf("right after gorun exited, on the hosts: %+v", ps)
+	}
 	if ps := e.WaitNoProcs(d); len(ps) != 0 {
 		t.Fatalf("processes left on the hosts %v after gorun exited: %+v", d, ps)
 	}
@@ -268,6 +271,23 @@ func TestHostsTeardown(t *testing.T) {
 			e.assertClean(t, time.Second)
 		})
 	}
+	t.Run("SIGINT with stdin open", func(t *testing.T) {
+		// gorun's stdin a pipe that stays open, as a terminal: rank 0's
+		// session carries it, so its end is seen through the session.
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pw.Close()
+		j := startJob(t, pr, e.args("-n", "6", "--hostfile", e.hostfile, bin.rankprog, "mpisleep")...)
+		pr.Close()
+		j.waitLines("ready", 6, 30*time.Second)
+		j.cmd.Process.Signal(syscall.SIGINT)
+		if code := j.wait(30 * time.Second); code != 130 {
+			t.Errorf("exit %d, want 130; stderr:\n%s", code, j.errText())
+		}
+		e.assertClean(t, time.Second)
+	})
 	t.Run("rank ignores SIGTERM", func(t *testing.T) {
 		j := start(t, "ignoreterm-exit", "2", "5")
 		if code := j.wait(30 * time.Second); code != 5 {
@@ -425,7 +445,7 @@ func TestHostsUnreachable(t *testing.T) {
 				t.Errorf("exit %d, want 1", code)
 			}
 			lines := strings.Split(strings.TrimSpace(stderr), "\n")
-			if len(lines) != 1 || !strings.Contains(lines[0], "host "+tt.host+": cannot log in with ssh") {
+			if len(lines) != 1 || !strings.Contains(lines[0], "on host "+tt.host+") cannot log in with ssh (--host): ssh: connect to host "+tt.host) {
 				t.Errorf("want one error naming host %s, got:\n%s", tt.host, stderr)
 			}
 			if took > tt.within {
