@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -184,6 +185,28 @@ func TestHostsPlacement(t *testing.T) {
 	t.Run("oversubscribe", func(t *testing.T) {
 		run(t, []string{"0 3 h0", "1 3 h0", "2 3 h0", "0 3 h1", "1 3 h1", "2 3 h1", "0 2 h2", "1 2 h2"},
 			"-n", "8", "--oversubscribe", "--hostfile", e.hostfile, prog, "check")
+	})
+	t.Run("slots from cores", func(t *testing.T) {
+		// A hostfile line without slots gets one per core of that host,
+		// asked over ssh; the namespace hosts have this machine's cores.
+		hf := filepath.Join(t.TempDir(), "hosts")
+		os.WriteFile(hf, []byte(e.Hosts[0].Addr+"\n"+e.Hosts[1].Addr+"\n"), 0o644)
+		cores := runtime.NumCPU()
+		var want []string
+		for h := range 2 {
+			for lr := range cores {
+				want = append(want, fmt.Sprintf("%d %d h%d", lr, cores, h))
+			}
+		}
+		run(t, want, "-n", strconv.Itoa(2*cores), "--hostfile", hf, prog, "check")
+		n := strconv.Itoa(2*cores + 1)
+		code, _, stderr := runJob(t, 30*time.Second, e.args("-n", n, "--hostfile", hf, prog, "check")...)
+		if code == 0 || !strings.Contains(stderr, n+" ranks but only "+strconv.Itoa(2*cores)+" slots on 2 hosts") {
+			t.Errorf("exit %d, stderr:\n%s", code, stderr)
+		}
+	})
+	t.Run("--nats-advertise", func(t *testing.T) {
+		run(t, []string{"0 1 h0", "0 1 h1"}, "-n", "2", "--map-by", "node", "--nats-advertise", e.Gateway, "--hostfile", e.hostfile, prog, "check")
 	})
 	t.Run("too many ranks", func(t *testing.T) {
 		code, _, stderr := runJob(t, 30*time.Second, e.args("-n", "7", "--hostfile", e.hostfile, prog, "check")...)
