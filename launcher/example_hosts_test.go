@@ -85,3 +85,33 @@ func ExampleParseSSHOpts() {
 	fmt.Printf("%q\n", opts)
 	// Output: ["-i" "~/.ssh/cluster" "-o" "ProxyJump=gw.example"]
 }
+
+func ExampleReadHostfile() {
+	hosts, err := launcher.ReadHostfile("../hosts.example")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, h := range hosts[:3] {
+		fmt.Printf("%s slots=%d max_slots=%d\n", h, h.Slots, h.MaxSlots)
+	}
+	// Output:
+	// node01 slots=0 max_slots=0
+	// node02 slots=4 max_slots=0
+	// node03 slots=4 max_slots=6
+}
+
+func ExampleHost_IsLocal() {
+	for _, name := range []string{"localhost", "127.0.0.1", "node-elsewhere.invalid"} {
+		fmt.Println(name, launcher.Host{Name: name}.IsLocal())
+	}
+	// Output:
+	// localhost true
+	// 127.0.0.1 true
+	// node-elsewhere.invalid false
+}
+
+func ExampleHost_String() {
+	fmt.Println(launcher.Host{Name: "node1", User: "alice"})
+	// Output: alice@node1
+}

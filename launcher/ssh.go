@@ -76,9 +76,10 @@ const (
 
 // remoteReader is the command line every remote session runs: it reads a
 // script from stdin up to a line ".", then runs it, leaving the rest of
-// stdin to the script. It holds nothing job-specific, and survives csh, fish
-// and POSIX login shells alike (no "!", newline or single quote inside).
-const remoteReader = `exec /bin/sh -c 'n=$(printf "\n_"); n=${n%_}; s=; while IFS= read -r l && [ "$l" != . ]; do s="$s$l$n"; done; eval "$s"'`
+// stdin to the script; a script cut short (no ".") is not run at all. It
+// holds nothing job-specific, and survives csh, fish and POSIX login shells
+// alike (no "!", newline or single quote inside).
+const remoteReader = `exec /bin/sh -c 'n=$(printf "\n_"); n=${n%_}; s=; while IFS= read -r l; do if [ "$l" = . ]; then eval "$s"; exit; fi; s="$s$l$n"; done; exit 1'`
 
 // ParseSSHOpts splits an --ssh-opts (or GORUN_SSH_OPTS) value into
 // arguments as a POSIX shell would: at unquoted blanks, with '...' and

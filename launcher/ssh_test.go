@@ -70,6 +70,13 @@ func TestRemoteReader(t *testing.T) {
 	if ran == 0 {
 		t.Fatal("no shell found")
 	}
+	// A script cut short (the session ended before its last line) must not
+	// run: half a rank script could start a program without its watcher.
+	cmd := exec.Command("sh", "-c", remoteReader)
+	cmd.Stdin = strings.NewReader("echo ran\n")
+	if out, err := cmd.CombinedOutput(); err == nil || len(out) != 0 {
+		t.Errorf("a script without its end line ran: %q, %v", out, err)
+	}
 }
 
 // TestStubReader checks that the markers of the remote script are taken out
