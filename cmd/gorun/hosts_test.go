@@ -208,6 +208,14 @@ func TestHostsPlacement(t *testing.T) {
 	t.Run("--nats-advertise", func(t *testing.T) {
 		run(t, []string{"0 1 h0", "0 1 h1"}, "-n", "2", "--map-by", "node", "--nats-advertise", e.Gateway, "--hostfile", e.hostfile, prog, "check")
 	})
+	t.Run("many ranks on one host", func(t *testing.T) {
+		// More logins at once than sshd's MaxStartups (10) lets through.
+		var want []string
+		for lr := range 24 {
+			want = append(want, fmt.Sprintf("%d 24 h0", lr))
+		}
+		run(t, want, "-n", "24", "--oversubscribe", "--host", e.Hosts[0].Addr, prog, "check")
+	})
 	t.Run("too many ranks", func(t *testing.T) {
 		code, _, stderr := runJob(t, 30*time.Second, e.args("-n", "7", "--hostfile", e.hostfile, prog, "check")...)
 		if code == 0 || !strings.Contains(stderr, "7 ranks but only 6 slots on 3 hosts") || !strings.Contains(stderr, "--oversubscribe") {
