@@ -206,7 +206,7 @@ func (e *engine) sendNow(c *Comm, comm uint64, dst, tag int, data []byte) bool {
 		return false
 	}
 	p.credit -= cost
-	e.publish(w, header{kind: kEager, src: e.rank, comm: comm, tag: tag}, data)
+	e.publishEager(w, comm, tag, data)
 	return e.err == nil
 }
 
@@ -246,16 +246,26 @@ func (e *engine) recvNow(c *Comm, comm uint64, src, tag int) ([]byte, Status, bo
 func (e *engine) transmit(r *Request) {
 	p := &e.peers[r.peer]
 	p.credit -= e.sendCost(r)
-	h := header{src: e.rank, comm: r.comm, tag: r.tag, id: r.id}
 	if r.rdv {
-		h.kind, h.n = kRTS, uint64(len(r.data))
 		e.sends[r.id] = r
-		e.publish(r.peer, h, nil)
+		e.publish(r.peer, header{kind: kRTS, src: e.rank, comm: r.comm, tag: r.tag, id: r.id, n: uint64(len(r.data))}, nil)
 		return
 	}
-	h.kind = kEager
-	e.publish(r.peer, h, r.data)
+	e.publishEager(r.peer, r.comm, r.tag, r.data)
 	e.finish(r, nil)
+}
+
+// publishEager sends a whole small message: with a binary header in front
+// of a copy, or, from bigEager bytes on, with its header in a token and no
+// copy.
+func (e *engine) publishEager(dst int, comm uint64, tag int, data []byte) {
+	if len(data) < bigEager {
+		e.publish(dst, header{kind: kEager, src: e.rank, comm: comm, tag: tag}, data)
+		return
+	}
+	if err := e.nc.PublishRequest(e.inbox[dst], makeToken(tokEager, e.rank, comm, tag), data); err != nil {
+		e.lose(err)
+	}
 }
 
 func (e *engine) onCredit(h header) {
@@ -285,7 +295,7 @@ func (e *engine) onCTS(h header) {
 	upto := min(int(h.n), len(r.data))
 	for r.off < upto {
 		n := min(e.chunk, upto-r.off)
-		err := e.nc.PublishRequest(e.inbox[r.peer], chunkToken(e.rank, r.id, r.off), r.data[r.off:r.off+n])
+		err := e.nc.PublishRequest(e.inbox[r.peer], makeToken(tokChunk, e.rank, r.id, r.off), r.data[r.off:r.off+n])
 		if err != nil {
 			e.lose(err)
 			return
@@ -304,7 +314,7 @@ func (e *engine) onCTS(h header) {
 // passes here, in the order the server delivers them.
 func (e *engine) onMsg(m *nats.Msg) {
 	if m.Reply != "" {
-		e.onChunk(m.Reply, m.Data)
+		e.onToken(m.Reply, m.Data)
 		return
 	}
 	h, err := parseHeader(m.Data)
@@ -427,9 +437,10 @@ func (e *engine) pumpGrants() {
 	}
 }
 
-func (e *engine) onChunk(token string, data []byte) {
-	src, id, off, ok := parseChunkToken(token)
-	if !ok {
+// onToken handles a frame whose header is in its reply subject.
+func (e *engine) onToken(token string, data []byte) {
+	kind, src, a, b, ok := parseToken(token)
+	if !ok || src >= e.size {
 		return
 	}
 	e.mu.Lock()
@@ -437,6 +448,15 @@ func (e *engine) onChunk(token string, data []byte) {
 	if e.err != nil {
 		return
 	}
+	switch kind {
+	case tokEager:
+		e.arrive(a, src, b, data, nil)
+	case tokChunk:
+		e.onChunk(src, a, b, data)
+	}
+}
+
+func (e *engine) onChunk(src int, id uint64, off int, data []byte) {
 	r := e.recvs[xferKey{src, id}]
 	if r == nil || off != r.off || off+len(data) > r.size {
 		return

@@ -65,29 +65,48 @@ func parseHeader(b []byte) (header, error) {
 	}, nil
 }
 
-// chunkToken is the reply subject that carries a data chunk's header:
-// "<src>.<id>.<offset>".
-func chunkToken(src int, id uint64, off int) string {
-	var b [64]byte
-	s := strconv.AppendInt(b[:0], int64(src), 10)
+// Frames that carry message bytes without a binary header (data chunks,
+// and eager messages of at least bigEager bytes) carry their header in the
+// NATS reply subject instead, as a token, so that the payload goes out
+// without another copy:
+//
+//	c.<src>.<id>.<offset>   a chunk of rendezvous message id
+//	e.<src>.<comm>.<tag>    a whole eager message
+const (
+	tokChunk = 'c'
+	tokEager = 'e'
+)
+
+// bigEager is the size from which an eager message travels with a token
+// header: above it, a copy costs more than the token's allocation.
+const bigEager = 4 << 10
+
+func makeToken(kind byte, src int, a uint64, b int) string {
+	var buf [72]byte
+	s := append(buf[:0], kind, '.')
+	s = strconv.AppendInt(s, int64(src), 10)
 	s = append(s, '.')
-	s = strconv.AppendUint(s, id, 10)
+	s = strconv.AppendUint(s, a, 10)
 	s = append(s, '.')
-	s = strconv.AppendInt(s, int64(off), 10)
+	s = strconv.AppendInt(s, int64(b), 10)
 	return string(s)
 }
 
-func parseChunkToken(t string) (src int, id uint64, off int, ok bool) {
-	a, rest, ok1 := strings.Cut(t, ".")
-	b, c, ok2 := strings.Cut(rest, ".")
+func parseToken(t string) (kind byte, src int, a uint64, b int, ok bool) {
+	if len(t) < 2 || t[1] != '.' {
+		return 0, 0, 0, 0, false
+	}
+	kind = t[0]
+	x, rest, ok1 := strings.Cut(t[2:], ".")
+	y, z, ok2 := strings.Cut(rest, ".")
 	if !ok1 || !ok2 {
-		return 0, 0, 0, false
+		return 0, 0, 0, 0, false
 	}
-	s, err1 := strconv.Atoi(a)
-	i, err2 := strconv.ParseUint(b, 10, 64)
-	o, err3 := strconv.Atoi(c)
+	s, err1 := strconv.Atoi(x)
+	i, err2 := strconv.ParseUint(y, 10, 64)
+	o, err3 := strconv.Atoi(z)
 	if err1 != nil || err2 != nil || err3 != nil || s < 0 || o < 0 {
-		return 0, 0, 0, false
+		return 0, 0, 0, 0, false
 	}
-	return s, i, o, true
+	return kind, s, i, o, true
 }
