@@ -47,8 +47,8 @@
 //
 // # Frames
 //
-// A frame is a NATS message on the receiver's inbox. All but data chunks
-// start with a 40-byte little-endian header:
+// A frame is a NATS message on the receiver's inbox. Frames without a NATS
+// reply subject start with a 40-byte little-endian header:
 //
 //	offset size field
 //	0      1    kind: 1 eager, 2 RTS, 3 CTS, 4 credit, 5 cancel
@@ -61,9 +61,12 @@
 //	24     8    id: message id, unique per sender (RTS, CTS, cancel)
 //	32     8    n: RTS the message size; CTS bytes granted so far; credit bytes returned
 //
-// Eager frames carry the whole message after the header. A data chunk
-// carries only message bytes, and its header in the NATS reply subject as
-// "<src>.<id>.<offset>", so that the payload goes out without another copy.
+// Eager frames carry the whole message after the header. Frames that carry
+// only message bytes have their header in the NATS reply subject instead, as
+// a token, so that the payload goes out without another copy:
+//
+//	c.<src>.<id>.<offset>   a data chunk of rendezvous message id
+//	e.<src>.<comm>.<tag>    a whole eager message of 4 KiB or more
 //
 // # Protocol
 //

@@ -19,9 +19,8 @@ const (
 	kCancel byte = 5 // the sender withdrew message id
 )
 
-// hdrLen is the size of the binary header in front of every frame but data
-// chunks, which carry their header in the NATS reply subject instead so that
-// their payload goes out without another copy.
+// hdrLen is the size of the binary header in front of every frame but those
+// that carry a token header (see below).
 const hdrLen = 40
 
 // frameCost is what an eager frame costs the receiver beyond its payload, in
