@@ -32,6 +32,7 @@ var confCases = []confCase{
 	{"slices", caseSlices},
 	{"isolation", caseIsolation},
 	{"split", caseSplit},
+	{"sendall", caseSendAll},
 }
 
 // suite runs every case on c, on c.Dup and on c.Split by parity, with a

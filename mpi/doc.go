@@ -32,6 +32,7 @@
 //	gorun.v1.<job>.p2p.<rank>   every frame for one rank (one subscription per rank)
 //	gorun.v1.<job>.ctl.ready    start-up handshake, answered by rank 0
 //	gorun.v1.<job>.ctl.abort    Abort, heard by every rank
+//	gorun.v1.<job>.mc           frames for every rank but the sender (SendAll), when size > 2
 //
 // # Start-up
 //
@@ -89,6 +90,17 @@
 // the chunk's bytes to the window. A sender that gives up (its ctx ends)
 // sends cancel: an unmatched RTS is dropped, a matched receive fails with
 // ErrCanceled.
+//
+// SendAll on a communicator that spans the world publishes its frames once,
+// on the multicast subject; the server fans them out (connections have no
+// echo, so the sender does not get its own). The frames are the same as
+// above. An eager one needs credit at every peer, and waits in a multicast
+// queue, in order, until it has it. A large one is announced with one RTS;
+// each rank grants it as its receive matches, and the sender publishes a
+// chunk once every rank has granted it, so the slowest receiver sets the pace
+// and no receiver's bound changes. The multicast and inbox subscriptions are
+// delivered independently, so SendAll messages are ordered among themselves
+// but not with Send messages of the same tag.
 //
 // Because one rank publishes through one connection, NATS delivers its
 // frames to each receiver in order; eager frames and RTSs towards one peer

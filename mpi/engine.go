@@ -22,9 +22,11 @@ type engine struct {
 	sub        *nats.Subscription
 	abortSub   *nats.Subscription
 	inbox      []string // inbox subject of every world rank
-	chunk      int      // payload bytes of one rendezvous chunk
-	grantStep  int      // bytes granted by one CTS
-	credit     int64    // eager credit of each peer towards this rank
+	mcast      string   // the job's multicast subject; "" when off
+	mcastSub   *nats.Subscription
+	chunk      int   // payload bytes of one rendezvous chunk
+	grantStep  int   // bytes granted by one CTS
+	credit     int64 // eager credit of each peer towards this rank
 	bufPool    sync.Pool
 
 	mu       sync.Mutex
@@ -32,6 +34,7 @@ type engine struct {
 	closing  bool
 	queues   map[uint64]*matchQueue
 	peers    []peer
+	mcQueue  []*Request          // multicast sends waiting for credit at some peer, in order
 	sends    map[uint64]*Request // rendezvous sends, by message id
 	recvs    map[xferKey]*Request
 	grantQ   []*Request // rendezvous receives still to be granted, in order
@@ -138,6 +141,12 @@ func (e *engine) queue(comm uint64) *matchQueue {
 
 // publish sends one frame to a world rank. Called with e.mu held.
 func (e *engine) publish(dst int, h header, data []byte) {
+	e.publishOn(e.inbox[dst], h, data)
+}
+
+// publishOn sends one frame on a subject: a rank's inbox, or the job's
+// multicast subject.
+func (e *engine) publishOn(subj string, h header, data []byte) {
 	bp := e.bufPool.Get().(*[]byte)
 	b := *bp
 	n := hdrLen + len(data)
@@ -147,7 +156,7 @@ func (e *engine) publish(dst int, h header, data []byte) {
 	b = b[:n]
 	putHeader(b, h)
 	copy(b[hdrLen:], data)
-	err := e.nc.Publish(e.inbox[dst], b)
+	err := e.nc.Publish(subj, b)
 	e.bufPool.Put(bp)
 	if err != nil {
 		e.lose(err)
@@ -206,8 +215,64 @@ func (e *engine) sendNow(c *Comm, comm uint64, dst, tag int, data []byte) bool {
 		return false
 	}
 	p.credit -= cost
-	e.publishEager(w, comm, tag, data)
+	e.publishEager(e.inbox[w], comm, tag, data)
 	return e.err == nil
+}
+
+// startSendAll sends r to every other rank of the world with one publish on
+// the multicast subject, which the server fans out. It needs eager credit at
+// every peer; without it, r waits in the multicast queue (in order, behind
+// any multicast already waiting). Called with e.mu held; it reports false,
+// having done nothing, when multicast is off.
+func (e *engine) startSendAll(r *Request) bool {
+	if e.mcast == "" {
+		return false
+	}
+	if e.err != nil {
+		e.finish(r, e.err)
+		return true
+	}
+	r.mcast = true
+	r.rdv = len(r.data) > e.opts.EagerLimit
+	e.inflight++
+	r.counted = true
+	if len(e.mcQueue) > 0 || !e.mcastCredit(e.sendCost(r)) {
+		r.queued = true
+		e.mcQueue = append(e.mcQueue, r)
+		return true
+	}
+	e.transmitAll(r)
+	return true
+}
+
+// mcastCredit reports whether every peer has n bytes of eager credit.
+func (e *engine) mcastCredit(n int64) bool {
+	for p := range e.peers {
+		if p != e.rank && e.peers[p].credit < n {
+			return false
+		}
+	}
+	return true
+}
+
+// transmitAll puts a multicast send on the wire; every peer has credit.
+func (e *engine) transmitAll(r *Request) {
+	cost := e.sendCost(r)
+	for p := range e.peers {
+		if p != e.rank {
+			e.peers[p].credit -= cost
+		}
+	}
+	if !r.rdv {
+		e.publishEager(e.mcast, r.comm, r.tag, r.data)
+		e.finish(r, nil)
+		return
+	}
+	e.nextID++
+	r.id = e.nextID
+	r.grants = make([]int, e.size)
+	e.sends[r.id] = r
+	e.publishOn(e.mcast, header{kind: kRTS, src: e.rank, comm: r.comm, tag: r.tag, id: r.id, n: uint64(len(r.data))}, nil)
 }
 
 // recvNow is the blocking Recv's fast path: an eager message that has
@@ -251,19 +316,19 @@ func (e *engine) transmit(r *Request) {
 		e.publish(r.peer, header{kind: kRTS, src: e.rank, comm: r.comm, tag: r.tag, id: r.id, n: uint64(len(r.data))}, nil)
 		return
 	}
-	e.publishEager(r.peer, r.comm, r.tag, r.data)
+	e.publishEager(e.inbox[r.peer], r.comm, r.tag, r.data)
 	e.finish(r, nil)
 }
 
 // publishEager sends a whole small message: with a binary header in front
 // of a copy, or, from bigEager bytes on, with its header in a token and no
 // copy.
-func (e *engine) publishEager(dst int, comm uint64, tag int, data []byte) {
+func (e *engine) publishEager(subj string, comm uint64, tag int, data []byte) {
 	if len(data) < bigEager {
-		e.publish(dst, header{kind: kEager, src: e.rank, comm: comm, tag: tag}, data)
+		e.publishOn(subj, header{kind: kEager, src: e.rank, comm: comm, tag: tag}, data)
 		return
 	}
-	if err := e.nc.PublishRequest(e.inbox[dst], makeToken(tokEager, e.rank, comm, tag), data); err != nil {
+	if err := e.nc.PublishRequest(subj, makeToken(tokEager, e.rank, comm, tag), data); err != nil {
 		e.lose(err)
 	}
 }
@@ -284,18 +349,41 @@ func (e *engine) onCredit(h header) {
 		r.queued = false
 		e.transmit(r)
 	}
+	for len(e.mcQueue) > 0 && e.err == nil {
+		r := e.mcQueue[0]
+		if !e.mcastCredit(e.sendCost(r)) {
+			break
+		}
+		e.mcQueue = remove(e.mcQueue, 0)
+		r.queued = false
+		e.transmitAll(r)
+	}
 }
 
 // onCTS streams the granted part of a rendezvous send.
 func (e *engine) onCTS(h header) {
 	r := e.sends[h.id]
-	if r == nil || r.peer != h.src {
+	if r == nil || h.src < 0 || h.src >= e.size || (!r.mcast && r.peer != h.src) {
 		return // withdrawn
 	}
 	upto := min(int(h.n), len(r.data))
+	var subj string
+	if !r.mcast {
+		subj = e.inbox[r.peer]
+	} else {
+		// Every rank gets each chunk from one publish, so a chunk goes out
+		// once every rank has granted it.
+		r.grants[h.src] = max(r.grants[h.src], upto)
+		for p, g := range r.grants {
+			if p != e.rank {
+				upto = min(upto, g)
+			}
+		}
+		subj = e.mcast
+	}
 	for r.off < upto {
 		n := min(e.chunk, upto-r.off)
-		err := e.nc.PublishRequest(e.inbox[r.peer], makeToken(tokChunk, e.rank, r.id, r.off), r.data[r.off:r.off+n])
+		err := e.nc.PublishRequest(subj, makeToken(tokChunk, e.rank, r.id, r.off), r.data[r.off:r.off+n])
 		if err != nil {
 			e.lose(err)
 			return
@@ -310,6 +398,12 @@ func (e *engine) onCTS(h header) {
 
 // ---- receiving ----
 
+// onMulticast handles a frame on the job's multicast subject: the same
+// frames as on an inbox, from a rank that sent them to every other.
+func (e *engine) onMulticast(m *nats.Msg) {
+	e.onMsg(m) // the connection has no echo: never our own
+}
+
 // onMsg is the inbox subscription's handler: every frame for this rank
 // passes here, in the order the server delivers them.
 func (e *engine) onMsg(m *nats.Msg) {
@@ -318,7 +412,7 @@ func (e *engine) onMsg(m *nats.Msg) {
 		return
 	}
 	h, err := parseHeader(m.Data)
-	if err != nil {
+	if err != nil || h.src < 0 || h.src >= e.size {
 		return // not ours; the subject is private to the job
 	}
 	e.mu.Lock()
@@ -563,13 +657,20 @@ func (e *engine) cancel(r *Request, err error, abandon bool) bool {
 		}
 		r.abandoned = true
 		r.data = nil
+	case r.send && r.queued && r.mcast:
+		e.mcQueue = removeItem(e.mcQueue, r)
+		r.queued = false
 	case r.send && r.queued:
 		p := &e.peers[r.peer]
 		p.queue = removeItem(p.queue, r)
 		r.queued = false
 	case r.send && r.rdv:
 		delete(e.sends, r.id)
-		e.publish(r.peer, header{kind: kCancel, src: e.rank, comm: r.comm, tag: r.tag, id: r.id}, nil)
+		subj := e.mcast
+		if !r.mcast {
+			subj = e.inbox[r.peer]
+		}
+		e.publishOn(subj, header{kind: kCancel, src: e.rank, comm: r.comm, tag: r.tag, id: r.id}, nil)
 	default:
 		return false
 	}
@@ -596,6 +697,10 @@ func (e *engine) failAll(err error) {
 		}
 		e.peers[i].queue = nil
 	}
+	for _, r := range e.mcQueue {
+		e.finish(r, err)
+	}
+	e.mcQueue = nil
 	for _, r := range e.sends {
 		e.finish(r, err)
 	}

@@ -113,6 +113,7 @@ func (e *engine) connect(ctx context.Context) error {
 		nats.Name(fmt.Sprintf("gorun %s rank %d", o.JobID, o.Rank)),
 		nats.Timeout(min(timeout, 5*time.Second)),
 		nats.NoReconnect(),
+		nats.NoEcho(), // multicast frames are for the others
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err == nil {
 				err = errors.New("disconnected")
@@ -162,6 +163,15 @@ func (e *engine) connect(ctx context.Context) error {
 	}
 	if e.abortSub, err = nc.Subscribe(subject.Abort(e.job), e.onAbort); err != nil {
 		return fail(err)
+	}
+	if o.Multicast && e.size > 2 {
+		e.mcast = subject.Multicast(e.job)
+		if e.mcastSub, err = nc.Subscribe(e.mcast, e.onMulticast); err != nil {
+			return fail(err)
+		}
+		if err = e.mcastSub.SetPendingLimits(-1, -1); err != nil {
+			return fail(err)
+		}
 	}
 	return nil
 }

@@ -40,6 +40,10 @@ type Options struct {
 	// this rank, over all senders.
 	RendezvousWindow int
 
+	// Multicast lets SendAll (and the collectives built on it) have the
+	// server fan one publish out to every rank. On by default.
+	Multicast bool
+
 	// AbortFunc ends the process for Abort and when the job is aborted by
 	// another rank. nil means os.Exit. mpitest sets its own.
 	AbortFunc func(code int)
@@ -60,6 +64,16 @@ func DefaultOptions() Options {
 		EagerLimit:       64 << 10,
 		EagerBudget:      64 << 20,
 		RendezvousWindow: 32 << 20,
+		Multicast:        true,
+	}
+}
+
+// WithMulticast sets whether SendAll may use one publish that the server fans
+// out to every rank (default on); off, it sends to each rank in turn.
+func WithMulticast(on bool) Option {
+	return func(o *Options) error {
+		o.Multicast = on
+		return nil
 	}
 }
 

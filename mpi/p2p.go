@@ -31,6 +31,48 @@ func (c *Comm) Recv(ctx context.Context, src, tag int) ([]byte, Status, error) {
 	return c.recv(ctx, "recv", c.id, src, tag)
 }
 
+// SendAll sends data to every other rank of c with tag, as Send to each
+// would, and blocks until data may be reused. The others receive it with
+// Recv(ctx, sender, tag). When c spans the whole world, one publish goes to
+// the bus, which fans it out (a large message still waits until every rank
+// has posted its receive, and then goes out once); otherwise it is sent to
+// each rank in turn.
+//
+// Messages sent with SendAll on one communicator are received in the order
+// sent, among themselves; they are not ordered with respect to Send messages
+// from the same rank with the same tag, so give them tags of their own.
+func (c *Comm) SendAll(ctx context.Context, tag int, data []byte) error {
+	if err := c.check(); err != nil {
+		return err
+	}
+	if err := checkTag("sendall", tag, false); err != nil {
+		return err
+	}
+	if c.Size() == c.e.size {
+		r := newRequest(c, true, c.id, AnySource, tag, data)
+		c.e.mu.Lock()
+		ok := c.e.startSendAll(r)
+		c.e.mu.Unlock()
+		if ok {
+			_, err := r.finishWait(ctx, "sendall")
+			return err
+		}
+	}
+	reqs := make([]*Request, 0, c.Size()-1)
+	for d := range c.Size() {
+		if d != c.rank {
+			reqs = append(reqs, c.isend("sendall", c.id, d, tag, data))
+		}
+	}
+	if err := WaitAll(ctx, reqs...); err != nil {
+		for _, r := range reqs {
+			r.Cancel()
+		}
+		return err
+	}
+	return nil
+}
+
 // Irecv posts a receive for a message from src (or AnySource) with tag (or
 // AnyTag) and returns at once; Wait for it, then take the message from Data.
 func (c *Comm) Irecv(src, tag int) *Request {

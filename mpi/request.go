@@ -23,6 +23,8 @@ type Request struct {
 	granted int    // rendezvous receive: bytes granted to the sender
 
 	rdv, queued, posted, counted, abandoned, finished bool
+	mcast                                             bool  // sent to every other rank with one publish
+	grants                                            []int // multicast rendezvous: bytes granted by each world rank
 
 	status Status
 	err    error

@@ -19,6 +19,7 @@ const (
 	inboxT = Root + ".%s.p2p.%d"    // job, rank: every frame for one rank
 	readyT = Root + ".%s.ctl.ready" // job: start-up handshake, answered by rank 0
 	abortT = Root + ".%s.ctl.abort" // job: Abort, to every rank
+	mcastT = Root + ".%s.mc"        // job: frames for every rank but the sender
 	allT   = Root + ".%s.>"         // job: everything of one job
 )
 
@@ -30,6 +31,10 @@ func Ready(job string) string { return fmt.Sprintf(readyT, job) }
 
 // Abort is the subject on which an aborting rank tells every other rank.
 func Abort(job string) string { return fmt.Sprintf(abortT, job) }
+
+// Multicast is the subject every rank listens on for frames sent to all
+// ranks with one publish.
+func Multicast(job string) string { return fmt.Sprintf(mcastT, job) }
 
 // All matches every subject of the job.
 func All(job string) string { return fmt.Sprintf(allT, job) }

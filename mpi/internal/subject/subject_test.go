@@ -36,6 +36,9 @@ func TestSubjects(t *testing.T) {
 	if got, want := Abort("j"), "gorun.v1.j.ctl.abort"; got != want {
 		t.Errorf("Abort = %q, want %q", got, want)
 	}
+	if got, want := Multicast("j"), "gorun.v1.j.mc"; got != want {
+		t.Errorf("Multicast = %q, want %q", got, want)
+	}
 	job, rank, err := ParseInbox(Inbox("abc", 17))
 	if err != nil || job != "abc" || rank != 17 {
 		t.Errorf("ParseInbox = %q, %d, %v", job, rank, err)

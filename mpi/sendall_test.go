@@ -1,0 +1,142 @@
+package mpi_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/gorun-hpc/gorun/mpi"
+	"github.com/gorun-hpc/gorun/mpi/mpitest"
+)
+
+// caseSendAll: every rank in turn sends messages of every protocol size to
+// all the others with SendAll, twice on one tag; the others receive them in
+// order, byte-exact.
+func caseSendAll(ctx context.Context, c *mpi.Comm) error {
+	sizes := []int{0, 1, 5000, 64 << 10, 64<<10 + 1, 1<<20 + 7}
+	roots := []int{0}
+	if c.Size() > 1 {
+		roots = append(roots, c.Size()-1)
+	}
+	for _, root := range roots {
+		for _, sz := range sizes {
+			if c.Rank() == root {
+				for k := range 2 {
+					if err := c.SendAll(ctx, 81, pattern(sz, root+k)); err != nil {
+						return fmt.Errorf("root %d, size %d: %w", root, sz, err)
+					}
+				}
+				continue
+			}
+			for k := range 2 {
+				b, st, err := c.Recv(ctx, root, 81)
+				if err != nil {
+					return fmt.Errorf("from %d, size %d: %w", root, sz, err)
+				}
+				if st.Count != sz || !bytes.Equal(b, pattern(sz, root+k)) {
+					return fmt.Errorf("from %d, size %d, message %d: got %d bytes, content differs", root, sz, k, len(b))
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func TestSendAll(t *testing.T) {
+	for _, n := range []int{1, 2, 3, 5, 8} {
+		t.Run(fmt.Sprintf("n=%d", n), func(t *testing.T) {
+			mpitest.Run(t, n, func(ctx context.Context, c *mpi.Comm) error {
+				if err := caseSendAll(ctx, c); err != nil {
+					return fmt.Errorf("world: %w", err)
+				}
+				d, err := c.Dup(ctx)
+				if err != nil {
+					return err
+				}
+				if err := caseSendAll(ctx, d); err != nil {
+					return fmt.Errorf("dup: %w", err)
+				}
+				s, err := c.Split(ctx, c.Rank()%2, c.Rank()) // not the whole world: one send per rank
+				if err != nil {
+					return err
+				}
+				if err := caseSendAll(ctx, s); err != nil {
+					return fmt.Errorf("split: %w", err)
+				}
+				return nil
+			})
+		})
+	}
+}
+
+// TestSendAllWithoutCredit: with tiny eager budgets most SendAll calls find
+// some peer without credit and wait for it: nothing is lost or reordered.
+func TestSendAllWithoutCredit(t *testing.T) {
+	mpitest.Run(t, 4, func(ctx context.Context, c *mpi.Comm) error {
+		const k = 300
+		if c.Rank() == 0 {
+			for i := range k {
+				if err := c.SendAll(ctx, 3, []byte{byte(i), byte(i >> 8)}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		if c.Rank() == 2 {
+			time.Sleep(300 * time.Millisecond) // let rank 0 run out of credit here
+		}
+		for i := range k {
+			b, _, err := c.Recv(ctx, 0, 3)
+			if err != nil {
+				return err
+			}
+			if got := int(b[0]) | int(b[1])<<8; got != i {
+				return fmt.Errorf("message %d arrived as %d", got, i)
+			}
+		}
+		return nil
+	}, mpi.WithBuffers(4096, 1<<20), mpi.WithEagerLimit(1000))
+}
+
+// TestSendAllCancel: a large SendAll that one rank never receives gives up
+// with its ctx, and the ranks that had matched it see ErrCanceled.
+func TestSendAllCancel(t *testing.T) {
+	mpitest.Run(t, 3, func(ctx context.Context, c *mpi.Comm) error {
+		switch c.Rank() {
+		case 0:
+			sctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+			defer cancel()
+			if err := c.SendAll(sctx, 4, make([]byte, 8<<20)); !errors.Is(err, context.DeadlineExceeded) {
+				return fmt.Errorf("SendAll nobody completes: %v", err)
+			}
+			return c.SendAll(ctx, 5, []byte("after"))
+		case 1:
+			if _, _, err := c.Recv(ctx, 0, 4); !errors.Is(err, mpi.ErrCanceled) {
+				return fmt.Errorf("receive of a withdrawn message: %v", err)
+			}
+		}
+		// Rank 2 never receives tag 4; both then get the next message.
+		b, _, err := c.Recv(ctx, 0, 5)
+		if err != nil || string(b) != "after" {
+			return fmt.Errorf("after the withdrawn message: %q, %v", b, err)
+		}
+		return nil
+	})
+}
+
+func ExampleComm_SendAll() {
+	mpitest.World(context.Background(), 4, func(ctx context.Context, c *mpi.Comm) error {
+		if c.Rank() == 0 {
+			return c.SendAll(ctx, 0, []byte("to everyone"))
+		}
+		msg, _, err := c.Recv(ctx, 0, 0)
+		if c.Rank() == 3 {
+			fmt.Println(string(msg))
+		}
+		return err
+	})
+	// Output: to everyone
+}
