@@ -13,13 +13,15 @@ import (
 // Every rank must pass the same len(data), a multiple of Size(). data is not
 // changed, and the result never shares memory with it.
 //
-// Every rank sends one message to every other at once (a pairwise
-// exchange in a single round, each rank starting with its right
-// neighbour), and every message also carries the checks: every rank returns
-// an error wrapping ErrCounts if len(data) is not a multiple of Size() on
-// some rank, ErrMismatch if the ranks pass different lengths or element
-// types, ErrEncode if a rank cannot encode its data; and wraps the mpi
-// errors and ctx.Err().
+// Up to 16 KiB per rank, the data goes with the call's check through rank
+// 0, which sends each rank its blocks. Larger data moves after the check in
+// a pairwise exchange: every rank sends one message to every other at
+// once, starting with its right neighbour.
+//
+// Every rank returns an error wrapping ErrCounts if len(data) is not a
+// multiple of Size() on some rank, ErrMismatch if the ranks pass different
+// lengths or element types, ErrEncode if a rank cannot encode its data; and
+// wraps the mpi errors and ctx.Err().
 func Alltoall[T any](ctx context.Context, c *mpi.Comm, data []T) ([]T, error) {
 	elem := infoOf[T]()
 	x, err := begin(ctx, c, kAlltoall, elem, 0, len(data))
@@ -28,6 +30,7 @@ func Alltoall[T any](ctx context.Context, c *mpi.Comm, data []T) ([]T, error) {
 	}
 	n := x.size
 	var blocks [][]byte // by destination
+	var offer []byte
 	if len(data)%n != 0 {
 		x.fail(codeCounts, "len(data) = %d is not a multiple of the %d ranks", len(data), n)
 	} else {
@@ -40,56 +43,67 @@ func Alltoall[T any](ctx context.Context, c *mpi.Comm, data []T) ([]T, error) {
 				break
 			}
 		}
+		if blocks != nil && blocksSize(blocks) <= gatherInline {
+			offer = appendBlocks(nil, blocks)
+		}
 	}
-	tag := x.tag(phaseAgree)
-	recvs := make([]*mpi.Request, n)
+	_, mine, err := x.agree(x.collectUp(offer), func(all []byte) downPayload {
+		x.st.info = 0
+		rows, err := parseBlocks(all)
+		if err != nil || len(rows) != n {
+			return downPayload{}
+		}
+		matrix := make([][][]byte, n) // matrix[r][j]: rank r's block for rank j
+		for r, row := range rows {
+			if matrix[r], err = parseBlocks(row); row == nil || err != nil || len(matrix[r]) != n {
+				return downPayload{}
+			}
+		}
+		per := make([][]byte, n)
+		col := make([][]byte, n)
+		for j := range per {
+			for r := range col {
+				col[r] = matrix[r][j]
+			}
+			per[j] = appendBlocks(nil, col)
+		}
+		x.st.info = 1
+		return downPayload{per: per}
+	})
+	if err != nil {
+		return nil, err
+	}
+	var got [][]byte
+	if x.st.info == 1 {
+		if got, err = parseBlocks(mine); err != nil || len(got) != n {
+			return nil, fmt.Errorf("collectives: Alltoall: rank %d got %d blocks of %d", x.rank, len(got), n)
+		}
+	} else if got, err = x.pairwise(blocks); err != nil {
+		return nil, err
+	}
+	return decodeAll[T](x, got)
+}
+
+// pairwise is the second phase of a large Alltoall: every rank sends block
+// j to rank j, all at once, and receives one block from every rank.
+func (x *call) pairwise(blocks [][]byte) ([][]byte, error) {
+	n := x.size
+	got := make([][]byte, n)
+	got[x.rank] = blocks[x.rank]
+	recvs := make([]*mpi.Request, 0, n-1)
 	for i := 1; i < n; i++ {
-		src := mod(x.rank-i, n)
-		recvs[src] = x.c.Irecv(src, tag)
+		recvs = append(recvs, x.c.Irecv(mod(x.rank-i, n), x.tag(phaseData)))
 	}
-	// The status in every message is this rank's own: each rank hears
-	// from every other directly.
 	sends := make([]*mpi.Request, 0, n-1)
 	for i := 1; i < n; i++ {
 		dst := mod(x.rank+i, n)
-		var msg []byte
-		if blocks != nil {
-			msg = x.message(blocks[dst], true)
-		} else {
-			msg = x.message(nil, false)
-		}
-		sends = append(sends, x.c.Isend(dst, tag, msg))
+		sends = append(sends, x.send(dst, blocks[dst]))
 	}
-	got := make([][]byte, n)
-	for i := 1; i < n; i++ {
-		src := mod(x.rank-i, n)
-		req := recvs[src]
-		if _, err := req.Wait(x.ctx); err != nil {
-			for _, r := range recvs {
-				if r != nil {
-					r.Cancel()
-				}
-			}
-			for _, r := range sends {
-				r.Cancel()
-			}
-			return nil, opError(x.k, err)
-		}
-		if got[src], err = x.absorb(src, req.Data()); err != nil {
-			return nil, err
-		}
-	}
-	if err := x.waitAll(sends); err != nil {
+	if err := x.waitAll(append(recvs, sends...)); err != nil {
 		return nil, err
 	}
-	if err := x.verdict(); err != nil {
-		return nil, err
+	for i, r := range recvs {
+		got[mod(x.rank-i-1, n)] = r.Data()
 	}
-	got[x.rank] = blocks[x.rank]
-	for j, b := range got {
-		if b == nil {
-			return nil, fmt.Errorf("collectives: Alltoall: no data from rank %d", j)
-		}
-	}
-	return decodeAll[T](x, got)
+	return got, nil
 }

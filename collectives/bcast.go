@@ -7,18 +7,22 @@ import (
 	"github.com/gorun-hpc/gorun/mpi"
 )
 
-// Tuning. Below these sizes data rides in the first phase's messages, along
-// the binomial tree that the dissemination's rounds contain; above them it
-// moves in a second phase, once the ranks agree, by the algorithm that suits
-// bulk data.
+// Tuning. Data up to these sizes rides in the first phase's messages; larger
+// data moves in a second phase, once the ranks agree, by the algorithm that
+// suits bulk data. The first two keep those messages under mpi's eager
+// limit (64 KiB by default), so that they go out without a rendezvous.
 const (
 	// bcastInline is the largest Bcast (in wire bytes) that travels with
-	// the status, and scatterInline the largest Scatter(v) in total.
-	bcastInline   = 64 << 10
-	scatterInline = 64 << 10
-	// gatherInline is the largest contribution of one rank to a Gather that
-	// travels up the tree; larger ones go straight to the root.
+	// the check, and scatterInline the largest Scatter(v) in total.
+	bcastInline   = 60 << 10
+	scatterInline = 60 << 10
+	// gatherInline is the largest contribution of one rank to a Gather,
+	// Allgather, Alltoall or Scan that travels with the check; larger ones
+	// move in the second phase.
 	gatherInline = 16 << 10
+	// allgatherInline is the largest Allgather (all ranks' data together)
+	// that comes back down with the check.
+	allgatherInline = 256 << 10
 	// bcastSegment is the segment size of the pipelined tree broadcast.
 	bcastSegment = 512 << 10
 )
@@ -28,11 +32,10 @@ const (
 // root's data is read; the others may pass nil. Every rank must pass the
 // same root. It blocks until this rank has its copy and has passed it on.
 //
-// Small data moves along a binomial tree within the rounds of a
-// dissemination that also checks the call: ceil(log2 n) rounds in all.
-// Large data (over 64 KiB) moves after that check, along the same tree,
-// pipelined in 512 KiB segments. Numbers travel as raw little-endian bytes,
-// other element types with encoding/gob.
+// Up to 60 KiB, the data goes with the call's check, from root through rank
+// 0 to every rank (two hops). Larger data moves after the check along a
+// binomial tree from root, pipelined in 512 KiB segments. Numbers travel as
+// raw little-endian bytes, other element types with encoding/gob.
 //
 // Every rank returns an error wrapping mpi.ErrRank if root is out of range
 // on any rank, ErrMismatch if the ranks pass different roots or element
@@ -44,12 +47,8 @@ func Bcast[T any](ctx context.Context, c *mpi.Comm, root int, data []T) ([]T, er
 	if err != nil {
 		return nil, err
 	}
-	d := -1 // this rank's offset from the root; -1 if the root is invalid
-	var got []byte
-	if x.checkRoot(root) {
-		d = offset(x.rank, root, x.size)
-	}
-	if d == 0 {
+	var offer []byte // root's data, if it goes with the check
+	if x.checkRoot(root) && x.rank == root {
 		enc, err := encode(elem, data)
 		if err != nil {
 			x.fail(codeEncode, "root %d: %v", root, err)
@@ -57,39 +56,49 @@ func Bcast[T any](ctx context.Context, c *mpi.Comm, root int, data []T) ([]T, er
 			x.st.info = int64(len(enc)) << 1
 			if len(enc) <= bcastInline {
 				x.st.info |= 1
-				got = enc
+				offer = enc
 			}
 		}
 	}
-	err = x.disseminate(true, 1, func(s int) ([]byte, bool) {
-		if send, _ := downEdge(d, s, x.size); d < 0 || got == nil || !send {
-			return nil, false
+	common, _, err := x.agree(func(kids [][]byte) []byte {
+		return firstOf(offer, kids)
+	}, func(mine []byte) downPayload {
+		if x.st.info&1 == 1 {
+			return downPayload{common: mine}
 		}
-		return got, true
-	}, func(_ int, p []byte) error {
-		got = p
-		return nil
+		return downPayload{}
 	})
 	if err != nil {
 		return nil, err
 	}
-	if err := x.verdict(); err != nil {
-		return nil, err
-	}
 	if x.st.info&1 == 1 {
-		if d == 0 {
+		if x.rank == root {
 			return clone(data), nil
 		}
-		if got == nil {
+		if common == nil {
 			return nil, fmt.Errorf("collectives: Bcast: no data reached rank %d", x.rank)
 		}
-		out, err := decode[T](elem, got)
+		out, err := decode[T](elem, common)
 		if err != nil {
 			return nil, opError(x.k, fmt.Errorf("%w: %v", ErrEncode, err))
 		}
 		return out, nil
 	}
 	return bcastLarge(x, root, data, int(x.st.info>>1))
+}
+
+// firstOf returns own if not nil, else the first payload of kids that is
+// not nil: a single rank's data on its way up to the leader.
+func firstOf(own []byte, kids [][]byte) []byte {
+	if own != nil {
+		return own
+	}
+	for _, k := range kids {
+		if k != nil {
+			return k
+		}
+	}
+	return nil
 }
 
 // bcastLarge is the second phase of a large Bcast of n wire bytes: a

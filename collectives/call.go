@@ -146,9 +146,10 @@ func (x *call) message(payload []byte, hasData bool) []byte {
 	return append(b, payload...)
 }
 
-// absorb parses a first-phase message from src and merges its status. It
-// returns the payload, or nil when the message has none.
-func (x *call) absorb(src int, b []byte) ([]byte, error) {
+// absorb parses a first-phase message from src and merges its status into
+// this rank's (merge), or adopts it (the leader's final status, on the way
+// down). It returns the payload, or nil when the message has none.
+func (x *call) absorb(src int, b []byte, merge bool) ([]byte, error) {
 	_, flags, seq, s, payload, err := parseHeader(b)
 	if err != nil {
 		return nil, fmt.Errorf("collectives: %s: from rank %d: %w", x.k, src, err)
@@ -156,7 +157,11 @@ func (x *call) absorb(src int, b []byte) ([]byte, error) {
 	if seq != x.seq {
 		return nil, fmt.Errorf("collectives: %s: rank %d sent a message of collective call #%d during call #%d: %w", x.k, src, seq, x.seq, ErrMismatch)
 	}
-	x.st.merge(s)
+	if merge {
+		x.st.merge(s)
+	} else {
+		x.st = s
+	}
 	if flags&flagData == 0 {
 		return nil, nil
 	}
@@ -180,17 +185,6 @@ func (x *call) exchange(phase, dst int, msg []byte, src int) ([]byte, error) {
 		return nil, opError(x.k, err)
 	}
 	return b, nil
-}
-
-// round is one round of the first phase: send the status (and payload, if
-// hasData) to dst, receive from src and merge its status. It returns the
-// payload received, nil if none.
-func (x *call) round(dst, src int, payload []byte, hasData bool) ([]byte, error) {
-	b, err := x.exchange(phaseAgree, dst, x.message(payload, hasData), src)
-	if err != nil {
-		return nil, err
-	}
-	return x.absorb(src, b)
 }
 
 // send and recv move bulk data once the ranks agree.

@@ -186,9 +186,15 @@ func anyCases[T comparable](name string, f func(int) T, big, gbig int, allBig bo
 			return expect("allgather", got, all)
 		}})
 	}
-	for _, k := range []int{0, 1, 3} {
+	for _, k := range []int{0, 1, 3, -1} { // -1: past the inline limit
 		cs = append(cs, tcase{fmt.Sprintf("Alltoall/%s/k=%d", name, k), func(ctx context.Context, c *mpi.Comm) error {
 			n := c.Size()
+			if k < 0 {
+				if !allBig {
+					return nil
+				}
+				k = gbig/n + 1
+			}
 			// Block j of rank r is gen(r*n+j).
 			var in, want []T
 			for j := range n {
@@ -209,9 +215,9 @@ func anyCases[T comparable](name string, f func(int) T, big, gbig int, allBig bo
 }
 
 // numberCases are the cases of the collectives that reduce. minOp and
-// maxOp are nil for complex types. big, if not 0, is a length past the
-// recursive-doubling limit.
-func numberCases[T mpi.Number](name string, f func(int) T, minOp, maxOp Op[T], big int) []tcase {
+// maxOp are nil for complex types. big and sbig, if not 0, are lengths past
+// the inline limits of Reduce and Scan.
+func numberCases[T mpi.Number](name string, f func(int) T, minOp, maxOp Op[T], big, sbig int) []tcase {
 	ops := map[string]Op[T]{
 		"sum":  Sum[T],
 		"prod": Prod[T],
@@ -275,24 +281,29 @@ func numberCases[T mpi.Number](name string, f func(int) T, minOp, maxOp Op[T], b
 				return expect("allreduce", got, serial(op, c.Size(), l, 8))
 			}})
 		}
-		cs = append(cs, tcase{fmt.Sprintf("Scan/%s/%s", name, opName), func(ctx context.Context, c *mpi.Comm) error {
-			got, err := Scan(ctx, c, gen(f, c.Rank(), 4, 9), op)
-			if err != nil {
-				return err
+		for _, l := range []int{4, sbig} {
+			if l == 0 || l == sbig && opName != "user" {
+				continue
 			}
-			if err := expect("scan", got, serial(op, c.Rank()+1, 4, 9)); err != nil {
-				return err
-			}
-			got, err = Exscan(ctx, c, gen(f, c.Rank(), 4, 9), op)
-			if err != nil {
-				return err
-			}
-			var want []T
-			if c.Rank() > 0 {
-				want = serial(op, c.Rank(), 4, 9)
-			}
-			return expect("exscan", got, want)
-		}})
+			cs = append(cs, tcase{fmt.Sprintf("Scan/%s/%s/len=%d", name, opName, l), func(ctx context.Context, c *mpi.Comm) error {
+				got, err := Scan(ctx, c, gen(f, c.Rank(), l, 9), op)
+				if err != nil {
+					return err
+				}
+				if err := expect("scan", got, serial(op, c.Rank()+1, l, 9)); err != nil {
+					return err
+				}
+				got, err = Exscan(ctx, c, gen(f, c.Rank(), l, 9), op)
+				if err != nil {
+					return err
+				}
+				var want []T
+				if c.Rank() > 0 {
+					want = serial(op, c.Rank(), l, 9)
+				}
+				return expect("exscan", got, want)
+			}})
+		}
 	}
 	return cs
 }
@@ -309,10 +320,10 @@ func allCases() []tcase {
 	cs = append(cs, anyCases("float64", func(v int) float64 { return float64(v) }, 70000, 2100, true)...)
 	cs = append(cs, anyCases("complex128", func(v int) complex128 { return complex(float64(v), float64(-v)) }, 5000, 1100, false)...)
 	cs = append(cs, anyCases("point", func(v int) point { return point{v, -v, fmt.Sprint("p", v)} }, 12000, 3000, true)...)
-	cs = append(cs, numberCases("int", func(v int) int { return v }, Min[int], Max[int], 0)...)
-	cs = append(cs, numberCases("int32", func(v int) int32 { return int32(v) }, Min[int32], Max[int32], 0)...)
-	cs = append(cs, numberCases("float64", func(v int) float64 { return float64(v) }, Min[float64], Max[float64], 40000)...)
-	cs = append(cs, numberCases("complex128", func(v int) complex128 { return complex(float64(v), 1) }, nil, nil, 20000)...)
+	cs = append(cs, numberCases("int", func(v int) int { return v }, Min[int], Max[int], 0, 0)...)
+	cs = append(cs, numberCases("int32", func(v int) int32 { return int32(v) }, Min[int32], Max[int32], 0, 0)...)
+	cs = append(cs, numberCases("float64", func(v int) float64 { return float64(v) }, Min[float64], Max[float64], 8000, 2100)...)
+	cs = append(cs, numberCases("complex128", func(v int) complex128 { return complex(float64(v), 1) }, nil, nil, 4000, 1100)...)
 	return cs
 }
 
@@ -370,8 +381,11 @@ func TestBulkSizes(t *testing.T) {
 		{"Gather int32", 4200 * 4, gatherInline},
 		{"Gather complex128", 1100 * 16, gatherInline},
 		{"Gather point", pt(3000), gatherInline},
-		{"Reduce float64", 40000 * 8, reduceSmall},
-		{"Reduce complex128", 20000 * 16, reduceSmall},
+		{"Reduce float64", 8000 * 8, reduceInline},
+		{"Reduce complex128", 4000 * 16, reduceInline},
+		{"Scan float64", 2100 * 8, gatherInline},
+		{"Scan complex128", 1100 * 16, gatherInline},
+		{"Alltoall int (k = 2100/n+1)", 2100 * 8, gatherInline},
 	} {
 		if tt.bytes <= tt.over {
 			t.Errorf("%s: %d bytes do not pass the limit of %d", tt.what, tt.bytes, tt.over)

@@ -11,9 +11,8 @@ import (
 // order, and nil on the other ranks. The ranks' lengths may differ. Every
 // rank must pass the same root. The result never shares memory with data.
 //
-// Contributions of up to 16 KiB move up a binomial tree within the rounds
-// of a dissemination that also checks the call (ceil(log2 n) rounds);
-// larger ones go straight to the root after that check.
+// Contributions of up to 16 KiB go with the call's check, through rank 0
+// to root; larger ones go straight to root after the check.
 //
 // Every rank returns an error wrapping mpi.ErrRank if root is out of range
 // on any rank, ErrMismatch if the ranks pass different roots or element
@@ -25,136 +24,162 @@ func Gather[T any](ctx context.Context, c *mpi.Comm, root int, data []T) ([]T, e
 	if err != nil {
 		return nil, err
 	}
-	d := -1
-	if x.checkRoot(root) {
-		d = offset(x.rank, root, x.size)
-	}
-	enc, err := encode(elem, data)
-	if err != nil {
-		x.fail(codeEncode, "%v", err)
-	}
-	// blocks[i] is the wire form of the data of the rank at offset d+i, for
-	// the part of this rank's subtree heard from so far; nil for data that
-	// goes straight to the root.
-	blocks := [][]byte{enc}
-	direct := len(enc) > gatherInline
-	if direct {
-		blocks[0] = nil
-	}
-	ok := x.local == nil
-	err = x.disseminate(false, -1, func(s int) ([]byte, bool) {
-		if send, _ := upEdge(d, s, x.size); d < 0 || !ok || !send {
-			return nil, false
-		}
-		return appendBlocks(nil, blocks), true
-	}, func(s int, p []byte) error {
-		if _, recv := upEdge(d, s, x.size); !recv || len(blocks) != s {
-			ok = false // a mismatched call; the verdict will say so
-			return nil
-		}
-		b, err := parseBlocks(p)
-		if err != nil {
-			return opError(x.k, err)
-		}
-		blocks = append(blocks, b...)
-		return nil
+	x.checkRoot(root)
+	enc, offer := encodeOffer(x, data)
+	_, mine, err := x.agree(x.collectUp(offer), func(all []byte) downPayload {
+		per := make([][]byte, x.size)
+		per[root] = all
+		return downPayload{per: per}
 	})
 	if err != nil {
 		return nil, err
 	}
-	if err := x.verdict(); err != nil {
-		return nil, err
-	}
-	if d != 0 {
-		if direct {
+	if x.rank != root {
+		if offer == nil { // too large to go with the check
 			if err := x.waitAll([]*mpi.Request{x.send(root, enc)}); err != nil {
 				return nil, err
 			}
 		}
 		return nil, nil
 	}
-	if len(blocks) != x.size {
-		return nil, fmt.Errorf("collectives: Gather: root heard from %d ranks of %d", len(blocks), x.size)
+	blocks, err := parseBlocks(mine)
+	if err != nil || len(blocks) != x.size {
+		return nil, fmt.Errorf("collectives: Gather: root got %d contributions of %d", len(blocks), x.size)
 	}
-	var reqs []*mpi.Request
-	var waits []int
-	for off, b := range blocks {
-		if b == nil && off != 0 {
-			reqs = append(reqs, x.c.Irecv((off+root)%x.size, x.tag(phaseData)))
-			waits = append(waits, off)
-		}
-	}
-	blocks[0] = enc
-	if err := x.waitAll(reqs); err != nil {
+	blocks[root] = enc
+	if err := x.recvMissing(blocks); err != nil {
 		return nil, err
 	}
-	for i, off := range waits {
-		blocks[off] = reqs[i].Data()
-	}
-	inRankOrder := make([][]byte, x.size)
-	for off, b := range blocks {
-		inRankOrder[(off+root)%x.size] = b
-	}
-	return decodeAll[T](x, inRankOrder)
+	return decodeAll[T](x, blocks)
 }
 
 // Allgather returns on every rank the concatenation of every rank's data in
 // rank order. The ranks' lengths may differ. The result never shares memory
 // with data.
 //
-// It is a Bruck allgather, ceil(log2 n) rounds in which every rank sends
-// and receives one message, that also checks the call: every rank returns
-// an error wrapping ErrMismatch if the ranks pass different element types,
-// ErrEncode if a rank cannot encode its data; and wraps the mpi errors and
-// ctx.Err().
+// When every rank's data is at most 16 KiB and all of it at most 256 KiB,
+// it goes with the call's check, through rank 0 to every rank. Otherwise,
+// after the check, a Bruck allgather: ceil(log2 n) rounds in which every
+// rank sends and receives one message.
+//
+// Every rank returns an error wrapping ErrMismatch if the ranks pass
+// different element types, ErrEncode if a rank cannot encode its data; and
+// wraps the mpi errors and ctx.Err().
 func Allgather[T any](ctx context.Context, c *mpi.Comm, data []T) ([]T, error) {
 	elem := infoOf[T]()
 	x, err := begin(ctx, c, kAllgather, elem, 0, 0)
 	if err != nil {
 		return nil, err
 	}
-	enc, err := encode(elem, data)
+	enc, offer := encodeOffer(x, data)
+	common, _, err := x.agree(x.collectUp(offer), func(all []byte) downPayload {
+		x.st.info = 0
+		blocks, err := parseBlocks(all)
+		if err != nil || len(blocks) != x.size || len(all) > allgatherInline {
+			return downPayload{}
+		}
+		for _, b := range blocks {
+			if b == nil {
+				return downPayload{}
+			}
+		}
+		x.st.info = 1
+		return downPayload{common: all}
+	})
+	if err != nil {
+		return nil, err
+	}
+	var blocks [][]byte
+	if x.st.info == 1 {
+		if blocks, err = parseBlocks(common); err != nil || len(blocks) != x.size {
+			return nil, fmt.Errorf("collectives: Allgather: rank %d got %d contributions of %d", x.rank, len(blocks), x.size)
+		}
+	} else if blocks, err = x.bruck(enc); err != nil {
+		return nil, err
+	}
+	return decodeAll[T](x, blocks)
+}
+
+// encodeOffer encodes this rank's data, and returns it also as the offer to
+// go with the check if it is at most gatherInline bytes (else the offer is
+// nil). It records an encoding error.
+func encodeOffer[T any](x *call, data []T) (enc, offer []byte) {
+	enc, err := encode(x.elem, data)
 	if err != nil {
 		x.fail(codeEncode, "%v", err)
+		return nil, nil
 	}
-	// have[i] is the data of rank+i.
-	have := [][]byte{enc}
-	ok := x.local == nil
-	for _, s := range distances(x.size, false) {
-		k := bruckCount(s, x.size)
-		var payload []byte
-		if ok {
-			payload = appendBlocks(nil, have[:k])
+	if len(enc) <= gatherInline {
+		offer = enc
+	}
+	return enc, offer
+}
+
+// collectUp returns the up function of the calls that collect every rank's
+// data: a rank sends up a block list with one entry for each rank of its
+// subtree, its own offer first (nil where a rank offered none).
+func (x *call) collectUp(offer []byte) func(kids [][]byte) []byte {
+	return func(kids [][]byte) []byte {
+		_, children, lo, hi := agreeTree(x.rank, x.size)
+		entries := make([][]byte, 1, hi-lo)
+		entries[0] = offer
+		for i, ch := range children {
+			_, _, clo, chi := agreeTree(ch, x.size)
+			b, err := parseBlocks(kids[i])
+			if kids[i] == nil || err != nil || len(b) != chi-clo {
+				b = make([][]byte, chi-clo) // a mismatched call; the verdict will say so
+			}
+			entries = append(entries, b...)
 		}
-		p, err := x.round(mod(x.rank-s, x.size), mod(x.rank+s, x.size), payload, ok)
+		return appendBlocks(nil, entries)
+	}
+}
+
+// recvMissing receives straight from their ranks the blocks that did not go
+// with the check.
+func (x *call) recvMissing(blocks [][]byte) error {
+	var reqs []*mpi.Request
+	var from []int
+	for r, b := range blocks {
+		if b == nil {
+			reqs = append(reqs, x.c.Irecv(r, x.tag(phaseData)))
+			from = append(from, r)
+		}
+	}
+	if err := x.waitAll(reqs); err != nil {
+		return err
+	}
+	for i, r := range from {
+		blocks[r] = reqs[i].Data()
+	}
+	return nil
+}
+
+// bruck is the second phase of a large Allgather: in the round of distance
+// s, every rank sends the blocks it has (its own and the next ones, up to s)
+// to rank-s and gets as many from rank+s. It returns the blocks in rank
+// order.
+func (x *call) bruck(own []byte) ([][]byte, error) {
+	n := x.size
+	have := [][]byte{own} // have[i] is the data of rank+i
+	for _, s := range distances(n) {
+		k := bruckCount(s, n)
+		from := mod(x.rank+s, n)
+		b, err := x.exchange(phaseData, mod(x.rank-s, n), appendBlocks(nil, have[:k]), from)
 		if err != nil {
 			return nil, err
 		}
-		if p == nil {
-			ok = false
-			continue
+		blocks, err := parseBlocks(b)
+		if err != nil || len(blocks) != k {
+			return nil, fmt.Errorf("collectives: %s: rank %d sent %d blocks, want %d", x.k, from, len(blocks), k)
 		}
-		b, err := parseBlocks(p)
-		if err != nil {
-			return nil, opError(x.k, err)
-		}
-		if len(b) != k {
-			ok = false
-			continue
-		}
-		have = append(have, b...)
+		have = append(have, blocks...)
 	}
-	if err := x.verdict(); err != nil {
-		return nil, err
-	}
-	if len(have) != x.size {
-		return nil, fmt.Errorf("collectives: Allgather: rank %d heard from %d ranks of %d", x.rank, len(have), x.size)
-	}
-	inRankOrder := make([][]byte, x.size)
+	out := make([][]byte, n)
 	for i, b := range have {
-		inRankOrder[(x.rank+i)%x.size] = b
+		out[(x.rank+i)%n] = b
 	}
-	return decodeAll[T](x, inRankOrder)
+	return out, nil
 }
 
 // decodeAll decodes blocks and concatenates them.

@@ -7,22 +7,22 @@ import (
 	"github.com/gorun-hpc/gorun/mpi"
 )
 
-// reduceSmall is the largest Reduce or Allreduce (in bytes per rank) done by
-// recursive doubling, with the data in the messages that check the call;
-// larger ones check first, then run a ring reduce-scatter and a ring
+// reduceInline is the largest Reduce or Allreduce (in bytes per rank) whose
+// data goes with the call's check and is combined up the agreement tree;
+// larger ones run, after the check, a ring reduce-scatter and a ring
 // allgather (or a gather to the root), which move 2(n-1)/n of the data per
-// rank instead of log2(n) times all of it.
-const reduceSmall = 256 << 10
+// rank, spread over every rank.
+const reduceInline = 60 << 10
 
 // Reduce combines the data of every rank element-wise with op and returns
 // the result on root, nil on the other ranks. Every rank must pass the same
 // root and the same len(data). data is not changed, and the result never
 // shares memory with it. It panics if op is nil.
 //
-// Up to 256 KiB per rank, it is a recursive doubling (log2 n rounds, two
-// more when n is not a power of two) that also checks the call; above that,
-// a check then a ring reduce-scatter and a gather of the reduced blocks to
-// the root.
+// Up to 60 KiB per rank, the data goes with the call's check to rank 0,
+// which combines it in rank order and sends the result to root. Larger data
+// is reduced after the check by a ring reduce-scatter, and root gathers the
+// reduced blocks.
 //
 // Every rank returns an error wrapping ErrMismatch if the ranks pass
 // different roots, lengths or element types (naming two ranks and what
@@ -37,10 +37,11 @@ func Reduce[T mpi.Number](ctx context.Context, c *mpi.Comm, root int, data []T, 
 // Every rank must pass the same len(data). data is not changed, and the
 // result never shares memory with it. It panics if op is nil.
 //
-// Up to 256 KiB per rank, it is a recursive doubling (log2 n rounds, two
-// more when n is not a power of two) that also checks the call; above that,
-// a check then a ring reduce-scatter and a ring allgather (Patarasuk and
-// Yuan), which move 2(n-1)/n of the data per rank.
+// Up to 60 KiB per rank, the data goes with the call's check to rank 0,
+// which combines it in rank order and sends the result to every rank (two
+// hops). Larger data is reduced after the check by a ring reduce-scatter
+// and a ring allgather (Patarasuk and Yuan), which move 2(n-1)/n of the data
+// per rank.
 //
 // Every rank returns an error wrapping ErrMismatch if the ranks pass
 // different lengths or element types (naming two ranks and their lengths);
@@ -61,121 +62,83 @@ func reduce[T mpi.Number](ctx context.Context, c *mpi.Comm, k kind, root int, da
 	if k == kReduce {
 		x.checkRoot(root)
 	}
-	r := &reducer[T]{x: x, op: op, acc: clone(data), small: len(data)*elem.size <= reduceSmall}
-	if err := r.doubling(); err != nil {
-		return nil, err
-	}
-	if err := x.verdict(); err != nil {
-		return nil, err
-	}
-	if !r.small {
-		if err := r.ringReduceScatter(); err != nil {
-			return nil, err
+	r := &reducer[T]{x: x, op: op, acc: clone(data)}
+	small := len(data)*elem.size <= reduceInline
+	common, mine, err := x.agree(func(kids [][]byte) []byte {
+		if !small {
+			return nil
 		}
+		return r.combineUp(kids)
+	}, func(all []byte) downPayload {
+		x.st.info = 0
+		if all == nil {
+			return downPayload{}
+		}
+		x.st.info = 1
 		if k == kAllreduce {
-			err = r.ringAllgather()
-		} else {
-			err = r.gatherBlocks(root)
+			return downPayload{common: all}
 		}
-		if err != nil {
+		per := make([][]byte, x.size)
+		per[root] = all
+		return downPayload{per: per}
+	})
+	if err != nil {
+		return nil, err
+	}
+	if x.st.info == 1 {
+		res := common
+		if k == kReduce {
+			if x.rank != root {
+				return nil, nil
+			}
+			res = mine
+		}
+		out, err := mpi.FromBytes[T](res)
+		if err != nil || len(out) != len(data) {
+			return nil, fmt.Errorf("collectives: %s: rank %d got %d bytes for %d elements", x.k, x.rank, len(res), len(data))
+		}
+		return out, nil // the received message's memory, or on rank 0 its own acc
+	}
+	if err := r.ringReduceScatter(); err != nil {
+		return nil, err
+	}
+	if k == kAllreduce {
+		if err := r.ringAllgather(); err != nil {
 			return nil, err
 		}
+		return r.acc, nil
 	}
-	if k == kReduce && x.rank != root {
-		return nil, nil
+	if err := r.gatherBlocks(root); err != nil || x.rank != root {
+		return nil, err
 	}
 	return r.acc, nil
 }
 
 // reducer is the state of one rank's Reduce or Allreduce.
 type reducer[T mpi.Number] struct {
-	x     *call
-	op    Op[T]
-	acc   []T  // this rank's partial result
-	small bool // the data travels in the recursive doubling
-	ok    bool // every contribution combined so far had the right length
+	x   *call
+	op  Op[T]
+	acc []T // this rank's partial result
 }
 
-// combine merges a contribution received as p into acc, keeping the order
-// of ranks: lower is set when p comes from lower ranks than acc. A
-// contribution of the wrong length is skipped (the verdict will fail).
-func (r *reducer[T]) combine(p []byte, lower bool) {
-	in, err := mpi.FromBytes[T](p) // p is ours: no copy when aligned
-	if err != nil || len(in) != len(r.acc) {
-		return
+// combineUp combines this rank's data with its children's partial results,
+// in rank order (the children's subtrees follow this rank's, in order), and
+// returns the wire form of the result. It returns nil, leaving acc alone,
+// if a child sent none or one of another length: a mismatched call, which
+// the verdict will report.
+func (r *reducer[T]) combineUp(kids [][]byte) []byte {
+	ins := make([][]T, len(kids))
+	for i, p := range kids {
+		in, err := mpi.FromBytes[T](p) // p is ours: no copy when aligned
+		if p == nil || err != nil || len(in) != len(r.acc) {
+			return nil
+		}
+		ins[i] = in
 	}
-	if lower {
-		r.op(in, r.acc)
-		r.acc = in
-	} else {
+	for _, in := range ins {
 		r.op(r.acc, in)
 	}
-}
-
-// payload returns what goes with a doubling message.
-func (r *reducer[T]) payload() ([]byte, bool) {
-	if !r.small {
-		return nil, false
-	}
-	return mpi.AsBytes(r.acc), true
-}
-
-// doubling is the first phase: a recursive doubling of the status, and of
-// the data when it is small.
-func (r *reducer[T]) doubling() error {
-	x := r.x
-	pl := recursiveDoubling(x.rank, x.size)
-	tag := x.tag(phaseAgree)
-	if pl.extra {
-		p, has := r.payload()
-		if err := x.waitAll([]*mpi.Request{x.c.Isend(pl.fold, tag, x.message(p, has))}); err != nil {
-			return err
-		}
-		b, _, err := x.c.Recv(x.ctx, pl.fold, tag)
-		if err != nil {
-			return opError(x.k, err)
-		}
-		res, err := x.absorb(pl.fold, b)
-		if err != nil {
-			return err
-		}
-		if res != nil && r.small {
-			if in, err := mpi.FromBytes[T](res); err == nil && len(in) == len(r.acc) {
-				r.acc = in
-			}
-		}
-		return nil
-	}
-	if pl.fold >= 0 {
-		b, _, err := x.c.Recv(x.ctx, pl.fold, tag)
-		if err != nil {
-			return opError(x.k, err)
-		}
-		p, err := x.absorb(pl.fold, b)
-		if err != nil {
-			return err
-		}
-		if p != nil && r.small {
-			r.combine(p, true)
-		}
-	}
-	for _, partner := range pl.partners {
-		p, has := r.payload()
-		got, err := x.round(partner, partner, p, has)
-		if err != nil {
-			return err
-		}
-		if got != nil && r.small {
-			r.combine(got, partner < x.rank)
-		}
-	}
-	if pl.fold >= 0 {
-		p, has := r.payload()
-		if err := x.waitAll([]*mpi.Request{x.c.Isend(pl.fold, tag, x.message(p, has))}); err != nil {
-			return err
-		}
-	}
-	return nil
+	return mpi.AsBytes(r.acc)
 }
 
 // block returns block i of acc's n blocks.

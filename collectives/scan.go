@@ -12,8 +12,12 @@ import (
 // same len(data). data is not changed, and the result never shares memory
 // with it. It panics if op is nil.
 //
-// It takes ceil(log2 n) rounds (Hillis and Steele), which also check the
-// call: every rank returns an error wrapping ErrMismatch if the ranks pass
+// Up to 16 KiB per rank, the data goes with the call's check to rank 0,
+// which computes every prefix in rank order and sends each rank its own.
+// Larger data takes ceil(log2 n) rounds after the check (Hillis and
+// Steele).
+//
+// Every rank returns an error wrapping ErrMismatch if the ranks pass
 // different lengths or element types; and wraps the mpi errors and
 // ctx.Err().
 func Scan[T mpi.Number](ctx context.Context, c *mpi.Comm, data []T, op Op[T]) ([]T, error) {
@@ -36,41 +40,99 @@ func scan[T mpi.Number](ctx context.Context, c *mpi.Comm, k kind, data []T, op O
 	if err != nil {
 		return nil, err
 	}
-	// partial combines the ranks (rank-w, rank], w the width so far; excl
-	// the ranks before rank within the same window (nil until any).
-	partial := clone(data)
-	var excl []T
-	err = x.disseminate(false, 1, func(s int) ([]byte, bool) {
-		if send, _ := scanEdge(x.rank, s, x.size); !send {
-			return nil, false
+	var offer []byte
+	if len(data)*elem.size <= gatherInline {
+		offer = mpi.AsBytes(data)
+	}
+	_, mine, err := x.agree(x.collectUp(offer), func(all []byte) downPayload {
+		x.st.info = 0
+		blocks, err := parseBlocks(all)
+		if err != nil || len(blocks) != x.size {
+			return downPayload{}
 		}
-		return mpi.AsBytes(partial), true
-	}, func(s int, p []byte) error {
-		if _, recv := scanEdge(x.rank, s, x.size); !recv {
-			return nil
-		}
-		in, err := mpi.FromBytes[T](p)
-		if err != nil || len(in) != len(partial) {
-			return nil // a mismatched call; the verdict will say so
-		}
-		if k == kExscan {
-			if excl == nil {
-				excl = clone(in)
+		per := make([][]byte, x.size)
+		var acc []T
+		for r, b := range blocks {
+			in, err := mpi.FromBytes[T](b)
+			if b == nil || err != nil || len(in) != len(data) {
+				return downPayload{}
+			}
+			if k == kExscan && r > 0 {
+				per[r] = mpi.AsBytes(clone(acc))
+			}
+			if r == 0 {
+				acc = clone(in)
 			} else {
-				e := clone(in)
-				op(e, excl)
-				excl = e
+				op(acc, in)
+			}
+			if k == kScan {
+				per[r] = mpi.AsBytes(clone(acc))
 			}
 		}
-		op(in, partial) // in comes from lower ranks: in op partial
-		partial = in
-		return nil
+		x.st.info = 1
+		return downPayload{per: per}
 	})
 	if err != nil {
 		return nil, err
 	}
-	if err := x.verdict(); err != nil {
-		return nil, err
+	if x.st.info == 1 {
+		if k == kExscan && x.rank == 0 {
+			return nil, nil
+		}
+		out, err := mpi.FromBytes[T](mine)
+		if mine == nil || err != nil || len(out) != len(data) {
+			return nil, fmt.Errorf("collectives: %s: rank %d got %d bytes for %d elements", x.k, x.rank, len(mine), len(data))
+		}
+		return out, nil
+	}
+	return hillisSteele(x, k, data, op)
+}
+
+// hillisSteele is the second phase of a large scan: in the round of
+// distance s, rank r sends its partial result (the ranks (r-s, r]) to r+s
+// and combines the one from r-s into its own.
+func hillisSteele[T mpi.Number](x *call, k kind, data []T, op Op[T]) ([]T, error) {
+	partial := clone(data)
+	var excl []T // Exscan: the ranks before r within the window
+	for _, s := range distances(x.size) {
+		send, recv := scanEdge(x.rank, s, x.size)
+		var req *mpi.Request
+		if send {
+			req = x.send(x.rank+s, mpi.AsBytes(partial))
+		}
+		if recv {
+			p, err := x.recv(x.rank - s)
+			if err != nil {
+				if req != nil {
+					req.Cancel()
+				}
+				return nil, err
+			}
+			in, err := mpi.FromBytes[T](p)
+			if err != nil || len(in) != len(partial) {
+				return nil, fmt.Errorf("collectives: %s: rank %d sent %d bytes, want %d elements", x.k, x.rank-s, len(p), len(partial))
+			}
+			if k == kExscan {
+				e := clone(in)
+				if excl != nil {
+					op(e, excl)
+				}
+				excl = e
+			}
+			op(in, partial) // in comes from lower ranks: in op partial
+			if req != nil {
+				if err := x.waitAll([]*mpi.Request{req}); err != nil {
+					return nil, err
+				}
+				req = nil
+			}
+			partial = in
+		}
+		if req != nil {
+			if err := x.waitAll([]*mpi.Request{req}); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if k == kExscan {
 		return excl, nil

@@ -13,9 +13,9 @@ import (
 // read; the others may pass nil. Every rank must pass the same root. The
 // result never shares memory with data.
 //
-// Small data (up to 64 KiB in all) moves down a binomial tree within the
-// rounds of a dissemination that also checks the call; larger data goes
-// from the root straight to each rank after that check.
+// Up to 60 KiB in all, the blocks go with the call's check, from root
+// through rank 0 to each rank (two hops); larger data goes from the root
+// straight to each rank after the check.
 //
 // Every rank returns an error wrapping mpi.ErrRank if root is out of range
 // on any rank, ErrMismatch if the ranks pass different roots or element
@@ -40,14 +40,9 @@ func scatter[T any](ctx context.Context, c *mpi.Comm, k kind, root int, data []T
 	if err != nil {
 		return nil, err
 	}
-	d := -1
-	if x.checkRoot(root) {
-		d = offset(x.rank, root, x.size)
-	}
-	// blocks[i] is the wire form of the block of the rank at offset d+i,
-	// for the offsets of this rank's subtree, once known.
-	var blocks [][]byte
-	if d == 0 {
+	var blocks [][]byte // on root: the wire form of each rank's block
+	var offer []byte    // on root: the blocks, if they go with the check
+	if x.checkRoot(root) && x.rank == root {
 		if k == kScatter {
 			counts = blockCounts(len(data), x.size)
 		} else {
@@ -60,47 +55,44 @@ func scatter[T any](ctx context.Context, c *mpi.Comm, k kind, root int, data []T
 			x.st.info = 0
 			if blocksSize(blocks) <= scatterInline {
 				x.st.info = 1
+				offer = appendBlocks(nil, blocks)
 			}
 		}
 	}
-	inline := blocks != nil && x.st.info == 1
-	err = x.disseminate(true, 1, func(s int) ([]byte, bool) {
-		if send, _ := downEdge(d, s, x.size); d < 0 || !inline || !send {
-			return nil, false
+	_, mine, err := x.agree(func(kids [][]byte) []byte {
+		return firstOf(offer, kids)
+	}, func(all []byte) downPayload {
+		if x.st.info != 1 {
+			return downPayload{}
 		}
-		return appendBlocks(nil, blocks[s:min(2*s, x.size-d)]), true
-	}, func(s int, p []byte) error {
-		b, err := parseBlocks(p)
-		if err != nil {
-			return opError(x.k, err)
+		per, err := parseBlocks(all)
+		if err != nil || len(per) != x.size {
+			return downPayload{}
 		}
-		lo, hi := subtree(d, x.size)
-		if _, recv := downEdge(d, s, x.size); d > 0 && recv && blocks == nil && len(b) == hi-lo {
-			blocks, inline = b, true
-		} // else a mismatched call; the verdict will say so
-		return nil
+		return downPayload{per: per}
 	})
 	if err != nil {
 		return nil, err
 	}
-	if err := x.verdict(); err != nil {
-		return nil, err
-	}
-	var mine []byte
 	switch {
-	case x.st.info == 1 && len(blocks) > 0:
-		mine = blocks[0]
 	case x.st.info == 1:
-		return nil, fmt.Errorf("collectives: %s: no data reached rank %d", x.k, x.rank)
-	case d == 0: // large: straight from the root
+		if x.rank == root {
+			mine = blocks[root]
+		}
+		if mine == nil {
+			return nil, fmt.Errorf("collectives: %s: no data reached rank %d", x.k, x.rank)
+		}
+	case x.rank == root: // large: straight from the root
 		reqs := make([]*mpi.Request, 0, x.size-1)
-		for off := 1; off < x.size; off++ {
-			reqs = append(reqs, x.send((off+root)%x.size, blocks[off]))
+		for r, b := range blocks {
+			if r != root {
+				reqs = append(reqs, x.send(r, b))
+			}
 		}
 		if err := x.waitAll(reqs); err != nil {
 			return nil, err
 		}
-		mine = blocks[0]
+		mine = blocks[root]
 	default:
 		if mine, err = x.recv(root); err != nil {
 			return nil, err
@@ -133,9 +125,9 @@ func (x *call) checkCounts(n int, counts []int) {
 	}
 }
 
-// encodeBlocks returns the wire form of each rank's block of data, ordered
-// by offset from root: for numbers, views of data's memory. It returns nil
-// after recording an encoding error.
+// encodeBlocks returns the wire form of each rank's block of data, in rank
+// order: for numbers, views of data's memory. It returns nil after
+// recording an encoding error.
 func encodeBlocks[T any](x *call, root int, data []T, counts []int) [][]byte {
 	o := offsets(counts)
 	blocks := make([][]byte, x.size)
@@ -145,7 +137,7 @@ func encodeBlocks[T any](x *call, root int, data []T, counts []int) [][]byte {
 			x.fail(codeEncode, "root %d: %v", root, err)
 			return nil
 		}
-		blocks[offset(r, root, x.size)] = enc
+		blocks[r] = enc
 	}
 	return blocks
 }

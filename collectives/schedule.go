@@ -20,20 +20,15 @@ func ceilLog2(n int) int {
 	return k
 }
 
-// distances returns the round distances of a dissemination over n ranks:
-// 1, 2, 4, ... up to the largest power of two below n, or in the opposite
-// order when down is set. Every rank r sends to r±s and receives from r∓s in
-// the round with distance s, so after all rounds every rank has heard, by
-// some path, from every other.
-func distances(n int, down bool) []int {
-	k := ceilLog2(n)
-	ds := make([]int, k)
-	for i := range k {
-		if down {
-			ds[i] = 1 << (k - 1 - i)
-		} else {
-			ds[i] = 1 << i
-		}
+// distances returns the round distances of the doubling algorithms over n
+// ranks (Bruck's allgather, Hillis and Steele's scan): 1, 2, 4, ... up to
+// the largest power of two below n. In a dissemination, every rank r sends
+// to r+s and receives from r-s in the round with distance s, so after all
+// rounds every rank has heard, by some path, from every other.
+func distances(n int) []int {
+	ds := make([]int, ceilLog2(n))
+	for i := range ds {
+		ds[i] = 1 << i
 	}
 	return ds
 }
@@ -73,70 +68,49 @@ func subtree(d, size int) (lo, hi int) {
 	return d, min(d+lowbit(d, size), size)
 }
 
-// downEdge says what the rank at offset d does with data in the round of
-// distance s of a dissemination with down distances, which carries the
-// binomial tree from the root to the leaves: send its subtree's part for
-// offsets [d+s, d+2s) to d+s, or receive its own subtree's data from d-s.
-func downEdge(d, s, size int) (send, recv bool) {
-	switch d % (2 * s) {
-	case 0:
-		return d+s < size, false
-	case s:
-		return false, true
-	}
-	return false, false
-}
+// starMax is the largest communicator whose agreement tree is a star.
+const starMax = 64
 
-// upEdge is downEdge for the rounds of up distances, which carry the tree
-// from the leaves to the root: the rank at offset d sends its subtree's data
-// to d-s, or receives the subtree of d+s.
-func upEdge(d, s, size int) (send, recv bool) {
-	switch d % (2 * s) {
-	case s:
-		return true, false
-	case 0:
-		return false, d+s < size
-	}
-	return false, false
-}
-
-// rdPlan is one rank's part in a recursive-doubling exchange over size
-// ranks. When size is not a power of two, the first 2*rem ranks pair up
-// (rem = size - p, p the largest power of two <= size): each even one hands
-// its contribution to the odd one above it (fold), sits out the doubling, and
-// gets the result back at the end (unfold).
-type rdPlan struct {
-	fold     int   // the other rank of this rank's pair, or -1
-	extra    bool  // this rank sits out the doubling
-	partners []int // the doubling partners, in order (nil for an extra rank)
-}
-
-// recursiveDoubling returns rank's rdPlan.
-func recursiveDoubling(rank, size int) rdPlan {
-	p := 1
-	for p*2 <= size {
-		p *= 2
-	}
-	rem := size - p
-	pl := rdPlan{fold: -1}
-	var v int // rank among the p that double
-	switch {
-	case rank < 2*rem && rank%2 == 0:
-		return rdPlan{fold: rank + 1, extra: true}
-	case rank < 2*rem:
-		pl.fold, v = rank-1, rank/2
-	default:
-		v = rank - rem
-	}
-	for s := 1; s < p; s <<= 1 {
-		w := v ^ s
-		if w < rem {
-			pl.partners = append(pl.partners, 2*w+1)
-		} else {
-			pl.partners = append(pl.partners, w+rem)
+// agreeTree returns rank's parent (-1 for rank 0, the leader), its children
+// in increasing order, and the ranks [lo, hi) of its subtree, in the tree
+// that the first phase of every call runs along. Up to starMax ranks it is a
+// star around rank 0: on a bus where every message goes through the server
+// anyway, two hops and 2(n-1) messages beat any deeper tree. Beyond, ranks
+// form groups of about sqrt(size) consecutive ranks; each group's first rank
+// leads it, and the group leaders (and group 0) hang off rank 0. Subtrees
+// are contiguous and children come in rank order, so combining up the tree
+// in that order combines in rank order.
+func agreeTree(rank, size int) (parent int, children []int, lo, hi int) {
+	if size <= starMax {
+		if rank == 0 {
+			for r := 1; r < size; r++ {
+				children = append(children, r)
+			}
+			return -1, children, 0, size
 		}
+		return 0, nil, rank, rank + 1
 	}
-	return pl
+	g := 1
+	for g*g < size {
+		g++
+	}
+	lead := rank / g * g
+	switch {
+	case rank == 0:
+		for r := 1; r < g; r++ {
+			children = append(children, r)
+		}
+		for r := g; r < size; r += g {
+			children = append(children, r)
+		}
+		return -1, children, 0, size
+	case rank == lead:
+		for r := rank + 1; r < min(rank+g, size); r++ {
+			children = append(children, r)
+		}
+		return 0, children, rank, min(rank+g, size)
+	}
+	return lead, nil, rank, rank + 1
 }
 
 // blockCounts cuts total elements into n contiguous blocks whose lengths
@@ -180,10 +154,9 @@ func ringAllgather(rank, n, i int) (send, recv int) {
 // r-s and receives blocks r+s, r+s+1, ... from r+s.
 func bruckCount(s, n int) int { return min(s, n-s) }
 
-// scanEdge says whether, in the round of distance s of a prefix scan, rank
-// sends its partial result to rank+s and receives one from rank-s (the
-// dissemination goes on around the ring for the error check, but data only
-// moves forward).
+// scanEdge says whether, in the round of distance s of a prefix scan
+// (Hillis and Steele), rank sends its partial result to rank+s and receives
+// one from rank-s.
 func scanEdge(rank, s, n int) (send, recv bool) {
 	return rank+s < n, rank-s >= 0
 }

@@ -16,18 +16,16 @@ func TestCeilLog2(t *testing.T) {
 func TestDistances(t *testing.T) {
 	for _, tt := range []struct {
 		n    int
-		down bool
 		want []int
 	}{
-		{1, false, []int{}},
-		{2, false, []int{1}},
-		{5, false, []int{1, 2, 4}},
-		{5, true, []int{4, 2, 1}},
-		{8, true, []int{4, 2, 1}},
-		{9, false, []int{1, 2, 4, 8}},
+		{1, []int{}},
+		{2, []int{1}},
+		{5, []int{1, 2, 4}},
+		{8, []int{1, 2, 4}},
+		{9, []int{1, 2, 4, 8}},
 	} {
-		if got := distances(tt.n, tt.down); !slices.Equal(got, tt.want) {
-			t.Errorf("distances(%d, %t) = %v, want %v", tt.n, tt.down, got, tt.want)
+		if got := distances(tt.n); !slices.Equal(got, tt.want) {
+			t.Errorf("distances(%d) = %v, want %v", tt.n, got, tt.want)
 		}
 	}
 }
@@ -36,12 +34,12 @@ func TestDistances(t *testing.T) {
 // heard from every other, in both directions and orders.
 func TestDisseminationReachesAll(t *testing.T) {
 	for n := 1; n <= 33; n++ {
-		for _, down := range []bool{false, true} {
+		{
 			heard := make([]map[int]bool, n)
 			for r := range heard {
 				heard[r] = map[int]bool{r: true}
 			}
-			for _, s := range distances(n, down) {
+			for _, s := range distances(n) {
 				next := make([]map[int]bool, n)
 				for r := range n {
 					next[r] = maps(heard[r])
@@ -53,7 +51,7 @@ func TestDisseminationReachesAll(t *testing.T) {
 			}
 			for r := range n {
 				if len(heard[r]) != n {
-					t.Fatalf("n=%d down=%t: rank %d heard from %d ranks", n, down, r, len(heard[r]))
+					t.Fatalf("n=%d: rank %d heard from %d ranks", n, r, len(heard[r]))
 				}
 			}
 		}
@@ -135,113 +133,64 @@ func TestBinomialTreeShape(t *testing.T) {
 	}
 }
 
-// TestEdgesFollowTree checks that the dissemination rounds with downEdge and
-// upEdge move data along exactly the binomial tree's edges, each once.
-func TestEdgesFollowTree(t *testing.T) {
-	for size := 1; size <= 20; size++ {
-		var down, up [][2]int
-		for _, s := range distances(size, true) {
-			for d := range size {
-				send, _ := downEdge(d, s, size)
-				_, recv := downEdge(d+s, s, size)
-				if send != (recv && d+s < size) {
-					t.Fatalf("size %d s %d: offset %d send %t but %d recv %t", size, s, d, send, d+s, recv)
-				}
-				if send {
-					down = append(down, [2]int{d, d + s})
-				}
-			}
-		}
-		for _, s := range distances(size, false) {
-			for d := range size {
-				if send, _ := upEdge(d, s, size); send {
-					if _, recv := upEdge(d-s, s, size); !recv {
-						t.Fatalf("size %d s %d: offset %d sends up but %d does not receive", size, s, d, d-s)
-					}
-					up = append(up, [2]int{d - s, d})
-				}
-			}
-		}
-		var tree [][2]int
-		for d := 1; d < size; d++ {
-			p, _ := binomialTree(d, 0, size)
-			tree = append(tree, [2]int{p, d})
-		}
-		for name, got := range map[string][][2]int{"down": down, "up": up} {
-			slices.SortFunc(got, func(a, b [2]int) int { return a[1] - b[1] })
-			if !slices.Equal(got, tree) {
-				t.Errorf("size %d: %s edges %v, tree %v", size, name, got, tree)
-			}
-		}
+func TestAgreeTree(t *testing.T) {
+	type node struct {
+		parent   int
+		children []int
+		lo, hi   int
 	}
-}
-
-func TestRecursiveDoubling(t *testing.T) {
 	for _, tt := range []struct {
 		rank, size int
-		want       rdPlan
+		want       node
 	}{
-		{0, 1, rdPlan{fold: -1}},
-		{0, 2, rdPlan{fold: -1, partners: []int{1}}},
-		{3, 4, rdPlan{fold: -1, partners: []int{2, 1}}},
-		{0, 3, rdPlan{fold: 1, extra: true}},
-		{1, 3, rdPlan{fold: 0, partners: []int{2}}},
-		{2, 3, rdPlan{fold: -1, partners: []int{1}}},
-		{4, 7, rdPlan{fold: 5, extra: true}},
-		{5, 7, rdPlan{fold: 4, partners: []int{6, 1}}},
-		{6, 7, rdPlan{fold: -1, partners: []int{5, 3}}},
+		{0, 1, node{-1, nil, 0, 1}},
+		{0, 4, node{-1, []int{1, 2, 3}, 0, 4}},
+		{3, 4, node{0, nil, 3, 4}},
+		{5, 64, node{0, nil, 5, 6}},
+		{0, 65, node{-1, []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 18, 27, 36, 45, 54, 63}, 0, 65}},
+		{5, 65, node{0, nil, 5, 6}},
+		{9, 65, node{0, []int{10, 11, 12, 13, 14, 15, 16, 17}, 9, 18}},
+		{12, 65, node{9, nil, 12, 13}},
+		{63, 65, node{0, []int{64}, 63, 65}},
+		{64, 65, node{63, nil, 64, 65}},
 	} {
-		got := recursiveDoubling(tt.rank, tt.size)
-		if got.fold != tt.want.fold || got.extra != tt.want.extra || !slices.Equal(got.partners, tt.want.partners) {
-			t.Errorf("recursiveDoubling(%d, %d) = %+v, want %+v", tt.rank, tt.size, got, tt.want)
+		p, c, lo, hi := agreeTree(tt.rank, tt.size)
+		got := node{p, c, lo, hi}
+		if got.parent != tt.want.parent || !slices.Equal(got.children, tt.want.children) || got.lo != tt.want.lo || got.hi != tt.want.hi {
+			t.Errorf("agreeTree(%d, %d) = %+v, want %+v", tt.rank, tt.size, got, tt.want)
 		}
 	}
 }
 
-// TestRecursiveDoublingCombines simulates the exchange with sets of ranks:
-// every rank must end with every contribution exactly once, and partners
-// must name each other.
-func TestRecursiveDoublingCombines(t *testing.T) {
-	for size := 1; size <= 33; size++ {
-		plans := make([]rdPlan, size)
-		have := make([][]int, size)
-		for r := range size {
-			plans[r] = recursiveDoubling(r, size)
-			have[r] = []int{r}
-		}
-		for r, pl := range plans { // fold
-			if pl.extra {
-				if plans[pl.fold].fold != r || plans[pl.fold].extra {
-					t.Fatalf("size %d: fold pair %d/%d inconsistent", size, r, pl.fold)
+// TestAgreeTreeShape checks, for every size, that the tree spans every rank
+// once, that parents and children agree, and that the children's subtrees
+// tile the parent's in rank order right after the parent.
+func TestAgreeTreeShape(t *testing.T) {
+	for size := 1; size <= 300; size++ {
+		seen := 0
+		var walk func(r int)
+		walk = func(r int) {
+			seen++
+			_, cs, lo, hi := agreeTree(r, size)
+			if lo != r {
+				t.Fatalf("size %d: rank %d's subtree starts at %d", size, r, lo)
+			}
+			next := r + 1
+			for _, c := range cs {
+				p, _, clo, chi := agreeTree(c, size)
+				if p != r || clo != next {
+					t.Fatalf("size %d: child %d of %d: parent %d, subtree [%d,%d), want it to start at %d", size, c, r, p, clo, chi, next)
 				}
-				have[pl.fold] = append(have[pl.fold], have[r]...)
+				next = chi
+				walk(c)
+			}
+			if next != hi {
+				t.Fatalf("size %d: rank %d's children cover up to %d, subtree ends at %d", size, r, next, hi)
 			}
 		}
-		steps := len(plans[size-1].partners)
-		for i := range steps {
-			next := slices.Clone(have)
-			for r, pl := range plans {
-				if pl.extra {
-					continue
-				}
-				p := pl.partners[i]
-				if plans[p].partners[i] != r {
-					t.Fatalf("size %d step %d: %d pairs with %d, which pairs with %d", size, i, r, p, plans[p].partners[i])
-				}
-				next[r] = append(slices.Clone(have[r]), have[p]...)
-			}
-			have = next
-		}
-		for r, pl := range plans { // unfold
-			if pl.extra {
-				have[r] = have[pl.fold]
-			}
-		}
-		for r := range size {
-			got := slices.Sorted(slices.Values(have[r]))
-			if len(got) != size || got[0] != 0 || got[size-1] != size-1 || len(slices.Compact(got)) != size {
-				t.Fatalf("size %d: rank %d ends with %v", size, r, got)
-			}
+		walk(0)
+		if seen != size {
+			t.Fatalf("size %d: tree has %d ranks", size, seen)
 		}
 	}
 }
@@ -332,7 +281,7 @@ func TestBruck(t *testing.T) {
 		for r := range n {
 			have[r] = []int{r}
 		}
-		for _, s := range distances(n, false) {
+		for _, s := range distances(n) {
 			k := bruckCount(s, n)
 			next := slices.Clone(have)
 			for r := range n {
@@ -363,7 +312,7 @@ func TestScanEdges(t *testing.T) {
 		for r := range n {
 			have[r] = []int{r}
 		}
-		for _, s := range distances(n, false) {
+		for _, s := range distances(n) {
 			next := slices.Clone(have)
 			for r := range n {
 				send, _ := scanEdge(r, s, n)

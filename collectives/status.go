@@ -10,10 +10,10 @@ import (
 // A status travels in the header of every message of the first phase of a
 // collective call. It holds what the ranks must agree on, as the extremes
 // seen so far (with the ranks that passed them), and the first local error.
-// Merging two statuses is idempotent, commutative and associative, so after
-// a dissemination or a recursive doubling, where every rank has heard from
-// every other by some path, every rank holds the same merged status and
-// takes the same decision from it: go on, or fail with the same error.
+// Merging statuses is idempotent, commutative and associative, so the
+// leader's merged status does not depend on the order it hears in; every
+// rank adopts it on the way down and takes the same verdict from it: go on,
+// or fail with the same error.
 
 // kind names a collective; it is in every header, so that ranks that call
 // different collectives at the same point find out.
