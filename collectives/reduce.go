@@ -99,11 +99,11 @@ func reduce[T mpi.Number](ctx context.Context, c *mpi.Comm, k kind, root int, da
 		}
 		return out, nil // the received message's memory, or on rank 0 its own acc
 	}
-	if err := r.ringReduceScatter(); err != nil {
+	if err := r.reduceScatter(); err != nil {
 		return nil, err
 	}
 	if k == kAllreduce {
-		if err := r.ringAllgather(); err != nil {
+		if err := r.allgather(); err != nil {
 			return nil, err
 		}
 		return r.acc, nil
@@ -143,6 +143,79 @@ func (r *reducer[T]) combineUp(kids [][]byte) []byte {
 
 // block returns block i of acc's n blocks.
 func (r *reducer[T]) block(o []int, i int) []T { return r.acc[o[i]:o[i+1]] }
+
+// halvingMax is the largest Reduce or Allreduce (bytes per rank) that uses
+// recursive halving and doubling on a power-of-two communicator. Both that
+// and the ring move 2(n-1)/n of the data per rank; halving takes fewer
+// steps (2 log2 n, not 2(n-1)), and the ring smaller messages that flow
+// better. Measured with 8 ranks on 2 cores: 800 KB 22 ms against 31 ms,
+// 4 MB even, 8 MB 155 ms against 135 ms.
+const halvingMax = 4 << 20
+
+// reduceScatter leaves this rank with the block ownedBlock names, of
+// the result: by recursive halving when the size is a power of two and the
+// data at most halvingMax bytes (log2 n steps), by a ring otherwise (n-1
+// steps).
+func (r *reducer[T]) reduceScatter() error {
+	if r.halving() {
+		return r.halvingReduceScatter()
+	}
+	return r.ringReduceScatter()
+}
+
+// allgather passes the reduced blocks around, undoing reduceScatter.
+func (r *reducer[T]) allgather() error {
+	if r.halving() {
+		return r.doublingAllgather()
+	}
+	return r.ringAllgather()
+}
+
+func (r *reducer[T]) halving() bool {
+	return isPow2(r.x.size) && len(r.acc)*r.x.elem.size <= halvingMax
+}
+
+// span returns acc's elements of blocks [lo, hi).
+func (r *reducer[T]) span(o []int, lo, hi int) []T { return r.acc[o[lo]:o[hi]] }
+
+func (r *reducer[T]) halvingReduceScatter() error {
+	x := r.x
+	n := x.size
+	o := offsets(blockCounts(len(r.acc), n))
+	for i := range ceilLog2(n) {
+		p, slo, shi, klo, khi := halvingStep(x.rank, n, i)
+		b, err := x.exchange(phaseData, p, mpi.AsBytes(r.span(o, slo, shi)), p)
+		if err != nil {
+			return err
+		}
+		in, err := mpi.FromBytes[T](b)
+		dst := r.span(o, klo, khi)
+		if err != nil || len(in) != len(dst) {
+			return fmt.Errorf("collectives: %s: rank %d sent %d bytes, want %d elements", x.k, p, len(b), len(dst))
+		}
+		r.op(dst, in)
+	}
+	return nil
+}
+
+func (r *reducer[T]) doublingAllgather() error {
+	x := r.x
+	n := x.size
+	o := offsets(blockCounts(len(r.acc), n))
+	for i := ceilLog2(n) - 1; i >= 0; i-- {
+		p, slo, shi, klo, khi := halvingStep(x.rank, n, i)
+		b, err := x.exchange(phaseData, p, mpi.AsBytes(r.span(o, klo, khi)), p)
+		if err != nil {
+			return err
+		}
+		dst := r.span(o, slo, shi)
+		if len(b) != len(dst)*x.elem.size {
+			return fmt.Errorf("collectives: %s: rank %d sent %d bytes, want %d elements", x.k, p, len(b), len(dst))
+		}
+		decodeInto(x.elem, dst, b)
+	}
+	return nil
+}
 
 // ringReduceScatter leaves this rank with block rank+1 of the result.
 func (r *reducer[T]) ringReduceScatter() error {
@@ -205,7 +278,7 @@ func (r *reducer[T]) gatherBlocks(root int) error {
 	n := x.size
 	o := offsets(blockCounts(len(r.acc), n))
 	if x.rank != root {
-		return x.waitAll([]*mpi.Request{x.send(root, mpi.AsBytes(r.block(o, mod(x.rank+1, n))))})
+		return x.waitAll([]*mpi.Request{x.send(root, mpi.AsBytes(r.block(o, ownedBlock(x.rank, n, r.halving()))))})
 	}
 	reqs := make([]*mpi.Request, n)
 	for src := range n {
@@ -225,11 +298,11 @@ func (r *reducer[T]) gatherBlocks(root int) error {
 			}
 			return opError(x.k, err)
 		}
-		dst := r.block(o, mod(src+1, n))
+		dst := r.block(o, ownedBlock(src, n, r.halving()))
 		if p := req.Data(); len(p) == len(dst)*x.elem.size {
 			decodeInto(x.elem, dst, p)
 		} else {
-			return fmt.Errorf("collectives: %s: rank %d sent %d bytes for block %d, want %d elements", x.k, src, len(p), mod(src+1, n), len(dst))
+			return fmt.Errorf("collectives: %s: rank %d sent %d bytes for block %d, want %d elements", x.k, src, len(p), ownedBlock(src, n, r.halving()), len(dst))
 		}
 	}
 	return nil

@@ -162,3 +162,38 @@ func scanEdge(rank, s, n int) (send, recv bool) {
 }
 
 func mod(a, n int) int { return ((a % n) + n) % n }
+
+// isPow2 reports whether n is a power of two.
+func isPow2(n int) bool { return n > 0 && n&(n-1) == 0 }
+
+// halvingStep returns, for step i (0 <= i < log2 n) of a reduce-scatter by
+// recursive halving over n ranks (a power of two), rank's partner, the
+// blocks [sendLo, sendHi) it sends, and the blocks [keepLo, keepHi) it
+// keeps and combines the partner's part into. After the last step rank
+// owns block rank. The allgather by recursive doubling that follows runs the
+// steps backwards, each rank sending what it kept and receiving what it
+// sent (Rabenseifner's algorithm).
+func halvingStep(rank, n, i int) (partner, sendLo, sendHi, keepLo, keepHi int) {
+	lo, hi := 0, n
+	for j := 0; ; j++ {
+		mask := n >> (j + 1)
+		mid := (lo + hi) / 2
+		keepLo, keepHi, sendLo, sendHi = lo, mid, mid, hi
+		if rank&mask != 0 {
+			keepLo, keepHi, sendLo, sendHi = mid, hi, lo, mid
+		}
+		if j == i {
+			return rank ^ mask, sendLo, sendHi, keepLo, keepHi
+		}
+		lo, hi = keepLo, keepHi
+	}
+}
+
+// ownedBlock returns the block that rank owns, fully reduced, after the
+// reduce-scatter: by recursive halving (n a power of two), or by a ring.
+func ownedBlock(rank, n int, halving bool) int {
+	if halving {
+		return rank
+	}
+	return mod(rank+1, n)
+}

@@ -337,3 +337,72 @@ func TestScanEdges(t *testing.T) {
 		}
 	}
 }
+
+// TestHalving simulates the recursive halving and doubling with sets.
+func TestHalving(t *testing.T) {
+	for _, n := range []int{1, 2, 4, 8, 16, 32} {
+		have := make([][]map[int]bool, n) // have[r][b]: contributions to block b at r
+		for r := range n {
+			have[r] = make([]map[int]bool, n)
+			for b := range n {
+				have[r][b] = map[int]bool{r: true}
+			}
+		}
+		steps := ceilLog2(n)
+		for i := range steps {
+			next := make([][]map[int]bool, n)
+			for r := range n {
+				next[r] = make([]map[int]bool, n)
+				for b := range n {
+					next[r][b] = maps(have[r][b])
+				}
+			}
+			for r := range n {
+				p, _, _, klo, khi := halvingStep(r, n, i)
+				pp, pslo, pshi, _, _ := halvingStep(p, n, i)
+				if pp != r || pslo != klo || pshi != khi {
+					t.Fatalf("n %d step %d: %d keeps [%d,%d), partner %d sends [%d,%d)", n, i, r, klo, khi, p, pslo, pshi)
+				}
+				for b := klo; b < khi; b++ {
+					for k := range have[p][b] {
+						next[r][b][k] = true
+					}
+				}
+			}
+			have = next
+		}
+		for r := range n {
+			if b := ownedBlock(r, n, true); len(have[r][b]) != n {
+				t.Fatalf("n %d: rank %d block %d has %d contributions", n, r, b, len(have[r][b]))
+			}
+		}
+		owned := make([]map[int]bool, n)
+		for r := range n {
+			owned[r] = map[int]bool{r: true}
+		}
+		for i := steps - 1; i >= 0; i-- {
+			next := make([]map[int]bool, n)
+			for r := range n {
+				p, slo, shi, klo, khi := halvingStep(r, n, i)
+				for b := klo; b < khi; b++ {
+					if !owned[r][b] {
+						t.Fatalf("n %d step %d: rank %d sends block %d it lacks", n, i, r, b)
+					}
+				}
+				next[r] = maps(owned[r])
+				for b := slo; b < shi; b++ {
+					if !owned[p][b] {
+						t.Fatalf("n %d step %d: partner %d lacks block %d", n, i, p, b)
+					}
+					next[r][b] = true
+				}
+			}
+			owned = next
+		}
+		for r := range n {
+			if len(owned[r]) != n {
+				t.Fatalf("n %d: rank %d ends with %d blocks", n, r, len(owned[r]))
+			}
+		}
+	}
+}
