@@ -162,6 +162,19 @@ func TestProcesses(t *testing.T) {
 
 var peakRE = regexp.MustCompile(`peak heap growth: (\d+) bytes`)
 
+// floodPeak runs the named flood case as 5 processes and returns rank 0's
+// reported peak heap growth, in bytes.
+func floodPeak(t *testing.T, name string) int {
+	t.Helper()
+	out := runProcesses(t, 5, name)
+	m := peakRE.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no heap figure in the output:\n%s", out)
+	}
+	peak, _ := strconv.Atoi(m[1])
+	return peak
+}
+
 // TestProcessFloodMemory: rank 0 sleeps 2 s while 4 processes Isend it 40 x
 // 1 MiB each (160 MiB); all arrive intact, no slow consumer ends the job,
 // and rank 0's heap grows by far less than what was sent: the senders'
@@ -169,12 +182,7 @@ var peakRE = regexp.MustCompile(`peak heap growth: (\d+) bytes`)
 // (rendezvous), so rank 0 holds at most the message it asked for plus the
 // rendezvous window.
 func TestProcessFloodMemory(t *testing.T) {
-	out := runProcesses(t, 5, "flood")
-	m := peakRE.FindStringSubmatch(out)
-	if m == nil {
-		t.Fatalf("no heap figure in the output:\n%s", out)
-	}
-	peak, _ := strconv.Atoi(m[1])
+	peak := floodPeak(t, "flood")
 	t.Logf("rank 0 peak heap growth while receiving 160 MiB: %.1f MiB", float64(peak)/(1<<20))
 	if peak > 96<<20 {
 		t.Errorf("rank 0's heap grew by %d MiB while 160 MiB were sent to it: flow control is not bounding it", peak>>20)
@@ -185,12 +193,7 @@ func TestProcessFloodMemory(t *testing.T) {
 // (160 MiB) to a rank that sleeps for 2 s: eager credit (a 16 MiB budget
 // here) bounds what waits at rank 0, and nothing is lost.
 func TestProcessFloodSmallMemory(t *testing.T) {
-	out := runProcesses(t, 5, "floodsmall")
-	m := peakRE.FindStringSubmatch(out)
-	if m == nil {
-		t.Fatalf("no heap figure in the output:\n%s", out)
-	}
-	peak, _ := strconv.Atoi(m[1])
+	peak := floodPeak(t, "floodsmall")
 	t.Logf("rank 0 peak heap growth under 160000 small messages (160 MiB): %.1f MiB", float64(peak)/(1<<20))
 	// A 16 MiB budget, plus bookkeeping and garbage not yet collected.
 	if peak > 80<<20 {
