@@ -83,6 +83,27 @@ func (c *Comm) check() error {
 	return nil
 }
 
+// Err returns the error that would stop an operation on c now: ErrClosed
+// once c is closed, the job's failure (an error wrapping ErrConnLost, or an
+// *AbortError) once one is known, and nil while c is usable. It does not
+// block and sends nothing.
+func (c *Comm) Err() error {
+	if err := c.check(); err != nil {
+		return err
+	}
+	c.e.mu.Lock()
+	defer c.e.mu.Unlock()
+	return c.e.err
+}
+
+// Multicast reports whether SendAll on c is one publish that the bus fans
+// out to every other rank: c spans the whole world, the world has more than
+// two ranks, and the Multicast option is on. Otherwise SendAll sends to each
+// rank in turn.
+func (c *Comm) Multicast() bool {
+	return c.e.mcast != "" && c.Size() == c.e.size
+}
+
 func (c *Comm) checkRank(op string, r int, anyOK bool) error {
 	if (anyOK && r == AnySource) || (r >= 0 && r < c.Size()) {
 		return nil

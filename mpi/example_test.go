@@ -2,6 +2,7 @@ package mpi_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -197,4 +198,38 @@ func ExampleComm_Abort() {
 	})
 	fmt.Println(err)
 	// Output: rank 1: called Abort(3)
+}
+
+func ExampleComm_Multicast() {
+	mpitest.World(context.Background(), 4, func(ctx context.Context, c *mpi.Comm) error {
+		half, err := c.Split(ctx, c.Rank()%2, c.Rank())
+		if err != nil {
+			return err
+		}
+		defer half.Close()
+		if c.Rank() == 0 {
+			fmt.Println("world:", c.Multicast())
+			fmt.Println("half of it:", half.Multicast())
+		}
+		return nil
+	})
+	// Output:
+	// world: true
+	// half of it: false
+}
+
+func ExampleComm_Err() {
+	mpitest.World(context.Background(), 2, func(ctx context.Context, c *mpi.Comm) error {
+		lib, err := c.Dup(ctx)
+		if err != nil {
+			return err
+		}
+		before := lib.Err()
+		lib.Close()
+		if c.Rank() == 0 {
+			fmt.Println(before, errors.Is(lib.Err(), mpi.ErrClosed), c.Err())
+		}
+		return nil
+	})
+	// Output: <nil> true <nil>
 }

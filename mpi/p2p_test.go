@@ -342,6 +342,11 @@ func TestConnectionLost(t *testing.T) {
 	if t.Failed() {
 		return
 	}
+	for r, c := range comms {
+		if err := c.Err(); err != nil {
+			t.Errorf("rank %d: Err before the loss: %v, want nil", r, err)
+		}
+	}
 	errc := make(chan error, 1)
 	go func() {
 		_, _, err := comms[0].Recv(ctx, 1, 0)
@@ -369,6 +374,11 @@ func TestConnectionLost(t *testing.T) {
 	}
 	if !errors.Is(err, mpi.ErrConnLost) {
 		t.Errorf("Send after the loss: %v, want ErrConnLost", err)
+	}
+	for r, c := range comms {
+		if err := c.Err(); !errors.Is(err, mpi.ErrConnLost) {
+			t.Errorf("rank %d: Err after the loss: %v, want ErrConnLost", r, err)
+		}
 	}
 	for _, c := range comms {
 		c.Close()
