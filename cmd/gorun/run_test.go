@@ -5,7 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -98,6 +100,45 @@ func TestEnvContract(t *testing.T) {
 	}
 	if n := len(withPrefix(out, "GORUN_NATS_TOKEN has ")); n != 3 {
 		t.Errorf("%d ranks have GORUN_NATS_TOKEN, want 3", n)
+	}
+}
+
+// Ranks on one machine share its cores: each runs with GOMAXPROCS at
+// cores/ranks (at least 1), unless the user sets GOMAXPROCS, in gorun's
+// environment or with -x.
+func TestGOMAXPROCSShared(t *testing.T) {
+	cpus := runtime.NumCPU()
+	t.Setenv("GOMAXPROCS", "") // restored at the end
+	os.Unsetenv("GOMAXPROCS")
+	for _, tc := range []struct {
+		n    int
+		args []string
+		env  string
+		want int
+	}{
+		{n: 1, want: cpus},
+		{n: 4, want: max(1, cpus/4)},
+		{n: 2 * cpus, want: 1},
+		{n: 4, args: []string{"-x", "GOMAXPROCS=3"}, want: 3},
+		{n: 4, env: "5", want: 5},
+	} {
+		if tc.env != "" {
+			t.Setenv("GOMAXPROCS", tc.env)
+		}
+		args := append(append([]string{"-n", strconv.Itoa(tc.n), "--oversubscribe"}, tc.args...), bin.rankprog, "env")
+		code, out, stderr := runJob(t, time.Minute, args...)
+		if code != 0 {
+			t.Fatalf("gorun %v: exit %d; stderr:\n%s", args, code, stderr)
+		}
+		got := withPrefix(out, "gomaxprocs ")
+		if len(got) != tc.n {
+			t.Fatalf("gorun %v: %d ranks printed gomaxprocs, want %d", args, len(got), tc.n)
+		}
+		for _, g := range got {
+			if g != fmt.Sprintf("gomaxprocs %d", tc.want) {
+				t.Errorf("gorun %v (GOMAXPROCS=%q in gorun's environment): a rank printed %q, want %d", args, tc.env, g, tc.want)
+			}
+		}
 	}
 }
 

@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -59,6 +60,7 @@ func main() {
 		}
 		wd, _ := os.Getwd()
 		fmt.Printf("wd %s\n", wd)
+		fmt.Printf("gomaxprocs %d\n", runtime.GOMAXPROCS(0))
 		fmt.Printf("args %q\n", os.Args[2:])
 	case "exit", "kill", "panic", "ignoreterm-exit":
 		if os.Args[1] == "ignoreterm-exit" {
