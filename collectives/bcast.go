@@ -120,7 +120,26 @@ func bcastLarge[T any](x *call, root int, data []T, n int) ([]T, error) {
 	default:
 		buf = make([]byte, n)
 	}
-	if err := x.treeBcast(root, buf); err != nil {
+	if x.c.Multicast() {
+		// One publish from root, fanned out by the bus.
+		if x.rank == root {
+			if err := x.c.SendAll(x.ctx, x.tag(phaseData), buf); err != nil {
+				return nil, opError(x.k, err)
+			}
+			return clone(data), nil
+		}
+		p, err := x.recv(root)
+		if err != nil {
+			return nil, err
+		}
+		if len(p) != n {
+			return nil, fmt.Errorf("collectives: Bcast: %d bytes from rank %d, want %d", len(p), root, n)
+		}
+		if v, ok := viewRaw[T](elem, p); ok {
+			return v, nil // the message's own memory
+		}
+		buf = p
+	} else if err := x.treeBcast(root, buf); err != nil {
 		return nil, err
 	}
 	if x.rank == root {
@@ -175,7 +194,11 @@ func (x *call) treeBcast(root int, buf []byte) error {
 	return x.waitAll(sends)
 }
 
-// clone returns a copy of xs that is never nil.
+// clone returns a copy of xs that is never nil. (Appending to nil, unlike
+// to a made slice, does not clear the memory it then overwrites.)
 func clone[T any](xs []T) []T {
-	return append(make([]T, 0, len(xs)), xs...)
+	if len(xs) == 0 {
+		return []T{}
+	}
+	return append([]T(nil), xs...)
 }

@@ -42,6 +42,7 @@ const (
 const (
 	phaseAgree = iota // status exchange, with small payloads
 	phaseData         // bulk data once the ranks agree
+	phaseFan          // data sent with SendAll, which is not ordered with phaseData's sends
 )
 
 // call is one collective call in progress on one rank.
@@ -97,11 +98,9 @@ func begin(ctx context.Context, c *mpi.Comm, k kind, elem *elemInfo, root, lengt
 
 // closedErr returns mpi.ErrClosed if c was closed. The shadow is a
 // communicator of its own, which Close on c (other than the world) leaves
-// open; a receive from an invalid rank tells without side effects, since mpi
-// checks for a closed communicator first.
+// open.
 func closedErr(c *mpi.Comm) error {
-	_, err := c.Irecv(c.Size(), 0).Wait(context.Background())
-	if errors.Is(err, mpi.ErrClosed) {
+	if errors.Is(c.Err(), mpi.ErrClosed) {
 		return mpi.ErrClosed
 	}
 	return nil

@@ -165,6 +165,9 @@ func (r *reducer[T]) reduceScatter() error {
 
 // allgather passes the reduced blocks around, undoing reduceScatter.
 func (r *reducer[T]) allgather() error {
+	if r.x.c.Multicast() {
+		return r.fanAllgather()
+	}
 	if r.halving() {
 		return r.doublingAllgather()
 	}
@@ -217,28 +220,87 @@ func (r *reducer[T]) doublingAllgather() error {
 	return nil
 }
 
+// fanAllgather has every rank publish its reduced block once, with
+// SendAll, for the bus to fan out: the bus takes in the data once, not
+// n-1 times as with a ring.
+func (r *reducer[T]) fanAllgather() error {
+	x := r.x
+	n := x.size
+	o := offsets(blockCounts(len(r.acc), n))
+	halving := r.halving()
+	reqs := make([]*mpi.Request, n)
+	for src := range n {
+		if src != x.rank {
+			reqs[src] = x.c.Irecv(src, x.tag(phaseFan))
+		}
+	}
+	cancel := func(from int) {
+		for _, q := range reqs[from:] {
+			if q != nil {
+				q.Cancel()
+			}
+		}
+	}
+	if err := x.c.SendAll(x.ctx, x.tag(phaseFan), mpi.AsBytes(r.block(o, ownedBlock(x.rank, n, halving)))); err != nil {
+		cancel(0)
+		return opError(x.k, err)
+	}
+	for src, req := range reqs {
+		if req == nil {
+			continue
+		}
+		if _, err := req.Wait(x.ctx); err != nil {
+			cancel(src)
+			return opError(x.k, err)
+		}
+		b := ownedBlock(src, n, halving)
+		dst := r.block(o, b)
+		if p := req.Data(); len(p) == len(dst)*x.elem.size {
+			decodeInto(x.elem, dst, p)
+		} else {
+			cancel(src)
+			return fmt.Errorf("collectives: %s: rank %d sent %d bytes for block %d, want %d elements", x.k, src, len(p), b, len(dst))
+		}
+	}
+	return nil
+}
+
 // ringReduceScatter leaves this rank with block rank+1 of the result.
 func (r *reducer[T]) ringReduceScatter() error {
 	x := r.x
 	n := x.size
 	o := offsets(blockCounts(len(r.acc), n))
 	right, left := mod(x.rank+1, n), mod(x.rank-1, n)
+	// Every step's receive is posted at once, so that the left neighbour's
+	// data is granted (and flows) as soon as it is sent.
+	recvs := make([]*mpi.Request, n-1)
+	for i := range recvs {
+		recvs[i] = x.c.Irecv(left, x.tag(phaseData))
+	}
+	cancel := func(from int) {
+		for _, q := range recvs[from:] {
+			q.Cancel()
+		}
+	}
 	for i := 0; i < n-1; i++ {
 		sb, rb := ringReduceScatter(x.rank, n, i)
 		req := x.send(right, mpi.AsBytes(r.block(o, sb)))
-		p, err := x.recv(left)
-		if err != nil {
+		if _, err := recvs[i].Wait(x.ctx); err != nil {
 			req.Cancel()
-			return err
+			cancel(i)
+			return opError(x.k, err)
 		}
+		p := recvs[i].Data()
 		in, err := mpi.FromBytes[T](p)
 		dst := r.block(o, rb)
 		if err != nil || len(in) != len(dst) {
 			req.Cancel()
+			cancel(i + 1)
 			return fmt.Errorf("collectives: %s: rank %d sent %d bytes for block %d, want %d elements", x.k, left, len(p), rb, len(dst))
 		}
 		r.op(dst, in)
 		if err := x.waitAll([]*mpi.Request{req}); err != nil {
+			cancel(i + 1)
 			return err
 		}
 	}
