@@ -88,8 +88,18 @@ func (x *call) agree(up func(kids [][]byte) []byte, lead func(mine []byte) downP
 	}
 
 	// Down: pass the leader's status, and each child's part of the
-	// payloads, on.
-	if len(children) > 0 {
+	// payloads, on: as one publish that the bus fans out when every other
+	// rank is a child and they all get the same message.
+	if len(children) > 0 && len(children) == x.size-1 && down.per == nil && x.c.Multicast() {
+		has := down.common != nil
+		var p []byte
+		if has {
+			p = appendBlocks(nil, [][]byte{down.common})
+		}
+		if err := x.c.SendAll(x.ctx, tag, x.message(p, has)); err != nil {
+			return nil, nil, opError(x.k, err)
+		}
+	} else if len(children) > 0 {
 		sends := make([]*mpi.Request, len(children))
 		for i, ch := range children {
 			var p []byte
