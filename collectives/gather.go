@@ -59,8 +59,9 @@ func Gather[T any](ctx context.Context, c *mpi.Comm, root int, data []T) ([]T, e
 //
 // When every rank's data is at most 16 KiB and all of it at most 256 KiB,
 // it goes with the call's check, through rank 0 to every rank. Otherwise,
-// after the check, a Bruck allgather: ceil(log2 n) rounds in which every
-// rank sends and receives one message.
+// after the check, every rank publishes its data once for the bus to fan
+// out (on a communicator that spans the world), or a Bruck allgather runs:
+// ceil(log2 n) rounds in which every rank sends and receives one message.
 //
 // Every rank returns an error wrapping ErrMismatch if the ranks pass
 // different element types, ErrEncode if a rank cannot encode its data; and
@@ -94,10 +95,47 @@ func Allgather[T any](ctx context.Context, c *mpi.Comm, data []T) ([]T, error) {
 		if blocks, err = parseBlocks(common); err != nil || len(blocks) != x.size {
 			return nil, fmt.Errorf("collectives: Allgather: rank %d got %d contributions of %d", x.rank, len(blocks), x.size)
 		}
+	} else if x.c.Multicast() {
+		if blocks, err = x.fanAll(enc); err != nil {
+			return nil, err
+		}
 	} else if blocks, err = x.bruck(enc); err != nil {
 		return nil, err
 	}
 	return decodeAll[T](x, blocks)
+}
+
+// fanAll is the second phase of a large Allgather when the bus fans out:
+// every rank publishes its data once, with SendAll, and receives every
+// other rank's. The bus takes in each rank's data once, where a ring or
+// Bruck exchange passes it through n-1 times. It returns the blocks in rank
+// order, own among them.
+func (x *call) fanAll(own []byte) ([][]byte, error) {
+	reqs := make([]*mpi.Request, 0, x.size-1)
+	for src := range x.size {
+		if src != x.rank {
+			reqs = append(reqs, x.c.Irecv(src, x.tag(phaseFan)))
+		}
+	}
+	if err := x.c.SendAll(x.ctx, x.tag(phaseFan), own); err != nil {
+		for _, r := range reqs {
+			r.Cancel()
+		}
+		return nil, opError(x.k, err)
+	}
+	if err := x.waitAll(reqs); err != nil {
+		return nil, err
+	}
+	blocks := make([][]byte, x.size)
+	blocks[x.rank] = own
+	for i, r := range reqs {
+		src := i
+		if i >= x.rank {
+			src++ // reqs skips this rank
+		}
+		blocks[src] = r.Data()
+	}
+	return blocks, nil
 }
 
 // encodeOffer encodes this rank's data, and returns it also as the offer to

@@ -220,46 +220,24 @@ func (r *reducer[T]) doublingAllgather() error {
 	return nil
 }
 
-// fanAllgather has every rank publish its reduced block once, with
-// SendAll, for the bus to fan out: the bus takes in the data once, not
-// n-1 times as with a ring.
+// fanAllgather has every rank publish its reduced block once (fanAll).
 func (r *reducer[T]) fanAllgather() error {
 	x := r.x
 	n := x.size
 	o := offsets(blockCounts(len(r.acc), n))
 	halving := r.halving()
-	reqs := make([]*mpi.Request, n)
-	for src := range n {
-		if src != x.rank {
-			reqs[src] = x.c.Irecv(src, x.tag(phaseFan))
-		}
+	blocks, err := x.fanAll(mpi.AsBytes(r.block(o, ownedBlock(x.rank, n, halving))))
+	if err != nil {
+		return err
 	}
-	cancel := func(from int) {
-		for _, q := range reqs[from:] {
-			if q != nil {
-				q.Cancel()
-			}
-		}
-	}
-	if err := x.c.SendAll(x.ctx, x.tag(phaseFan), mpi.AsBytes(r.block(o, ownedBlock(x.rank, n, halving)))); err != nil {
-		cancel(0)
-		return opError(x.k, err)
-	}
-	for src, req := range reqs {
-		if req == nil {
-			continue
-		}
-		if _, err := req.Wait(x.ctx); err != nil {
-			cancel(src)
-			return opError(x.k, err)
-		}
+	for src, p := range blocks {
 		b := ownedBlock(src, n, halving)
 		dst := r.block(o, b)
-		if p := req.Data(); len(p) == len(dst)*x.elem.size {
-			decodeInto(x.elem, dst, p)
-		} else {
-			cancel(src)
+		if len(p) != len(dst)*x.elem.size {
 			return fmt.Errorf("collectives: %s: rank %d sent %d bytes for block %d, want %d elements", x.k, src, len(p), b, len(dst))
+		}
+		if src != x.rank {
+			decodeInto(x.elem, dst, p)
 		}
 	}
 	return nil
