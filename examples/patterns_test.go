@@ -59,7 +59,7 @@ func TestPatterns(t *testing.T) {
 	}
 
 	t.Run("pingpong/n=2", func(t *testing.T) {
-		sizes := []string{"8", "1024", "200000"} // eager, eager, rendezvous in chunks
+		sizes := []string{"8", "1024", "200000", "20000000"} // eager, eager, rendezvous in one chunk, in three (8 MiB each)
 		out := runOK(t, gorun, "-n", "2", prog("pingpong"), "-sizes", strings.Join(sizes, ","),
 			"-iters", "3", "-iters-large", "2", "-warmup", "1", "-window", "4", "-bw-iters", "2", "-bw-iters-large", "1")
 		okLine(t, out, "pingpong: OK:", "every byte checked")

@@ -12,7 +12,7 @@ import (
 )
 
 // The embedded server listens on loopback only, on a port of its own, wants
-// the job's token, and keeps the 1 MiB payload limit.
+// the job's token, and takes messages of up to 8 MiB.
 func TestStartServer(t *testing.T) {
 	a, err := StartServer("", false)
 	if err != nil {
@@ -41,8 +41,8 @@ func TestStartServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	if nc.MaxPayload() != 1<<20 {
-		t.Fatalf("max payload %d, want 1 MiB", nc.MaxPayload())
+	if nc.MaxPayload() != serverMaxPayload {
+		t.Fatalf("max payload %d, want %d", nc.MaxPayload(), serverMaxPayload)
 	}
 }
 
