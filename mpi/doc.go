@@ -52,17 +52,20 @@
 // reply subject start with a 40-byte little-endian header:
 //
 //	offset size field
-//	0      1    kind: 1 eager, 2 RTS, 3 CTS, 4 credit, 5 cancel
+//	0      1    kind: 1 eager, 2 RTS, 3 CTS, 4 credit, 5 cancel, 6 pull, 7 go, 8 done
 //	1      3    zero
 //	4      4    src: world rank of the sender of the frame
 //	8      8    comm: communicator context id (world 0; Split/Dup ids are hashes of
 //	            parent id, sequence and color; an odd id is a communicator's internal context)
 //	16     4    tag
 //	20     4    zero
-//	24     8    id: message id, unique per sender (RTS, CTS, cancel)
-//	32     8    n: RTS the message size; CTS bytes granted so far; credit bytes returned
+//	24     8    id: message id, unique per sender (RTS, CTS, cancel, pull, go, done)
+//	32     8    n: RTS the message size; CTS bytes granted so far; credit bytes returned;
+//	            done 0, or 1 when the copy failed
 //
-// Eager frames carry the whole message after the header. Frames that carry
+// Eager frames carry the whole message after the header; an RTS may carry
+// a single-copy offer (20 bytes: the sender's pid as 4 bytes, its
+// machine's identity as 8, the message's address as 8). Frames that carry
 // only message bytes have their header in the NATS reply subject instead, as
 // a token, so that the payload goes out without another copy:
 //
@@ -91,6 +94,19 @@
 // sends cancel: an unmatched RTS is dropped, a matched receive fails with
 // ErrCanceled.
 //
+// Single copy: when sender and receiver run on one machine (the same boot
+// id and PID namespace, which the offer's identity names), the receiver
+// copies the message straight out of the sender's memory with
+// process_vm_readv, and only the handshake goes through the bus: the RTS
+// carries the offer; the receiver, if it can read that peer (it tries one
+// byte the first time; Yama's ptrace_scope, for one, may forbid it),
+// answers pull instead of granting; the sender answers go, from which point
+// the send can no longer be withdrawn; the receiver copies and answers done
+// (n = 1 if the copy failed, which fails both ends), and the send
+// completes. A receiver that cannot read the sender grants chunks instead.
+// WithSingleCopy(false) turns this off. The copy goes into a buffer of the
+// receive's own, outside the rendezvous window.
+//
 // SendAll on a communicator that spans the world publishes its frames once,
 // on the multicast subject; the server fans them out (connections have no
 // echo, so the sender does not get its own). The frames are the same as
@@ -98,7 +114,9 @@
 // queue, in order, until it has it. A large one is announced with one RTS;
 // each rank grants it as its receive matches, and the sender publishes a
 // chunk once every rank has granted it, so the slowest receiver sets the pace
-// and no receiver's bound changes. The multicast and inbox subscriptions are
+// and no receiver's bound changes. Ranks that pull are let copy once every
+// rank has answered the RTS, and chunks are not held for them; a withdrawn
+// SendAll thus reaches no rank, by either way. The multicast and inbox subscriptions are
 // delivered independently, so SendAll messages are ordered among themselves
 // but not with Send messages of the same tag.
 //

@@ -24,9 +24,12 @@ type engine struct {
 	inbox      []string // inbox subject of every world rank
 	mcast      string   // the job's multicast subject; "" when off
 	mcastSub   *nats.Subscription
-	chunk      int   // payload bytes of one rendezvous chunk
-	grantStep  int   // bytes granted by one CTS
-	credit     int64 // eager credit of each peer towards this rank
+	chunk      int                                          // payload bytes of one rendezvous chunk
+	pid        int                                          // this process, for single-copy offers
+	host       uint64                                       // hostIdentity, or 0 when single-copy transfers are off
+	read       func(pid int, addr uint64, buf []byte) error // readRemote, or a test's
+	grantStep  int                                          // bytes granted by one CTS
+	credit     int64                                        // eager credit of each peer towards this rank
 	bufPool    sync.Pool
 
 	mu       sync.Mutex
@@ -38,6 +41,7 @@ type engine struct {
 	sends    map[uint64]*Request // rendezvous sends, by message id
 	recvs    map[xferKey]*Request
 	grantQ   []*Request // rendezvous receives still to be granted, in order
+	readable []uint8    // per world rank: can this rank copy out of its memory (readUnknown, readOK, readNo)
 	window   int64      // rendezvous bytes this rank may still grant
 	nextID   uint64
 	arrived  chan struct{} // closed and replaced whenever a message becomes unexpected
@@ -71,6 +75,7 @@ type envelope struct {
 	rts      bool // only announced: size bytes wait at the sender under id
 	id       uint64
 	size     int
+	offer    offer // rts: where the sender offers the bytes for a single copy
 }
 
 func (v *envelope) count() int {
@@ -89,15 +94,23 @@ func (v *envelope) cost() int64 {
 
 func newEngine(o Options) *engine {
 	e := &engine{
-		opts:    o,
-		rank:    o.Rank,
-		size:    o.Size,
-		job:     o.JobID,
-		queues:  make(map[uint64]*matchQueue),
-		peers:   make([]peer, o.Size),
-		sends:   make(map[uint64]*Request),
-		recvs:   make(map[xferKey]*Request),
-		arrived: make(chan struct{}),
+		opts:     o,
+		rank:     o.Rank,
+		size:     o.Size,
+		job:      o.JobID,
+		queues:   make(map[uint64]*matchQueue),
+		peers:    make([]peer, o.Size),
+		sends:    make(map[uint64]*Request),
+		recvs:    make(map[xferKey]*Request),
+		arrived:  make(chan struct{}),
+		readable: make([]uint8, o.Size),
+		read:     readRemote,
+	}
+	if o.readHook != nil {
+		e.read = o.readHook
+	}
+	if o.SingleCopy {
+		e.host, e.pid = hostIdentity(), os.Getpid()
 	}
 	limit := o.EagerLimit
 	e.bufPool.New = func() any { b := make([]byte, hdrLen+limit); return &b }
@@ -271,8 +284,9 @@ func (e *engine) transmitAll(r *Request) {
 	e.nextID++
 	r.id = e.nextID
 	r.grants = make([]int, e.size)
+	r.pulled = make([]uint8, e.size)
 	e.sends[r.id] = r
-	e.publishOn(e.mcast, header{kind: kRTS, src: e.rank, comm: r.comm, tag: r.tag, id: r.id, n: uint64(len(r.data))}, nil)
+	e.publishOn(e.mcast, header{kind: kRTS, src: e.rank, comm: r.comm, tag: r.tag, id: r.id, n: uint64(len(r.data))}, e.offerFor(r))
 }
 
 // recvNow is the blocking Recv's fast path: an eager message that has
@@ -313,7 +327,7 @@ func (e *engine) transmit(r *Request) {
 	p.credit -= e.sendCost(r)
 	if r.rdv {
 		e.sends[r.id] = r
-		e.publish(r.peer, header{kind: kRTS, src: e.rank, comm: r.comm, tag: r.tag, id: r.id, n: uint64(len(r.data))}, nil)
+		e.publish(r.peer, header{kind: kRTS, src: e.rank, comm: r.comm, tag: r.tag, id: r.id, n: uint64(len(r.data))}, e.offerFor(r))
 		return
 	}
 	e.publishEager(e.inbox[r.peer], r.comm, r.tag, r.data)
@@ -367,33 +381,64 @@ func (e *engine) onCTS(h header) {
 		return // withdrawn
 	}
 	upto := min(int(h.n), len(r.data))
-	var subj string
-	if !r.mcast {
-		subj = e.inbox[r.peer]
-	} else {
-		// Every rank gets each chunk from one publish, so a chunk goes out
-		// once every rank has granted it.
+	if r.mcast {
 		r.grants[h.src] = max(r.grants[h.src], upto)
-		for p, g := range r.grants {
-			if p != e.rank {
-				upto = min(upto, g)
-			}
-		}
-		subj = e.mcast
+		e.progress(r)
+		return
 	}
-	for r.off < upto {
-		n := min(e.chunk, upto-r.off)
-		err := e.nc.PublishRequest(subj, makeToken(tokChunk, e.rank, r.id, r.off), r.data[r.off:r.off+n])
-		if err != nil {
-			e.lose(err)
-			return
-		}
-		r.off += n
+	if !e.stream(r, e.inbox[r.peer], upto) {
+		return
 	}
 	if r.off == len(r.data) {
 		delete(e.sends, r.id)
 		e.finish(r, nil)
 	}
+}
+
+// progress moves a multicast rendezvous send on: it publishes the chunks
+// that every rank receiving by chunks has granted (each goes out once, for
+// all of them), and completes the send once every rank has the message,
+// by chunks or by a single copy.
+func (e *engine) progress(r *Request) {
+	upto, chunked, answered := len(r.data), false, true
+	for p, g := range r.grants {
+		if p != e.rank && r.pulled[p] == pullNone {
+			chunked = true
+			upto = min(upto, g)
+			answered = answered && g > 0
+		}
+	}
+	if answered {
+		for p, st := range r.pulled {
+			if st == pullWanted {
+				r.pulled[p] = pullReading
+				e.letCopy(r, p)
+			}
+		}
+	}
+	if chunked && !e.stream(r, e.mcast, upto) {
+		return
+	}
+	if r.readers > 0 || (chunked && r.off < len(r.data)) {
+		return
+	}
+	delete(e.sends, r.id)
+	e.finish(r, r.err)
+}
+
+// stream publishes r's chunks up to byte upto on subj. It reports false if
+// the connection failed.
+func (e *engine) stream(r *Request, subj string, upto int) bool {
+	for r.off < upto {
+		n := min(e.chunk, upto-r.off)
+		err := e.nc.PublishRequest(subj, makeToken(tokChunk, e.rank, r.id, r.off), r.data[r.off:r.off+n])
+		if err != nil {
+			e.lose(err)
+			return false
+		}
+		r.off += n
+	}
+	return true
 }
 
 // ---- receiving ----
@@ -424,13 +469,19 @@ func (e *engine) onMsg(m *nats.Msg) {
 	case kEager:
 		e.arrive(h.comm, h.src, h.tag, m.Data[hdrLen:], nil)
 	case kRTS:
-		e.arrive(h.comm, h.src, h.tag, nil, &envelope{src: h.src, tag: h.tag, rts: true, id: h.id, size: int(h.n)})
+		e.arrive(h.comm, h.src, h.tag, nil, &envelope{src: h.src, tag: h.tag, rts: true, id: h.id, size: int(h.n), offer: parseOffer(m.Data[hdrLen:])})
 	case kCTS:
 		e.onCTS(h)
 	case kCredit:
 		e.onCredit(h)
 	case kCancel:
 		e.onCancel(h)
+	case kPull:
+		e.onPull(h)
+	case kGo:
+		e.onGo(h)
+	case kDone:
+		e.onDone(h)
 	}
 }
 
@@ -507,6 +558,10 @@ func (e *engine) startRecv(r *Request, v *envelope) {
 	r.rdv, r.id, r.size = true, v.id, v.size
 	r.from = v.src
 	r.status = Status{Source: r.c.commRank(v.src), Tag: v.tag, Count: v.size}
+	if v.offer.host != 0 && e.canRead(v.src, v.offer) {
+		e.startPull(r, v)
+		return
+	}
 	e.recvs[xferKey{v.src, v.id}] = r
 	e.grantQ = append(e.grantQ, r)
 	e.pumpGrants()
@@ -552,8 +607,8 @@ func (e *engine) onToken(token string, data []byte) {
 
 func (e *engine) onChunk(src int, id uint64, off int, data []byte) {
 	r := e.recvs[xferKey{src, id}]
-	if r == nil || off != r.off || off+len(data) > r.size {
-		return
+	if r == nil || r.pull.host != 0 || off != r.off || off+len(data) > r.size {
+		return // not ours, or multicast chunks for the ranks that do not copy
 	}
 	e.window += int64(len(data))
 	if !r.abandoned {
@@ -664,6 +719,8 @@ func (e *engine) cancel(r *Request, err error, abandon bool) bool {
 		p := &e.peers[r.peer]
 		p.queue = removeItem(p.queue, r)
 		r.queued = false
+	case r.send && r.rdv && r.readers > 0:
+		return false // a receiver is copying it out of our memory
 	case r.send && r.rdv:
 		delete(e.sends, r.id)
 		subj := e.mcast

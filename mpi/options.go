@@ -44,6 +44,12 @@ type Options struct {
 	// server fan one publish out to every rank. On by default.
 	Multicast bool
 
+	// SingleCopy lets a rank on the same machine as the sender of a large
+	// message copy it straight out of the sender's memory (Linux's
+	// process_vm_readv), with only the handshake on the bus. Where that is
+	// not permitted, messages go through the bus in chunks. On by default.
+	SingleCopy bool
+
 	// AbortFunc ends the process for Abort and when the job is aborted by
 	// another rank. nil means os.Exit. mpitest sets its own.
 	AbortFunc func(code int)
@@ -51,6 +57,8 @@ type Options struct {
 	// the bus is lost, after failing its blocked calls. On by default under
 	// gorun, so that a rank never outlives its job.
 	ExitOnLoss bool
+
+	readHook func(pid int, addr uint64, buf []byte) error // replaces readRemote in tests
 
 	fromEnv bool // the job came from the launch environment
 	jobSet  bool // WithJob was given
@@ -65,6 +73,7 @@ func DefaultOptions() Options {
 		EagerBudget:      64 << 20,
 		RendezvousWindow: 32 << 20,
 		Multicast:        true,
+		SingleCopy:       true,
 	}
 }
 
@@ -73,6 +82,16 @@ func DefaultOptions() Options {
 func WithMulticast(on bool) Option {
 	return func(o *Options) error {
 		o.Multicast = on
+		return nil
+	}
+}
+
+// WithSingleCopy sets whether ranks on one machine may copy large messages
+// straight out of each other's memory (default on); off, every byte goes
+// through the bus.
+func WithSingleCopy(on bool) Option {
+	return func(o *Options) error {
+		o.SingleCopy = on
 		return nil
 	}
 }

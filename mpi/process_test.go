@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,6 +36,11 @@ var processCases = map[string]func(ctx context.Context, c *mpi.Comm) error{
 		fmt.Printf("peak heap growth: %d bytes\n", peak())
 		return err
 	},
+	"singlecopy": func(ctx context.Context, c *mpi.Comm) error {
+		err := exchangeLarge(ctx, c)
+		fmt.Printf("single copies: %d\n", childCopies.Load())
+		return err
+	},
 	"floodsmall": func(ctx context.Context, c *mpi.Comm) error {
 		if c.Rank() != 0 {
 			return floodSmall(ctx, c, 40000, 1024, 0)
@@ -57,8 +63,11 @@ func runChild(name string) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var opts []mpi.Option
-	if name == "floodsmall" {
+	switch name {
+	case "floodsmall":
 		opts = append(opts, mpi.WithBuffers(16<<20, 32<<20))
+	case "singlecopy":
+		opts = append(opts, counting(&childCopies))
 	}
 	c, err := mpi.Init(ctx, opts...)
 	if err != nil {
@@ -151,6 +160,24 @@ func runProcesses(t *testing.T, n int, name string) string {
 		}
 	}
 	return out.String()
+}
+
+// childCopies counts a child's single copies.
+var childCopies atomic.Int64
+
+// TestProcessSingleCopy: between real processes, large messages are copied
+// out of the sender's memory, one copy per receiver and message, and arrive
+// intact.
+func TestProcessSingleCopy(t *testing.T) {
+	out := runProcesses(t, 4, "singlecopy")
+	total := 0
+	for _, m := range regexp.MustCompile(`single copies: (\d+)`).FindAllStringSubmatch(out, -1) {
+		n, _ := strconv.Atoi(m[1])
+		total += n
+	}
+	if total != 4+3 {
+		t.Errorf("%d single copies in all, want 7 (the ring, and the SendAll at three ranks); output:\n%s", total, out)
+	}
 }
 
 // TestProcesses runs the conformance suite with real OS processes.

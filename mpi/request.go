@@ -23,13 +23,24 @@ type Request struct {
 	granted int    // rendezvous receive: bytes granted to the sender
 
 	rdv, queued, posted, counted, abandoned, finished bool
-	mcast                                             bool  // sent to every other rank with one publish
-	grants                                            []int // multicast rendezvous: bytes granted by each world rank
+	mcast                                             bool    // sent to every other rank with one publish
+	grants                                            []int   // multicast rendezvous: bytes granted by each world rank
+	pulled                                            []uint8 // multicast rendezvous: single-copy state (pullNone...) by world rank
+	readers                                           int     // rendezvous send: receivers copying it out of our memory now
+	pull                                              offer   // rendezvous receive: the sender's offer, when copying it
 
 	status Status
 	err    error
 	done   chan struct{}
 }
+
+// Single-copy state of a multicast send towards one rank.
+const (
+	pullNone    = iota // the rank takes chunks (or has not answered yet)
+	pullWanted         // the rank will copy the message, once every rank has answered
+	pullReading        // the rank is copying the message
+	pullDone           // the rank has the message
+)
 
 func newRequest(c *Comm, send bool, comm uint64, peer, tag int, data []byte) *Request {
 	return &Request{e: c.e, c: c, send: send, comm: comm, peer: peer, tag: tag, data: data, done: make(chan struct{})}

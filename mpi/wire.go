@@ -17,6 +17,9 @@ const (
 	kCTS    byte = 3 // clear to send: the receiver takes bytes [0, n) of message id
 	kCredit byte = 4 // the receiver consumed n bytes of eager credit
 	kCancel byte = 5 // the sender withdrew message id
+	kPull   byte = 6 // the receiver will copy message id out of the sender's memory
+	kGo     byte = 7 // the sender keeps message id in place until done
+	kDone   byte = 8 // the receiver has copied message id (n = 1: it failed to)
 )
 
 // hdrLen is the size of the binary header in front of every frame but those

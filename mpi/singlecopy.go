@@ -1,0 +1,179 @@
+package mpi
+
+import (
+	"encoding/binary"
+	"fmt"
+	"unsafe"
+)
+
+// Single-copy transfers. When sender and receiver of a rendezvous message
+// run on the same machine, the receiver copies the message straight out of
+// the sender's memory (Linux's process_vm_readv), and only the handshake
+// goes over the bus: the bytes never pass through the server. The sender's
+// RTS carries an offer (its pid, its machine's identity and the data's
+// address); a receiver on the same machine that can read the sender (tried
+// once per peer, on the first offer) answers with a pull frame instead of a
+// CTS. The sender answers go, after which the send can no longer be
+// withdrawn; the receiver copies and answers done, which completes the
+// send. A receiver that cannot read the sender grants chunks as usual, so a
+// SendAll can reach some ranks one way and the rest the other.
+
+// offerLen is the size of an RTS's offer payload.
+const offerLen = 20
+
+// offer is where a rendezvous message's bytes lie at its sender.
+type offer struct {
+	pid  int
+	host uint64 // hostIdentity of the sender's machine; 0: no offer
+	addr uint64
+}
+
+func appendOffer(b []byte, o offer) []byte {
+	b = binary.LittleEndian.AppendUint32(b, uint32(o.pid))
+	b = binary.LittleEndian.AppendUint64(b, o.host)
+	return binary.LittleEndian.AppendUint64(b, o.addr)
+}
+
+func parseOffer(b []byte) offer {
+	if len(b) != offerLen {
+		return offer{}
+	}
+	return offer{
+		pid:  int(binary.LittleEndian.Uint32(b)),
+		host: binary.LittleEndian.Uint64(b[4:]),
+		addr: binary.LittleEndian.Uint64(b[12:]),
+	}
+}
+
+// Per-peer single-copy state, as seen by a receiver.
+const (
+	readUnknown = iota // not tried yet
+	readOK             // this rank can read the peer's memory
+	readNo             // it cannot: grant chunks
+)
+
+// offerFor returns the payload of the RTS of rendezvous send r: an offer,
+// or nil when single-copy transfers are off.
+func (e *engine) offerFor(r *Request) []byte {
+	if e.host == 0 || len(r.data) == 0 {
+		return nil
+	}
+	addr := uint64(uintptr(unsafe.Pointer(unsafe.SliceData(r.data))))
+	return appendOffer(make([]byte, 0, offerLen), offer{pid: e.pid, host: e.host, addr: addr})
+}
+
+// canRead reports whether this rank can copy the offered message out of
+// src's memory; it tries a one-byte read the first time. Called with e.mu
+// held.
+func (e *engine) canRead(src int, o offer) bool {
+	if e.host == 0 || o.host != e.host {
+		return false
+	}
+	switch e.readable[src] {
+	case readOK:
+		return true
+	case readNo:
+		return false
+	}
+	var b [1]byte
+	if err := e.read(o.pid, o.addr, b[:]); err != nil {
+		if permanentReadError(err) {
+			e.readable[src] = readNo
+		}
+		return false
+	}
+	e.readable[src] = readOK
+	return true
+}
+
+// startPull begins a single-copy receive: r has matched v, whose sender
+// offered o. Called with e.mu held.
+func (e *engine) startPull(r *Request, v *envelope) {
+	r.pull = v.offer
+	e.recvs[xferKey{v.src, v.id}] = r
+	e.publish(v.src, header{kind: kPull, src: e.rank, id: v.id}, nil)
+}
+
+// onPull: a receiver is about to copy message id out of this rank's memory.
+// It may, at once for a point-to-point message; for a multicast one once
+// every rank has answered the RTS, as chunks wait for every grant, so that
+// a withdrawn SendAll reaches no rank. Once a receiver may copy, the send
+// cannot be withdrawn until it is done.
+func (e *engine) onPull(h header) {
+	r := e.sends[h.id]
+	if r == nil || (!r.mcast && r.peer != h.src) {
+		return // withdrawn: the receiver gets the cancel
+	}
+	if r.mcast {
+		r.pulled[h.src] = pullWanted
+		e.progress(r)
+		return
+	}
+	e.letCopy(r, h.src)
+}
+
+// letCopy tells the receiver dst of r to copy it.
+func (e *engine) letCopy(r *Request, dst int) {
+	r.readers++
+	e.publish(dst, header{kind: kGo, src: e.rank, id: r.id}, nil)
+}
+
+// onGo: the sender keeps message id in place until we are done: copy it.
+func (e *engine) onGo(h header) {
+	key := xferKey{h.src, h.id}
+	r := e.recvs[key]
+	if r == nil {
+		return
+	}
+	if r.abandoned {
+		delete(e.recvs, key)
+		e.publish(h.src, header{kind: kDone, src: e.rank, id: h.id}, nil)
+		return
+	}
+	go e.copyOut(r, key)
+}
+
+// copyOut copies r's message out of the sender's memory, without e.mu held,
+// then tells the sender.
+func (e *engine) copyOut(r *Request, key xferKey) {
+	buf := make([]byte, r.size)
+	err := e.read(r.pull.pid, r.pull.addr, buf)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.err != nil {
+		return // failAll has ended r
+	}
+	delete(e.recvs, key)
+	var failed uint64
+	if err != nil {
+		failed = 1
+	}
+	e.publish(key.src, header{kind: kDone, src: e.rank, id: key.id, n: failed}, nil)
+	switch {
+	case r.abandoned:
+	case err != nil:
+		e.finish(r, &RankError{Rank: r.status.Source, Op: "recv", Err: fmt.Errorf("copying the message out of its memory: %v", err)})
+	default:
+		r.data = buf
+		e.finish(r, nil)
+	}
+}
+
+// onDone: a receiver has copied message id (or failed to, when h.n is 1).
+func (e *engine) onDone(h header) {
+	r := e.sends[h.id]
+	if r == nil || (!r.mcast && r.peer != h.src) {
+		return
+	}
+	r.readers--
+	if h.n != 0 && r.err == nil {
+		r.err = &RankError{Rank: r.c.commRank(h.src), Op: "send", Err: fmt.Errorf("the receiver could not copy the message out of this rank's memory")}
+	}
+	if r.mcast {
+		r.pulled[h.src] = pullDone
+		e.progress(r)
+		return
+	}
+	delete(e.sends, r.id)
+	e.finish(r, r.err)
+}
