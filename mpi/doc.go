@@ -104,7 +104,9 @@
 // the send can no longer be withdrawn; the receiver copies and answers done
 // (n = 1 if the copy failed, which fails both ends), and the send
 // completes. A receiver that cannot read the sender grants chunks instead.
-// WithSingleCopy(false) turns this off. The copy goes into a buffer of the
+// A receive into a buffer too small for the message (RecvInto) answers
+// done at once, without pulling or granting: the message is taken and
+// dropped. WithSingleCopy(false) turns single copies off. The copy goes into a buffer of the
 // receive's own, outside the rendezvous window.
 //
 // SendAll on a communicator that spans the world publishes its frames once,

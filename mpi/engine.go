@@ -498,9 +498,7 @@ func (e *engine) arrive(comm uint64, src, tag int, data []byte, rts *envelope) {
 				e.startRecv(r, rts)
 			} else {
 				e.consume(src, int64(len(data))+frameCost)
-				r.data = data
-				r.status = Status{Source: r.c.commRank(src), Tag: tag, Count: len(data)}
-				e.finish(r, nil)
+				e.deliver(r, src, tag, data)
 			}
 			return
 		}
@@ -542,9 +540,7 @@ func (e *engine) postRecv(r *Request) {
 			if v.rts {
 				e.startRecv(r, v)
 			} else {
-				r.data = v.data
-				r.status = Status{Source: r.c.commRank(v.src), Tag: v.tag, Count: len(v.data)}
-				e.finish(r, nil)
+				e.deliver(r, v.src, v.tag, v.data)
 			}
 			return
 		}
@@ -553,11 +549,43 @@ func (e *engine) postRecv(r *Request) {
 	q.posted = append(q.posted, r)
 }
 
+// deliver completes receive r with an eager message from world rank src:
+// the message itself, or a copy in r's buffer. Called with e.mu held.
+func (e *engine) deliver(r *Request, src, tag int, data []byte) {
+	r.status = Status{Source: r.c.commRank(src), Tag: tag, Count: len(data)}
+	if !r.hasInto {
+		r.data = data
+		e.finish(r, nil)
+		return
+	}
+	if len(data) > len(r.into) {
+		e.finish(r, truncated(r, len(data)))
+		return
+	}
+	r.data = r.into[:copy(r.into, data)]
+	e.finish(r, nil)
+}
+
+// truncated is the error of receive r, whose buffer is too small for a
+// message of size bytes.
+func truncated(r *Request, size int) error {
+	return &RankError{Rank: r.status.Source, Op: "recv", Err: fmt.Errorf("a message of %d bytes does not fit the %d-byte buffer: %w", size, len(r.into), ErrTruncate)}
+}
+
 // startRecv begins the rendezvous of a large message matched by r.
 func (e *engine) startRecv(r *Request, v *envelope) {
 	r.rdv, r.id, r.size = true, v.id, v.size
 	r.from = v.src
 	r.status = Status{Source: r.c.commRank(v.src), Tag: v.tag, Count: v.size}
+	if r.hasInto {
+		if v.size > len(r.into) {
+			// The message is taken, and dropped: the sender is done with it.
+			e.publish(v.src, header{kind: kDone, src: e.rank, id: v.id}, nil)
+			e.finish(r, truncated(r, v.size))
+			return
+		}
+		r.data = r.into[:v.size]
+	}
 	if v.offer.host != 0 && e.canRead(v.src, v.offer) {
 		e.startPull(r, v)
 		return
@@ -706,6 +734,8 @@ func (e *engine) cancel(r *Request, err error, abandon bool) bool {
 		q := e.queue(r.comm)
 		q.posted = removeItem(q.posted, r)
 		r.posted = false
+	case !r.send && r.rdv && r.copying && r.hasInto:
+		return false // the copy is writing into the caller's buffer
 	case !r.send && r.rdv:
 		if !abandon {
 			return false

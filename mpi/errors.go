@@ -30,8 +30,9 @@ var (
 	// ErrInit is returned by Init when the job cannot be joined: a bad
 	// launch environment, an unreachable bus, or ranks that never showed up.
 	ErrInit = errors.New("mpi: init failed")
-	// ErrTruncate is returned by RecvSlice when a message's length is not a
-	// whole number of elements.
+	// ErrTruncate is returned by RecvInto when a message does not fit its
+	// buffer, and by RecvSlice when a message's length is not a whole number
+	// of elements.
 	ErrTruncate = errors.New("mpi: message length is not a multiple of the element size")
 )
 

@@ -233,3 +233,41 @@ func ExampleComm_Err() {
 	})
 	// Output: <nil> true <nil>
 }
+
+func ExampleComm_RecvInto() {
+	mpitest.World(context.Background(), 2, func(ctx context.Context, c *mpi.Comm) error {
+		if c.Rank() == 0 {
+			for _, s := range []string{"first", "second"} {
+				if err := c.Send(ctx, 1, 0, []byte(s)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		buf := make([]byte, 64) // one buffer for every message
+		for range 2 {
+			st, err := c.RecvInto(ctx, 0, 0, buf)
+			if err != nil {
+				return err
+			}
+			fmt.Println(string(buf[:st.Count]))
+		}
+		return nil
+	})
+	// Output:
+	// first
+	// second
+}
+
+func ExampleComm_IrecvInto() {
+	mpitest.World(context.Background(), 2, func(ctx context.Context, c *mpi.Comm) error {
+		if c.Rank() == 0 {
+			return c.Send(ctx, 1, 0, []byte("a message too long"))
+		}
+		r := c.IrecvInto(0, 0, make([]byte, 4))
+		_, err := r.Wait(ctx)
+		fmt.Println(errors.Is(err, mpi.ErrTruncate))
+		return nil
+	})
+	// Output: true
+}

@@ -79,6 +79,24 @@ func (c *Comm) Irecv(src, tag int) *Request {
 	return c.irecv("irecv", c.id, src, tag)
 }
 
+// RecvInto receives like Recv, into buf instead of new memory: the message
+// must fit, and Status.Count says how many bytes of buf it filled. A message
+// larger than buf is taken and dropped, and RecvInto returns an error
+// wrapping ErrTruncate. Reusing one buffer for many messages saves an
+// allocation per message; on one machine a large message is copied straight
+// from the sender's memory into buf.
+func (c *Comm) RecvInto(ctx context.Context, src, tag int, buf []byte) (Status, error) {
+	r := c.irecvInto("recvinto", src, tag, buf)
+	return r.finishWait(ctx, "recvinto")
+}
+
+// IrecvInto posts a receive into buf, as RecvInto, and returns at once. buf
+// must not be used until the request completes; Data then returns the
+// filled part of buf.
+func (c *Comm) IrecvInto(src, tag int, buf []byte) *Request {
+	return c.irecvInto("irecvinto", src, tag, buf)
+}
+
 // Sendrecv sends data to dst and receives a message from src at the same
 // time, so that a ring or a pairwise exchange cannot deadlock. It returns
 // the received message.
@@ -167,6 +185,14 @@ func (c *Comm) recv(ctx context.Context, op string, cid uint64, src, tag int) ([
 }
 
 func (c *Comm) irecv(op string, cid uint64, src, tag int) *Request {
+	return c.postRecv(op, cid, src, tag, nil, false)
+}
+
+func (c *Comm) irecvInto(op string, src, tag int, buf []byte) *Request {
+	return c.postRecv(op, c.id, src, tag, buf, true)
+}
+
+func (c *Comm) postRecv(op string, cid uint64, src, tag int, buf []byte, into bool) *Request {
 	if err := c.validRecv(op, src, tag); err != nil {
 		return failedRequest(err)
 	}
@@ -175,6 +201,7 @@ func (c *Comm) irecv(op string, cid uint64, src, tag int) *Request {
 		wsrc = c.worldRank(src)
 	}
 	r := newRequest(c, false, cid, wsrc, tag, nil)
+	r.into, r.hasInto = buf, into
 	c.e.mu.Lock()
 	c.e.postRecv(r)
 	c.e.mu.Unlock()

@@ -469,3 +469,51 @@ func TestNoGoroutineLeak(t *testing.T) {
 		t.Errorf("%d goroutines before, %d after:\n%s", before, n, buf[:runtime.Stack(buf, true)])
 	}
 }
+
+// TestRecvInto: a message lands in the caller's buffer (small or large, by
+// chunks or by a single copy); one that does not fit is taken and dropped
+// with ErrTruncate, and the next message arrives as usual.
+func TestRecvInto(t *testing.T) {
+	sizes := []int{0, 100, 64 << 10, 1<<20 + 3, 9<<20 + 1} // eager, eager, eager's edge, rendezvous in one chunk, in two
+	for _, single := range []bool{true, false} {
+		t.Run(fmt.Sprint("singlecopy=", single), func(t *testing.T) {
+			mpitest.Run(t, 2, func(ctx context.Context, c *mpi.Comm) error {
+				if c.Rank() == 0 {
+					for i, n := range sizes {
+						if err := c.Send(ctx, 1, i, pattern(n, i)); err != nil {
+							return err
+						}
+						// Too large for the receiver's buffer:
+						if err := c.Send(ctx, 1, 100+i, pattern(n+1, i)); err != nil && !errors.Is(err, mpi.ErrCanceled) {
+							return err
+						}
+					}
+					return nil
+				}
+				buf := make([]byte, 9<<20+1)
+				for i, n := range sizes {
+					st, err := c.RecvInto(ctx, 0, i, buf[:n])
+					if err != nil {
+						return fmt.Errorf("%d bytes: %v", n, err)
+					}
+					if st.Count != n || !bytes.Equal(buf[:n], pattern(n, i)) {
+						return fmt.Errorf("%d bytes: got a count of %d, or wrong bytes", n, st.Count)
+					}
+					r := c.IrecvInto(0, 100+i, buf[:n])
+					if _, err := r.Wait(ctx); !errors.Is(err, mpi.ErrTruncate) {
+						return fmt.Errorf("%d+1 bytes into %d: %v, want ErrTruncate", n, n, err)
+					}
+				}
+				// The buffer's memory is the message's.
+				r := c.IrecvInto(1, 7, buf)
+				if err := c.Send(ctx, 1, 7, []byte("self")); err != nil {
+					return err
+				}
+				if _, err := r.Wait(ctx); err != nil || &r.Data()[0] != &buf[0] || string(r.Data()) != "self" {
+					return fmt.Errorf("IrecvInto from self: %q, %v; want the message in buf", r.Data(), err)
+				}
+				return nil
+			}, mpi.WithSingleCopy(single))
+		})
+	}
+}

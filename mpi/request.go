@@ -28,6 +28,8 @@ type Request struct {
 	pulled                                            []uint8 // multicast rendezvous: single-copy state (pullNone...) by world rank
 	readers                                           int     // rendezvous send: receivers copying it out of our memory now
 	pull                                              offer   // rendezvous receive: the sender's offer, when copying it
+	into                                              []byte  // receive: the caller's buffer (IrecvInto), when hasInto
+	hasInto, copying                                  bool    // copying: a single copy is in progress
 
 	status Status
 	err    error

@@ -130,13 +130,19 @@ func (e *engine) onGo(h header) {
 		e.publish(h.src, header{kind: kDone, src: e.rank, id: h.id}, nil)
 		return
 	}
+	r.copying = true
 	go e.copyOut(r, key)
 }
 
 // copyOut copies r's message out of the sender's memory, without e.mu held,
 // then tells the sender.
 func (e *engine) copyOut(r *Request, key xferKey) {
-	buf := make([]byte, r.size)
+	var buf []byte
+	if r.hasInto {
+		buf = r.into[:r.size]
+	} else {
+		buf = make([]byte, r.size)
+	}
 	err := e.read(r.pull.pid, r.pull.addr, buf)
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -159,13 +165,16 @@ func (e *engine) copyOut(r *Request, key xferKey) {
 	}
 }
 
-// onDone: a receiver has copied message id (or failed to, when h.n is 1).
+// onDone: a receiver has copied message id (or failed to, when h.n is 1),
+// or has dropped it unread because it did not fit its buffer.
 func (e *engine) onDone(h header) {
 	r := e.sends[h.id]
 	if r == nil || (!r.mcast && r.peer != h.src) {
 		return
 	}
-	r.readers--
+	if (r.mcast && r.pulled[h.src] == pullReading) || (!r.mcast && r.readers > 0) {
+		r.readers--
+	} // else the receiver took the message without copying it (it did not fit)
 	if h.n != 0 && r.err == nil {
 		r.err = &RankError{Rank: r.c.commRank(h.src), Op: "send", Err: fmt.Errorf("the receiver could not copy the message out of this rank's memory")}
 	}
