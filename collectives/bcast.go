@@ -114,45 +114,49 @@ func bcastLarge[T any](x *call, root int, data []T, n int) ([]T, error) {
 			return nil, opError(x.k, err)
 		}
 		buf = enc
-	case elem.raw && littleEndian && n%elem.size == 0:
-		out = make([]T, n/elem.size)
+	case elem.raw && n%elem.size == 0:
+		out = make([]T, n/elem.size) // received into straight
 		buf = rawBytes(out)
 	default:
 		buf = make([]byte, n)
 	}
+	var err error
 	if x.c.Multicast() {
-		// One publish from root, fanned out by the bus.
-		if x.rank == root {
-			if err := x.c.SendAll(x.ctx, x.tag(phaseData), buf); err != nil {
-				return nil, opError(x.k, err)
-			}
-			return clone(data), nil
-		}
-		p, err := x.recv(root)
-		if err != nil {
-			return nil, err
-		}
-		if len(p) != n {
-			return nil, fmt.Errorf("collectives: Bcast: %d bytes from rank %d, want %d", len(p), root, n)
-		}
-		if v, ok := viewRaw[T](elem, p); ok {
-			return v, nil // the message's own memory
-		}
-		buf = p
-	} else if err := x.treeBcast(root, buf); err != nil {
+		err = x.fanBcast(root, buf)
+	} else {
+		err = x.treeBcast(root, buf)
+	}
+	switch {
+	case err != nil:
 		return nil, err
-	}
-	if x.rank == root {
+	case x.rank == root:
 		return clone(data), nil
-	}
-	if out != nil {
+	case out != nil:
+		fromWire(elem, buf)
 		return out, nil
 	}
-	out, err := decode[T](elem, buf)
-	if err != nil {
+	if out, err = decode[T](elem, buf); err != nil {
 		return nil, opError(x.k, fmt.Errorf("%w: %v", ErrEncode, err))
 	}
 	return out, nil
+}
+
+// fanBcast moves buf from root to every rank with one publish that the bus
+// fans out (on one machine, every rank copies it out of root's memory).
+func (x *call) fanBcast(root int, buf []byte) error {
+	var err error
+	if x.rank == root {
+		err = x.c.SendAll(x.ctx, x.tag(phaseData), buf)
+	} else {
+		var st mpi.Status
+		if st, err = x.c.RecvInto(x.ctx, root, x.tag(phaseData), buf); err == nil && st.Count != len(buf) {
+			err = fmt.Errorf("%d bytes from rank %d, want %d", st.Count, root, len(buf))
+		}
+	}
+	if err != nil {
+		return opError(x.k, err)
+	}
+	return nil
 }
 
 // treeBcast moves buf from root to every rank along the binomial tree, in
@@ -165,7 +169,8 @@ func (x *call) treeBcast(root int, buf []byte) error {
 	if parent >= 0 {
 		recvs = make([]*mpi.Request, nseg)
 		for i := range recvs {
-			recvs[i] = x.c.Irecv(parent, x.tag(phaseData))
+			seg := buf[i*bcastSegment : min(len(buf), (i+1)*bcastSegment)]
+			recvs[i] = x.c.IrecvInto(parent, x.tag(phaseData), seg)
 		}
 	}
 	sends := make([]*mpi.Request, 0, nseg*len(children))
@@ -181,11 +186,9 @@ func (x *call) treeBcast(root int, buf []byte) error {
 				}
 				return opError(x.k, err)
 			}
-			p := recvs[i].Data()
-			if len(p) != len(seg) {
+			if p := recvs[i].Data(); len(p) != len(seg) {
 				return fmt.Errorf("collectives: Bcast: segment %d from rank %d has %d bytes, want %d", i, parent, len(p), len(seg))
 			}
-			copy(seg, p)
 		}
 		for _, ch := range children {
 			sends = append(sends, x.send(ch, seg))

@@ -120,16 +120,10 @@ func swapWords(b []byte, w int) {
 	}
 }
 
-// viewRaw returns b as raw elements without a copy, when the host is
-// little-endian, b holds whole elements and is aligned for them; ok is false
-// otherwise, and the caller copies. b must be memory nothing else uses.
-func viewRaw[T any](in *elemInfo, b []byte) (xs []T, ok bool) {
-	var zero T
-	if !in.raw || !littleEndian || len(b)%in.size != 0 || uintptr(unsafe.Pointer(unsafe.SliceData(b)))%unsafe.Alignof(zero) != 0 {
-		return nil, false
+// fromWire turns raw elements received straight into their memory (b) from
+// wire order into this host's: nothing to do on little-endian hosts.
+func fromWire(in *elemInfo, b []byte) {
+	if !littleEndian {
+		swapWords(b, in.word)
 	}
-	if len(b) == 0 {
-		return []T{}, true
-	}
-	return unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(b))), len(b)/in.size), true
 }

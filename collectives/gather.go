@@ -111,31 +111,61 @@ func Allgather[T any](ctx context.Context, c *mpi.Comm, data []T) ([]T, error) {
 // Bruck exchange passes it through n-1 times. It returns the blocks in rank
 // order, own among them.
 func (x *call) fanAll(own []byte) ([][]byte, error) {
-	reqs := make([]*mpi.Request, 0, x.size-1)
-	for src := range x.size {
-		if src != x.rank {
-			reqs = append(reqs, x.c.Irecv(src, x.tag(phaseFan)))
+	reqs, err := x.fan(own, func(src int) *mpi.Request { return x.c.Irecv(src, x.tag(phaseFan)) })
+	if err != nil {
+		return nil, err
+	}
+	blocks := make([][]byte, x.size)
+	for src, r := range reqs {
+		if r != nil {
+			blocks[src] = r.Data()
 		}
 	}
+	blocks[x.rank] = own
+	return blocks, nil
+}
+
+// fanInto is fanAll for blocks whose place is known: every other rank's
+// block is received straight into into(src), which must be its exact size.
+func (x *call) fanInto(own []byte, into func(src int) []byte) error {
+	reqs, err := x.fan(own, func(src int) *mpi.Request { return x.c.IrecvInto(src, x.tag(phaseFan), into(src)) })
+	if err != nil {
+		return err
+	}
+	for src, r := range reqs {
+		if r == nil {
+			continue
+		}
+		dst := into(src)
+		if n := len(r.Data()); n != len(dst) {
+			return fmt.Errorf("collectives: %s: rank %d sent %d bytes, want %d", x.k, src, n, len(dst))
+		}
+		fromWire(x.elem, dst)
+	}
+	return nil
+}
+
+// fan posts a receive (with post) from every other rank, publishes own with
+// SendAll, and waits for the receives; it returns them by rank (nil for
+// this one).
+func (x *call) fan(own []byte, post func(src int) *mpi.Request) ([]*mpi.Request, error) {
+	reqs := make([]*mpi.Request, x.size)
+	for src := range x.size {
+		if src != x.rank {
+			reqs[src] = post(src)
+		}
+	}
+	others := append(reqs[:x.rank:x.rank], reqs[x.rank+1:]...)
 	if err := x.c.SendAll(x.ctx, x.tag(phaseFan), own); err != nil {
-		for _, r := range reqs {
+		for _, r := range others {
 			r.Cancel()
 		}
 		return nil, opError(x.k, err)
 	}
-	if err := x.waitAll(reqs); err != nil {
+	if err := x.waitAll(others); err != nil {
 		return nil, err
 	}
-	blocks := make([][]byte, x.size)
-	blocks[x.rank] = own
-	for i, r := range reqs {
-		src := i
-		if i >= x.rank {
-			src++ // reqs skips this rank
-		}
-		blocks[src] = r.Data()
-	}
-	return blocks, nil
+	return reqs, nil
 }
 
 // encodeOffer encodes this rank's data, and returns it also as the offer to

@@ -62,12 +62,13 @@ func reduce[T mpi.Number](ctx context.Context, c *mpi.Comm, k kind, root int, da
 	if k == kReduce {
 		x.checkRoot(root)
 	}
-	r := &reducer[T]{x: x, op: op, acc: clone(data)}
+	r := &reducer[T]{x: x, op: op, data: data}
 	small := len(data)*elem.size <= reduceInline
 	common, mine, err := x.agree(func(kids [][]byte) []byte {
 		if !small {
 			return nil
 		}
+		r.acc = clone(data)
 		return r.combineUp(kids)
 	}, func(all []byte) downPayload {
 		x.st.info = 0
@@ -99,6 +100,12 @@ func reduce[T mpi.Number](ctx context.Context, c *mpi.Comm, k kind, root int, da
 		}
 		return out, nil // the received message's memory, or on rank 0 its own acc
 	}
+	if r.halving() {
+		r.acc = clone(data)
+	} else {
+		// The ring receives every block it combines straight into acc.
+		r.acc = make([]T, len(data))
+	}
 	if err := r.reduceScatter(); err != nil {
 		return nil, err
 	}
@@ -116,9 +123,10 @@ func reduce[T mpi.Number](ctx context.Context, c *mpi.Comm, k kind, root int, da
 
 // reducer is the state of one rank's Reduce or Allreduce.
 type reducer[T mpi.Number] struct {
-	x   *call
-	op  Op[T]
-	acc []T // this rank's partial result
+	x    *call
+	op   Op[T]
+	data []T // the caller's; never written
+	acc  []T // this rank's partial result, then the result
 }
 
 // combineUp combines this rank's data with its children's partial results,
@@ -175,7 +183,7 @@ func (r *reducer[T]) allgather() error {
 }
 
 func (r *reducer[T]) halving() bool {
-	return isPow2(r.x.size) && len(r.acc)*r.x.elem.size <= halvingMax
+	return isPow2(r.x.size) && len(r.data)*r.x.elem.size <= halvingMax
 }
 
 // span returns acc's elements of blocks [lo, hi).
@@ -220,40 +228,35 @@ func (r *reducer[T]) doublingAllgather() error {
 	return nil
 }
 
-// fanAllgather has every rank publish its reduced block once (fanAll).
+// fanAllgather has every rank publish its reduced block once, for the bus
+// to fan out, and receives the others' straight into acc.
 func (r *reducer[T]) fanAllgather() error {
 	x := r.x
-	n := x.size
-	o := offsets(blockCounts(len(r.acc), n))
-	halving := r.halving()
-	blocks, err := x.fanAll(mpi.AsBytes(r.block(o, ownedBlock(x.rank, n, halving))))
-	if err != nil {
-		return err
-	}
-	for src, p := range blocks {
-		b := ownedBlock(src, n, halving)
-		dst := r.block(o, b)
-		if len(p) != len(dst)*x.elem.size {
-			return fmt.Errorf("collectives: %s: rank %d sent %d bytes for block %d, want %d elements", x.k, src, len(p), b, len(dst))
-		}
-		if src != x.rank {
-			decodeInto(x.elem, dst, p)
-		}
-	}
-	return nil
+	o := offsets(blockCounts(len(r.acc), x.size))
+	return x.fanInto(mpi.AsBytes(r.block(o, r.owned(x.rank))), func(src int) []byte {
+		return rawBytes(r.block(o, r.owned(src)))
+	})
 }
 
-// ringReduceScatter leaves this rank with block rank+1 of the result.
+// owned returns the block that rank owns, fully reduced, after the
+// reduce-scatter.
+func (r *reducer[T]) owned(rank int) int { return ownedBlock(rank, r.x.size, r.halving()) }
+
+// ringReduceScatter leaves this rank with block rank+1 of the result. At
+// each step a rank passes on the block it has just combined (its own data,
+// first) and receives the left neighbour's partial block straight into acc,
+// where it adds its own data to it.
 func (r *reducer[T]) ringReduceScatter() error {
 	x := r.x
 	n := x.size
 	o := offsets(blockCounts(len(r.acc), n))
 	right, left := mod(x.rank+1, n), mod(x.rank-1, n)
-	// Every step's receive is posted at once, so that the left neighbour's
-	// data is granted (and flows) as soon as it is sent.
+	// Every step's receive is posted at once, each into its own block, so
+	// that the left neighbour's data flows as soon as it is sent.
 	recvs := make([]*mpi.Request, n-1)
 	for i := range recvs {
-		recvs[i] = x.c.Irecv(left, x.tag(phaseData))
+		_, rb := ringReduceScatter(x.rank, n, i)
+		recvs[i] = x.c.IrecvInto(left, x.tag(phaseData), rawBytes(r.block(o, rb)))
 	}
 	cancel := func(from int) {
 		for _, q := range recvs[from:] {
@@ -262,21 +265,17 @@ func (r *reducer[T]) ringReduceScatter() error {
 	}
 	for i := 0; i < n-1; i++ {
 		sb, rb := ringReduceScatter(x.rank, n, i)
-		req := x.send(right, mpi.AsBytes(r.block(o, sb)))
-		if _, err := recvs[i].Wait(x.ctx); err != nil {
-			req.Cancel()
-			cancel(i)
-			return opError(x.k, err)
+		out := r.block(o, sb)
+		if i == 0 {
+			out = r.data[o[sb]:o[sb+1]]
 		}
-		p := recvs[i].Data()
-		in, err := mpi.FromBytes[T](p)
-		dst := r.block(o, rb)
-		if err != nil || len(in) != len(dst) {
+		req := x.send(right, mpi.AsBytes(out))
+		if err := r.landed(recvs[i], left, o, rb); err != nil {
 			req.Cancel()
 			cancel(i + 1)
-			return fmt.Errorf("collectives: %s: rank %d sent %d bytes for block %d, want %d elements", x.k, left, len(p), rb, len(dst))
+			return err
 		}
-		r.op(dst, in)
+		r.op(r.block(o, rb), r.data[o[rb]:o[rb+1]])
 		if err := x.waitAll([]*mpi.Request{req}); err != nil {
 			cancel(i + 1)
 			return err
@@ -285,26 +284,28 @@ func (r *reducer[T]) ringReduceScatter() error {
 	return nil
 }
 
-// ringAllgather passes the reduced blocks around the ring.
+// ringAllgather passes the reduced blocks around the ring, each received
+// straight into its place in acc.
 func (r *reducer[T]) ringAllgather() error {
 	x := r.x
 	n := x.size
 	o := offsets(blockCounts(len(r.acc), n))
 	right, left := mod(x.rank+1, n), mod(x.rank-1, n)
+	recvs := make([]*mpi.Request, n-1)
+	for i := range recvs {
+		_, rb := ringAllgather(x.rank, n, i)
+		recvs[i] = x.c.IrecvInto(left, x.tag(phaseData), rawBytes(r.block(o, rb)))
+	}
 	for i := 0; i < n-1; i++ {
 		sb, rb := ringAllgather(x.rank, n, i)
 		req := x.send(right, mpi.AsBytes(r.block(o, sb)))
-		p, err := x.recv(left)
-		if err != nil {
+		if err := r.landed(recvs[i], left, o, rb); err != nil {
 			req.Cancel()
+			for _, q := range recvs[i+1:] {
+				q.Cancel()
+			}
 			return err
 		}
-		dst := r.block(o, rb)
-		if len(p) != len(dst)*x.elem.size {
-			req.Cancel()
-			return fmt.Errorf("collectives: %s: rank %d sent %d bytes for block %d, want %d elements", x.k, left, len(p), rb, len(dst))
-		}
-		decodeInto(x.elem, dst, p)
 		if err := x.waitAll([]*mpi.Request{req}); err != nil {
 			return err
 		}
@@ -312,37 +313,48 @@ func (r *reducer[T]) ringAllgather() error {
 	return nil
 }
 
-// gatherBlocks brings the reduced blocks to root.
+// landed waits for req, a receive from src straight into block b of acc,
+// and checks that the whole block came.
+func (r *reducer[T]) landed(req *mpi.Request, src int, o []int, b int) error {
+	x := r.x
+	dst := r.block(o, b)
+	st, err := req.Wait(x.ctx)
+	if err == nil && st.Count != len(dst)*x.elem.size {
+		err = fmt.Errorf("rank %d sent %d bytes for block %d, want %d elements", src, st.Count, b, len(dst))
+	}
+	if err != nil {
+		return opError(x.k, err)
+	}
+	fromWire(x.elem, rawBytes(dst))
+	return nil
+}
+
+// gatherBlocks brings the reduced blocks to root, each straight into its
+// place in acc.
 func (r *reducer[T]) gatherBlocks(root int) error {
 	x := r.x
 	n := x.size
 	o := offsets(blockCounts(len(r.acc), n))
 	if x.rank != root {
-		return x.waitAll([]*mpi.Request{x.send(root, mpi.AsBytes(r.block(o, ownedBlock(x.rank, n, r.halving()))))})
+		return x.waitAll([]*mpi.Request{x.send(root, mpi.AsBytes(r.block(o, r.owned(x.rank))))})
 	}
 	reqs := make([]*mpi.Request, n)
 	for src := range n {
 		if src != root {
-			reqs[src] = x.c.Irecv(src, x.tag(phaseData))
+			reqs[src] = x.c.IrecvInto(src, x.tag(phaseData), rawBytes(r.block(o, r.owned(src))))
 		}
 	}
 	for src, req := range reqs {
 		if req == nil {
 			continue
 		}
-		if _, err := req.Wait(x.ctx); err != nil {
-			for _, q := range reqs[src:] {
+		if err := r.landed(req, src, o, r.owned(src)); err != nil {
+			for _, q := range reqs[src+1:] {
 				if q != nil {
 					q.Cancel()
 				}
 			}
-			return opError(x.k, err)
-		}
-		dst := r.block(o, ownedBlock(src, n, r.halving()))
-		if p := req.Data(); len(p) == len(dst)*x.elem.size {
-			decodeInto(x.elem, dst, p)
-		} else {
-			return fmt.Errorf("collectives: %s: rank %d sent %d bytes for block %d, want %d elements", x.k, src, len(p), ownedBlock(src, n, r.halving()), len(dst))
+			return err
 		}
 	}
 	return nil
