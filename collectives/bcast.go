@@ -33,9 +33,12 @@ const (
 // same root. It blocks until this rank has its copy and has passed it on.
 //
 // Up to 60 KiB, the data goes with the call's check, from root through rank
-// 0 to every rank (two hops). Larger data moves after the check along a
-// binomial tree from root, pipelined in 512 KiB segments. Numbers travel as
-// raw little-endian bytes, other element types with encoding/gob.
+// 0 to every rank (two hops). Larger data moves after the check in one
+// publish from root that the bus fans out to every rank (on a communicator
+// that spans the world; between ranks of one machine, each copies it out of
+// root's memory), or else along a binomial tree from root, pipelined in
+// 512 KiB segments. Numbers travel as raw little-endian bytes, other
+// element types with encoding/gob.
 //
 // Every rank returns an error wrapping mpi.ErrRank if root is out of range
 // on any rank, ErrMismatch if the ranks pass different roots or element
@@ -102,7 +105,8 @@ func firstOf(own []byte, kids [][]byte) []byte {
 }
 
 // bcastLarge is the second phase of a large Bcast of n wire bytes: a
-// binomial tree, pipelined in segments, every receive posted at once.
+// fanned-out publish, or a binomial tree pipelined in segments with every
+// receive posted at once. Numbers are received straight into the result.
 func bcastLarge[T any](x *call, root int, data []T, n int) ([]T, error) {
 	elem := x.elem
 	var out []T

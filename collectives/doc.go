@@ -54,18 +54,28 @@
 // messages is what small calls cost; for large ones, the bytes each rank
 // moves. Measured with 8 ranks on 2 cores, a barrier as a star around rank
 // 0 takes half the time of a dissemination barrier, a quarter at 32 ranks.
+// On a communicator that spans the world (mpi.Comm.Multicast), one publish
+// reaches every rank: the server fans it out, so data that every rank needs
+// enters the bus once. Between ranks of one machine, mpi copies large
+// messages straight out of the sender's memory, and the bulk phases receive
+// straight into the result.
 //
-//	Barrier              star (2 hops)
-//	Bcast                up to 60 KiB: with the check; larger: pipelined
-//	                     binomial tree from the root (512 KiB segments)
+//	Barrier              star (2 hops); the answer is one fanned-out publish
+//	Bcast                up to 60 KiB: with the check; larger: one
+//	                     fanned-out publish from the root, or (on a part of
+//	                     the world) a pipelined binomial tree (512 KiB segments)
 //	Scatter, Scatterv    up to 60 KiB: with the check; larger: root to each
 //	Gather               contributions up to 16 KiB: with the check; larger:
 //	                     straight to the root
 //	Allgather            up to 16 KiB per rank, 256 KiB in all: with the
-//	                     check; larger: Bruck, ceil(log2 n) rounds
+//	                     check; larger: each rank's data in one fanned-out
+//	                     publish, or Bruck (ceil(log2 n) rounds)
 //	Reduce, Allreduce    up to 60 KiB: combined in rank order up the tree;
-//	                     larger: ring reduce-scatter, then ring allgather
-//	                     or gather of the reduced blocks to the root
+//	                     larger: reduce-scatter (recursive halving for a
+//	                     power-of-two size up to 4 MiB, else a ring), then
+//	                     each rank publishes its reduced block once (or a
+//	                     ring, or recursive doubling, allgather), or the
+//	                     blocks are gathered to the root
 //	Alltoall             up to 16 KiB per rank: with the check; larger:
 //	                     pairwise exchange, all at once
 //	Scan, Exscan         up to 16 KiB: with the check; larger: Hillis-Steele
