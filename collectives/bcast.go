@@ -109,58 +109,61 @@ func firstOf(own []byte, kids [][]byte) []byte {
 // receive posted at once. Numbers are received straight into the result.
 func bcastLarge[T any](x *call, root int, data []T, n int) ([]T, error) {
 	elem := x.elem
-	var out []T
-	var buf []byte
-	switch {
-	case x.rank == root:
+	if x.rank == root {
 		enc, err := encode(elem, data) // no copy for numbers on little-endian hosts
 		if err != nil {
 			return nil, opError(x.k, err)
 		}
-		buf = enc
-	case elem.raw && n%elem.size == 0:
-		out = make([]T, n/elem.size) // received into straight
+		if !x.c.Multicast() {
+			err = x.treeBcast(root, enc)
+		} else if err = x.c.SendAll(x.ctx, x.tag(phaseData), enc); err != nil {
+			err = opError(x.k, err)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return clone(data), nil
+	}
+	if x.c.Multicast() {
+		// One publish from root, fanned out by the bus; the message's own
+		// memory is the result when it can be.
+		p, err := x.recv(root)
+		if err == nil && len(p) != n {
+			err = fmt.Errorf("collectives: Bcast: %d bytes from rank %d, want %d", len(p), root, n)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if v, ok := viewRaw[T](elem, p); ok {
+			return v, nil
+		}
+		return decodeResult[T](x, p)
+	}
+	var out []T
+	var buf []byte
+	if elem.raw && n%elem.size == 0 {
+		out = make([]T, n/elem.size) // the tree's segments land in it straight
 		buf = rawBytes(out)
-	default:
+	} else {
 		buf = make([]byte, n)
 	}
-	var err error
-	if x.c.Multicast() {
-		err = x.fanBcast(root, buf)
-	} else {
-		err = x.treeBcast(root, buf)
-	}
-	switch {
-	case err != nil:
+	if err := x.treeBcast(root, buf); err != nil {
 		return nil, err
-	case x.rank == root:
-		return clone(data), nil
-	case out != nil:
+	}
+	if out != nil {
 		fromWire(elem, buf)
 		return out, nil
 	}
-	if out, err = decode[T](elem, buf); err != nil {
+	return decodeResult[T](x, buf)
+}
+
+// decodeResult decodes the wire form b of a result.
+func decodeResult[T any](x *call, b []byte) ([]T, error) {
+	out, err := decode[T](x.elem, b)
+	if err != nil {
 		return nil, opError(x.k, fmt.Errorf("%w: %v", ErrEncode, err))
 	}
 	return out, nil
-}
-
-// fanBcast moves buf from root to every rank with one publish that the bus
-// fans out (on one machine, every rank copies it out of root's memory).
-func (x *call) fanBcast(root int, buf []byte) error {
-	var err error
-	if x.rank == root {
-		err = x.c.SendAll(x.ctx, x.tag(phaseData), buf)
-	} else {
-		var st mpi.Status
-		if st, err = x.c.RecvInto(x.ctx, root, x.tag(phaseData), buf); err == nil && st.Count != len(buf) {
-			err = fmt.Errorf("%d bytes from rank %d, want %d", st.Count, root, len(buf))
-		}
-	}
-	if err != nil {
-		return opError(x.k, err)
-	}
-	return nil
 }
 
 // treeBcast moves buf from root to every rank along the binomial tree, in

@@ -127,3 +127,17 @@ func fromWire(in *elemInfo, b []byte) {
 		swapWords(b, in.word)
 	}
 }
+
+// viewRaw returns b as raw elements without a copy, when the host is
+// little-endian, b holds whole elements and is aligned for them; ok is false
+// otherwise, and the caller decodes. b must be memory nothing else uses.
+func viewRaw[T any](in *elemInfo, b []byte) (xs []T, ok bool) {
+	var zero T
+	if !in.raw || !littleEndian || len(b)%in.size != 0 || uintptr(unsafe.Pointer(unsafe.SliceData(b)))%unsafe.Alignof(zero) != 0 {
+		return nil, false
+	}
+	if len(b) == 0 {
+		return []T{}, true
+	}
+	return unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(b))), len(b)/in.size), true
+}

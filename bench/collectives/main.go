@@ -6,6 +6,7 @@
 //	gorun -n 8 ./bench/collectives -op allreduce -count 1000000
 //	gorun -n 8 ./bench/collectives -op bcast -bytes 8388608
 //	gorun -n 8 ./bench/collectives -op barrier
+//	gorun -n 8 ./bench/collectives -op bcast -single-copy=false -multicast=false
 //
 // The last line is machine-readable:
 //
@@ -34,13 +35,15 @@ func main() {
 	iters := flag.Int("iters", 100, "timed calls")
 	warmup := flag.Int("warmup", 3, "untimed calls first")
 	profile := flag.String("cpuprofile", "", "write rank 0's CPU profile of the timed calls to this file")
+	singleCopy := flag.Bool("single-copy", true, "let ranks of one machine copy large messages out of each other's memory (mpi.WithSingleCopy)")
+	multicast := flag.Bool("multicast", true, "let the bus fan one publish out to every rank (mpi.WithMulticast)")
 	flag.Parse()
 	if *iters < 1 || *warmup < 0 || *bytes < 0 || *count < 0 {
 		fmt.Fprintln(os.Stderr, "collectives: -iters must be at least 1, and -warmup, -bytes, -count not negative")
 		os.Exit(2)
 	}
 	ctx := context.Background()
-	world, err := mpi.Init(ctx)
+	world, err := mpi.Init(ctx, mpi.WithSingleCopy(*singleCopy), mpi.WithMulticast(*multicast))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "collectives:", err)
 		os.Exit(1)
