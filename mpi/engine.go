@@ -792,7 +792,9 @@ func (e *engine) failAll(err error) {
 		e.finish(r, err)
 	}
 	for _, r := range e.recvs {
-		e.finish(r, err)
+		if !r.copying { // a copy still writing into r's buffer ends it itself
+			e.finish(r, err)
+		}
 	}
 	clear(e.sends)
 	clear(e.recvs)

@@ -146,8 +146,10 @@ func (e *engine) copyOut(r *Request, key xferKey) {
 	err := e.read(r.pull.pid, r.pull.addr, buf)
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	r.copying = false
 	if e.err != nil {
-		return // failAll has ended r
+		e.finish(r, e.err) // failAll leaves a receive that is copying to end here
+		return
 	}
 	delete(e.recvs, key)
 	var failed uint64
