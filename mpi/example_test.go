@@ -271,3 +271,34 @@ func ExampleComm_IrecvInto() {
 	})
 	// Output: true
 }
+
+func ExampleAsBytes() {
+	xs := []int32{1, -1}
+	b := mpi.AsBytes(xs) // raw little-endian bytes, as they travel
+	fmt.Println(b)
+	ys, err := mpi.FromBytes[int32](b)
+	fmt.Println(ys, err)
+	// Output:
+	// [1 0 0 0 255 255 255 255]
+	// [1 -1] <nil>
+}
+
+func ExampleWithSingleCopy() {
+	// Every byte through the bus, even between ranks of one machine; and
+	// SendAll as one send per rank rather than one fanned-out publish.
+	opts := []mpi.Option{mpi.WithSingleCopy(false), mpi.WithMulticast(false), mpi.WithBuffers(16<<20, 8<<20)}
+	mpitest.World(context.Background(), 3, func(ctx context.Context, c *mpi.Comm) error {
+		if c.Rank() == 0 {
+			fmt.Println(c.Multicast())
+			return c.SendAll(ctx, 0, make([]byte, 1<<20))
+		}
+		_, st, err := c.Recv(ctx, 0, 0)
+		if c.Rank() == 1 {
+			fmt.Println(st.Count)
+		}
+		return err
+	}, opts...)
+	// Output:
+	// false
+	// 1048576
+}
