@@ -251,7 +251,17 @@ func (r *reducer[T]) owned(rank int) int { return ownedBlock(rank, r.x.size, r.h
 // each step a rank passes on the block it has just combined (its own data,
 // first) and receives the left neighbour's partial block straight into acc,
 // where it adds its own data to it.
-func (r *reducer[T]) ringReduceScatter() error {
+func (r *reducer[T]) ringReduceScatter() error { return r.ring(ringReduceScatter, true) }
+
+// ringAllgather passes the reduced blocks around the ring, each received
+// straight into its place in acc.
+func (r *reducer[T]) ringAllgather() error { return r.ring(ringAllgather, false) }
+
+// ring runs the n-1 steps of a ring: at step i, this rank sends block send
+// of acc to the right and receives block recv from the left, where step
+// names them. With reduce, the first block sent is this rank's data, and
+// this rank's data is combined into each block received.
+func (r *reducer[T]) ring(step func(rank, n, i int) (send, recv int), reduce bool) error {
 	x := r.x
 	n := x.size
 	o := offsets(blockCounts(len(r.acc), n))
@@ -260,7 +270,7 @@ func (r *reducer[T]) ringReduceScatter() error {
 	// that the left neighbour's data flows as soon as it is sent.
 	recvs := make([]*mpi.Request, n-1)
 	for i := range recvs {
-		_, rb := ringReduceScatter(x.rank, n, i)
+		_, rb := step(x.rank, n, i)
 		recvs[i] = x.c.IrecvInto(left, x.tag(phaseData), rawBytes(r.block(o, rb)))
 	}
 	cancel := func(from int) {
@@ -269,9 +279,9 @@ func (r *reducer[T]) ringReduceScatter() error {
 		}
 	}
 	for i := 0; i < n-1; i++ {
-		sb, rb := ringReduceScatter(x.rank, n, i)
+		sb, rb := step(x.rank, n, i)
 		out := r.block(o, sb)
-		if i == 0 {
+		if reduce && i == 0 {
 			out = r.data[o[sb]:o[sb+1]]
 		}
 		req := x.send(right, mpi.AsBytes(out))
@@ -280,38 +290,11 @@ func (r *reducer[T]) ringReduceScatter() error {
 			cancel(i + 1)
 			return err
 		}
-		r.op(r.block(o, rb), r.data[o[rb]:o[rb+1]])
+		if reduce {
+			r.op(r.block(o, rb), r.data[o[rb]:o[rb+1]])
+		}
 		if err := x.waitAll([]*mpi.Request{req}); err != nil {
 			cancel(i + 1)
-			return err
-		}
-	}
-	return nil
-}
-
-// ringAllgather passes the reduced blocks around the ring, each received
-// straight into its place in acc.
-func (r *reducer[T]) ringAllgather() error {
-	x := r.x
-	n := x.size
-	o := offsets(blockCounts(len(r.acc), n))
-	right, left := mod(x.rank+1, n), mod(x.rank-1, n)
-	recvs := make([]*mpi.Request, n-1)
-	for i := range recvs {
-		_, rb := ringAllgather(x.rank, n, i)
-		recvs[i] = x.c.IrecvInto(left, x.tag(phaseData), rawBytes(r.block(o, rb)))
-	}
-	for i := 0; i < n-1; i++ {
-		sb, rb := ringAllgather(x.rank, n, i)
-		req := x.send(right, mpi.AsBytes(r.block(o, sb)))
-		if err := r.landed(recvs[i], left, o, rb); err != nil {
-			req.Cancel()
-			for _, q := range recvs[i+1:] {
-				q.Cancel()
-			}
-			return err
-		}
-		if err := x.waitAll([]*mpi.Request{req}); err != nil {
 			return err
 		}
 	}
