@@ -5,43 +5,23 @@ package examples_test
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorun-hpc/gorun/internal/testbin"
 )
 
 var bin struct{ gorun, sum, pi string }
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "gorun-examples-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bin.gorun = filepath.Join(dir, "gorun")
-	bin.sum = filepath.Join(dir, "sum")
-	bin.pi = filepath.Join(dir, "pi")
-	for _, b := range []struct{ out, pkg string }{
-		{bin.gorun, "../cmd/gorun"},
-		{bin.sum, "./sum"},
-		{bin.pi, "./pi"},
-	} {
-		cmd := exec.Command("go", "build", "-o", b.out, b.pkg)
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			fmt.Fprintf(os.Stderr, "building %s: %v\n", b.pkg, err)
-			os.RemoveAll(dir)
-			os.Exit(1)
-		}
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	testbin.Main(m, "gorun-examples-",
+		testbin.Prog{Out: &bin.gorun, Pkg: "../cmd/gorun"},
+		testbin.Prog{Out: &bin.sum, Pkg: "./sum"},
+		testbin.Prog{Out: &bin.pi, Pkg: "./pi"})
 }
 
 // gorun runs a job and returns its stdout; it fails t if the job fails.

@@ -11,13 +11,14 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gorun-hpc/gorun/internal/testbin"
 )
 
 // Binaries built once for every test.
@@ -26,30 +27,10 @@ var bin struct {
 }
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "gorun-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bin.gorun = filepath.Join(dir, "gorun")
-	bin.rankprog = filepath.Join(dir, "rankprog")
-	bin.hello = filepath.Join(dir, "hello")
-	for _, b := range []struct{ out, pkg string }{
-		{bin.gorun, "."},
-		{bin.rankprog, "./testdata/rankprog"},
-		{bin.hello, "../../examples/hello"},
-	} {
-		cmd := exec.Command("go", "build", "-o", b.out, b.pkg)
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			fmt.Fprintf(os.Stderr, "building %s: %v\n", b.pkg, err)
-			os.RemoveAll(dir)
-			os.Exit(1)
-		}
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	testbin.Main(m, "gorun-e2e-",
+		testbin.Prog{Out: &bin.gorun, Pkg: "."},
+		testbin.Prog{Out: &bin.rankprog, Pkg: "./testdata/rankprog"},
+		testbin.Prog{Out: &bin.hello, Pkg: "../../examples/hello"})
 }
 
 // job is a gorun process under test.

@@ -1,0 +1,48 @@
+// Package testbin builds, once per test binary, the programs that
+// end-to-end tests run as real processes (gorun itself, examples, test
+// programs).
+package testbin
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// Prog is a program to build: the package path (relative to the test's
+// directory) and where to store the executable's path.
+type Prog struct {
+	Out *string
+	Pkg string
+}
+
+// Main is a TestMain: it builds progs with go build into a fresh temporary
+// directory named after prefix, runs the tests, removes the directory and
+// exits with the tests' status. A build failure is printed as the compiler
+// printed it, and exits 1 without running any test.
+func Main(m *testing.M, prefix string, progs ...Prog) {
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	for _, p := range progs {
+		abs, err := filepath.Abs(p.Pkg)
+		if err != nil {
+			abs = p.Pkg
+		}
+		*p.Out = filepath.Join(dir, filepath.Base(abs)) // "." in cmd/gorun: gorun
+		cmd := exec.Command("go", "build", "-o", *p.Out, p.Pkg)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintf(os.Stderr, "building %s: %v\n", p.Pkg, err)
+			os.RemoveAll(dir)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
