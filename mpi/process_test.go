@@ -38,7 +38,7 @@ var processCases = map[string]func(ctx context.Context, c *mpi.Comm) error{
 	},
 	"singlecopy": func(ctx context.Context, c *mpi.Comm) error {
 		err := exchangeLarge(ctx, c)
-		fmt.Printf("single copies: %d\n", childCopies.Load())
+		fmt.Printf("single copies: %d, refused: %d\n", childCopies.Load(), childRefused.Load())
 		return err
 	},
 	"floodsmall": func(ctx context.Context, c *mpi.Comm) error {
@@ -67,7 +67,7 @@ func runChild(name string) int {
 	case "floodsmall":
 		opts = append(opts, mpi.WithBuffers(16<<20, 32<<20))
 	case "singlecopy":
-		opts = append(opts, counting(&childCopies))
+		opts = append(opts, countingProbes(&childCopies, &childRefused))
 	}
 	c, err := mpi.Init(ctx, opts...)
 	if err != nil {
@@ -162,21 +162,30 @@ func runProcesses(t *testing.T, n int, name string) string {
 	return out.String()
 }
 
-// childCopies counts a child's single copies.
-var childCopies atomic.Int64
+// childCopies counts a child's single copies, childRefused the reads of
+// another process's memory that the system refused it.
+var childCopies, childRefused atomic.Int64
 
 // TestProcessSingleCopy: between real processes, large messages are copied
 // out of the sender's memory, one copy per receiver and message, and arrive
-// intact.
+// intact. Where the system forbids a rank to read another's memory (Yama's
+// ptrace_scope, say), they arrive intact through the bus instead.
 func TestProcessSingleCopy(t *testing.T) {
 	out := runProcesses(t, 4, "singlecopy")
-	total := 0
-	for _, m := range regexp.MustCompile(`single copies: (\d+)`).FindAllStringSubmatch(out, -1) {
-		n, _ := strconv.Atoi(m[1])
-		total += n
+	copies, refused := 0, 0
+	for _, m := range regexp.MustCompile(`single copies: (\d+), refused: (\d+)`).FindAllStringSubmatch(out, -1) {
+		c, _ := strconv.Atoi(m[1])
+		r, _ := strconv.Atoi(m[2])
+		copies += c
+		refused += r
 	}
-	if total != 4+3 {
-		t.Errorf("%d single copies in all, want 7 (the ring, and the SendAll at three ranks); output:\n%s", total, out)
+	want := 4 + 3 // the ring, and the SendAll at three ranks
+	if refused > 0 {
+		t.Logf("the system refused %d reads between processes: messages went through the bus", refused)
+		want = 0
+	}
+	if copies != want {
+		t.Errorf("%d single copies in all, want %d; output:\n%s", copies, want, out)
 	}
 }
 

@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/google/uuid"
 
@@ -49,12 +51,32 @@ func exchangeLarge(ctx context.Context, c *mpi.Comm) error {
 // counting returns a read hook that counts single copies (probes of one
 // byte apart) and does them for real.
 func counting(copies *atomic.Int64) mpi.Option {
+	return countingProbes(copies, nil)
+}
+
+// countingProbes is counting that also counts the probes the system
+// refused.
+func countingProbes(copies, refused *atomic.Int64) mpi.Option {
 	return mpi.WithReadHook(func(pid int, addr uint64, buf []byte) error {
-		if len(buf) > 1 {
+		err := mpi.ReadRemote(pid, addr, buf)
+		switch {
+		case len(buf) > 1:
 			copies.Add(1)
+		case err != nil && refused != nil:
+			refused.Add(1)
 		}
-		return mpi.ReadRemote(pid, addr, buf)
+		return err
 	})
+}
+
+// selfReadable reports whether this system lets a process use
+// process_vm_readv at all (a seccomp filter may forbid it): then goroutine
+// ranks of one process copy large messages from each other.
+func selfReadable() bool {
+	var src, dst [8]byte
+	src[0] = 42
+	err := mpi.ReadRemote(os.Getpid(), uint64(uintptr(unsafe.Pointer(&src[0]))), dst[:])
+	return err == nil && dst[0] == 42
 }
 
 // TestSingleCopy: large messages between ranks of one machine are copied
@@ -67,8 +89,10 @@ func TestSingleCopy(t *testing.T) {
 			var copies atomic.Int64
 			mpitest.Run(t, 4, exchangeLarge, counting(&copies), mpi.WithSingleCopy(on))
 			want := int64(0)
-			if on {
+			if on && selfReadable() {
 				want = 4 + 3 // the ring, and the SendAll at three ranks
+			} else if on {
+				t.Log("this system forbids process_vm_readv: every message goes through the bus")
 			}
 			if got := copies.Load(); got != want {
 				t.Errorf("%d single copies, want %d", got, want)
@@ -138,8 +162,12 @@ func TestSingleCopyMixed(t *testing.T) {
 		}
 		return []mpi.Option{counting(&copies)}
 	}, exchangeLarge)
-	if got := copies.Load(); got != 3+2 {
-		t.Errorf("%d single copies, want 5 (three of the ring, two of the SendAll)", got)
+	want := int64(3 + 2) // three of the ring, two of the SendAll
+	if !selfReadable() {
+		want = 0
+	}
+	if got := copies.Load(); got != want {
+		t.Errorf("%d single copies, want %d", got, want)
 	}
 }
 
@@ -147,6 +175,9 @@ func TestSingleCopyMixed(t *testing.T) {
 // sender's memory went away) fails the receive and the send, with errors
 // that say so, and nothing hangs.
 func TestSingleCopyFails(t *testing.T) {
+	if !selfReadable() {
+		t.Skip("this system forbids process_vm_readv, so no single copy starts, nor fails")
+	}
 	broken := mpi.WithReadHook(func(pid int, addr uint64, buf []byte) error {
 		if len(buf) == 1 {
 			return mpi.ReadRemote(pid, addr, buf)
