@@ -32,8 +32,8 @@ func TestMain(m *testing.M) {
 }
 
 // build builds gorun and this program once, the first time a benchmark
-// needs them.
-func build(b *testing.B) {
+// or test needs them.
+func build(b testing.TB) {
 	buildOnce.Do(func() {
 		if bin.dir, buildErr = os.MkdirTemp("", "gorun-bench-"); buildErr != nil {
 			return
@@ -75,6 +75,38 @@ func job(b *testing.B, n int, args ...string) {
 }
 
 var ranks = []int{2, 4, 8}
+
+// TestResults runs each operation of the program under the real gorun, on
+// an odd and a power-of-two number of ranks, with sizes that take the bulk
+// paths (fan-out, single copies, and with -single-copy=false chunks through
+// the bus) and are not multiples of the element size or rank count; the
+// program checks the result of its last call and exits non-zero if it is
+// wrong.
+func TestResults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test; skipped with -short")
+	}
+	build(t)
+	ops := [][]string{
+		{"-op", "bcast", "-bytes", "9000001"},
+		{"-op", "allreduce", "-count", "1000003"},
+		{"-op", "reduce", "-count", "700001"},
+		{"-op", "allgather", "-bytes", "300001"},
+		{"-op", "alltoall", "-bytes", "3000000"},
+		{"-op", "barrier"},
+	}
+	for _, n := range []int{3, 4} {
+		for _, single := range []string{"true", "false"} {
+			for _, op := range ops {
+				args := append([]string{"-n", strconv.Itoa(n), bin.prog, "-iters", "2", "-warmup", "1", "-single-copy=" + single}, op...)
+				out, err := exec.Command(bin.gorun, args...).CombinedOutput()
+				if err != nil || !result.Match(out) {
+					t.Errorf("gorun %v: %v\n%s", args, err, out)
+				}
+			}
+		}
+	}
+}
 
 // BenchmarkBarrier: Open MPI takes 13 us at n=8 on this kind of machine
 // (2 cores), MPICH (busy-polling, oversubscribed) 36 ms.
