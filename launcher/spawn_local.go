@@ -34,7 +34,8 @@ func newLocalSpawner() *localSpawner {
 
 func (s *localSpawner) start(ctx context.Context, spec *spawnSpec, exits chan<- rankExit) {
 	base := append(inheritedEnv(), spec.Env...)
-	base = append(base, shareCPUs(base, len(spec.Procs), runtime.NumCPU())...)
+	// gorun's own GOMAXPROCS: the cores it may use, cgroup limits included.
+	base = append(base, shareCPUs(base, len(spec.Procs), runtime.GOMAXPROCS(0))...)
 	size := len(spec.Plan.Procs)
 	for i, p := range spec.Procs {
 		if ctx.Err() != nil {

@@ -107,16 +107,22 @@ func TestEnvContract(t *testing.T) {
 // cores/ranks (at least 1), unless the user sets GOMAXPROCS, in gorun's
 // environment or with -x.
 func TestGOMAXPROCSShared(t *testing.T) {
-	cpus := runtime.NumCPU()
 	t.Setenv("GOMAXPROCS", "") // restored at the end
 	os.Unsetenv("GOMAXPROCS")
+	// A single rank gets every core gorun may use (cgroup limits included).
+	code, out, stderr := runJob(t, time.Minute, "-n", "1", bin.rankprog, "env")
+	cpus := 0
+	if got := withPrefix(out, "gomaxprocs "); code != 0 || len(got) != 1 {
+		t.Fatalf("gorun -n 1: exit %d, %q; stderr:\n%s", code, got, stderr)
+	} else if _, err := fmt.Sscanf(got[0], "gomaxprocs %d", &cpus); err != nil || cpus < 1 || cpus > runtime.NumCPU() {
+		t.Fatalf("gorun -n 1: %q: want 1 to %d", got[0], runtime.NumCPU())
+	}
 	for _, tc := range []struct {
 		n    int
 		args []string
 		env  string
 		want int
 	}{
-		{n: 1, want: cpus},
 		{n: 4, want: max(1, cpus/4)},
 		{n: 2 * cpus, want: 1},
 		{n: 4, args: []string{"-x", "GOMAXPROCS=3"}, want: 3},
