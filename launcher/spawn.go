@@ -126,3 +126,17 @@ func shareCPUs(env []string, ranks, cpus int) []string {
 	}
 	return []string{"GOMAXPROCS=" + strconv.Itoa(max(1, cpus/max(1, ranks)))}
 }
+
+// outputPipes makes the two pipes that carry a rank's stdout and stderr to
+// gorun.
+func outputPipes() (outR, outW, errR, errW *os.File, err error) {
+	if outR, outW, err = os.Pipe(); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	if errR, errW, err = os.Pipe(); err != nil {
+		outR.Close()
+		outW.Close()
+		return nil, nil, nil, nil, err
+	}
+	return outR, outW, errR, errW, nil
+}

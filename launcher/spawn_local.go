@@ -60,14 +60,8 @@ func notStarted(procs []Proc, host string, exits chan<- rankExit) {
 
 // startRank starts one rank, its output forwarding and its reaper.
 func (s *localSpawner) startRank(spec *spawnSpec, p Proc, env []string, exits chan<- rankExit) error {
-	outR, outW, err := os.Pipe()
+	outR, outW, errR, errW, err := outputPipes()
 	if err != nil {
-		return err
-	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		outR.Close()
-		outW.Close()
 		return err
 	}
 	cmd := &exec.Cmd{

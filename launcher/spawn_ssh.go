@@ -144,14 +144,8 @@ func (s *sshSpawner) startRank(spec *spawnSpec, p Proc, exits chan<- rankExit) e
 	if err != nil {
 		return err
 	}
-	outR, outW, err := os.Pipe()
+	outR, outW, errR, errW, err := outputPipes()
 	if err != nil {
-		return err
-	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		outR.Close()
-		outW.Close()
 		return err
 	}
 	cmd.Stdout, cmd.Stderr = outW, errW
