@@ -101,7 +101,9 @@
 // carries the offer; the receiver, if it can read that peer (it tries one
 // byte the first time; Yama's ptrace_scope, for one, may forbid it),
 // answers pull instead of granting; the sender answers go, from which point
-// the send can no longer be withdrawn; the receiver copies and answers done
+// the send can no longer be withdrawn (a blocking send whose ctx ends waits
+// up to 2 s more for the copy, then gives the receiver up for dead); the
+// receiver copies and answers done
 // (n = 1 if the copy failed, which fails both ends), and the send
 // completes. A receiver that cannot read the sender grants chunks instead.
 // A receive into a buffer too small for the message (RecvInto) answers

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Request is a non-blocking send or receive in progress, as returned by
@@ -115,12 +116,27 @@ func (r *Request) finishWait(ctx context.Context, op string) (Status, error) {
 		if r.e.cancel(r, cerr, true) {
 			return Status{}, cerr
 		}
-		// It completed meanwhile: report how.
+		// It completed meanwhile, or a single copy is under way, which
+		// takes milliseconds: wait for it. A send waits a bounded time, as
+		// the receiver copying it may have died and never answer.
+		if r.send {
+			t := time.NewTimer(copyGrace)
+			defer t.Stop()
+			select {
+			case <-r.done:
+			case <-t.C:
+				r.e.giveUp(r, cerr)
+			}
+		}
 		<-r.done
 		return r.status, r.err
 	}
 	return st, err
 }
+
+// copyGrace is how long a blocking send whose ctx has ended waits for a
+// receiver that is copying it out of this rank's memory.
+const copyGrace = 2 * time.Second
 
 // WaitAll waits for every request. It returns nil when all succeeded, or the
 // errors of those that failed, joined. When ctx ends first it returns an

@@ -188,3 +188,15 @@ func (e *engine) onDone(h header) {
 	delete(e.sends, r.id)
 	e.finish(r, r.err)
 }
+
+// giveUp ends send r with err although receivers may still be copying it:
+// they have not answered for copyGrace, and are taken for dead. A late
+// answer finds nothing.
+func (e *engine) giveUp(r *Request, err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !r.finished {
+		delete(e.sends, r.id)
+		e.finish(r, err)
+	}
+}

@@ -208,3 +208,39 @@ func TestSingleCopyFails(t *testing.T) {
 		return nil
 	}, broken)
 }
+
+// TestSingleCopyReceiverGone: a blocking send whose receiver started to
+// copy it and never answers (it died, say) still returns soon after its
+// ctx ends, and so does the receive.
+func TestSingleCopyReceiverGone(t *testing.T) {
+	if !selfReadable() {
+		t.Skip("this system forbids process_vm_readv, so no single copy starts")
+	}
+	release := make(chan struct{})
+	defer close(release)
+	hung := mpi.WithReadHook(func(pid int, addr uint64, buf []byte) error {
+		if len(buf) == 1 {
+			return mpi.ReadRemote(pid, addr, buf)
+		}
+		<-release // the copy never ends while the test runs
+		return syscall.EFAULT
+	})
+	mpitest.Run(t, 2, func(ctx context.Context, c *mpi.Comm) error {
+		wctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		var err error
+		if c.Rank() == 0 {
+			err = c.Send(wctx, 1, 0, make([]byte, 1<<20))
+		} else {
+			_, _, err = c.Recv(wctx, 0, 0)
+		}
+		if !errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("got %v, want DeadlineExceeded", err)
+		}
+		if d := time.Since(start); d > 10*time.Second {
+			return fmt.Errorf("returned after %v", d)
+		}
+		return nil
+	}, hung)
+}
