@@ -73,11 +73,15 @@ func countingProbes(copies, refused *atomic.Int64) mpi.Option {
 // process_vm_readv at all (a seccomp filter may forbid it): then goroutine
 // ranks of one process copy large messages from each other.
 func selfReadable() bool {
-	var src, dst [8]byte
-	src[0] = 42
-	err := mpi.ReadRemote(os.Getpid(), uint64(uintptr(unsafe.Pointer(&src[0]))), dst[:])
+	var dst [8]byte
+	err := mpi.ReadRemote(os.Getpid(), uint64(uintptr(unsafe.Pointer(&probeSource[0]))), dst[:])
 	return err == nil && dst[0] == 42
 }
+
+// probeSource is what selfReadable reads: a package variable, since a
+// goroutine's stack (and a local array on it) may move once its address is
+// a mere number.
+var probeSource = [8]byte{42}
 
 // TestSingleCopy: large messages between ranks of one machine are copied
 // straight out of the sender's memory (one copy per receiver and message),
