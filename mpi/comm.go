@@ -11,7 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gorun-hpc/gorun/mpi/internal/subject"
+	"github.com/gorun-hpc/gorun/internal/subject"
 )
 
 // AnySource and AnyTag match a message from any rank, with any tag, on
@@ -149,13 +149,17 @@ func (e *engine) close() error {
 // Abort ends the whole job with code: it tells every other rank (whose
 // blocked and later operations fail with an *AbortError wrapping ErrAborted;
 // under gorun they exit with code too), prints a line on stderr, and exits.
-// It does not return.
+// It does not return. An exit status is a byte and an aborted job must not
+// look successful, so a code outside [1, 255] is taken as 1.
 func (c *Comm) Abort(code int) {
+	if code < 1 || code > 255 {
+		code = 1
+	}
 	e := c.e
 	world := c.worldRank(c.rank)
 	fmt.Fprintf(os.Stderr, "mpi: rank %d aborted the job with code %d\n", world, code)
 	if e.nc != nil {
-		_ = e.nc.Publish(subject.Abort(e.job), abortPayload(world, code))
+		_ = e.nc.Publish(subject.Abort(e.job, world), abortPayload(world, code))
 		_ = e.nc.FlushTimeout(time.Second)
 	}
 	e.mu.Lock()

@@ -27,24 +27,51 @@
 //
 // Every subject of a job lives under gorun.v1.<job>, where <job> is the
 // job id (GORUN_JOB_ID, a uuid). The version token lets a future wire format
-// live beside this one. They are built in mpi/internal/subject only.
+// live beside this one. They are built in internal/subject only. Every
+// subject a rank publishes on names it as the sender in its last token, and
+// the servers gorun embeds let a rank publish only on those (each rank
+// connects with an nkey of its own, GORUN_NATS_CREDS, whose permissions are
+// subject.Permissions), so a receiver takes the sender from the subject:
 //
-//	gorun.v1.<job>.p2p.<rank>   every frame for one rank (one subscription per rank)
-//	gorun.v1.<job>.ctl.ready    start-up handshake, answered by rank 0
-//	gorun.v1.<job>.ctl.abort    Abort, heard by every rank
-//	gorun.v1.<job>.mc           frames for every rank but the sender (SendAll), when size > 2
+//	gorun.v1.<job>.p2p.<dst>.<src>    frames from src to dst (dst subscribes to p2p.<dst>.*)
+//	gorun.v1.<job>.ctl.ready.<src>    start-up request of src, answered by rank 0
+//	gorun.v1.<job>.ctl.reply.<rank>.> the rank's request replies (its inbox prefix)
+//	gorun.v1.<job>.ctl.abort.<src>    Abort, heard by every rank
+//	gorun.v1.<job>.mc.<src>           frames for every rank but src (SendAll), when size > 2
 //
 // # Start-up
 //
 // Each rank connects (reconnection off: a lost connection is a lost job),
 // subscribes to its inbox and the abort subject, and flushes, so the server
-// knows the subscriptions. Then every rank but 0 sends a request with its
-// rank and job size to the ready subject, retrying every 2 ms while nobody
-// answers (NATS's no-responders status); rank 0 subscribes, collects all
-// size-1 requests, and answers each: empty for success, or the reason the
-// job cannot start (ranks missing after the timeout, sizes that differ).
-// Init returns only after that answer, so no message is ever published to a
-// rank whose inbox is not subscribed (core NATS would drop it).
+// knows the subscriptions. Then every rank but 0 sends a request on its
+// ready subject, retrying every 2 ms while nobody answers (NATS's
+// no-responders status): its rank and job size (4 bytes each), the pid and
+// machine identity its single-copy offers will name (4 and 8 bytes; zero
+// when it makes none) and the eager credit it grants each peer (8 bytes).
+// Rank 0 subscribes, collects all size-1 requests, and answers each: a zero
+// byte and the table of every rank's pid, machine and credit (20 bytes
+// each), or a one byte and the reason the job cannot start (ranks missing
+// after the timeout, sizes that differ, a malformed request). Init returns
+// only after that answer, so no message is ever published to a rank whose
+// inbox is not subscribed (core NATS would drop it); a frame that arrives
+// before the answer waits for it.
+//
+// # Validation
+//
+// The bus is untrusted input. Every field of every frame is checked against
+// what the receiver knows before it is used: the sender (the subject's,
+// which the header and any token must repeat), kind, tag, the size an RTS
+// announces (1 byte to 256 TiB; a chunked receive allocates more than 256
+// MiB only as the bytes arrive), message ids, grants (increasing, within
+// the message), credit (never more than was spent; a sender never beyond
+// the credit it was granted), chunk offsets (in order, within the grant),
+// single-copy offers (only the pid and machine the sender announced at
+// start-up: a rank never reads a process that is not the sending rank) and
+// Abort codes (1 to 255). A frame that fails is a protocol error: every
+// blocked and later call fails with an error wrapping ErrProtocol that names
+// the subject and the field, and under gorun the rank says so and exits
+// with status 1. A frame whose subject names no rank of the job cannot come
+// from a job member; it is dropped and counted.
 //
 // # Frames
 //
@@ -144,7 +171,8 @@
 //
 // # Abort
 //
-// Abort publishes (rank, code) on the abort subject and exits with code.
+// Abort publishes (rank, code) on its abort subject and exits with code (a
+// code outside [1, 255] is taken as 1).
 // Every other rank fails its blocked and later calls with an *AbortError;
 // under gorun it also exits with code, so the whole job ends.
 package mpi

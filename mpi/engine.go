@@ -4,9 +4,12 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/gorun-hpc/gorun/internal/subject"
 )
 
 // engine is one rank's end of the job: its connection, its inbox, and the
@@ -21,9 +24,16 @@ type engine struct {
 	nc         *nats.Conn // nil for a singleton
 	sub        *nats.Subscription
 	abortSub   *nats.Subscription
-	inbox      []string // inbox subject of every world rank
-	mcast      string   // the job's multicast subject; "" when off
+	inbox      []string // subject of this rank's frames to every world rank
+	mcast      string   // this rank's multicast subject; "" when off
 	mcastSub   *nats.Subscription
+	inboxPfx   string        // what the subjects of this rank's inbox start with; the sender follows
+	mcastPfx   string        // what every multicast subject starts with
+	abortPfx   string        // what every abort subject starts with
+	peerInfo   []hello       // what each rank announced at start-up (pid, host, the credit it grants)
+	drops      atomic.Int64  // frames dropped because no job member can have sent them
+	started    chan struct{} // closed once peerInfo is known (or Init failed): frames wait for it
+	startOnce  sync.Once
 	chunk      int                                          // payload bytes of one rendezvous chunk
 	pid        int                                          // this process, for single-copy offers
 	host       uint64                                       // hostIdentity, or 0 when single-copy transfers are off
@@ -54,6 +64,7 @@ type peer struct {
 	credit   int64      // eager bytes this rank may still send to the peer
 	queue    []*Request // sends to the peer waiting for credit, in order
 	consumed int64      // eager bytes from the peer received but not yet credited back
+	held     int64      // eager bytes from the peer received and not yet credited back (consumed or not)
 }
 
 type xferKey struct {
@@ -92,6 +103,16 @@ func (v *envelope) cost() int64 {
 	return int64(len(v.data)) + frameCost
 }
 
+// maxMessage bounds the size an RTS may announce: 256 TiB, more than any
+// slice a Go process can hold. A larger size is a protocol error.
+const maxMessage = 1 << 48
+
+// bigAlloc is the largest buffer a chunked receive allocates at once, on the
+// size its RTS announced; the buffer of a larger message grows with the
+// bytes that really arrive, so that a forged size cannot make a rank
+// allocate what no sender sends.
+const bigAlloc = 256 << 20
+
 func newEngine(o Options) *engine {
 	e := &engine{
 		opts:     o,
@@ -103,6 +124,7 @@ func newEngine(o Options) *engine {
 		sends:    make(map[uint64]*Request),
 		recvs:    make(map[xferKey]*Request),
 		arrived:  make(chan struct{}),
+		started:  make(chan struct{}),
 		readable: make([]uint8, o.Size),
 		read:     readRemote,
 	}
@@ -136,6 +158,10 @@ func (e *engine) setLimits(maxPayload int) {
 	}
 	for i := range e.peers {
 		e.peers[i].credit = e.credit
+	}
+	e.peerInfo = make([]hello, e.size)
+	for i := range e.peerInfo {
+		e.peerInfo[i] = hello{credit: e.credit}
 	}
 	limit := e.opts.EagerLimit
 	e.bufPool.New = func() any { b := make([]byte, hdrLen+limit); return &b }
@@ -347,11 +373,12 @@ func (e *engine) publishEager(subj string, comm uint64, tag int, data []byte) {
 	}
 }
 
-func (e *engine) onCredit(h header) {
-	if h.src < 0 || h.src >= e.size {
+func (e *engine) onCredit(subj string, h header) {
+	p := &e.peers[h.src]
+	if h.n == 0 || h.n > uint64(e.peerInfo[h.src].credit-p.credit) {
+		e.violation(subj, "n", "a credit of %d bytes; at most %d were spent", h.n, e.peerInfo[h.src].credit-p.credit)
 		return
 	}
-	p := &e.peers[h.src]
 	p.credit += int64(h.n)
 	for len(p.queue) > 0 && e.err == nil {
 		r := p.queue[0]
@@ -375,14 +402,30 @@ func (e *engine) onCredit(h header) {
 }
 
 // onCTS streams the granted part of a rendezvous send.
-func (e *engine) onCTS(h header) {
+func (e *engine) onCTS(subj string, h header) {
 	r := e.sends[h.id]
-	if r == nil || h.src < 0 || h.src >= e.size || (!r.mcast && r.peer != h.src) {
+	if r == nil {
 		return // withdrawn
 	}
-	upto := min(int(h.n), len(r.data))
+	if !r.mcast && r.peer != h.src {
+		e.violation(subj, "id", "a grant for message %d, which this rank sent to rank %d", h.id, r.peer)
+		return
+	}
+	prev := r.off
 	if r.mcast {
-		r.grants[h.src] = max(r.grants[h.src], upto)
+		prev = r.grants[h.src]
+		if r.pulled[h.src] != pullNone {
+			e.violation(subj, "kind", "a grant for message %d, which the rank copies itself", h.id)
+			return
+		}
+	}
+	if h.n <= uint64(prev) || h.n > uint64(len(r.data)) {
+		e.violation(subj, "n", "a grant up to byte %d of message %d, of %d bytes, already granted up to %d", h.n, h.id, len(r.data), prev)
+		return
+	}
+	upto := int(h.n)
+	if r.mcast {
+		r.grants[h.src] = upto
 		e.progress(r)
 		return
 	}
@@ -443,45 +486,161 @@ func (e *engine) stream(r *Request, subj string, upto int) bool {
 
 // ---- receiving ----
 
-// onMulticast handles a frame on the job's multicast subject: the same
+// onMulticast handles a frame on the job's multicast subjects: the same
 // frames as on an inbox, from a rank that sent them to every other.
 func (e *engine) onMulticast(m *nats.Msg) {
-	e.onMsg(m) // the connection has no echo: never our own
+	src, ok := subject.Sender(m.Subject, e.mcastPfx, e.size)
+	if !ok || src == e.rank { // the connection has no echo: never our own
+		e.drops.Add(1)
+		return
+	}
+	e.onFrame(m, src, true)
 }
 
 // onMsg is the inbox subscription's handler: every frame for this rank
-// passes here, in the order the server delivers them.
+// passes here, in the order the server delivers them. The sender is the
+// last token of the subject, which the server lets only that rank publish
+// on (see subject.Permissions); a frame whose subject names no rank of the
+// job cannot come from a job member, and is dropped and counted.
 func (e *engine) onMsg(m *nats.Msg) {
-	if m.Reply != "" {
-		e.onToken(m.Reply, m.Data)
+	src, ok := subject.Sender(m.Subject, e.inboxPfx, e.size)
+	if !ok {
+		e.drops.Add(1)
 		return
 	}
-	h, err := parseHeader(m.Data)
-	if err != nil || h.src < 0 || h.src >= e.size {
-		return // not ours; the subject is private to the job
+	e.onFrame(m, src, false)
+}
+
+// onFrame checks a frame from world rank src (taken from its subject) and
+// acts on it. Every field read from the wire is checked against what this
+// rank knows before it is used; a frame that fails is a protocol error
+// (see violation).
+func (e *engine) onFrame(m *nats.Msg, src int, mc bool) {
+	<-e.started // a frame can come before this rank's start-up answer
+	if m.Reply != "" {
+		e.onToken(m.Subject, src, m.Reply, m.Data, mc)
+		return
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.err != nil {
 		return
 	}
+	h, err := parseHeader(m.Data)
+	switch {
+	case err != nil:
+		e.violation(m.Subject, "length", "%d bytes, shorter than the %d-byte header", len(m.Data), hdrLen)
+		return
+	case h.src != src:
+		e.violation(m.Subject, "src", "rank %d sent a frame that claims rank %d", src, h.src)
+		return
+	case src == e.rank:
+		e.violation(m.Subject, "src", "a frame from this rank itself")
+		return
+	case mc && h.kind != kEager && h.kind != kRTS && h.kind != kCancel:
+		e.violation(m.Subject, "kind", "kind %d is never multicast", h.kind)
+		return
+	case h.kind != kEager && h.kind != kRTS && len(m.Data) != hdrLen:
+		e.violation(m.Subject, "length", "a kind %d frame of %d bytes, want %d", h.kind, len(m.Data), hdrLen)
+		return
+	}
 	switch h.kind {
 	case kEager:
-		e.arrive(h.comm, h.src, h.tag, m.Data[hdrLen:], nil)
+		data := m.Data[hdrLen:]
+		if e.checkTag(m.Subject, h.tag) && e.charge(m.Subject, src, int64(len(data))+frameCost) {
+			e.arrive(h.comm, src, h.tag, data, nil)
+		}
 	case kRTS:
-		e.arrive(h.comm, h.src, h.tag, nil, &envelope{src: h.src, tag: h.tag, rts: true, id: h.id, size: int(h.n), offer: parseOffer(m.Data[hdrLen:])})
+		v, ok := e.checkRTS(m.Subject, h, m.Data[hdrLen:])
+		if ok && e.charge(m.Subject, src, frameCost) {
+			e.arrive(h.comm, src, h.tag, nil, v)
+		}
 	case kCTS:
-		e.onCTS(h)
+		e.onCTS(m.Subject, h)
 	case kCredit:
-		e.onCredit(h)
+		e.onCredit(m.Subject, h)
 	case kCancel:
-		e.onCancel(h)
+		e.onCancel(m.Subject, h)
 	case kPull:
-		e.onPull(h)
+		e.onPull(m.Subject, h)
 	case kGo:
-		e.onGo(h)
+		e.onGo(m.Subject, h)
 	case kDone:
-		e.onDone(h)
+		e.onDone(m.Subject, h)
+	default:
+		e.violation(m.Subject, "kind", "unknown frame kind %d", h.kind)
+	}
+}
+
+// checkTag checks a message's tag. Called with e.mu held.
+func (e *engine) checkTag(subj string, tag int) bool {
+	if tag < 0 || tag > MaxTag {
+		e.violation(subj, "tag", "tag %d is outside [0, %d]", tag, MaxTag)
+		return false
+	}
+	return true
+}
+
+// checkRTS checks an RTS and its offer, and returns its envelope.
+func (e *engine) checkRTS(subj string, h header, payload []byte) (*envelope, bool) {
+	if !e.checkTag(subj, h.tag) {
+		return nil, false
+	}
+	if h.n == 0 || h.n > maxMessage {
+		e.violation(subj, "n", "a message of %d bytes announced; want 1 to %d", h.n, uint64(maxMessage))
+		return nil, false
+	}
+	if h.id == 0 {
+		e.violation(subj, "id", "message id 0")
+		return nil, false
+	}
+	if _, dup := e.recvs[xferKey{h.src, h.id}]; dup {
+		e.violation(subj, "id", "message id %d is already being received", h.id)
+		return nil, false
+	}
+	v := &envelope{src: h.src, tag: h.tag, rts: true, id: h.id, size: int(h.n)}
+	if len(payload) == 0 {
+		return v, true
+	}
+	o, ok := parseOffer(payload)
+	if !ok {
+		e.violation(subj, "offer", "%d bytes, want %d or none", len(payload), offerLen)
+		return nil, false
+	}
+	if ann := e.peerInfo[h.src]; o.host == 0 || o.pid != ann.pid || o.host != ann.host || o.addr == 0 {
+		e.violation(subj, "offer", "pid %d on machine %x at %#x; rank %d announced pid %d on machine %x at start-up", o.pid, o.host, o.addr, h.src, ann.pid, ann.host)
+		return nil, false
+	}
+	v.offer = o
+	return v, true
+}
+
+// charge counts an eager frame (or an RTS) of cost bytes of credit from
+// src; a sender that spends more than the credit this rank granted it is a
+// protocol error. Called with e.mu held.
+func (e *engine) charge(subj string, src int, cost int64) bool {
+	p := &e.peers[src]
+	if p.held+cost > e.credit {
+		e.violation(subj, "credit", "rank %d sent %d bytes beyond the %d bytes of credit it has", src, p.held+cost-e.credit, e.credit)
+		return false
+	}
+	p.held += cost
+	return true
+}
+
+// violation fails this rank for a frame that breaks the protocol: every
+// pending and later operation fails with an error wrapping ErrProtocol that
+// names the frame's subject and field, and under gorun the rank says so
+// and exits with status 1. Called with e.mu held.
+func (e *engine) violation(subj, field, format string, args ...any) {
+	if e.closing || e.err != nil {
+		return
+	}
+	err := fmt.Errorf("%w: a frame on %s: field %s: %s", ErrProtocol, subj, field, fmt.Sprintf(format, args...))
+	e.failAll(err)
+	if e.opts.ExitOnLoss {
+		fmt.Fprintf(os.Stderr, "mpi: rank %d: %v; exiting\n", e.rank, err)
+		os.Exit(1)
 	}
 }
 
@@ -521,6 +680,7 @@ func (e *engine) consume(src int, n int64) {
 	p.consumed += n
 	if p.consumed >= e.credit/4 {
 		e.publish(src, header{kind: kCredit, src: e.rank, n: uint64(p.consumed)}, nil)
+		p.held -= p.consumed
 		p.consumed = 0
 	}
 }
@@ -614,37 +774,55 @@ func (e *engine) pumpGrants() {
 	}
 }
 
-// onToken handles a frame whose header is in its reply subject.
-func (e *engine) onToken(token string, data []byte) {
-	kind, src, a, b, ok := parseToken(token)
-	if !ok || src >= e.size {
-		return
-	}
+// onToken handles a frame from src whose header is in its reply subject.
+func (e *engine) onToken(subj string, src int, token string, data []byte, mc bool) {
+	kind, tsrc, a, b, ok := parseToken(token)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.err != nil {
 		return
 	}
-	switch kind {
-	case tokEager:
-		e.arrive(a, src, b, data, nil)
-	case tokChunk:
-		e.onChunk(src, a, b, data)
+	switch {
+	case !ok:
+		e.violation(subj, "reply token", "%.40q is not a frame header", token)
+	case tsrc != src:
+		e.violation(subj, "src", "rank %d sent a frame that claims rank %d", src, tsrc)
+	case src == e.rank:
+		e.violation(subj, "src", "a frame from this rank itself")
+	case kind == tokEager:
+		if e.checkTag(subj, b) && e.charge(subj, src, int64(len(data))+frameCost) {
+			e.arrive(a, src, b, data, nil)
+		}
+	case kind == tokChunk:
+		e.onChunk(subj, src, a, b, data, mc)
+	default:
+		e.violation(subj, "reply token", "unknown kind %q", kind)
 	}
 }
 
-func (e *engine) onChunk(src int, id uint64, off int, data []byte) {
+func (e *engine) onChunk(subj string, src int, id uint64, off int, data []byte, mc bool) {
 	r := e.recvs[xferKey{src, id}]
-	if r == nil || r.pull.host != 0 || off != r.off || off+len(data) > r.size {
-		return // not ours, or multicast chunks for the ranks that do not copy
+	if r == nil {
+		e.drops.Add(1) // not ours (withdrawn, or never announced)
+		return
+	}
+	if r.pull.host != 0 {
+		if !mc {
+			e.violation(subj, "reply token", "a chunk of message %d, which this rank copies itself", id)
+		}
+		return // multicast chunks for the ranks that do not copy
+	}
+	if off != r.off || len(data) == 0 || len(data) > r.granted-r.off {
+		e.violation(subj, "reply token", "a chunk of %d bytes at offset %d of message %d; %d bytes arrived, %d granted", len(data), off, id, r.off, r.granted)
+		return
 	}
 	e.window += int64(len(data))
 	if !r.abandoned {
 		if r.data == nil && off == 0 && len(data) == r.size {
 			r.data = data // the whole message in one chunk: keep it, no copy
 		} else {
-			if r.data == nil {
-				r.data = make([]byte, r.size)
+			if len(r.data) < off+len(data) {
+				r.data = growBuffer(r.data, off+len(data), r.size)
 			}
 			copy(r.data[off:], data)
 		}
@@ -661,10 +839,27 @@ func (e *engine) onChunk(src int, id uint64, off int, data []byte) {
 	e.pumpGrants()
 }
 
+// growBuffer returns buf (a chunked receive's message so far) with room for
+// need bytes of a size-byte message: all of it at once up to bigAlloc,
+// beyond that doubling with the bytes that arrive.
+func growBuffer(buf []byte, need, size int) []byte {
+	n := size
+	if size > bigAlloc {
+		n = min(size, max(need, 2*len(buf), bigAlloc))
+	}
+	b := make([]byte, n)
+	copy(b, buf)
+	return b
+}
+
 // onCancel withdraws a rendezvous message whose sender gave up.
-func (e *engine) onCancel(h header) {
+func (e *engine) onCancel(subj string, h header) {
 	key := xferKey{h.src, h.id}
 	if r := e.recvs[key]; r != nil {
+		if r.copying {
+			e.violation(subj, "id", "message %d withdrawn while this rank copies it", h.id)
+			return
+		}
 		delete(e.recvs, key)
 		e.window += int64(r.granted - r.off)
 		e.grantQ = removeItem(e.grantQ, r)
@@ -818,11 +1013,29 @@ func (e *engine) lose(cause error) {
 
 // onAbort handles another rank's Abort.
 func (e *engine) onAbort(m *nats.Msg) {
-	rank, code, ok := parseAbort(m.Data)
-	if !ok || rank == e.rank {
+	src, ok := subject.Sender(m.Subject, e.abortPfx, e.size)
+	if !ok || src == e.rank {
+		e.drops.Add(1)
 		return
 	}
+	<-e.started
+	rank, code, ok := parseAbort(m.Data)
 	e.mu.Lock()
+	bad := true
+	switch {
+	case !ok:
+		e.violation(m.Subject, "length", "an abort of %d bytes, want 8", len(m.Data))
+	case rank != src:
+		e.violation(m.Subject, "rank", "rank %d sent an abort that claims rank %d", src, rank)
+	case code < 1 || code > 255:
+		e.violation(m.Subject, "code", "exit code %d is outside [1, 255]", code)
+	default:
+		bad = false
+	}
+	if bad {
+		e.mu.Unlock()
+		return
+	}
 	e.failAll(&AbortError{Rank: rank, Code: code})
 	e.mu.Unlock()
 	if e.opts.fromEnv {

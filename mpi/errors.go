@@ -34,6 +34,12 @@ var (
 	// buffer, and by RecvSlice when a message's length is not a whole number
 	// of elements.
 	ErrTruncate = errors.New("mpi: message length is not a multiple of the element size")
+	// ErrProtocol is returned by every blocked or later operation once a
+	// frame from another rank broke the protocol (a field out of range, a
+	// frame that claims another sender, an offer naming a process that is
+	// not the sender): the job cannot go on. Under gorun the rank says which
+	// subject and field, and exits with status 1.
+	ErrProtocol = errors.New("mpi: protocol error")
 )
 
 // RankError reports a failure on, or caused by, another rank.

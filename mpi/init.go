@@ -2,18 +2,15 @@ package mpi
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/gorun-hpc/gorun/mpi/internal/subject"
+	"github.com/gorun-hpc/gorun/internal/subject"
 )
 
 // The launch contract's environment variables.
@@ -25,6 +22,10 @@ const (
 	EnvJobID     = "GORUN_JOB_ID"
 	EnvNATSURL   = "GORUN_NATS_URL"
 	EnvNATSToken = "GORUN_NATS_TOKEN"
+	// EnvNATSCreds holds the rank's own NATS credentials, when gorun made
+	// some for it: a bare nkey seed (the embedded server), or a user JWT
+	// and its seed in the .creds format (minted for a shared server).
+	EnvNATSCreds = "GORUN_NATS_CREDS"
 )
 
 // Init joins the job that gorun started and returns the world communicator.
@@ -68,6 +69,7 @@ func Init(ctx context.Context, opts ...Option) (*Comm, error) {
 		e.mu.Lock()
 		e.closing = true
 		e.mu.Unlock()
+		e.markStarted()
 		e.nc.Close()
 		return nil, err
 	}
@@ -99,6 +101,7 @@ func (o *Options) fromEnvironment() error {
 	o.JobID = os.Getenv(EnvJobID)
 	o.URL = os.Getenv(EnvNATSURL)
 	o.Token = os.Getenv(EnvNATSToken)
+	o.Creds = os.Getenv(EnvNATSCreds)
 	o.fromEnv, o.ExitOnLoss = true, true
 	return nil
 }
@@ -137,6 +140,16 @@ func (e *engine) connect(ctx context.Context) error {
 	if o.Token != "" {
 		nopts = append(nopts, nats.Token(o.Token))
 	}
+	if o.Creds != "" {
+		opt, err := credsOption(o.Creds)
+		if err != nil {
+			return fmt.Errorf("%w: rank %d: %s: %v", ErrInit, o.Rank, EnvNATSCreds, err)
+		}
+		nopts = append(nopts, opt)
+	}
+	// Request replies (the start-up answer) come on subjects of this rank's
+	// own, which the server lets only this rank read.
+	nopts = append(nopts, nats.CustomInboxPrefix(subject.ReplyPrefix(o.JobID, o.Rank)))
 	nopts = append(nopts, o.NATSOptions...)
 	nopts = append(nopts, nats.NoReconnect())
 	nc, err := nats.Connect(o.URL, nopts...)
@@ -147,120 +160,35 @@ func (e *engine) connect(ctx context.Context) error {
 	e.setLimits(int(nc.MaxPayload()))
 	e.inbox = make([]string, e.size)
 	for r := range e.inbox {
-		e.inbox[r] = subject.Inbox(e.job, r)
+		e.inbox[r] = subject.Inbox(e.job, r, e.rank)
 	}
+	e.inboxPfx = subject.InboxPrefix(e.job, e.rank)
+	e.mcastPfx = subject.MulticastPrefix(e.job)
+	e.abortPfx = subject.AbortPrefix(e.job)
 	fail := func(err error) error {
 		e.closing = true
 		nc.Close()
+		e.markStarted()
 		return fmt.Errorf("%w: rank %d: subscribe: %v", ErrInit, o.Rank, err)
 	}
-	if e.sub, err = nc.Subscribe(e.inbox[e.rank], e.onMsg); err != nil {
+	if e.sub, err = nc.Subscribe(subject.InboxAll(e.job, e.rank), e.onMsg); err != nil {
 		return fail(err)
 	}
 	// Flow control bounds what is in flight; the client must never drop.
 	if err = e.sub.SetPendingLimits(-1, -1); err != nil {
 		return fail(err)
 	}
-	if e.abortSub, err = nc.Subscribe(subject.Abort(e.job), e.onAbort); err != nil {
+	if e.abortSub, err = nc.Subscribe(subject.AbortAll(e.job), e.onAbort); err != nil {
 		return fail(err)
 	}
 	if o.Multicast && e.size > 2 {
-		e.mcast = subject.Multicast(e.job)
-		if e.mcastSub, err = nc.Subscribe(e.mcast, e.onMulticast); err != nil {
+		e.mcast = subject.Multicast(e.job, e.rank)
+		if e.mcastSub, err = nc.Subscribe(subject.MulticastAll(e.job), e.onMulticast); err != nil {
 			return fail(err)
 		}
 		if err = e.mcastSub.SetPendingLimits(-1, -1); err != nil {
 			return fail(err)
 		}
-	}
-	return nil
-}
-
-// handshake returns when every rank's inbox is subscribed. Every rank but 0
-// asks rank 0 on the ready subject (retrying while rank 0 has not
-// subscribed yet); rank 0 answers them all once it has heard from everyone.
-func (e *engine) handshake(ctx context.Context) error {
-	if e.size == 1 {
-		return e.nc.FlushWithContext(ctx)
-	}
-	subj := subject.Ready(e.job)
-	if e.rank != 0 {
-		if err := e.nc.FlushWithContext(ctx); err != nil {
-			return fmt.Errorf("%w: rank %d: %v", ErrInit, e.rank, err)
-		}
-		msg := make([]byte, 8)
-		binary.LittleEndian.PutUint32(msg, uint32(e.rank))
-		binary.LittleEndian.PutUint32(msg[4:], uint32(e.size))
-		for {
-			reply, err := e.nc.RequestWithContext(ctx, subj, msg)
-			switch {
-			case err == nil && len(reply.Data) == 0:
-				return nil
-			case err == nil:
-				return fmt.Errorf("%w: rank %d: %s", ErrInit, e.rank, reply.Data)
-			case errors.Is(err, nats.ErrNoResponders):
-				// Rank 0 is not listening yet.
-				select {
-				case <-time.After(2 * time.Millisecond):
-					continue
-				case <-ctx.Done():
-				}
-			}
-			if ctx.Err() != nil {
-				return fmt.Errorf("%w: rank %d: rank 0 did not answer within %v: %v", ErrInit, e.rank, e.opts.Timeout, ctx.Err())
-			}
-			return fmt.Errorf("%w: rank %d: %v", ErrInit, e.rank, err)
-		}
-	}
-	sub, err := e.nc.SubscribeSync(subj)
-	if err != nil {
-		return fmt.Errorf("%w: rank 0: %v", ErrInit, err)
-	}
-	defer sub.Unsubscribe()
-	if err := e.nc.FlushWithContext(ctx); err != nil {
-		return fmt.Errorf("%w: rank 0: %v", ErrInit, err)
-	}
-	replies := make(map[int]string, e.size-1)
-	var problem string
-	for len(replies) < e.size-1 {
-		m, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			var missing []string
-			for r := 1; r < e.size; r++ {
-				if _, ok := replies[r]; !ok {
-					missing = append(missing, strconv.Itoa(r))
-				}
-			}
-			problem = fmt.Sprintf("ranks %s of %d never joined within %v", strings.Join(missing, ", "), e.size, e.opts.Timeout)
-			break
-		}
-		if len(m.Data) != 8 {
-			continue
-		}
-		r := int(binary.LittleEndian.Uint32(m.Data))
-		size := int(binary.LittleEndian.Uint32(m.Data[4:]))
-		if size != e.size && problem == "" {
-			problem = fmt.Sprintf("rank %d thinks the job has %d ranks, rank 0 thinks %d", r, size, e.size)
-		}
-		if r > 0 && r < e.size {
-			replies[r] = m.Reply
-		}
-	}
-	var answer []byte
-	if problem != "" {
-		answer = []byte(problem)
-	}
-	ranks := make([]int, 0, len(replies))
-	for r := range replies {
-		ranks = append(ranks, r)
-	}
-	slices.Sort(ranks)
-	for _, r := range ranks {
-		_ = e.nc.Publish(replies[r], answer)
-	}
-	_ = e.nc.Flush()
-	if problem != "" {
-		return fmt.Errorf("%w: %s", ErrInit, problem)
 	}
 	return nil
 }

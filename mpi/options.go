@@ -26,6 +26,9 @@ type Options struct {
 	// URL is the NATS server (comma-separated for a cluster) and Token the
 	// job's secret; from GORUN_NATS_URL and GORUN_NATS_TOKEN by default.
 	URL, Token string
+	// Creds are the rank's own NATS credentials, from GORUN_NATS_CREDS by
+	// default: an nkey seed, or a user JWT and seed in the .creds format.
+	Creds string
 	// NATSOptions are applied after Init's own connection options.
 	NATSOptions []nats.Option
 

@@ -34,15 +34,15 @@ func appendOffer(b []byte, o offer) []byte {
 	return binary.LittleEndian.AppendUint64(b, o.addr)
 }
 
-func parseOffer(b []byte) offer {
+func parseOffer(b []byte) (offer, bool) {
 	if len(b) != offerLen {
-		return offer{}
+		return offer{}, false
 	}
 	return offer{
 		pid:  int(binary.LittleEndian.Uint32(b)),
 		host: binary.LittleEndian.Uint64(b[4:]),
 		addr: binary.LittleEndian.Uint64(b[12:]),
-	}
+	}, true
 }
 
 // Per-peer single-copy state, as seen by a receiver.
@@ -63,8 +63,10 @@ func (e *engine) offerFor(r *Request) []byte {
 }
 
 // canRead reports whether this rank can copy the offered message out of
-// src's memory; it tries a one-byte read the first time. Called with e.mu
-// held.
+// src's memory; it tries a one-byte read the first time. The offer's pid is
+// the one src announced in the start-up handshake (checkRTS made sure), so
+// a rank never reads a process that is not the sending rank. Called with
+// e.mu held.
 func (e *engine) canRead(src int, o offer) bool {
 	if e.host == 0 || o.host != e.host {
 		return false
@@ -99,10 +101,21 @@ func (e *engine) startPull(r *Request, v *envelope) {
 // every rank has answered the RTS, as chunks wait for every grant, so that
 // a withdrawn SendAll reaches no rank. Once a receiver may copy, the send
 // cannot be withdrawn until it is done.
-func (e *engine) onPull(h header) {
+func (e *engine) onPull(subj string, h header) {
 	r := e.sends[h.id]
-	if r == nil || (!r.mcast && r.peer != h.src) {
+	if r == nil {
 		return // withdrawn: the receiver gets the cancel
+	}
+	switch {
+	case !r.mcast && r.peer != h.src:
+		e.violation(subj, "id", "a pull of message %d, which this rank sent to rank %d", h.id, r.peer)
+		return
+	case e.offerFor(r) == nil:
+		e.violation(subj, "kind", "a pull of message %d, which this rank did not offer", h.id)
+		return
+	case !r.mcast && (r.readers > 0 || r.off > 0), r.mcast && (r.pulled[h.src] != pullNone || r.grants[h.src] > 0):
+		e.violation(subj, "kind", "a pull of message %d, which the rank already pulled or was granted", h.id)
+		return
 	}
 	if r.mcast {
 		r.pulled[h.src] = pullWanted
@@ -119,10 +132,14 @@ func (e *engine) letCopy(r *Request, dst int) {
 }
 
 // onGo: the sender keeps message id in place until we are done: copy it.
-func (e *engine) onGo(h header) {
+func (e *engine) onGo(subj string, h header) {
 	key := xferKey{h.src, h.id}
 	r := e.recvs[key]
 	if r == nil {
+		return
+	}
+	if r.pull.host == 0 || r.copying {
+		e.violation(subj, "kind", "a go for message %d, which this rank did not pull or already copies", h.id)
 		return
 	}
 	if r.abandoned {
@@ -138,12 +155,21 @@ func (e *engine) onGo(h header) {
 // then tells the sender.
 func (e *engine) copyOut(r *Request, key xferKey) {
 	var buf []byte
-	if r.hasInto {
-		buf = r.into[:r.size]
-	} else {
-		buf = make([]byte, r.size)
+	var err error
+	if r.size > bigAlloc {
+		// Before allocating a size the RTS gave, check that the sender
+		// really has that many bytes there.
+		var last [1]byte
+		err = e.read(r.pull.pid, r.pull.addr+uint64(r.size-1), last[:])
 	}
-	err := e.read(r.pull.pid, r.pull.addr, buf)
+	if err == nil {
+		if r.hasInto {
+			buf = r.into[:r.size]
+		} else {
+			buf = make([]byte, r.size)
+		}
+		err = e.read(r.pull.pid, r.pull.addr, buf)
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	r.copying = false
@@ -169,9 +195,20 @@ func (e *engine) copyOut(r *Request, key xferKey) {
 
 // onDone: a receiver has copied message id (or failed to, when h.n is 1),
 // or has dropped it unread because it did not fit its buffer.
-func (e *engine) onDone(h header) {
+func (e *engine) onDone(subj string, h header) {
 	r := e.sends[h.id]
-	if r == nil || (!r.mcast && r.peer != h.src) {
+	if r == nil {
+		return
+	}
+	switch {
+	case !r.mcast && r.peer != h.src:
+		e.violation(subj, "id", "a done for message %d, which this rank sent to rank %d", h.id, r.peer)
+		return
+	case h.n > 1:
+		e.violation(subj, "n", "%d, want 0 or 1", h.n)
+		return
+	case r.mcast && r.pulled[h.src] == pullDone:
+		e.violation(subj, "kind", "a second done for message %d", h.id)
 		return
 	}
 	if (r.mcast && r.pulled[h.src] == pullReading) || (!r.mcast && r.readers > 0) {
