@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorun-hpc/gorun/launcher"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 )
 
 func ExampleConfig_Validate() {
@@ -56,9 +57,9 @@ func ExampleExitCode() {
 	// Output: true 7
 }
 
-// The embedded server admits only clients that present the job's secret.
+// The embedded server admits only the job's ranks, each with a key of its own.
 func ExampleStartServer() {
-	srv, err := launcher.StartServer("127.0.0.1", false)
+	srv, err := launcher.StartServer("127.0.0.1", false, "example-job", 2)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -66,18 +67,20 @@ func ExampleStartServer() {
 	defer srv.Shutdown()
 
 	_, err = nats.Connect(srv.URL())
-	fmt.Println("without the token:", err)
+	fmt.Println("without a key:", err)
 
-	nc, err := nats.Connect(srv.URL(), nats.Token(srv.Token()))
+	kp, _ := nkeys.FromSeed([]byte(srv.Creds(1)))
+	pub, _ := kp.PublicKey()
+	nc, err := nats.Connect(srv.URL(), nats.Nkey(pub, kp.Sign))
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	defer nc.Close()
-	fmt.Println("with the token: connected to", nc.ConnectedUrl() == srv.URL())
+	fmt.Println("with rank 1's key: connected to", nc.ConnectedUrl() == srv.URL())
 	// Output:
-	// without the token: nats: Authorization Violation
-	// with the token: connected to true
+	// without a key: nats: Authorization Violation
+	// with rank 1's key: connected to true
 }
 
 // A Go package is built once into a temporary directory; Remove deletes it.

@@ -146,12 +146,13 @@ func (r *runner) run(ctx context.Context, prog string, args []string) error {
 	// The bus.
 	job := jobInfo{ID: uuid.NewString()}
 	if cfg.NATSURL == "" {
-		srv, err := StartServer(cfg.NATSHost, cfg.Verbose)
+		srv, err := StartServer(cfg.NATSHost, cfg.Verbose, job.ID, cfg.N)
 		if err != nil {
 			return fail(err)
 		}
 		defer srv.Shutdown()
-		job.NATSURL, job.Token, job.Server = srv.URL(), srv.Token(), srv
+		job.NATSURL, job.Server = srv.URL(), srv
+		job.Creds = srv.seeds
 		r.logf("embedded NATS server listening on %s:%d", cfg.NATSHost, srv.Port())
 	} else {
 		token := os.Getenv(EnvNATSToken)

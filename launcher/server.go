@@ -2,7 +2,6 @@ package launcher
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"net"
 	"strconv"
@@ -32,29 +31,36 @@ const (
 )
 
 // Server is a NATS server embedded in gorun for one job: it listens on one
-// address, on a free port, and admits only clients that present the job's
-// secret token.
+// address, on a free port, and admits only the job's ranks, each with an
+// nkey of its own that lets it publish only as itself (see Creds).
 type Server struct {
 	ns    *server.Server
-	token string
+	seeds []string
 	host  string
 	port  int
 }
 
-// StartServer starts an embedded NATS server listening on host ("127.0.0.1"
-// when empty; "0.0.0.0" for every interface), on a random free port, with a
-// fresh random secret. It returns once the server accepts connections.
-// verbose lets the server log to stderr.
-func StartServer(host string, verbose bool) (*Server, error) {
+// StartServer starts an embedded NATS server for job (its id) of size
+// ranks, listening on host ("127.0.0.1" when empty; "0.0.0.0" for every
+// interface), on a random free port, with a fresh nkey for every rank. It
+// returns once the server accepts connections. verbose lets the server log
+// to stderr.
+func StartServer(host string, verbose bool, job string, size int) (*Server, error) {
 	if host == "" {
 		host = "127.0.0.1"
 	}
-	token := newSecret()
+	if size < 1 {
+		return nil, fmt.Errorf("embedded NATS server: a job of %d ranks", size)
+	}
+	users, seeds, err := jobAuthorization(job, size)
+	if err != nil {
+		return nil, fmt.Errorf("embedded NATS server: %w", err)
+	}
 	opts := &server.Options{
 		ServerName:      "gorun",
 		Host:            host,
 		Port:            server.RANDOM_PORT,
-		Authorization:   token,
+		Nkeys:           users,
 		NoSigs:          true, // gorun, not the server, handles SIGINT and SIGTERM
 		NoLog:           !verbose,
 		NoSystemAccount: true,
@@ -81,7 +87,7 @@ func StartServer(host string, verbose bool) (*Server, error) {
 	if a, ok := ns.Addr().(*net.TCPAddr); ok {
 		port = a.Port
 	}
-	return &Server{ns: ns, token: token, host: host, port: port}, nil
+	return &Server{ns: ns, seeds: seeds, host: host, port: port}, nil
 }
 
 // URL is the address ranks on this machine connect to, as
@@ -108,17 +114,13 @@ func (s *Server) URLFor(host string) string {
 // Port is the port the server listens on.
 func (s *Server) Port() int { return s.port }
 
-// Token is the job's secret. Give it to ranks only through their
-// environment (GORUN_NATS_TOKEN), never on a command line.
-func (s *Server) Token() string { return s.token }
+// Creds is rank's secret: the seed of its nkey, which lets it publish only
+// as itself. Give it to that rank only, through its environment
+// (GORUN_NATS_CREDS), never on a command line.
+func (s *Server) Creds(rank int) string { return s.seeds[rank] }
 
 // Shutdown stops the server and closes every connection.
 func (s *Server) Shutdown() { s.ns.Shutdown() }
-
-// newSecret returns 256 random bits as text.
-func newSecret() string {
-	return rand.Text() + rand.Text()
-}
 
 // CheckServer connects to an existing NATS server (a comma-separated list
 // of URLs for a cluster), with token if not empty, and returns an error if

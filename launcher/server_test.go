@@ -8,24 +8,51 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
+
+	"github.com/gorun-hpc/gorun/internal/subject"
 )
 
-// The embedded server listens on loopback only, on a port of its own, wants
-// the job's token, and takes messages of up to 8 MiB.
+// connectAs connects to s with rank's nkey, and collects the errors the
+// server reports asynchronously (permission violations).
+func connectAs(t *testing.T, url, seed string, errs chan<- error) *nats.Conn {
+	t.Helper()
+	kp, err := nkeys.FromSeed([]byte(seed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := kp.PublicKey()
+	nc, err := nats.Connect(url, nats.Nkey(pub, kp.Sign), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		select {
+		case errs <- err:
+		default:
+		}
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// The embedded server listens on loopback only, on a port of its own, admits
+// only the job's ranks, each with a key of its own, and takes messages of up
+// to 8 MiB.
 func TestStartServer(t *testing.T) {
-	a, err := StartServer("", false)
+	a, err := StartServer("", false, "job-a", 3)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Shutdown()
-	b, err := StartServer("127.0.0.1", false)
+	b, err := StartServer("127.0.0.1", false, "job-b", 3)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Shutdown()
-	if a.Port() == b.Port() || a.Token() == b.Token() || len(a.Token()) < 43 {
-		t.Fatalf("two servers share a port (%d, %d) or a secret, or it is short (%d chars)", a.Port(), b.Port(), len(a.Token()))
+	if a.Port() == b.Port() || a.Creds(0) == b.Creds(0) || a.Creds(0) == a.Creds(1) {
+		t.Fatalf("two servers share a port (%d, %d), or two ranks a key", a.Port(), b.Port())
 	}
 	if addr := a.ns.Addr().(*net.TCPAddr); !addr.IP.IsLoopback() {
 		t.Fatalf("listens on %v, want loopback only", addr)
@@ -33,23 +60,92 @@ func TestStartServer(t *testing.T) {
 	if a.URL() != "nats://127.0.0.1:"+strconv.Itoa(a.Port()) {
 		t.Fatalf("URL %q", a.URL())
 	}
-	if _, err := nats.Connect(a.URL(), nats.Token(b.Token())); err == nil || !strings.Contains(err.Error(), "Authorization") {
-		t.Fatalf("connect with another job's token: %v, want an authorization error", err)
+	if _, err := nats.Connect(a.URL()); err == nil || !strings.Contains(err.Error(), "Authorization") {
+		t.Fatalf("connect without a key: %v, want an authorization error", err)
 	}
-	nc, err := nats.Connect(a.URL(), nats.Token(a.Token()))
+	kp, _ := nkeys.FromSeed([]byte(b.Creds(0)))
+	pub, _ := kp.PublicKey()
+	if _, err := nats.Connect(a.URL(), nats.Nkey(pub, kp.Sign)); err == nil || !strings.Contains(err.Error(), "Authorization") {
+		t.Fatalf("connect with another job's key: %v, want an authorization error", err)
+	}
+	nc := connectAs(t, a.URL(), a.Creds(0), make(chan error, 1))
+	if nc.MaxPayload() != serverMaxPayload {
+		t.Fatalf("max payload %d, want %d", nc.MaxPayload(), serverMaxPayload)
+	}
+}
+
+// TestRankIdentity (acceptance 3): a process holding rank 1's credentials
+// cannot publish as another rank (the server refuses, and the frame reaches
+// nobody) nor subscribe to another rank's inbox; as itself it can.
+func TestRankIdentity(t *testing.T) {
+	const job = "job-id"
+	s, err := StartServer("", false, job, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nc.Close()
-	if nc.MaxPayload() != serverMaxPayload {
-		t.Fatalf("max payload %d, want %d", nc.MaxPayload(), serverMaxPayload)
+	defer s.Shutdown()
+	victim := connectAs(t, s.URL(), s.Creds(2), make(chan error, 1))
+	got, err := victim.SubscribeSync(subject.InboxAll(job, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := victim.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 16)
+	evil := connectAs(t, s.URL(), s.Creds(1), errs)
+	wantRefused := func(what string) {
+		t.Helper()
+		select {
+		case err := <-errs:
+			if !strings.Contains(err.Error(), "Permissions Violation") {
+				t.Fatalf("%s: %v, want a permissions violation", what, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: the server did not refuse", what)
+		}
+	}
+	for _, subj := range []string{
+		subject.Inbox(job, 2, 0),           // a frame that claims rank 0
+		subject.Multicast(job, 0),          // a multicast as rank 0
+		subject.Abort(job, 0),              // an Abort as rank 0
+		subject.Ready(job, 2),              // rank 2's start-up request
+		subject.ReplyPrefix(job, 2) + ".x", // an answer to rank 2's start-up
+		"gorun.v1.other-job.p2p.0.1",       // another job
+	} {
+		if err := evil.Publish(subj, []byte("forged")); err != nil {
+			t.Fatal(err)
+		}
+		wantRefused("publish on " + subj)
+	}
+	for _, subj := range []string{subject.InboxAll(job, 2), subject.Inbox(job, 2, 0), subject.ReadyAll(job), subject.ReplyPrefix(job, 2) + ".>", "gorun.v1.>", ">"} {
+		if _, err := evil.SubscribeSync(subj); err != nil {
+			t.Fatal(err)
+		}
+		if err := evil.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		wantRefused("subscribe to " + subj)
+	}
+	// As itself, rank 1 reaches rank 2.
+	if err := evil.Publish(subject.Inbox(job, 2, 1), []byte("mine")); err != nil {
+		t.Fatal(err)
+	}
+	m, err := got.NextMsg(10 * time.Second)
+	if err != nil || m.Subject != subject.Inbox(job, 2, 1) || string(m.Data) != "mine" {
+		t.Fatalf("rank 2 got %+v, %v: want only rank 1's own frame", m, err)
+	}
+	select {
+	case err := <-errs:
+		t.Fatalf("publishing as itself: %v", err)
+	default:
 	}
 }
 
 // A server for remote ranks listens on every interface; ranks here reach it
 // through loopback, others through the address they are given.
 func TestStartServerAllInterfaces(t *testing.T) {
-	s, err := StartServer("0.0.0.0", false)
+	s, err := StartServer("0.0.0.0", false, "job", 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,26 +159,18 @@ func TestStartServerAllInterfaces(t *testing.T) {
 	if got, want := s.URLFor("fe80::1"), "nats://[fe80::1]:"+strconv.Itoa(s.Port()); got != want {
 		t.Fatalf("URLFor = %q, want %q", got, want)
 	}
-	nc, err := nats.Connect(s.URL(), nats.Token(s.Token()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc.Close()
+	connectAs(t, s.URL(), s.Creds(0), make(chan error, 1))
 }
 
 // CheckServer fails fast on a closed port, a server that never answers and
 // a wrong token, and passes with the right one.
 func TestCheckServer(t *testing.T) {
-	s, err := StartServer("", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Shutdown()
+	s := tokenServer(t, "right")
 	ctx := context.Background()
-	if err := CheckServer(ctx, s.URL(), s.Token(), 3*time.Second); err != nil {
+	if err := CheckServer(ctx, s.ClientURL(), "right", 3*time.Second); err != nil {
 		t.Fatalf("right token: %v", err)
 	}
-	if err := CheckServer(ctx, s.URL(), "wrong", 3*time.Second); err == nil {
+	if err := CheckServer(ctx, s.ClientURL(), "wrong", 3*time.Second); err == nil {
 		t.Fatal("wrong token: no error")
 	}
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
@@ -114,4 +202,19 @@ func TestCheckServer(t *testing.T) {
 	if err := CheckServer(cctx, "nats://"+silent.Addr().String(), "", time.Minute); err == nil {
 		t.Fatal("cancelled: no error")
 	}
+}
+
+// tokenServer is a shared server as a site may run one: a token for all.
+func tokenServer(t *testing.T, token string) *server.Server {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, Authorization: token, NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	t.Cleanup(s.Shutdown)
+	if !s.ReadyForConnections(5 * time.Second) {
+		t.Fatal("server not ready")
+	}
+	return s
 }

@@ -16,7 +16,8 @@ const (
 	EnvLocalSize = "GORUN_LOCAL_SIZE"
 	EnvJobID     = "GORUN_JOB_ID"
 	EnvNATSURL   = "GORUN_NATS_URL"
-	EnvNATSToken = "GORUN_NATS_TOKEN" // the job's secret: only ever in an environment
+	EnvNATSToken = "GORUN_NATS_TOKEN" // a shared server's token: only ever in an environment
+	EnvNATSCreds = "GORUN_NATS_CREDS" // the rank's own credentials: only ever in its environment
 )
 
 // A spawner starts the ranks placed on one host and reports how each ended.
@@ -62,9 +63,10 @@ type spawnSpec struct {
 // jobInfo is what identifies a job to its ranks.
 type jobInfo struct {
 	ID      string
-	NATSURL string  // the bus as ranks on this machine reach it
-	Token   string  // the secret, "" when an external server needs none
-	Server  *Server // the embedded server, nil with --nats
+	NATSURL string   // the bus as ranks on this machine reach it
+	Token   string   // a shared server's token, "" when it needs none
+	Creds   []string // each rank's own credentials (GORUN_NATS_CREDS), nil for none
+	Server  *Server  // the embedded server, nil with --nats
 }
 
 // ContractEnv is the launch contract's variables for rank p of a job of
@@ -80,6 +82,9 @@ func (j jobInfo) ContractEnv(p Proc, size int, natsURL string) []string {
 	}
 	if j.Token != "" {
 		env = append(env, EnvNATSToken+"="+j.Token)
+	}
+	if p.Rank < len(j.Creds) && j.Creds[p.Rank] != "" {
+		env = append(env, EnvNATSCreds+"="+j.Creds[p.Rank])
 	}
 	return env
 }

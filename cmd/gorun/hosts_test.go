@@ -382,12 +382,12 @@ func TestHostsSecret(t *testing.T) {
 	}
 	var token string
 	for _, kv := range strings.Split(string(env), "\x00") {
-		if v, ok := strings.CutPrefix(kv, "GORUN_NATS_TOKEN="); ok {
+		if v, ok := strings.CutPrefix(kv, "GORUN_NATS_CREDS="); ok {
 			token = v
 		}
 	}
 	if len(token) < 32 {
-		t.Fatalf("rank 5 has no proper GORUN_NATS_TOKEN (%q)", token)
+		t.Fatalf("rank 5 has no proper GORUN_NATS_CREDS (%d bytes)", len(token))
 	}
 	perHost := make([]int, len(e.Hosts))
 	for _, p := range e.Procs() {

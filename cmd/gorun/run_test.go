@@ -93,13 +93,21 @@ func TestEnvContract(t *testing.T) {
 			}
 		}
 	}
-	for _, l := range out {
-		if strings.HasPrefix(l, "GORUN_NATS_TOKEN has") && l == "GORUN_NATS_TOKEN has 0 bytes" {
-			t.Errorf("a rank got no token")
+	// Each rank has credentials of its own (an nkey seed: 58 bytes), and no
+	// job-wide token.
+	creds := withPrefix(out, "GORUN_NATS_CREDS has ")
+	seen := map[string]bool{}
+	for _, l := range creds {
+		if !strings.HasPrefix(l, "GORUN_NATS_CREDS has 58 bytes") {
+			t.Errorf("a rank's credentials: %q", l)
 		}
+		seen[l] = true
 	}
-	if n := len(withPrefix(out, "GORUN_NATS_TOKEN has ")); n != 3 {
-		t.Errorf("%d ranks have GORUN_NATS_TOKEN, want 3", n)
+	if len(creds) != 3 || len(seen) != 3 {
+		t.Errorf("%d ranks have GORUN_NATS_CREDS, %d different ones; want 3 and 3", len(creds), len(seen))
+	}
+	if n := len(withPrefix(out, "GORUN_NATS_TOKEN has ")); n != 0 {
+		t.Errorf("%d ranks have GORUN_NATS_TOKEN, want none", n)
 	}
 }
 
@@ -224,12 +232,12 @@ func TestSecretNotOnCommandLine(t *testing.T) {
 	}
 	var secret string
 	for _, kv := range strings.Split(string(env), "\x00") {
-		if v, ok := strings.CutPrefix(kv, "GORUN_NATS_TOKEN="); ok {
+		if v, ok := strings.CutPrefix(kv, "GORUN_NATS_CREDS="); ok {
 			secret = v
 		}
 	}
 	if len(secret) < 32 {
-		t.Fatalf("rank 0's GORUN_NATS_TOKEN %q: want a long random secret", secret)
+		t.Fatalf("rank 0's GORUN_NATS_CREDS has %d bytes: want a long random secret", len(secret))
 	}
 	ents, _ := os.ReadDir("/proc")
 	checked := 0

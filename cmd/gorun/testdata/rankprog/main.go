@@ -20,6 +20,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"os"
@@ -52,8 +53,8 @@ func main() {
 	switch os.Args[1] {
 	case "env":
 		for _, kv := range os.Environ() {
-			if k, v, _ := strings.Cut(kv, "="); k == "GORUN_NATS_TOKEN" {
-				fmt.Printf("GORUN_NATS_TOKEN has %d bytes\n", len(v))
+			if k, v, _ := strings.Cut(kv, "="); k == "GORUN_NATS_TOKEN" || k == "GORUN_NATS_CREDS" {
+				fmt.Printf("%s has %d bytes, hash %x\n", k, len(v), sha256.Sum256([]byte(v)))
 			} else if strings.HasPrefix(k, "GORUN_") || strings.HasPrefix(k, "TESTVAR") {
 				fmt.Println(kv)
 			}
