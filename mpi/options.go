@@ -135,6 +135,19 @@ func WithNATS(url, token string, opts ...nats.Option) Option {
 	}
 }
 
+// WithCredentials sets the rank's own NATS credentials instead of
+// GORUN_NATS_CREDS: an nkey seed ("SU..."), or a user JWT and its seed in
+// the .creds format.
+func WithCredentials(creds string) Option {
+	return func(o *Options) error {
+		if _, err := credsOption(creds); err != nil {
+			return fmt.Errorf("mpi: WithCredentials: %v", err)
+		}
+		o.Creds = creds
+		return nil
+	}
+}
+
 // WithEagerLimit sets the largest message that is sent without waiting for
 // the receiver (default 64 KiB). Larger messages use rendezvous.
 func WithEagerLimit(n int) Option {

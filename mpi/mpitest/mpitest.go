@@ -25,6 +25,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
+
+	"github.com/gorun-hpc/gorun/internal/subject"
 
 	"github.com/gorun-hpc/gorun/mpi"
 )
@@ -64,11 +67,31 @@ func World(ctx context.Context, n int, fn func(ctx context.Context, c *mpi.Comm)
 		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
 		defer cancel()
 	}
+	// Each rank has a key of its own that lets it publish only as itself,
+	// as under gorun.
+	job := uuid.NewString()
+	users := make([]*server.NkeyUser, n)
+	seeds := make([]string, n)
+	for r := range n {
+		kp, err := nkeys.CreateUser()
+		if err != nil {
+			return fmt.Errorf("mpitest: rank %d's key: %w", r, err)
+		}
+		pubKey, _ := kp.PublicKey()
+		seed, _ := kp.Seed()
+		pub, sub := subject.Permissions(job, r)
+		users[r] = &server.NkeyUser{Nkey: pubKey, Permissions: &server.Permissions{
+			Publish:   &server.SubjectPermission{Allow: pub},
+			Subscribe: &server.SubjectPermission{Allow: sub},
+		}}
+		seeds[r] = string(seed)
+	}
 	s, err := server.NewServer(&server.Options{
 		DontListen: true,
 		NoLog:      true,
 		NoSigs:     true,
 		MaxPending: 256 << 20,
+		Nkeys:      users,
 	})
 	if err != nil {
 		return fmt.Errorf("mpitest: start server: %w", err)
@@ -81,7 +104,6 @@ func World(ctx context.Context, n int, fn func(ctx context.Context, c *mpi.Comm)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	job := uuid.NewString()
 	var (
 		mu    sync.Mutex
 		first error
@@ -118,6 +140,7 @@ func World(ctx context.Context, n int, fn func(ctx context.Context, c *mpi.Comm)
 			all := append([]mpi.Option{
 				mpi.WithJob(job, rank, n),
 				mpi.WithNATS("", "", nats.InProcessServer(s)),
+				mpi.WithCredentials(seeds[rank]),
 				mpi.WithAbortFunc(func(code int) { aborted = &code; runtime.Goexit() }),
 				mpi.WithExitOnLoss(false),
 			}, opts...)
