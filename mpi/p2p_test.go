@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -515,5 +516,55 @@ func TestRecvInto(t *testing.T) {
 				return nil
 			}, mpi.WithSingleCopy(single))
 		})
+	}
+}
+
+// TestInitTwice: a second Init of a rank this process holds is an error
+// (the two worlds would share one inbox, and each see every message); once
+// the first is closed the rank can join again; singletons are separate.
+func TestInitTwice(t *testing.T) {
+	s := startServer(t, "secret")
+	job := uuid.NewString()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	join := func() (*mpi.Comm, error) {
+		return mpi.Init(ctx, mpi.WithJob(job, 0, 1), mpi.WithNATS(s.ClientURL(), "secret"))
+	}
+	c, err := join()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, err := join(); !errors.Is(err, mpi.ErrInit) || !strings.Contains(fmt.Sprint(err), "already joined") {
+		if d != nil {
+			d.Close()
+		}
+		t.Errorf("second Init: %v, want ErrInit naming the rank already joined", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c, err = join()
+	if err != nil {
+		t.Fatalf("Init after Close: %v", err)
+	}
+	c.Close()
+
+	a, err := mpi.Init(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := mpi.Init(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	defer b.Close()
+	if err := a.Send(ctx, 0, 3, []byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	short, stop := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer stop()
+	if _, _, err := b.Recv(short, 0, 3); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a singleton's Recv of a message sent on another singleton: %v, want a deadline", err)
 	}
 }
