@@ -29,4 +29,3 @@ func (c *Comm) FlowStats() FlowStats {
 
 // FrameCost is what each eager message costs in credit beside its bytes.
 const FrameCost = frameCost
-
