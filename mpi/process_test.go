@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/gorun-hpc/gorun/internal/testbin"
 	"github.com/gorun-hpc/gorun/mpi"
 )
 
@@ -119,9 +120,7 @@ func watchHeap() func() uint64 {
 // case, and returns their combined output; it fails t if any exits non-zero.
 func runProcesses(t *testing.T, n int, name string) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("multi-process test; skipped with -short")
-	}
+	testbin.MultiProcess(t)
 	token := "tok-" + uuid.NewString()
 	s := startServer(t, token)
 	job := uuid.NewString()

@@ -50,6 +50,7 @@ type job struct {
 // startJob starts gorun with args; stdin may be nil.
 func startJob(t *testing.T, stdin io.Reader, args ...string) *job {
 	t.Helper()
+	testbin.Group(t, testbin.GroupMultiProcess)
 	j := &job{t: t, done: make(chan struct{})}
 	j.cmd = exec.Command(bin.gorun, args...)
 	j.cmd.Stdin = stdin
@@ -327,7 +328,6 @@ func gorunLines(stderr string) []string {
 }
 
 func skipShort(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process test skipped with -short")
-	}
+	t.Helper()
+	testbin.MultiProcess(t)
 }
