@@ -170,6 +170,7 @@ var childCopies, childRefused atomic.Int64
 // intact. Where the system forbids a rank to read another's memory (Yama's
 // ptrace_scope, say), they arrive intact through the bus instead.
 func TestProcessSingleCopy(t *testing.T) {
+	needLinux(t)
 	out := runProcesses(t, 4, "singlecopy")
 	copies, refused := 0, 0
 	for _, m := range regexp.MustCompile(`single copies: (\d+), refused: (\d+)`).FindAllStringSubmatch(out, -1) {
