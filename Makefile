@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin
 export GOTRACEBACK := all
 
-.PHONY: all build install run test test-short test-deps bench lint check-deps cross clean
+.PHONY: all build install run test test-short test-deps bench lint check-deps check-go cross clean
 
 all: build
 
@@ -29,7 +29,7 @@ test-deps:
 # "exit status 1": the totals stay the last line.)
 TESTPROGRESS := GO=$(GO) ./$(BIN)/testprogress
 
-test: test-deps check-deps $(BIN)/testprogress
+test: test-deps check-deps check-go $(BIN)/testprogress
 	$(TESTPROGRESS) -race -timeout=20m ./...
 
 # A quick loop: skips the multi-process and multi-host tests.
@@ -63,6 +63,16 @@ lint:
 check-deps:
 	@if $(GO) list -f '{{join .Imports "\n"}}{{"\n"}}{{join .TestImports "\n"}}' ./collectives/... | grep -q '/mpi/internal'; then \
 		echo "collectives imports mpi/internal"; exit 1; fi
+
+# go.mod requires the lowest Go that builds gorun, so that a user's module
+# is not made to require a newer one: the highest its dependencies require,
+# or a x.y.0 release (a language or library need comes with a minor
+# release, never a patch release).
+check-go:
+	@have=$$($(GO) list -m -f '{{.GoVersion}}') || exit 1; \
+	need=$$($(GO) list -m -f '{{if not .Main}}{{.GoVersion}}{{end}}' all | sort -V | tail -n 1); \
+	case "$$have" in "$$need"|*.*.0) ;; *.*.*) \
+		echo "go.mod: go $$have: require the lowest Go the code needs ($$need for the dependencies, or an x.y.0 release)"; exit 1;; esac
 
 clean:
 	rm -rf $(BIN)
