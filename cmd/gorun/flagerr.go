@@ -52,7 +52,7 @@ func checkArgs(fs *flag.FlagSet, args []string) error {
 		shown := typed + "=" + value
 		if !hasValue {
 			if i+1 == len(args) {
-				return fmt.Errorf("%s needs a value: %s", typed, valueHint(kind))
+				return fmt.Errorf("%s needs a value: %s", typed, valueHint(kind, f))
 			}
 			i++
 			value = args[i]
@@ -64,7 +64,7 @@ func checkArgs(fs *flag.FlagSet, args []string) error {
 				if _, ferr := strconv.ParseFloat(value, 64); ferr == nil {
 					return fmt.Errorf("%s: a duration needs a unit: %ss, %sm or %sh", shown, value, value, value)
 				}
-				return fmt.Errorf("%s: not a duration: %s", shown, valueHint(kind))
+				return fmt.Errorf("%s: not a duration: %s", shown, valueHint(kind, f))
 			}
 		case "int":
 			if _, err := strconv.ParseInt(value, 0, strconv.IntSize); err != nil {
@@ -94,13 +94,17 @@ func flagKind(f *flag.Flag) string {
 	return "string"
 }
 
-// valueHint says what a value of kind looks like.
-func valueHint(kind string) string {
+// valueHint says what a value of kind for f looks like: for a string,
+// the name --help gives it (FILE, URL, VAR=VALUE).
+func valueHint(kind string, f *flag.Flag) string {
 	switch kind {
 	case "duration":
 		return "a number with a unit, such as 90s, 5m or 1h30m"
 	case "int":
 		return "a whole number"
+	}
+	if name, _ := flag.UnquoteUsage(f); name != "" && name != "value" && name != "string" {
+		return name
 	}
 	return "a value"
 }

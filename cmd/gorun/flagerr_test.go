@@ -74,6 +74,8 @@ func TestCheckArgs(t *testing.T) {
 		{[]string{"-np", "x2", "prog"}, "-np x2: not a whole number"},
 		{[]string{"--copy=yes", "prog"}, "--copy=yes: not true or false"},
 		{[]string{"--frobnicate", "prog"}, "unknown flag --frobnicate"},
+		{[]string{"-x"}, "-x needs a value: VAR=VALUE"},
+		{[]string{"--hostfile"}, "--hostfile needs a value: FILE"},
 	} {
 		err := checkArgs(gorunFlags(), tc.args)
 		got := ""
