@@ -95,7 +95,8 @@ func flagKind(f *flag.Flag) string {
 }
 
 // valueHint says what a value of kind for f looks like: for a string,
-// the name --help gives it (FILE, URL, VAR=VALUE).
+// the name --help gives it (FILE, URL, VAR=VALUE), or the example it
+// gives (--map-by slot).
 func valueHint(kind string, f *flag.Flag) string {
 	switch kind {
 	case "duration":
@@ -103,10 +104,14 @@ func valueHint(kind string, f *flag.Flag) string {
 	case "int":
 		return "a whole number"
 	}
-	if name, _ := flag.UnquoteUsage(f); name != "" && name != "value" && name != "string" {
-		return name
+	name, _ := flag.UnquoteUsage(f)
+	switch {
+	case name == "" || name == "value" || name == "string":
+		return "a value"
+	case strings.ToLower(name) == name: // an example, as --map-by's slot
+		return "such as " + name
 	}
-	return "a value"
+	return name
 }
 
 // closestFlag is the defined flag nearest to name, as it is written in

@@ -76,6 +76,7 @@ func TestCheckArgs(t *testing.T) {
 		{[]string{"--frobnicate", "prog"}, "unknown flag --frobnicate"},
 		{[]string{"-x"}, "-x needs a value: VAR=VALUE"},
 		{[]string{"--hostfile"}, "--hostfile needs a value: FILE"},
+		{[]string{"--map-by"}, "--map-by needs a value: such as slot"},
 	} {
 		err := checkArgs(gorunFlags(), tc.args)
 		got := ""
