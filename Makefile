@@ -66,7 +66,7 @@ check-deps:
 
 # go.mod requires the lowest Go that builds gorun, so that a user's module
 # is not made to require a newer one: the highest its dependencies require,
-# or a x.y.0 release (a language or library need comes with a minor
+# or an x.y.0 release (a language or library need comes with a minor
 # release, never a patch release).
 check-go:
 	@have=$$($(GO) list -m -f '{{.GoVersion}}') || exit 1; \
