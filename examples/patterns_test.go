@@ -13,12 +13,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorun-hpc/gorun/internal/testbin"
 )
 
 func TestPatterns(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process test skipped with -short")
-	}
+	testbin.MultiProcess(t)
 	dir := t.TempDir()
 	build := exec.Command("go", "build", "-o", dir+string(filepath.Separator),
 		"../cmd/gorun", "./halo", "./workers", "./pingpong")

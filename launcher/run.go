@@ -146,7 +146,11 @@ func (r *runner) run(ctx context.Context, prog string, args []string) error {
 	// The bus.
 	job := jobInfo{ID: uuid.NewString()}
 	if cfg.NATSURL == "" {
-		srv, err := StartServer(cfg.NATSHost, cfg.Verbose)
+		var serverLogf func(string, ...any)
+		if cfg.Verbose {
+			serverLogf = r.out.printf
+		}
+		srv, err := startServer(cfg.NATSHost, serverLogf)
 		if err != nil {
 			return fail(err)
 		}

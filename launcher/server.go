@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -44,8 +46,21 @@ type Server struct {
 // StartServer starts an embedded NATS server listening on host ("127.0.0.1"
 // when empty; "0.0.0.0" for every interface), on a random free port, with a
 // fresh random secret. It returns once the server accepts connections.
-// verbose lets the server log to stderr.
+// verbose lets the server log to stderr, each line as gorun's own:
+// "gorun: nats: Server is ready".
 func StartServer(host string, verbose bool) (*Server, error) {
+	var printf func(format string, args ...any)
+	if verbose {
+		printf = func(format string, args ...any) {
+			fmt.Fprintf(os.Stderr, "gorun: "+format+"\n", args...)
+		}
+	}
+	return startServer(host, printf)
+}
+
+// startServer is StartServer; the server's log lines go to printf (which
+// prefixes them "gorun: " and ends them), or nowhere when it is nil.
+func startServer(host string, printf func(format string, args ...any)) (*Server, error) {
 	if host == "" {
 		host = "127.0.0.1"
 	}
@@ -56,7 +71,7 @@ func StartServer(host string, verbose bool) (*Server, error) {
 		Port:            server.RANDOM_PORT,
 		Authorization:   token,
 		NoSigs:          true, // gorun, not the server, handles SIGINT and SIGTERM
-		NoLog:           !verbose,
+		NoLog:           printf == nil,
 		NoSystemAccount: true,
 		MaxPending:      serverMaxPending,
 		WriteDeadline:   serverWriteDeadline,
@@ -66,8 +81,8 @@ func StartServer(host string, verbose bool) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS server: %w", err)
 	}
-	if verbose {
-		ns.ConfigureLogger()
+	if printf != nil {
+		ns.SetLogger(serverLog{printf}, false, false)
 	}
 	// Start returns once the client listener is bound; ReadyForConnections
 	// then succeeds at its first check, without the 25 ms sleep it takes
@@ -82,6 +97,31 @@ func StartServer(host string, verbose bool) (*Server, error) {
 		port = a.Port
 	}
 	return &Server{ns: ns, token: token, host: host, port: port}, nil
+}
+
+// serverLog is the embedded server's logger for -v. Each line reads as
+// gorun's own, "gorun: nats: ...", and never as the server's default
+// "[pid] date [INF] ...", which looks like a rank's line under
+// --tag-output ("[3] ..."). Notices are plain, other levels name
+// themselves; debug and trace are off.
+type serverLog struct {
+	printf func(format string, args ...any)
+}
+
+func (l serverLog) Noticef(format string, v ...any) { l.log("", format, v) }
+func (l serverLog) Warnf(format string, v ...any)   { l.log("warning: ", format, v) }
+func (l serverLog) Errorf(format string, v ...any)  { l.log("error: ", format, v) }
+func (l serverLog) Fatalf(format string, v ...any)  { l.log("fatal: ", format, v) }
+func (l serverLog) Debugf(format string, v ...any)  { l.log("debug: ", format, v) }
+func (l serverLog) Tracef(format string, v ...any)  { l.log("trace: ", format, v) }
+
+// log prints the message one line at a time, each prefixed "nats: " and
+// the level.
+func (l serverLog) log(level, format string, v []any) {
+	msg := strings.TrimRight(fmt.Sprintf(format, v...), "\n")
+	for line := range strings.SplitSeq(msg, "\n") {
+		l.printf("nats: %s%s", level, line)
+	}
 }
 
 // URL is the address ranks on this machine connect to, as

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorun-hpc/gorun/internal/testbin"
 	"github.com/gorun-hpc/gorun/internal/testhosts"
 )
 
@@ -55,9 +56,7 @@ type hostsEnv struct {
 // When t ends it checks that nothing is left on any host.
 func newHosts(t *testing.T, n, slots int) *hostsEnv {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("-short: skips the multi-host tests")
-	}
+	testbin.MultiHost(t)
 	c := testhosts.New(t, n)
 	e := &hostsEnv{Cluster: c, hostfile: filepath.Join(c.Dir, "hosts")}
 	var b strings.Builder

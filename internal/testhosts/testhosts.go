@@ -64,6 +64,9 @@ type Cluster struct {
 
 // Available reports why multi-host tests cannot run here, or "" if they can.
 func Available() string {
+	if why := platform(); why != "" {
+		return why
+	}
 	if os.Geteuid() != 0 {
 		return "needs root (network namespaces)"
 	}
@@ -290,7 +293,7 @@ func (c *Cluster) startSSHD(h *Host) {
 	defer log.Close()
 	cmd := exec.Command("ip", "netns", "exec", h.NS, sshd, "-D", "-e", "-f", conf)
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = sshdProcAttr()
 	if err := cmd.Start(); err != nil {
 		c.t.Fatalf("start sshd in %s: %v", h.NS, err)
 	}

@@ -8,15 +8,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorun-hpc/gorun/internal/testbin"
 )
 
 // TestCluster logs in to every host with the real ssh and sshd, checks that
 // the session runs in that host's namespace, that the host reaches the test
 // process at the gateway address, and that cleanup leaves nothing behind.
 func TestCluster(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: skips the multi-host tests")
-	}
+	testbin.MultiHost(t)
 	var c *Cluster
 	t.Run("hosts", func(t *testing.T) {
 		start := time.Now()
@@ -81,9 +81,7 @@ func TestCluster(t *testing.T) {
 // TestRemovesStale checks that New removes what a crashed run left: a
 // namespace and a bridge named after a process that no longer exists.
 func TestRemovesStale(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: skips the multi-host tests")
-	}
+	testbin.MultiHost(t)
 	Require(t)
 	dead := exec.Command("true")
 	if err := dead.Run(); err != nil {
