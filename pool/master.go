@@ -13,8 +13,9 @@ import (
 const (
 	// window is how many chunks a rank other than 0 holds at once in the
 	// dynamic hand-out: the one it runs and one in reserve, so it never
-	// waits for a round trip to rank 0. Rank 0 runs its share with no round
-	// trip, and holds one.
+	// waits for a round trip to rank 0 (until the last window*n tasks,
+	// which go one at a time to ranks with none in hand). Rank 0 runs its
+	// share with no round trip, and holds one.
 	window = 2
 	// chunksPerRank is what the default chunk size aims at: about this
 	// many chunks per rank, so messages cost little beside the tasks (one
@@ -236,10 +237,15 @@ func (m *master[In, Out]) take(w int) (span, bool) {
 // to stop when nothing is left for it and it holds none.
 func (m *master[In, Out]) refill(w int) error {
 	limit := window
-	if w == 0 {
+	switch {
+	case w == 0:
 		limit = 1
-	} else if m.cfg.static {
+	case m.cfg.static:
 		limit = len(m.inputs) + 1
+	case len(m.inputs)-m.next <= m.n*window:
+		// The last few tasks go only to ranks that have none in hand, so
+		// that none waits behind a slow rank's reserve.
+		limit = 1
 	}
 	for len(m.queued[w]) < limit {
 		s, ok := m.take(w)

@@ -228,8 +228,8 @@ func TestTaskError(t *testing.T) {
 		{"dynamic/n=2", 2, nil, false},
 		{"dynamic/n=5", 5, nil, false},
 		{"dynamic/n=8", 8, nil, false},
-		{"static/n=2/rank0-fails", 2, []pool.Option{pool.Static()}, true},  // 57 in rank 0's block [0,100)
-		{"static/n=4/rank1-fails", 4, []pool.Option{pool.Static()}, true},  // 57 in rank 1's block [50,100)
+		{"static/n=2/rank0-fails", 2, []pool.Option{pool.Static()}, true}, // 57 in rank 0's block [0,100)
+		{"static/n=4/rank1-fails", 4, []pool.Option{pool.Static()}, true}, // 57 in rank 1's block [50,100)
 		{"chunk=10/n=3", 3, []pool.Option{pool.Chunk(10)}, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -239,7 +239,9 @@ func TestTaskError(t *testing.T) {
 			var failedAt atomic.Int64
 			errs := make([]error, n)
 			returned := make([]time.Time, n)
-			err := mpitest.World(context.Background(), n, func(ctx context.Context, c *mpi.Comm) error {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // fail, not hang, when the failure does not reach every rank
+			defer cancel()
+			err := mpitest.World(ctx, n, func(ctx context.Context, c *mpi.Comm) error {
 				var in []int
 				if c.Rank() == 0 {
 					in = seq(200)
@@ -309,7 +311,9 @@ func TestCancel(t *testing.T) {
 			const n = 4
 			errs := make([]error, n)
 			took := make([]time.Duration, n)
-			err := mpitest.World(context.Background(), n, func(ctx context.Context, c *mpi.Comm) error {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			err := mpitest.World(ctx, n, func(ctx context.Context, c *mpi.Comm) error {
 				ctx, cancel := context.WithCancel(ctx)
 				defer cancel()
 				var in []int
