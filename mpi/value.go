@@ -95,7 +95,8 @@ func rawOf[T any](in *valueInfo, v *T) []byte {
 
 // AppendValue appends the wire form of v (see SendValue) to b and returns
 // the extended slice. It fails only for a value encoding/gob cannot encode
-// (a channel, a func, a nil pointer), with gob's error.
+// (a channel, a func, an interface holding an unregistered type), with
+// gob's error.
 func AppendValue[T any](b []byte, v T) ([]byte, error) {
 	in := valueInfoOf[T]()
 	switch in.form {

@@ -526,3 +526,29 @@ func TestIsolation(t *testing.T) {
 		return nil
 	})
 }
+
+// TestPrefetch: before any result is back, each rank other than 0 holds
+// two chunks (the one it runs and one in reserve), and rank 0 one: the
+// first hand-out of 100 one-task chunks on 3 ranks is tasks 0 and 1 to
+// rank 1, 2 and 3 to rank 2, and 4 to rank 0.
+func TestPrefetch(t *testing.T) {
+	var mu sync.Mutex
+	on := make([]int, 100)
+	mpitest.Run(t, 3, func(ctx context.Context, c *mpi.Comm) error {
+		var in []int
+		if c.Rank() == 0 {
+			in = seq(100)
+		}
+		_, err := pool.Map(ctx, c, in, func(ctx context.Context, x int) (int, error) {
+			mu.Lock()
+			on[x] = c.Rank()
+			mu.Unlock()
+			time.Sleep(time.Millisecond)
+			return x, nil
+		}, pool.Chunk(1))
+		return err
+	})
+	if want := []int{1, 1, 2, 2, 0}; !slices.Equal(on[:5], want) {
+		t.Errorf("tasks 0-4 ran on ranks %v, want %v", on[:5], want)
+	}
+}
