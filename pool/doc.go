@@ -53,6 +53,7 @@
 // Map's messages never match a receive of the program's: each communicator
 // gets a shadow (a Dup, made on the first call), and each call on it has
 // tags of its own. Every rank must make the same pool calls on a
-// communicator in the same order, as with collectives. On a world of one,
+// communicator in the same order, as with collectives, and one at a time
+// (calls on different communicators may run at once). On a world of one,
 // Map is a plain loop.
 package pool
