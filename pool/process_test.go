@@ -1,27 +1,38 @@
 package pool_test
 
-// Multi-process tests: the real gorun runs testdata/mapprog as real rank
-// processes on its embedded NATS server.
+// Multi-process tests: the real gorun runs testdata/mapprog, built with the
+// race detector, as real rank processes on its embedded NATS server.
 
 import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/gorun-hpc/gorun/internal/testbin"
 )
 
-var bin struct{ gorun, mapprog string }
+var bin struct{ gorun string }
 
 func TestMain(m *testing.M) {
 	if !testingShort() {
-		testbin.Main(m, "gorun-pool-",
-			testbin.Prog{Out: &bin.gorun, Pkg: "../cmd/gorun"},
-			testbin.Prog{Out: &bin.mapprog, Pkg: "./testdata/mapprog"})
+		testbin.Main(m, "gorun-pool-", testbin.Prog{Out: &bin.gorun, Pkg: "../cmd/gorun"})
 	}
 	os.Exit(m.Run())
+}
+
+// mapprog builds testdata/mapprog with the race detector, so that a data
+// race in any rank process fails its job (the go build cache makes this
+// cheap after the first time).
+func mapprog(t *testing.T) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "mapprog")
+	if b, err := exec.Command("go", "build", "-race", "-o", out, "./testdata/mapprog").CombinedOutput(); err != nil {
+		t.Fatalf("go build -race ./testdata/mapprog: %v\n%s", err, b)
+	}
+	return out
 }
 
 // testingShort is testing.Short before flag parsing has happened in m.Run.
@@ -63,9 +74,10 @@ func TestProcessesMap(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: skips the multi-process tests")
 	}
+	prog := mapprog(t)
 	for _, n := range []int{1, 2, 3, 5, 8} {
 		t.Run(fmt.Sprintf("n=%d", n), func(t *testing.T) {
-			out := gorun(t, "-n", fmt.Sprint(n), bin.mapprog, "map")
+			out := gorun(t, "-n", fmt.Sprint(n), prog, "map")
 			okLine(t, out, fmt.Sprintf("%d ranks, inputs", n))
 		})
 	}
@@ -77,9 +89,10 @@ func TestProcessesTaskError(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: skips the multi-process tests")
 	}
+	prog := mapprog(t)
 	for _, n := range []int{2, 5} {
 		t.Run(fmt.Sprintf("n=%d", n), func(t *testing.T) {
-			out := gorun(t, "-n", fmt.Sprint(n), bin.mapprog, "fail57")
+			out := gorun(t, "-n", fmt.Sprint(n), prog, "fail57")
 			okLine(t, out, "task 57 failed on rank ")
 		})
 	}
