@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -550,5 +551,48 @@ func TestPrefetch(t *testing.T) {
 	})
 	if want := []int{1, 1, 2, 2, 0}; !slices.Equal(on[:5], want) {
 		t.Errorf("tasks 0-4 ran on ranks %v, want %v", on[:5], want)
+	}
+}
+
+// TestNoGoroutineLeft: once the ranks have returned (a normal call, a
+// failed one, a canceled one) and the job is shut down, no goroutine that
+// Map started is left.
+func TestNoGoroutineLeft(t *testing.T) {
+	before := runtime.NumGoroutine()
+	mpitest.Run(t, 4, func(ctx context.Context, c *mpi.Comm) error {
+		var in []int
+		if c.Rank() == 0 {
+			in = seq(300)
+		}
+		fn := func(ctx context.Context, x int) (int, error) {
+			if x == 150 {
+				return 0, errBoom
+			}
+			return x, nil
+		}
+		if _, err := pool.Map(ctx, c, in, fn); !errors.As(err, new(*pool.TaskError)) {
+			return fmt.Errorf("want a TaskError, got %v", err)
+		}
+		if _, err := pool.Map(ctx, c, in[:min(len(in), 100)], fn); err != nil {
+			return err
+		}
+		cctx, cancel := context.WithCancel(ctx)
+		time.AfterFunc(20*time.Millisecond, cancel)
+		_, err := pool.Map(cctx, c, seq(100000), func(ctx context.Context, x int) (int, error) {
+			time.Sleep(time.Millisecond)
+			return x, nil
+		})
+		if err == nil {
+			return errors.New("the canceled call returned no error")
+		}
+		return nil
+	})
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		buf := make([]byte, 1<<20)
+		t.Errorf("%d goroutines left, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
 	}
 }
