@@ -58,11 +58,14 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-# collectives must use only mpi's public API: nothing it imports itself may be
-# under mpi/internal (Go's internal rule forbids it too; this says so clearly).
+# collectives and pool must use only mpi's public API: nothing they import
+# themselves may be under mpi/internal (Go's internal rule forbids it too;
+# this says so clearly).
 check-deps:
-	@if $(GO) list -f '{{join .Imports "\n"}}{{"\n"}}{{join .TestImports "\n"}}' ./collectives/... | grep -q '/mpi/internal'; then \
-		echo "collectives imports mpi/internal"; exit 1; fi
+	@for p in collectives pool; do \
+		if $(GO) list -e -f '{{join .Imports "\n"}}{{"\n"}}{{join .TestImports "\n"}}' ./$$p/... | grep -q '/mpi/internal'; then \
+			echo "$$p imports mpi/internal"; exit 1; fi; \
+	done
 
 # go.mod requires the lowest Go that builds gorun, so that a user's module
 # is not made to require a newer one: the highest its dependencies require,
