@@ -98,6 +98,8 @@ func stopped(cause error, what string) *ExitError {
 }
 
 func (r *runner) run(ctx context.Context, prog string, args []string) error {
+	// Orphans of local ranks become gorun's children, so that sweep ends them.
+	becomeSubreaper()
 	cfg := &r.cfg
 	jobCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
