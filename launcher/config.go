@@ -56,6 +56,11 @@ type Config struct {
 	// (or this machine's address) when remote ranks must reach it.
 	NATSHost string
 
+	// RoutePorts is the range of ports (inclusive) the job's NATS servers
+	// listen on for their cluster's routes, on every host of a multi-host
+	// job; {0, 0} means any free port.
+	RoutePorts [2]int
+
 	// ConnectTimeout bounds the check that an existing NATS server
 	// (NATSURL) answers.
 	ConnectTimeout time.Duration
@@ -126,6 +131,9 @@ func (cfg *Config) Validate() error {
 		if !fi.IsDir() {
 			return fmt.Errorf("--wdir %s: not a directory", cfg.WorkDir)
 		}
+	}
+	if p := cfg.RoutePorts; p != [2]int{} && (p[0] < 1 || p[1] < p[0] || p[1] > 65535) {
+		return fmt.Errorf("--route-ports %d-%d: want LOW-HIGH, 1 <= LOW <= HIGH <= 65535", p[0], p[1])
 	}
 	if cfg.NATSURL != "" {
 		if err := checkNATSURL(cfg.NATSURL); err != nil {

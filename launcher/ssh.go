@@ -152,8 +152,10 @@ func shQuote(s string) string {
 type remote struct {
 	opts    SSHOptions
 	grace   time.Duration
-	natsURL string // the bus as remote ranks reach it
-	cwd     string // gorun's directory, tried first on a remote host
+	natsURL string      // with --nats: the bus as remote ranks reach it
+	cluster *jobCluster // with the embedded servers: how each host's server joins the job's cluster
+	cwd     string      // gorun's directory, tried first on a remote host
+	agents  map[int]*agentConn
 
 	mu      sync.Mutex
 	progs   map[string]string // host -> the program's path there (with Copy)
@@ -322,9 +324,7 @@ func prepareHosts(ctx context.Context, cfg *Config, prog string) error {
 			ask = append(ask, i)
 		}
 	}
-	if anyRemote && cfg.NATSURL == "" && (cfg.NATSHost == "" || cfg.NATSHost == DefaultConfig().NATSHost) {
-		cfg.NATSHost = "0.0.0.0"
-	}
+	_ = anyRemote // ranks reach their own host's server: gorun's listens on NATSHost still
 	if cfg.SSH.Copy {
 		prog = ""
 	}
@@ -381,23 +381,50 @@ func startRemote(ctx context.Context, cfg *Config, plan *Plan, prog string, job 
 		logf("copied %s to %d hosts in %v", filepath.Base(prog), len(hosts), time.Since(t).Round(time.Millisecond))
 	}
 
-	switch {
-	case job.Server == nil:
+	if job.Server == nil {
 		rm.natsURL = job.NATSURL
 		if loopbackURL(job.NATSURL) {
 			rm.close()
 			return nil, fmt.Errorf("--nats %s: a loopback address, which ranks on other hosts cannot reach", redactURL(job.NATSURL))
 		}
-	default:
-		addr := cfg.SSH.Advertise
-		if addr == "" {
-			addr = routeAddr(ctx, &cfg.SSH, plan.Hosts[hosts[0]])
-		}
-		rm.natsURL = job.Server.URLFor(addr)
-		logf("remote ranks reach the embedded NATS server at %s", rm.natsURL)
+	} else {
+		rm.cluster = job.Cluster
 	}
+	// One login per host: its agent (shipped there first if it lacks this
+	// gorun build).
+	t := time.Now()
+	var mu sync.Mutex
+	rm.agents = map[int]*agentConn{}
+	err := forEachHost(hosts, func(i int) error {
+		a, err := startAgent(ctx, &cfg.SSH, plan.Hosts[i], logf)
+		if err != nil {
+			first := 0
+			for _, p := range plan.Procs {
+				if p.Host == i {
+					first = p.Rank
+					break
+				}
+			}
+			return rankExitError{rankExit{Rank: first, Host: plan.Hosts[i].String(), Err: err}}
+		}
+		mu.Lock()
+		rm.agents[i] = a
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		rm.close()
+		return nil, err
+	}
+	logf("agents started on %d hosts in %v", len(hosts), time.Since(t).Round(time.Millisecond))
 	return rm, nil
 }
+
+// rankExitError is a rank's failure before the job started, as an error
+// that reads as gorun reports a rank's end.
+type rankExitError struct{ x rankExit }
+
+func (e rankExitError) Error() string { return e.x.String() }
 
 // copyProgram copies prog to a fresh private directory on h, and keeps a
 // session open that removes it when gorun closes it or goes away.
@@ -464,6 +491,11 @@ func (rm *remote) close() {
 	if rm == nil {
 		return
 	}
+	var wg sync.WaitGroup
+	for _, a := range rm.agents {
+		wg.Go(func() { a.close(rm.opts.timeout()) })
+	}
+	wg.Wait()
 	rm.mu.Lock()
 	holders := rm.holders
 	rm.holders = nil
