@@ -322,6 +322,12 @@ func (c *Cluster) LinkBytes(i int) (rx, tx uint64) {
 	return read("tx_bytes"), read("rx_bytes")
 }
 
+// CacheDir is host h's cache directory (its sessions' XDG_CACHE_HOME): a
+// directory of the test's own, one per host.
+func (c *Cluster) CacheDir(h *Host) string {
+	return filepath.Join(c.Dir, "cache-"+h.Hostname)
+}
+
 func (c *Cluster) keys() {
 	c.Key = filepath.Join(c.Dir, "id_ed25519")
 	c.must("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "gorun-test", "-f", c.Key)
@@ -356,6 +362,9 @@ func (c *Cluster) startSSHD(h *Host) {
 		"LogLevel ERROR",
 		"PrintMotd no",
 		"Subsystem sftp internal-sftp",
+		// Each host's own cache directory (as on separate machines), so
+		// what gorun caches there is the test's, not the machine's.
+		"SetEnv XDG_CACHE_HOME=" + c.CacheDir(h),
 	}, "\n") + "\n"
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		c.t.Fatal(err)
