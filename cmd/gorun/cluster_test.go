@@ -144,3 +144,110 @@ func TestHostsSetsidChild(t *testing.T) {
 	}
 	e.assertClean(t, 2*time.Second)
 }
+
+// TestHostsAgentKilled: an agent killed with SIGKILL ends the job with a
+// message naming its host, and nothing of the job is left on any host (its
+// ranks lose their server, which lived in the agent).
+func TestHostsAgentKilled(t *testing.T) {
+	e := newHosts(t, 3, 2)
+	j := startJob(t, nil, e.args("-n", "6", "--hostfile", e.hostfile, bin.rankprog, "mpisleep")...)
+	j.waitLines("ready", 6, 30*time.Second)
+	killed := 0
+	for _, p := range e.Procs() {
+		if p.Host == 2 && strings.HasSuffix(p.Cmdline, " __gorun_agent") {
+			syscall.Kill(p.PID, syscall.SIGKILL)
+			killed++
+		}
+	}
+	if killed != 1 {
+		t.Fatalf("%d agents found on host 2, want 1", killed)
+	}
+	sent := time.Now()
+	code := j.wait(30 * time.Second)
+	msg := gorunLines(j.errText())
+	t.Logf("gorun exited %v after the agent was killed: %q", j.exitAt.Sub(sent).Round(time.Millisecond), msg)
+	if code == 0 || len(msg) == 0 || !strings.Contains(msg[len(msg)-1], "agent on host "+e.Hosts[2].Addr) {
+		t.Errorf("exit %d, gorun's messages %q", code, msg)
+	}
+	if took := j.exitAt.Sub(sent); took > 3*time.Second {
+		t.Errorf("gorun took %v to end the job", took)
+	}
+	e.assertClean(t, 3*time.Second)
+}
+
+// maxRSS is a process's resident memory now (VmRSS), in bytes; 0 if gone.
+func rss(pid int) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// TestHostsNoNewlineMemory: a remote rank writes 3 GB without a newline;
+// gorun and the host's agent forward it in pieces of launcher.MaxLine, and
+// neither holds more than 100 MB.
+func TestHostsNoNewlineMemory(t *testing.T) {
+	e := newHosts(t, 1, 1)
+	const mib = 3000 // about 3 GB
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	cmd := exec.Command(bin.gorun, e.args("-n", "1", "--hostfile", e.hostfile, bin.rankprog, "nonewline", strconv.Itoa(mib))...)
+	var stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = null, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var gorunMax, agentMax int64
+	agent := 0
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	timeout := time.After(5 * time.Minute)
+wait:
+	for {
+		select {
+		case err = <-done:
+			break wait
+		case <-timeout:
+			cmd.Process.Kill()
+			t.Fatal("gorun did not end within 5 minutes")
+		case <-tick.C:
+			gorunMax = max(gorunMax, rss(cmd.Process.Pid))
+			if agent == 0 {
+				for _, p := range e.Procs() {
+					if strings.HasSuffix(p.Cmdline, " __gorun_agent") {
+						agent = p.PID
+					}
+				}
+			}
+			if agent != 0 {
+				agentMax = max(agentMax, rss(agent))
+			}
+		}
+	}
+	if err != nil {
+		t.Fatalf("gorun: %v; stderr:\n%s", err, stderr.String())
+	}
+	t.Logf("%d MiB without a newline: gorun's resident memory at most %.1f MB, the agent's %.1f MB", mib, float64(gorunMax)/1e6, float64(agentMax)/1e6)
+	if agent == 0 {
+		t.Fatal("never saw the agent")
+	}
+	if gorunMax > 100e6 || agentMax > 100e6 {
+		t.Errorf("resident memory above 100 MB: gorun %d, agent %d", gorunMax, agentMax)
+	}
+	if n := strings.Count(stderr.String(), "longer than 1 MiB"); n != 1 {
+		t.Errorf("%d notes about the long line, want 1:\n%s", n, stderr.String())
+	}
+	e.assertClean(t, time.Second)
+}
