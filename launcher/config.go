@@ -51,9 +51,9 @@ type Config struct {
 	// id.
 	NATSURL string
 
-	// NATSHost is the address the embedded NATS server listens on:
-	// "127.0.0.1" (the default) for a job on this machine only, "0.0.0.0"
-	// (or this machine's address) when remote ranks must reach it.
+	// NATSHost is the address the embedded NATS server listens on for
+	// ranks: "127.0.0.1" (the default); ranks on other hosts connect to
+	// their own host's server of the job's cluster, never to this one.
 	NATSHost string
 
 	// RoutePorts is the range of ports (inclusive) the job's NATS servers

@@ -22,22 +22,21 @@ import (
 // SSHOptions say how gorun starts ranks on other hosts. It runs the system's
 // ssh client, so the user's ~/.ssh/config, keys and agent apply.
 //
-// How a remote rank starts: gorun runs
+// How a remote host's ranks start: gorun logs in once per host, running
 //
 //	ssh [Opts] -T -o BatchMode=yes -o ConnectTimeout=N ... host 'exec /bin/sh -c "<reader>"'
 //
 // where <reader> is a fixed one-line loop that reads a small shell script
 // from its standard input (up to a line "."), then runs it. That script
-// carries the rank's environment (the job secret GORUN_NATS_TOKEN among it),
-// the program's path, arguments and directory, so no command line on any
-// host holds the secret or anything job-specific. The script starts the
-// program in a process group of its own (setsid), and watches the launcher:
-// when its ssh standard input reaches EOF (gorun stops the job, dies, or the
-// connection is lost) it sends the group SIGTERM, and SIGKILL after the
-// grace; the rank that reads gorun's standard input (rank 0) is watched
-// through its ssh session process instead, which ends when the connection
-// does. Ranks also lose their NATS connection when the embedded server goes
-// away, and mpi makes them exit.
+// (bootstrap) starts the host's agent: this gorun binary from the user's
+// cache on that host, after copying it there through the same session if
+// the host lacks this build (and its platform matches). From then on gorun
+// and the agent talk in frames over the session's standard input and
+// output (RunAgent): the job (with the secret and the host's TLS key), the
+// ranks' output, their ends, stop requests, rank 0's input. No command
+// line on any host holds the secret or anything job-specific. The agent
+// stops its ranks when gorun says so, and by itself when its standard
+// input ends (gorun stopped the job, died, or the connection is lost).
 type SSHOptions struct {
 	// Program is the ssh client; "" means "ssh" from PATH.
 	Program string
@@ -53,13 +52,15 @@ type SSHOptions struct {
 	ConnectTimeout time.Duration
 
 	// Copy copies the program to every remote host (into a private
-	// directory under /tmp) and removes it when the job ends; without it
-	// the program must be at the same path on every host.
+	// directory under /tmp, through two more logins per host) and removes
+	// it when the job ends; without it the program must be at the same
+	// path on every host.
 	Copy bool
 
-	// Advertise is the host name or address remote ranks reach gorun's
-	// embedded NATS server at. "" means the address of this machine's
-	// interface that routes to the first remote host.
+	// Advertise is the host name or address the other hosts' servers
+	// reach gorun's embedded NATS server at, for the job's cluster routes.
+	// "" means the address of this machine's interface that routes to the
+	// first remote host.
 	Advertise string
 }
 
@@ -303,15 +304,13 @@ func forEachHost(idx []int, fn func(i int) error) error {
 // prepareHosts readies cfg for a job on cfg.Hosts before the embedded
 // server starts and ranks are placed: every host without a slot count gets
 // one per core (runtime.NumCPU here, the remote host's answer over ssh
-// elsewhere; each such remote host is checked too), and when some host is
-// remote the embedded server listens on every interface.
+// elsewhere, one login each; each such remote host is checked too).
 func prepareHosts(ctx context.Context, cfg *Config, prog string) error {
 	if len(cfg.Hosts) == 0 {
 		return nil
 	}
 	cfg.Hosts = append([]Host(nil), cfg.Hosts...) // the caller's slice stays as it was
 	var ask []int
-	anyRemote := false
 	for i, h := range cfg.Hosts {
 		if h.IsLocal() {
 			if h.Slots == 0 {
@@ -319,12 +318,10 @@ func prepareHosts(ctx context.Context, cfg *Config, prog string) error {
 			}
 			continue
 		}
-		anyRemote = true
 		if h.Slots == 0 {
 			ask = append(ask, i)
 		}
 	}
-	_ = anyRemote // ranks reach their own host's server: gorun's listens on NATSHost still
 	if cfg.SSH.Copy {
 		prog = ""
 	}
@@ -350,9 +347,10 @@ func capSlots(n, max int) int {
 }
 
 // startRemote readies the remote hosts of plan before their ranks start:
-// it copies the program there with Copy, and works out the bus's address
-// for remote ranks. It returns nil when no rank
-// is remote. close undoes what it did.
+// it copies the program there with Copy, and starts every host's agent
+// (one login each). It returns nil when no rank is remote. close undoes
+// what it did: it ends the agents (which end whatever is left of their
+// ranks) and removes the copies.
 func startRemote(ctx context.Context, cfg *Config, plan *Plan, prog string, job jobInfo, logf func(string, ...any)) (*remote, error) {
 	used := map[int]bool{}
 	for _, p := range plan.Procs {
