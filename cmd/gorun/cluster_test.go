@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gorun-hpc/gorun/launcher"
 )
 
 // countingSSH puts an ssh first in PATH that counts its logins in a file
@@ -366,6 +368,28 @@ func TestHostsCaptureClean(t *testing.T) {
 	}
 	if strings.Contains(string(data), token) {
 		t.Error("the job's secret is in the capture")
+	}
+	e.assertClean(t, time.Second)
+}
+
+// TestHostsExternalNATS: with --nats URL the agents still start the
+// ranks, which all connect to that server.
+func TestHostsExternalNATS(t *testing.T) {
+	e := newHosts(t, 2, 1)
+	prog := buildHostprog(t)
+	srv, err := launcher.StartServer("0.0.0.0", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	t.Setenv("GORUN_NATS_TOKEN", srv.Token())
+	logins := countingSSH(t)
+	code, lines, stderr := runJob(t, time.Minute, e.args("-n", "2", "--nats", srv.URLFor(e.Gateway), "--hostfile", e.hostfile, prog, "check")...)
+	if code != 0 || len(withPrefix(lines, "sum 3")) != 1 {
+		t.Fatalf("exit %d; stdout %q; stderr:\n%s", code, lines, stderr)
+	}
+	if n := logins(); n != 2 {
+		t.Errorf("%d ssh logins for 2 hosts, want 2", n)
 	}
 	e.assertClean(t, time.Second)
 }
