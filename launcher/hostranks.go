@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"runtime"
@@ -29,6 +30,7 @@ type hostJob struct {
 	JobID   string
 	Token   string
 	NATSURL string // the bus as this host's ranks reach it
+	Remote  bool   // the host is not gorun's: the program may be missing there
 }
 
 // hostRanks starts, watches and stops the ranks of one host: the part of a
@@ -87,6 +89,9 @@ func (h *hostRanks) start(ctx context.Context, j *hostJob, stdin io.Reader) {
 			in = stdin
 		}
 		if err := h.startRank(j, p, dir, env, in); err != nil {
+			if j.Remote && errors.Is(err, fs.ErrNotExist) {
+				err = fmt.Errorf("%s is not there (the program must be at the same path on every host, or use --copy)", j.Path)
+			}
 			h.onExit(rankExit{Rank: p.Rank, Host: h.host, Err: fmt.Errorf("could not start: %w", err)})
 			h.notStarted(j.Procs[i+1:])
 			return

@@ -141,9 +141,11 @@ func (r *runner) run(ctx context.Context, prog string, args []string) error {
 		r.logf("built %s in %v", prog, time.Since(t).Round(time.Millisecond))
 	}
 	// Remote hosts: slot counts asked over ssh, the bus opened to them (ssh.go).
-	if err := prepareHosts(jobCtx, cfg, p.Path); err != nil {
+	pre, err := prepareHosts(jobCtx, cfg, r.logf)
+	if err != nil {
 		return fail(err)
 	}
+	defer closeAgents(pre, cfg.SSH.timeout()) // those startRemote did not take over
 
 	// The bus: a server here, and (with remote hosts) one on every other
 	// host of the job, in one cluster whose seed is this one.
@@ -193,7 +195,7 @@ func (r *runner) run(ctx context.Context, prog string, args []string) error {
 		return fail(err)
 	}
 	// Remote hosts checked, the program copied with --copy (ssh.go).
-	rm, err := startRemote(jobCtx, cfg, &plan, p.Path, job, r.logf)
+	rm, err := startRemote(jobCtx, cfg, &plan, p.Path, job, pre, r.logf)
 	if err != nil {
 		return fail(err)
 	}

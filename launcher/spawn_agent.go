@@ -109,6 +109,7 @@ type agentConn struct {
 	errs  *tailBuffer // ssh's stderr before the agent runs
 	ended chan struct{}
 	werr  error // ssh's end, after ended
+	once  sync.Once
 }
 
 // startAgent logs in to h once and starts its agent, shipping this gorun
@@ -251,13 +252,15 @@ func (a *agentConn) kill() { syscall.Kill(-a.cmd.cmd.Process.Pid, syscall.SIGKIL
 // close tells the agent the job is over (EOF), and waits up to d for its
 // session to end.
 func (a *agentConn) close(d time.Duration) {
-	a.in.Close()
-	select {
-	case <-a.ended:
-	case <-time.After(d):
-		a.kill()
-		<-a.ended
-	}
+	a.once.Do(func() {
+		a.in.Close()
+		select {
+		case <-a.ended:
+		case <-time.After(d):
+			a.kill()
+			<-a.ended
+		}
+	})
 }
 
 // agentSpawner runs the ranks of one remote host through its agent.
@@ -285,7 +288,7 @@ func (s *agentSpawner) start(ctx context.Context, spec *spawnSpec, exits chan<- 
 		Job: hostJob{
 			Host: name, Procs: spec.Procs, Size: len(spec.Plan.Procs),
 			Path: s.rm.program(s.host, spec.Path), Args: spec.Args, WorkDir: spec.WorkDir, Cwd: s.rm.cwd,
-			Env: spec.Env, JobID: spec.Job.ID, Token: spec.Job.Token, NATSURL: s.rm.natsURL,
+			Env: spec.Env, JobID: spec.Job.ID, Token: spec.Job.Token, NATSURL: s.rm.natsURL, Remote: true,
 		},
 		Grace: s.rm.grace,
 	}
@@ -331,7 +334,6 @@ func (s *agentSpawner) start(ctx context.Context, spec *spawnSpec, exits chan<- 
 // the ranks it never reported as lost.
 func (s *agentSpawner) read(spec *spawnSpec, exits chan<- rankExit) {
 	name := s.host.String()
-	type stream struct{ w *io.PipeWriter }
 	pipes := map[[2]int]*io.PipeWriter{}
 	pipe := func(rank, kind int) *io.PipeWriter {
 		k := [2]int{rank, kind}

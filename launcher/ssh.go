@@ -251,34 +251,6 @@ func lastLine(s string) string {
 	return strings.TrimSpace(lines[len(lines)-1])
 }
 
-// probe logs in to h and returns its number of cores; when prog is not ""
-// it also checks that prog is an executable there.
-func (o *SSHOptions) probe(ctx context.Context, h Host, prog string) (cpus int, err error) {
-	script := "c=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 0)\n" +
-		"echo " + probeLine + " cpus=$c\n"
-	if prog != "" {
-		script += "p=" + shQuote(prog) + "\n" +
-			`[ -x "$p" ] && [ ! -d "$p" ] || echo ` + probeLine + " missing\n"
-	}
-	out, err := o.runScript(ctx, h, script, nil, 5*time.Second)
-	if err != nil {
-		return 0, fmt.Errorf("%s: host %s: cannot log in with ssh: %w", h.Source, h, err)
-	}
-	cpus = -1
-	for _, line := range strings.Split(out, "\n") {
-		if v, ok := strings.CutPrefix(line, probeLine+" cpus="); ok {
-			cpus, _ = strconv.Atoi(strings.TrimSpace(v))
-		}
-		if line == probeLine+" missing" {
-			return 0, fmt.Errorf("%s: host %s: %s is not an executable there (the program must be at the same path on every host, or use --copy)", h.Source, h, prog)
-		}
-	}
-	if cpus < 0 {
-		return 0, fmt.Errorf("%s: host %s: unexpected answer to ssh %q", h.Source, h, strings.TrimSpace(out))
-	}
-	return cpus, nil
-}
-
 // forEachHost runs fn for every index in idx, at most 32 at once, and
 // returns the first error in idx's order.
 func forEachHost(idx []int, fn func(i int) error) error {
@@ -303,11 +275,12 @@ func forEachHost(idx []int, fn func(i int) error) error {
 
 // prepareHosts readies cfg for a job on cfg.Hosts before the embedded
 // server starts and ranks are placed: every host without a slot count gets
-// one per core (runtime.NumCPU here, the remote host's answer over ssh
-// elsewhere, one login each; each such remote host is checked too).
-func prepareHosts(ctx context.Context, cfg *Config, prog string) error {
+// one per core: runtime.NumCPU here; elsewhere, the cores the host's agent
+// may use, which prepareHosts starts for it (its one login) and returns,
+// by index into cfg.Hosts, for startRemote to use.
+func prepareHosts(ctx context.Context, cfg *Config, logf func(string, ...any)) (map[int]*agentConn, error) {
 	if len(cfg.Hosts) == 0 {
-		return nil
+		return nil, nil
 	}
 	cfg.Hosts = append([]Host(nil), cfg.Hosts...) // the caller's slice stays as it was
 	var ask []int
@@ -322,21 +295,37 @@ func prepareHosts(ctx context.Context, cfg *Config, prog string) error {
 			ask = append(ask, i)
 		}
 	}
-	if cfg.SSH.Copy {
-		prog = ""
-	}
-	return forEachHost(ask, func(i int) error {
+	agents := map[int]*agentConn{}
+	var mu sync.Mutex
+	err := forEachHost(ask, func(i int) error {
 		h := &cfg.Hosts[i]
-		n, err := cfg.SSH.probe(ctx, *h, prog)
+		a, err := startAgent(ctx, &cfg.SSH, *h, logf)
 		if err != nil {
-			return err
+			return fmt.Errorf("host %s: %w", h, err)
 		}
-		if n < 1 {
+		mu.Lock()
+		agents[i] = a
+		mu.Unlock()
+		if a.hello.CPUs < 1 {
 			return fmt.Errorf("%s: host %s: could not count its cores; give slots=N", h.Source, h)
 		}
-		h.Slots = capSlots(n, h.MaxSlots)
+		h.Slots = capSlots(a.hello.CPUs, h.MaxSlots)
 		return nil
 	})
+	if err != nil {
+		closeAgents(agents, cfg.SSH.timeout())
+		return nil, err
+	}
+	return agents, nil
+}
+
+// closeAgents ends agents (see agentConn.close).
+func closeAgents(agents map[int]*agentConn, d time.Duration) {
+	var wg sync.WaitGroup
+	for _, a := range agents {
+		wg.Go(func() { a.close(d) })
+	}
+	wg.Wait()
 }
 
 func capSlots(n, max int) int {
@@ -351,10 +340,15 @@ func capSlots(n, max int) int {
 // (one login each). It returns nil when no rank is remote. close undoes
 // what it did: it ends the agents (which end whatever is left of their
 // ranks) and removes the copies.
-func startRemote(ctx context.Context, cfg *Config, plan *Plan, prog string, job jobInfo, logf func(string, ...any)) (*remote, error) {
+func startRemote(ctx context.Context, cfg *Config, plan *Plan, prog string, job jobInfo, pre map[int]*agentConn, logf func(string, ...any)) (*remote, error) {
 	used := map[int]bool{}
 	for _, p := range plan.Procs {
 		used[p.Host] = true
+	}
+	for i, a := range pre {
+		if !used[i] {
+			a.close(cfg.SSH.timeout()) // a host the plan gives no rank
+		}
 	}
 	var hosts []int
 	for i, h := range plan.Hosts {
@@ -367,8 +361,6 @@ func startRemote(ctx context.Context, cfg *Config, plan *Plan, prog string, job 
 	}
 	cwd, _ := os.Getwd()
 	rm := &remote{opts: cfg.SSH, grace: cfg.StopGrace, cwd: cwd, progs: map[string]string{}}
-	// Without --copy nothing is done ahead: a host that cannot be reached
-	// fails its ranks' start, with ssh's reason (see stderrGate).
 	if cfg.SSH.Copy {
 		t := time.Now()
 		err := forEachHost(hosts, func(i int) error { return rm.copyProgram(ctx, plan.Hosts[i], prog) })
@@ -393,7 +385,15 @@ func startRemote(ctx context.Context, cfg *Config, plan *Plan, prog string, job 
 	t := time.Now()
 	var mu sync.Mutex
 	rm.agents = map[int]*agentConn{}
+	for _, i := range hosts {
+		if a := pre[i]; a != nil {
+			rm.agents[i] = a
+		}
+	}
 	err := forEachHost(hosts, func(i int) error {
+		if rm.agents[i] != nil {
+			return nil // started by prepareHosts
+		}
 		a, err := startAgent(ctx, &cfg.SSH, plan.Hosts[i], logf)
 		if err != nil {
 			first := 0
@@ -489,11 +489,7 @@ func (rm *remote) close() {
 	if rm == nil {
 		return
 	}
-	var wg sync.WaitGroup
-	for _, a := range rm.agents {
-		wg.Go(func() { a.close(rm.opts.timeout()) })
-	}
-	wg.Wait()
+	closeAgents(rm.agents, rm.opts.timeout())
 	rm.mu.Lock()
 	holders := rm.holders
 	rm.holders = nil

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -390,6 +391,24 @@ func TestHostsExternalNATS(t *testing.T) {
 	}
 	if n := logins(); n != 2 {
 		t.Errorf("%d ssh logins for 2 hosts, want 2", n)
+	}
+	e.assertClean(t, time.Second)
+}
+
+// TestHostsCoresOneLogin: hosts listed without slots get one per core, as
+// their agents say, and still one login each.
+func TestHostsCoresOneLogin(t *testing.T) {
+	e := newHosts(t, 2, 1)
+	hf := filepath.Join(t.TempDir(), "hosts")
+	os.WriteFile(hf, []byte(e.Hosts[0].Addr+"\n"+e.Hosts[1].Addr+"\n"), 0o644)
+	logins := countingSSH(t)
+	n := 2 * runtime.NumCPU()
+	code, lines, stderr := runJob(t, time.Minute, e.args("-n", strconv.Itoa(n), "--hostfile", hf, bin.rankprog, "env")...)
+	if code != 0 || len(withPrefix(lines, "GORUN_SIZE="+strconv.Itoa(n))) != n {
+		t.Fatalf("exit %d; stderr:\n%s", code, stderr)
+	}
+	if got := logins(); got != 2 {
+		t.Errorf("%d ssh logins for 2 hosts without slots, want 2", got)
 	}
 	e.assertClean(t, time.Second)
 }
