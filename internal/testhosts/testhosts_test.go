@@ -78,16 +78,20 @@ func TestRootPID(t *testing.T) {
 	if err != nil {
 		t.Fatalf("pid line %q", buf[:n])
 	}
+	// The shell execs sleep after it printed its pid: wait for that too.
 	var root int
+	var b []byte
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		if root, err = c.RootPID(0, nspid); err == nil {
-			break
+			if b, _ = os.ReadFile("/proc/" + strconv.Itoa(root) + "/cmdline"); strings.HasPrefix(string(b), "sleep") {
+				break
+			}
 		}
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := os.ReadFile("/proc/" + strconv.Itoa(root) + "/cmdline"); !strings.HasPrefix(string(b), "sleep") {
+	if !strings.HasPrefix(string(b), "sleep") {
 		t.Errorf("root pid %d (host pid %d) runs %q, want sleep", root, nspid, b)
 	}
 }
