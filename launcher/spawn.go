@@ -62,9 +62,10 @@ type spawnSpec struct {
 // jobInfo is what identifies a job to its ranks.
 type jobInfo struct {
 	ID      string
-	NATSURL string  // the bus as ranks on this machine reach it
-	Token   string  // the secret, "" when an external server needs none
-	Server  *Server // the embedded server, nil with --nats
+	NATSURL string      // the bus as ranks on this machine reach it
+	Token   string      // the secret, "" when an external server needs none
+	Server  *Server     // the embedded server, nil with --nats
+	Cluster *jobCluster // how other hosts' servers join it; nil for a job on this machine
 }
 
 // ContractEnv is the launch contract's variables for rank p of a job of

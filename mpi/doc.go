@@ -31,20 +31,47 @@
 //
 //	gorun.v1.<job>.p2p.<rank>   every frame for one rank (one subscription per rank)
 //	gorun.v1.<job>.ctl.ready    start-up handshake, answered by rank 0
+//	gorun.v1.<job>.ctl.reach.<rank>  start-up probe, answered by that rank
 //	gorun.v1.<job>.ctl.abort    Abort, heard by every rank
 //	gorun.v1.<job>.mc           frames for every rank but the sender (SendAll), when size > 2
 //
 // # Start-up
 //
 // Each rank connects (reconnection off: a lost connection is a lost job),
-// subscribes to its inbox and the abort subject, and flushes, so the server
-// knows the subscriptions. Then every rank but 0 sends a request with its
-// rank and job size to the ready subject, retrying every 2 ms while nobody
-// answers (NATS's no-responders status); rank 0 subscribes, collects all
-// size-1 requests, and answers each: empty for success, or the reason the
-// job cannot start (ranks missing after the timeout, sizes that differ).
+// subscribes to its inbox, the abort subject and then its reach subject,
+// and flushes, so its server knows the subscriptions. Then every rank but
+// 0 sends a request with its rank, the job size, the round (1) and the id
+// of the server it is connected to, to the ready subject, retrying every
+// 2 ms while nobody answers (NATS's no-responders status); rank 0
+// subscribes and collects all size-1 requests.
+//
+// On one server (a job on one machine, mpitest) that is enough: a
+// subscription is known to the server once its flush returns, so rank 0
+// answers each request with an empty message (or the reason the job cannot
+// start: ranks missing after the timeout, sizes that differ) and Init
+// returns.
+//
+// On a cluster (gorun runs one server per host, joined by routes), a
+// subscription made on one server reaches the others asynchronously, over
+// routes that may still be forming, and core NATS drops a message
+// published before the receiver's interest has reached the sender's
+// server. So a second round follows. Rank 0 names one prober per server,
+// the lowest rank connected to it, and tells the others to wait. Each
+// prober sends a request to every other rank's reach subject, retrying
+// every 2 ms while its server answers no-responders, until every rank has
+// answered: then its server knows every rank's reach subscription, and
+// with it the inbox subscription made before it on the same connection
+// (one route connects two servers, and a server forwards one client's
+// subscriptions over it in order; gorun's servers set one route per pair,
+// no route pool; messages also take no multi-hop path, so a server that
+// knows a remote interest has the route to it). Then every rank sends
+// its round-2 request, each prober after its probes; rank 0 (which probes
+// for its own server first if it is a prober) answers them all once all
+// have come, and Init returns. The cost is one request per rank per server,
+// and two ready rounds.
+//
 // Init returns only after that answer, so no message is ever published to a
-// rank whose inbox is not subscribed (core NATS would drop it).
+// rank whose inbox is not known to the sender's server.
 //
 // # Frames
 //

@@ -214,43 +214,146 @@ func (e *engine) connect(ctx context.Context) error {
 	return nil
 }
 
-// handshake returns when every rank's inbox is subscribed. Every rank but 0
-// asks rank 0 on the ready subject (retrying while rank 0 has not
-// subscribed yet); rank 0 answers them all once it has heard from everyone.
+// Answers of rank 0 to a rank's first ready request (besides an error text).
+const (
+	readyDone  = ""     // every rank is ready and reachable: Init returns
+	readyProbe = "\x01" // probe every rank's reach subject, then ask again
+	readyWait  = "\x02" // ask again (another rank of your server probes)
+)
+
+// probesAtOnce bounds a prober's requests in flight.
+const probesAtOnce = 32
+
+// handshake returns when every rank's inbox is subscribed and every rank's
+// server knows it (see doc.go, Start-up). Every rank but 0 asks rank 0 on
+// the ready subject (retrying while rank 0 has not subscribed yet); rank 0
+// answers them all once it has heard from everyone. On a cluster of
+// servers, a second round follows: one rank per server probes every rank's
+// reach subject, and rank 0 lets everyone go once every rank has asked
+// again, each prober after its probes.
 func (e *engine) handshake(ctx context.Context) error {
 	if e.size == 1 {
 		return e.nc.FlushWithContext(ctx)
 	}
-	subj := subject.Ready(e.job)
+	// The reach responder, subscribed after the inbox on one connection:
+	// a server that knows it, knows the inbox.
+	reach, err := e.nc.Subscribe(subject.Reach(e.job, e.rank), func(m *nats.Msg) { _ = m.Respond(nil) })
+	if err != nil {
+		return fmt.Errorf("%w: rank %d: %v", ErrInit, e.rank, err)
+	}
+	defer reach.Unsubscribe()
 	if e.rank != 0 {
-		if err := e.nc.FlushWithContext(ctx); err != nil {
-			return fmt.Errorf("%w: rank %d: %v", ErrInit, e.rank, err)
+		return e.readyRank(ctx)
+	}
+	return e.readyRoot(ctx)
+}
+
+// readyMsg is a ready request: rank, size, round, then the id of the
+// server the rank is connected to.
+func (e *engine) readyMsg(round byte) []byte {
+	msg := make([]byte, 9, 9+64)
+	binary.LittleEndian.PutUint32(msg, uint32(e.rank))
+	binary.LittleEndian.PutUint32(msg[4:], uint32(e.size))
+	msg[8] = round
+	return append(msg, e.nc.ConnectedServerId()...)
+}
+
+// readyRequest sends msg to rank 0's ready subject until rank 0 answers.
+func (e *engine) readyRequest(ctx context.Context, msg []byte) (string, error) {
+	subj := subject.Ready(e.job)
+	for {
+		reply, err := e.nc.RequestWithContext(ctx, subj, msg)
+		switch {
+		case err == nil:
+			return string(reply.Data), nil
+		case errors.Is(err, nats.ErrNoResponders):
+			// Rank 0 is not listening yet (or its server's interest has not
+			// reached ours).
+			select {
+			case <-time.After(2 * time.Millisecond):
+				continue
+			case <-ctx.Done():
+			}
 		}
-		msg := make([]byte, 8)
-		binary.LittleEndian.PutUint32(msg, uint32(e.rank))
-		binary.LittleEndian.PutUint32(msg[4:], uint32(e.size))
-		for {
-			reply, err := e.nc.RequestWithContext(ctx, subj, msg)
-			switch {
-			case err == nil && len(reply.Data) == 0:
-				return nil
-			case err == nil:
-				return fmt.Errorf("%w: rank %d: %s", ErrInit, e.rank, reply.Data)
-			case errors.Is(err, nats.ErrNoResponders):
-				// Rank 0 is not listening yet.
+		if ctx.Err() != nil {
+			return "", fmt.Errorf("%w: rank %d: rank 0 did not answer within %v: %v", ErrInit, e.rank, e.opts.Timeout, ctx.Err())
+		}
+		return "", fmt.Errorf("%w: rank %d: %v", ErrInit, e.rank, err)
+	}
+}
+
+func (e *engine) readyRank(ctx context.Context) error {
+	if err := e.nc.FlushWithContext(ctx); err != nil {
+		return fmt.Errorf("%w: rank %d: %v", ErrInit, e.rank, err)
+	}
+	ans, err := e.readyRequest(ctx, e.readyMsg(1))
+	if err != nil {
+		return err
+	}
+	switch ans {
+	case readyDone:
+		return nil
+	case readyProbe:
+		if err := e.probeReach(ctx); err != nil {
+			return err
+		}
+	case readyWait:
+	default:
+		return fmt.Errorf("%w: rank %d: %s", ErrInit, e.rank, ans)
+	}
+	ans, err = e.readyRequest(ctx, e.readyMsg(2))
+	if err != nil {
+		return err
+	}
+	if ans != readyDone {
+		return fmt.Errorf("%w: rank %d: %s", ErrInit, e.rank, ans)
+	}
+	return nil
+}
+
+// probeReach requests every other rank's reach subject until each answers: then
+// this rank's server knows every rank's inbox.
+func (e *engine) probeReach(ctx context.Context) error {
+	sem := make(chan struct{}, probesAtOnce)
+	errs := make(chan error, e.size)
+	for r := range e.size {
+		if r == e.rank {
+			continue // no echo: a rank does not hear itself
+		}
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			subj := subject.Reach(e.job, r)
+			for {
+				_, err := e.nc.RequestWithContext(ctx, subj, nil)
+				if err == nil {
+					errs <- nil
+					return
+				}
+				if !errors.Is(err, nats.ErrNoResponders) || ctx.Err() != nil {
+					errs <- fmt.Errorf("%w: rank %d: rank %d not reachable within %v: %v", ErrInit, e.rank, r, e.opts.Timeout, err)
+					return
+				}
 				select {
 				case <-time.After(2 * time.Millisecond):
-					continue
 				case <-ctx.Done():
 				}
 			}
-			if ctx.Err() != nil {
-				return fmt.Errorf("%w: rank %d: rank 0 did not answer within %v: %v", ErrInit, e.rank, e.opts.Timeout, ctx.Err())
-			}
-			return fmt.Errorf("%w: rank %d: %v", ErrInit, e.rank, err)
+		}()
+	}
+	var first error
+	for range e.size - 1 {
+		if err := <-errs; err != nil && first == nil {
+			first = err
 		}
 	}
-	sub, err := e.nc.SubscribeSync(subj)
+	return first
+}
+
+// readyRoot is rank 0's part: it collects every rank's request of a round
+// and answers them.
+func (e *engine) readyRoot(ctx context.Context) error {
+	sub, err := e.nc.SubscribeSync(subject.Ready(e.job))
 	if err != nil {
 		return fmt.Errorf("%w: rank 0: %v", ErrInit, err)
 	}
@@ -258,8 +361,57 @@ func (e *engine) handshake(ctx context.Context) error {
 	if err := e.nc.FlushWithContext(ctx); err != nil {
 		return fmt.Errorf("%w: rank 0: %v", ErrInit, err)
 	}
-	replies := make(map[int]string, e.size-1)
-	var problem string
+	// Round 1: every rank has subscribed.
+	replies, servers, problem := e.readyCollect(ctx, sub, 1)
+	servers[0] = e.nc.ConnectedServerId()
+	prober := map[string]int{} // server -> its lowest rank
+	for r := range e.size {
+		if id, ok := servers[r]; ok {
+			if p, seen := prober[id]; !seen || r < p {
+				prober[id] = r
+			}
+		}
+	}
+	answer := func(r int) string {
+		switch {
+		case problem != "":
+			return problem
+		case len(prober) == 1:
+			return readyDone // one server: its interest is known at once
+		case prober[servers[r]] == r:
+			return readyProbe
+		}
+		return readyWait
+	}
+	e.readyAnswer(replies, answer)
+	if problem != "" {
+		return fmt.Errorf("%w: %s", ErrInit, problem)
+	}
+	if len(prober) == 1 {
+		return nil
+	}
+	// Round 2: the probers have reached every rank from every server.
+	if prober[servers[0]] == 0 {
+		if err := e.probeReach(ctx); err != nil {
+			problem = err.Error()
+		}
+	}
+	replies, _, p2 := e.readyCollect(ctx, sub, 2)
+	if problem == "" {
+		problem = p2
+	}
+	e.readyAnswer(replies, func(int) string { return problem })
+	if problem != "" {
+		return fmt.Errorf("%w: %s", ErrInit, problem)
+	}
+	return nil
+}
+
+// readyCollect gathers the size-1 ready requests of round: each rank's reply
+// subject and server, or what went wrong.
+func (e *engine) readyCollect(ctx context.Context, sub *nats.Subscription, round byte) (replies map[int]string, servers map[int]string, problem string) {
+	replies = make(map[int]string, e.size-1)
+	servers = make(map[int]string, e.size)
 	for len(replies) < e.size-1 {
 		m, err := sub.NextMsgWithContext(ctx)
 		if err != nil {
@@ -269,10 +421,16 @@ func (e *engine) handshake(ctx context.Context) error {
 					missing = append(missing, strconv.Itoa(r))
 				}
 			}
-			problem = fmt.Sprintf("ranks %s of %d never joined within %v", strings.Join(missing, ", "), e.size, e.opts.Timeout)
+			what := "never joined"
+			if round == 2 {
+				what = "never became reachable from every server"
+			}
+			if problem == "" {
+				problem = fmt.Sprintf("ranks %s of %d %s within %v", strings.Join(missing, ", "), e.size, what, e.opts.Timeout)
+			}
 			break
 		}
-		if len(m.Data) != 8 {
+		if len(m.Data) < 9 || m.Data[8] != round {
 			continue
 		}
 		r := int(binary.LittleEndian.Uint32(m.Data))
@@ -282,23 +440,21 @@ func (e *engine) handshake(ctx context.Context) error {
 		}
 		if r > 0 && r < e.size {
 			replies[r] = m.Reply
+			servers[r] = string(m.Data[9:])
 		}
 	}
-	var answer []byte
-	if problem != "" {
-		answer = []byte(problem)
-	}
+	return replies, servers, problem
+}
+
+// readyAnswer publishes each rank's answer to its request, in rank order.
+func (e *engine) readyAnswer(replies map[int]string, answer func(r int) string) {
 	ranks := make([]int, 0, len(replies))
 	for r := range replies {
 		ranks = append(ranks, r)
 	}
 	slices.Sort(ranks)
 	for _, r := range ranks {
-		_ = e.nc.Publish(replies[r], answer)
+		_ = e.nc.Publish(replies[r], []byte(answer(r)))
 	}
 	_ = e.nc.Flush()
-	if problem != "" {
-		return fmt.Errorf("%w: %s", ErrInit, problem)
-	}
-	return nil
 }

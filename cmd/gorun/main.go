@@ -39,6 +39,10 @@ const (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == launcher.AgentArg {
+		// A host agent, started by a gorun on another host over ssh.
+		os.Exit(launcher.RunAgent(os.Stdin, os.Stdout, os.Stderr))
+	}
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(serverGCPercent)
 	}

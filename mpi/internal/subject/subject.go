@@ -16,11 +16,12 @@ import (
 const Root = "gorun.v1"
 
 const (
-	inboxT = Root + ".%s.p2p.%d"    // job, rank: every frame for one rank
-	readyT = Root + ".%s.ctl.ready" // job: start-up handshake, answered by rank 0
-	abortT = Root + ".%s.ctl.abort" // job: Abort, to every rank
-	mcastT = Root + ".%s.mc"        // job: frames for every rank but the sender
-	allT   = Root + ".%s.>"         // job: everything of one job
+	inboxT = Root + ".%s.p2p.%d"       // job, rank: every frame for one rank
+	readyT = Root + ".%s.ctl.ready"    // job: start-up handshake, answered by rank 0
+	abortT = Root + ".%s.ctl.abort"    // job: Abort, to every rank
+	reachT = Root + ".%s.ctl.reach.%d" // job, rank: start-up probe, answered by that rank
+	mcastT = Root + ".%s.mc"           // job: frames for every rank but the sender
+	allT   = Root + ".%s.>"            // job: everything of one job
 )
 
 // Inbox is the subject on which rank receives every frame sent to it.
@@ -28,6 +29,11 @@ func Inbox(job string, rank int) string { return fmt.Sprintf(inboxT, job, rank) 
 
 // Ready is the subject of the start-up handshake, to which rank 0 answers.
 func Ready(job string) string { return fmt.Sprintf(readyT, job) }
+
+// Reach is the subject rank answers during start-up, so that a rank on
+// another server of a cluster can tell that its server knows rank's
+// subscriptions.
+func Reach(job string, rank int) string { return fmt.Sprintf(reachT, job, rank) }
 
 // Abort is the subject on which an aborting rank tells every other rank.
 func Abort(job string) string { return fmt.Sprintf(abortT, job) }
