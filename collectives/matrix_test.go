@@ -587,7 +587,7 @@ func TestMatrix(t *testing.T) {
 			mc, sc bool
 		}{{"multicast-off", false, true}, {"single-copy-off", true, false}, {"both-off", false, false}} {
 			t.Run(fmt.Sprintf("n=%d,%s", n, v.name), func(t *testing.T) {
-					ref := &refs{m: map[string]*refEntry{}}
+				ref := &refs{m: map[string]*refEntry{}}
 				cs := bulkOnly(matrixCases(n, false, largeAt(n)))
 				mpitest.Run(t, n, func(ctx context.Context, c *mpi.Comm) error {
 					return runMatrix(ctx, c, v.name, cs, ref)
