@@ -24,6 +24,7 @@ func TestREADMEListsEveryExample(t *testing.T) {
 			break
 		}
 		name, _, _ = strings.Cut(name, "`")
+		name = strings.TrimPrefix(name, "examples/")
 		listed[name] = true
 	}
 	ents, err := os.ReadDir(".")
