@@ -70,6 +70,7 @@ type call struct {
 	st         *status   // merged status so far
 	local      *argError // this rank's own argument error
 	sh         *shadow
+	user       *mpi.Comm   // the caller's, kept alive until end: its cleanup ends the shadow
 	stop       func() bool // stops the poison's cancelling of ctx
 	cancel     context.CancelCauseFunc
 }
@@ -107,7 +108,7 @@ func begin(ctx context.Context, c *mpi.Comm, k kind, elem *elemInfo, root, lengt
 	if sh.active > 1 {
 		sh.poisonLocked(fmt.Errorf("collectives: %s: %w on rank %d", k, ErrConcurrent, c.Rank()), true)
 	}
-	x := &call{k: k, c: sh.comm, rank: c.Rank(), size: c.Size(), seq: sh.seq, elem: elem, sh: sh}
+	x := &call{k: k, c: sh.comm, rank: c.Rank(), size: c.Size(), seq: sh.seq, elem: elem, sh: sh, user: c}
 	poison := sh.poison
 	sh.mu.Unlock()
 	x.ctx, x.cancel = context.WithCancelCause(ctx)
@@ -135,6 +136,7 @@ func (x *call) end() {
 	x.sh.mu.Lock()
 	x.sh.active--
 	x.sh.mu.Unlock()
+	runtime.KeepAlive(x.user)
 }
 
 // done ends call x and returns what the collective returns: out and err,
