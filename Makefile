@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin
 export GOTRACEBACK := all
 
-.PHONY: all build install run test test-short test-deps bench lint check-deps clean
+.PHONY: all build install run test test-short test-deps bench lint check-deps check-go cross clean
 
 all: build
 
@@ -20,13 +20,36 @@ run: build
 test-deps:
 	@bash scripts/test-deps.sh
 
-# The whole suite, race detector on, multi-process and multi-host tests included.
-test: test-deps check-deps
-	$(GO) test -race -timeout=20m ./...
+# The whole suite, race detector on, multi-process and multi-host tests
+# included. internal/testprogress runs go test -json and prints each package
+# as it finishes (a failure's output as go test prints it), then which groups
+# of tests ran (unit, multi-process, multi-host/SSH, examples) and why any
+# were skipped, and last "N passed, N failed".
+# (Built, not go run, so that its exit status is not followed by go run's
+# "exit status 1": the totals stay the last line.)
+TESTPROGRESS := GO=$(GO) ./$(BIN)/testprogress
+
+test: test-deps check-deps check-go $(BIN)/testprogress
+	$(TESTPROGRESS) -race -timeout=20m ./...
 
 # A quick loop: skips the multi-process and multi-host tests.
-test-short:
-	$(GO) test -short -race ./...
+test-short: $(BIN)/testprogress
+	$(TESTPROGRESS) -short -race ./...
+
+.PHONY: $(BIN)/testprogress
+$(BIN)/testprogress:
+	@$(GO) build -o $@ ./internal/testprogress
+
+# The product builds, and the tests compile and vet, on macOS and the BSDs
+# too (the Linux-only parts sit in _linux.go files, with fallbacks).
+CROSS := darwin/arm64 freebsd/amd64
+
+cross:
+	@for p in $(CROSS); do \
+		echo "GOOS=$${p%/*} GOARCH=$${p#*/}: go build ./... && go vet ./..."; \
+		GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) build ./... || exit 1; \
+		GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) vet ./... || exit 1; \
+	done
 
 bench: build
 	$(GO) test -run='^$$' -bench=. -benchmem -timeout=30m ./...
@@ -35,11 +58,24 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-# collectives must use only mpi's public API: nothing it imports itself may be
-# under mpi/internal (Go's internal rule forbids it too; this says so clearly).
+# collectives and pool must use only mpi's public API: nothing they import
+# themselves may be under mpi/internal (Go's internal rule forbids it too;
+# this says so clearly).
 check-deps:
-	@if $(GO) list -f '{{join .Imports "\n"}}{{"\n"}}{{join .TestImports "\n"}}' ./collectives/... | grep -qE '/mpi/internal|gorun/internal/subject'; then \
-		echo "collectives imports mpi/internal"; exit 1; fi
+	@for p in collectives pool; do \
+		if $(GO) list -e -f '{{join .Imports "\n"}}{{"\n"}}{{join .TestImports "\n"}}' ./$$p/... | grep -qE '/mpi/internal|gorun/internal/subject'; then \
+			echo "$$p imports mpi/internal"; exit 1; fi; \
+	done
+
+# go.mod requires the lowest Go that builds gorun, so that a user's module
+# is not made to require a newer one: the highest its dependencies require,
+# or an x.y.0 release (a language or library need comes with a minor
+# release, never a patch release).
+check-go:
+	@have=$$($(GO) list -m -f '{{.GoVersion}}') || exit 1; \
+	need=$$($(GO) list -m -f '{{if not .Main}}{{.GoVersion}}{{end}}' all | sort -V | tail -n 1); \
+	case "$$have" in "$$need"|*.*.0) ;; *.*.*) \
+		echo "go.mod: go $$have: require the lowest Go the code needs ($$need for the dependencies, or an x.y.0 release)"; exit 1;; esac
 
 clean:
 	rm -rf $(BIN)

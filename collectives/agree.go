@@ -61,6 +61,7 @@ func (x *call) agree(up func(kids [][]byte) []byte, lead func(mine []byte) downP
 	if up != nil {
 		mine = up(kids)
 	}
+	x.checkConcurrent()
 	var down downPayload
 	if parent >= 0 {
 		msg := x.message(mine, mine != nil)

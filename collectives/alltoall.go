@@ -22,12 +22,13 @@ import (
 // multiple of Size() on some rank, ErrMismatch if the ranks pass different
 // lengths or element types, ErrEncode if a rank cannot encode its data; and
 // wraps the mpi errors and ctx.Err().
-func Alltoall[T any](ctx context.Context, c *mpi.Comm, data []T) ([]T, error) {
+func Alltoall[T any](ctx context.Context, c *mpi.Comm, data []T) (out []T, err error) {
 	elem := infoOf[T]()
 	x, err := begin(ctx, c, kAlltoall, elem, 0, len(data))
 	if err != nil {
 		return nil, err
 	}
+	defer func() { out, err = done(x, out, err) }()
 	n := x.size
 	var blocks [][]byte // by destination
 	var offer []byte

@@ -16,11 +16,12 @@ var noElem = &elemInfo{name: "none"}
 // It returns an error wrapping ErrMismatch if the ranks called different
 // collectives at this point, and wraps the mpi errors (ErrClosed,
 // ErrAborted, ErrConnLost) and ctx.Err().
-func Barrier(ctx context.Context, c *mpi.Comm) error {
+func Barrier(ctx context.Context, c *mpi.Comm) (err error) {
 	x, err := begin(ctx, c, kBarrier, noElem, 0, 0)
 	if err != nil {
 		return err
 	}
+	defer func() { _, err = done[byte](x, nil, err) }()
 	_, _, err = x.agree(nil, nil)
 	return err
 }

@@ -44,12 +44,13 @@ const (
 // on any rank, ErrMismatch if the ranks pass different roots or element
 // types (naming two ranks and their roots), ErrEncode if root cannot encode
 // data; and wraps the mpi errors and ctx.Err().
-func Bcast[T any](ctx context.Context, c *mpi.Comm, root int, data []T) ([]T, error) {
+func Bcast[T any](ctx context.Context, c *mpi.Comm, root int, data []T) (out []T, err error) {
 	elem := infoOf[T]()
 	x, err := begin(ctx, c, kBcast, elem, root, 0)
 	if err != nil {
 		return nil, err
 	}
+	defer func() { out, err = done(x, out, err) }()
 	var offer []byte // root's data, if it goes with the check
 	if x.checkRoot(root) && x.rank == root {
 		enc, err := encode(elem, data)

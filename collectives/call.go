@@ -26,9 +26,17 @@ import (
 var shadows sync.Map // weak.Pointer[mpi.Comm] -> *shadow
 
 type shadow struct {
-	mu   sync.Mutex
-	comm *mpi.Comm // nil until made
-	seq  uint32    // calls so far
+	key    weak.Pointer[mpi.Comm]
+	mu     sync.Mutex
+	comm   *mpi.Comm // nil until made
+	seq    uint32    // calls so far
+	active int       // calls in progress on this rank
+	// poison, once set, is the ErrConcurrent error every call in progress
+	// and every later call on the communicator returns. ctx is cancelled
+	// with it as the cause, which ends the calls blocked in mpi.
+	poison error
+	ctx    context.Context
+	cancel context.CancelCauseFunc
 }
 
 // tagCalls is how many calls have distinct tags before tags repeat; each
@@ -40,10 +48,16 @@ const (
 
 // The phases of a call, each with a tag of its own.
 const (
-	phaseAgree = iota // status exchange, with small payloads
-	phaseData         // bulk data once the ranks agree
-	phaseFan          // data sent with SendAll, which is not ordered with phaseData's sends
+	phaseAgree  = iota // status exchange, with small payloads
+	phaseData          // bulk data once the ranks agree
+	phaseFan           // data sent with SendAll, which is not ordered with phaseData's sends
+	phasePoison        // only in poisonTag
 )
+
+// poisonTag carries the news that a rank saw two collective calls at once on
+// the communicator: the tag of phasePoison of call number 0, which no call
+// has (calls are numbered from 1, and tags repeat only after tagCalls).
+const poisonTag = phasePoison
 
 // call is one collective call in progress on one rank.
 type call struct {
@@ -55,6 +69,10 @@ type call struct {
 	elem       *elemInfo
 	st         *status   // merged status so far
 	local      *argError // this rank's own argument error
+	sh         *shadow
+	user       *mpi.Comm   // the caller's, kept alive until end: its cleanup ends the shadow
+	stop       func() bool // stops the poison's cancelling of ctx
+	cancel     context.CancelCauseFunc
 }
 
 // begin starts a call of collective k on c: it finds or makes c's shadow and
@@ -68,9 +86,9 @@ func begin(ctx context.Context, c *mpi.Comm, k kind, elem *elemInfo, root, lengt
 	v, ok := shadows.Load(key)
 	if !ok {
 		var loaded bool
-		v, loaded = shadows.LoadOrStore(key, &shadow{})
+		v, loaded = shadows.LoadOrStore(key, &shadow{key: key})
 		if !loaded {
-			runtime.AddCleanup(c, func(k weak.Pointer[mpi.Comm]) { shadows.Delete(k) }, key)
+			runtime.AddCleanup(c, (*shadow).drop, v.(*shadow))
 		}
 	}
 	sh := v.(*shadow)
@@ -82,18 +100,114 @@ func begin(ctx context.Context, c *mpi.Comm, k kind, elem *elemInfo, root, lengt
 			return nil, opError(k, err)
 		}
 		sh.comm = d
+		sh.ctx, sh.cancel = context.WithCancelCause(context.Background())
+		go sh.listen()
 	}
 	sh.seq++
-	x := &call{ctx: ctx, k: k, c: sh.comm, rank: c.Rank(), size: c.Size(), seq: sh.seq, elem: elem}
+	sh.active++
+	if sh.active > 1 {
+		sh.poisonLocked(fmt.Errorf("collectives: %s: %w on rank %d", k, ErrConcurrent, c.Rank()), true)
+	}
+	x := &call{k: k, c: sh.comm, rank: c.Rank(), size: c.Size(), seq: sh.seq, elem: elem, sh: sh, user: c}
+	poison := sh.poison
 	sh.mu.Unlock()
+	x.ctx, x.cancel = context.WithCancelCause(ctx)
+	x.stop = context.AfterFunc(sh.ctx, func() { x.cancel(context.Cause(sh.ctx)) })
+	if poison != nil {
+		x.end()
+		return nil, poison
+	}
 	if err := closedErr(c); err != nil {
+		x.end()
 		return nil, opError(k, err)
 	}
 	if err := ctx.Err(); err != nil {
+		x.end()
 		return nil, opError(k, err)
 	}
 	x.st = newStatus(x.rank, k, elem.id, root, length)
 	return x, nil
+}
+
+// end closes call x on this rank: every call that begin returned ends so.
+func (x *call) end() {
+	x.stop()
+	x.cancel(nil)
+	x.sh.mu.Lock()
+	x.sh.active--
+	x.sh.mu.Unlock()
+	runtime.KeepAlive(x.user)
+}
+
+// done ends call x and returns what the collective returns: out and err,
+// unless the communicator was poisoned meanwhile (another call entered it
+// on some rank while x ran), when x fails with the poison, whatever it
+// computed: a result that might mix two calls' data is never returned.
+func done[T any](x *call, out []T, err error) ([]T, error) {
+	x.end()
+	x.sh.mu.Lock()
+	poison := x.sh.poison
+	x.sh.mu.Unlock()
+	if poison != nil {
+		return nil, poison
+	}
+	return out, err
+}
+
+// checkConcurrent records, in this rank's status, that the communicator
+// is poisoned: called before a rank passes its status on, and by the leader
+// before the verdict, so that every rank's verdict fails for a call during
+// which some rank saw another call.
+func (x *call) checkConcurrent() {
+	x.sh.mu.Lock()
+	poison := x.sh.poison
+	x.sh.mu.Unlock()
+	if poison != nil {
+		x.fail(codeConcurrent, "another collective call ran at the same time")
+	}
+}
+
+// poisonLocked marks the communicator as used by two calls at once: every
+// call in progress on this rank fails with err, and so does every later
+// one. With tell, the other ranks are told, so that theirs fail too.
+// Called with sh.mu held.
+func (sh *shadow) poisonLocked(err error, tell bool) {
+	if sh.poison != nil {
+		return
+	}
+	sh.poison = err
+	sh.cancel(err)
+	if !tell {
+		return
+	}
+	for r := range sh.comm.Size() {
+		if r != sh.comm.Rank() {
+			sh.comm.Isend(r, poisonTag, nil) // completes by itself: eager, or fails with the comm
+		}
+	}
+}
+
+// drop forgets the shadow of a communicator the program dropped, and ends
+// its listen.
+func (sh *shadow) drop() {
+	shadows.Delete(sh.key)
+	sh.mu.Lock()
+	if sh.cancel != nil {
+		sh.cancel(mpi.ErrClosed)
+	}
+	sh.mu.Unlock()
+}
+
+// listen waits for another rank's news that it saw two calls at once, for
+// as long as the communicator lives.
+func (sh *shadow) listen() {
+	_, st, err := sh.comm.Recv(sh.ctx, mpi.AnySource, poisonTag)
+	if err != nil {
+		return
+	}
+	sh.mu.Lock()
+	sh.poisonLocked(fmt.Errorf("collectives: %w on rank %d", ErrConcurrent, st.Source), false)
+	sh.mu.Unlock()
 }
 
 // closedErr returns mpi.ErrClosed if c was closed. The shadow is a

@@ -26,6 +26,15 @@ var (
 	// elements with encoding/gob (for example a struct with no exported
 	// fields).
 	ErrEncode = errors.New("collectives: cannot encode elements")
+	// ErrConcurrent is returned when two collective calls ran at once on one
+	// communicator on some rank (from two goroutines), which is not
+	// supported: every rank numbers a communicator's calls in the order it
+	// makes them, so two goroutines would pair one rank's call with another
+	// rank's other call. Both calls fail, on every rank, and so does every
+	// later collective on that communicator (a Dup gives a fresh one). Two
+	// goroutines whose calls never overlap on any rank cannot be told from
+	// one, and must make their calls in the same order on every rank.
+	ErrConcurrent = errors.New("collectives: two collective calls at once on one communicator")
 )
 
 // Error codes of local errors, as they travel to the other ranks.
@@ -35,6 +44,7 @@ const (
 	codeCounts
 	codeEncode
 	codeMismatch
+	codeConcurrent
 )
 
 func sentinel(code uint8) error {
@@ -45,6 +55,8 @@ func sentinel(code uint8) error {
 		return ErrCounts
 	case codeEncode:
 		return ErrEncode
+	case codeConcurrent:
+		return ErrConcurrent
 	}
 	return ErrMismatch
 }

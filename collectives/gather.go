@@ -18,12 +18,13 @@ import (
 // on any rank, ErrMismatch if the ranks pass different roots or element
 // types, ErrEncode if a rank cannot encode its data; and wraps the mpi errors
 // and ctx.Err().
-func Gather[T any](ctx context.Context, c *mpi.Comm, root int, data []T) ([]T, error) {
+func Gather[T any](ctx context.Context, c *mpi.Comm, root int, data []T) (out []T, err error) {
 	elem := infoOf[T]()
 	x, err := begin(ctx, c, kGather, elem, root, 0)
 	if err != nil {
 		return nil, err
 	}
+	defer func() { out, err = done(x, out, err) }()
 	x.checkRoot(root)
 	enc, offer := encodeOffer(x, data)
 	_, mine, err := x.agree(x.collectUp(offer), func(all []byte) downPayload {
@@ -66,12 +67,13 @@ func Gather[T any](ctx context.Context, c *mpi.Comm, root int, data []T) ([]T, e
 // Every rank returns an error wrapping ErrMismatch if the ranks pass
 // different element types, ErrEncode if a rank cannot encode its data; and
 // wraps the mpi errors and ctx.Err().
-func Allgather[T any](ctx context.Context, c *mpi.Comm, data []T) ([]T, error) {
+func Allgather[T any](ctx context.Context, c *mpi.Comm, data []T) (out []T, err error) {
 	elem := infoOf[T]()
 	x, err := begin(ctx, c, kAllgather, elem, 0, 0)
 	if err != nil {
 		return nil, err
 	}
+	defer func() { out, err = done(x, out, err) }()
 	enc, offer := encodeOffer(x, data)
 	common, _, err := x.agree(x.collectUp(offer), func(all []byte) downPayload {
 		x.st.info = 0

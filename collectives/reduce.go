@@ -54,7 +54,7 @@ func Allreduce[T mpi.Number](ctx context.Context, c *mpi.Comm, data []T, op Op[T
 	return reduce(ctx, c, kAllreduce, 0, data, op)
 }
 
-func reduce[T mpi.Number](ctx context.Context, c *mpi.Comm, k kind, root int, data []T, op Op[T]) ([]T, error) {
+func reduce[T mpi.Number](ctx context.Context, c *mpi.Comm, k kind, root int, data []T, op Op[T]) (out []T, err error) {
 	if op == nil {
 		panic(fmt.Sprintf("collectives: %s: nil Op", k))
 	}
@@ -63,6 +63,7 @@ func reduce[T mpi.Number](ctx context.Context, c *mpi.Comm, k kind, root int, da
 	if err != nil {
 		return nil, err
 	}
+	defer func() { out, err = done(x, out, err) }()
 	if k == kReduce {
 		x.checkRoot(root)
 	}
@@ -103,6 +104,11 @@ func reduce[T mpi.Number](ctx context.Context, c *mpi.Comm, k kind, root int, da
 			return nil, fmt.Errorf("collectives: %s: rank %d got %d bytes for %d elements", x.k, x.rank, len(res), len(data))
 		}
 		return out, nil // the received message's memory, or on rank 0 its own acc
+	}
+	if x.size == 1 {
+		// Nothing to combine: the ring below would take no step and leave
+		// its zeroed acc as the result.
+		return clone(data), nil
 	}
 	if r.halving() {
 		r.acc = clone(data)

@@ -31,7 +31,7 @@ func Exscan[T mpi.Number](ctx context.Context, c *mpi.Comm, data []T, op Op[T]) 
 	return scan(ctx, c, kExscan, data, op)
 }
 
-func scan[T mpi.Number](ctx context.Context, c *mpi.Comm, k kind, data []T, op Op[T]) ([]T, error) {
+func scan[T mpi.Number](ctx context.Context, c *mpi.Comm, k kind, data []T, op Op[T]) (out []T, err error) {
 	if op == nil {
 		panic(fmt.Sprintf("collectives: %s: nil Op", k))
 	}
@@ -40,6 +40,7 @@ func scan[T mpi.Number](ctx context.Context, c *mpi.Comm, k kind, data []T, op O
 	if err != nil {
 		return nil, err
 	}
+	defer func() { out, err = done(x, out, err) }()
 	var offer []byte
 	if len(data)*elem.size <= gatherInline {
 		offer = mpi.AsBytes(data)

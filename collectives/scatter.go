@@ -34,12 +34,13 @@ func Scatterv[T any](ctx context.Context, c *mpi.Comm, root int, data []T, count
 	return scatter(ctx, c, kScatterv, root, data, counts)
 }
 
-func scatter[T any](ctx context.Context, c *mpi.Comm, k kind, root int, data []T, counts []int) ([]T, error) {
+func scatter[T any](ctx context.Context, c *mpi.Comm, k kind, root int, data []T, counts []int) (out []T, err error) {
 	elem := infoOf[T]()
 	x, err := begin(ctx, c, k, elem, root, 0)
 	if err != nil {
 		return nil, err
 	}
+	defer func() { out, err = done(x, out, err) }()
 	var blocks [][]byte // on root: the wire form of each rank's block
 	var offer []byte    // on root: the blocks, if they go with the check
 	if x.checkRoot(root) && x.rank == root {
@@ -98,11 +99,11 @@ func scatter[T any](ctx context.Context, c *mpi.Comm, k kind, root int, data []T
 			return nil, err
 		}
 	}
-	out, err := decode[T](elem, mine)
+	res, err := decode[T](elem, mine)
 	if err != nil {
 		return nil, opError(x.k, fmt.Errorf("%w: %v", ErrEncode, err))
 	}
-	return out, nil
+	return res, nil
 }
 
 // checkCounts records bad Scatterv counts on the root, which has n

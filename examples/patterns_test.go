@@ -13,12 +13,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorun-hpc/gorun/internal/testbin"
 )
 
 func TestPatterns(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process test skipped with -short")
-	}
+	testbin.MultiProcess(t)
 	dir := t.TempDir()
 	build := exec.Command("go", "build", "-o", dir+string(filepath.Separator),
 		"../cmd/gorun", "./halo", "./workers", "./pingpong")
@@ -35,25 +35,37 @@ func TestPatterns(t *testing.T) {
 		})
 	}
 
-	for _, c := range []struct{ n, tasks int }{{1, 40}, {4, 40}, {4, 2}} {
-		t.Run(fmt.Sprintf("workers/n=%d/tasks=%d", c.n, c.tasks), func(t *testing.T) {
-			out := runOK(t, gorun, "-n", fmt.Sprint(c.n), prog("workers"), "-tasks", fmt.Sprint(c.tasks), "-bits", "36")
+	for _, c := range []struct {
+		n, tasks int
+		static   bool
+	}{{1, 40, false}, {4, 40, false}, {4, 2, false}, {4, 42, true}} {
+		t.Run(fmt.Sprintf("workers/n=%d/tasks=%d/static=%t", c.n, c.tasks, c.static), func(t *testing.T) {
+			args := []string{"-n", fmt.Sprint(c.n), prog("workers"), "-tasks", fmt.Sprint(c.tasks), "-bits", "36"}
+			if c.static {
+				args = append(args, "-static")
+			}
+			out := runOK(t, gorun, args...)
 			okLine(t, out, "workers: OK:", fmt.Sprintf("%d tasks on %d ranks, every result matches", c.tasks, c.n))
-			// Every task is counted once, by the rank that did it; rank 0
-			// works only when alone.
+			// Every task is counted once, by the rank that did it (the
+			// results name it); every rank, rank 0 included, works.
+			counts := make([]int, c.n)
 			done, lines := 0, 0
 			for _, l := range strings.Split(out, "\n") {
 				var r, k int
-				if _, err := fmt.Sscanf(l, "workers: rank %d did %d tasks", &r, &k); err == nil {
-					if r == 0 && c.n > 1 {
-						t.Errorf("rank 0 reports tasks in a world of %d: %q", c.n, l)
-					}
+				if _, err := fmt.Sscanf(l, "workers: rank %d did %d tasks", &r, &k); err == nil && r >= 0 && r < c.n {
+					counts[r] = k
 					done += k
 					lines++
 				}
 			}
-			if want := max(1, c.n-1); lines != want || done != c.tasks {
-				t.Errorf("%d per-worker lines adding up to %d tasks; want %d lines, %d tasks:\n%s", lines, done, want, c.tasks, out)
+			if lines != c.n || done != c.tasks {
+				t.Errorf("%d per-rank lines adding up to %d tasks; want %d lines, %d tasks:\n%s", lines, done, c.n, c.tasks, out)
+			}
+			if c.static {
+				// pool.Static: blocks of 11, 11, 10, 10.
+				if want := []int{11, 11, 10, 10}; fmt.Sprint(counts) != fmt.Sprint(want) {
+					t.Errorf("static: tasks per rank %v, want %v", counts, want)
+				}
 			}
 		})
 	}

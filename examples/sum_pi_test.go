@@ -44,9 +44,7 @@ var sharesLine = regexp.MustCompile(`shares \(elements per rank\): \[([0-9 ]*)\]
 // TestSum runs examples/sum at the sizes the issue names, and checks the
 // printed sum and shares against what they must be.
 func TestSum(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process test")
-	}
+	testbin.MultiProcess(t)
 	for _, tt := range []struct {
 		ranks, n int
 		args     []string
@@ -97,9 +95,7 @@ func TestSum(t *testing.T) {
 
 // TestPi runs examples/pi, which checks its own estimate on every rank.
 func TestPi(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process test")
-	}
+	testbin.MultiProcess(t)
 	for _, ranks := range []int{1, 3, 8} {
 		out := gorun(t, "-n", strconv.Itoa(ranks), bin.pi, "-samples", "2000000")
 		t.Log(strings.TrimSpace(out))
@@ -111,9 +107,7 @@ func TestPi(t *testing.T) {
 
 // TestSumBadFlag: a wrong flag is one clear message and a non-zero exit.
 func TestSumBadFlag(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process test")
-	}
+	testbin.MultiProcess(t)
 	cmd := exec.Command(bin.gorun, "-n", "2", bin.sum, "-n", "-5")
 	out, err := cmd.CombinedOutput()
 	if err == nil {

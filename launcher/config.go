@@ -51,10 +51,15 @@ type Config struct {
 	// id.
 	NATSURL string
 
-	// NATSHost is the address the embedded NATS server listens on:
-	// "127.0.0.1" (the default) for a job on this machine only, "0.0.0.0"
-	// (or this machine's address) when remote ranks must reach it.
+	// NATSHost is the address the embedded NATS server listens on for
+	// ranks: "127.0.0.1" (the default); ranks on other hosts connect to
+	// their own host's server of the job's cluster, never to this one.
 	NATSHost string
+
+	// RoutePorts is the range of ports (inclusive) the job's NATS servers
+	// listen on for their cluster's routes, on every host of a multi-host
+	// job; {0, 0} means any free port.
+	RoutePorts [2]int
 
 	// ConnectTimeout bounds the check that an existing NATS server
 	// (NATSURL) answers.
@@ -126,6 +131,9 @@ func (cfg *Config) Validate() error {
 		if !fi.IsDir() {
 			return fmt.Errorf("--wdir %s: not a directory", cfg.WorkDir)
 		}
+	}
+	if p := cfg.RoutePorts; p != [2]int{} && (p[0] < 1 || p[1] < p[0] || p[1] > 65535) {
+		return fmt.Errorf("--route-ports %d-%d: want LOW-HIGH, 1 <= LOW <= HIGH <= 65535", p[0], p[1])
 	}
 	if cfg.NATSURL != "" {
 		if err := checkNATSURL(cfg.NATSURL); err != nil {

@@ -12,9 +12,12 @@ import (
 )
 
 // output forwards the ranks' stdout and stderr to gorun's, one whole line at
-// a time: each line is assembled in full (any length) and written with a
+// a time: each line is assembled in full (up to MaxLine) and written with a
 // single Write under one mutex shared by both streams, so two ranks never mix
-// inside a line even when stdout and stderr are the same file.
+// inside a line even when stdout and stderr are the same file. A longer
+// line is forwarded in pieces of MaxLine bytes, each ended with a newline,
+// and gorun says so once per stream: memory stays bounded whatever a rank
+// writes.
 type output struct {
 	mu             sync.Mutex // held for every Write to stdout or stderr
 	stdout, stderr io.Writer
@@ -26,6 +29,9 @@ type output struct {
 	panics  map[int]bool           // ranks that printed a Go panic on stderr
 	aborts  map[int]int            // rank -> code, of ranks that said on stderr they called Abort
 }
+
+// MaxLine is the longest line gorun forwards whole: 1 MiB.
+const MaxLine = 1 << 20
 
 func newOutput(stdout, stderr io.Writer, tag bool) *output {
 	return &output{
@@ -68,9 +74,36 @@ func (o *output) copyLines(rank int, r io.Reader, toStderr bool) {
 	}
 	br := bufio.NewReaderSize(r, 64<<10)
 	line := append([]byte(nil), prefix...)
+	warned := false
 	for {
 		chunk, err := br.ReadSlice('\n')
-		line = append(line, chunk...)
+		n := len(chunk) // the line's bytes, without its newline
+		if err == nil {
+			n--
+		}
+		if len(line)-len(prefix)+n > MaxLine {
+			// A line too long to hold: out goes a piece of MaxLine bytes.
+			k := MaxLine - (len(line) - len(prefix))
+			line = append(line, chunk[:k]...)
+			line = append(line, '\n')
+			o.mu.Lock()
+			dst.Write(line)
+			o.mu.Unlock()
+			if !warned {
+				warned = true
+				stream := "stdout"
+				if toStderr {
+					stream = "stderr"
+				}
+				o.printf("rank %d wrote a line longer than %d MiB on its %s: forwarded in pieces of %d MiB, each ended by a newline", rank, MaxLine>>20, stream, MaxLine>>20)
+			}
+			line = append(line[:len(prefix)], chunk[k:]...)
+			if err == bufio.ErrBufferFull {
+				continue
+			}
+		} else {
+			line = append(line, chunk...)
+		}
 		if err == bufio.ErrBufferFull {
 			continue // a long line: keep assembling it
 		}
@@ -89,7 +122,7 @@ func (o *output) copyLines(rank int, r io.Reader, toStderr bool) {
 		if err != nil {
 			return
 		}
-		if cap(line) > 1<<20 {
+		if cap(line) > 256<<10 {
 			line = append([]byte(nil), prefix...) // do not keep one huge line's memory
 		} else {
 			line = line[:len(prefix)]

@@ -141,3 +141,33 @@ func TestOutputWaitClosesStuck(t *testing.T) {
 		t.Fatalf("stdout %q", got)
 	}
 }
+
+// A line longer than MaxLine goes out in pieces of MaxLine bytes, each
+// ended by a newline, with one note on gorun's stderr; the next line is
+// whole again, and an exact MaxLine line is one line.
+func TestOutputLineCap(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	o := newOutput(&stdout, &stderr, true)
+	long := strings.Repeat("y", 2*MaxLine+MaxLine/2)
+	exact := strings.Repeat("z", MaxLine)
+	o.forward(3, io.NopCloser(strings.NewReader(long+"\nshort\n"+exact+"\n"+long)), false)
+	o.wait(time.Minute)
+	piece := "[3] " + strings.Repeat("y", MaxLine) + "\n"
+	rest := "[3] " + strings.Repeat("y", MaxLine/2) + "\n"
+	want := piece + piece + rest + "[3] short\n" + "[3] " + exact + "\n" + piece + piece + rest
+	if got := stdout.String(); got != want {
+		t.Errorf("stdout: %d bytes, want %d (first differs at %d)", len(got), len(want), firstDiff(got, want))
+	}
+	if n := strings.Count(stderr.String(), "longer than 1 MiB"); n != 1 {
+		t.Errorf("%d notes about long lines, want 1: %q", n, stderr.String())
+	}
+}
+
+func firstDiff(a, b string) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}

@@ -98,6 +98,8 @@ func stopped(cause error, what string) *ExitError {
 }
 
 func (r *runner) run(ctx context.Context, prog string, args []string) error {
+	// Orphans of local ranks become gorun's children, so that sweep ends them.
+	becomeSubreaper()
 	cfg := &r.cfg
 	jobCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -139,21 +141,49 @@ func (r *runner) run(ctx context.Context, prog string, args []string) error {
 		r.logf("built %s in %v", prog, time.Since(t).Round(time.Millisecond))
 	}
 	// Remote hosts: slot counts asked over ssh, the bus opened to them (ssh.go).
-	if err := prepareHosts(jobCtx, cfg, p.Path); err != nil {
+	pre, err := prepareHosts(jobCtx, cfg, r.logf)
+	if err != nil {
 		return fail(err)
 	}
+	defer closeAgents(pre, cfg.SSH.timeout()) // those startRemote did not take over
 
-	// The bus.
+	// The bus: a server here, and (with remote hosts) one on every other
+	// host of the job, in one cluster whose seed is this one.
 	job := jobInfo{ID: uuid.NewString()}
 	if cfg.NATSURL == "" {
-		srv, err := StartServer(cfg.NATSHost, cfg.Verbose, job.ID, cfg.N)
+		users, seeds, err := jobKeys(job.ID, cfg.N)
+		if err != nil {
+			return fail(err)
+		}
+		spec := &serverSpec{Name: "gorun", Host: cfg.NATSHost, JobID: job.ID, Size: cfg.N, Users: users, Verbose: cfg.Verbose, Logf: r.out.printf}
+		var remotes []Host
+		for _, h := range cfg.Hosts {
+			if !h.IsLocal() {
+				remotes = append(remotes, h)
+			}
+		}
+		if len(remotes) > 0 {
+			c, cs, err := clusterFor(jobCtx, cfg, job.ID, users, remotes)
+			if err != nil {
+				return fail(err)
+			}
+			spec, job.Cluster = cs, c
+		}
+		srv, err := startServer(spec)
 		if err != nil {
 			return fail(err)
 		}
 		defer srv.Shutdown()
 		job.NATSURL, job.Server = srv.URL(), srv
-		job.Creds = srv.seeds
+		job.Creds = make(map[int]string, len(seeds))
+		for r, seed := range seeds {
+			job.Creds[r] = seed
+		}
 		r.logf("embedded NATS server listening on %s:%d", cfg.NATSHost, srv.Port())
+		if job.Cluster != nil {
+			job.Cluster.setSeed(spec.Cluster.Advertise, srv.RoutePort())
+			r.logf("the job's cluster: routes (TLS) to this host at %s", job.Cluster.seed)
+		}
 	} else {
 		token := os.Getenv(EnvNATSToken)
 		cctx, ccancel := context.WithTimeout(jobCtx, cfg.ConnectTimeout)
@@ -173,7 +203,7 @@ func (r *runner) run(ctx context.Context, prog string, args []string) error {
 		return fail(err)
 	}
 	// Remote hosts checked, the program copied with --copy (ssh.go).
-	rm, err := startRemote(jobCtx, cfg, &plan, p.Path, job, r.logf)
+	rm, err := startRemote(jobCtx, cfg, &plan, p.Path, job, pre, r.logf)
 	if err != nil {
 		return fail(err)
 	}
@@ -191,7 +221,7 @@ func (r *runner) run(ctx context.Context, prog string, args []string) error {
 		if len(procs) == 0 {
 			continue
 		}
-		sp, err := newSpawner(cfg, h, rm)
+		sp, err := newSpawner(h, i, rm)
 		if err != nil {
 			return fail(err)
 		}
@@ -260,16 +290,17 @@ func (r *runner) plan() (Plan, error) {
 	return plan, nil
 }
 
-// newSpawner returns the spawner for the ranks placed on h: local, or over
-// ssh (spawn_ssh.go) with rm from startRemote.
-func newSpawner(cfg *Config, h Host, rm *remote) (spawner, error) {
+// newSpawner returns the spawner for the ranks placed on h (host i of the
+// plan): local, or through its agent (spawn_agent.go) with rm from
+// startRemote.
+func newSpawner(h Host, i int, rm *remote) (spawner, error) {
 	if h.IsLocal() {
 		return newLocalSpawner(), nil
 	}
-	if rm == nil {
+	if rm == nil || rm.agents[i] == nil {
 		return nil, fmt.Errorf("%s: host %s: not prepared for remote ranks", h.Source, h)
 	}
-	return newSSHSpawner(rm, h), nil
+	return &agentSpawner{rm: rm, a: rm.agents[i], host: h, idx: i}, nil
 }
 
 // watch waits until every rank has ended, stopping the job at its first

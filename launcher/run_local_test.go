@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -44,11 +45,15 @@ func testConfig(n int) (Config, *syncBuffer, *syncBuffer) {
 	return cfg, &stdout, &stderr
 }
 
-// gone says whether no live process has pid.
+// gone says whether no live process has pid: none at all, or (on Linux,
+// from /proc) a zombie.
 func gone(pid int) bool {
+	if errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
+		return true
+	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return true
+		return runtime.GOOS == "linux" // gone since the signal; elsewhere there is no /proc
 	}
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')

@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/url"
+	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -34,46 +37,179 @@ const (
 // address, on a free port, and admits only the job's ranks, each with an
 // nkey of its own that lets it publish only as itself (see Creds).
 type Server struct {
-	ns    *server.Server
-	seeds []string
-	host  string
-	port  int
+	ns        *server.Server
+	seeds     []string // each rank's nkey seed, by rank; nil on an agent's server
+	host      string
+	port      int
+	routePort int // 0 without a cluster
 }
 
 // StartServer starts an embedded NATS server for job (its id) of size
 // ranks, listening on host ("127.0.0.1" when empty; "0.0.0.0" for every
-// interface), on a random free port, with a fresh nkey for every rank. It
-// returns once the server accepts connections. verbose lets the server log
-// to stderr.
+// interface), on a random free port, with a fresh nkey for every rank (see
+// Creds). It returns once the server accepts connections. verbose lets the
+// server log to stderr, each line as gorun's own: "gorun: nats: Server is
+// ready".
 func StartServer(host string, verbose bool, job string, size int) (*Server, error) {
-	if host == "" {
-		host = "127.0.0.1"
-	}
-	if size < 1 {
-		return nil, fmt.Errorf("embedded NATS server: a job of %d ranks", size)
-	}
-	users, seeds, err := jobAuthorization(job, size)
+	users, seeds, err := jobKeys(job, size)
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS server: %w", err)
 	}
+	s, err := startServer(&serverSpec{Name: "gorun", Host: host, JobID: job, Size: size, Users: users, Verbose: verbose})
+	if err != nil {
+		return nil, err
+	}
+	s.seeds = seeds
+	return s, nil
+}
+
+// serverSpec is everything one host's embedded server of a job is made
+// from. gorun makes one for every host of the job, and sends each remote
+// host's to its agent over the agent's ssh channel (it holds the
+// host's private key); serverOptions turns it into the
+// server's options, the same way on every host. So a job-wide setting (the
+// authorization, jobAuthorization) applies to every server of the cluster
+// unchanged.
+type serverSpec struct {
+	Name    string // unique in the job's cluster
+	Host    string // the client listener: "127.0.0.1" (default) for ranks of this host only
+	JobID   string
+	Size    int
+	Users   []string // each rank's nkey (public keys only), by rank: jobAuthorization
+	Verbose bool
+	// Logf, with Verbose, takes the server's log lines (prefixing them
+	// "gorun: "); nil: stderr. Not sent to agents.
+	Logf    func(format string, args ...any) `json:"-"`
+	Cluster *clusterSpec                     // nil: a server alone (a job on one machine)
+}
+
+// clusterSpec makes a server one of the job's cluster: it listens for
+// routes on a port of Ports, says it is at Advertise, dials Seeds, and
+// speaks TLS with the job's certificates on every route (both ends show a
+// certificate of the job's CA, and ask for one).
+type clusterSpec struct {
+	Listen    string   // route listener address: "0.0.0.0" (default) or one address
+	Ports     [2]int   // the route port range, inclusive; {0, 0}: any free port
+	Advertise string   // this host as the other servers reach it (an address or name)
+	Seeds     []string // host:port of servers to dial (the launcher's)
+	CA        []byte   // the job CA's certificate (PEM)
+	Cert, Key []byte   // this server's certificate and key (PEM)
+}
+
+// clusterName names every job cluster (servers of one job find each other
+// only through its seeds, and prove they are of the job by its CA).
+const clusterName = "gorun"
+
+// serverOptions builds the options of a job's server from spec: the one
+// place where they are made, for gorun's own server and every agent's.
+// port is the route port to use when spec has a cluster (-1: any free).
+func serverOptions(spec *serverSpec, routePort int) (*server.Options, error) {
+	host := spec.Host
+	if host == "" {
+		host = "127.0.0.1"
+	}
 	opts := &server.Options{
-		ServerName:      "gorun",
+		ServerName:      spec.Name,
 		Host:            host,
 		Port:            server.RANDOM_PORT,
-		Nkeys:           users,
 		NoSigs:          true, // gorun, not the server, handles SIGINT and SIGTERM
-		NoLog:           !verbose,
+		NoLog:           !spec.Verbose,
 		NoSystemAccount: true,
 		MaxPending:      serverMaxPending,
 		WriteDeadline:   serverWriteDeadline,
 		MaxPayload:      serverMaxPayload,
 	}
+	if err := jobAuthorization(spec, opts); err != nil {
+		return nil, err
+	}
+	if c := spec.Cluster; c != nil {
+		tc, err := routeTLS(c.CA, c.Cert, c.Key)
+		if err != nil {
+			return nil, err
+		}
+		listen := c.Listen
+		if listen == "" {
+			listen = "0.0.0.0"
+		}
+		opts.Cluster = server.ClusterOpts{
+			Name:        clusterName,
+			Host:        listen,
+			Port:        routePort,
+			TLSConfig:   tc,
+			TLSTimeout:  5,
+			PoolSize:    -1, // one route per pair of servers: route interest arrives in the order given (see mpi's Init)
+			Compression: server.CompressionOpts{Mode: server.CompressionOff},
+		}
+		// A host without a port: the server adds the port it listens on.
+		opts.Cluster.Advertise = c.Advertise
+		for _, seed := range c.Seeds {
+			u, err := url.Parse("nats-route://" + seed)
+			if err != nil {
+				return nil, fmt.Errorf("route %s: %w", seed, err)
+			}
+			opts.Routes = append(opts.Routes, u)
+		}
+	}
+	return opts, nil
+}
+
+// startServer starts a job's server from spec and returns once it accepts
+// connections (and, with a cluster, listens for routes on a port of the
+// range).
+func startServer(spec *serverSpec) (*Server, error) {
+	ports := []int{server.RANDOM_PORT}
+	if c := spec.Cluster; c != nil && c.Ports[0] > 0 {
+		ports = ports[:0]
+		for p := c.Ports[0]; p <= c.Ports[1]; p++ {
+			ports = append(ports, p)
+		}
+	}
+	var lastErr error
+	for _, rp := range ports {
+		if spec.Cluster != nil && rp > 0 {
+			// The server says nothing when its route port is taken: try it first.
+			l, err := net.Listen("tcp", net.JoinHostPort(cmpOr(spec.Cluster.Listen, "0.0.0.0"), strconv.Itoa(rp)))
+			if err != nil {
+				lastErr = err
+				continue
+			}
+			l.Close()
+		}
+		s, err := startOne(spec, rp)
+		if err == nil {
+			return s, nil
+		}
+		lastErr = err
+	}
+	if spec.Cluster != nil && spec.Cluster.Ports[0] > 0 {
+		return nil, fmt.Errorf("embedded NATS server: no free route port in %d-%d: %v", spec.Cluster.Ports[0], spec.Cluster.Ports[1], lastErr)
+	}
+	return nil, lastErr
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func startOne(spec *serverSpec, routePort int) (*Server, error) {
+	opts, err := serverOptions(spec, routePort)
+	if err != nil {
+		return nil, fmt.Errorf("embedded NATS server: %w", err)
+	}
+	host := opts.Host
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS server: %w", err)
 	}
-	if verbose {
-		ns.ConfigureLogger()
+	if spec.Verbose {
+		logf := spec.Logf
+		if logf == nil {
+			logf = func(format string, args ...any) { fmt.Fprintf(os.Stderr, "gorun: "+format+"\n", args...) }
+		}
+		ns.SetLogger(serverLog{logf}, false, false)
 	}
 	// Start returns once the client listener is bound; ReadyForConnections
 	// then succeeds at its first check, without the 25 ms sleep it takes
@@ -87,7 +223,41 @@ func StartServer(host string, verbose bool, job string, size int) (*Server, erro
 	if a, ok := ns.Addr().(*net.TCPAddr); ok {
 		port = a.Port
 	}
-	return &Server{ns: ns, seeds: seeds, host: host, port: port}, nil
+	s := &Server{ns: ns, host: host, port: port}
+	if spec.Cluster != nil {
+		a := ns.ClusterAddr()
+		if a == nil {
+			ns.Shutdown()
+			return nil, fmt.Errorf("embedded NATS server: cannot listen for routes on port %d", routePort)
+		}
+		s.routePort = a.Port
+	}
+	return s, nil
+}
+
+// serverLog is the embedded server's logger for -v. Each line reads as
+// gorun's own, "gorun: nats: ...", and never as the server's default
+// "[pid] date [INF] ...", which looks like a rank's line under
+// --tag-output ("[3] ..."). Notices are plain, other levels name
+// themselves; debug and trace are off.
+type serverLog struct {
+	printf func(format string, args ...any)
+}
+
+func (l serverLog) Noticef(format string, v ...any) { l.log("", format, v) }
+func (l serverLog) Warnf(format string, v ...any)   { l.log("warning: ", format, v) }
+func (l serverLog) Errorf(format string, v ...any)  { l.log("error: ", format, v) }
+func (l serverLog) Fatalf(format string, v ...any)  { l.log("fatal: ", format, v) }
+func (l serverLog) Debugf(format string, v ...any)  { l.log("debug: ", format, v) }
+func (l serverLog) Tracef(format string, v ...any)  { l.log("trace: ", format, v) }
+
+// log prints the message one line at a time, each prefixed "nats: " and
+// the level.
+func (l serverLog) log(level, format string, v []any) {
+	msg := strings.TrimRight(fmt.Sprintf(format, v...), "\n")
+	for line := range strings.SplitSeq(msg, "\n") {
+		l.printf("nats: %s%s", level, line)
+	}
 }
 
 // URL is the address ranks on this machine connect to, as
@@ -110,6 +280,10 @@ func (s *Server) URL() string {
 func (s *Server) URLFor(host string) string {
 	return "nats://" + net.JoinHostPort(host, strconv.Itoa(s.port))
 }
+
+// RoutePort is the port the server listens on for its cluster's routes (0
+// when it has none).
+func (s *Server) RoutePort() int { return s.routePort }
 
 // Port is the port the server listens on.
 func (s *Server) Port() int { return s.port }

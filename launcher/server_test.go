@@ -2,7 +2,9 @@ package launcher
 
 import (
 	"context"
+	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -217,4 +219,18 @@ func tokenServer(t *testing.T, token string) *server.Server {
 		t.Fatal("server not ready")
 	}
 	return s
+}
+
+// The server's -v log lines read as gorun's own: "nats: " first, the level
+// after it (but for notices), one line per line of the message.
+func TestServerLog(t *testing.T) {
+	var got []string
+	l := serverLog{func(format string, args ...any) { got = append(got, fmt.Sprintf(format, args...)) }}
+	l.Noticef("Server is ready")
+	l.Warnf("slow consumer %d\nsecond line\n", 7)
+	l.Errorf("100%% wrong: %v", "x")
+	want := []string{"nats: Server is ready", "nats: warning: slow consumer 7", "nats: warning: second line", "nats: error: 100% wrong: x"}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
 }

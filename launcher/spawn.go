@@ -63,10 +63,11 @@ type spawnSpec struct {
 // jobInfo is what identifies a job to its ranks.
 type jobInfo struct {
 	ID      string
-	NATSURL string   // the bus as ranks on this machine reach it
-	Token   string   // a shared server's token, "" when it needs none
-	Creds   []string // each rank's own credentials (GORUN_NATS_CREDS), nil for none
-	Server  *Server  // the embedded server, nil with --nats
+	NATSURL string         // the bus as ranks on this machine reach it
+	Token   string         // a shared server's token, "" when it needs none
+	Creds   map[int]string // rank -> its own credentials (GORUN_NATS_CREDS); nil for none
+	Server  *Server        // the embedded server, nil with --nats
+	Cluster *jobCluster    // how other hosts' servers join it; nil for a job on this machine
 }
 
 // ContractEnv is the launch contract's variables for rank p of a job of
@@ -83,10 +84,22 @@ func (j jobInfo) ContractEnv(p Proc, size int, natsURL string) []string {
 	if j.Token != "" {
 		env = append(env, EnvNATSToken+"="+j.Token)
 	}
-	if p.Rank < len(j.Creds) && j.Creds[p.Rank] != "" {
-		env = append(env, EnvNATSCreds+"="+j.Creds[p.Rank])
+	if c := j.Creds[p.Rank]; c != "" {
+		env = append(env, EnvNATSCreds+"="+c)
 	}
 	return env
+}
+
+// credsOf is the credentials of procs only: what one host may know.
+func (j jobInfo) credsOf(procs []Proc) map[int]string {
+	if j.Creds == nil {
+		return nil
+	}
+	out := make(map[int]string, len(procs))
+	for _, p := range procs {
+		out[p.Rank] = j.Creds[p.Rank]
+	}
+	return out
 }
 
 // resolveEnv turns -x entries into VAR=VALUE: "VAR" takes VAR's value in

@@ -22,22 +22,21 @@ import (
 // SSHOptions say how gorun starts ranks on other hosts. It runs the system's
 // ssh client, so the user's ~/.ssh/config, keys and agent apply.
 //
-// How a remote rank starts: gorun runs
+// How a remote host's ranks start: gorun logs in once per host, running
 //
 //	ssh [Opts] -T -o BatchMode=yes -o ConnectTimeout=N ... host 'exec /bin/sh -c "<reader>"'
 //
 // where <reader> is a fixed one-line loop that reads a small shell script
 // from its standard input (up to a line "."), then runs it. That script
-// carries the rank's environment (the job secret GORUN_NATS_TOKEN among it),
-// the program's path, arguments and directory, so no command line on any
-// host holds the secret or anything job-specific. The script starts the
-// program in a process group of its own (setsid), and watches the launcher:
-// when its ssh standard input reaches EOF (gorun stops the job, dies, or the
-// connection is lost) it sends the group SIGTERM, and SIGKILL after the
-// grace; the rank that reads gorun's standard input (rank 0) is watched
-// through its ssh session process instead, which ends when the connection
-// does. Ranks also lose their NATS connection when the embedded server goes
-// away, and mpi makes them exit.
+// (bootstrap) starts the host's agent: this gorun binary from the user's
+// cache on that host, after copying it there through the same session if
+// the host lacks this build (and its platform matches). From then on gorun
+// and the agent talk in frames over the session's standard input and
+// output (RunAgent): the job (with the secret and the host's TLS key), the
+// ranks' output, their ends, stop requests, rank 0's input. No command
+// line on any host holds the secret or anything job-specific. The agent
+// stops its ranks when gorun says so, and by itself when its standard
+// input ends (gorun stopped the job, died, or the connection is lost).
 type SSHOptions struct {
 	// Program is the ssh client; "" means "ssh" from PATH.
 	Program string
@@ -53,13 +52,15 @@ type SSHOptions struct {
 	ConnectTimeout time.Duration
 
 	// Copy copies the program to every remote host (into a private
-	// directory under /tmp) and removes it when the job ends; without it
-	// the program must be at the same path on every host.
+	// directory under /tmp, through two more logins per host) and removes
+	// it when the job ends; without it the program must be at the same
+	// path on every host.
 	Copy bool
 
-	// Advertise is the host name or address remote ranks reach gorun's
-	// embedded NATS server at. "" means the address of this machine's
-	// interface that routes to the first remote host.
+	// Advertise is the host name or address the other hosts' servers
+	// reach gorun's embedded NATS server at, for the job's cluster routes.
+	// "" means the address of this machine's interface that routes to the
+	// first remote host.
 	Advertise string
 }
 
@@ -152,8 +153,10 @@ func shQuote(s string) string {
 type remote struct {
 	opts    SSHOptions
 	grace   time.Duration
-	natsURL string // the bus as remote ranks reach it
-	cwd     string // gorun's directory, tried first on a remote host
+	natsURL string      // with --nats: the bus as remote ranks reach it
+	cluster *jobCluster // with the embedded servers: how each host's server joins the job's cluster
+	cwd     string      // gorun's directory, tried first on a remote host
+	agents  map[int]*agentConn
 
 	mu      sync.Mutex
 	progs   map[string]string // host -> the program's path there (with Copy)
@@ -248,34 +251,6 @@ func lastLine(s string) string {
 	return strings.TrimSpace(lines[len(lines)-1])
 }
 
-// probe logs in to h and returns its number of cores; when prog is not ""
-// it also checks that prog is an executable there.
-func (o *SSHOptions) probe(ctx context.Context, h Host, prog string) (cpus int, err error) {
-	script := "c=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 0)\n" +
-		"echo " + probeLine + " cpus=$c\n"
-	if prog != "" {
-		script += "p=" + shQuote(prog) + "\n" +
-			`[ -x "$p" ] && [ ! -d "$p" ] || echo ` + probeLine + " missing\n"
-	}
-	out, err := o.runScript(ctx, h, script, nil, 5*time.Second)
-	if err != nil {
-		return 0, fmt.Errorf("%s: host %s: cannot log in with ssh: %w", h.Source, h, err)
-	}
-	cpus = -1
-	for _, line := range strings.Split(out, "\n") {
-		if v, ok := strings.CutPrefix(line, probeLine+" cpus="); ok {
-			cpus, _ = strconv.Atoi(strings.TrimSpace(v))
-		}
-		if line == probeLine+" missing" {
-			return 0, fmt.Errorf("%s: host %s: %s is not an executable there (the program must be at the same path on every host, or use --copy)", h.Source, h, prog)
-		}
-	}
-	if cpus < 0 {
-		return 0, fmt.Errorf("%s: host %s: unexpected answer to ssh %q", h.Source, h, strings.TrimSpace(out))
-	}
-	return cpus, nil
-}
-
 // forEachHost runs fn for every index in idx, at most 32 at once, and
 // returns the first error in idx's order.
 func forEachHost(idx []int, fn func(i int) error) error {
@@ -300,16 +275,15 @@ func forEachHost(idx []int, fn func(i int) error) error {
 
 // prepareHosts readies cfg for a job on cfg.Hosts before the embedded
 // server starts and ranks are placed: every host without a slot count gets
-// one per core (runtime.NumCPU here, the remote host's answer over ssh
-// elsewhere; each such remote host is checked too), and when some host is
-// remote the embedded server listens on every interface.
-func prepareHosts(ctx context.Context, cfg *Config, prog string) error {
+// one per core: runtime.NumCPU here; elsewhere, the cores the host's agent
+// may use, which prepareHosts starts for it (its one login) and returns,
+// by index into cfg.Hosts, for startRemote to use.
+func prepareHosts(ctx context.Context, cfg *Config, logf func(string, ...any)) (map[int]*agentConn, error) {
 	if len(cfg.Hosts) == 0 {
-		return nil
+		return nil, nil
 	}
 	cfg.Hosts = append([]Host(nil), cfg.Hosts...) // the caller's slice stays as it was
 	var ask []int
-	anyRemote := false
 	for i, h := range cfg.Hosts {
 		if h.IsLocal() {
 			if h.Slots == 0 {
@@ -317,29 +291,41 @@ func prepareHosts(ctx context.Context, cfg *Config, prog string) error {
 			}
 			continue
 		}
-		anyRemote = true
 		if h.Slots == 0 {
 			ask = append(ask, i)
 		}
 	}
-	if anyRemote && cfg.NATSURL == "" && (cfg.NATSHost == "" || cfg.NATSHost == DefaultConfig().NATSHost) {
-		cfg.NATSHost = "0.0.0.0"
-	}
-	if cfg.SSH.Copy {
-		prog = ""
-	}
-	return forEachHost(ask, func(i int) error {
+	agents := map[int]*agentConn{}
+	var mu sync.Mutex
+	err := forEachHost(ask, func(i int) error {
 		h := &cfg.Hosts[i]
-		n, err := cfg.SSH.probe(ctx, *h, prog)
+		a, err := startAgent(ctx, &cfg.SSH, *h, logf)
 		if err != nil {
-			return err
+			return fmt.Errorf("host %s: %w", h, err)
 		}
-		if n < 1 {
+		mu.Lock()
+		agents[i] = a
+		mu.Unlock()
+		if a.hello.CPUs < 1 {
 			return fmt.Errorf("%s: host %s: could not count its cores; give slots=N", h.Source, h)
 		}
-		h.Slots = capSlots(n, h.MaxSlots)
+		h.Slots = capSlots(a.hello.CPUs, h.MaxSlots)
 		return nil
 	})
+	if err != nil {
+		closeAgents(agents, cfg.SSH.timeout())
+		return nil, err
+	}
+	return agents, nil
+}
+
+// closeAgents ends agents (see agentConn.close).
+func closeAgents(agents map[int]*agentConn, d time.Duration) {
+	var wg sync.WaitGroup
+	for _, a := range agents {
+		wg.Go(func() { a.close(d) })
+	}
+	wg.Wait()
 }
 
 func capSlots(n, max int) int {
@@ -350,13 +336,19 @@ func capSlots(n, max int) int {
 }
 
 // startRemote readies the remote hosts of plan before their ranks start:
-// it copies the program there with Copy, and works out the bus's address
-// for remote ranks. It returns nil when no rank
-// is remote. close undoes what it did.
-func startRemote(ctx context.Context, cfg *Config, plan *Plan, prog string, job jobInfo, logf func(string, ...any)) (*remote, error) {
+// it copies the program there with Copy, and starts every host's agent
+// (one login each). It returns nil when no rank is remote. close undoes
+// what it did: it ends the agents (which end whatever is left of their
+// ranks) and removes the copies.
+func startRemote(ctx context.Context, cfg *Config, plan *Plan, prog string, job jobInfo, pre map[int]*agentConn, logf func(string, ...any)) (*remote, error) {
 	used := map[int]bool{}
 	for _, p := range plan.Procs {
 		used[p.Host] = true
+	}
+	for i, a := range pre {
+		if !used[i] {
+			a.close(cfg.SSH.timeout()) // a host the plan gives no rank
+		}
 	}
 	var hosts []int
 	for i, h := range plan.Hosts {
@@ -369,8 +361,6 @@ func startRemote(ctx context.Context, cfg *Config, plan *Plan, prog string, job 
 	}
 	cwd, _ := os.Getwd()
 	rm := &remote{opts: cfg.SSH, grace: cfg.StopGrace, cwd: cwd, progs: map[string]string{}}
-	// Without --copy nothing is done ahead: a host that cannot be reached
-	// fails its ranks' start, with ssh's reason (see stderrGate).
 	if cfg.SSH.Copy {
 		t := time.Now()
 		err := forEachHost(hosts, func(i int) error { return rm.copyProgram(ctx, plan.Hosts[i], prog) })
@@ -381,23 +371,58 @@ func startRemote(ctx context.Context, cfg *Config, plan *Plan, prog string, job 
 		logf("copied %s to %d hosts in %v", filepath.Base(prog), len(hosts), time.Since(t).Round(time.Millisecond))
 	}
 
-	switch {
-	case job.Server == nil:
+	if job.Server == nil {
 		rm.natsURL = job.NATSURL
 		if loopbackURL(job.NATSURL) {
 			rm.close()
 			return nil, fmt.Errorf("--nats %s: a loopback address, which ranks on other hosts cannot reach", redactURL(job.NATSURL))
 		}
-	default:
-		addr := cfg.SSH.Advertise
-		if addr == "" {
-			addr = routeAddr(ctx, &cfg.SSH, plan.Hosts[hosts[0]])
-		}
-		rm.natsURL = job.Server.URLFor(addr)
-		logf("remote ranks reach the embedded NATS server at %s", rm.natsURL)
+	} else {
+		rm.cluster = job.Cluster
 	}
+	// One login per host: its agent (shipped there first if it lacks this
+	// gorun build).
+	t := time.Now()
+	var mu sync.Mutex
+	rm.agents = map[int]*agentConn{}
+	for _, i := range hosts {
+		if a := pre[i]; a != nil {
+			rm.agents[i] = a
+		}
+	}
+	err := forEachHost(hosts, func(i int) error {
+		if rm.agents[i] != nil {
+			return nil // started by prepareHosts
+		}
+		a, err := startAgent(ctx, &cfg.SSH, plan.Hosts[i], logf)
+		if err != nil {
+			first := 0
+			for _, p := range plan.Procs {
+				if p.Host == i {
+					first = p.Rank
+					break
+				}
+			}
+			return rankExitError{rankExit{Rank: first, Host: plan.Hosts[i].String(), Err: err}}
+		}
+		mu.Lock()
+		rm.agents[i] = a
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		rm.close()
+		return nil, err
+	}
+	logf("agents started on %d hosts in %v", len(hosts), time.Since(t).Round(time.Millisecond))
 	return rm, nil
 }
+
+// rankExitError is a rank's failure before the job started, as an error
+// that reads as gorun reports a rank's end.
+type rankExitError struct{ x rankExit }
+
+func (e rankExitError) Error() string { return e.x.String() }
 
 // copyProgram copies prog to a fresh private directory on h, and keeps a
 // session open that removes it when gorun closes it or goes away.
@@ -464,6 +489,7 @@ func (rm *remote) close() {
 	if rm == nil {
 		return
 	}
+	closeAgents(rm.agents, rm.opts.timeout())
 	rm.mu.Lock()
 	holders := rm.holders
 	rm.holders = nil

@@ -1,12 +1,10 @@
 package launcher
 
 import (
-	"io"
 	"os/exec"
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 )
 
 func TestParseSSHOpts(t *testing.T) {
@@ -76,53 +74,6 @@ func TestRemoteReader(t *testing.T) {
 	cmd.Stdin = strings.NewReader("echo ran\n")
 	if out, err := cmd.CombinedOutput(); err == nil || len(out) != 0 {
 		t.Errorf("a script without its end line ran: %q, %v", out, err)
-	}
-}
-
-// TestStubReader checks that the markers of the remote script are taken out
-// of a rank's stdout, however the bytes are split, and the rest passes whole.
-func TestStubReader(t *testing.T) {
-	stream := "banner\n" + startMarker + "out 1\npartial \x1e not a marker\nlast" + exitMarker + "7 4242\n"
-	for chunk := 1; chunk <= len(stream); chunk++ {
-		pr, pw := io.Pipe()
-		r := newStubReader(pr)
-		go func() {
-			for s := stream; len(s) > 0; {
-				k := min(chunk, len(s))
-				pw.Write([]byte(s[:k]))
-				s = s[k:]
-			}
-			pw.Close()
-		}()
-		got, err := io.ReadAll(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if want := "banner\nout 1\npartial \x1e not a marker\nlast"; string(got) != want {
-			t.Fatalf("chunk %d: got %q, want %q", chunk, got, want)
-		}
-		select {
-		case <-r.started:
-		case <-time.After(time.Second):
-			t.Fatal("started not closed")
-		}
-		if code, pid, ok := r.exit(); !ok || code != 7 || pid != 4242 {
-			t.Fatalf("chunk %d: exit = %d, %d, %v; want 7, 4242, true", chunk, code, pid, ok)
-		}
-	}
-}
-
-// TestStubReaderNoExit: a session that ends without the exit marker (ssh
-// failed, or the connection was lost) passes everything on and reports no
-// exit.
-func TestStubReaderNoExit(t *testing.T) {
-	r := newStubReader(io.NopCloser(strings.NewReader("ssh: connect to host x: refused\n\x1egorun-exit 3")))
-	got, _ := io.ReadAll(r)
-	if string(got) != "ssh: connect to host x: refused\n\x1egorun-exit 3" {
-		t.Errorf("got %q", got)
-	}
-	if _, _, ok := r.exit(); ok {
-		t.Error("exit reported without a whole marker")
 	}
 }
 

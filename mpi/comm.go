@@ -139,6 +139,7 @@ func (e *engine) close() error {
 	if e.nc != nil {
 		_ = e.nc.FlushTimeout(5 * time.Second)
 		e.nc.Close()
+		joined.remove(e.joinKey())
 	}
 	if !idle {
 		return fmt.Errorf("mpi: close: %d sends still unreceived after %v", n, e.opts.CloseTimeout)

@@ -33,28 +33,56 @@
 // connects with an nkey of its own, GORUN_NATS_CREDS, whose permissions are
 // subject.Permissions), so a receiver takes the sender from the subject:
 //
-//	gorun.v1.<job>.p2p.<dst>.<src>    frames from src to dst (dst subscribes to p2p.<dst>.*)
-//	gorun.v1.<job>.ctl.ready.<src>    start-up request of src, answered by rank 0
-//	gorun.v1.<job>.ctl.reply.<rank>.> the rank's request replies (its inbox prefix)
-//	gorun.v1.<job>.ctl.abort.<src>    Abort, heard by every rank
-//	gorun.v1.<job>.mc.<src>           frames for every rank but src (SendAll), when size > 2
+//	gorun.v1.<job>.p2p.<dst>.<src>        frames from src to dst (dst subscribes to p2p.<dst>.*)
+//	gorun.v1.<job>.ctl.ready.<src>        start-up request of src, answered by rank 0
+//	gorun.v1.<job>.ctl.reply.<rank>.>     the rank's request replies (its inbox prefix)
+//	gorun.v1.<job>.ctl.reach.<dst>.<src>  start-up probe of dst by src
+//	gorun.v1.<job>.ctl.reached.<p>.<src>  src's answer to prober p's probe
+//	gorun.v1.<job>.ctl.abort.<src>        Abort, heard by every rank
+//	gorun.v1.<job>.mc.<src>               frames for every rank but src (SendAll), when size > 2
 //
 // # Start-up
 //
 // Each rank connects (reconnection off: a lost connection is a lost job),
-// subscribes to its inbox and the abort subject, and flushes, so the server
-// knows the subscriptions. Then every rank but 0 sends a request on its
-// ready subject, retrying every 2 ms while nobody answers (NATS's
-// no-responders status): its rank and job size (4 bytes each), the pid and
-// machine identity its single-copy offers will name (4 and 8 bytes; zero
-// when it makes none) and the eager credit it grants each peer (8 bytes).
-// Rank 0 subscribes, collects all size-1 requests, and answers each: a zero
-// byte and the table of every rank's pid, machine and credit (20 bytes
-// each), or a one byte and the reason the job cannot start (ranks missing
-// after the timeout, sizes that differ, a malformed request). Init returns
-// only after that answer, so no message is ever published to a rank whose
-// inbox is not subscribed (core NATS would drop it); a frame that arrives
-// before the answer waits for it.
+// subscribes to its inbox, the abort subject and then its probe subject,
+// and flushes, so its server knows the subscriptions. Then every rank but
+// 0 sends a request on its ready subject, retrying every 2 ms while nobody
+// answers (NATS's no-responders status): its rank and job size (4 bytes
+// each), the pid and machine identity its single-copy offers will name (4
+// and 8 bytes; zero when it makes none), the eager credit it grants each
+// peer (8 bytes), the round (1) and the id of the server it is connected
+// to. Rank 0 subscribes and collects all size-1 requests.
+//
+// On one server (a job on one machine, mpitest) that is enough: a
+// subscription is known to the server once its flush returns, so rank 0
+// answers each request: a zero byte and the table of every rank's pid,
+// machine and credit (20 bytes each), or a one byte and the reason the job
+// cannot start (ranks missing after the timeout, sizes that differ, a
+// malformed request). Init returns after that answer.
+//
+// On a cluster (gorun runs one server per host, joined by routes), a
+// subscription made on one server reaches the others asynchronously, over
+// routes that may still be forming, and core NATS drops a message
+// published before the receiver's interest has reached the sender's
+// server. So a second round follows. Rank 0 names one prober per server,
+// the lowest rank connected to it (answer byte 2), and tells the others to
+// wait (byte 3). Each prober publishes a probe to every other rank's probe
+// subject, again to those that have not answered (every 2 ms at first,
+// backing off to 50 ms), until every rank has answered on the prober's
+// answer subject: then its server knows every rank's probe subscription,
+// and with it the inbox subscription made before it on the same
+// connection (one route connects two servers, and a server forwards one
+// client's subscriptions over it in order; gorun's servers set one route
+// per pair, no route pool; messages also take no multi-hop path, so a
+// server that knows a remote interest has the route to it). Then every
+// rank sends its round-2 request (the same announcement), each prober
+// after its probes; rank 0 (which probes for its own server first if it is
+// a prober) answers them all with the table once all have come, and Init
+// returns. The cost is one probe per rank per server, and two ready rounds.
+//
+// Init returns only after that answer, so no message is ever published to a
+// rank whose inbox is not known to the sender's server (core NATS would
+// drop it); a frame that arrives before the answer waits for it.
 //
 // # Validation
 //

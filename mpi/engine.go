@@ -57,6 +57,15 @@ type engine struct {
 	arrived  chan struct{} // closed and replaced whenever a message becomes unexpected
 	inflight int           // sends not yet complete
 	idle     chan struct{} // closed when inflight falls to zero, for Close
+	stats    flowStats
+}
+
+// flowStats count what the flow control did, for tests that check that it
+// works (export_test.go).
+type flowStats struct {
+	creditWaits int64 // sends that waited for eager credit
+	peakHeld    int64 // most unreceived eager bytes (frameCost each included) from one peer at once
+	peakWindow  int64 // most rendezvous bytes granted and not yet received at once
 }
 
 // peer is this rank's state towards one other rank.
@@ -65,6 +74,7 @@ type peer struct {
 	queue    []*Request // sends to the peer waiting for credit, in order
 	consumed int64      // eager bytes from the peer received but not yet credited back
 	held     int64      // eager bytes from the peer received and not yet credited back (consumed or not)
+	waiting  int64      // eager bytes from the peer waiting, unexpected, for a receive
 }
 
 type xferKey struct {
@@ -234,6 +244,7 @@ func (e *engine) startSend(r *Request) {
 		return
 	}
 	r.queued = true
+	e.stats.creditWaits++
 	p.queue = append(p.queue, r)
 }
 
@@ -277,6 +288,7 @@ func (e *engine) startSendAll(r *Request) bool {
 	r.counted = true
 	if len(e.mcQueue) > 0 || !e.mcastCredit(e.sendCost(r)) {
 		r.queued = true
+		e.stats.creditWaits++
 		e.mcQueue = append(e.mcQueue, r)
 		return true
 	}
@@ -340,7 +352,7 @@ func (e *engine) recvNow(c *Comm, comm uint64, src, tag int) ([]byte, Status, bo
 				return nil, Status{}, false
 			}
 			q.unexpected = remove(q.unexpected, i)
-			e.consume(v.src, v.cost())
+			e.take(v)
 			return v.data, Status{Source: c.commRank(v.src), Tag: v.tag, Count: len(v.data)}, true
 		}
 	}
@@ -665,9 +677,22 @@ func (e *engine) arrive(comm uint64, src, tag int, data []byte, rts *envelope) {
 	if rts == nil {
 		rts = &envelope{src: src, tag: tag, data: data}
 	}
+	if src != e.rank {
+		p := &e.peers[src]
+		p.waiting += rts.cost()
+		e.stats.peakHeld = max(e.stats.peakHeld, p.waiting)
+	}
 	q.unexpected = append(q.unexpected, rts)
 	close(e.arrived)
 	e.arrived = make(chan struct{})
+}
+
+// take accounts for unexpected message v, matched by a receive.
+func (e *engine) take(v *envelope) {
+	if v.src != e.rank {
+		e.peers[v.src].waiting -= v.cost()
+	}
+	e.consume(v.src, v.cost())
 }
 
 // consume counts eager bytes from src as received, and returns credit to
@@ -696,7 +721,7 @@ func (e *engine) postRecv(r *Request) {
 	for i, v := range q.unexpected {
 		if (r.peer == AnySource || r.peer == v.src) && (r.tag == AnyTag || r.tag == v.tag) {
 			q.unexpected = remove(q.unexpected, i)
-			e.consume(v.src, v.cost())
+			e.take(v)
 			if v.rts {
 				e.startRecv(r, v)
 			} else {
@@ -765,6 +790,7 @@ func (e *engine) pumpGrants() {
 			return
 		}
 		e.window -= int64(g)
+		e.stats.peakWindow = max(e.stats.peakWindow, int64(e.opts.RendezvousWindow)-e.window)
 		r.granted += g
 		e.publish(r.from, header{kind: kCTS, src: e.rank, id: r.id, n: uint64(r.granted)}, nil)
 		if r.granted == r.size {
@@ -873,7 +899,7 @@ func (e *engine) onCancel(subj string, h header) {
 	for i, v := range q.unexpected {
 		if v.rts && v.src == h.src && v.id == h.id {
 			q.unexpected = remove(q.unexpected, i)
-			e.consume(v.src, v.cost())
+			e.take(v)
 			return
 		}
 	}

@@ -11,3 +11,21 @@ func WithReadHook(f func(pid int, addr uint64, buf []byte) error) Option {
 
 // ReadRemote is the real single-copy read.
 var ReadRemote = readRemote
+
+// FlowStats are the flow control's counters on one rank.
+type FlowStats struct {
+	CreditWaits int64 // sends that waited for eager credit
+	PeakHeld    int64 // most unreceived eager bytes (with FrameCost each) from one peer at once
+	PeakWindow  int64 // most rendezvous bytes granted towards this rank and not yet received
+}
+
+// FlowStats returns c's engine's counters.
+func (c *Comm) FlowStats() FlowStats {
+	e := c.e
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return FlowStats{CreditWaits: e.stats.creditWaits, PeakHeld: e.stats.peakHeld, PeakWindow: e.stats.peakWindow}
+}
+
+// FrameCost is what each eager message costs in credit beside its bytes.
+const FrameCost = frameCost

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -25,9 +26,13 @@ type hello struct {
 	credit int64
 }
 
-// helloLen is the size of a start-up request: rank, size, pid (4 bytes
+// helloLen is the size of a rank's announcement: rank, size, pid (4 bytes
 // each), host and credit (8 each).
 const helloLen = 28
+
+// A start-up request is a hello, the round (1 or 2) and the id of the
+// server the rank is connected to, of at most maxServerID bytes.
+const maxServerID = 128
 
 // entryLen is the size of one rank's entry in the start-up answer.
 const entryLen = 20
@@ -63,26 +68,36 @@ func parseEntry(b []byte) (hello, error) {
 	return h, nil
 }
 
-// parseHello decodes and checks the start-up request of rank src (taken
-// from its subject) in a job of size ranks.
-func parseHello(b []byte, src, size int) (hello, error) {
-	if len(b) != helloLen {
-		return hello{}, fmt.Errorf("field length: %d bytes, want %d", len(b), helloLen)
+// parseRequest decodes and checks the start-up request of rank src (taken
+// from its subject) in a job of size ranks: its announcement, the round and
+// its server.
+func parseRequest(b []byte, src, size int) (h hello, round byte, server string, err error) {
+	if len(b) < helloLen+1 || len(b) > helloLen+1+maxServerID {
+		return hello{}, 0, "", fmt.Errorf("field length: %d bytes, want %d to %d", len(b), helloLen+1, helloLen+1+maxServerID)
 	}
 	if r := int(binary.LittleEndian.Uint32(b)); r != src {
-		return hello{}, fmt.Errorf("field rank: rank %d claims rank %d", src, r)
+		return hello{}, 0, "", fmt.Errorf("field rank: rank %d claims rank %d", src, r)
 	}
 	if n := int(binary.LittleEndian.Uint32(b[4:])); n != size {
-		return hello{}, fmt.Errorf("field size: rank %d thinks the job has %d ranks, rank 0 thinks %d", src, n, size)
+		return hello{}, 0, "", fmt.Errorf("field size: rank %d thinks the job has %d ranks, rank 0 thinks %d", src, n, size)
 	}
-	return parseEntry(b[8:])
+	if h, err = parseEntry(b[8:]); err != nil {
+		return hello{}, 0, "", err
+	}
+	if round = b[helloLen]; round != 1 && round != 2 {
+		return hello{}, 0, "", fmt.Errorf("field round: %d, want 1 or 2", round)
+	}
+	return h, round, string(b[helloLen+1:]), nil
 }
 
 // Start-up answers: ok and the table of every rank's hello, or a failure and
-// its reason.
+// its reason; on a cluster of servers, round 1 is answered with probe (probe
+// every rank, then ask again) or wait (ask again).
 const (
-	startOK   byte = 0
-	startFail byte = 1
+	startOK    byte = 0
+	startFail  byte = 1
+	startProbe byte = 2
+	startWait  byte = 3
 )
 
 // parseStart decodes and checks rank's start-up answer in a job of size
@@ -134,46 +149,148 @@ func (e *engine) markStarted() {
 	e.startOnce.Do(func() { close(e.started) })
 }
 
-// handshake returns when every rank's inbox is subscribed, and every rank
-// knows what the others announced. Every rank but 0 asks rank 0 on its
-// ready subject (retrying while rank 0 has not subscribed yet); rank 0
-// answers them all once it has heard from everyone. The server lets only
-// rank r publish on rank r's ready subject, and only rank 0 answer.
+// handshake returns when every rank's inbox is subscribed and known to
+// every rank's server, and every rank knows what the others announced (see
+// doc.go, Start-up). Every rank but 0 asks rank 0 on its ready subject
+// (retrying while rank 0 has not subscribed yet); rank 0 answers them all
+// once it has heard from everyone. On a cluster of servers a second round
+// follows: one rank per server probes every rank, and rank 0 lets everyone
+// go once every rank has asked again, each prober after its probes. The
+// server lets only rank r publish on rank r's subjects, and only rank 0
+// answer.
 func (e *engine) handshake(ctx context.Context) error {
 	if e.size == 1 {
 		e.markStarted()
 		return e.nc.FlushWithContext(ctx)
 	}
-	own := e.own()
-	if e.rank != 0 {
-		if err := e.nc.FlushWithContext(ctx); err != nil {
-			return fmt.Errorf("%w: rank %d: %v", ErrInit, e.rank, err)
+	// The probe responder, subscribed after the inbox on one connection: a
+	// server that knows it, knows the inbox.
+	reach, err := e.nc.Subscribe(subject.ReachAll(e.job, e.rank), func(m *nats.Msg) {
+		if src, ok := subject.Sender(m.Subject, subject.ReachPrefix(e.job, e.rank), e.size); ok && src != e.rank {
+			_ = e.nc.Publish(subject.Reached(e.job, src, e.rank), nil)
 		}
-		msg := appendHello(nil, e.rank, e.size, own)
-		for {
-			reply, err := e.nc.RequestWithContext(ctx, subject.Ready(e.job, e.rank), msg)
-			if err == nil {
-				peers, err := parseStart(reply.Data, e.rank, e.size, own)
-				if err != nil {
-					return fmt.Errorf("%w: rank %d: %v", ErrInit, e.rank, err)
-				}
-				e.setPeers(peers)
-				return nil
+	})
+	if err != nil {
+		return fmt.Errorf("%w: rank %d: %v", ErrInit, e.rank, err)
+	}
+	defer reach.Unsubscribe()
+	if e.rank != 0 {
+		return e.readyRank(ctx)
+	}
+	return e.readyRoot(ctx)
+}
+
+// request sends this rank's start-up request of round to rank 0 until rank
+// 0 answers, and returns the answer.
+func (e *engine) request(ctx context.Context, round byte) ([]byte, error) {
+	msg := appendHello(make([]byte, 0, helloLen+1+maxServerID), e.rank, e.size, e.own())
+	msg = append(msg, round)
+	if id := e.nc.ConnectedServerId(); len(id) <= maxServerID {
+		msg = append(msg, id...)
+	}
+	for {
+		reply, err := e.nc.RequestWithContext(ctx, subject.Ready(e.job, e.rank), msg)
+		if err == nil {
+			return reply.Data, nil
+		}
+		if errors.Is(err, nats.ErrNoResponders) {
+			// Rank 0 is not listening yet (or its server's interest has
+			// not reached ours).
+			select {
+			case <-time.After(2 * time.Millisecond):
+				continue
+			case <-ctx.Done():
 			}
-			if errors.Is(err, nats.ErrNoResponders) {
-				// Rank 0 is not listening yet.
-				select {
-				case <-time.After(2 * time.Millisecond):
-					continue
-				case <-ctx.Done():
-				}
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%w: rank %d: rank 0 did not answer within %v: %v", ErrInit, e.rank, e.opts.Timeout, ctx.Err())
+		}
+		return nil, fmt.Errorf("%w: rank %d: %v", ErrInit, e.rank, err)
+	}
+}
+
+// readyRank is the part of every rank but 0.
+func (e *engine) readyRank(ctx context.Context) error {
+	if err := e.nc.FlushWithContext(ctx); err != nil {
+		return fmt.Errorf("%w: rank %d: %v", ErrInit, e.rank, err)
+	}
+	ans, err := e.request(ctx, 1)
+	if err != nil {
+		return err
+	}
+	if len(ans) == 1 && (ans[0] == startProbe || ans[0] == startWait) {
+		if ans[0] == startProbe {
+			if err := e.probeReach(ctx); err != nil {
+				return err
 			}
-			if ctx.Err() != nil {
-				return fmt.Errorf("%w: rank %d: rank 0 did not answer within %v: %v", ErrInit, e.rank, e.opts.Timeout, ctx.Err())
-			}
-			return fmt.Errorf("%w: rank %d: %v", ErrInit, e.rank, err)
+		}
+		if ans, err = e.request(ctx, 2); err != nil {
+			return err
 		}
 	}
+	peers, err := parseStart(ans, e.rank, e.size, e.own())
+	if err != nil {
+		return fmt.Errorf("%w: rank %d: %v", ErrInit, e.rank, err)
+	}
+	e.setPeers(peers)
+	return nil
+}
+
+// probeReach probes every other rank until each answers: then this rank's
+// server knows every rank's probe subscription, and so its inbox. A probe
+// to a rank whose subscription the server does not know yet is dropped:
+// probes are sent again, every 2 ms at first and less often later, to the
+// ranks that have not answered.
+func (e *engine) probeReach(ctx context.Context) error {
+	var mu sync.Mutex
+	reached := make([]bool, e.size)
+	reached[e.rank] = true // no echo: a rank does not hear itself
+	left := e.size - 1
+	done := make(chan struct{})
+	sub, err := e.nc.Subscribe(subject.ReachedAll(e.job, e.rank), func(m *nats.Msg) {
+		r, ok := subject.Sender(m.Subject, subject.ReachedPrefix(e.job, e.rank), e.size)
+		mu.Lock()
+		defer mu.Unlock()
+		if ok && !reached[r] {
+			reached[r] = true
+			if left--; left == 0 {
+				close(done)
+			}
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("%w: rank %d: %v", ErrInit, e.rank, err)
+	}
+	defer sub.Unsubscribe()
+	for delay := 2 * time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
+		mu.Lock()
+		for r, ok := range reached {
+			if !ok {
+				_ = e.nc.Publish(subject.Reach(e.job, r, e.rank), nil)
+			}
+		}
+		mu.Unlock()
+		select {
+		case <-done:
+			return nil
+		case <-time.After(delay):
+		case <-ctx.Done():
+			mu.Lock()
+			var missing []string
+			for r, ok := range reached {
+				if !ok {
+					missing = append(missing, strconv.Itoa(r))
+				}
+			}
+			mu.Unlock()
+			return fmt.Errorf("%w: rank %d: ranks %s not reachable within %v", ErrInit, e.rank, strings.Join(missing, ", "), e.opts.Timeout)
+		}
+	}
+}
+
+// readyRoot is rank 0's part: it collects every rank's request of a round
+// and answers them.
+func (e *engine) readyRoot(ctx context.Context) error {
 	sub, err := e.nc.SubscribeSync(subject.ReadyAll(e.job))
 	if err != nil {
 		return fmt.Errorf("%w: rank 0: %v", ErrInit, err)
@@ -182,20 +299,45 @@ func (e *engine) handshake(ctx context.Context) error {
 	if err := e.nc.FlushWithContext(ctx); err != nil {
 		return fmt.Errorf("%w: rank 0: %v", ErrInit, err)
 	}
-	g := newGathering(e.job, e.size, own)
-	for !g.complete() && g.problem == "" {
-		m, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			g.timedOut(e.opts.Timeout)
-			break
+	g := newGathering(e.job, e.size, e.own(), e.nc.ConnectedServerId())
+	collect := func() {
+		for !g.complete() && g.problem == "" {
+			m, err := sub.NextMsgWithContext(ctx)
+			if err != nil {
+				g.timedOut(e.opts.Timeout)
+				break
+			}
+			g.add(m.Subject, m.Reply, m.Data)
 		}
-		g.add(m.Subject, m.Reply, m.Data)
 	}
-	answer := g.answer()
-	for _, reply := range g.replyTo() {
-		_ = e.nc.Publish(reply, answer)
+	answer := func(what func(r int) []byte) {
+		for _, r := range g.ranks() {
+			_ = e.nc.Publish(g.replies[r], what(r))
+		}
+		_ = e.nc.Flush()
 	}
-	_ = e.nc.Flush()
+	collect() // round 1: every rank has subscribed
+	probers := g.probers()
+	if g.problem == "" && len(probers) > 1 {
+		answer(func(r int) []byte {
+			if probers[g.servers[r]] == r {
+				return []byte{startProbe}
+			}
+			return []byte{startWait}
+		})
+		// Round 2: the probers have reached every rank from every server.
+		var probeErr error
+		if probers[g.servers[0]] == 0 {
+			probeErr = e.probeReach(ctx)
+		}
+		g.next()
+		collect()
+		if probeErr != nil && g.problem == "" {
+			g.problem = probeErr.Error()
+		}
+	}
+	final := g.answer()
+	answer(func(int) []byte { return final })
 	if g.problem != "" {
 		return fmt.Errorf("%w: %s", ErrInit, g.problem)
 	}
@@ -204,39 +346,65 @@ func (e *engine) handshake(ctx context.Context) error {
 }
 
 // gathering is rank 0's side of the start-up handshake: the requests heard
-// so far, checked.
+// so far in this round, checked.
 type gathering struct {
 	job     string
 	size    int
+	round   byte
 	peers   []hello
-	replies map[int]string // rank -> where to answer it
+	servers []string       // rank -> the id of its server (round 1)
+	replies map[int]string // rank -> where to answer it this round
 	problem string         // why the job cannot start; "" while it can
 }
 
-func newGathering(job string, size int, own hello) *gathering {
-	g := &gathering{job: job, size: size, peers: make([]hello, size), replies: make(map[int]string, size-1)}
-	g.peers[0] = own
+func newGathering(job string, size int, own hello, server string) *gathering {
+	g := &gathering{job: job, size: size, round: 1, peers: make([]hello, size), servers: make([]string, size), replies: make(map[int]string, size-1)}
+	g.peers[0], g.servers[0] = own, server
 	return g
 }
 
 func (g *gathering) complete() bool { return len(g.replies) == g.size-1 }
 
+// next starts round 2.
+func (g *gathering) next() {
+	g.round = 2
+	clear(g.replies)
+}
+
 // add takes one start-up request. One that cannot come from a rank of the
 // job (a subject naming no rank, a reply subject that is not the rank's) is
-// ignored; a rank's request that is wrong is a protocol error that stops
-// the job from starting.
+// ignored, as is one of another round; a rank's request that is wrong is a
+// protocol error that stops the job from starting.
 func (g *gathering) add(subj, reply string, data []byte) {
 	src, ok := subject.Sender(subj, subject.ReadyPrefix(g.job), g.size)
 	if !ok || src == 0 || !strings.HasPrefix(reply, subject.ReplyPrefix(g.job, src)+".") {
 		return
 	}
-	h, err := parseHello(data, src, g.size)
+	h, round, server, err := parseRequest(data, src, g.size)
+	switch {
+	case err != nil:
+	case round != g.round:
+		return
+	case round == 2 && h != g.peers[src]:
+		err = fmt.Errorf("field pid: round 2 announces %+v, round 1 %+v", h, g.peers[src])
+	}
 	if err != nil {
 		g.problem = fmt.Sprintf("%v: the start-up request on %s: %v", ErrProtocol, subj, err)
 		return
 	}
-	g.peers[src] = h
+	if round == 1 {
+		g.peers[src], g.servers[src] = h, server
+	}
 	g.replies[src] = reply
+}
+
+// probers names one prober per server: the lowest rank connected to it.
+func (g *gathering) probers() map[string]int {
+	p := map[string]int{}
+	for r := g.size - 1; r >= 0; r-- {
+		p[g.servers[r]] = r
+	}
+	return p
 }
 
 func (g *gathering) timedOut(d time.Duration) {
@@ -246,10 +414,14 @@ func (g *gathering) timedOut(d time.Duration) {
 			missing = append(missing, strconv.Itoa(r))
 		}
 	}
-	g.problem = fmt.Sprintf("ranks %s of %d never joined within %v", strings.Join(missing, ", "), g.size, d)
+	what := "never joined"
+	if g.round == 2 {
+		what = "never became reachable from every server"
+	}
+	g.problem = fmt.Sprintf("ranks %s of %d %s within %v", strings.Join(missing, ", "), g.size, what, d)
 }
 
-// answer is what every rank that asked is told.
+// answer is what every rank that asked is told at the end.
 func (g *gathering) answer() []byte {
 	if g.problem != "" {
 		return append([]byte{startFail}, g.problem...)
@@ -262,18 +434,14 @@ func (g *gathering) answer() []byte {
 	return b
 }
 
-// replyTo lists where to answer, in rank order.
-func (g *gathering) replyTo() []string {
+// ranks lists the ranks to answer this round, in rank order.
+func (g *gathering) ranks() []int {
 	ranks := make([]int, 0, len(g.replies))
 	for r := range g.replies {
 		ranks = append(ranks, r)
 	}
 	slices.Sort(ranks)
-	out := make([]string, len(ranks))
-	for i, r := range ranks {
-		out[i] = g.replies[r]
-	}
-	return out
+	return ranks
 }
 
 // credsOption turns a rank's credentials (GORUN_NATS_CREDS) into a nats.go

@@ -493,20 +493,29 @@ func FuzzAbort(f *testing.F) {
 func FuzzHandshake(f *testing.F) {
 	const job, size = "j", 4
 	own := hello{pid: 7, host: 9, credit: 1 << 20}
-	g := newGathering(job, size, own)
-	good := appendHello(nil, 2, size, own)
+	g := newGathering(job, size, own, "s0")
+	good := append(appendHello(nil, 2, size, own), 1)
+	good = append(good, "s1"...)
 	f.Add(subject.Ready(job, 2), subject.ReplyPrefix(job, 2)+".x.y", good, g.answer())
 	f.Add(subject.Ready(job, 0), "", good[:10], append([]byte{startFail}, "no"...))
+	f.Add(subject.Ready(job, 3), subject.ReplyPrefix(job, 3)+".z", append(good[:helloLen:helloLen], 2), []byte{startProbe})
 	f.Fuzz(func(t *testing.T, subj, reply string, req, answer []byte) {
-		g := newGathering(job, size, own)
-		g.add(subj, reply, req)
-		for r, rep := range g.replies {
-			if r < 1 || r >= size || !strings.HasPrefix(rep, subject.ReplyPrefix(job, r)+".") {
-				t.Fatalf("accepted a request of rank %d answered on %q", r, rep)
+		g := newGathering(job, size, own, "s0")
+		// The request in round 1, then again in round 2.
+		for range 2 {
+			g.add(subj, reply, req)
+			for r, rep := range g.replies {
+				if r < 1 || r >= size || !strings.HasPrefix(rep, subject.ReplyPrefix(job, r)+".") {
+					t.Fatalf("accepted a request of rank %d answered on %q", r, rep)
+				}
+				if p := g.peers[r]; p.credit < 1 || p.credit > maxCredit {
+					t.Fatalf("accepted credit %d", p.credit)
+				}
+				if len(g.servers[r]) > maxServerID {
+					t.Fatalf("accepted a server id of %d bytes", len(g.servers[r]))
+				}
 			}
-			if p := g.peers[r]; p.credit < 1 || p.credit > maxCredit {
-				t.Fatalf("accepted credit %d", p.credit)
-			}
+			g.next()
 		}
 		peers, err := parseStart(answer, 1, size, own)
 		if err == nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -35,8 +36,13 @@ const (
 // ever sent to a rank that could miss it, or an error wrapping ErrInit that
 // names the ranks that did not show up within the timeout (WithTimeout).
 //
-// Close the world when done. Nothing is global: several worlds can live in
-// one process (mpitest runs every rank of a job as goroutines).
+// Close the world when done. Several worlds can live in one process, each
+// as a different rank or job (mpitest runs every rank of a job as
+// goroutines), but one rank of a job joins only once: a second Init for a
+// rank that this process holds and has not closed returns an error wrapping
+// ErrInit (two worlds of one rank would share its inbox, and each would see
+// every message). Without the launch contract each Init returns a separate
+// world of size 1.
 func Init(ctx context.Context, opts ...Option) (*Comm, error) {
 	o := DefaultOptions()
 	if err := o.fromEnvironment(); err != nil {
@@ -62,7 +68,11 @@ func Init(ctx context.Context, opts ...Option) (*Comm, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	e := newEngine(o)
+	if !joined.add(e.joinKey()) {
+		return nil, fmt.Errorf("%w: rank %d of job %s is already joined by this process: Close that world before a second Init", ErrInit, o.Rank, o.JobID)
+	}
 	if err := e.connect(ctx); err != nil {
+		joined.remove(e.joinKey())
 		return nil, err
 	}
 	if err := e.handshake(ctx); err != nil {
@@ -71,10 +81,38 @@ func Init(ctx context.Context, opts ...Option) (*Comm, error) {
 		e.mu.Unlock()
 		e.markStarted()
 		e.nc.Close()
+		joined.remove(e.joinKey())
 		return nil, err
 	}
 	return &Comm{e: e, rank: o.Rank}, nil
 }
+
+// joined holds the ranks this process has joined and not closed, by job.
+var joined = joinSet{m: map[string]bool{}}
+
+type joinSet struct {
+	mu sync.Mutex
+	m  map[string]bool
+}
+
+// add reports false if k is in the set already.
+func (s *joinSet) add(k string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m[k] {
+		return false
+	}
+	s.m[k] = true
+	return true
+}
+
+func (s *joinSet) remove(k string) {
+	s.mu.Lock()
+	delete(s.m, k)
+	s.mu.Unlock()
+}
+
+func (e *engine) joinKey() string { return e.job + "/" + strconv.Itoa(e.rank) }
 
 // fromEnvironment fills the job from the launch contract, when present.
 func (o *Options) fromEnvironment() error {

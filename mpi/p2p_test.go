@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -140,10 +141,92 @@ func TestFlood(t *testing.T) {
 
 // TestFloodSmall: many small messages at a rank that sleeps: senders block on
 // credit instead of overrunning it, and nothing is lost.
+//
+// Credit is what bounds the receiver's memory: the unreceived bytes from
+// any one sender never pass its share of the budget, and the senders did
+// wait for credit (the flood is several times the share).
 func TestFloodSmall(t *testing.T) {
-	mpitest.Run(t, 4, func(ctx context.Context, c *mpi.Comm) error {
-		return floodSmall(ctx, c, 20000, 64, time.Second)
-	}, mpi.WithBuffers(1<<20, 4<<20))
+	const n, k, size, budget = 4, 20000, 64, 1 << 20
+	stats := make([]mpi.FlowStats, n)
+	mpitest.Run(t, n, func(ctx context.Context, c *mpi.Comm) error {
+		err := floodSmall(ctx, c, k, size, time.Second)
+		stats[c.Rank()] = c.FlowStats()
+		return err
+	}, mpi.WithBuffers(budget, 4<<20))
+	checkCredit(t, stats, creditShare(budget, mpi.DefaultOptions().EagerLimit, n), 1, 2, 3)
+	if flood := int64(k * (size + mpi.FrameCost)); flood < 2*creditShare(budget, mpi.DefaultOptions().EagerLimit, n) {
+		t.Fatalf("a flood of %d bytes per sender does not test a credit share of %d", flood, creditShare(budget, mpi.DefaultOptions().EagerLimit, n))
+	}
+}
+
+// creditShare is the eager credit each of a rank's n-1 peers has towards
+// it: the budget shared out, and at least two messages of the eager limit.
+func creditShare(budget, eagerLimit, n int) int64 {
+	return max(int64(budget)/int64(max(n-1, 1)), 2*int64(eagerLimit+mpi.FrameCost))
+}
+
+// checkCredit checks that rank 0 never held more than share unreceived
+// eager bytes from one peer, and that each of senders waited for credit.
+func checkCredit(t *testing.T, stats []mpi.FlowStats, share int64, senders ...int) {
+	t.Helper()
+	t.Logf("credit share %d; rank 0 held at most %d bytes from one peer", share, stats[0].PeakHeld)
+	if stats[0].PeakHeld > share {
+		t.Errorf("rank 0 held %d unreceived eager bytes from one peer, past the credit share of %d", stats[0].PeakHeld, share)
+	}
+	if stats[0].PeakHeld == 0 {
+		t.Errorf("rank 0 held no unreceived message: the test did not make it wait")
+	}
+	for _, r := range senders {
+		if stats[r].CreditWaits == 0 {
+			t.Errorf("rank %d never waited for credit", r)
+		}
+	}
+}
+
+// TestRendezvousWindow: 4 senders each Isend 4 large messages to a rank
+// that posts all 16 receives at once; the bytes granted and not yet received
+// never pass the rendezvous window, which the flood would fill four times,
+// and everything arrives intact and in order.
+func TestRendezvousWindow(t *testing.T) {
+	const n, k, size, window = 5, 4, 1 << 20, 4 << 20
+	stats := make([]mpi.FlowStats, n)
+	mpitest.Run(t, n, func(ctx context.Context, c *mpi.Comm) error {
+		defer func() { stats[c.Rank()] = c.FlowStats() }()
+		if c.Rank() != 0 {
+			reqs := make([]*mpi.Request, k)
+			for i := range reqs {
+				reqs[i] = c.Isend(0, 5, pattern(size, c.Rank()*1000+i))
+			}
+			return mpi.WaitAll(ctx, reqs...)
+		}
+		reqs := make([][]*mpi.Request, n)
+		for src := 1; src < n; src++ {
+			for range k {
+				reqs[src] = append(reqs[src], c.Irecv(src, 5))
+			}
+		}
+		for src := 1; src < n; src++ {
+			for i, r := range reqs[src] {
+				if _, err := r.Wait(ctx); err != nil {
+					return err
+				}
+				if !bytes.Equal(r.Data(), pattern(size, src*1000+i)) {
+					return fmt.Errorf("message %d from rank %d differs", i, src)
+				}
+			}
+		}
+		return nil
+	}, mpi.WithBuffers(64<<20, window), mpi.WithSingleCopy(false))
+	t.Logf("peak window %d of %d", stats[0].PeakWindow, window)
+	if stats[0].PeakWindow > window {
+		t.Errorf("%d bytes granted at once, past the window of %d", stats[0].PeakWindow, window)
+	}
+	if (n-1)*k*size <= window {
+		t.Fatalf("the flood of %d bytes does not pass the window of %d", (n-1)*k*size, window)
+	}
+	if stats[0].PeakWindow == 0 {
+		t.Errorf("no rendezvous grant counted")
+	}
 }
 
 // TestRecvDeadline: a receive whose deadline passes returns promptly with an
@@ -515,5 +598,55 @@ func TestRecvInto(t *testing.T) {
 				return nil
 			}, mpi.WithSingleCopy(single))
 		})
+	}
+}
+
+// TestInitTwice: a second Init of a rank this process holds is an error
+// (the two worlds would share one inbox, and each see every message); once
+// the first is closed the rank can join again; singletons are separate.
+func TestInitTwice(t *testing.T) {
+	s := startServer(t, "secret")
+	job := uuid.NewString()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	join := func() (*mpi.Comm, error) {
+		return mpi.Init(ctx, mpi.WithJob(job, 0, 1), mpi.WithNATS(s.ClientURL(), "secret"))
+	}
+	c, err := join()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, err := join(); !errors.Is(err, mpi.ErrInit) || !strings.Contains(fmt.Sprint(err), "already joined") {
+		if d != nil {
+			d.Close()
+		}
+		t.Errorf("second Init: %v, want ErrInit naming the rank already joined", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c, err = join()
+	if err != nil {
+		t.Fatalf("Init after Close: %v", err)
+	}
+	c.Close()
+
+	a, err := mpi.Init(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := mpi.Init(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	defer b.Close()
+	if err := a.Send(ctx, 0, 3, []byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	short, stop := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer stop()
+	if _, _, err := b.Recv(short, 0, 3); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a singleton's Recv of a message sent on another singleton: %v, want a deadline", err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/gorun-hpc/gorun/internal/testbin"
 	"github.com/gorun-hpc/gorun/mpi"
 )
 
@@ -119,9 +120,7 @@ func watchHeap() func() uint64 {
 // case, and returns their combined output; it fails t if any exits non-zero.
 func runProcesses(t *testing.T, n int, name string) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("multi-process test; skipped with -short")
-	}
+	testbin.MultiProcess(t)
 	token := "tok-" + uuid.NewString()
 	s := startServer(t, token)
 	job := uuid.NewString()
@@ -171,6 +170,7 @@ var childCopies, childRefused atomic.Int64
 // intact. Where the system forbids a rank to read another's memory (Yama's
 // ptrace_scope, say), they arrive intact through the bus instead.
 func TestProcessSingleCopy(t *testing.T) {
+	needLinux(t)
 	out := runProcesses(t, 4, "singlecopy")
 	copies, refused := 0, 0
 	for _, m := range regexp.MustCompile(`single copies: (\d+), refused: (\d+)`).FindAllStringSubmatch(out, -1) {

@@ -75,7 +75,10 @@ func TestSendAll(t *testing.T) {
 // TestSendAllWithoutCredit: with tiny eager budgets most SendAll calls find
 // some peer without credit and wait for it: nothing is lost or reordered.
 func TestSendAllWithoutCredit(t *testing.T) {
-	mpitest.Run(t, 4, func(ctx context.Context, c *mpi.Comm) error {
+	const n, budget, eagerLimit = 4, 4096, 1000
+	stats := make([]mpi.FlowStats, n)
+	mpitest.Run(t, n, func(ctx context.Context, c *mpi.Comm) error {
+		defer func() { stats[c.Rank()] = c.FlowStats() }()
 		const k = 300
 		if c.Rank() == 0 {
 			for i := range k {
@@ -98,7 +101,16 @@ func TestSendAllWithoutCredit(t *testing.T) {
 			}
 		}
 		return nil
-	}, mpi.WithBuffers(4096, 1<<20), mpi.WithEagerLimit(1000))
+	}, mpi.WithBuffers(budget, 1<<20), mpi.WithEagerLimit(eagerLimit))
+	share := creditShare(budget, eagerLimit, n)
+	for r := 1; r < n; r++ {
+		if stats[r].PeakHeld > share {
+			t.Errorf("rank %d held %d unreceived bytes from rank 0, past the credit share of %d", r, stats[r].PeakHeld, share)
+		}
+	}
+	if stats[0].CreditWaits == 0 {
+		t.Errorf("rank 0's SendAll never waited for credit")
+	}
 }
 
 // TestSendAllCancel: a large SendAll that one rank never receives gives up

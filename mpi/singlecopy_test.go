@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -78,6 +79,16 @@ func selfReadable() bool {
 	return err == nil && dst[0] == 42
 }
 
+// needLinux skips t off Linux: single copies are Linux's process_vm_readv
+// (elsewhere every message goes through the bus, as TestSingleCopy's
+// on=false case and the conformance suites check).
+func needLinux(t *testing.T) {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("single copies need Linux (process_vm_readv)")
+	}
+}
+
 // probeSource is what selfReadable reads: a package variable, since a
 // goroutine's stack (and a local array on it) may move once its address is
 // a mere number.
@@ -90,6 +101,9 @@ var probeSource = [8]byte{42}
 func TestSingleCopy(t *testing.T) {
 	for _, on := range []bool{true, false} {
 		t.Run(fmt.Sprint("on=", on), func(t *testing.T) {
+			if on {
+				needLinux(t)
+			}
 			var copies atomic.Int64
 			mpitest.Run(t, 4, exchangeLarge, counting(&copies), mpi.WithSingleCopy(on))
 			want := int64(0)
@@ -109,6 +123,7 @@ func TestSingleCopy(t *testing.T) {
 // memory (as Yama's ptrace_scope may), messages go in chunks through the
 // bus, after one try per peer.
 func TestSingleCopyRefused(t *testing.T) {
+	needLinux(t)
 	var tries atomic.Int64
 	refuse := mpi.WithReadHook(func(int, uint64, []byte) error {
 		tries.Add(1)
@@ -159,6 +174,7 @@ func withRanks(t *testing.T, n int, opts func(rank int) []mpi.Option, fn func(ct
 // TestSingleCopyMixed: a SendAll reaches some ranks by single copies and the
 // others (here rank 2, which may not read the others' memory) by chunks.
 func TestSingleCopyMixed(t *testing.T) {
+	needLinux(t)
 	var copies atomic.Int64
 	withRanks(t, 4, func(r int) []mpi.Option {
 		if r == 2 {
@@ -179,6 +195,7 @@ func TestSingleCopyMixed(t *testing.T) {
 // sender's memory went away) fails the receive and the send, with errors
 // that say so, and nothing hangs.
 func TestSingleCopyFails(t *testing.T) {
+	needLinux(t)
 	if !selfReadable() {
 		t.Skip("this system forbids process_vm_readv, so no single copy starts, nor fails")
 	}
@@ -217,6 +234,7 @@ func TestSingleCopyFails(t *testing.T) {
 // copy it and never answers (it died, say) still returns soon after its
 // ctx ends, and so does the receive.
 func TestSingleCopyReceiverGone(t *testing.T) {
+	needLinux(t)
 	if !selfReadable() {
 		t.Skip("this system forbids process_vm_readv, so no single copy starts")
 	}

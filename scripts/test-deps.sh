@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite needs on a Debian machine:
-# OpenSSH (the multi-host tests start a real sshd) and iproute2 (network
-# namespaces act as separate hosts). It does nothing when they are present,
+# OpenSSH (the multi-host tests start a real sshd), iproute2 (network
+# namespaces act as separate hosts; tc shapes their links), util-linux
+# (nsenter, unshare: their PID, mount and UTS namespaces) and tcpdump (a
+# test captures the hosts' traffic). It does nothing when they are present,
 # and only warns when it cannot install them (not root, no apt-get).
 set -euo pipefail
 need=()
@@ -9,6 +11,10 @@ command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need+=(openssh-serve
 command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v ps >/dev/null 2>&1 || need+=(procps)
+command -v tc >/dev/null 2>&1 || need+=(iproute2)
+command -v unshare >/dev/null 2>&1 || need+=(util-linux)
+command -v tcpdump >/dev/null 2>&1 || [ -x /usr/sbin/tcpdump ] || [ -x /usr/bin/tcpdump ] || need+=(tcpdump)
+command -v bash >/dev/null 2>&1 || need+=(bash)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
 	echo "test-deps: missing ${need[*]}; install them (Debian: apt-get install ${need[*]})" >&2

@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+
+	"github.com/gorun-hpc/gorun/internal/testbin"
 )
 
 var (
@@ -83,9 +85,7 @@ var ranks = []int{2, 4, 8}
 // program checks the result of its last call and exits non-zero if it is
 // wrong.
 func TestResults(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process test; skipped with -short")
-	}
+	testbin.MultiProcess(t)
 	build(t)
 	ops := [][]string{
 		{"-op", "bcast", "-bytes", "9000001"},

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -120,9 +121,41 @@ func TestSecondSIGINTKills(t *testing.T) {
 
 // Ranks die with gorun even when gorun is killed by SIGKILL (Pdeathsig).
 func TestRanksDieWithGorun(t *testing.T) {
+	needLinux(t, "ranks die with a SIGKILLed gorun by Pdeathsig, which only Linux has")
 	j := startJob(t, nil, "-n", "3", bin.rankprog, "sleep")
 	pids := rankPids(t, j.waitLines("pid ", 3, 30*time.Second))
 	j.cmd.Process.Kill()
 	j.wait(30 * time.Second)
 	assertNoneLeft(t, pidList(pids), failBound)
+}
+
+// leftoversNoProc, what assertNoneLeft uses where there is no /proc, sees
+// a live process and one left in its group, and nothing once they are
+// gone.
+func TestLeftoversNoProc(t *testing.T) {
+	start := func(pgid int) *exec.Cmd {
+		cmd := exec.Command("sleep", "60")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pgid: pgid}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd
+	}
+	leader := start(0)
+	pid := leader.Process.Pid
+	member := start(pid) // in the leader's group, as a rank's child is
+	if left := leftoversNoProc([]int{pid}); len(left) != 1 || left[0] != fmt.Sprintf("rank pid %d", pid) {
+		t.Errorf("a live process: %q", left)
+	}
+	leader.Process.Kill()
+	leader.Wait()
+	if left := leftoversNoProc([]int{pid}); len(left) != 1 || left[0] != fmt.Sprintf("a process in group %d", pid) {
+		t.Errorf("a process left in its group: %q", left)
+	}
+	member.Process.Kill()
+	member.Wait()
+	if left := leftoversNoProc([]int{pid}); len(left) != 0 {
+		t.Errorf("both gone: %q", left)
+	}
 }

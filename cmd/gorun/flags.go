@@ -61,11 +61,7 @@ Flags:
 `)
 	fs.VisitAll(func(f *flag.Flag) {
 		name, text := flag.UnquoteUsage(f)
-		dash := "--"
-		if len(f.Name) == 1 || f.Name == "np" {
-			dash = "-"
-		}
-		line := "  " + dash + f.Name
+		line := "  " + dashed(f.Name)
 		if name != "" {
 			line += " " + name
 		}

@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gorun-hpc/gorun/launcher"
@@ -18,6 +20,7 @@ type hostFlags struct {
 	hostfile string
 	hosts    string
 	sshOpts  string
+	routes   string
 }
 
 // addHostFlags defines the multi-host flags on fs.
@@ -33,8 +36,10 @@ func addHostFlags(fs *flag.FlagSet, cfg *launcher.Config) *hostFlags {
 		"instead of expecting it at the same path there")
 	fs.StringVar(&hf.sshOpts, "ssh-opts", hf.sshOpts, "extra `OPTIONS` for ssh, as one string (default: $GORUN_SSH_OPTS)")
 	fs.DurationVar(&cfg.SSH.ConnectTimeout, "ssh-timeout", 10*time.Second, "give up on a host that does not answer ssh within `DURATION`")
-	fs.StringVar(&cfg.SSH.Advertise, "nats-advertise", "", "the `ADDRESS` remote ranks reach gorun's NATS server at\n"+
+	fs.StringVar(&cfg.SSH.Advertise, "nats-advertise", "", "the `ADDRESS` other hosts' NATS servers reach gorun's at (its cluster routes)\n"+
 		"(default: this machine's address on the route to the first remote host)")
+	fs.StringVar(&hf.routes, "route-ports", "", "the `LOW-HIGH` port range the job's NATS servers listen on for their cluster routes,\n"+
+		"on every host (default: any free port)")
 	return hf
 }
 
@@ -46,6 +51,18 @@ func (hf *hostFlags) apply(cfg *launcher.Config, nSet bool) error {
 	var err error
 	if cfg.SSH.Opts, err = launcher.ParseSSHOpts(hf.sshOpts); err != nil {
 		return fmt.Errorf("--ssh-opts: %w", err)
+	}
+	if hf.routes != "" {
+		lo, hi, ok := strings.Cut(hf.routes, "-")
+		if !ok {
+			hi = lo
+		}
+		a, err1 := strconv.Atoi(lo)
+		b, err2 := strconv.Atoi(hi)
+		if err1 != nil || err2 != nil || a < 1 || b < a || b > 65535 {
+			return fmt.Errorf("--route-ports %q: want LOW-HIGH, two ports with LOW <= HIGH", hf.routes)
+		}
+		cfg.RoutePorts = [2]int{a, b}
 	}
 	switch {
 	case hf.hostfile != "" && hf.hosts != "":

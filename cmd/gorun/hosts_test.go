@@ -6,6 +6,7 @@ package main
 // them they are skipped, except in CI (CI=true) where they fail.
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorun-hpc/gorun/internal/testbin"
 	"github.com/gorun-hpc/gorun/internal/testhosts"
 )
 
@@ -55,9 +57,7 @@ type hostsEnv struct {
 // When t ends it checks that nothing is left on any host.
 func newHosts(t *testing.T, n, slots int) *hostsEnv {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("-short: skips the multi-host tests")
-	}
+	testbin.MultiHost(t)
 	c := testhosts.New(t, n)
 	e := &hostsEnv{Cluster: c, hostfile: filepath.Join(c.Dir, "hosts")}
 	var b strings.Builder
@@ -376,7 +376,11 @@ func TestHostsSecret(t *testing.T) {
 	j := startJob(t, nil, e.args("-n", "6", "--hostfile", e.hostfile, bin.rankprog, "mpisleep")...)
 	j.waitLines("ready", 6, 30*time.Second)
 	pids := rankPids(t, j.lines())
-	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pids[5]))
+	pid5, err := e.RootPID(2, pids[5]) // ranks print their host's pids; rank 5 is on host 2
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid5))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -401,8 +405,8 @@ func TestHostsSecret(t *testing.T) {
 			t.Errorf("host %d: only %d processes seen; the check looked in the wrong place", i, n)
 		}
 	}
-	for _, h := range e.Hosts {
-		out, err := exec.Command("ip", "netns", "exec", h.NS, "ps", "-eww", "-o", "pid=,args=").CombinedOutput()
+	for i, h := range e.Hosts {
+		out, err := e.Command(context.Background(), i, "ps", "-eww", "-o", "pid=,args=").CombinedOutput()
 		if err != nil {
 			t.Fatalf("ps in %s: %v: %s", h.NS, err, out)
 		}
@@ -431,6 +435,10 @@ func TestHostsCopy(t *testing.T) {
 	j.waitLines("ready", 2, 30*time.Second)
 	var dirs []string
 	for rank, pid := range rankPids(t, j.lines()) {
+		pid, err := e.RootPID(rank, pid) // rank r runs on host r
+		if err != nil {
+			t.Fatal(err)
+		}
 		exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
 		if err != nil {
 			t.Fatal(err)

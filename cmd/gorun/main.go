@@ -39,6 +39,10 @@ const (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == launcher.AgentArg {
+		// A host agent, started by a gorun on another host over ssh.
+		os.Exit(launcher.RunAgent(os.Stdin, os.Stdout, os.Stderr))
+	}
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(serverGCPercent)
 	}
@@ -55,7 +59,11 @@ func gorun(args []string, stdout, stderr io.Writer) int {
 	cfg.Stdout, cfg.Stderr = stdout, stderr
 	var showVersion bool
 	fs := newFlagSet(&cfg, &showVersion)
-	hosts := addHostFlags(fs, &cfg) // flags_hosts.go
+	hosts := addHostFlags(fs, &cfg)             // flags_hosts.go
+	if err := checkArgs(fs, args); err != nil { // flagerr.go
+		fmt.Fprintf(stderr, "gorun: %v (see gorun --help)\n", err)
+		return launcher.ExitUsage
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			usage(stdout, fs)

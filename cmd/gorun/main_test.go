@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,6 +51,7 @@ type job struct {
 // startJob starts gorun with args; stdin may be nil.
 func startJob(t *testing.T, stdin io.Reader, args ...string) *job {
 	t.Helper()
+	testbin.Group(t, testbin.GroupMultiProcess)
 	j := &job{t: t, done: make(chan struct{})}
 	j.cmd = exec.Command(bin.gorun, args...)
 	j.cmd.Stdin = stdin
@@ -263,6 +265,9 @@ func alive(pid int, prog string) bool {
 // leftovers lists live processes that are one of pids or in one of their
 // process groups (each rank leads its own).
 func leftovers(pids []int) []string {
+	if runtime.GOOS != "linux" {
+		return leftoversNoProc(pids)
+	}
 	groups := make(map[int]bool)
 	var left []string
 	for _, pid := range pids {
@@ -282,6 +287,29 @@ func leftovers(pids []int) []string {
 		}
 	}
 	return left
+}
+
+// leftoversNoProc is leftovers where there is no /proc (macOS, the BSDs):
+// signal 0 to a pid, and to its process group, says whether anything is
+// left there (a zombie included, until it is reaped).
+func leftoversNoProc(pids []int) []string {
+	var left []string
+	for _, pid := range pids {
+		if syscall.Kill(pid, 0) == nil {
+			left = append(left, fmt.Sprintf("rank pid %d", pid))
+		} else if syscall.Kill(-pid, 0) == nil {
+			left = append(left, fmt.Sprintf("a process in group %d", pid))
+		}
+	}
+	return left
+}
+
+// needLinux skips t off Linux, saying what it needs there.
+func needLinux(t *testing.T, what string) {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skipf("needs Linux: %s", what)
+	}
 }
 
 // assertNoneLeft fails the test if any of pids, or anything in their process
@@ -327,7 +355,6 @@ func gorunLines(stderr string) []string {
 }
 
 func skipShort(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process test skipped with -short")
-	}
+	t.Helper()
+	testbin.MultiProcess(t)
 }

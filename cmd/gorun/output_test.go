@@ -101,3 +101,41 @@ func runWithin(cmd *exec.Cmd, d time.Duration) error {
 	defer t.Stop()
 	return cmd.Wait()
 }
+
+// -v: every line gorun writes, the embedded nats-server's included
+// ("gorun: nats: Server is ready"), reads as gorun's own; none can be
+// taken for a rank's "[N] " line under --tag-output, as the server's own
+// "[1234] 2026/01/02 ... [INF] ..." lines could.
+func TestVerboseLinesAreGorunsOwn(t *testing.T) {
+	skipShort(t)
+	const ranks, n = 3, 5
+	code, out, stderr := runJob(t, time.Minute, "-v", "--tag-output", "-n", fmt.Sprint(ranks), bin.rankprog, "lines", fmt.Sprint(n), "40", "40")
+	if code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, stderr)
+	}
+	checkLines(t, "stdout", strings.Join(out, "\n"), "O", ranks, n, 40, true)
+	checkLines(t, "stderr", stderr, "E", ranks, n, 40, true)
+	nats, rankLines := 0, 0
+	for _, l := range strings.Split(strings.TrimSuffix(stderr, "\n"), "\n") {
+		if strings.HasPrefix(l, "gorun: ") {
+			if strings.HasPrefix(l, "gorun: nats: ") {
+				nats++
+			}
+			continue
+		}
+		// Anything else must be a rank's line, tagged with its own rank.
+		var rank, rank2 int
+		if _, err := fmt.Sscanf(l, "[%d] E %d ", &rank, &rank2); err != nil || rank != rank2 || rank < 0 || rank >= ranks {
+			t.Errorf("stderr line %q is neither gorun's (gorun: ...) nor a rank's", l)
+			continue
+		}
+		rankLines++
+	}
+	if nats == 0 {
+		t.Errorf("no gorun: nats: line: -v shows nothing of the embedded server:\n%s", stderr)
+	}
+	if rankLines != ranks*n {
+		t.Errorf("%d rank lines on stderr, want %d", rankLines, ranks*n)
+	}
+	t.Logf("-v: %d lines of the server's, prefixed gorun: nats:", nats)
+}

@@ -224,6 +224,7 @@ func TestAllRanksFail(t *testing.T) {
 // Acceptance 4: no process's command line holds the job's secret while the
 // job runs; -v does not print it either.
 func TestSecretNotOnCommandLine(t *testing.T) {
+	needLinux(t, "reads every process's command line in /proc")
 	j := startJob(t, nil, "-n", "3", "-v", bin.rankprog, "sleep")
 	pids := rankPids(t, j.waitLines("pid ", 3, 30*time.Second))
 	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pids[0]))

@@ -25,6 +25,8 @@ const (
 	readyT = Root + ".%s.ctl.ready.%d"   // job, src: start-up handshake, answered by rank 0
 	replyT = Root + ".%s.ctl.reply.%d"   // job, rank: prefix of the rank's reply subjects
 	abortT = Root + ".%s.ctl.abort.%d"   // job, src: Abort, to every rank
+	reachT = Root + ".%s.ctl.reach.%d"   // job, dst: prefix of the start-up probes of dst
+	backT  = Root + ".%s.ctl.reached.%d" // job, prober: prefix of the answers to its probes
 	mcastT = Root + ".%s.mc.%d"          // job, src: frames for every rank but the sender
 	allT   = Root + ".%s.>"              // job: everything of one job
 	wildT  = Root + ".%s.%s.*"           // job, a prefix: one token more
@@ -68,6 +70,32 @@ func AbortPrefix(job string) string { return Root + "." + job + ".ctl.abort." }
 // AbortAll is every rank's subscription to the others' Abort.
 func AbortAll(job string) string { return fmt.Sprintf(wildT, job, "ctl.abort") }
 
+// Reach is the subject on which rank src probes, at start-up, whether its
+// server knows rank dst's subscriptions (see mpi's doc, Start-up).
+func Reach(job string, dst, src int) string {
+	return fmt.Sprintf(reachT, job, dst) + "." + strconv.Itoa(src)
+}
+
+// ReachPrefix is what every probe of rank dst starts with; the prober
+// follows it.
+func ReachPrefix(job string, dst int) string { return fmt.Sprintf(reachT, job, dst) + "." }
+
+// ReachAll is rank dst's subscription to the probes of every rank.
+func ReachAll(job string, dst int) string { return fmt.Sprintf(reachT, job, dst) + ".*" }
+
+// Reached is the subject on which rank src answers the probes of rank
+// prober.
+func Reached(job string, prober, src int) string {
+	return fmt.Sprintf(backT, job, prober) + "." + strconv.Itoa(src)
+}
+
+// ReachedPrefix is what every answer to prober's probes starts with; the
+// answering rank follows it.
+func ReachedPrefix(job string, prober int) string { return fmt.Sprintf(backT, job, prober) + "." }
+
+// ReachedAll is prober's subscription to the answers to its probes.
+func ReachedAll(job string, prober int) string { return fmt.Sprintf(backT, job, prober) + ".*" }
+
 // Multicast is the subject of the frames rank src sends to every other
 // rank with one publish.
 func Multicast(job string, src int) string { return fmt.Sprintf(mcastT, job, src) }
@@ -108,22 +136,27 @@ func Sender(subj, prefix string, size int) (int, bool) {
 // subscribe to, as a server's permissions (nats-server's
 // SubjectPermission.Allow, or a user JWT's Pub.Allow and Sub.Allow):
 // publish only subjects that name rank as the sender (its frames to every
-// inbox, its multicasts, its Abort and its start-up request; rank 0 also
-// answers start-up requests), subscribe only to its own inbox, its own
-// replies and the job's shared subjects (multicast, Abort; rank 0 also the
-// start-up requests).
+// inbox, its multicasts, its Abort, its start-up request, its start-up
+// probes and its answers to others' probes; rank 0 also answers start-up
+// requests), subscribe only to its own inbox, its own replies, the probes
+// of it and the answers to its own probes, and the job's shared subjects
+// (multicast, Abort; rank 0 also the start-up requests).
 func Permissions(job string, rank int) (pub, sub []string) {
 	pub = []string{
 		fmt.Sprintf(anyT, job, rank),
 		Multicast(job, rank),
 		Abort(job, rank),
 		Ready(job, rank),
+		Root + "." + job + ".ctl.reach.*." + strconv.Itoa(rank),
+		Root + "." + job + ".ctl.reached.*." + strconv.Itoa(rank),
 	}
 	sub = []string{
 		InboxAll(job, rank),
 		MulticastAll(job),
 		AbortAll(job),
 		fmt.Sprintf(replyO, job, rank),
+		ReachAll(job, rank),
+		ReachedAll(job, rank),
 	}
 	if rank == 0 {
 		pub = append(pub, fmt.Sprintf(replyA, job))

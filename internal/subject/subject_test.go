@@ -44,6 +44,12 @@ func TestSubjects(t *testing.T) {
 		{Multicast("j", 4), "gorun.v1.j.mc.4"},
 		{MulticastPrefix("j"), "gorun.v1.j.mc."},
 		{MulticastAll("j"), "gorun.v1.j.mc.*"},
+		{Reach("j", 3, 5), "gorun.v1.j.ctl.reach.3.5"},
+		{ReachPrefix("j", 3), "gorun.v1.j.ctl.reach.3."},
+		{ReachAll("j", 3), "gorun.v1.j.ctl.reach.3.*"},
+		{Reached("j", 5, 3), "gorun.v1.j.ctl.reached.5.3"},
+		{ReachedPrefix("j", 5), "gorun.v1.j.ctl.reached.5."},
+		{ReachedAll("j", 5), "gorun.v1.j.ctl.reached.5.*"},
 	} {
 		if tt.got != tt.want {
 			t.Errorf("got %q, want %q", tt.got, tt.want)
@@ -99,6 +105,10 @@ func TestPermissions(t *testing.T) {
 	want(sub, "gorun.v1.j.mc.*")
 	want(sub, "gorun.v1.j.ctl.abort.*")
 	want(sub, "gorun.v1.j.ctl.reply.2.>")
+	want(pub, "gorun.v1.j.ctl.reach.*.2")
+	want(pub, "gorun.v1.j.ctl.reached.*.2")
+	want(sub, "gorun.v1.j.ctl.reach.2.*")
+	want(sub, "gorun.v1.j.ctl.reached.2.*")
 	for _, s := range append(pub, sub...) {
 		if strings.Contains(s, "ready.*") || strings.Contains(s, "reply.*") {
 			t.Errorf("rank 2 may use %q", s)

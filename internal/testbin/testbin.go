@@ -46,3 +46,42 @@ func Main(m *testing.M, prefix string, progs ...Prog) {
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
+
+// Test groups, as `make test` reports them: a test in a group says so with
+// t.Attr(GroupKey, group), which go test -json passes on as an "attr"
+// event (internal/testprogress counts them). A test in no group is a unit
+// test.
+const (
+	// GroupKey is the attribute that names a test's group.
+	GroupKey = "group"
+	// GroupMultiProcess: real processes (the real gorun, or rank
+	// processes) on a real nats-server.
+	GroupMultiProcess = "multi-process"
+	// GroupMultiHost: real gorun across network-namespace hosts, over
+	// real ssh and sshd.
+	GroupMultiHost = "multi-host"
+)
+
+// Group puts t in group (GroupMultiProcess, GroupMultiHost).
+func Group(t testing.TB, group string) {
+	t.Helper()
+	t.Attr(GroupKey, group)
+}
+
+// MultiProcess puts t in GroupMultiProcess, and skips it with -short.
+func MultiProcess(t testing.TB) {
+	t.Helper()
+	Group(t, GroupMultiProcess)
+	if testing.Short() {
+		t.Skip("multi-process test skipped with -short")
+	}
+}
+
+// MultiHost puts t in GroupMultiHost, and skips it with -short.
+func MultiHost(t testing.TB) {
+	t.Helper()
+	Group(t, GroupMultiHost)
+	if testing.Short() {
+		t.Skip("multi-host test skipped with -short")
+	}
+}

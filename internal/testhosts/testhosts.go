@@ -1,20 +1,28 @@
-// Package testhosts makes a small cluster of "hosts" for tests: Linux network
-// namespaces joined by a bridge, each running a real OpenSSH sshd that lets
-// root in with a key made for the test. The test process stays in the root
-// namespace and reaches the hosts over the bridge, as a launcher reaches real
-// machines; the hosts reach it at the bridge's address (Cluster.Gateway).
+// Package testhosts makes a small cluster of "hosts" for tests that behave
+// like separate machines: each host has its own network namespace (joined to
+// the others by a bridge), its own PID namespace (its sshd is its PID 1, and
+// a host's processes cannot see, signal or read the memory of another's),
+// its own mount namespace (with its own /proc) and its own UTS namespace
+// (hostname h1, h2, ...). Each runs a real OpenSSH sshd that lets root in
+// with a key made for the test. The test process stays in the root
+// namespaces and reaches the hosts over the bridge, as a launcher reaches
+// real machines; the hosts reach it at the bridge's address
+// (Cluster.Gateway).
 //
-// It needs root, iproute2 (ip) and openssh-server (/usr/sbin/sshd). Without
-// them New skips the test, except in CI (CI=true), where it fails: there the
-// multi-host tests must run.
+// It needs root, iproute2 (ip, tc), util-linux (nsenter, unshare) and
+// openssh-server (/usr/sbin/sshd). Without them New skips the test, except
+// in CI (CI=true), where it fails: there the multi-host tests must run.
 //
 // Everything New makes is named after the test process's pid
 // ("gorun-t-<pid>-<n>-h<i>" namespaces, "grb<pid>k<n>" bridges) and removed
 // by t.Cleanup, even when the test fails; New first removes what a crashed
-// run (a pid no longer alive) left behind. The namespaces share the
-// filesystem and process table with the test, so a program path is the same
-// on every host, and ps sees every host's processes; Cluster.Procs tells them
-// apart by network namespace.
+// run (a pid no longer alive) left behind. The hosts share the filesystem
+// with the test (as an NFS-shared cluster would), so a program path is the
+// same on every host. The test, in the root PID namespace, sees every host's
+// processes: Cluster.Procs lists them per host, Cluster.RootPID turns a pid
+// a rank printed (its host's numbering) into the test's, and Cluster.Command
+// runs a command inside a host. Shape limits a host's link with tc, and
+// LinkBytes reads what crossed it.
 package testhosts
 
 import (
@@ -47,9 +55,12 @@ var clusters atomic.Int32 // per-process counter, part of every name
 
 // Host is one namespace host of a Cluster.
 type Host struct {
-	NS   string // network namespace name
-	Addr string // its IPv4 address on the cluster's bridge
-	sshd *exec.Cmd
+	NS       string // network namespace name
+	Addr     string // its IPv4 address on the cluster's bridge
+	Hostname string // its host name (UTS namespace): h1, h2, ...
+	Veth     string // the root namespace's end of its link, on the bridge
+	sshd     *exec.Cmd
+	init     int // the host's PID 1 (its sshd), as the root namespace numbers it
 }
 
 // Cluster is a set of namespace hosts on one bridge.
@@ -64,10 +75,13 @@ type Cluster struct {
 
 // Available reports why multi-host tests cannot run here, or "" if they can.
 func Available() string {
+	if why := platform(); why != "" {
+		return why
+	}
 	if os.Geteuid() != 0 {
 		return "needs root (network namespaces)"
 	}
-	for _, p := range []string{"ip", "ssh", "ssh-keygen"} {
+	for _, p := range []string{"ip", "tc", "nsenter", "unshare", "ssh", "ssh-keygen"} {
 		if _, err := exec.LookPath(p); err != nil {
 			return "needs " + p + " (run scripts/test-deps.sh)"
 		}
@@ -118,11 +132,13 @@ func New(t testing.TB, n int) *Cluster {
 	c.must("ip", "addr", "add", c.Gateway+"/24", "dev", c.Bridge)
 	c.must("ip", "link", "set", c.Bridge, "up")
 	for i := range n {
-		h := Host{
-			NS:   fmt.Sprintf("%s%x-%d-h%d", nsPrefix, pid, k, i+1),
-			Addr: fmt.Sprintf("%s.%d", subnet, i+2),
-		}
 		veth := fmt.Sprintf("%s%xk%dh%d", vethPrefix, pid, k, i+1)
+		h := Host{
+			NS:       fmt.Sprintf("%s%x-%d-h%d", nsPrefix, pid, k, i+1),
+			Addr:     fmt.Sprintf("%s.%d", subnet, i+2),
+			Hostname: fmt.Sprintf("h%d", i+1),
+			Veth:     veth,
+		}
 		c.must("ip", "netns", "add", h.NS)
 		c.Hosts = append(c.Hosts, h)
 		c.must("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", h.NS)
@@ -196,7 +212,8 @@ func (c *Cluster) Procs() []Proc {
 	listeners := map[int]bool{}
 	for _, h := range c.Hosts {
 		if h.sshd != nil && h.sshd.Process != nil {
-			listeners[h.sshd.Process.Pid] = true
+			listeners[h.sshd.Process.Pid] = true // unshare, which waits for the host's PID 1
+			listeners[h.init] = true
 		}
 	}
 	var out []Proc
@@ -235,14 +252,83 @@ func (c *Cluster) WaitNoProcs(d time.Duration) []Proc {
 	}
 }
 
-// Stop kills host i's sshd (and so its sessions' connections end as a
-// machine going away would end them).
+// Stop kills host i's sshd, its PID 1, and with it every process of the
+// host, as a machine going away would: its connections end.
 func (c *Cluster) Stop(i int) {
-	if p := c.Hosts[i].sshd; p != nil && p.Process != nil {
+	h := &c.Hosts[i]
+	if p := h.sshd; p != nil && p.Process != nil {
+		if h.init > 0 {
+			syscall.Kill(h.init, syscall.SIGKILL)
+		}
 		p.Process.Kill()
 		p.Wait()
-		c.Hosts[i].sshd = nil
+		h.sshd = nil
+		h.init = 0
 	}
+}
+
+// RootPID returns the pid, as the test (the root PID namespace) numbers it,
+// of the process that host i numbers pid; ranks print their own pids in
+// their host's numbering.
+func (c *Cluster) RootPID(i, pid int) (int, error) {
+	for _, p := range c.Procs() {
+		if p.Host != i {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.PID))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "NSpid:"); ok {
+				f := strings.Fields(v)
+				if len(f) > 1 && f[len(f)-1] == strconv.Itoa(pid) {
+					return p.PID, nil
+				}
+			}
+		}
+	}
+	return 0, fmt.Errorf("testhosts: no process %d on host %d (%s)", pid, i, c.Hosts[i].Hostname)
+}
+
+// Command returns a command that runs inside host i: in all its namespaces
+// (network, PID, mount, UTS), as a process logged in there would run.
+func (c *Cluster) Command(ctx context.Context, i int, name string, args ...string) *exec.Cmd {
+	a := append([]string{"--target", strconv.Itoa(c.Hosts[i].init), "--all", "--", name}, args...)
+	return exec.CommandContext(ctx, "nsenter", a...)
+}
+
+// Shape limits host i's link to rate (a tc rate, e.g. "200mbit") in both
+// directions, with a token bucket filter (tbf) on each end of its veth
+// pair: what the host sends, and what it receives.
+func (c *Cluster) Shape(i int, rate string) {
+	c.t.Helper()
+	h := c.Hosts[i]
+	// burst: at least rate/HZ; 256 KiB serves up to a few Gbit/s at HZ 1000.
+	tbf := []string{"root", "tbf", "rate", rate, "burst", "256kb", "latency", "50ms"}
+	c.must(append([]string{"tc", "-n", h.NS, "qdisc", "replace", "dev", "eth0"}, tbf...)...)
+	c.must(append([]string{"tc", "qdisc", "replace", "dev", h.Veth}, tbf...)...)
+}
+
+// LinkBytes returns the bytes host i has received and sent over its link
+// so far, as its veth counts them (every packet: payload, headers, ssh).
+func (c *Cluster) LinkBytes(i int) (rx, tx uint64) {
+	read := func(name string) uint64 {
+		// The root end of the veth: what it transmits, the host receives.
+		b, err := os.ReadFile("/sys/class/net/" + c.Hosts[i].Veth + "/statistics/" + name)
+		if err != nil {
+			c.t.Fatalf("testhosts: link counters of host %d: %v", i, err)
+		}
+		v, _ := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+		return v
+	}
+	return read("tx_bytes"), read("rx_bytes")
+}
+
+// CacheDir is host h's cache directory (its sessions' XDG_CACHE_HOME): a
+// directory of the test's own, one per host.
+func (c *Cluster) CacheDir(h *Host) string {
+	return filepath.Join(c.Dir, "cache-"+h.Hostname)
 }
 
 func (c *Cluster) keys() {
@@ -279,6 +365,9 @@ func (c *Cluster) startSSHD(h *Host) {
 		"LogLevel ERROR",
 		"PrintMotd no",
 		"Subsystem sftp internal-sftp",
+		// Each host's own cache directory (as on separate machines), so
+		// what gorun caches there is the test's, not the machine's.
+		"SetEnv XDG_CACHE_HOME=" + c.CacheDir(h),
 	}, "\n") + "\n"
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		c.t.Fatal(err)
@@ -288,13 +377,36 @@ func (c *Cluster) startSSHD(h *Host) {
 		c.t.Fatal(err)
 	}
 	defer log.Close()
-	cmd := exec.Command("ip", "netns", "exec", h.NS, sshd, "-D", "-e", "-f", conf)
+	// Not `ip netns exec`: it remounts /sys and does not make a PID
+	// namespace. nsenter enters the network namespace and execs unshare,
+	// which makes the PID, mount and UTS namespaces and forks the host's
+	// PID 1: a shell that mounts the host's own /proc, sets its host name
+	// and becomes sshd (which reaps every orphan of the host). When
+	// unshare dies (Pdeathsig: with the test), --kill-child kills sshd,
+	// and the kernel every other process of the PID namespace.
+	cmd := exec.Command("nsenter", "--net=/run/netns/"+h.NS, "--",
+		"unshare", "--pid", "--fork", "--kill-child", "--mount", "--uts", "--propagation", "private", "--mount-proc", "--",
+		"/bin/sh", "-c", `echo "$0" >/proc/sys/kernel/hostname && exec "$1" -D -e -f "$2"`, h.Hostname, sshd, conf)
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = sshdProcAttr()
 	if err := cmd.Start(); err != nil {
 		c.t.Fatalf("start sshd in %s: %v", h.NS, err)
 	}
 	h.sshd = cmd
+}
+
+// findInit finds host h's PID 1: the child of its unshare.
+func (c *Cluster) findInit(h *Host) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", h.sshd.Process.Pid, h.sshd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	pid, _ := strconv.Atoi(f[0])
+	return pid
 }
 
 func (c *Cluster) waitSSHD(h *Host) {
@@ -303,7 +415,9 @@ func (c *Cluster) waitSSHD(h *Host) {
 		conn, err := net.DialTimeout("tcp", net.JoinHostPort(h.Addr, "22"), time.Second)
 		if err == nil {
 			conn.Close()
-			return
+			if h.init = c.findInit(h); h.init > 0 {
+				return
+			}
 		}
 		if time.Now().After(deadline) {
 			b, _ := os.ReadFile(filepath.Join(c.Dir, "sshd_"+h.NS+".log"))

@@ -57,7 +57,9 @@ func Run(t testing.TB, n int, fn func(ctx context.Context, c *mpi.Comm) error, o
 
 // World is Run without testing.TB, for Examples and tools: it runs fn as
 // every rank of an n-rank job and returns the first failure, as an error
-// that names the rank and wraps what it returned.
+// that names the rank and wraps what it returned. A rank that calls Abort
+// is named rather than one that only saw the abort (ErrAborted), whichever
+// reported first.
 func World(ctx context.Context, n int, fn func(ctx context.Context, c *mpi.Comm) error, opts ...mpi.Option) error {
 	if n < 1 {
 		return fmt.Errorf("mpitest: %d ranks: need at least 1", n)
@@ -105,15 +107,20 @@ func World(ctx context.Context, n int, fn func(ctx context.Context, c *mpi.Comm)
 	defer cancel()
 
 	var (
-		mu    sync.Mutex
-		first error
-		wg    sync.WaitGroup
+		mu          sync.Mutex
+		first       error
+		consequence bool // first is another rank's ErrAborted, not the Abort itself
+		wg          sync.WaitGroup
 	)
-	report := func(rank int, err error) {
+	// report keeps the first failure; but the rank that called Abort wins
+	// over a rank that merely saw the abort (ErrAborted), which may report
+	// first: Abort tells the others before it ends its own rank.
+	report := func(rank int, err error, abortCall bool) {
 		mu.Lock()
 		defer mu.Unlock()
-		if first == nil {
+		if first == nil || (consequence && abortCall) {
 			first = fmt.Errorf("rank %d: %w", rank, err)
+			consequence = errors.Is(err, mpi.ErrAborted)
 			cancel()
 		}
 	}
@@ -127,14 +134,14 @@ func World(ctx context.Context, n int, fn func(ctx context.Context, c *mpi.Comm)
 				if p := recover(); p != nil {
 					buf := make([]byte, 16<<10)
 					buf = buf[:runtime.Stack(buf, false)]
-					report(rank, fmt.Errorf("panic: %v\n%s", p, buf))
+					report(rank, fmt.Errorf("panic: %v\n%s", p, buf), false)
 					return
 				}
 				switch {
 				case aborted != nil:
-					report(rank, fmt.Errorf("called Abort(%d)", *aborted))
+					report(rank, fmt.Errorf("called Abort(%d)", *aborted), true)
 				case !returned:
-					report(rank, errors.New("exited without returning (runtime.Goexit, t.FailNow?)"))
+					report(rank, errors.New("exited without returning (runtime.Goexit, t.FailNow?)"), false)
 				}
 			}()
 			all := append([]mpi.Option{
@@ -147,7 +154,7 @@ func World(ctx context.Context, n int, fn func(ctx context.Context, c *mpi.Comm)
 			c, err := mpi.Init(ctx, all...)
 			if err != nil {
 				returned = true
-				report(rank, err)
+				report(rank, err, false)
 				return
 			}
 			err = fn(ctx, c)
@@ -156,7 +163,7 @@ func World(ctx context.Context, n int, fn func(ctx context.Context, c *mpi.Comm)
 				err = cerr
 			}
 			if err != nil {
-				report(rank, err)
+				report(rank, err, false)
 			}
 		}()
 	}

@@ -69,3 +69,23 @@ func ExampleWorld() {
 	// ranks: 3
 	// error: <nil>
 }
+
+// The rank that calls Abort is the one World names, even when another rank
+// reports the abort (an error wrapping ErrAborted) first, as it may: Abort
+// tells the other ranks before it ends its own.
+func TestWorldNamesTheAbortingRank(t *testing.T) {
+	err := mpitest.World(context.Background(), 3, func(ctx context.Context, c *mpi.Comm) error {
+		switch c.Rank() {
+		case 0:
+			return fmt.Errorf("recv: %w", mpi.ErrAborted) // the abort's consequence, reported first
+		case 1:
+			time.Sleep(100 * time.Millisecond)
+			c.Abort(3)
+		}
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	if err == nil || err.Error() != "rank 1: called Abort(3)" {
+		t.Errorf("World = %v, want rank 1: called Abort(3)", err)
+	}
+}

@@ -7,15 +7,22 @@
 //	        numbers (and an mpi-only reduction to rank 0); rank 0 prints
 //	        "ring ok" and "sum S" and exits 1 if anything is wrong
 //	stdin   rank 0 copies its standard input to stdout, line by line, as "in LINE"
+//	burst K right after Init, every rank sends K small (eager) messages to
+//	        every other rank at once, and checks it gets K from each, in
+//	        order; each rank prints "burst ok"
+//	exchange MB  ranks 0 and 1 send each other MB/2 messages of 1 MiB, each
+//	        filled with Pattern; each checks what it got and prints "exchange ok"
 package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/gorun-hpc/gorun/collectives"
@@ -32,6 +39,19 @@ func main() {
 	switch mode {
 	case "check":
 		if err := check(); err != nil {
+			fmt.Fprintln(os.Stderr, "hostprog:", err)
+			os.Exit(1)
+		}
+	case "burst", "exchange":
+		n := 0
+		if len(os.Args) > 2 {
+			n, _ = strconv.Atoi(os.Args[2])
+		}
+		f := burst
+		if mode == "exchange" {
+			f = exchange
+		}
+		if err := f(n); err != nil {
 			fmt.Fprintln(os.Stderr, "hostprog:", err)
 			os.Exit(1)
 		}
@@ -113,5 +133,90 @@ func check() error {
 	if rank == 0 {
 		fmt.Println("sum", all[0])
 	}
+	return nil
+}
+
+// Pattern is the 64 bytes every exchange message repeats (a test looks for
+// it in a packet capture).
+const Pattern = "gorun-payload-pattern:0123456789abcdefghijklmnopqrstuvwxyz!@#$%&"
+
+func burst(k int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	world, err := mpi.Init(ctx)
+	if err != nil {
+		return err
+	}
+	defer world.Close()
+	rank, size := world.Rank(), world.Size()
+	var reqs []*mpi.Request
+	for i := range k {
+		for dst := range size {
+			if dst != rank {
+				reqs = append(reqs, world.Isend(dst, 7, binary.LittleEndian.AppendUint64(nil, uint64(i))))
+			}
+		}
+	}
+	// Receive with a short deadline: a lost message is never coming.
+	rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer rcancel()
+	for src := range size {
+		if src == rank {
+			continue
+		}
+		for i := range k {
+			got, _, err := world.Recv(rctx, src, 7)
+			if err != nil {
+				return fmt.Errorf("rank %d: message %d of %d from rank %d: %w", rank, i, k, src, err)
+			}
+			if v := binary.LittleEndian.Uint64(got); int(v) != i {
+				return fmt.Errorf("rank %d: message %d from rank %d is %d", rank, i, src, v)
+			}
+		}
+	}
+	if err := mpi.WaitAll(ctx, reqs...); err != nil {
+		return err
+	}
+	if err := collectives.Barrier(ctx, world); err != nil {
+		return err
+	}
+	fmt.Println("burst ok")
+	return nil
+}
+
+func exchange(mb int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	world, err := mpi.Init(ctx)
+	if err != nil {
+		return err
+	}
+	defer world.Close()
+	if world.Size() != 2 {
+		return fmt.Errorf("exchange needs 2 ranks, not %d", world.Size())
+	}
+	msg := bytes.Repeat([]byte(Pattern), (1<<20)/len(Pattern))
+	peer := 1 - world.Rank()
+	for i := range mb / 2 {
+		var got []byte
+		if world.Rank() == 0 {
+			err = world.Send(ctx, peer, 1, msg)
+			if err == nil {
+				got, _, err = world.Recv(ctx, peer, 1)
+			}
+		} else {
+			got, _, err = world.Recv(ctx, peer, 1)
+			if err == nil {
+				err = world.Send(ctx, peer, 1, msg)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(got, msg) {
+			return fmt.Errorf("message %d differs", i)
+		}
+	}
+	fmt.Println("exchange ok")
 	return nil
 }

@@ -8,6 +8,8 @@
 //	sleep                 sleep (an hour)
 //	ignoreterm            ignore SIGTERM, print "ignoring", sleep
 //	ignoreterm-exit R C   ignore SIGTERM, then as exit R C
+//	nonewline MB          write MB MiB on stdout without a newline
+//	setsid-child          start a grandchild (this program, mode sleep) in a session of its own, sleep
 //	child                 start a grandchild (this program, mode sleep) in the rank's process group, sleep
 //	lines N SIZE CHUNK    write N lines of SIZE bytes to stdout and N to stderr, CHUNK bytes per Write
 //	partial               write "partial line" without a newline, and exit
@@ -19,6 +21,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -85,6 +88,23 @@ func main() {
 	case "ignoreterm":
 		signal.Ignore(syscall.SIGTERM)
 		fmt.Println("ignoring")
+		time.Sleep(time.Hour)
+	case "nonewline":
+		// arg(2) MiB without a single newline.
+		buf := bytes.Repeat([]byte("x"), 1<<20)
+		for range arg(2) {
+			if _, err := os.Stdout.Write(buf); err != nil {
+				os.Exit(3)
+			}
+		}
+	case "setsid-child":
+		// A child in a session of its own: out of the rank's process group.
+		cmd := exec.Command(os.Args[0], "sleep")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := cmd.Start(); err != nil {
+			panic(err)
+		}
+		fmt.Printf("child %d\n", cmd.Process.Pid)
 		time.Sleep(time.Hour)
 	case "child":
 		cmd := exec.Command(os.Args[0], "sleep")

@@ -1,0 +1,336 @@
+package launcher
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// AgentArg is the hidden first argument that makes the gorun binary a host
+// agent (RunAgent) instead of a launcher. gorun starts it on every remote
+// host of a job, with one ssh login per host; a program other than gorun
+// that calls Run with remote hosts must do the same as gorun's main:
+//
+//	if len(os.Args) > 1 && os.Args[1] == launcher.AgentArg {
+//		os.Exit(launcher.RunAgent(os.Stdin, os.Stdout, os.Stderr))
+//	}
+const AgentArg = "__gorun_agent"
+
+// The agent protocol. gorun and an agent talk over the agent's ssh session:
+// gorun writes frames on its standard input, the agent answers on its
+// standard output. A frame is a kind byte, a 4-byte big-endian length and
+// that many bytes. Nothing of it is on a command line: the job's secret
+// and the host's TLS key travel inside the (encrypted) ssh channel only.
+const (
+	// gorun to agent
+	frameJob   = 'J' // JSON agentJob: start the host's server and ranks
+	frameStdin = 'I' // bytes for rank 0's standard input; empty: EOF
+	frameStop  = 'S' // one byte: 0 SIGTERM, 1 SIGKILL (and every descendant)
+	// agent to gorun
+	frameHello  = 'H' // JSON agentHello, first thing the agent says
+	frameOutput = 'O' // 4-byte rank, 1 byte stream (1 stdout, 2 stderr), then output bytes
+	frameExit   = 'X' // JSON agentExit: how a rank ended
+	frameFail   = 'F' // text: the agent could not run the job (its server did not start)
+
+	// maxFrame bounds a frame: larger ones are refused as a broken stream.
+	maxFrame = 64 << 20
+	// outputChunk is the most output one frame carries.
+	outputChunk = 64 << 10
+)
+
+// agentHello is what an agent says about its host.
+type agentHello struct {
+	OS, Arch string
+	CPUs     int    // cores it may use (its GOMAXPROCS)
+	Hostname string // the host's own name
+	Addr     string // the address ssh reached it at (SSH_CONNECTION), if known
+}
+
+// agentJob is what gorun asks an agent to run.
+type agentJob struct {
+	Job    hostJob
+	Server *serverSpec // nil: ranks use Job.NATSURL (--nats)
+	Grace  time.Duration
+}
+
+// agentExit is a rankExit on the wire.
+type agentExit struct {
+	Rank, Pid, Code, Signal int
+	Err                     string
+	NotStarted              bool
+}
+
+// frameWriter writes frames, one at a time.
+type frameWriter struct {
+	mu  sync.Mutex
+	w   io.Writer
+	hdr [5]byte
+	err error
+}
+
+func (fw *frameWriter) write(kind byte, parts ...[]byte) error {
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	if fw.err != nil {
+		return fw.err
+	}
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	fw.hdr[0] = kind
+	binary.BigEndian.PutUint32(fw.hdr[1:], uint32(n))
+	if _, err := fw.w.Write(fw.hdr[:]); err != nil {
+		fw.err = err
+		return err
+	}
+	for _, p := range parts {
+		if _, err := fw.w.Write(p); err != nil {
+			fw.err = err
+			return err
+		}
+	}
+	return nil
+}
+
+func (fw *frameWriter) json(kind byte, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return fw.write(kind, b)
+}
+
+// readFrame reads one frame into buf (grown as needed).
+func readFrame(r *bufio.Reader, buf []byte) (byte, []byte, error) {
+	var hdr [5]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return 0, nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[1:])
+	if n > maxFrame {
+		return 0, nil, fmt.Errorf("agent protocol: a frame of %d bytes", n)
+	}
+	if cap(buf) < int(n) {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return 0, nil, err
+	}
+	return hdr[0], buf, nil
+}
+
+// RunAgent is the host agent: the gorun binary run with AgentArg on a
+// remote host, by one ssh login. It reads gorun's frames on in and answers
+// on out. It says hello (its platform, cores and address), then runs the
+// job it is given: the host's NATS server of the job's cluster, and the
+// host's ranks (hostRanks: own process groups, the launch contract's
+// environment, this host's share of cores). It forwards their output and
+// reports how each ended; it stops them when gorun says so, and by itself
+// (SIGTERM, SIGKILL after the grace, and every descendant) as soon as in
+// reaches EOF or out fails: gorun, or its ssh session, is gone. It returns
+// the agent's exit status.
+func RunAgent(in io.Reader, out io.Writer, errOut io.Writer) int {
+	becomeSubreaper()
+	fw := &frameWriter{w: out}
+	hostname, _ := os.Hostname()
+	hello := agentHello{OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.GOMAXPROCS(0), Hostname: hostname}
+	if f := strings.Fields(os.Getenv("SSH_CONNECTION")); len(f) == 4 {
+		hello.Addr = f[2]
+	}
+	if err := fw.json(frameHello, hello); err != nil {
+		return 1
+	}
+	a := &agent{fw: fw, errOut: errOut, gone: make(chan struct{}), done: make(chan struct{})}
+	br := bufio.NewReaderSize(in, 64<<10)
+	go a.read(br)
+	<-a.gone
+	a.shutdown()
+	return 0
+}
+
+// agent is one RunAgent.
+type agent struct {
+	fw     *frameWriter
+	errOut io.Writer
+
+	mu      sync.Mutex
+	job     *agentJob
+	ranks   *hostRanks
+	srv     *Server
+	stdinW  *io.PipeWriter
+	left    int
+	goneOne sync.Once
+	gone    chan struct{} // gorun or the ssh session is gone (or the job is over)
+	done    chan struct{} // closed when every rank has been reported
+}
+
+func (a *agent) lost() { a.goneOne.Do(func() { close(a.gone) }) }
+
+// read handles gorun's frames until EOF.
+func (a *agent) read(br *bufio.Reader) {
+	defer a.lost()
+	var buf []byte
+	for {
+		kind, b, err := readFrame(br, buf)
+		if err != nil {
+			return
+		}
+		buf = b
+		switch kind {
+		case frameJob:
+			var j agentJob
+			if err := json.Unmarshal(b, &j); err != nil {
+				a.fw.write(frameFail, []byte("bad job: "+err.Error()))
+				return
+			}
+			if err := a.start(&j); err != nil {
+				a.fw.write(frameFail, []byte(err.Error()))
+				return
+			}
+		case frameStdin:
+			a.mu.Lock()
+			w := a.stdinW
+			a.mu.Unlock()
+			if w != nil {
+				if len(b) == 0 {
+					w.Close()
+				} else if _, err := w.Write(b); err != nil {
+					// rank 0 stopped reading: drop its input
+				}
+			}
+		case frameStop:
+			a.mu.Lock()
+			hr, j := a.ranks, a.job
+			a.mu.Unlock()
+			if hr != nil {
+				hr.stop(len(b) > 0 && b[0] == 1, j.Job.JobID)
+			}
+		}
+	}
+}
+
+// start starts the job's server (if any) and its ranks.
+func (a *agent) start(j *agentJob) error {
+	if j.Server != nil {
+		srv, err := startServer(j.Server)
+		if err != nil {
+			return err
+		}
+		j.Job.NATSURL = srv.URL()
+		a.mu.Lock()
+		a.srv = srv
+		a.mu.Unlock()
+	}
+	var stdin io.Reader
+	for _, p := range j.Job.Procs {
+		if p.Rank == 0 {
+			r, w := io.Pipe()
+			stdin = r
+			a.stdinW = w
+		}
+	}
+	a.left = len(j.Job.Procs)
+	hr := newHostRanks(j.Job.Host, a.forward, func(x rankExit) {
+		e := agentExit{Rank: x.Rank, Pid: x.Pid, Code: x.Code, Signal: int(x.Signal), NotStarted: x.NotStarted}
+		if x.Err != nil {
+			e.Err = x.Err.Error()
+		}
+		a.mu.Lock()
+		a.left--
+		last := a.left == 0
+		a.mu.Unlock()
+		if last {
+			sweep(j.Job.JobID, nil)
+		}
+		if a.fw.json(frameExit, e) != nil {
+			a.lost()
+		}
+		if last {
+			close(a.done)
+		}
+	})
+	a.mu.Lock()
+	a.job, a.ranks = j, hr
+	a.mu.Unlock()
+	if len(j.Job.Procs) == 0 {
+		close(a.done)
+	}
+	go hr.start(context.Background(), &j.Job, stdin)
+	return nil
+}
+
+// forward sends one output stream of a rank to gorun, in chunks as they
+// come (gorun puts lines together, with its bound on a line's length).
+func (a *agent) forward(rank int, stderr bool, r io.ReadCloser) {
+	go func() {
+		defer r.Close()
+		hdr := make([]byte, 5)
+		binary.BigEndian.PutUint32(hdr, uint32(rank))
+		hdr[4] = 1
+		if stderr {
+			hdr[4] = 2
+		}
+		buf := make([]byte, outputChunk)
+		for {
+			n, err := r.Read(buf)
+			if n > 0 {
+				if a.fw.write(frameOutput, hdr, buf[:n]) != nil {
+					a.lost()
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+}
+
+// shutdown ends the job on this host: SIGTERM to every rank, SIGKILL
+// (with every descendant) after the grace, then the server.
+func (a *agent) shutdown() {
+	a.mu.Lock()
+	hr, j, srv := a.ranks, a.job, a.srv
+	a.mu.Unlock()
+	if hr != nil {
+		grace := j.Grace
+		if grace <= 0 {
+			grace = DefaultConfig().StopGrace
+		}
+		hr.stop(false, j.Job.JobID)
+		select {
+		case <-a.done:
+		case <-time.After(grace):
+			hr.stop(true, j.Job.JobID)
+			select {
+			case <-a.done:
+			case <-time.After(time.Second):
+			}
+		}
+		sweep(j.Job.JobID, nil)
+	}
+	if srv != nil {
+		srv.Shutdown()
+	}
+}
+
+// exitFromWire turns an agentExit into a rankExit on host.
+func exitFromWire(e agentExit, host string) rankExit {
+	x := rankExit{Rank: e.Rank, Host: host, Pid: e.Pid, Code: e.Code, Signal: syscall.Signal(e.Signal), NotStarted: e.NotStarted}
+	if e.Err != "" {
+		x.Err = errors.New(e.Err)
+	}
+	return x
+}

@@ -1,0 +1,142 @@
+package launcher
+
+import (
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/gorun-hpc/gorun/internal/subject"
+)
+
+// clusterJob is the job of startCluster's servers: two ranks.
+const clusterJob = "test"
+
+// startCluster starts n job servers on loopback that form one cluster
+// through the first, as the servers of n hosts do. It returns them and the
+// ranks' seeds.
+func startCluster(t *testing.T, n int, ca *jobCA) ([]*Server, []string) {
+	t.Helper()
+	users, seeds, err := jobKeys(clusterJob, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var srvs []*Server
+	for i := range n {
+		cert, key, err := ca.issue("127.0.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec := &serverSpec{Name: "gorun-" + strconv.Itoa(i), JobID: clusterJob, Size: 2, Users: users, Cluster: &clusterSpec{
+			Listen: "127.0.0.1", Advertise: "127.0.0.1", CA: ca.certPEM, Cert: cert, Key: key,
+		}}
+		if i > 0 {
+			spec.Cluster.Seeds = []string{net.JoinHostPort("127.0.0.1", strconv.Itoa(srvs[0].RoutePort()))}
+		}
+		s, err := startServer(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Shutdown)
+		srvs = append(srvs, s)
+	}
+	return srvs, seeds
+}
+
+// TestClusterFullMesh: servers that know only the first one form a full
+// mesh (each has a route to every other), and a message published on one
+// reaches a subscriber on another.
+func TestClusterFullMesh(t *testing.T) {
+	ca, err := newJobCA("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvs, seeds := startCluster(t, 4, ca)
+	deadline := time.Now().Add(10 * time.Second)
+	for _, s := range srvs {
+		for s.ns.NumRoutes() != len(srvs)-1 {
+			if time.Now().After(deadline) {
+				t.Fatalf("a server has %d routes, want %d", s.ns.NumRoutes(), len(srvs)-1)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	// Rank 1 on the fourth server, rank 0 on the second.
+	sub := connectAs(t, srvs[3].URL(), seeds[1], make(chan error, 1))
+	s, _ := sub.SubscribeSync(subject.InboxAll(clusterJob, 1))
+	sub.Flush()
+	pub := connectAs(t, srvs[1].URL(), seeds[0], make(chan error, 1))
+	for {
+		pub.Publish(subject.Inbox(clusterJob, 1, 0), []byte("hi"))
+		if m, err := s.NextMsg(50 * time.Millisecond); err == nil {
+			if string(m.Data) != "hi" {
+				t.Fatalf("got %q", m.Data)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no message across the cluster")
+		}
+	}
+}
+
+// TestClusterRejectsOtherCA: a server with a certificate of another job's
+// CA cannot join (TLS on routes authenticates both ends).
+func TestClusterRejectsOtherCA(t *testing.T) {
+	ca, _ := newJobCA("a")
+	other, _ := newJobCA("b")
+	srvs, _ := startCluster(t, 1, ca)
+	users, _, _ := jobKeys(clusterJob, 1)
+	cert, key, _ := other.issue("127.0.0.1")
+	s, err := startServer(&serverSpec{Name: "intruder", JobID: clusterJob, Size: 1, Users: users, Cluster: &clusterSpec{
+		Listen: "127.0.0.1", Advertise: "127.0.0.1", CA: other.certPEM, Cert: cert, Key: key,
+		Seeds: []string{net.JoinHostPort("127.0.0.1", strconv.Itoa(srvs[0].RoutePort()))},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown()
+	// Its CA's certificate, but not the job's: the same name, another key.
+	time.Sleep(1500 * time.Millisecond)
+	if n := srvs[0].ns.NumRoutes() + s.ns.NumRoutes(); n != 0 {
+		t.Fatalf("%d routes between servers of different CAs", n)
+	}
+}
+
+// TestRoutePortRange: with a range, the route port is in it, and a taken
+// port is skipped.
+func TestRoutePortRange(t *testing.T) {
+	// A taken port whose next one is free.
+	var taken int
+	for {
+		l, err := net.Listen("tcp", "0.0.0.0:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		taken = l.Addr().(*net.TCPAddr).Port
+		if next, err := net.Listen("tcp", "0.0.0.0:"+strconv.Itoa(taken+1)); err == nil {
+			next.Close()
+			break
+		}
+	}
+	ca, _ := newJobCA("r")
+	cert, key, _ := ca.issue("127.0.0.1")
+	users, _, _ := jobKeys("r", 1)
+	s, err := startServer(&serverSpec{Name: "r", JobID: "r", Size: 1, Users: users, Cluster: &clusterSpec{
+		Ports: [2]int{taken, taken + 1}, CA: ca.certPEM, Cert: cert, Key: key,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown()
+	if s.RoutePort() != taken+1 {
+		t.Fatalf("route port %d, want %d (%d is taken)", s.RoutePort(), taken+1, taken)
+	}
+	_, err = startServer(&serverSpec{Name: "r2", JobID: "r", Size: 1, Users: users, Cluster: &clusterSpec{
+		Ports: [2]int{taken, taken}, CA: ca.certPEM, Cert: cert, Key: key,
+	}})
+	if err == nil {
+		t.Fatal("a server started with its only route port taken")
+	}
+}

@@ -1,0 +1,281 @@
+package launcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// hostJob is what one host runs of a job: its ranks, the program, and the
+// launch contract's values. gorun gives it to the agent of every remote
+// host (as JSON, over the agent's ssh channel), and to the in-process
+// agent of its own machine.
+type hostJob struct {
+	Host    string   // the host's name, for messages
+	Procs   []Proc   // the ranks on this host, in rank order
+	Size    int      // the job's size
+	Path    string   // the executable
+	Args    []string // its arguments, without the program name
+	WorkDir string   // the directory ranks must start in; "" for Cwd
+	Cwd     string   // tried when WorkDir is "", else the home directory (remote hosts)
+	Env     []string // the -x variables, as VAR=VALUE
+	JobID   string
+	Token   string         // a shared server's token, "" when it needs none
+	Creds   map[int]string // rank -> its credentials, for this host's ranks only
+	NATSURL string         // the bus as this host's ranks reach it
+	Remote  bool           // the host is not gorun's: the program may be missing there
+}
+
+// hostRanks starts, watches and stops the ranks of one host: the part of a
+// host's agent that deals with processes. The same code runs inside gorun
+// for its own machine (localSpawner) and inside the agent on every remote
+// host (RunAgent).
+//
+// Each rank runs in a process group of its own, with the launch contract's
+// environment and its share of this host's cores (GOMAXPROCS). Output goes
+// to onOutput, one call per stream; how each rank ended goes to onExit once
+// the rank has been reaped. What a rank leaves behind is ended too: its
+// process group when the rank ends, and at sweep every descendant that
+// carries the job's id in its environment, wherever it moved its process
+// group or session (the agent is a child subreaper, so orphans stay its
+// children and are reaped).
+type hostRanks struct {
+	host     string
+	onOutput func(rank int, stderr bool, r io.ReadCloser)
+	onExit   func(x rankExit)
+
+	mu      sync.Mutex
+	running map[int]int    // rank -> pid (= its process group id), until reaped
+	stopSig syscall.Signal // the strongest signal stop has sent; 0 if none
+	wg      sync.WaitGroup // rank reapers
+}
+
+func newHostRanks(host string, onOutput func(int, bool, io.ReadCloser), onExit func(rankExit)) *hostRanks {
+	return &hostRanks{host: host, onOutput: onOutput, onExit: onExit, running: make(map[int]int)}
+}
+
+// start starts j's ranks; stdin (nil: none) goes to the host's first rank
+// when that is rank 0. It reports every rank of j to onExit exactly once:
+// when it has ended, or at once for a rank that could not start (with Err)
+// and those given up on after it or once ctx is done (NotStarted).
+func (h *hostRanks) start(ctx context.Context, j *hostJob, stdin io.Reader) {
+	base := append(inheritedEnv(), j.Env...)
+	// This host's GOMAXPROCS: the cores it may use, cgroup limits included.
+	base = append(base, shareCPUs(base, len(j.Procs), runtime.GOMAXPROCS(0))...)
+	dir := j.WorkDir
+	if dir == "" && j.Cwd != "" {
+		if fi, err := os.Stat(j.Cwd); err == nil && fi.IsDir() {
+			dir = j.Cwd
+		} else if home, err := os.UserHomeDir(); err == nil {
+			dir = home
+		}
+	}
+	info := jobInfo{ID: j.JobID, Token: j.Token, Creds: j.Creds}
+	for i, p := range j.Procs {
+		if ctx.Err() != nil {
+			h.notStarted(j.Procs[i:])
+			return
+		}
+		env := append(base[:len(base):len(base)], info.ContractEnv(p, j.Size, j.NATSURL)...)
+		var in io.Reader
+		if p.Rank == 0 {
+			in = stdin
+		}
+		if err := h.startRank(j, p, dir, env, in); err != nil {
+			if j.Remote && errors.Is(err, fs.ErrNotExist) {
+				err = fmt.Errorf("%s is not there (the program must be at the same path on every host, or use --copy)", j.Path)
+			}
+			h.onExit(rankExit{Rank: p.Rank, Host: h.host, Err: fmt.Errorf("could not start: %w", err)})
+			h.notStarted(j.Procs[i+1:])
+			return
+		}
+	}
+}
+
+func (h *hostRanks) notStarted(procs []Proc) {
+	for _, p := range procs {
+		h.onExit(rankExit{Rank: p.Rank, Host: h.host, NotStarted: true})
+	}
+}
+
+// notStarted reports procs as never started.
+func notStarted(procs []Proc, host string, exits chan<- rankExit) {
+	for _, p := range procs {
+		exits <- rankExit{Rank: p.Rank, Host: host, NotStarted: true}
+	}
+}
+
+// startRank starts one rank, its output forwarding and its reaper.
+func (h *hostRanks) startRank(j *hostJob, p Proc, dir string, env []string, stdin io.Reader) error {
+	outR, outW, errR, errW, err := outputPipes()
+	if err != nil {
+		return err
+	}
+	cmd := &exec.Cmd{
+		Path:        j.Path,
+		Args:        append([]string{j.Path}, j.Args...),
+		Env:         env,
+		Dir:         dir,
+		Stdout:      outW,
+		Stderr:      errW,
+		SysProcAttr: rankProcAttr(),
+	}
+	var stdinW *os.File // the pipe stdin is copied into, if it is
+	if stdin != nil {
+		if f, ok := stdin.(*os.File); ok && !isCharDevice(f) {
+			cmd.Stdin = f // a file or pipe: the rank reads it directly
+		} else {
+			// A terminal (or any other reader): copy it through a pipe, so
+			// the rank, outside the terminal's foreground process group,
+			// never reads the terminal itself (which would stop it with
+			// SIGTTIN).
+			r, w, err := os.Pipe()
+			if err != nil {
+				outR.Close()
+				outW.Close()
+				errR.Close()
+				errW.Close()
+				return err
+			}
+			cmd.Stdin = r
+			stdinW = w
+			defer r.Close()
+		}
+	}
+	err = cmd.Start()
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		outR.Close()
+		errR.Close()
+		if stdinW != nil {
+			stdinW.Close()
+		}
+		return err
+	}
+	pid := cmd.Process.Pid
+	outDone, errDone := make(chan struct{}), make(chan struct{})
+	h.onOutput(p.Rank, false, &closeNotifier{ReadCloser: outR, done: outDone})
+	h.onOutput(p.Rank, true, &closeNotifier{ReadCloser: errR, done: errDone})
+	if stdinW != nil {
+		go func() {
+			io.Copy(stdinW, stdin)
+			stdinW.Close()
+		}()
+	}
+
+	h.mu.Lock()
+	h.running[p.Rank] = pid
+	if h.stopSig != 0 {
+		syscall.Kill(-pid, h.stopSig) // stop came while this rank started
+	}
+	h.mu.Unlock()
+
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		werr := cmd.Wait()
+		h.mu.Lock()
+		delete(h.running, p.Rank)
+		h.mu.Unlock()
+		// Whatever the rank left behind in its group goes with it, and its
+		// output pipes reach EOF.
+		syscall.Kill(-pid, syscall.SIGKILL)
+		if stdinW != nil {
+			stdinW.Close()
+		}
+		// Its output first (a descendant that left the group may hold a
+		// pipe open: not longer than outputDrain).
+		t := time.NewTimer(outputDrain)
+		for _, d := range []chan struct{}{outDone, errDone} {
+			select {
+			case <-d:
+			case <-t.C:
+			}
+		}
+		t.Stop()
+		h.onExit(waitResult(p.Rank, h.host, pid, werr))
+	}()
+	return nil
+}
+
+// closeNotifier closes done when the stream is closed (its consumer reached
+// EOF, or gave up on it).
+type closeNotifier struct {
+	io.ReadCloser
+	done chan struct{}
+	once sync.Once
+}
+
+func (c *closeNotifier) Close() error {
+	err := c.ReadCloser.Close()
+	c.once.Do(func() { close(c.done) })
+	return err
+}
+
+// waitResult turns cmd.Wait's error into a rankExit.
+func waitResult(rank int, host string, pid int, err error) rankExit {
+	x := rankExit{Rank: rank, Host: host, Pid: pid}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			x.Signal = ws.Signal()
+		} else {
+			x.Code = ee.ExitCode()
+		}
+	default:
+		x.Err = err
+	}
+	return x
+}
+
+// stop signals every running rank's process group: SIGTERM, or SIGKILL
+// when kill is set (and then every descendant of the job, too).
+func (h *hostRanks) stop(kill bool, jobID string) {
+	sig := syscall.SIGTERM
+	if kill {
+		sig = syscall.SIGKILL
+	}
+	h.mu.Lock()
+	if h.stopSig != syscall.SIGKILL {
+		h.stopSig = sig
+	}
+	for _, pid := range h.running {
+		syscall.Kill(-pid, sig)
+	}
+	h.mu.Unlock()
+	if kill {
+		sweep(jobID, h.isRank)
+	}
+}
+
+// isRank says whether pid is a running rank (reaped by its own waiter).
+func (h *hostRanks) isRank(pid int) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, p := range h.running {
+		if p == pid {
+			return true
+		}
+	}
+	return false
+}
+
+// wait waits until every started rank has been reaped and reported.
+func (h *hostRanks) wait() { h.wg.Wait() }
+
+// isCharDevice says whether f is a terminal or other character device.
+func isCharDevice(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,491 @@
+package launcher
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	osexec "os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Lines the bootstrap script says before the agent's frames start.
+const (
+	agentHave   = "gorun-agent have"
+	agentNeed   = "gorun-agent need "
+	agentCopied = "gorun-agent copied"
+)
+
+// self is this gorun binary: its path, size and hash (which names its copy
+// in a remote host's cache).
+var self struct {
+	once       sync.Once
+	path, hash string
+	size       int64
+	err        error
+}
+
+func selfBinary() (path, hash string, size int64, err error) {
+	self.once.Do(func() {
+		p, err := os.Executable()
+		if err != nil {
+			self.err = err
+			return
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			self.err = err
+			return
+		}
+		defer f.Close()
+		h := sha256.New()
+		n, err := io.Copy(h, f)
+		if err != nil {
+			self.err = err
+			return
+		}
+		self.path, self.hash, self.size = p, hex.EncodeToString(h.Sum(nil)), n
+	})
+	return self.path, self.hash, self.size, self.err
+}
+
+// bootstrap is the script (see remoteReader) that starts the agent on a
+// remote host: the cached copy of this very gorun build if the host has
+// it (in the user's cache, named by the binary's hash, private to the
+// user), else it says the host's platform and, if gorun sends it, installs
+// the binary it is sent there first. Its only output before the agent's
+// frames are the gorun-agent lines.
+func bootstrap(hash string, size int64) string {
+	n := strconv.FormatInt(size, 10)
+	return `c=${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/gorun; d="$c/` + hash + `"; p="$d/gorun"
+if [ -x "$p" ]; then echo ` + agentHave + `; exec "$p" ` + AgentArg + `; fi
+echo "` + agentNeed + `$(uname -sm)"
+IFS= read -r a || exit 3
+[ "$a" = send ] || exit 3
+umask 077; mkdir -p "$d" && t=$(mktemp "$d/.gorun.XXXXXXXX") || exit 3
+if head -c ` + n + ` >"$t" && [ "$(wc -c <"$t")" -eq ` + n + ` ] && chmod 700 "$t" && mv -f "$t" "$p"; then :; else rm -f "$t"; exit 3; fi
+echo ` + agentCopied + `
+exec "$p" ` + AgentArg + `
+`
+}
+
+// goPlatform is the GOOS/GOARCH of a `uname -sm` answer, "" if unknown.
+func goPlatform(uname string) string {
+	f := strings.Fields(uname)
+	if len(f) != 2 {
+		return ""
+	}
+	osys := strings.ToLower(f[0])
+	arch := map[string]string{
+		"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64",
+		"i386": "386", "i686": "386", "armv7l": "arm", "armv6l": "arm",
+		"ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64", "loongarch64": "loong64",
+	}[f[1]]
+	if arch == "" {
+		return osys + "/" + f[1]
+	}
+	return osys + "/" + arch
+}
+
+// agentConn is gorun's end of one remote host's agent.
+type agentConn struct {
+	host  Host
+	cmd   *sshProc
+	in    io.WriteCloser
+	fw    *frameWriter
+	br    *bufio.Reader
+	hello agentHello
+	errs  *tailBuffer // ssh's stderr before the agent runs
+	ended chan struct{}
+	werr  error // ssh's end, after ended
+	once  sync.Once
+}
+
+// startAgent logs in to h once and starts its agent, shipping this gorun
+// binary first when h lacks this build. It returns once the agent said
+// hello.
+func startAgent(ctx context.Context, o *SSHOptions, h Host, logf func(string, ...any)) (*agentConn, error) {
+	path, hash, size, err := selfBinary()
+	if err != nil {
+		return nil, fmt.Errorf("cannot read gorun's own binary: %w", err)
+	}
+	cmd := o.command(h)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = outW, errW
+	err = cmd.Start()
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		outR.Close()
+		errR.Close()
+		return nil, fmt.Errorf("cannot run %s: %w", o.program(), err)
+	}
+	a := &agentConn{host: h, in: in, fw: &frameWriter{w: in}, br: bufio.NewReaderSize(outR, 64<<10),
+		errs: &tailBuffer{max: 64 << 10}, ended: make(chan struct{})}
+	a.cmd = &sshProc{cmd: cmd}
+	go func() { io.Copy(a.errs, errR); errR.Close() }()
+	go func() { a.werr = cmd.Wait(); close(a.ended) }()
+
+	fail := func(err error) (*agentConn, error) {
+		a.kill()
+		<-a.ended
+		return nil, err
+	}
+	type result struct {
+		a   *agentConn
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		a, err := a.handshake(path, hash, size, logf)
+		done <- result{a, err}
+	}()
+	timer := time.NewTimer(o.timeout() + 5*time.Second + time.Duration(size/10e6)*time.Second)
+	defer timer.Stop()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			return fail(r.err)
+		}
+		return r.a, nil
+	case <-timer.C:
+		return fail(fmt.Errorf("no answer from the host within %v", o.timeout()+5*time.Second))
+	case <-ctx.Done():
+		return fail(context.Cause(ctx))
+	}
+}
+
+// handshake runs the bootstrap and reads the agent's hello.
+func (a *agentConn) handshake(path, hash string, size int64, logf func(string, ...any)) (*agentConn, error) {
+	if _, err := io.WriteString(a.in, bootstrap(hash, size)+".\n"); err != nil {
+		return nil, a.loginError(err)
+	}
+	t0 := time.Now()
+	for {
+		line, err := a.br.ReadString('\n')
+		if err != nil {
+			return nil, a.loginError(err)
+		}
+		line = strings.TrimRight(line, "\r\n")
+		if line == agentHave {
+			logf("host %s: this gorun is there already (its cache, %s), nothing copied", a.host, hash[:12])
+			break
+		}
+		if uname, ok := strings.CutPrefix(line, agentNeed); ok {
+			want := runtime.GOOS + "/" + runtime.GOARCH
+			if got := goPlatform(uname); got != want {
+				io.WriteString(a.in, "no\n")
+				return nil, fmt.Errorf("host %s is %s (%s), this gorun is built for %s: install a gorun for %s there, or start the job from a machine of its platform",
+					a.host, uname, got, want, got)
+			}
+			f, err := os.Open(path)
+			if err != nil {
+				return nil, err
+			}
+			_, err = io.WriteString(a.in, "send\n")
+			if err == nil {
+				_, err = io.Copy(a.in, f)
+			}
+			f.Close()
+			if err != nil {
+				return nil, a.loginError(err)
+			}
+			continue
+		}
+		if line == agentCopied {
+			logf("host %s: copied gorun there (%.1f MB, %v) into its cache as %s", a.host, float64(size)/1e6, time.Since(t0).Round(time.Millisecond), hash[:12])
+			break
+		}
+		// anything else (a login banner on stdout) is skipped
+	}
+	kind, b, err := readFrame(a.br, nil)
+	if err != nil {
+		return nil, a.loginError(err)
+	}
+	if kind != frameHello || json.Unmarshal(b, &a.hello) != nil {
+		return nil, fmt.Errorf("host %s: unexpected answer from the agent", a.host)
+	}
+	return a, nil
+}
+
+// loginError is why the session ended before the agent said hello: what
+// ssh said, if anything.
+func (a *agentConn) loginError(err error) error {
+	select {
+	case <-a.ended:
+	case <-time.After(2 * time.Second):
+	}
+	time.Sleep(10 * time.Millisecond) // the last of stderr
+	if why := lastLine(a.errs.String()); why != "" {
+		return fmt.Errorf("cannot log in with ssh (%s): %s", a.host.Source, why)
+	}
+	return fmt.Errorf("cannot log in with ssh (%s): the session ended (%v)", a.host.Source, err)
+}
+
+// kill ends the ssh session (and so the agent, which stops its ranks).
+func (a *agentConn) kill() { syscall.Kill(-a.cmd.cmd.Process.Pid, syscall.SIGKILL) }
+
+// close tells the agent the job is over (EOF), and waits up to d for its
+// session to end.
+func (a *agentConn) close(d time.Duration) {
+	a.once.Do(func() {
+		a.in.Close()
+		select {
+		case <-a.ended:
+		case <-time.After(d):
+			a.kill()
+			<-a.ended
+		}
+	})
+}
+
+// agentSpawner runs the ranks of one remote host through its agent.
+type agentSpawner struct {
+	rm   *remote
+	a    *agentConn
+	host Host
+	idx  int
+
+	mu       sync.Mutex
+	reported map[int]bool
+	started  bool
+	stopSig  byte // 0 none, 1 TERM, 2 KILL, before start
+}
+
+var _ spawner = (*agentSpawner)(nil)
+
+func (s *agentSpawner) start(ctx context.Context, spec *spawnSpec, exits chan<- rankExit) {
+	name := s.host.String()
+	if ctx.Err() != nil {
+		notStarted(spec.Procs, name, exits)
+		return
+	}
+	j := agentJob{
+		Job: hostJob{
+			Host: name, Procs: spec.Procs, Size: len(spec.Plan.Procs),
+			Path: s.rm.program(s.host, spec.Path), Args: spec.Args, WorkDir: spec.WorkDir, Cwd: s.rm.cwd,
+			Env: spec.Env, JobID: spec.Job.ID, Token: spec.Job.Token, Creds: spec.Job.credsOf(spec.Procs), NATSURL: s.rm.natsURL, Remote: true,
+		},
+		Grace: s.rm.grace,
+	}
+	if s.rm.cluster != nil {
+		sp, err := s.rm.cluster.specFor(s.idx, s.host, s.a.hello)
+		if err != nil {
+			exits <- rankExit{Rank: spec.Procs[0].Rank, Host: name, Err: err}
+			notStarted(spec.Procs[1:], name, exits)
+			return
+		}
+		j.Server = sp
+	}
+	s.mu.Lock()
+	s.reported = map[int]bool{}
+	s.started = true
+	stop := s.stopSig
+	s.mu.Unlock()
+	if err := s.a.fw.json(frameJob, j); err != nil {
+		// the reader below reports the lost session
+	}
+	if stop != 0 {
+		s.stop(stop == 2)
+	}
+	go s.read(spec, exits)
+	if spec.Stdin != nil && !isDevNull(spec.Stdin) && spec.Procs[0].Rank == 0 {
+		go func() {
+			buf := make([]byte, 32<<10)
+			for {
+				n, err := spec.Stdin.Read(buf)
+				if n > 0 && s.a.fw.write(frameStdin, buf[:n]) != nil {
+					return
+				}
+				if err != nil {
+					s.a.fw.write(frameStdin)
+					return
+				}
+			}
+		}()
+	}
+}
+
+// read handles the agent's frames until its session ends, then reports
+// the ranks it never reported as lost.
+func (s *agentSpawner) read(spec *spawnSpec, exits chan<- rankExit) {
+	name := s.host.String()
+	pipes := map[[2]int]*io.PipeWriter{}
+	pipe := func(rank, kind int) *io.PipeWriter {
+		k := [2]int{rank, kind}
+		if w, ok := pipes[k]; ok {
+			return w
+		}
+		r, w := io.Pipe()
+		pipes[k] = w
+		spec.Out.forward(rank, r, kind == 2)
+		return w
+	}
+	var failure string
+	var buf []byte
+	for {
+		kind, b, err := readFrame(s.a.br, buf)
+		if err != nil {
+			break
+		}
+		buf = b
+		switch kind {
+		case frameOutput:
+			if len(b) < 5 {
+				continue
+			}
+			rank := int(binary.BigEndian.Uint32(b))
+			pipe(rank, int(b[4])).Write(b[5:])
+		case frameExit:
+			var e agentExit
+			if json.Unmarshal(b, &e) != nil {
+				continue
+			}
+			for k := range 2 {
+				if w, ok := pipes[[2]int{e.Rank, k + 1}]; ok {
+					w.Close()
+				}
+			}
+			s.mu.Lock()
+			dup := s.reported[e.Rank]
+			s.reported[e.Rank] = true
+			s.mu.Unlock()
+			if !dup {
+				exits <- exitFromWire(e, name)
+			}
+		case frameFail:
+			failure = string(b)
+		}
+	}
+	for _, w := range pipes {
+		w.Close()
+	}
+	select {
+	case <-s.a.ended:
+	case <-time.After(2 * time.Second):
+		s.a.kill()
+		<-s.a.ended
+	}
+	how := "ended"
+	if x := waitResult(0, name, 0, s.a.werr); x.Signal != 0 {
+		how = "was killed by " + signalName(x.Signal)
+	} else if x.Code != 0 {
+		how = "exited with status " + strconv.Itoa(x.Code)
+	}
+	first := true
+	for _, p := range spec.Procs {
+		s.mu.Lock()
+		done := s.reported[p.Rank]
+		s.reported[p.Rank] = true
+		s.mu.Unlock()
+		if done {
+			continue
+		}
+		x := rankExit{Rank: p.Rank, Host: name, Code: ExitFailure}
+		switch {
+		case failure != "" && first:
+			x.Err = fmt.Errorf("could not start: the agent on host %s: %s", name, failure)
+		case failure != "":
+			x.NotStarted = true
+		default:
+			x.Err = fmt.Errorf("lost its ssh session to the agent on host %s (ssh %s before the rank ended)%s", name, how, stderrNote(s.a.errs.String()))
+		}
+		first = false
+		exits <- x
+	}
+}
+
+// stderrNote is ssh's last word, if it said one, for a message.
+func stderrNote(s string) string {
+	if l := lastLine(s); l != "" {
+		return ": " + l
+	}
+	return ""
+}
+
+// stop asks the agent to stop its ranks: SIGTERM, or SIGKILL with every
+// descendant when kill is set.
+func (s *agentSpawner) stop(kill bool) {
+	s.mu.Lock()
+	if !s.started {
+		if kill {
+			s.stopSig = 2
+		} else if s.stopSig == 0 {
+			s.stopSig = 1
+		}
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	b := byte(0)
+	if kill {
+		b = 1
+	}
+	if s.a.fw.write(frameStop, []byte{b}) != nil && kill {
+		s.a.kill() // the channel is broken: end the session, the agent stops its ranks
+	}
+}
+
+// tailBuffer keeps the first max bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	b   bytes.Buffer
+	max int
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if room := t.max - t.b.Len(); room > 0 {
+		t.b.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.b.String()
+}
+
+// isDevNull says whether r is the null device (gorun's stdin in a batch
+// job): a rank then reads EOF without being fed.
+func isDevNull(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	null, err := os.Stat(os.DevNull)
+	return err == nil && os.SameFile(fi, null)
+}
+
+// sshProc is the ssh process of an agent's session.
+type sshProc struct{ cmd *osexec.Cmd }

@@ -1,0 +1,59 @@
+// Package pool is Python's multiprocessing Pool.map for SPMD programs: rank
+// 0 holds a list of tasks, every rank (rank 0 included) runs a function on
+// the tasks it is handed, and rank 0 gets the results, in input order (Map)
+// or as they arrive (MapUnordered).
+//
+// # Usage
+//
+// Every rank of a communicator calls Map with the same function; the inputs
+// are read on rank 0 only:
+//
+//	world, err := mpi.Init(ctx)
+//	...
+//	var inputs []Params
+//	if world.Rank() == 0 {
+//		inputs = load()
+//	}
+//	results, err := pool.Map(ctx, world, inputs, simulate) // rank 0: len(inputs) results, in order; others: nil
+//
+// # Load balancing
+//
+// By default the hand-out is dynamic: rank 0 gives each rank a chunk of
+// tasks, and another as soon as it sends back results, so fast ranks and
+// cheap tasks do not wait for slow ones. Each rank other than 0 holds a
+// second chunk in reserve (prefetch), so it never idles on a round trip to
+// rank 0; rank 0 runs its own share in a goroutine of its own, next to the
+// hand-out, with no round trip at all. Chunk(k) sets the chunk size; by
+// default it is chosen from the task count (one task per chunk unless there
+// are more than 64 per rank) and shrinks towards the end. Static() instead
+// cuts the tasks up front into one contiguous block per rank (as
+// collectives.Scatter does: lengths differ by at most one, lower ranks
+// longer), which costs the least messages but lets the slowest rank set the
+// pace: examples/balance measures both.
+//
+// # Data
+//
+// Tasks and results travel in the wire form of mpi.AppendValue: numbers and
+// slices of numbers as raw little-endian bytes, strings as bytes, any other
+// type with encoding/gob (so struct fields must be exported). On rank 0 its
+// own tasks are never encoded.
+//
+// # Failure
+//
+// When fn returns an error, the call ends on every rank, promptly: the fn
+// calls still running get their ctx canceled, and every rank returns a
+// *TaskError naming the task's index and the rank that ran it. When a
+// rank's ctx ends, or MapUnordered's each returns an error, or a peer is
+// lost, that rank returns its own error and the others an error wrapping
+// ErrStopped that says why. A call returns only once the fn calls it
+// started on its rank have returned, so fn should honour its ctx.
+//
+// # Isolation
+//
+// Map's messages never match a receive of the program's: each communicator
+// gets a shadow (a Dup, made on the first call), and each call on it has
+// tags of its own. Every rank must make the same pool calls on a
+// communicator in the same order, as with collectives, and one at a time
+// (calls on different communicators may run at once). On a world of one,
+// Map is a plain loop.
+package pool

@@ -1,0 +1,219 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"weak"
+
+	"github.com/gorun-hpc/gorun/mpi"
+)
+
+// Map runs fn on every element of inputs, spread over the ranks of c, and
+// returns the results in input order on rank 0 and nil on the other ranks.
+// Every rank of c calls it with the same fn; inputs is read on rank 0 only
+// (the other ranks may pass nil), and every rank, rank 0 included, runs fn
+// on the tasks it is handed, each task exactly once. It blocks until every
+// result is in (rank 0) or rank 0 says there is no more work.
+//
+// Errors: a *TaskError on every rank when fn fails on a task; ctx's error
+// (wrapped) on a rank whose ctx ends, and an error wrapping ErrStopped on
+// the others; mpi's errors (ErrClosed, ErrConnLost, ErrAborted) when the
+// communicator fails; an error naming a bad option (Chunk below 1) or a nil
+// fn.
+func Map[In, Out any](ctx context.Context, c *mpi.Comm, inputs []In,
+	fn func(ctx context.Context, in In) (Out, error), opts ...Option) ([]Out, error) {
+	var results []Out
+	store := func(start int, outs []Out) error {
+		copy(results[start:], outs)
+		return nil
+	}
+	if c != nil && c.Rank() == 0 {
+		results = make([]Out, len(inputs))
+	}
+	if err := run(ctx, c, inputs, fn, store, opts); err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+// MapUnordered is Map that hands each result to each on rank 0 as it
+// arrives, with its task's index, instead of collecting them: results come
+// in no particular order (in chunks, each in order), each is called once per
+// task, from one goroutine at a time (never concurrently), and may keep out.
+// An error from each ends the call on every rank, as a task's error does:
+// MapUnordered returns it, wrapped, on rank 0, and an error wrapping
+// ErrStopped elsewhere. each is not called on other ranks (it may be nil
+// there).
+func MapUnordered[In, Out any](ctx context.Context, c *mpi.Comm, inputs []In,
+	fn func(ctx context.Context, in In) (Out, error), each func(i int, out Out) error, opts ...Option) error {
+	if c != nil && c.Rank() == 0 && each == nil {
+		opts = append(opts, func(*config) error { return errors.New("pool: MapUnordered: nil each") })
+	}
+	store := func(start int, outs []Out) error {
+		for j, out := range outs {
+			if err := each(start+j, out); err != nil {
+				return fmt.Errorf("pool: each(%d): %w", start+j, err)
+			}
+		}
+		return nil
+	}
+	return run(ctx, c, inputs, fn, store, opts)
+}
+
+// An Option changes how Map and MapUnordered hand out tasks. Only rank 0's
+// options matter (it does the handing out); other ranks may pass the same.
+type Option func(*config) error
+
+type config struct {
+	chunk  int  // tasks per hand-out; 0: chosen from the task count
+	static bool // one block per rank, up front
+}
+
+// Chunk makes Map hand out k tasks at a time (the last chunk may be
+// smaller). Larger chunks cost fewer messages, smaller ones balance better;
+// by default the size is chosen from the task count. k must be at least 1.
+// With Static it cuts each rank's block into chunks of k, all sent up front.
+func Chunk(k int) Option {
+	return func(cfg *config) error {
+		if k < 1 {
+			return fmt.Errorf("pool: Chunk(%d): a chunk is at least 1 task", k)
+		}
+		cfg.chunk = k
+		return nil
+	}
+}
+
+// Static makes Map cut the tasks, up front, into one contiguous block per
+// rank (lengths differ by at most one, lower ranks longer; the blocks of
+// collectives.Scatter), instead of handing them out as ranks finish: the
+// fewest messages, and no load balancing. Each block travels in one message
+// unless Chunk is given too.
+func Static() Option {
+	return func(cfg *config) error {
+		cfg.static = true
+		return nil
+	}
+}
+
+// ErrStopped is wrapped by the error a rank returns when the call was ended
+// by something other than a task's failure on another rank: that rank's ctx
+// ended, each returned an error, or its communicator failed. The message
+// says which rank and why.
+var ErrStopped = errors.New("pool: call ended by another rank")
+
+// TaskError reports a task whose fn returned an error. Every rank of the
+// call returns one with the same Index and Rank.
+type TaskError struct {
+	Index int   // the task's index in inputs
+	Rank  int   // the rank (of the communicator) that ran it
+	Err   error // fn's error on that rank; elsewhere an error with its text
+}
+
+func (e *TaskError) Error() string {
+	return fmt.Sprintf("pool: task %d (on rank %d): %v", e.Index, e.Rank, e.Err)
+}
+
+func (e *TaskError) Unwrap() error { return e.Err }
+
+// run is Map and MapUnordered: store takes the results of tasks start,
+// start+1, ... on rank 0.
+func run[In, Out any](ctx context.Context, c *mpi.Comm, inputs []In,
+	fn func(ctx context.Context, in In) (Out, error), store func(start int, outs []Out) error, opts []Option) error {
+	if c == nil {
+		return errors.New("pool: nil communicator")
+	}
+	var cfg config
+	var bad error
+	for _, o := range opts {
+		if err := o(&cfg); err != nil && bad == nil {
+			bad = err
+		}
+	}
+	if fn == nil && bad == nil {
+		bad = errors.New("pool: nil fn")
+	}
+	if c.Size() == 1 {
+		if bad != nil {
+			return bad
+		}
+		return loop(ctx, inputs, fn, store)
+	}
+	sh, tag, err := begin(ctx, c)
+	if err != nil {
+		return err
+	}
+	if c.Rank() == 0 {
+		m := newMaster(ctx, sh, tag, inputs, fn, store, cfg)
+		return m.run(bad)
+	}
+	return work(ctx, sh, tag, fn, bad)
+}
+
+// loop is the call on a world of one.
+func loop[In, Out any](ctx context.Context, inputs []In, fn func(ctx context.Context, in In) (Out, error),
+	store func(start int, outs []Out) error) error {
+	for i, in := range inputs {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("pool: %w", err)
+		}
+		out, err := fn(ctx, in)
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("pool: %w", ctx.Err())
+			}
+			return &TaskError{Index: i, Rank: 0, Err: err}
+		}
+		if err := store(i, []Out{out}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Isolation, as in package collectives: every call works on a shadow of the
+// caller's communicator, a Dup made on first use, and each call on it has
+// two tags of its own (down: rank 0 to the others; up: back).
+
+var shadows sync.Map // weak.Pointer[mpi.Comm] -> *shadow
+
+type shadow struct {
+	mu   sync.Mutex
+	comm *mpi.Comm // nil until made
+	seq  int       // calls so far
+}
+
+// tagCalls is how many calls have distinct tags before tags repeat.
+const tagCalls = (mpi.MaxTag + 1) / 2
+
+// begin finds or makes c's shadow, numbers the call, and returns the shadow
+// and the call's down tag (the up tag is one more).
+func begin(ctx context.Context, c *mpi.Comm) (*mpi.Comm, int, error) {
+	if errors.Is(c.Err(), mpi.ErrClosed) {
+		return nil, 0, fmt.Errorf("pool: %w", mpi.ErrClosed)
+	}
+	key := weak.Make(c)
+	v, ok := shadows.Load(key)
+	if !ok {
+		var loaded bool
+		v, loaded = shadows.LoadOrStore(key, &shadow{})
+		if !loaded {
+			runtime.AddCleanup(c, func(k weak.Pointer[mpi.Comm]) { shadows.Delete(k) }, key)
+		}
+	}
+	sh := v.(*shadow)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.comm == nil {
+		d, err := c.Dup(ctx)
+		if err != nil {
+			return nil, 0, fmt.Errorf("pool: %w", err)
+		}
+		sh.comm = d
+	}
+	tag := (sh.seq % tagCalls) * 2
+	sh.seq++
+	return sh.comm, tag, nil
+}
