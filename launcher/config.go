@@ -45,11 +45,32 @@ type Config struct {
 	WorkDir string
 
 	// NATSURL, when set, is an existing NATS server (or a comma-separated
-	// list of a cluster's servers) to use instead of the embedded one. A
-	// token for it may be given in the URL or in the GORUN_NATS_TOKEN
-	// variable of gorun's environment. The job stays isolated by its job
-	// id.
+	// list of a cluster's servers; tls:// for TLS) to use instead of the
+	// embedded one. A token for it comes from the GORUN_NATS_TOKEN variable
+	// of gorun's environment (one in the URL works, with a warning: a
+	// command line is public). Jobs on such a server are isolated from each
+	// other only with NATSAccountKey.
 	NATSURL string
+
+	// NATSCreds is a NATS .creds file (a user JWT and its seed) for
+	// NATSURL. Without NATSAccountKey every rank connects as that user.
+	NATSCreds string
+
+	// NATSCA, NATSCert and NATSKey are PEM files for TLS to NATSURL: the
+	// CA that signed the server's certificate, and a client certificate
+	// and its key when the server asks for one. Ranks read them at the
+	// same paths on every host.
+	NATSCA, NATSCert, NATSKey string
+
+	// NATSAccountKey is a file holding an account signing key (an nkey
+	// seed, "SA..."): what an operator of a shared server hands a team. With
+	// it, gorun mints for every job one user per rank whose permissions
+	// cover only that rank's subjects of that job, and which expires with
+	// the job, so that no one else on the server can read, inject into or
+	// disturb the job. NATSAccount is the account it signs for, when the
+	// key is a signing key and not the account's own (NATSCreds's account
+	// otherwise).
+	NATSAccountKey, NATSAccount string
 
 	// NATSHost is the address the embedded NATS server listens on for
 	// ranks: "127.0.0.1" (the default); ranks on other hosts connect to
@@ -139,6 +160,32 @@ func (cfg *Config) Validate() error {
 		if err := checkNATSURL(cfg.NATSURL); err != nil {
 			return fmt.Errorf("--nats %s: %w", redactURL(cfg.NATSURL), err)
 		}
+	} else {
+		for _, f := range []struct{ name, v string }{
+			{"--nats-creds", cfg.NATSCreds}, {"--nats-ca", cfg.NATSCA}, {"--nats-cert", cfg.NATSCert},
+			{"--nats-key", cfg.NATSKey}, {"--nats-account-key", cfg.NATSAccountKey}, {"--nats-account", cfg.NATSAccount},
+		} {
+			if f.v != "" {
+				return fmt.Errorf("%s is for an existing NATS server: give --nats URL too", f.name)
+			}
+		}
+	}
+	if (cfg.NATSCert == "") != (cfg.NATSKey == "") {
+		return errors.New("--nats-cert and --nats-key go together")
+	}
+	if cfg.NATSAccount != "" && cfg.NATSAccountKey == "" {
+		return errors.New("--nats-account names the account of --nats-account-key: give that too")
+	}
+	for _, f := range []struct{ name, path string }{
+		{"--nats-creds", cfg.NATSCreds}, {"--nats-ca", cfg.NATSCA}, {"--nats-cert", cfg.NATSCert},
+		{"--nats-key", cfg.NATSKey}, {"--nats-account-key", cfg.NATSAccountKey},
+	} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			return fmt.Errorf("%s %s: %w", f.name, f.path, unwrapPath(err))
+		}
 	}
 	return nil
 }
@@ -181,6 +228,9 @@ func checkNATSURL(list string) error {
 		}
 		if u.Hostname() == "" {
 			return errors.New("no host in URL")
+		}
+		if _, hasPass := u.User.Password(); hasPass {
+			return errors.New("a user and password in the URL would show on gorun's command line: use --nats-creds, or a token in GORUN_NATS_TOKEN")
 		}
 	}
 	return nil

@@ -38,6 +38,11 @@ func TestValidate(t *testing.T) {
 		{"nats-scheme", func(c *Config) { c.NATSURL = "http://a" }, `scheme "http"`},
 		{"nats-empty-entry", func(c *Config) { c.NATSURL = "nats://a:1,,nats://b:2" }, "empty URL in list"},
 		{"nats-redacted", func(c *Config) { c.NATSURL = "http://user:pw@a" }, "http://***@a"},
+		{"nats-password", func(c *Config) { c.NATSURL = "nats://user:pw@a" }, "a user and password in the URL"},
+		{"nats-creds-alone", func(c *Config) { c.NATSCreds = "/dev/null" }, "--nats-creds is for an existing NATS server"},
+		{"nats-cert-no-key", func(c *Config) { c.NATSURL = "nats://a"; c.NATSCert = "/dev/null" }, "--nats-cert and --nats-key go together"},
+		{"nats-account-no-key", func(c *Config) { c.NATSURL = "nats://a"; c.NATSAccount = "A" }, "give that too"},
+		{"nats-creds-missing", func(c *Config) { c.NATSURL = "nats://a"; c.NATSCreds = "/nonexistent" }, "--nats-creds /nonexistent: no such file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := DefaultConfig()

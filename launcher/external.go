@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -48,7 +49,20 @@ type tlsFiles struct{ CA, Cert, Key string }
 
 // newExternalBus reads what cfg names for its --nats server.
 func newExternalBus(cfg *Config) (*externalBus, error) {
-	b := &externalBus{token: os.Getenv(EnvNATSToken), tls: tlsFiles{cfg.NATSCA, cfg.NATSCert, cfg.NATSKey}}
+	b := &externalBus{token: os.Getenv(EnvNATSToken)}
+	// Absolute, for ranks that start in another directory.
+	for _, f := range []struct {
+		dst  *string
+		path string
+	}{{&b.tls.CA, cfg.NATSCA}, {&b.tls.Cert, cfg.NATSCert}, {&b.tls.Key, cfg.NATSKey}} {
+		if f.path != "" {
+			abs, err := filepath.Abs(f.path)
+			if err != nil {
+				return nil, err
+			}
+			*f.dst = abs
+		}
+	}
 	if t := urlToken(cfg.NATSURL); t != "" {
 		b.token = t
 	}

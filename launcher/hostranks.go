@@ -30,6 +30,7 @@ type hostJob struct {
 	JobID   string
 	Token   string         // a shared server's token, "" when it needs none
 	Creds   map[int]string // rank -> its credentials, for this host's ranks only
+	TLS     tlsFiles       // a --nats server's TLS files
 	NATSURL string         // the bus as this host's ranks reach it
 	Remote  bool           // the host is not gorun's: the program may be missing there
 }
@@ -78,7 +79,7 @@ func (h *hostRanks) start(ctx context.Context, j *hostJob, stdin io.Reader) {
 			dir = home
 		}
 	}
-	info := jobInfo{ID: j.JobID, Token: j.Token, Creds: j.Creds}
+	info := jobInfo{ID: j.JobID, Token: j.Token, Creds: j.Creds, TLS: j.TLS}
 	for i, p := range j.Procs {
 		if ctx.Err() != nil {
 			h.notStarted(j.Procs[i:])

@@ -185,14 +185,38 @@ func (r *runner) run(ctx context.Context, prog string, args []string) error {
 			r.logf("the job's cluster: routes (TLS) to this host at %s", job.Cluster.seed)
 		}
 	} else {
-		token := os.Getenv(EnvNATSToken)
+		bus, err := newExternalBus(cfg)
+		if err != nil {
+			return fail(err)
+		}
+		if urlToken(cfg.NATSURL) != "" {
+			r.out.printf("warning: --nats: a token in the URL shows on gorun's command line to every user of this machine; set GORUN_NATS_TOKEN instead (ranks get it that way, never in their URL)")
+		}
+		expires := time.Now().Add(mintLifetime)
+		if cfg.Timeout > 0 {
+			expires = time.Now().Add(cfg.Timeout + 10*time.Minute)
+		}
+		auth, err := bus.checkOptions(job.ID, expires)
+		if err != nil {
+			return fail(fmt.Errorf("--nats %s: %w", redactURL(cfg.NATSURL), err))
+		}
+		url := stripUserInfo(cfg.NATSURL)
 		cctx, ccancel := context.WithTimeout(jobCtx, cfg.ConnectTimeout)
-		err := CheckServer(cctx, cfg.NATSURL, token, cfg.ConnectTimeout)
+		err = checkExternal(cctx, url, cfg.ConnectTimeout, auth)
 		ccancel()
 		if err != nil {
 			return fail(fmt.Errorf("--nats %s: cannot connect: %w", redactURL(cfg.NATSURL), err))
 		}
-		job.NATSURL, job.Token = cfg.NATSURL, token
+		if job.Creds, err = bus.rankCreds(job.ID, cfg.N, expires); err != nil {
+			return fail(fmt.Errorf("--nats-account-key: %w", err))
+		}
+		job.NATSURL, job.TLS = url, bus.tls
+		if bus.isolated() {
+			r.logf("each rank connects as a user of its own, minted for this job (valid until %s)", expires.Format(time.RFC3339))
+		} else {
+			job.Token = bus.token
+			r.out.printf("warning: --nats: the job is not isolated from other users of this server: every rank connects with the same credentials; give --nats-account-key to mint users for each job and rank")
+		}
 		r.logf("using the NATS server at %s", redactURL(cfg.NATSURL))
 	}
 	r.logf("job %s", job.ID)

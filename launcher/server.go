@@ -301,38 +301,9 @@ func (s *Server) Shutdown() { s.ns.Shutdown() }
 // none answers within timeout. gorun calls it for --nats, so that a wrong
 // URL fails at once instead of in every rank.
 func CheckServer(ctx context.Context, urls, token string, timeout time.Duration) error {
-	opts := []nats.Option{
-		nats.Name("gorun"),
-		nats.Timeout(timeout),
-		nats.NoReconnect(),
-		nats.RetryOnFailedConnect(false),
-	}
+	var auth []nats.Option
 	if token != "" {
-		opts = append(opts, nats.Token(token))
+		auth = append(auth, nats.Token(token))
 	}
-	type result struct {
-		nc  *nats.Conn
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		nc, err := nats.Connect(urls, opts...)
-		ch <- result{nc, err}
-	}()
-	select {
-	case r := <-ch:
-		if r.err != nil {
-			return r.err
-		}
-		err := r.nc.FlushTimeout(timeout)
-		r.nc.Close()
-		return err
-	case <-ctx.Done():
-		go func() { // close the connection if it comes after all
-			if r := <-ch; r.nc != nil {
-				r.nc.Close()
-			}
-		}()
-		return context.Cause(ctx)
-	}
+	return checkExternal(ctx, urls, timeout, auth)
 }

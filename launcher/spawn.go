@@ -18,6 +18,9 @@ const (
 	EnvNATSURL   = "GORUN_NATS_URL"
 	EnvNATSToken = "GORUN_NATS_TOKEN" // a shared server's token: only ever in an environment
 	EnvNATSCreds = "GORUN_NATS_CREDS" // the rank's own credentials: only ever in its environment
+	EnvNATSCA    = "GORUN_NATS_CA"    // a PEM file: the CA of a --nats server's certificate
+	EnvNATSCert  = "GORUN_NATS_CERT"  // a PEM file: the client certificate for a --nats server
+	EnvNATSKey   = "GORUN_NATS_KEY"   // a PEM file: that certificate's key
 )
 
 // A spawner starts the ranks placed on one host and reports how each ended.
@@ -66,6 +69,7 @@ type jobInfo struct {
 	NATSURL string         // the bus as ranks on this machine reach it
 	Token   string         // a shared server's token, "" when it needs none
 	Creds   map[int]string // rank -> its own credentials (GORUN_NATS_CREDS); nil for none
+	TLS     tlsFiles       // a --nats server's TLS files, as paths on every host
 	Server  *Server        // the embedded server, nil with --nats
 	Cluster *jobCluster    // how other hosts' servers join it; nil for a job on this machine
 }
@@ -86,6 +90,11 @@ func (j jobInfo) ContractEnv(p Proc, size int, natsURL string) []string {
 	}
 	if c := j.Creds[p.Rank]; c != "" {
 		env = append(env, EnvNATSCreds+"="+c)
+	}
+	for _, f := range []struct{ name, path string }{{EnvNATSCA, j.TLS.CA}, {EnvNATSCert, j.TLS.Cert}, {EnvNATSKey, j.TLS.Key}} {
+		if f.path != "" {
+			env = append(env, f.name+"="+f.path)
+		}
 	}
 	return env
 }

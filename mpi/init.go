@@ -27,6 +27,12 @@ const (
 	// some for it: a bare nkey seed (the embedded server), or a user JWT
 	// and its seed in the .creds format (minted for a shared server).
 	EnvNATSCreds = "GORUN_NATS_CREDS"
+	// EnvNATSCA, EnvNATSCert and EnvNATSKey name PEM files for TLS to a
+	// shared server (gorun's --nats-ca, --nats-cert and --nats-key): the
+	// CA of the server's certificate, and a client certificate and its key.
+	EnvNATSCA   = "GORUN_NATS_CA"
+	EnvNATSCert = "GORUN_NATS_CERT"
+	EnvNATSKey  = "GORUN_NATS_KEY"
 )
 
 // Init joins the job that gorun started and returns the world communicator.
@@ -140,6 +146,12 @@ func (o *Options) fromEnvironment() error {
 	o.URL = os.Getenv(EnvNATSURL)
 	o.Token = os.Getenv(EnvNATSToken)
 	o.Creds = os.Getenv(EnvNATSCreds)
+	if ca := os.Getenv(EnvNATSCA); ca != "" {
+		o.envTLS = append(o.envTLS, nats.RootCAs(ca))
+	}
+	if cert := os.Getenv(EnvNATSCert); cert != "" {
+		o.envTLS = append(o.envTLS, nats.ClientCert(cert, os.Getenv(EnvNATSKey)))
+	}
 	o.fromEnv, o.ExitOnLoss = true, true
 	return nil
 }
@@ -185,6 +197,7 @@ func (e *engine) connect(ctx context.Context) error {
 		}
 		nopts = append(nopts, opt)
 	}
+	nopts = append(nopts, o.envTLS...)
 	// Request replies (the start-up answer) come on subjects of this rank's
 	// own, which the server lets only this rank read.
 	nopts = append(nopts, nats.CustomInboxPrefix(subject.ReplyPrefix(o.JobID, o.Rank)))

@@ -63,8 +63,9 @@ type Options struct {
 
 	readHook func(pid int, addr uint64, buf []byte) error // replaces readRemote in tests
 
-	fromEnv bool // the job came from the launch environment
-	jobSet  bool // WithJob was given
+	fromEnv bool          // the job came from the launch environment
+	envTLS  []nats.Option // TLS files the launch environment names
+	jobSet  bool          // WithJob was given
 }
 
 // DefaultOptions returns the settings Init starts from.

@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-
 )
 
 // countingSSH puts an ssh first in PATH that counts its logins in a file

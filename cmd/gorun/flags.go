@@ -32,8 +32,15 @@ func newFlagSet(cfg *launcher.Config, showVersion *bool) *flag.FlagSet {
 	})
 	fs.DurationVar(&cfg.Timeout, "timeout", 0, "stop the job when it runs longer than `DURATION` (e.g. 90s, 5m), exit 124")
 	fs.StringVar(&cfg.WorkDir, "wdir", "", "start the ranks in `DIR` (default: the current directory)")
-	fs.StringVar(&cfg.NATSURL, "nats", "", "use the NATS server at `URL` (a comma-separated list for a cluster)\n"+
+	fs.StringVar(&cfg.NATSURL, "nats", "", "use the NATS server at `URL` (a comma-separated list for a cluster; tls:// for TLS)\n"+
 		"instead of the embedded one; a token may come from GORUN_NATS_TOKEN")
+	fs.StringVar(&cfg.NATSCreds, "nats-creds", "", "connect to the --nats server with the user JWT and seed in `FILE` (.creds)")
+	fs.StringVar(&cfg.NATSCA, "nats-ca", "", "trust the --nats server's certificate if signed by the CA in `FILE` (PEM)")
+	fs.StringVar(&cfg.NATSCert, "nats-cert", "", "present the client certificate in `FILE` (PEM) to the --nats server")
+	fs.StringVar(&cfg.NATSKey, "nats-key", "", "the key of --nats-cert, in `FILE` (PEM)")
+	fs.StringVar(&cfg.NATSAccountKey, "nats-account-key", "", "mint for each job one user per rank, allowed only that rank's subjects,\n"+
+		"with the account signing key (nkey seed) in `FILE`: jobs on a shared server are then isolated")
+	fs.StringVar(&cfg.NATSAccount, "nats-account", "", "the account `ID` (public key) --nats-account-key signs for, if it is a signing key")
 	fs.BoolVar(&cfg.Verbose, "v", false, "say what gorun is doing, on stderr")
 	fs.BoolVar(showVersion, "version", false, "print gorun's version and exit")
 	return fs

@@ -158,6 +158,28 @@ func TestExternalNATS(t *testing.T) {
 	if code != 0 || len(out) != 3 {
 		t.Fatalf("exit %d, stdout %q; stderr:\n%s", code, out, stderr)
 	}
+	// A token shared by every user of the server isolates nothing: said once.
+	if n := strings.Count(stderr, "not isolated"); n != 1 {
+		t.Errorf("the not-isolated warning %d times, want once; stderr:\n%s", n, stderr)
+	}
+
+	// A token in the URL works, with a warning, and reaches the ranks in
+	// GORUN_NATS_TOKEN only: no rank's URL and no line of output holds it.
+	t.Setenv("GORUN_NATS_TOKEN", "")
+	u := strings.Replace(ns.ClientURL(), "nats://", "nats://"+token+"@", 1)
+	code, out, stderr = runJob(t, time.Minute, "-n", "2", "--nats", u, bin.rankprog, "env")
+	if code != 0 || !strings.Contains(stderr, "a token in the URL") {
+		t.Fatalf("token in the URL: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+	if urls := withPrefix(out, "GORUN_NATS_URL="+ns.ClientURL()); len(urls) != 2 {
+		t.Errorf("ranks' GORUN_NATS_URL: %q, want %s without the token", withPrefix(out, "GORUN_NATS_URL="), ns.ClientURL())
+	}
+	if n := len(withPrefix(out, "GORUN_NATS_TOKEN has 25 bytes")); n != 2 {
+		t.Errorf("%d ranks got the URL's token in GORUN_NATS_TOKEN, want 2", n)
+	}
+	if strings.Contains(strings.Join(out, "\n")+stderr, token) {
+		t.Errorf("the token is in gorun's or a rank's output")
+	}
 
 	t.Setenv("GORUN_NATS_TOKEN", "wrong")
 	code, out, stderr = runJob(t, time.Minute, "-n", "3", "--nats", ns.ClientURL(), bin.hello)

@@ -150,6 +150,21 @@ func main() {
 		_, _, err = world.Recv(ctx, mpi.AnySource, 0)
 		fmt.Fprintln(os.Stderr, "rankprog: Recv returned:", err)
 		os.Exit(1)
+	case "mpisum":
+		// After Init and ARG ms, a ring pass, then rank 0 sums every rank.
+		ctx := context.Background()
+		world, err := mpi.Init(ctx)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "rankprog:", err)
+			os.Exit(1)
+		}
+		fmt.Println("ready")
+		time.Sleep(time.Duration(arg(2)) * time.Millisecond)
+		if err := mpiSum(ctx, world); err != nil {
+			fmt.Fprintln(os.Stderr, "rankprog:", err)
+			os.Exit(1)
+		}
+		world.Close()
 	default:
 		fmt.Fprintln(os.Stderr, "rankprog: unknown mode", os.Args[1])
 		os.Exit(2)
@@ -180,4 +195,33 @@ func Line(kind string, rank, i, size int) []byte {
 		b = append(b, c)
 	}
 	return append(b, '\n')
+}
+
+// mpiSum passes each rank's number around the ring and checks it, then
+// has rank 0 print the sum of every rank's.
+func mpiSum(ctx context.Context, world *mpi.Comm) error {
+	r, n := world.Rank(), world.Size()
+	if err := world.Send(ctx, (r+1)%n, 1, []byte{byte(r)}); err != nil {
+		return err
+	}
+	got, _, err := world.Recv(ctx, (r+n-1)%n, 1)
+	if err != nil {
+		return err
+	}
+	if len(got) != 1 || int(got[0]) != (r+n-1)%n {
+		return fmt.Errorf("ring: got %v from rank %d", got, (r+n-1)%n)
+	}
+	if r != 0 {
+		return world.Send(ctx, 0, 2, []byte{byte(r)})
+	}
+	sum := 0
+	for src := 1; src < n; src++ {
+		b, _, err := world.Recv(ctx, src, 2)
+		if err != nil {
+			return err
+		}
+		sum += int(b[0])
+	}
+	fmt.Println("sum", sum)
+	return nil
 }
