@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin
 export GOTRACEBACK := all
 
-.PHONY: all build install run test test-short test-deps bench lint check-deps check-go cross clean
+.PHONY: all build install run test test-short test-deps bench lint check-deps check-go cross fuzz clean
 
 all: build
 
@@ -29,8 +29,23 @@ test-deps:
 # "exit status 1": the totals stay the last line.)
 TESTPROGRESS := GO=$(GO) ./$(BIN)/testprogress
 
-test: test-deps check-deps check-go $(BIN)/testprogress
+test: test-deps check-deps check-go fuzz $(BIN)/testprogress
 	$(TESTPROGRESS) -race -timeout=20m ./...
+
+# Every fuzz target for FUZZTIME each (5 s in make test; longer by hand:
+# make fuzz FUZZTIME=10m). The bus is untrusted input: the targets feed
+# random frames and start-up messages to mpi's handlers. A crasher found is
+# written under the package's testdata/fuzz, where go test runs it again
+# as a regression case.
+FUZZTIME ?= 5s
+FUZZ := mpi:FuzzInbox mpi:FuzzMulticast mpi:FuzzAbort mpi:FuzzHandshake mpi:FuzzParseToken
+
+fuzz:
+	@for f in $(FUZZ); do \
+		pkg=./$${f%%:*}; name=$${f#*:}; \
+		echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
+		out=$$($(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg 2>&1) || { echo "$$out"; exit 1; }; \
+	done
 
 # A quick loop: skips the multi-process and multi-host tests.
 test-short: $(BIN)/testprogress
