@@ -3,6 +3,7 @@ package launcher
 import (
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -138,5 +139,39 @@ func TestRoutePortRange(t *testing.T) {
 	}})
 	if err == nil {
 		t.Fatal("a server started with its only route port taken")
+	}
+}
+
+// TestClusterRankIdentity: a rank's key admits it to every server of the
+// job's cluster with the same permissions: on a server other than the
+// first, rank 1 can neither publish as rank 0 nor read rank 0's inbox.
+func TestClusterRankIdentity(t *testing.T) {
+	ca, err := newJobCA("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvs, seeds := startCluster(t, 3, ca)
+	errs := make(chan error, 4)
+	nc := connectAs(t, srvs[2].URL(), seeds[1], errs)
+	nc.SubscribeSync(subject.InboxAll(clusterJob, 0))
+	nc.Publish(subject.Inbox(clusterJob, 1, 0), []byte("forged"))
+	nc.Flush()
+	want := []string{
+		`subscription to "` + subject.InboxAll(clusterJob, 0) + `"`,
+		`publish to "` + subject.Inbox(clusterJob, 1, 0) + `"`,
+	}
+	var got []string
+	for range want {
+		select {
+		case err := <-errs:
+			got = append(got, strings.ToLower(err.Error()))
+		case <-time.After(5 * time.Second):
+			t.Fatalf("the server let rank 1 do it; errors so far: %q", got)
+		}
+	}
+	for _, w := range want {
+		if !strings.Contains(strings.Join(got, "\n"), strings.ToLower("permissions violation for "+w)) {
+			t.Errorf("no permissions violation for %s: %q", w, got)
+		}
 	}
 }
