@@ -1,13 +1,17 @@
 package launcher
 
 import (
+	"context"
+	"crypto/tls"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
 
 	"github.com/gorun-hpc/gorun/internal/subject"
@@ -93,5 +97,54 @@ func TestReadSigner(t *testing.T) {
 	}
 	if _, _, err := readSigner(good, "nope", ""); err == nil {
 		t.Error("a bad --nats-account was taken")
+	}
+}
+
+// --nats-ca: gorun trusts a TLS server whose certificate that CA signed,
+// and no other; ranks get the same file in GORUN_NATS_CA.
+func TestExternalTLS(t *testing.T) {
+	ca, err := newJobCA("site")
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, keyPEM, err := ca.issue("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true,
+		TLS: true, TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	defer ns.Shutdown()
+	if !ns.ReadyForConnections(5 * time.Second) {
+		t.Fatal("server not ready")
+	}
+	url := strings.Replace(ns.ClientURL(), "nats://", "tls://", 1)
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(caFile, ca.certPEM, 0o644)
+	ctx := context.Background()
+
+	bus, err := newExternalBus(&Config{NATSURL: url, NATSCA: caFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth, _ := bus.checkOptions("job", time.Now().Add(time.Hour))
+	if err := checkExternal(ctx, url, 5*time.Second, auth); err != nil {
+		t.Fatalf("with --nats-ca: %v", err)
+	}
+	env := jobInfo{ID: "job", TLS: bus.tls}.ContractEnv(Proc{}, 1, url)
+	if !slices.Contains(env, EnvNATSCA+"="+caFile) {
+		t.Errorf("ranks' environment %q lacks %s=%s", env, EnvNATSCA, caFile)
+	}
+	if err := checkExternal(ctx, url, 5*time.Second, nil); err == nil {
+		t.Fatal("connected to a server whose certificate no trusted CA signed")
 	}
 }
