@@ -20,9 +20,15 @@ const (
 	// server drops it (the default is 64 MiB).
 	serverMaxPending = 256 << 20
 	// serverWriteDeadline is how long the server waits on a blocked write
-	// to a rank before it drops the rank (the default is 10 s on recent
-	// servers, 2 s on older ones).
-	serverWriteDeadline = 10 * time.Second
+	// to a rank before it drops the rank (the default is 10 s). A rank
+	// that does not read is a rank that is stopped (a debugger, SIGSTOP, a
+	// suspended VM, a long pause), never one flooded: what can wait for
+	// it is bounded by the eager credit and the rendezvous window it
+	// grants (mpi's EagerBudget and RendezvousWindow, about 100 MiB at
+	// most), under serverMaxPending. So the deadline only bounds how long
+	// a rank may stop: 3 minutes, before the server's pings (every 2
+	// minutes, 2 unanswered) would drop it anyway.
+	serverWriteDeadline = 3 * time.Minute
 	// serverMaxPayload is the largest message the server takes, and so
 	// the size of mpi's chunks: 8 MiB, the most the server takes without
 	// warning (the default is 1 MiB). Fewer, larger chunks mean fewer

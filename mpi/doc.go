@@ -193,6 +193,11 @@
 // per-subscription pending limit (lifted, since flow control bounds it) nor
 // the server's max_pending (64 MiB by default; gorun's embedded server sets
 // 256 MiB) can be reached by that traffic, so no slow-consumer drop happens.
+// A receiver that stops reading altogether (stopped in a debugger, by
+// SIGSTOP, a suspended VM) leaves that much waiting in its server, whose
+// write deadline gorun sets to 3 minutes: a receiver stopped for less
+// resumes with nothing lost (a test stops one for 60 s while four ranks
+// stream to it).
 // If one happens anyway, or the connection is lost, every blocked and later
 // call fails with ErrConnLost, and under gorun the rank prints why and exits
 // with status 1: nothing is lost silently.

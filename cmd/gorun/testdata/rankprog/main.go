@@ -165,6 +165,21 @@ func main() {
 			os.Exit(1)
 		}
 		world.Close()
+	case "stream":
+		// Every rank but 0 sends rank 0 ARG messages of 60 KB, then two of
+		// 4 MiB; rank 0 says "ready" once joined, and checks that each
+		// sender's messages come whole and in order.
+		ctx := context.Background()
+		world, err := mpi.Init(ctx)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "rankprog:", err)
+			os.Exit(1)
+		}
+		if err := stream(ctx, world, arg(2)); err != nil {
+			fmt.Fprintln(os.Stderr, "rankprog:", err)
+			os.Exit(1)
+		}
+		world.Close()
 	default:
 		fmt.Fprintln(os.Stderr, "rankprog: unknown mode", os.Args[1])
 		os.Exit(2)
@@ -223,5 +238,50 @@ func mpiSum(ctx context.Context, world *mpi.Comm) error {
 		sum += int(b[0])
 	}
 	fmt.Println("sum", sum)
+	return nil
+}
+
+// stream is the "stream" mode: n small and two large messages from every
+// rank to rank 0, each filled with its sender and index.
+func stream(ctx context.Context, world *mpi.Comm, n int) error {
+	sizes := func(i int) int {
+		if i < n {
+			return 60 << 10
+		}
+		return 4 << 20
+	}
+	fill := func(b []byte, src, i int) {
+		for j := range b {
+			b[j] = byte(src*31 + i + j)
+		}
+	}
+	if world.Rank() != 0 {
+		for i := range n + 2 {
+			b := make([]byte, sizes(i))
+			fill(b, world.Rank(), i)
+			if err := world.Send(ctx, 0, 3, b); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	fmt.Println("ready")
+	next := make([]int, world.Size())
+	total := 0
+	for range (world.Size() - 1) * (n + 2) {
+		b, st, err := world.Recv(ctx, mpi.AnySource, 3)
+		if err != nil {
+			return err
+		}
+		i := next[st.Source]
+		want := make([]byte, sizes(i))
+		fill(want, st.Source, i)
+		if !bytes.Equal(b, want) {
+			return fmt.Errorf("message %d from rank %d: %d bytes, not what was sent", i, st.Source, len(b))
+		}
+		next[st.Source]++
+		total += len(b)
+	}
+	fmt.Println("got", total)
 	return nil
 }
