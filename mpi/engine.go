@@ -16,7 +16,7 @@ import (
 // matching, flow-control and rendezvous state shared by every communicator
 // of the rank. One mutex guards it all; frames are published while it is
 // held, which keeps every pair's frames in the order the protocol decided
-// them (see doc.go).
+// them (see protocol.go).
 type engine struct {
 	opts       Options
 	rank, size int

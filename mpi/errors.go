@@ -33,7 +33,7 @@ var (
 	// ErrTruncate is returned by RecvInto when a message does not fit its
 	// buffer, and by RecvSlice when a message's length is not a whole number
 	// of elements.
-	ErrTruncate = errors.New("mpi: message length is not a multiple of the element size")
+	ErrTruncate = errors.New("mpi: message does not fit (longer than the buffer, or not a whole number of elements)")
 	// ErrProtocol is returned by every blocked or later operation once a
 	// frame from another rank broke the protocol (a field out of range, a
 	// frame that claims another sender, an offer naming a process that is

@@ -151,7 +151,7 @@ func (e *engine) markStarted() {
 
 // handshake returns when every rank's inbox is subscribed and known to
 // every rank's server, and every rank knows what the others announced (see
-// doc.go, Start-up). Every rank but 0 asks rank 0 on its ready subject
+// protocol.go, Start-up). Every rank but 0 asks rank 0 on its ready subject
 // (retrying while rank 0 has not subscribed yet); rank 0 answers them all
 // once it has heard from everyone. On a cluster of servers a second round
 // follows: one rank per server probes every rank, and rank 0 lets everyone

@@ -53,8 +53,10 @@ type Options struct {
 	// not permitted, messages go through the bus in chunks. On by default.
 	SingleCopy bool
 
-	// AbortFunc ends the process for Abort and when the job is aborted by
-	// another rank. nil means os.Exit. mpitest sets its own.
+	// AbortFunc ends this process when it calls Abort; nil means os.Exit.
+	// mpitest sets its own. A rank whose job another rank aborts is not
+	// ended by it: its calls fail with an *AbortError, and under gorun it
+	// exits with the abort's code (os.Exit).
 	AbortFunc func(code int)
 	// ExitOnLoss makes a rank print why and exit(1) when its connection to
 	// the bus is lost, after failing its blocked calls. On by default under

@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-// The wire format is described in doc.go. This file is its only encoder and
+// The wire format is described in protocol.go. This file is its only encoder and
 // decoder.
 
 // Frame kinds.
