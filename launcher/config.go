@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/gorun-hpc/gorun/internal/contract"
 )
 
 // Config says how to run a job: how many ranks, where, and how gorun
@@ -201,7 +203,7 @@ func checkEnvName(name string) error {
 			return fmt.Errorf("%q is not a valid variable name", name)
 		}
 	}
-	if strings.HasPrefix(name, "GORUN_") {
+	if strings.HasPrefix(name, contract.Prefix) {
 		return fmt.Errorf("%s is set by gorun itself", name)
 	}
 	return nil

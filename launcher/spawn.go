@@ -6,21 +6,24 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/gorun-hpc/gorun/internal/contract"
 )
 
-// Environment variables of the launch contract, set for every rank.
+// Environment variables of the launch contract, set for every rank (see
+// internal/contract, the one place that names them).
 const (
-	EnvRank      = "GORUN_RANK"
-	EnvSize      = "GORUN_SIZE"
-	EnvLocalRank = "GORUN_LOCAL_RANK"
-	EnvLocalSize = "GORUN_LOCAL_SIZE"
-	EnvJobID     = "GORUN_JOB_ID"
-	EnvNATSURL   = "GORUN_NATS_URL"
-	EnvNATSToken = "GORUN_NATS_TOKEN" // a shared server's token: only ever in an environment
-	EnvNATSCreds = "GORUN_NATS_CREDS" // the rank's own credentials: only ever in its environment
-	EnvNATSCA    = "GORUN_NATS_CA"    // a PEM file: the CA of a --nats server's certificate
-	EnvNATSCert  = "GORUN_NATS_CERT"  // a PEM file: the client certificate for a --nats server
-	EnvNATSKey   = "GORUN_NATS_KEY"   // a PEM file: that certificate's key
+	EnvRank      = contract.Rank
+	EnvSize      = contract.Size
+	EnvLocalRank = contract.LocalRank
+	EnvLocalSize = contract.LocalSize
+	EnvJobID     = contract.JobID
+	EnvNATSURL   = contract.NATSURL
+	EnvNATSToken = contract.NATSToken // a shared server's token: only ever in an environment
+	EnvNATSCreds = contract.NATSCreds // the rank's own credentials: only ever in its environment
+	EnvNATSCA    = contract.NATSCA    // a PEM file: the CA of a --nats server's certificate
+	EnvNATSCert  = contract.NATSCert  // a PEM file: the client certificate for a --nats server
+	EnvNATSKey   = contract.NATSKey   // a PEM file: that certificate's key
 )
 
 // A spawner starts the ranks placed on one host and reports how each ended.

@@ -11,28 +11,30 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/gorun-hpc/gorun/internal/contract"
 	"github.com/gorun-hpc/gorun/internal/subject"
 )
 
-// The launch contract's environment variables.
+// The launch contract's environment variables (internal/contract names
+// them for gorun and mpi alike).
 const (
-	EnvRank      = "GORUN_RANK"
-	EnvSize      = "GORUN_SIZE"
-	EnvLocalRank = "GORUN_LOCAL_RANK"
-	EnvLocalSize = "GORUN_LOCAL_SIZE"
-	EnvJobID     = "GORUN_JOB_ID"
-	EnvNATSURL   = "GORUN_NATS_URL"
-	EnvNATSToken = "GORUN_NATS_TOKEN"
+	EnvRank      = contract.Rank
+	EnvSize      = contract.Size
+	EnvLocalRank = contract.LocalRank
+	EnvLocalSize = contract.LocalSize
+	EnvJobID     = contract.JobID
+	EnvNATSURL   = contract.NATSURL
+	EnvNATSToken = contract.NATSToken
 	// EnvNATSCreds holds the rank's own NATS credentials, when gorun made
 	// some for it: a bare nkey seed (the embedded server), or a user JWT
 	// and its seed in the .creds format (minted for a shared server).
-	EnvNATSCreds = "GORUN_NATS_CREDS"
+	EnvNATSCreds = contract.NATSCreds
 	// EnvNATSCA, EnvNATSCert and EnvNATSKey name PEM files for TLS to a
 	// shared server (gorun's --nats-ca, --nats-cert and --nats-key): the
 	// CA of the server's certificate, and a client certificate and its key.
-	EnvNATSCA   = "GORUN_NATS_CA"
-	EnvNATSCert = "GORUN_NATS_CERT"
-	EnvNATSKey  = "GORUN_NATS_KEY"
+	EnvNATSCA   = contract.NATSCA
+	EnvNATSCert = contract.NATSCert
+	EnvNATSKey  = contract.NATSKey
 )
 
 // Init joins the job that gorun started and returns the world communicator.
