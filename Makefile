@@ -75,12 +75,14 @@ lint:
 
 # collectives and pool must use only mpi's public API: nothing they import
 # themselves may be under mpi/internal (Go's internal rule forbids it too;
-# this says so clearly).
+# this says so clearly). gorun itself links nothing of mpi.
 check-deps:
 	@for p in collectives pool; do \
 		if $(GO) list -e -f '{{join .Imports "\n"}}{{"\n"}}{{join .TestImports "\n"}}' ./$$p/... | grep -qE '/mpi/internal|gorun/internal/subject'; then \
 			echo "$$p imports mpi/internal"; exit 1; fi; \
 	done
+	@if $(GO) list -deps ./launcher ./cmd/gorun | grep -q 'gorun/mpi'; then \
+		echo "the launcher links package mpi: share what both need through internal/contract"; exit 1; fi
 
 # go.mod requires the lowest Go that builds gorun, so that a user's module
 # is not made to require a newer one: the highest its dependencies require,
