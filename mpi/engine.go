@@ -347,7 +347,7 @@ func (e *engine) recvNow(c *Comm, comm uint64, src, tag int) ([]byte, Status, bo
 		return nil, Status{}, false
 	}
 	for i, v := range q.unexpected {
-		if (src == AnySource || src == v.src) && (tag == AnyTag || tag == v.tag) {
+		if matches(src, tag, v.src, v.tag) {
 			if v.rts {
 				return nil, Status{}, false
 			}
@@ -661,7 +661,7 @@ func (e *engine) violation(subj, field, format string, args ...any) {
 func (e *engine) arrive(comm uint64, src, tag int, data []byte, rts *envelope) {
 	q := e.queue(comm)
 	for i, r := range q.posted {
-		if (r.peer == AnySource || r.peer == src) && (r.tag == AnyTag || r.tag == tag) {
+		if matches(r.peer, r.tag, src, tag) {
 			q.posted = remove(q.posted, i)
 			r.posted = false
 			if rts != nil {
@@ -719,7 +719,7 @@ func (e *engine) postRecv(r *Request) {
 	}
 	q := e.queue(r.comm)
 	for i, v := range q.unexpected {
-		if (r.peer == AnySource || r.peer == v.src) && (r.tag == AnyTag || r.tag == v.tag) {
+		if matches(r.peer, r.tag, v.src, v.tag) {
 			q.unexpected = remove(q.unexpected, i)
 			e.take(v)
 			if v.rts {
@@ -914,7 +914,7 @@ func (e *engine) probe(c *Comm, comm uint64, src, tag int) (Status, bool, <-chan
 		return Status{}, false, nil, e.err
 	}
 	for _, v := range e.queue(comm).unexpected {
-		if (src == AnySource || src == v.src) && (tag == AnyTag || tag == v.tag) {
+		if matches(src, tag, v.src, v.tag) {
 			return Status{Source: c.commRank(v.src), Tag: v.tag, Count: v.count()}, true, nil, nil
 		}
 	}
@@ -1117,4 +1117,11 @@ func removeItem[T comparable](s []T, x T) []T {
 		}
 	}
 	return s
+}
+
+// matches reports whether a receive for (src, tag), either of which may be
+// AnySource or AnyTag, takes a message from source with msgTag: the one
+// matching rule, for posted receives, probes and unexpected messages alike.
+func matches(src, tag, source, msgTag int) bool {
+	return (src == AnySource || src == source) && (tag == AnyTag || tag == msgTag)
 }
