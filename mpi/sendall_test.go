@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -77,10 +78,12 @@ func TestSendAll(t *testing.T) {
 func TestSendAllWithoutCredit(t *testing.T) {
 	const n, budget, eagerLimit = 4, 4096, 1000
 	stats := make([]mpi.FlowStats, n)
+	var sender atomic.Pointer[mpi.Comm]
 	mpitest.Run(t, n, func(ctx context.Context, c *mpi.Comm) error {
 		defer func() { stats[c.Rank()] = c.FlowStats() }()
 		const k = 300
 		if c.Rank() == 0 {
+			sender.Store(c)
 			for i := range k {
 				if err := c.SendAll(ctx, 3, []byte{byte(i), byte(i >> 8)}); err != nil {
 					return err
@@ -89,7 +92,17 @@ func TestSendAllWithoutCredit(t *testing.T) {
 			return nil
 		}
 		if c.Rank() == 2 {
-			time.Sleep(300 * time.Millisecond) // let rank 0 run out of credit here
+			// Receive nothing until rank 0 has run out of credit here.
+			for {
+				if s := sender.Load(); s != nil && s.FlowStats().CreditWaits > 0 {
+					break
+				}
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(time.Millisecond):
+				}
+			}
 		}
 		for i := range k {
 			b, _, err := c.Recv(ctx, 0, 3)
