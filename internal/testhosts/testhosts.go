@@ -3,8 +3,10 @@
 // the others by a bridge), its own PID namespace (its sshd is its PID 1, and
 // a host's processes cannot see, signal or read the memory of another's),
 // its own mount namespace (with its own /proc) and its own UTS namespace
-// (hostname h1, h2, ...). Each runs a real OpenSSH sshd that lets root in
-// with a key made for the test. The test process stays in the root
+// (hostname h1, h2, ...), with an /etc/hosts that names every host. Each
+// runs a real OpenSSH sshd that lets root in with a key made for the test,
+// or, made with NewWith, a daemon of the test's instead (package testslurm
+// runs slurmctld and slurmd that way). The test process stays in the root
 // namespaces and reaches the hosts over the bridge, as a launcher reaches
 // real machines; the hosts reach it at the bridge's address
 // (Cluster.Gateway).
@@ -69,8 +71,9 @@ type Cluster struct {
 	Gateway string // the bridge's address in the root namespace: how hosts reach the test process
 	Dir     string // the test's key, config and log files
 	Bridge  string // the bridge's name
-	Key     string // the private key root logs in with
+	Key     string // the private key root logs in with (New; not with a Daemon)
 	t       testing.TB
+	opts    Options
 }
 
 // Available reports why multi-host tests cannot run here, or "" if they can.
@@ -104,11 +107,37 @@ func Require(t testing.TB) {
 	}
 }
 
+// Options change what NewWith makes. The zero value makes what New makes.
+type Options struct {
+	// Names are the hosts' host names; nil means h1, h2, ...
+	Names []string
+
+	// Daemon is the command line each host's PID 1 runs, in the host's
+	// namespaces, instead of sshd (so that host runs no sshd); nil means
+	// sshd. It is given the host.
+	Daemon func(h *Host) []string
+
+	// Setup, if not nil, runs once every host has its address, before
+	// any daemon starts (to write the daemons' configuration).
+	Setup func(c *Cluster)
+
+	// Ready says whether host h's daemon is up (nil error), polled every
+	// 10 ms for up to 30 s after it started; nil means sshd's port answers.
+	Ready func(h *Host) error
+}
+
 // New makes n hosts and starts an sshd on each; it fails t if any step
 // fails, and removes everything when t ends.
-func New(t testing.TB, n int) *Cluster {
+func New(t testing.TB, n int) *Cluster { return NewWith(t, n, Options{}) }
+
+// NewWith makes n hosts as New does, with opts. Every host's /etc/hosts
+// (its own, in its mount namespace) names every host of the cluster.
+func NewWith(t testing.TB, n int, opts Options) *Cluster {
 	t.Helper()
 	Require(t)
+	if opts.Names != nil && len(opts.Names) != n {
+		t.Fatalf("testhosts: %d names for %d hosts", len(opts.Names), n)
+	}
 	if n < 1 || n > 200 {
 		t.Fatalf("testhosts: %d hosts: want 1 to 200", n)
 	}
@@ -120,6 +149,7 @@ func New(t testing.TB, n int) *Cluster {
 		Dir:    t.TempDir(),
 		Bridge: fmt.Sprintf("%s%xk%d", bridgePrefix, pid, k),
 		t:      t,
+		opts:   opts,
 	}
 	t.Cleanup(c.destroy)
 	subnet, err := freeSubnet()
@@ -139,6 +169,9 @@ func New(t testing.TB, n int) *Cluster {
 			Hostname: fmt.Sprintf("h%d", i+1),
 			Veth:     veth,
 		}
+		if opts.Names != nil {
+			h.Hostname = opts.Names[i]
+		}
 		c.must("ip", "netns", "add", h.NS)
 		c.Hosts = append(c.Hosts, h)
 		c.must("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", h.NS)
@@ -150,7 +183,13 @@ func New(t testing.TB, n int) *Cluster {
 		c.must("ip", "-n", h.NS, "route", "add", "default", "via", c.Gateway)
 	}
 	unlock()
-	c.keys()
+	c.writeHosts()
+	if opts.Daemon == nil {
+		c.keys()
+	}
+	if opts.Setup != nil {
+		opts.Setup(c)
+	}
 	for i := range c.Hosts {
 		c.startSSHD(&c.Hosts[i])
 	}
@@ -158,6 +197,19 @@ func New(t testing.TB, n int) *Cluster {
 		c.waitSSHD(&c.Hosts[i])
 	}
 	return c
+}
+
+// writeHosts writes the /etc/hosts every host mounts over its own: every
+// host's name and address, and the test's (Gateway) as "gateway".
+func (c *Cluster) writeHosts() {
+	var b strings.Builder
+	b.WriteString("127.0.0.1 localhost\n" + c.Gateway + " gateway\n")
+	for _, h := range c.Hosts {
+		b.WriteString(h.Addr + " " + h.Hostname + "\n")
+	}
+	if err := os.WriteFile(filepath.Join(c.Dir, "etc-hosts"), []byte(b.String()), 0o644); err != nil {
+		c.t.Fatal(err)
+	}
 }
 
 // SSHOpts returns the ssh options that log in to the cluster's hosts as root
@@ -349,6 +401,39 @@ func (c *Cluster) keys() {
 }
 
 func (c *Cluster) startSSHD(h *Host) {
+	argv := c.sshdArgs(h)
+	if c.opts.Daemon != nil {
+		argv = c.opts.Daemon(h)
+	}
+	log, err := os.Create(filepath.Join(c.Dir, "daemon_"+h.NS+".log"))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer log.Close()
+	// Not `ip netns exec`: it remounts /sys and does not make a PID
+	// namespace. nsenter enters the network namespace and execs unshare,
+	// which makes the PID, mount and UTS namespaces and forks the host's
+	// PID 1: a shell that mounts the host's own /proc and /etc/hosts, sets
+	// its host name and becomes the daemon (sshd reaps every orphan of the
+	// host). When unshare dies (Pdeathsig: with the test), --kill-child
+	// kills the daemon, and the kernel every other process of the PID
+	// namespace.
+	args := []string{"--net=/run/netns/" + h.NS, "--",
+		"unshare", "--pid", "--fork", "--kill-child", "--mount", "--uts", "--propagation", "private", "--mount-proc", "--",
+		"/bin/sh", "-c", `echo "$0" >/proc/sys/kernel/hostname && mount --bind "$1" /etc/hosts && shift && exec "$@"`,
+		h.Hostname, filepath.Join(c.Dir, "etc-hosts")}
+	cmd := exec.Command("nsenter", append(args, argv...)...)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = sshdProcAttr()
+	if err := cmd.Start(); err != nil {
+		c.t.Fatalf("start %s in %s: %v", argv[0], h.NS, err)
+	}
+	h.sshd = cmd
+}
+
+// sshdArgs writes host h's sshd configuration and returns sshd's command
+// line.
+func (c *Cluster) sshdArgs(h *Host) []string {
 	conf := filepath.Join(c.Dir, "sshd_config_"+h.NS)
 	text := strings.Join([]string{
 		"ListenAddress " + h.Addr,
@@ -372,27 +457,7 @@ func (c *Cluster) startSSHD(h *Host) {
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		c.t.Fatal(err)
 	}
-	log, err := os.Create(filepath.Join(c.Dir, "sshd_"+h.NS+".log"))
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	defer log.Close()
-	// Not `ip netns exec`: it remounts /sys and does not make a PID
-	// namespace. nsenter enters the network namespace and execs unshare,
-	// which makes the PID, mount and UTS namespaces and forks the host's
-	// PID 1: a shell that mounts the host's own /proc, sets its host name
-	// and becomes sshd (which reaps every orphan of the host). When
-	// unshare dies (Pdeathsig: with the test), --kill-child kills sshd,
-	// and the kernel every other process of the PID namespace.
-	cmd := exec.Command("nsenter", "--net=/run/netns/"+h.NS, "--",
-		"unshare", "--pid", "--fork", "--kill-child", "--mount", "--uts", "--propagation", "private", "--mount-proc", "--",
-		"/bin/sh", "-c", `echo "$0" >/proc/sys/kernel/hostname && exec "$1" -D -e -f "$2"`, h.Hostname, sshd, conf)
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = sshdProcAttr()
-	if err := cmd.Start(); err != nil {
-		c.t.Fatalf("start sshd in %s: %v", h.NS, err)
-	}
-	h.sshd = cmd
+	return []string{sshd, "-D", "-e", "-f", conf}
 }
 
 // findInit finds host h's PID 1: the child of its unshare.
@@ -410,18 +475,27 @@ func (c *Cluster) findInit(h *Host) int {
 }
 
 func (c *Cluster) waitSSHD(h *Host) {
-	deadline := time.Now().Add(10 * time.Second)
+	ready := c.opts.Ready
+	if ready == nil {
+		ready = func(h *Host) error {
+			conn, err := net.DialTimeout("tcp", net.JoinHostPort(h.Addr, "22"), time.Second)
+			if err == nil {
+				conn.Close()
+			}
+			return err
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
 	for {
-		conn, err := net.DialTimeout("tcp", net.JoinHostPort(h.Addr, "22"), time.Second)
+		err := ready(h)
 		if err == nil {
-			conn.Close()
 			if h.init = c.findInit(h); h.init > 0 {
 				return
 			}
 		}
 		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(filepath.Join(c.Dir, "sshd_"+h.NS+".log"))
-			c.t.Fatalf("sshd in %s (%s) not listening after 10s: %v\nsshd log:\n%s", h.NS, h.Addr, err, b)
+			b, _ := os.ReadFile(filepath.Join(c.Dir, "daemon_"+h.NS+".log"))
+			c.t.Fatalf("the daemon of host %s (%s, %s) not ready after 30s: %v\nits log:\n%s", h.Hostname, h.NS, h.Addr, err, b)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
