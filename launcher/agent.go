@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
+	"os/signal"
 	"runtime"
 	"strings"
 	"sync"
@@ -141,20 +143,45 @@ func readFrame(r *bufio.Reader, buf []byte) (byte, []byte, error) {
 // (SIGTERM, SIGKILL after the grace, and every descendant) as soon as in
 // reaches EOF or out fails: gorun, or its ssh session, is gone. It returns
 // the agent's exit status.
+//
+// Started by a Slurm step (spawn_slurm.go), whose environment names the
+// gorun to call, it talks over the connection it makes to gorun instead
+// of in and out. It stops its ranks too on SIGTERM or SIGHUP (scancel,
+// srun ending the step).
 func RunAgent(in io.Reader, out io.Writer, errOut io.Writer) int {
 	becomeSubreaper()
-	fw := &frameWriter{w: out}
 	hostname, _ := os.Hostname()
 	hello := agentHello{OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.GOMAXPROCS(0), Hostname: hostname}
 	if f := strings.Fields(os.Getenv("SSH_CONNECTION")); len(f) == 4 {
 		hello.Addr = f[2]
 	}
+	if os.Getenv(agentDialEnv) != "" {
+		c, err := dialGorun()
+		if err != nil {
+			fmt.Fprintf(errOut, "gorun agent on %s: %v\n", hostname, err)
+			return 1
+		}
+		defer c.Close()
+		in, out = c, c
+		if a, ok := c.LocalAddr().(*net.TCPAddr); ok {
+			hello.Addr = a.IP.String()
+		}
+	}
+	fw := &frameWriter{w: out}
 	if err := fw.json(frameHello, hello); err != nil {
 		return 1
 	}
 	a := &agent{fw: fw, errOut: errOut, gone: make(chan struct{}), done: make(chan struct{})}
 	br := bufio.NewReaderSize(in, 64<<10)
 	go a.read(br)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	go func() {
+		if _, ok := <-sigs; ok {
+			a.lost()
+		}
+	}()
 	<-a.gone
 	a.shutdown()
 	return 0

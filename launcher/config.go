@@ -31,6 +31,11 @@ type Config struct {
 	// SSH says how ranks on other hosts are started (see SSHOptions).
 	SSH SSHOptions
 
+	// Launcher says how the agents of other hosts start: LauncherSSH (""
+	// too: one ssh login per host) or LauncherSlurm (one srun step inside
+	// the Slurm allocation gorun runs in; see SlurmHosts).
+	Launcher string
+
 	// TagOutput prefixes every line a rank writes with "[rank] ".
 	TagOutput bool
 
@@ -139,6 +144,15 @@ func (cfg *Config) Validate() error {
 	case "", "slot", "node":
 	default:
 		return fmt.Errorf("--map-by %q: must be slot or node", cfg.MapBy)
+	}
+	switch cfg.Launcher {
+	case "", LauncherSSH:
+	case LauncherSlurm:
+		if os.Getenv("SLURM_JOB_ID") == "" {
+			return fmt.Errorf("--launcher slurm: not inside a Slurm allocation (SLURM_JOB_ID is not set): run gorun under salloc or sbatch")
+		}
+	default:
+		return fmt.Errorf("--launcher %q: must be ssh, slurm or local", cfg.Launcher)
 	}
 	for _, kv := range cfg.Env {
 		name, _, _ := strings.Cut(kv, "=")

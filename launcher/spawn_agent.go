@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	osexec "os/exec"
 	"runtime"
 	"strconv"
 	"strings"
@@ -98,18 +97,21 @@ func goPlatform(uname string) string {
 	return osys + "/" + arch
 }
 
-// agentConn is gorun's end of one remote host's agent.
+// agentConn is gorun's end of one remote host's agent: its ssh session
+// (startAgent), or the connection it made when a Slurm step started it
+// (startSlurmAgents).
 type agentConn struct {
-	host  Host
-	cmd   *sshProc
-	in    io.WriteCloser
-	fw    *frameWriter
-	br    *bufio.Reader
-	hello agentHello
-	errs  *tailBuffer // ssh's stderr before the agent runs
-	ended chan struct{}
-	werr  error // ssh's end, after ended
-	once  sync.Once
+	host   Host
+	via    string // what carries the agent protocol, for messages: "ssh session", "connection"
+	in     io.WriteCloser
+	fw     *frameWriter
+	br     *bufio.Reader
+	hello  agentHello
+	errs   *tailBuffer // ssh's (or srun's) stderr
+	ended  chan struct{}
+	werr   error  // how the session ended, after ended
+	killFn func() // ends the session at once
+	once   sync.Once
 }
 
 // startAgent logs in to h once and starts its agent, shipping this gorun
@@ -144,9 +146,9 @@ func startAgent(ctx context.Context, o *SSHOptions, h Host, logf func(string, ..
 		errR.Close()
 		return nil, fmt.Errorf("cannot run %s: %w", o.program(), err)
 	}
-	a := &agentConn{host: h, in: in, fw: &frameWriter{w: in}, br: bufio.NewReaderSize(outR, 64<<10),
+	a := &agentConn{host: h, via: "ssh session", in: in, fw: &frameWriter{w: in}, br: bufio.NewReaderSize(outR, 64<<10),
 		errs: &tailBuffer{max: 64 << 10}, ended: make(chan struct{})}
-	a.cmd = &sshProc{cmd: cmd}
+	a.killFn = func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	go func() { io.Copy(a.errs, errR); errR.Close() }()
 	go func() { a.werr = cmd.Wait(); close(a.ended) }()
 
@@ -246,8 +248,8 @@ func (a *agentConn) loginError(err error) error {
 	return fmt.Errorf("cannot log in with ssh (%s): the session ended (%v)", a.host.Source, err)
 }
 
-// kill ends the ssh session (and so the agent, which stops its ranks).
-func (a *agentConn) kill() { syscall.Kill(-a.cmd.cmd.Process.Pid, syscall.SIGKILL) }
+// kill ends the session (and so the agent, which stops its ranks).
+func (a *agentConn) kill() { a.killFn() }
 
 // close tells the agent the job is over (EOF), and waits up to d for its
 // session to end.
@@ -390,11 +392,16 @@ func (s *agentSpawner) read(spec *spawnSpec, exits chan<- rankExit) {
 		s.a.kill()
 		<-s.a.ended
 	}
-	how := "ended"
-	if x := waitResult(0, name, 0, s.a.werr); x.Signal != 0 {
-		how = "was killed by " + signalName(x.Signal)
+	how := "ssh ended"
+	if s.a.via != "ssh session" {
+		how = "it ended"
+		if s.a.werr != nil {
+			how = "it failed (" + s.a.werr.Error() + ")"
+		}
+	} else if x := waitResult(0, name, 0, s.a.werr); x.Signal != 0 {
+		how = "ssh was killed by " + signalName(x.Signal)
 	} else if x.Code != 0 {
-		how = "exited with status " + strconv.Itoa(x.Code)
+		how = "ssh exited with status " + strconv.Itoa(x.Code)
 	}
 	first := true
 	for _, p := range spec.Procs {
@@ -412,7 +419,7 @@ func (s *agentSpawner) read(spec *spawnSpec, exits chan<- rankExit) {
 		case failure != "":
 			x.NotStarted = true
 		default:
-			x.Err = fmt.Errorf("lost its ssh session to the agent on host %s (ssh %s before the rank ended)%s", name, how, stderrNote(s.a.errs.String()))
+			x.Err = fmt.Errorf("lost its %s to the agent on host %s (%s before the rank ended)%s", s.a.via, name, how, stderrNote(s.a.errs.String()))
 		}
 		first = false
 		exits <- x
@@ -487,5 +494,3 @@ func isDevNull(r io.Reader) bool {
 	return err == nil && os.SameFile(fi, null)
 }
 
-// sshProc is the ssh process of an agent's session.
-type sshProc struct{ cmd *osexec.Cmd }

@@ -157,6 +157,7 @@ type remote struct {
 	cluster *jobCluster // with the embedded servers: how each host's server joins the job's cluster
 	cwd     string      // gorun's directory, tried first on a remote host
 	agents  map[int]*agentConn
+	step    *slurmStep // with LauncherSlurm: the srun step of the agents
 
 	mu      sync.Mutex
 	progs   map[string]string // host -> the program's path there (with Copy)
@@ -283,6 +284,9 @@ func prepareHosts(ctx context.Context, cfg *Config, logf func(string, ...any)) (
 		return nil, nil
 	}
 	cfg.Hosts = append([]Host(nil), cfg.Hosts...) // the caller's slice stays as it was
+	if cfg.Launcher == LauncherSlurm {
+		return nil, prepareSlurm(ctx, cfg, logf)
+	}
 	var ask []int
 	for i, h := range cfg.Hosts {
 		if h.IsLocal() {
@@ -361,7 +365,7 @@ func startRemote(ctx context.Context, cfg *Config, plan *Plan, prog string, job 
 	}
 	cwd, _ := os.Getwd()
 	rm := &remote{opts: cfg.SSH, grace: cfg.StopGrace, cwd: cwd, progs: map[string]string{}}
-	if cfg.SSH.Copy {
+	if cfg.SSH.Copy && cfg.Launcher != LauncherSlurm {
 		t := time.Now()
 		err := forEachHost(hosts, func(i int) error { return rm.copyProgram(ctx, plan.Hosts[i], prog) })
 		if err != nil {
@@ -379,6 +383,18 @@ func startRemote(ctx context.Context, cfg *Config, plan *Plan, prog string, job 
 		}
 	} else {
 		rm.cluster = job.Cluster
+	}
+	if cfg.Launcher == LauncherSlurm {
+		use := map[int]Host{}
+		for _, i := range hosts {
+			use[i] = plan.Hosts[i]
+		}
+		var err error
+		if rm.agents, rm.step, err = startSlurmAgents(ctx, use, cfg.SSH.Advertise, logf); err != nil {
+			rm.close()
+			return nil, fmt.Errorf("starting the agents with srun: %w", err)
+		}
+		return rm, nil
 	}
 	// One login per host: its agent (shipped there first if it lacks this
 	// gorun build).
@@ -490,6 +506,7 @@ func (rm *remote) close() {
 		return
 	}
 	closeAgents(rm.agents, rm.opts.timeout())
+	rm.step.close(rm.opts.timeout())
 	rm.mu.Lock()
 	holders := rm.holders
 	rm.holders = nil
@@ -539,6 +556,13 @@ func routeAddr(ctx context.Context, o *SSHOptions, h Host) string {
 			}
 		}
 	}
+	return addrToward(ctx, name)
+}
+
+// addrToward is the address of this machine's interface that routes to
+// the host name (or address) name, or this machine's host name if that
+// cannot be told.
+func addrToward(ctx context.Context, name string) string {
 	addrs, err := net.DefaultResolver.LookupHost(ctx, name)
 	if err == nil && len(addrs) > 0 {
 		// A UDP "connection" sends nothing; it only picks the route.

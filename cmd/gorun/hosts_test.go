@@ -118,7 +118,7 @@ func (e *hostsEnv) checkWhere(t *testing.T, lines []string, want []string) {
 	got := map[int]string{}
 	for _, l := range withPrefix(lines, "where ") {
 		f := strings.Fields(l)
-		if len(f) != 7 {
+		if len(f) != 8 {
 			t.Fatalf("bad line %q", l)
 		}
 		r, _ := strconv.Atoi(f[1])
@@ -238,7 +238,7 @@ func TestHostsPlacement(t *testing.T) {
 			t.Errorf("no sum line in:\n%s", strings.Join(lines, "\n"))
 		}
 		for _, l := range withPrefix(lines, "where 0 ") {
-			if strings.HasSuffix(l, " "+e.Hosts[0].Addr) {
+			if strings.Contains(l, " "+e.Hosts[0].Addr+" ") {
 				t.Errorf("rank 0 ran on the remote host: %q", l)
 			}
 		}

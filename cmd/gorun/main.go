@@ -80,11 +80,15 @@ func gorun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "gorun: no program to run (see gorun --help)")
 		return launcher.ExitUsage
 	}
-	if err := hosts.apply(&cfg, flagSet(fs, "n", "np")); err != nil {
+	why, err := hosts.apply(&cfg, flagSet(fs, "n", "np"))
+	if err != nil {
 		fmt.Fprintf(stderr, "gorun: %v\n", err)
 		return launcher.ExitUsage
 	}
-	err := launcher.Run(context.Background(), cfg, fs.Arg(0), fs.Args()[1:]...)
+	if cfg.Verbose {
+		fmt.Fprintf(stderr, "gorun: %s\n", why)
+	}
+	err = launcher.Run(context.Background(), cfg, fs.Arg(0), fs.Args()[1:]...)
 	if err != nil {
 		fmt.Fprintf(stderr, "gorun: %v\n", err)
 	}

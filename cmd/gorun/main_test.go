@@ -51,9 +51,16 @@ type job struct {
 // startJob starts gorun with args; stdin may be nil.
 func startJob(t *testing.T, stdin io.Reader, args ...string) *job {
 	t.Helper()
+	return startCmd(t, exec.Command(bin.gorun, args...), stdin)
+}
+
+// startCmd starts cmd, a command that runs gorun (salloc gorun ...), as
+// startJob starts gorun.
+func startCmd(t *testing.T, cmd *exec.Cmd, stdin io.Reader) *job {
+	t.Helper()
 	testbin.Group(t, testbin.GroupMultiProcess)
 	j := &job{t: t, done: make(chan struct{})}
-	j.cmd = exec.Command(bin.gorun, args...)
+	j.cmd = cmd
 	j.cmd.Stdin = stdin
 	stdout, err := j.cmd.StdoutPipe()
 	if err != nil {

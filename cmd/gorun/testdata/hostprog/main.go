@@ -1,7 +1,7 @@
 // Command hostprog is the rank program of gorun's multi-host tests. Every
-// rank prints "where RANK LOCAL_RANK LOCAL_SIZE SIZE PID ADDR" on stdout
-// (ADDR: its host's first non-loopback IPv4 address), then does what its
-// mode says:
+// rank prints "where RANK LOCAL_RANK LOCAL_SIZE SIZE PID ADDR HOSTNAME" on
+// stdout (ADDR: its host's first non-loopback IPv4 address), then does
+// what its mode says:
 //
 //	check   join the job, pass a token around the ring, Allreduce the ranks'
 //	        numbers (and an mpi-only reduction to rank 0); rank 0 prints
@@ -30,8 +30,9 @@ import (
 )
 
 func main() {
-	fmt.Printf("where %s %s %s %s %d %s\n", os.Getenv("GORUN_RANK"), os.Getenv("GORUN_LOCAL_RANK"),
-		os.Getenv("GORUN_LOCAL_SIZE"), os.Getenv("GORUN_SIZE"), os.Getpid(), addr())
+	hostname, _ := os.Hostname()
+	fmt.Printf("where %s %s %s %s %d %s %s\n", os.Getenv("GORUN_RANK"), os.Getenv("GORUN_LOCAL_RANK"),
+		os.Getenv("GORUN_LOCAL_SIZE"), os.Getenv("GORUN_SIZE"), os.Getpid(), addr(), hostname)
 	mode := "check"
 	if len(os.Args) > 1 {
 		mode = os.Args[1]
