@@ -493,4 +493,3 @@ func isDevNull(r io.Reader) bool {
 	null, err := os.Stat(os.DevNull)
 	return err == nil && os.SameFile(fi, null)
 }
-
