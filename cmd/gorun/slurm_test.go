@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -124,4 +125,190 @@ func TestSlurmSbatch(t *testing.T) {
 			t.Errorf("no %q line in the output file", w)
 		}
 	}
+}
+
+// allocJob starts `salloc -N 3 -n 6 gorun rankprog mode...` and waits
+// until every rank runs.
+func allocJob(t *testing.T, c *testslurm.Cluster, gorunArgs []string, mode ...string) *job {
+	t.Helper()
+	args := append([]string{"-N", "3", "-n", "6", bin.gorun}, gorunArgs...)
+	cmd := c.Client(context.Background(), "salloc", append(append(args, bin.rankprog), mode...)...)
+	j := startCmd(t, cmd, nil)
+	switch mode[0] {
+	case "mpisleep":
+		j.waitLines("ready", 6, time.Minute)
+	case "sleep":
+		j.waitLines("pid ", 6, time.Minute)
+	}
+	return j
+}
+
+// gorunPid is the pid of the gorun that salloc (pid) runs.
+func gorunPid(t *testing.T, salloc int) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", salloc, salloc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range strings.Fields(string(b)) {
+		pid, _ := strconv.Atoi(f)
+		if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); exe == bin.gorun {
+			return pid
+		}
+	}
+	t.Fatalf("salloc (pid %d) runs no gorun: children %q", salloc, b)
+	return 0
+}
+
+// jobID is the allocation salloc says it was granted.
+func jobID(t *testing.T, j *job) string {
+	t.Helper()
+	j.waitStderr("Granted job allocation ", 30*time.Second)
+	s := j.errText()
+	s = s[strings.Index(s, "Granted job allocation ")+len("Granted job allocation "):]
+	id, _, _ := strings.Cut(s, "\n")
+	return strings.TrimSpace(id)
+}
+
+// assertNodesClean fails t if a process of the job is on a node within d.
+func assertNodesClean(t *testing.T, c *testslurm.Cluster, d time.Duration) {
+	t.Helper()
+	start := time.Now()
+	if ps := c.WaitNodesClean(d); len(ps) != 0 {
+		t.Fatalf("processes left on the nodes %v after the job ended: %+v", d, ps)
+	}
+	t.Logf("nodes clean %v after the job ended", time.Since(start).Round(time.Millisecond))
+}
+
+// TestSlurmTeardown ends jobs inside an allocation in every way a job ends
+// early: gorun's exit status follows the same rules as without Slurm, and
+// no process of the job is left on any node.
+func TestSlurmTeardown(t *testing.T) {
+	c := newSlurm(t, 3)
+	t.Run("rank exits 7", func(t *testing.T) {
+		j := allocJob(t, c, nil, "mpirecv", "3", "7")
+		code := j.wait(time.Minute)
+		took := j.exitAt.Sub(failTime(t, j.lines()))
+		t.Logf("salloc exited %v after rank 3 failed", took.Round(time.Millisecond))
+		if code != 7 {
+			t.Errorf("exit %d, want 7; stderr:\n%s", code, j.errText())
+		}
+		if took > 3*time.Second {
+			t.Errorf("exit %v after the rank failed, want within 3s", took)
+		}
+		if msg := gorunLines(j.errText()); len(msg) == 0 || !strings.Contains(msg[len(msg)-1], "rank 3 (pid ") || !strings.Contains(msg[len(msg)-1], "on host n2) exited with status 7") {
+			t.Errorf("gorun's message does not name rank 3 on n2: %q", msg)
+		}
+		assertNodesClean(t, c, 5*time.Second)
+	})
+	t.Run("Ctrl-C", func(t *testing.T) {
+		j := allocJob(t, c, nil, "mpisleep")
+		sent := time.Now()
+		// salloc runs gorun in a process group of its own, which it makes
+		// the terminal's foreground group: Ctrl-C reaches gorun alone.
+		syscall.Kill(-gorunPid(t, j.cmd.Process.Pid), syscall.SIGINT)
+		code := j.wait(time.Minute)
+		t.Logf("exit %d %v after Ctrl-C", code, j.exitAt.Sub(sent).Round(time.Millisecond))
+		if code != 130 {
+			t.Errorf("exit %d, want 130; stderr:\n%s", code, j.errText())
+		}
+		assertNodesClean(t, c, 5*time.Second)
+	})
+	t.Run("SIGTERM to gorun", func(t *testing.T) {
+		j := allocJob(t, c, nil, "mpisleep")
+		syscall.Kill(gorunPid(t, j.cmd.Process.Pid), syscall.SIGTERM)
+		if code := j.wait(time.Minute); code != 143 {
+			t.Errorf("exit %d, want 143; stderr:\n%s", code, j.errText())
+		}
+		assertNodesClean(t, c, 5*time.Second)
+	})
+	t.Run("a rank's setsid child", func(t *testing.T) {
+		j := allocJob(t, c, nil, "setsid-child")
+		j.waitLines("child ", 6, time.Minute)
+		syscall.Kill(gorunPid(t, j.cmd.Process.Pid), syscall.SIGTERM)
+		if code := j.wait(time.Minute); code != 143 {
+			t.Errorf("exit %d, want 143; stderr:\n%s", code, j.errText())
+		}
+		assertNodesClean(t, c, 5*time.Second)
+	})
+	t.Run("timeout", func(t *testing.T) {
+		j := allocJob(t, c, []string{"--timeout", "5s"}, "mpisleep")
+		if code := j.wait(time.Minute); code != 124 {
+			t.Errorf("exit %d, want 124; stderr:\n%s", code, j.errText())
+		}
+		assertNodesClean(t, c, 5*time.Second)
+	})
+	t.Run("scancel", func(t *testing.T) {
+		j := allocJob(t, c, nil, "sleep")
+		id := jobID(t, j)
+		if out, err := c.Client(context.Background(), "scancel", id).CombinedOutput(); err != nil {
+			t.Fatalf("scancel %s: %v: %s", id, err, out)
+		}
+		code := j.wait(time.Minute)
+		t.Logf("exit %d after scancel; stderr:\n%s", code, j.errText())
+		if code == 0 {
+			t.Errorf("exit 0 after scancel")
+		}
+		assertNodesClean(t, c, 15*time.Second)
+	})
+	t.Run("agent killed", func(t *testing.T) {
+		j := allocJob(t, c, nil, "sleep")
+		var killed int
+		for _, p := range c.NodeProcs() {
+			if c.Hosts[p.Host].Hostname == "n2" && strings.HasSuffix(p.Cmdline, " __gorun_agent") {
+				syscall.Kill(p.PID, syscall.SIGKILL)
+				killed++
+			}
+		}
+		if killed != 1 {
+			t.Fatalf("%d agents found on n2, want 1", killed)
+		}
+		code := j.wait(time.Minute)
+		msg := gorunLines(j.errText())
+		if code == 0 || len(msg) == 0 || !strings.Contains(strings.Join(msg, "\n"), "the agent on host n2") {
+			t.Errorf("exit %d, gorun's messages %q", code, msg)
+		}
+		assertNodesClean(t, c, 10*time.Second)
+	})
+	t.Run("no secret on a command line", func(t *testing.T) {
+		j := allocJob(t, c, nil, "mpisleep")
+		id := jobID(t, j)
+		// The secrets: what the agents were given, and each rank's credentials.
+		var secrets []string
+		for _, p := range c.Procs() {
+			env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", p.PID))
+			for _, kv := range strings.Split(string(env), "\x00") {
+				for _, name := range []string{"GORUN_AGENT_SECRET=", "GORUN_NATS_CREDS=", "GORUN_NATS_TOKEN="} {
+					if v, ok := strings.CutPrefix(kv, name); ok && v != "" {
+						secrets = append(secrets, v)
+					}
+				}
+			}
+		}
+		if len(secrets) < 7 {
+			t.Fatalf("found %d secrets in the environments on the nodes, want the agents' and 6 ranks'", len(secrets))
+		}
+		show, err := c.Client(context.Background(), "scontrol", "show", "job", "-d", id).CombinedOutput()
+		if err != nil {
+			t.Fatalf("scontrol show job: %v: %s", err, show)
+		}
+		steps, _ := c.Client(context.Background(), "scontrol", "show", "step", id).CombinedOutput()
+		texts := map[string]string{"scontrol show job": string(show), "scontrol show step": string(steps)}
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			if b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline"); err == nil {
+				texts["command line of pid "+e.Name()] = string(b)
+			}
+		}
+		for where, text := range texts {
+			for _, s := range secrets {
+				if strings.Contains(text, s) {
+					t.Errorf("a secret is in the %s", where)
+				}
+			}
+		}
+		syscall.Kill(gorunPid(t, j.cmd.Process.Pid), syscall.SIGTERM)
+		j.wait(time.Minute)
+		assertNodesClean(t, c, 5*time.Second)
+	})
 }
