@@ -55,10 +55,18 @@ func nodeOf(t *testing.T, lines []string) map[int]string {
 
 // TestSlurmSalloc: `salloc -N 3 -n 6 gorun prog` places ranks 0-1, 2-3 and
 // 4-5 on nodes n1, n2 and n3, with the launch contract right; a ring and
-// an Allreduce pass; the agents started with srun (no sshd runs anywhere).
+// an Allreduce pass; the agents started with srun (no sshd runs anywhere,
+// and gorun runs no ssh, not even ssh -G).
 func TestSlurmSalloc(t *testing.T) {
 	c := newSlurm(t, 3)
 	prog := buildHostprog(t)
+	// An ssh first in PATH that only says it was run.
+	dir := t.TempDir()
+	calls := filepath.Join(dir, "calls")
+	if err := os.WriteFile(filepath.Join(dir, "ssh"), []byte("#!/bin/sh\necho \"$*\" >>"+calls+"\nexit 255\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+":"+os.Getenv("PATH"))
 	j := slurmJob(t, c, "salloc", "-N", "3", "-n", "6", bin.gorun, "-v", prog, "check")
 	if code := j.wait(2 * time.Minute); code != 0 {
 		t.Fatalf("exit %d; stderr:\n%s\nslurmctld:\n%s", code, j.errText(), c.Log("slurmctld"))
@@ -80,6 +88,9 @@ func TestSlurmSalloc(t *testing.T) {
 		if !strings.Contains(stderr, w) {
 			t.Errorf("-v does not say %q:\n%s", w, stderr)
 		}
+	}
+	if b, err := os.ReadFile(calls); err == nil {
+		t.Errorf("gorun ran ssh: %s", b)
 	}
 	for _, p := range c.Procs() {
 		if strings.Contains(p.Cmdline, "sshd") {
@@ -311,4 +322,45 @@ func TestSlurmTeardown(t *testing.T) {
 		j.wait(time.Minute)
 		assertNodesClean(t, c, 5*time.Second)
 	})
+}
+
+// TestLauncherFlag: --launcher's choices and mistakes, and what -v says;
+// a fake allocation of this machine alone (no srun needed).
+func TestLauncherFlag(t *testing.T) {
+	skipShort(t)
+	for _, tc := range []struct {
+		env  []string // SLURM_* set
+		args []string
+		code int
+		want string // in stderr
+	}{
+		{nil, []string{"-v", "-n", "2"}, 0, "launcher local: no hosts listed, not inside a Slurm allocation"},
+		{[]string{"SLURM_JOB_ID=42", "SLURM_JOB_NODELIST=localhost", "SLURM_TASKS_PER_NODE=3", "SLURM_NTASKS=2"}, []string{"-v"}, 0,
+			"launcher slurm: inside Slurm allocation 42 (SLURM_JOB_ID), no --hostfile or --host (--launcher overrides)"},
+		{[]string{"SLURM_JOB_ID=42", "SLURM_JOB_NODELIST=localhost", "SLURM_TASKS_PER_NODE=3"}, []string{"-v", "--launcher", "local", "-n", "1"}, 0, "launcher local (--launcher)"},
+		{[]string{"SLURM_JOB_ID=42", "SLURM_JOB_NODELIST=localhost", "SLURM_TASKS_PER_NODE=3"}, []string{"-v", "--host", "localhost:2", "-n", "1"}, 0, "launcher ssh: the hosts are listed"},
+		{nil, []string{"--launcher", "slurm"}, 2, "gorun: --launcher slurm: not inside a Slurm allocation (SLURM_JOB_ID is not set): run gorun under salloc or sbatch"},
+		{nil, []string{"--launcher", "pbs"}, 2, `gorun: --launcher "pbs": want ssh, slurm or local`},
+		{nil, []string{"--launcher", "local", "--host", "a,b"}, 2, "gorun: --launcher local runs every rank on this machine: drop --hostfile and --host"},
+		{[]string{"SLURM_JOB_ID=42", "SLURM_JOB_NODELIST=localhost"}, []string{"--launcher", "slurm", "--host", "a"}, 2, "gorun: --launcher slurm takes the hosts from the allocation: drop --hostfile and --host"},
+		{[]string{"SLURM_JOB_ID=42", "SLURM_JOB_NODELIST=localhost", "SLURM_TASKS_PER_NODE=3", "SLURM_NTASKS=x"}, nil, 2, `gorun: SLURM_NTASKS="x": want a positive number`},
+	} {
+		for _, v := range []string{"SLURM_JOB_ID", "SLURM_JOB_NODELIST", "SLURM_NODELIST", "SLURM_TASKS_PER_NODE", "SLURM_NTASKS", "SLURM_JOB_CPUS_PER_NODE"} {
+			t.Setenv(v, "")
+			os.Unsetenv(v)
+		}
+		for _, kv := range tc.env {
+			k, v, _ := strings.Cut(kv, "=")
+			t.Setenv(k, v)
+		}
+		code, lines, stderr := runJob(t, 30*time.Second, append(tc.args, bin.rankprog, "env")...)
+		if code != tc.code || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%v %v: exit %d, stderr %q; want exit %d and %q", tc.env, tc.args, code, stderr, tc.code, tc.want)
+		}
+		if tc.code == 0 && tc.env != nil && len(tc.args) == 1 {
+			if n := len(withPrefix(lines, "GORUN_SIZE=2")); n != 2 {
+				t.Errorf("SLURM_NTASKS=2: %d ranks saw GORUN_SIZE=2, want 2", n)
+			}
+		}
+	}
 }

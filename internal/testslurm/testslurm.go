@@ -250,7 +250,7 @@ func (c *Cluster) startMunge() {
 	cmd := exec.Command("munged", "-F", "--socket="+filepath.Join(m, "munge.sock"), "--key-file="+key,
 		"--pid-file="+filepath.Join(m, "munged.pid"), "--log-file="+filepath.Join(c.state, "log", "munged.log"),
 		"--seed-file="+filepath.Join(m, "munged.seed"), "--num-threads=4")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = daemonProcAttr()
 	if err := cmd.Start(); err != nil {
 		c.t.Fatalf("munged: %v", err)
 	}
