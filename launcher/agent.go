@@ -269,7 +269,8 @@ func (a *agent) start(j *agentJob) error {
 		}
 	}
 	a.left = len(j.Job.Procs)
-	hr := newHostRanks(j.Job.Host, a.forward, func(x rankExit) {
+	var hr *hostRanks
+	hr = newHostRanks(j.Job.Host, a.forward, func(x rankExit) {
 		e := agentExit{Rank: x.Rank, Pid: x.Pid, Code: x.Code, Signal: int(x.Signal), NotStarted: x.NotStarted}
 		if x.Err != nil {
 			e.Err = x.Err.Error()
@@ -279,7 +280,7 @@ func (a *agent) start(j *agentJob) error {
 		last := a.left == 0
 		a.mu.Unlock()
 		if last {
-			sweep(j.Job.JobID, nil)
+			hr.finish(j.Job.JobID)
 		}
 		if a.fw.json(frameExit, e) != nil {
 			a.lost()
@@ -346,7 +347,7 @@ func (a *agent) shutdown() {
 			case <-time.After(time.Second):
 			}
 		}
-		sweep(j.Job.JobID, nil)
+		hr.finish(j.Job.JobID)
 	}
 	if srv != nil {
 		srv.Shutdown()

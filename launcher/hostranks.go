@@ -47,7 +47,8 @@ type hostJob struct {
 // process group when the rank ends, and at sweep every descendant that
 // carries the job's id in its environment, wherever it moved its process
 // group or session (the agent is a child subreaper, so orphans stay its
-// children and are reaped).
+// children and are reaped). And should the process that runs hostRanks
+// die first, SIGKILL included, its keeper ends them (see keeper.go).
 type hostRanks struct {
 	host     string
 	onOutput func(rank int, stderr bool, r io.ReadCloser)
@@ -57,10 +58,12 @@ type hostRanks struct {
 	running map[int]int    // rank -> pid (= its process group id), until reaped
 	stopSig syscall.Signal // the strongest signal stop has sent; 0 if none
 	wg      sync.WaitGroup // rank reapers
+	keeper  chan *keeper   // the keeper, once started (nil in it: none)
+	finish1 sync.Once
 }
 
 func newHostRanks(host string, onOutput func(int, bool, io.ReadCloser), onExit func(rankExit)) *hostRanks {
-	return &hostRanks{host: host, onOutput: onOutput, onExit: onExit, running: make(map[int]int)}
+	return &hostRanks{host: host, onOutput: onOutput, onExit: onExit, running: make(map[int]int), keeper: make(chan *keeper, 1)}
 }
 
 // start starts j's ranks; stdin (nil: none) goes to the host's first rank
@@ -80,6 +83,9 @@ func (h *hostRanks) start(ctx context.Context, j *hostJob, stdin io.Reader) {
 		}
 	}
 	info := jobInfo{ID: j.JobID, Token: j.Token, Creds: j.Creds, TLS: j.TLS}
+	// The keeper starts beside the ranks (it is needed only once they
+	// have started something, and costs the launch nothing so).
+	go func() { h.keeper <- startKeeper(j.JobID) }()
 	for i, p := range j.Procs {
 		if ctx.Err() != nil {
 			h.notStarted(j.Procs[i:])
@@ -258,6 +264,15 @@ func (h *hostRanks) stop(kill bool, jobID string) {
 	if kill {
 		sweep(jobID, h.isRank)
 	}
+}
+
+// finish ends the job on this host once every rank has ended: it kills
+// what the ranks left (sweep) and releases the keeper.
+func (h *hostRanks) finish(jobID string) {
+	sweep(jobID, nil)
+	h.finish1.Do(func() {
+		go func() { (<-h.keeper).release() }()
+	})
 }
 
 // isRank says whether pid is a running rank (reaped by its own waiter).

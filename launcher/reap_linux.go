@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -26,45 +27,50 @@ func becomeSubreaper() {
 // repeats while it finds some (a process may fork while it runs), a few
 // times at most.
 func sweep(job string, ours func(pid int) bool) {
+	self := os.Getpid()
+	kill(job, func(pid int, parent map[int]int) bool { return descends(parent, pid, self) }, func(pid int, parent map[int]int) {
+		if parent[pid] == self && (ours == nil || !ours(pid)) {
+			var ws syscall.WaitStatus
+			syscall.Wait4(pid, &ws, 0, nil)
+		}
+	})
+}
+
+// sweepOrphans kills every process of this user whose environment carries
+// job's id, whoever its parent is now: what the keeper does once the
+// job's gorun or agent is gone, and their descendants with it (orphans
+// are init's by then, or a subreaper's further up).
+func sweepOrphans(job string) {
+	uid := uint32(os.Getuid())
+	kill(job, func(pid int, _ map[int]int) bool {
+		fi, err := os.Stat("/proc/" + strconv.Itoa(pid))
+		if err != nil {
+			return false
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		return ok && st.Uid == uid
+	}, nil)
+}
+
+// kill SIGKILLs the processes, other than this one, that in says to
+// consider and whose environment carries job's id, then calls reaped on
+// each. It repeats while it finds some (a process may fork while it runs),
+// five rounds at most.
+func kill(job string, in func(pid int, parent map[int]int) bool, reaped func(pid int, parent map[int]int)) {
 	if job == "" {
 		return
 	}
 	self := os.Getpid()
-	want := []byte(EnvJobID + "=" + job + "\x00")
-	for range 5 {
-		parent := map[int]int{}
-		ents, err := os.ReadDir("/proc")
-		if err != nil {
-			return
-		}
-		for _, e := range ents {
-			pid, err := strconv.Atoi(e.Name())
-			if err != nil {
-				continue
-			}
-			b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-			if err != nil {
-				continue
-			}
-			// pid (comm) state ppid ...: comm may hold spaces and parens.
-			i := bytes.LastIndexByte(b, ')')
-			if i < 0 {
-				continue
-			}
-			f := strings.Fields(string(b[i+1:]))
-			if len(f) < 2 {
-				continue
-			}
-			ppid, _ := strconv.Atoi(f[1])
-			parent[pid] = ppid
-		}
+	want := []byte("\x00" + EnvJobID + "=" + job + "\x00")
+	for round := range 5 {
+		parent := procParents()
 		var found []int
 		for pid := range parent {
-			if pid == self || !descends(parent, pid, self) {
+			if pid == self || !in(pid, parent) {
 				continue
 			}
 			env, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
-			if err != nil || !bytes.Contains(append([]byte{0}, env...), append([]byte{0}, want...)) {
+			if err != nil || !bytes.Contains(append([]byte{0}, env...), want) {
 				continue
 			}
 			found = append(found, pid)
@@ -75,13 +81,47 @@ func sweep(job string, ours func(pid int) bool) {
 		for _, pid := range found {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
-		for _, pid := range found {
-			if parent[pid] == self && (ours == nil || !ours(pid)) {
-				var ws syscall.WaitStatus
-				syscall.Wait4(pid, &ws, 0, nil)
+		if reaped != nil {
+			for _, pid := range found {
+				reaped(pid, parent)
 			}
+		} else {
+			// Not our children: give the kernel a moment to end them
+			// before the next look.
+			time.Sleep(time.Duration(round+1) * 5 * time.Millisecond)
 		}
 	}
+}
+
+// procParents maps every process in /proc to its parent.
+func procParents() map[int]int {
+	parent := map[int]int{}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return parent
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces and parens.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 2 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		parent[pid] = ppid
+	}
+	return parent
 }
 
 // descends says whether pid has anc among its ancestors.
@@ -98,3 +138,6 @@ func descends(parent map[int]int, pid, anc int) bool {
 	}
 	return false
 }
+
+// keeperSupported says whether a keeper can do its work here: with /proc.
+const keeperSupported = true

@@ -32,7 +32,8 @@ func newLocalSpawner() *localSpawner {
 func (s *localSpawner) start(ctx context.Context, spec *spawnSpec, exits chan<- rankExit) {
 	left := len(spec.Procs)
 	var mu sync.Mutex
-	hr := newHostRanks(s.host,
+	var hr *hostRanks
+	hr = newHostRanks(s.host,
 		func(rank int, stderr bool, r io.ReadCloser) { spec.Out.forward(rank, r, stderr) },
 		func(x rankExit) {
 			mu.Lock()
@@ -42,7 +43,7 @@ func (s *localSpawner) start(ctx context.Context, spec *spawnSpec, exits chan<- 
 			if last {
 				// The job is over on this machine: end whatever its ranks
 				// left, wherever it went.
-				sweep(spec.Job.ID, nil)
+				hr.finish(spec.Job.ID)
 			}
 			exits <- x
 		})

@@ -129,27 +129,76 @@ func TestHostsShipGorun(t *testing.T) {
 }
 
 // TestHostsSetsidChild: ranks on 2 hosts start a child that leaves their
-// process group and session (setsid); when the job is stopped, the
-// agents end those children too.
+// process group and session (setsid); however the job ends, those children
+// end too, and nothing is left on either host: on a stop or a failure the
+// agents end them; when an agent dies (SIGKILL, or its ssh session lost
+// first) or gorun does, the host's keeper does.
 func TestHostsSetsidChild(t *testing.T) {
 	e := newHosts(t, 2, 1)
-	j := startJob(t, nil, e.args("-n", "2", "--hostfile", e.hostfile, bin.rankprog, "setsid-child")...)
-	j.waitLines("child ", 2, 30*time.Second)
-	// The children run on their hosts, in sessions of their own.
-	sessions := 0
+	for _, tc := range []struct {
+		name string
+		args []string         // after the program
+		end  func(j *job) int // ends the job, returns the exit status wanted (-1: any non-zero)
+	}{
+		{"Ctrl-C", nil, func(j *job) int { j.cmd.Process.Signal(syscall.SIGINT); return 130 }},
+		{"rank exits 7", []string{"1", "7"}, func(j *job) int { return 7 }},
+		{"timeout", nil, nil},
+		{"gorun killed", nil, func(j *job) int { j.cmd.Process.Kill(); return -2 }},
+		{"agent killed", nil, func(j *job) int { e.killOn(t, 1, " __gorun_agent"); return -1 }},
+		{"ssh lost", nil, func(j *job) int { e.killOn(t, 1, "sshd:"); return -1 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := []string{"-n", "2", "--hostfile", e.hostfile}
+			if tc.end == nil {
+				args = append(args, "--timeout", "3s")
+			}
+			args = append(append(args, bin.rankprog, "setsid-child"), tc.args...)
+			j := startJob(t, nil, e.args(args...)...)
+			j.waitLines("child ", 2, 30*time.Second)
+			// The children run on their hosts, in sessions of their own,
+			// beside each host's agent and keeper.
+			var children, keepers int
+			for _, p := range e.Procs() {
+				children += btoi(strings.HasSuffix(p.Cmdline, " sleep"))
+				keepers += btoi(strings.Contains(p.Cmdline, " __gorun_keeper "))
+			}
+			if children != 2 || keepers != 2 {
+				t.Fatalf("%d escaped children and %d keepers on the hosts, want 2 and 2: %+v", children, keepers, e.Procs())
+			}
+			want := 124
+			if tc.end != nil {
+				want = tc.end(j)
+			}
+			code := j.wait(30 * time.Second)
+			if want >= 0 && code != want || want == -1 && code == 0 {
+				t.Errorf("exit %d, want %d; stderr:\n%s", code, want, j.errText())
+			}
+			e.assertClean(t, 3*time.Second)
+		})
+	}
+}
+
+// killOn SIGKILLs the processes of host i whose command line starts with
+// (or, for a prefix starting with a space, ends with) what.
+func (e *hostsEnv) killOn(t *testing.T, i int, what string) {
+	t.Helper()
+	n := 0
 	for _, p := range e.Procs() {
-		if strings.HasSuffix(p.Cmdline, " sleep") {
-			sessions++
+		if p.Host == i && (strings.HasPrefix(p.Cmdline, what) || strings.HasSuffix(p.Cmdline, what)) {
+			syscall.Kill(p.PID, syscall.SIGKILL)
+			n++
 		}
 	}
-	if sessions != 2 {
-		t.Fatalf("%d escaped children on the hosts, want 2: %+v", sessions, e.Procs())
+	if n == 0 {
+		t.Fatalf("no %q on host %d", what, i)
 	}
-	j.cmd.Process.Signal(syscall.SIGINT)
-	if code := j.wait(30 * time.Second); code != 130 {
-		t.Errorf("exit %d, want 130; stderr:\n%s", code, j.errText())
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
 	}
-	e.assertClean(t, 2*time.Second)
+	return 0
 }
 
 // TestHostsAgentKilled: an agent killed with SIGKILL ends the job with a

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -119,14 +120,55 @@ func TestSecondSIGINTKills(t *testing.T) {
 	assertNoneLeft(t, pidList(pids), 0)
 }
 
-// Ranks die with gorun even when gorun is killed by SIGKILL (Pdeathsig).
+// Ranks die with gorun even when gorun is killed by SIGKILL (Pdeathsig),
+// and so do their children, in the rank's process group or in a session of
+// their own (the keeper ends them). The keeper itself is gone after.
 func TestRanksDieWithGorun(t *testing.T) {
 	needLinux(t, "ranks die with a SIGKILLed gorun by Pdeathsig, which only Linux has")
-	j := startJob(t, nil, "-n", "3", bin.rankprog, "sleep")
-	pids := rankPids(t, j.waitLines("pid ", 3, 30*time.Second))
-	j.cmd.Process.Kill()
-	j.wait(30 * time.Second)
-	assertNoneLeft(t, pidList(pids), failBound)
+	for _, mode := range []string{"sleep", "child", "setsid-child"} {
+		t.Run(mode, func(t *testing.T) {
+			j := startJob(t, nil, "-n", "3", bin.rankprog, mode)
+			pids := pidList(rankPids(t, j.waitLines("pid ", 3, 30*time.Second)))
+			if mode != "sleep" {
+				for _, l := range j.waitLines("child ", 3, 30*time.Second) {
+					pid, _ := strconv.Atoi(strings.TrimPrefix(l, "child "))
+					pids = append(pids, pid)
+				}
+			}
+			keepers := keeperPids()
+			if len(keepers) != 1 {
+				t.Errorf("%d keepers during the job, want 1", len(keepers))
+			}
+			j.cmd.Process.Kill()
+			j.wait(30 * time.Second)
+			assertNoneLeft(t, pids, failBound)
+			deadline := time.Now().Add(failBound)
+			for len(keeperPids()) != 0 && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if k := keeperPids(); len(k) != 0 {
+				t.Errorf("keepers left: %v", k)
+			}
+		})
+	}
+}
+
+// keeperPids lists the keepers running on this machine (see
+// launcher/keeper.go).
+func keeperPids() []int {
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil {
+			continue
+		}
+		if f := strings.Split(string(b), "\x00"); len(f) > 1 && f[1] == "__gorun_keeper" {
+			pid, _ := strconv.Atoi(e.Name())
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
 
 // leftoversNoProc, what assertNoneLeft uses where there is no /proc, sees

@@ -9,7 +9,7 @@
 //	ignoreterm            ignore SIGTERM, print "ignoring", sleep
 //	ignoreterm-exit R C   ignore SIGTERM, then as exit R C
 //	nonewline MB          write MB MiB on stdout without a newline
-//	setsid-child          start a grandchild (this program, mode sleep) in a session of its own, sleep
+//	setsid-child [R C]    start a grandchild (this program, mode sleep) in a session of its own, sleep (rank R: exit C)
 //	child                 start a grandchild (this program, mode sleep) in the rank's process group, sleep
 //	lines N SIZE CHUNK    write N lines of SIZE bytes to stdout and N to stderr, CHUNK bytes per Write
 //	partial               write "partial line" without a newline, and exit
@@ -105,6 +105,10 @@ func main() {
 			panic(err)
 		}
 		fmt.Printf("child %d\n", cmd.Process.Pid)
+		if len(os.Args) == 4 && rank == arg(2) {
+			time.Sleep(500 * time.Millisecond)
+			os.Exit(arg(3))
+		}
 		time.Sleep(time.Hour)
 	case "child":
 		cmd := exec.Command(os.Args[0], "sleep")
