@@ -43,6 +43,7 @@ const (
 	frameOutput = 'O' // 4-byte rank, 1 byte stream (1 stdout, 2 stderr), then output bytes
 	frameExit   = 'X' // JSON agentExit: how a rank ended
 	frameFail   = 'F' // text: the agent could not run the job (its server did not start)
+	frameFault  = 'R' // text: the job cannot go on (a route of the host's server closed)
 
 	// maxFrame bounds a frame: larger ones are refused as a broken stream.
 	maxFrame = 64 << 20
@@ -259,6 +260,13 @@ func (a *agent) start(j *agentJob) error {
 		a.mu.Lock()
 		a.srv = srv
 		a.mu.Unlock()
+		if j.Server.Cluster != nil {
+			go srv.watchRoutes(j.Job.Host, a.gone, func(err error) {
+				if a.fw.write(frameFault, []byte(err.Error())) != nil {
+					a.lost()
+				}
+			})
+		}
 	}
 	var stdin io.Reader
 	for _, p := range j.Job.Procs {

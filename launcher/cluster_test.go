@@ -1,6 +1,7 @@
 package launcher
 
 import (
+	"errors"
 	"net"
 	"strconv"
 	"strings"
@@ -173,5 +174,54 @@ func TestClusterRankIdentity(t *testing.T) {
 		if !strings.Contains(strings.Join(got, "\n"), strings.ToLower("permissions violation for "+w)) {
 			t.Errorf("no permissions violation for %s: %q", w, got)
 		}
+	}
+}
+
+// TestWatchRoutes: a server's watch says nothing while its routes stay,
+// and names the route once one it had closes (here: the other server
+// went); after stop, it says nothing more.
+func TestWatchRoutes(t *testing.T) {
+	ca, err := newJobCA("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvs, _ := startCluster(t, 3, ca)
+	deadline := time.Now().Add(10 * time.Second)
+	for _, s := range srvs {
+		for s.ns.NumRoutes() != len(srvs)-1 {
+			if time.Now().After(deadline) {
+				t.Fatalf("a server has %d routes, want %d", s.ns.NumRoutes(), len(srvs)-1)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	lost := make(chan error, 2)
+	stop := make(chan struct{})
+	go srvs[0].watchRoutes("h0", stop, func(err error) { lost <- err })
+	quiet := make(chan struct{})
+	go srvs[1].watchRoutes("h1", quiet, func(err error) { lost <- err })
+	select {
+	case err := <-lost:
+		t.Fatalf("a route lost while all stay: %v", err)
+	case <-time.After(10 * routePoll):
+	}
+	close(quiet) // h1 stops watching: its own end below is no news from it
+	srvs[1].Shutdown()
+	select {
+	case err := <-lost:
+		var rl *routeLost
+		if !errors.As(err, &rl) || rl.host != "h0" || rl.peer != "127.0.0.1" {
+			t.Errorf("lost: %v", err)
+		}
+		t.Logf("%v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("no word of the route that closed")
+	}
+	close(stop)
+	srvs[2].Shutdown()
+	select {
+	case err := <-lost:
+		t.Errorf("a word after stop (or twice): %v", err)
+	case <-time.After(10 * routePoll):
 	}
 }

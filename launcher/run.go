@@ -87,12 +87,22 @@ type signalCause struct{ sig syscall.Signal }
 
 func (s signalCause) Error() string { return "interrupted by " + signalName(s.sig) }
 
+// jobFault is why a job cannot go on that no rank's end tells: a route
+// between two of its servers closed (see routes.go).
+type jobFault string
+
+func (f jobFault) Error() string { return string(f) }
+
 // stopped is the ExitError for a job stopped by cause before or while its
 // ranks ran.
 func stopped(cause error, what string) *ExitError {
 	var sc signalCause
 	if errors.As(cause, &sc) {
 		return &ExitError{Code: ExitSignalBase + int(sc.sig), Msg: sc.Error() + what, Err: cause}
+	}
+	var f jobFault
+	if errors.As(cause, &f) {
+		return &ExitError{Code: ExitFailure, Msg: f.Error() + what, Err: cause}
 	}
 	return &ExitError{Code: ExitFailure, Msg: "job cancelled: " + cause.Error() + what, Err: cause}
 }
@@ -122,6 +132,10 @@ func (r *runner) run(ctx context.Context, prog string, args []string) error {
 	}()
 	launch := sync.OnceFunc(func() { close(launched); <-preDone })
 	defer launch()
+	// Closed once every rank has ended: the routes' watch is over then.
+	ranksEnded := make(chan struct{})
+	endRanks := sync.OnceFunc(func() { close(ranksEnded) })
+	defer endRanks()
 
 	fail := func(err error) error {
 		if jobCtx.Err() != nil {
@@ -183,6 +197,9 @@ func (r *runner) run(ctx context.Context, prog string, args []string) error {
 		if job.Cluster != nil {
 			job.Cluster.setSeed(spec.Cluster.Advertise, srv.RoutePort())
 			r.logf("the job's cluster: routes (TLS) to this host at %s", job.Cluster.seed)
+			// Until the ranks have ended, a route that closes ends the job.
+			host, _ := os.Hostname()
+			go srv.watchRoutes(host, ranksEnded, func(err error) { cancel(jobFault(err.Error())) })
 		}
 	} else {
 		bus, err := newExternalBus(cfg)
@@ -253,6 +270,7 @@ func (r *runner) run(ctx context.Context, prog string, args []string) error {
 			Plan: &plan, Host: i, Procs: procs,
 			Path: p.Path, Args: args, WorkDir: cfg.WorkDir,
 			Env: env, Job: job, Out: r.out,
+			Fail: func(err error) { cancel(err) },
 		}
 		if procs[0].Rank == 0 {
 			spec.Stdin = cfg.Stdin
@@ -276,6 +294,7 @@ func (r *runner) run(ctx context.Context, prog string, args []string) error {
 	r.logf("starting %d ranks of %s", cfg.N, p.Path)
 
 	res := r.watch(jobCtx, spawners, exits, sigCh)
+	endRanks()
 	stopStarting()
 	starting.Wait()
 	if !r.out.wait(outputDrain) {

@@ -64,6 +64,7 @@ type spawnSpec struct {
 
 	Stdin io.Reader // rank 0's standard input, nil for none
 	Out   *output
+	Fail  func(error) // stops the job for a reason no rank's end tells (a jobFault)
 }
 
 // jobInfo is what identifies a job to its ranks.

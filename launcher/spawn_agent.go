@@ -381,6 +381,8 @@ func (s *agentSpawner) read(spec *spawnSpec, exits chan<- rankExit) {
 			}
 		case frameFail:
 			failure = string(b)
+		case frameFault:
+			spec.Fail(jobFault(b))
 		}
 	}
 	for _, w := range pipes {

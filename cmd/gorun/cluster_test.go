@@ -467,3 +467,37 @@ func TestHostsCoresOneLogin(t *testing.T) {
 	}
 	e.assertClean(t, time.Second)
 }
+
+// TestHostsRouteLost: the route between two hosts' servers closes while
+// the job runs (its TCP connection reset, as a failing link or a firewall
+// would): NATS would dial it again and say nothing of what it dropped, so
+// gorun ends the job, with a message naming the route, and nothing is
+// left on any host.
+func TestHostsRouteLost(t *testing.T) {
+	e := newHosts(t, 2, 1)
+	j := startJob(t, nil, e.args("-n", "2", "--hostfile", e.hostfile, "--timeout", "30s", bin.rankprog, "mpisleep")...)
+	j.waitLines("ready", 2, 30*time.Second)
+	// The only TCP connections between the two hosts are their route (and
+	// a duplicate NATS may have left while the mesh formed): ranks reach
+	// their own host's server on loopback, ssh comes from gorun's. Reset
+	// them all, and whatever NATS dials again at once too.
+	cut := time.Now()
+	for range 3 {
+		out, err := e.Command(context.Background(), 0, "ss", "-K", "dst", e.Hosts[1].Addr).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ss -K: %v: %s", err, out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	code := j.wait(40 * time.Second)
+	took := j.exitAt.Sub(cut)
+	msg := gorunLines(j.errText())
+	t.Logf("gorun exited %d %v after the route was cut: %q", code, took.Round(time.Millisecond), msg)
+	if code != 1 || len(msg) == 0 || !strings.Contains(strings.Join(msg, "\n"), "the route between the job's NATS servers on host ") {
+		t.Errorf("exit %d, want 1 with a message naming the route; stderr:\n%s", code, j.errText())
+	}
+	if took > 3*time.Second {
+		t.Errorf("gorun took %v to end the job", took)
+	}
+	e.assertClean(t, 3*time.Second)
+}

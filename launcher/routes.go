@@ -1,0 +1,73 @@
+package launcher
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// routePoll is how often a job's server looks at its cluster routes.
+const routePoll = 50 * time.Millisecond
+
+// A route between two servers of a job's cluster that closes loses what
+// was published while it was down, without a word to any client: NATS
+// dials it again, and the ranks at both ends see nothing but a message
+// that never comes. mpi promises no loss, so every server of the job
+// watches its routes (watchRoutes), and a route it had that closes (or
+// was replaced by a new one between two looks) ends the job, with a
+// message naming both hosts.
+
+// routeLost says that the route between two servers of the job closed.
+type routeLost struct {
+	host string // the host whose server saw it (as gorun names it)
+	peer string // the other end: its address
+}
+
+func (e *routeLost) Error() string {
+	return fmt.Sprintf("the route between the job's NATS servers on host %s and at %s closed while the job ran (messages between them may be lost)", e.host, e.peer)
+}
+
+// watchRoutes calls lost, at most once, when a route this server has had
+// to another server of its cluster closes, until stop is closed. Each
+// other server is known by its id: its route gone, or another route (a
+// new connection id) in its place, is a loss. A route that NATS closes as
+// a duplicate of one kept is not: the kept one is the one it had.
+func (s *Server) watchRoutes(host string, stop <-chan struct{}, lost func(error)) {
+	t := time.NewTicker(routePoll)
+	defer t.Stop()
+	had := map[string]uint64{} // remote server id -> its route's connection id
+	addr := map[string]string{}
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		rz, err := s.ns.Routez(&server.RoutezOptions{})
+		if err != nil {
+			continue
+		}
+		now := make(map[string]uint64, len(rz.Routes))
+		for _, r := range rz.Routes {
+			if _, ok := now[r.RemoteID]; !ok || r.Rid == had[r.RemoteID] {
+				now[r.RemoteID] = r.Rid
+			}
+			addr[r.RemoteID] = r.IP
+		}
+		for id, rid := range had {
+			if now[id] != rid {
+				select {
+				case <-stop: // the servers are going: no news
+					return
+				default:
+				}
+				lost(&routeLost{host: host, peer: addr[id]})
+				return
+			}
+		}
+		for id, rid := range now {
+			had[id] = rid
+		}
+	}
+}
