@@ -71,6 +71,7 @@ type agentExit struct {
 	Rank, Pid, Code, Signal int
 	Err                     string
 	NotStarted              bool
+	Report                  rankReport
 }
 
 // frameWriter writes frames, one at a time.
@@ -279,7 +280,7 @@ func (a *agent) start(j *agentJob) error {
 	a.left = len(j.Job.Procs)
 	var hr *hostRanks
 	hr = newHostRanks(j.Job.Host, a.forward, func(x rankExit) {
-		e := agentExit{Rank: x.Rank, Pid: x.Pid, Code: x.Code, Signal: int(x.Signal), NotStarted: x.NotStarted}
+		e := agentExit{Rank: x.Rank, Pid: x.Pid, Code: x.Code, Signal: int(x.Signal), NotStarted: x.NotStarted, Report: x.Report}
 		if x.Err != nil {
 			e.Err = x.Err.Error()
 		}
@@ -364,7 +365,7 @@ func (a *agent) shutdown() {
 
 // exitFromWire turns an agentExit into a rankExit on host.
 func exitFromWire(e agentExit, host string) rankExit {
-	x := rankExit{Rank: e.Rank, Host: host, Pid: e.Pid, Code: e.Code, Signal: syscall.Signal(e.Signal), NotStarted: e.NotStarted}
+	x := rankExit{Rank: e.Rank, Host: host, Pid: e.Pid, Code: e.Code, Signal: syscall.Signal(e.Signal), NotStarted: e.NotStarted, Report: e.Report}
 	if e.Err != "" {
 		x.Err = errors.New(e.Err)
 	}

@@ -3,6 +3,7 @@ package launcher
 import (
 	"errors"
 	"fmt"
+	"github.com/gorun-hpc/gorun/internal/contract"
 	"syscall"
 )
 
@@ -69,11 +70,44 @@ type rankExit struct {
 
 	// Panicked is set when the rank printed a Go panic before exiting.
 	Panicked bool
+
+	// What the rank reported on its control descriptor (contract.Control),
+	// as mpi does: that Init returned, that it closed its world, that it
+	// called Abort (and with what code). Never taken from its output.
+	Report rankReport
+
+	// Unclosed is set by gorun for a rank that exited 0 after Init without
+	// closing its world while other ranks still ran: a failure.
+	Unclosed bool
+}
+
+// rankReport is what a rank reported of itself (see contract.Report).
+type rankReport struct {
+	Inited, Closed, Aborted bool
+	AbortCode               int // the code given to Abort (any int)
+}
+
+// add records one report line; it ignores lines that are not reports.
+func (r *rankReport) add(line string) {
+	event, code, ok := contract.ParseReport(line)
+	if !ok {
+		return
+	}
+	switch event {
+	case contract.ReportInit:
+		r.Inited = true
+	case contract.ReportClose:
+		r.Closed = true
+	case contract.ReportAbort:
+		if !r.Aborted {
+			r.Aborted, r.AbortCode = true, code
+		}
+	}
 }
 
 // failed says whether the rank ended in a way that fails the job.
 func (x rankExit) failed() bool {
-	return !x.NotStarted && (x.Err != nil || x.Signal != 0 || x.Code != 0)
+	return !x.NotStarted && (x.Err != nil || x.Signal != 0 || x.Code != 0 || x.Unclosed)
 }
 
 // exitCode is the code gorun exits with for this rank's failure.
@@ -81,7 +115,7 @@ func (x rankExit) exitCode() int {
 	switch {
 	case x.Signal != 0:
 		return ExitSignalBase + int(x.Signal)
-	case x.Err != nil && x.Code == 0:
+	case x.Err != nil && x.Code == 0, x.Unclosed:
 		return ExitFailure
 	}
 	return x.Code
@@ -96,6 +130,8 @@ func (x rankExit) String() string {
 		how = x.Err.Error()
 	case x.Signal != 0:
 		how = fmt.Sprintf("was killed by signal %d (%s)", int(x.Signal), signalName(x.Signal))
+	case x.Unclosed:
+		how = "exited with status 0 after mpi.Init without closing its world (Comm.Close) while other ranks still ran"
 	default:
 		how = fmt.Sprintf("exited with status %d", x.Code)
 	}

@@ -1,6 +1,7 @@
 package launcher
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/gorun-hpc/gorun/internal/contract"
 )
 
 // hostJob is what one host runs of a job: its ranks, the program, and the
@@ -126,13 +129,23 @@ func (h *hostRanks) startRank(j *hostJob, p Proc, dir string, env []string, stdi
 	if err != nil {
 		return err
 	}
+	ctlR, ctlW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		errR.Close()
+		errW.Close()
+		return err
+	}
+	defer ctlW.Close()
 	cmd := &exec.Cmd{
 		Path:        j.Path,
 		Args:        append([]string{j.Path}, j.Args...),
-		Env:         env,
+		Env:         append(env, contract.Control+"=3"),
 		Dir:         dir,
 		Stdout:      outW,
 		Stderr:      errW,
+		ExtraFiles:  []*os.File{ctlW}, // descriptor 3
 		SysProcAttr: rankProcAttr(),
 	}
 	var stdinW *os.File // the pipe stdin is copied into, if it is
@@ -160,15 +173,23 @@ func (h *hostRanks) startRank(j *hostJob, p Proc, dir string, env []string, stdi
 	err = cmd.Start()
 	outW.Close()
 	errW.Close()
+	ctlW.Close()
 	if err != nil {
 		outR.Close()
 		errR.Close()
+		ctlR.Close()
 		if stdinW != nil {
 			stdinW.Close()
 		}
 		return err
 	}
 	pid := cmd.Process.Pid
+	var rep rankReport
+	ctlDone := make(chan struct{})
+	go func() {
+		defer close(ctlDone)
+		readReports(ctlR, &rep)
+	}()
 	outDone, errDone := make(chan struct{}), make(chan struct{})
 	h.onOutput(p.Rank, false, &closeNotifier{ReadCloser: outR, done: outDone})
 	h.onOutput(p.Rank, true, &closeNotifier{ReadCloser: errR, done: errDone})
@@ -202,14 +223,18 @@ func (h *hostRanks) startRank(j *hostJob, p Proc, dir string, env []string, stdi
 		// Its output first (a descendant that left the group may hold a
 		// pipe open: not longer than outputDrain).
 		t := time.NewTimer(outputDrain)
-		for _, d := range []chan struct{}{outDone, errDone} {
+		for _, d := range []chan struct{}{outDone, errDone, ctlDone} {
 			select {
 			case <-d:
 			case <-t.C:
 			}
 		}
 		t.Stop()
-		h.onExit(waitResult(p.Rank, h.host, pid, werr))
+		ctlR.Close() // a descendant holding it open: what came is what counts
+		<-ctlDone
+		x := waitResult(p.Rank, h.host, pid, werr)
+		x.Report = rep
+		h.onExit(x)
 	}()
 	return nil
 }
@@ -294,4 +319,16 @@ func (h *hostRanks) wait() { h.wg.Wait() }
 func isCharDevice(f *os.File) bool {
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// readReports reads a rank's control descriptor (contract.Control) into
+// rep until EOF: a line at a time, at most a few of them, each short (a
+// rank has only a few things to say; anything else is ignored).
+func readReports(r io.Reader, rep *rankReport) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64), 64)
+	for n := 0; sc.Scan() && n < 16; n++ {
+		rep.add(sc.Text())
+	}
+	io.Copy(io.Discard, r)
 }

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -27,7 +26,6 @@ type output struct {
 	rmu     sync.Mutex
 	readers map[io.Closer]struct{} // streams not yet at EOF
 	panics  map[int]bool           // ranks that printed a Go panic on stderr
-	aborts  map[int]int            // rank -> code, of ranks that said on stderr they called Abort
 }
 
 // MaxLine is the longest line gorun forwards whole: 1 MiB.
@@ -40,7 +38,6 @@ func newOutput(stdout, stderr io.Writer, tag bool) *output {
 		tag:     tag,
 		readers: make(map[io.Closer]struct{}),
 		panics:  make(map[int]bool),
-		aborts:  make(map[int]int),
 	}
 }
 
@@ -137,24 +134,6 @@ func (o *output) note(rank int, line []byte) {
 		o.panics[rank] = true
 		o.rmu.Unlock()
 	}
-	if code, ok := parseAbortLine(rank, line); ok {
-		o.rmu.Lock()
-		if _, dup := o.aborts[rank]; !dup {
-			o.aborts[rank] = code
-		}
-		o.rmu.Unlock()
-	}
-}
-
-// parseAbortLine recognizes the line mpi's Comm.Abort prints on stderr,
-// "mpi: rank R aborted the job with code C", for rank R, and returns C.
-func parseAbortLine(rank int, line []byte) (code int, ok bool) {
-	rest, ok := bytes.CutPrefix(line, []byte("mpi: rank "+strconv.Itoa(rank)+" aborted the job with code "))
-	if !ok {
-		return 0, false
-	}
-	code, err := strconv.Atoi(string(bytes.TrimSpace(rest)))
-	return code, err == nil
 }
 
 // isPanicLine says whether a line of stderr starts a Go panic or fatal
@@ -168,25 +147,6 @@ func (o *output) panicked(rank int) bool {
 	o.rmu.Lock()
 	defer o.rmu.Unlock()
 	return o.panics[rank]
-}
-
-// abortedRanks returns the ranks that said they called Abort, in order.
-func (o *output) abortedRanks() []int {
-	o.rmu.Lock()
-	defer o.rmu.Unlock()
-	var ranks []int
-	for r := range o.aborts {
-		ranks = append(ranks, r)
-	}
-	slices.Sort(ranks)
-	return ranks
-}
-
-// abortCode is the code rank said it called Abort with.
-func (o *output) abortCode(rank int) int {
-	o.rmu.Lock()
-	defer o.rmu.Unlock()
-	return o.aborts[rank]
 }
 
 // wait waits until every forwarded stream reached EOF and was written out,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/gorun-hpc/gorun/internal/contract"
 	"os"
 	"os/signal"
 	"runtime"
@@ -386,6 +387,11 @@ func (r *runner) watch(ctx context.Context, spawners []spawner, exits <-chan ran
 		select {
 		case x := <-exits:
 			running--
+			if running > 0 && x.Code == 0 && x.Signal == 0 && x.Err == nil && x.Report.Inited && !x.Report.Closed && !x.Report.Aborted {
+				// In MPI a rank that leaves while others may still need
+				// it fails the job: they would wait for it forever.
+				x.Unclosed = true
+			}
 			ended[x.Rank] = x
 			if x.NotStarted {
 				continue
@@ -422,16 +428,22 @@ func (r *runner) watch(ctx context.Context, spawners []spawner, exits <-chan ran
 		return reason
 	}
 	// A rank failed. Name the rank that called Abort if one did (the others
-	// then exit with its code too, maybe before it), else the first failure.
-	if aborted := r.out.abortedRanks(); len(aborted) > 0 {
-		rank := aborted[0]
-		x, ok := ended[rank]
-		if !ok {
-			x = rankExit{Rank: rank, Host: first.Host}
+	// then exit too, maybe before it), as it reported (never as its output
+	// says), else the first failure.
+	var aborter *rankExit
+	for _, x := range ended {
+		if x.Report.Aborted && (aborter == nil || x.Rank < aborter.Rank) {
+			aborter = &x
 		}
-		code := r.out.abortCode(rank)
-		who := rankExit{Rank: rank, Host: x.Host, Pid: x.Pid}.who()
-		return &ExitError{Code: code, Msg: fmt.Sprintf("%s aborted the job with code %d", who, code)}
+	}
+	if aborter != nil {
+		code := aborter.Report.AbortCode
+		status := contract.AbortStatus(code)
+		msg := fmt.Sprintf("%s aborted the job with code %d", aborter.who(), code)
+		if status != code {
+			msg += fmt.Sprintf(" (exit status %d: a code outside 1-255 exits 1)", status)
+		}
+		return &ExitError{Code: status, Msg: msg}
 	}
 	first.Panicked = r.out.panicked(first.Rank)
 	return &ExitError{Code: first.exitCode(), Msg: first.String(), Err: first.Err}

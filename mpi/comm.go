@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"github.com/gorun-hpc/gorun/internal/contract"
 	"hash/fnv"
 	"math"
 	"os"
@@ -126,7 +127,11 @@ func (c *Comm) Close() error {
 	if c.closed.Swap(true) || c.id != 0 {
 		return nil
 	}
-	return c.e.close()
+	err := c.e.close()
+	if c.e.reports {
+		report(contract.ReportClose, 0)
+	}
+	return err
 }
 
 func (e *engine) close() error {
@@ -149,27 +154,34 @@ func (e *engine) close() error {
 
 // Abort ends the whole job with code: it tells every other rank (whose
 // blocked and later operations fail with an *AbortError wrapping ErrAborted;
-// under gorun they exit with code too), prints a line on stderr, and exits.
-// It does not return. An exit status is a byte and an aborted job must not
-// look successful, so a code outside [1, 255] is taken as 1.
+// under gorun they exit too), prints a line on stderr, and exits. It does
+// not return. The exit status, the rank's and gorun's, is code when it is 1
+// to 255, and 1 for any other code (an exit status is one byte, and an
+// aborted job must never look successful); the line and gorun's message
+// name the code as given.
 func (c *Comm) Abort(code int) {
-	if code < 1 || code > 255 {
-		code = 1
-	}
+	status := contract.AbortStatus(code)
 	e := c.e
 	world := c.worldRank(c.rank)
-	fmt.Fprintf(os.Stderr, "mpi: rank %d aborted the job with code %d\n", world, code)
+	if status == code {
+		fmt.Fprintf(os.Stderr, "mpi: rank %d aborted the job with code %d\n", world, code)
+	} else {
+		fmt.Fprintf(os.Stderr, "mpi: rank %d aborted the job with code %d (exit status %d)\n", world, code, status)
+	}
+	if e.reports {
+		report(contract.ReportAbort, code)
+	}
 	if e.nc != nil {
-		_ = e.nc.Publish(subject.Abort(e.job, world), abortPayload(world, code))
+		_ = e.nc.Publish(subject.Abort(e.job, world), abortPayload(world, status))
 		_ = e.nc.FlushTimeout(time.Second)
 	}
 	e.mu.Lock()
-	e.failAll(&AbortError{Rank: world, Code: code})
+	e.failAll(&AbortError{Rank: world, Code: status})
 	e.mu.Unlock()
 	if e.opts.AbortFunc != nil {
-		e.opts.AbortFunc(code)
+		e.opts.AbortFunc(status)
 	}
-	os.Exit(code)
+	os.Exit(status)
 }
 
 func abortPayload(rank, code int) []byte {

@@ -22,6 +22,7 @@ type engine struct {
 	rank, size int
 	job        string
 	nc         *nats.Conn // nil for a singleton
+	reports    bool       // this is the world gorun started: report Init, Close and Abort (control.go)
 	sub        *nats.Subscription
 	abortSub   *nats.Subscription
 	inbox      []string // subject of this rank's frames to every world rank

@@ -60,7 +60,7 @@ func (e *RankError) Unwrap() error { return e.Err }
 // It wraps ErrAborted.
 type AbortError struct {
 	Rank int // world rank that called Abort
-	Code int // the code it passed
+	Code int // the exit status it gave: its code, or 1 for a code outside [1, 255]
 }
 
 func (e *AbortError) Error() string {

@@ -92,6 +92,10 @@ func Init(ctx context.Context, opts ...Option) (*Comm, error) {
 		joined.remove(e.joinKey())
 		return nil, err
 	}
+	if o.fromEnv {
+		report(contract.ReportInit, 0)
+		e.reports = true
+	}
 	return &Comm{e: e, rank: o.Rank}, nil
 }
 

@@ -32,6 +32,15 @@ func TestRankFailure(t *testing.T) {
 		{"panic", []string{"panic", "3"}, 2, "exited with status 2 after a panic", "pid "},
 		{"exit-others-in-recv", []string{"mpirecv", "3", "7"}, 7, "exited with status 7", "ready"},
 		{"abort", []string{"mpiabort", "3", "7"}, 7, "aborted the job with code 7", "ready"},
+		// An aborted job never exits 0: codes an exit status cannot carry
+		// exit 1, and the message names the code as given.
+		{"abort-0", []string{"mpiabort", "3", "0"}, 1, "aborted the job with code 0 (exit status 1: a code outside 1-255 exits 1)", "ready"},
+		{"abort-256", []string{"mpiabort", "3", "256"}, 1, "aborted the job with code 256 (exit status 1: a code outside 1-255 exits 1)", "ready"},
+		{"abort-512", []string{"mpiabort", "3", "512"}, 1, "aborted the job with code 512 (exit status 1: a code outside 1-255 exits 1)", "ready"},
+		{"abort-minus-1", []string{"mpiabort", "3", "-1"}, 1, "aborted the job with code -1 (exit status 1: a code outside 1-255 exits 1)", "ready"},
+		// A rank that leaves after Init without closing, while the others
+		// wait: the job ends at once, naming it.
+		{"exit-0-unclosed", []string{"mpiexit", "3"}, 1, "exited with status 0 after mpi.Init without closing its world (Comm.Close) while other ranks still ran", "ready"},
 		{"sigterm-ignored", []string{"ignoreterm-exit", "3", "7"}, 7, "exited with status 7", "pid "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -53,6 +62,23 @@ func TestRankFailure(t *testing.T) {
 			}
 			assertNoneLeft(t, pidList(pids), 0)
 		})
+	}
+}
+
+// TestFakeAbortLine: a rank that prints mpi's abort line on stderr changes
+// nothing: when another rank fails (exit 3), gorun exits 3 and blames that
+// one. gorun learns of Abort from a rank's control descriptor, never from
+// its output.
+func TestFakeAbortLine(t *testing.T) {
+	j := startJob(t, nil, "-n", "3", bin.rankprog, "fakeabort", "2", "1", "3")
+	if code := j.wait(30 * time.Second); code != 3 {
+		t.Fatalf("exit %d, want 3; stderr:\n%s", code, j.errText())
+	}
+	if got := gorunLines(j.errText()); len(got) != 1 || !strings.HasPrefix(got[0], "gorun: rank 1 ") || !strings.HasSuffix(got[0], "exited with status 3") {
+		t.Errorf("gorun said %q, want rank 1's exit 3", got)
+	}
+	if !strings.Contains(j.errText(), "mpi: rank 2 aborted the job with code 42") {
+		t.Errorf("the rank's line is not in the output:\n%s", j.errText())
 	}
 }
 

@@ -4,6 +4,11 @@
 // the standard library, so the launcher links nothing of mpi.
 package contract
 
+import (
+	"strconv"
+	"strings"
+)
+
 // The environment of every rank.
 const (
 	Rank      = "GORUN_RANK"       // the rank, 0 to Size-1
@@ -22,3 +27,53 @@ const (
 // Prefix starts every variable of the contract: a user may not set one
 // with -x.
 const Prefix = "GORUN_"
+
+// Control names the file descriptor (a pipe's write end, "3") on which a
+// rank reports to gorun, or its host's agent, what its exit status cannot
+// say: one line per event, in Report's format. gorun's verdict on a rank
+// (did it join, did it close, did it abort and with what code) comes from
+// these lines, never from what the rank prints.
+const Control = "GORUN_CONTROL_FD"
+
+// The events a rank reports on its control descriptor.
+const (
+	ReportInit  = "init"  // Init returned its world
+	ReportClose = "close" // the world was closed
+	ReportAbort = "abort" // Abort was called, with the code that follows
+)
+
+// Report is the line for an event: "init", "close", or "abort CODE" with
+// the code Abort was given (any int: the exit status is another matter,
+// see AbortStatus).
+func Report(event string, code int) string {
+	if event == ReportAbort {
+		return event + " " + strconv.Itoa(code)
+	}
+	return event
+}
+
+// ParseReport reads a line that Report made (without its newline).
+func ParseReport(line string) (event string, code int, ok bool) {
+	switch {
+	case line == ReportInit || line == ReportClose:
+		return line, 0, true
+	case strings.HasPrefix(line, ReportAbort+" "):
+		c, err := strconv.Atoi(line[len(ReportAbort)+1:])
+		if err != nil {
+			return "", 0, false
+		}
+		return ReportAbort, c, true
+	}
+	return "", 0, false
+}
+
+// AbortStatus is the exit status of a rank, and of gorun, for a job
+// aborted with code: code itself when it is 1 to 255; anything else (0,
+// negative, 256 and above, which an exit status, one byte, cannot carry or
+// would carry as 0) is 1, so an aborted job never looks successful.
+func AbortStatus(code int) int {
+	if code < 1 || code > 255 {
+		return 1
+	}
+	return code
+}

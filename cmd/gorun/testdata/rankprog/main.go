@@ -18,6 +18,8 @@
 //	mpirecv RANK CODE     mpi.Init; RANK prints "fail UNIXNANO" and exits CODE; the others block in Recv
 //	mpiabort RANK CODE    mpi.Init; RANK prints "fail UNIXNANO" and calls Abort(CODE); the others block in Recv
 //	mpisleep              mpi.Init, then sleep
+//	mpiexit RANK          mpi.Init; RANK prints "fail UNIXNANO" and exits 0 without Close; the others block in Recv
+//	fakeabort RANK F C    mpi.Init; RANK prints mpi's abort line for code 42 on stderr; rank F exits C; the others close and exit 0
 package main
 
 import (
@@ -150,6 +152,36 @@ func main() {
 				world.Abort(arg(3))
 			}
 			os.Exit(arg(3))
+		}
+		_, _, err = world.Recv(ctx, mpi.AnySource, 0)
+		fmt.Fprintln(os.Stderr, "rankprog: Recv returned:", err)
+		os.Exit(1)
+	case "mpiexit", "fakeabort":
+		ctx := context.Background()
+		world, err := mpi.Init(ctx)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "rankprog:", err)
+			os.Exit(1)
+		}
+		fmt.Println("ready")
+		if os.Args[1] == "fakeabort" {
+			if world.Rank() == arg(2) {
+				fmt.Fprintf(os.Stderr, "mpi: rank %d aborted the job with code 42\n", world.Rank())
+			}
+			if world.Rank() == arg(3) {
+				time.Sleep(300 * time.Millisecond)
+				os.Exit(arg(4))
+			}
+			if err := world.Close(); err != nil {
+				fmt.Fprintln(os.Stderr, "rankprog:", err)
+				os.Exit(1)
+			}
+			return
+		}
+		if world.Rank() == arg(2) {
+			time.Sleep(300 * time.Millisecond)
+			failNow()
+			os.Exit(0)
 		}
 		_, _, err = world.Recv(ctx, mpi.AnySource, 0)
 		fmt.Fprintln(os.Stderr, "rankprog: Recv returned:", err)
