@@ -17,13 +17,22 @@ import (
 // So gorun (for its own machine's ranks) and every agent start a keeper
 // before their ranks: this very program again, with keeperArg and the
 // job's id, in a session of its own, its stdin a pipe from the parent.
-// The keeper waits for that pipe's end, which comes when the parent closes
-// it at the job's end or dies however it dies, then kills every process
-// of its user whose environment carries the job's id, and exits.
+// The keeper waits for that pipe's end. When the parent dies, however it
+// dies, the pipe ends without a word: the keeper kills every process of
+// its user whose environment carries the job's id, and exits. When the job
+// ends normally, the parent (which has ended its own ranks' leftovers
+// itself) writes keeperDone first, and the keeper exits without a sweep:
+// ranks of the same job on another host that shares this machine's
+// process table (a host named twice, or the tests' namespace hosts) are
+// not its to end while they run.
 //
 // Any program that links this package can be a keeper: its init takes the
 // process over when it is started with keeperArg, before main runs.
 const keeperArg = "__gorun_keeper"
+
+// keeperDone is what the parent writes to release its keeper without a
+// sweep.
+const keeperDone = "done\n"
 
 func init() {
 	if len(os.Args) == 3 && os.Args[1] == keeperArg {
@@ -36,8 +45,11 @@ func runKeeper(in io.Reader, job string) int {
 	// A hang-up or an interrupt of the session gorun ran in is no reason
 	// to leave before the job is gone.
 	signal.Ignore(syscall.SIGHUP, syscall.SIGINT)
+	b, _ := io.ReadAll(io.LimitReader(in, 64))
 	io.Copy(io.Discard, in)
-	sweepOrphans(job)
+	if string(b) != keeperDone {
+		sweepOrphans(job)
+	}
 	return 0
 }
 
@@ -78,12 +90,13 @@ func startKeeper(job string) *keeper {
 	return &keeper{cmd: cmd, w: w}
 }
 
-// release tells the keeper the job is over here: it sweeps what is left
-// and exits. release waits for that.
+// release tells the keeper the job is over here: it exits without a
+// sweep. release waits for that.
 func (k *keeper) release() {
 	if k == nil {
 		return
 	}
+	k.w.Write([]byte(keeperDone))
 	k.w.Close()
 	k.cmd.Wait()
 }

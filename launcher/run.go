@@ -88,6 +88,9 @@ type signalCause struct{ sig syscall.Signal }
 
 func (s signalCause) Error() string { return "interrupted by " + signalName(s.sig) }
 
+// faultGrace is how long a jobFault waits before it stops the job.
+const faultGrace = 500 * time.Millisecond
+
 // jobFault is why a job cannot go on that no rank's end tells: a route
 // between two of its servers closed (see routes.go).
 type jobFault string
@@ -133,6 +136,11 @@ func (r *runner) run(ctx context.Context, prog string, args []string) error {
 	}()
 	launch := sync.OnceFunc(func() { close(launched); <-preDone })
 	defer launch()
+	// fault stops the job for a reason no rank's end tells (a route that
+	// closed), after faultGrace: a host's agent or ranks that died take
+	// its routes with them, and their end, which names them, should be
+	// what gorun reports.
+	fault := func(err error) { time.AfterFunc(faultGrace, func() { cancel(err) }) }
 	// Closed once every rank has ended: the routes' watch is over then.
 	ranksEnded := make(chan struct{})
 	endRanks := sync.OnceFunc(func() { close(ranksEnded) })
@@ -200,7 +208,7 @@ func (r *runner) run(ctx context.Context, prog string, args []string) error {
 			r.logf("the job's cluster: routes (TLS) to this host at %s", job.Cluster.seed)
 			// Until the ranks have ended, a route that closes ends the job.
 			host, _ := os.Hostname()
-			go srv.watchRoutes(host, ranksEnded, func(err error) { cancel(jobFault(err.Error())) })
+			go srv.watchRoutes(host, ranksEnded, func(err error) { fault(jobFault(err.Error())) })
 		}
 	} else {
 		bus, err := newExternalBus(cfg)
@@ -271,7 +279,7 @@ func (r *runner) run(ctx context.Context, prog string, args []string) error {
 			Plan: &plan, Host: i, Procs: procs,
 			Path: p.Path, Args: args, WorkDir: cfg.WorkDir,
 			Env: env, Job: job, Out: r.out,
-			Fail: func(err error) { cancel(err) },
+			Fail: fault,
 		}
 		if procs[0].Rank == 0 {
 			spec.Stdin = cfg.Stdin
