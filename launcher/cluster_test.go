@@ -45,6 +45,20 @@ func startCluster(t *testing.T, n int, ca *jobCA) ([]*Server, []string) {
 	return srvs, seeds
 }
 
+// waitMesh waits until every server has a route to every other, until
+// deadline.
+func waitMesh(t *testing.T, srvs []*Server, deadline time.Time) {
+	t.Helper()
+	for _, s := range srvs {
+		for s.ns.NumRoutes() != len(srvs)-1 {
+			if time.Now().After(deadline) {
+				t.Fatalf("a server has %d routes, want %d", s.ns.NumRoutes(), len(srvs)-1)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
 // TestClusterFullMesh: servers that know only the first one form a full
 // mesh (each has a route to every other), and a message published on one
 // reaches a subscriber on another.
@@ -55,14 +69,7 @@ func TestClusterFullMesh(t *testing.T) {
 	}
 	srvs, seeds := startCluster(t, 4, ca)
 	deadline := time.Now().Add(10 * time.Second)
-	for _, s := range srvs {
-		for s.ns.NumRoutes() != len(srvs)-1 {
-			if time.Now().After(deadline) {
-				t.Fatalf("a server has %d routes, want %d", s.ns.NumRoutes(), len(srvs)-1)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
+	waitMesh(t, srvs, deadline)
 	// Rank 1 on the fourth server, rank 0 on the second.
 	sub := connectAs(t, srvs[3].URL(), seeds[1], make(chan error, 1))
 	s, _ := sub.SubscribeSync(subject.InboxAll(clusterJob, 1))
@@ -186,15 +193,7 @@ func TestWatchRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	srvs, _ := startCluster(t, 3, ca)
-	deadline := time.Now().Add(10 * time.Second)
-	for _, s := range srvs {
-		for s.ns.NumRoutes() != len(srvs)-1 {
-			if time.Now().After(deadline) {
-				t.Fatalf("a server has %d routes, want %d", s.ns.NumRoutes(), len(srvs)-1)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
+	waitMesh(t, srvs, time.Now().Add(10*time.Second))
 	lost := make(chan error, 2)
 	stop := make(chan struct{})
 	go srvs[0].watchRoutes("h0", stop, func(err error) { lost <- err })

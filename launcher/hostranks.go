@@ -131,10 +131,7 @@ func (h *hostRanks) startRank(j *hostJob, p Proc, dir string, env []string, stdi
 	}
 	ctlR, ctlW, err := os.Pipe()
 	if err != nil {
-		outR.Close()
-		outW.Close()
-		errR.Close()
-		errW.Close()
+		closeAll(outR, outW, errR, errW)
 		return err
 	}
 	defer ctlW.Close()
@@ -159,10 +156,7 @@ func (h *hostRanks) startRank(j *hostJob, p Proc, dir string, env []string, stdi
 			// SIGTTIN).
 			r, w, err := os.Pipe()
 			if err != nil {
-				outR.Close()
-				outW.Close()
-				errR.Close()
-				errW.Close()
+				closeAll(outR, outW, errR, errW, ctlR)
 				return err
 			}
 			cmd.Stdin = r
@@ -331,4 +325,11 @@ func readReports(r io.Reader, rep *rankReport) {
 		rep.add(sc.Text())
 	}
 	io.Copy(io.Discard, r)
+}
+
+// closeAll closes files, on a path that gives up on them.
+func closeAll(files ...*os.File) {
+	for _, f := range files {
+		f.Close()
+	}
 }
