@@ -15,7 +15,7 @@ import (
 // agent, and nothing else is left on the host to end it.
 //
 // So gorun (for its own machine's ranks) and every agent start a keeper
-// before their ranks: this very program again, with keeperArg and the
+// beside their ranks: this very program again, with keeperArg and the
 // job's id, in a session of its own, its stdin a pipe from the parent.
 // The keeper waits for that pipe's end. When the parent dies, however it
 // dies, the pipe ends without a word: the keeper kills every process of
@@ -40,7 +40,8 @@ func init() {
 	}
 }
 
-// runKeeper waits for in's end, then sweeps job's processes.
+// runKeeper waits for in's end, then sweeps job's processes, unless the
+// parent wrote keeperDone first.
 func runKeeper(in io.Reader, job string) int {
 	// A hang-up or an interrupt of the session gorun ran in is no reason
 	// to leave before the job is gone.
@@ -56,7 +57,7 @@ func runKeeper(in io.Reader, job string) int {
 // keeper is a started keeper, as its parent holds it.
 type keeper struct {
 	cmd *exec.Cmd
-	w   *os.File // its stdin's write end: closing it releases the keeper
+	w   *os.File // its stdin's write end: see release
 }
 
 // startKeeper starts a keeper for job, or returns nil where it cannot

@@ -136,11 +136,7 @@ func main() {
 		os.Exit(arg(2))
 	case "mpirecv", "mpiabort", "mpisleep":
 		ctx := context.Background()
-		world, err := mpi.Init(ctx)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "rankprog:", err)
-			os.Exit(1)
-		}
+		world := initWorld(ctx)
 		fmt.Println("ready")
 		if os.Args[1] == "mpisleep" {
 			time.Sleep(time.Hour)
@@ -153,16 +149,12 @@ func main() {
 			}
 			os.Exit(arg(3))
 		}
-		_, _, err = world.Recv(ctx, mpi.AnySource, 0)
+		_, _, err := world.Recv(ctx, mpi.AnySource, 0)
 		fmt.Fprintln(os.Stderr, "rankprog: Recv returned:", err)
 		os.Exit(1)
 	case "mpiexit", "fakeabort":
 		ctx := context.Background()
-		world, err := mpi.Init(ctx)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "rankprog:", err)
-			os.Exit(1)
-		}
+		world := initWorld(ctx)
 		fmt.Println("ready")
 		if os.Args[1] == "fakeabort" {
 			if world.Rank() == arg(2) {
@@ -183,17 +175,13 @@ func main() {
 			failNow()
 			os.Exit(0)
 		}
-		_, _, err = world.Recv(ctx, mpi.AnySource, 0)
+		_, _, err := world.Recv(ctx, mpi.AnySource, 0)
 		fmt.Fprintln(os.Stderr, "rankprog: Recv returned:", err)
 		os.Exit(1)
 	case "mpisum":
 		// After Init and ARG ms, a ring pass, then rank 0 sums every rank.
 		ctx := context.Background()
-		world, err := mpi.Init(ctx)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "rankprog:", err)
-			os.Exit(1)
-		}
+		world := initWorld(ctx)
 		fmt.Println("ready")
 		time.Sleep(time.Duration(arg(2)) * time.Millisecond)
 		if err := mpiSum(ctx, world); err != nil {
@@ -206,11 +194,7 @@ func main() {
 		// 4 MiB; rank 0 says "ready" once joined, and checks that each
 		// sender's messages come whole and in order.
 		ctx := context.Background()
-		world, err := mpi.Init(ctx)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "rankprog:", err)
-			os.Exit(1)
-		}
+		world := initWorld(ctx)
 		if err := stream(ctx, world, arg(2)); err != nil {
 			fmt.Fprintln(os.Stderr, "rankprog:", err)
 			os.Exit(1)
@@ -320,4 +304,14 @@ func stream(ctx context.Context, world *mpi.Comm, n int) error {
 	}
 	fmt.Println("got", total)
 	return nil
+}
+
+// initWorld joins the job, or exits 1 saying why.
+func initWorld(ctx context.Context) *mpi.Comm {
+	world, err := mpi.Init(ctx)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "rankprog:", err)
+		os.Exit(1)
+	}
+	return world
 }
