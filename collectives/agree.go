@@ -61,6 +61,9 @@ func (x *call) agree(up func(kids [][]byte) []byte, lead func(mine []byte) downP
 	if up != nil {
 		mine = up(kids)
 	}
+	if x.sh.beforeUp != nil {
+		x.sh.beforeUp()
+	}
 	x.checkConcurrent()
 	var down downPayload
 	if parent >= 0 {

@@ -37,6 +37,9 @@ type shadow struct {
 	poison error
 	ctx    context.Context
 	cancel context.CancelCauseFunc
+	// beforeUp, set by tests only, runs in every call's first phase just
+	// before this rank's status leaves it.
+	beforeUp func()
 }
 
 // tagCalls is how many calls have distinct tags before tags repeat; each

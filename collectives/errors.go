@@ -30,10 +30,14 @@ var (
 	// communicator on some rank (from two goroutines), which is not
 	// supported: every rank numbers a communicator's calls in the order it
 	// makes them, so two goroutines would pair one rank's call with another
-	// rank's other call. Both calls fail, on every rank, and so does every
-	// later collective on that communicator (a Dup gives a fresh one). Two
-	// goroutines whose calls never overlap on any rank cannot be told from
-	// one, and must make their calls in the same order on every rank.
+	// rank's other call. When a rank sees the second call begin before its
+	// part of the first has left it, both calls fail, on every rank, and so
+	// does every later collective on that communicator (a Dup gives a fresh
+	// one). An overlap seen later still fails both calls on that rank and
+	// every later call everywhere, but a rank whose first call ended before
+	// the news came keeps what it computed. Two goroutines whose calls never
+	// overlap on any rank cannot be told from one, and must make their
+	// calls in the same order on every rank.
 	ErrConcurrent = errors.New("collectives: two collective calls at once on one communicator")
 )
 
