@@ -49,6 +49,7 @@ const (
 	codeEncode
 	codeMismatch
 	codeConcurrent
+	codeEnd
 )
 
 func sentinel(code uint8) error {

@@ -256,3 +256,14 @@ func TestMismatchedRootsEverySize(t *testing.T) {
 		})
 	}
 }
+
+// TestErrorCodes: every sentinel a rank's local error wraps travels to the
+// other ranks as itself.
+func TestErrorCodes(t *testing.T) {
+	for code := codeRank; code < codeEnd; code++ {
+		err := newArgError(kBarrier, code, "detail")
+		if got := sentinel(codeOf(err)); got != err.err {
+			t.Errorf("code %d: %v travels as %v", code, err.err, got)
+		}
+	}
+}

@@ -3,8 +3,6 @@ package collectives
 import (
 	"encoding/binary"
 	"fmt"
-
-	"github.com/gorun-hpc/gorun/mpi"
 )
 
 // A status travels in the header of every message of the first phase of a
@@ -93,14 +91,12 @@ func (s *status) fail(rank int, err *argError) {
 	}
 }
 
+// codeOf is the code that travels for err: the inverse of sentinel.
 func codeOf(err *argError) uint8 {
-	switch err.err {
-	case mpi.ErrRank:
-		return codeRank
-	case ErrCounts:
-		return codeCounts
-	case ErrEncode:
-		return codeEncode
+	for code := codeRank; code < codeEnd; code++ {
+		if sentinel(code) == err.err {
+			return code
+		}
 	}
 	return codeMismatch
 }
