@@ -9,6 +9,7 @@ import (
 	"sync"
 	"weak"
 
+	"github.com/gorun-hpc/gorun/internal/blocked"
 	"github.com/gorun-hpc/gorun/mpi"
 )
 
@@ -76,6 +77,7 @@ type call struct {
 	user       *mpi.Comm   // the caller's, kept alive until end: its cleanup ends the shadow
 	stop       func() bool // stops the poison's cancelling of ctx
 	cancel     context.CancelCauseFunc
+	entry      blocked.Entry // the call in the hang report
 }
 
 // begin starts a call of collective k on c: it finds or makes c's shadow and
@@ -116,6 +118,14 @@ func begin(ctx context.Context, c *mpi.Comm, k kind, elem *elemInfo, root, lengt
 	sh.mu.Unlock()
 	x.ctx, x.cancel = context.WithCancelCause(ctx)
 	x.stop = context.AfterFunc(sh.ctx, func() { x.cancel(context.Cause(sh.ctx)) })
+	// The hang report shows the call as itself, not its messages.
+	x.ctx = blocked.Quiet(x.ctx)
+	name, group := blocked.CommInfo(c)
+	bc := blocked.Call{Op: k.String(), Coll: true, Comm: name, Group: group, Peer: blocked.None, PeerWorld: blocked.None, Tag: blocked.None, Root: blocked.None, Bytes: -1, Seq: x.seq}
+	if k.hasRoot() {
+		bc.Root = root
+	}
+	x.entry = blocked.Enter(bc)
 	if poison != nil {
 		x.end()
 		return nil, poison
@@ -134,6 +144,7 @@ func begin(ctx context.Context, c *mpi.Comm, k kind, elem *elemInfo, root, lengt
 
 // end closes call x on this rank: every call that begin returned ends so.
 func (x *call) end() {
+	x.entry.Exit()
 	x.stop()
 	x.cancel(nil)
 	x.sh.mu.Lock()
@@ -204,7 +215,7 @@ func (sh *shadow) drop() {
 // listen waits for another rank's news that it saw two calls at once, for
 // as long as the communicator lives.
 func (sh *shadow) listen() {
-	_, st, err := sh.comm.Recv(sh.ctx, mpi.AnySource, poisonTag)
+	_, st, err := sh.comm.Recv(blocked.Quiet(sh.ctx), mpi.AnySource, poisonTag)
 	if err != nil {
 		return
 	}

@@ -41,6 +41,15 @@ func (k kind) String() string {
 	return fmt.Sprintf("collective(%d)", uint8(k))
 }
 
+// hasRoot says whether collective k has a root.
+func (k kind) hasRoot() bool {
+	switch k {
+	case kBcast, kScatter, kScatterv, kGather, kReduce:
+		return true
+	}
+	return false
+}
+
 // The fields every rank passes and that must agree.
 const (
 	fKind = iota // the collective called

@@ -2,6 +2,7 @@ package launcher
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -38,12 +39,14 @@ const (
 	frameJob   = 'J' // JSON agentJob: start the host's server and ranks
 	frameStdin = 'I' // bytes for rank 0's standard input; empty: EOF
 	frameStop  = 'S' // one byte: 0 SIGTERM, 1 SIGKILL (and every descendant)
+	frameAsk   = 'Q' // 4-byte id: the states of the host's ranks, for the hang report
 	// agent to gorun
 	frameHello  = 'H' // JSON agentHello, first thing the agent says
 	frameOutput = 'O' // 4-byte rank, 1 byte stream (1 stdout, 2 stderr), then output bytes
 	frameExit   = 'X' // JSON agentExit: how a rank ended
 	frameFail   = 'F' // text: the agent could not run the job (its server did not start)
 	frameFault  = 'R' // text: the job cannot go on (a route of the host's server closed)
+	frameStates = 'T' // the 4-byte id of a frameAsk, then JSON: rank -> its blocked.State
 
 	// maxFrame bounds a frame: larger ones are refused as a broken stream.
 	maxFrame = 64 << 20
@@ -238,6 +241,19 @@ func (a *agent) read(br *bufio.Reader) {
 				} else if _, err := w.Write(b); err != nil {
 					// rank 0 stopped reading: drop its input
 				}
+			}
+		case frameAsk:
+			a.mu.Lock()
+			hr := a.ranks
+			a.mu.Unlock()
+			if hr != nil && len(b) == 4 {
+				id := bytes.Clone(b)
+				go func() {
+					js, _ := json.Marshal(hr.states())
+					if a.fw.write(frameStates, id, js) != nil {
+						a.lost()
+					}
+				}()
 			}
 		case frameStop:
 			a.mu.Lock()

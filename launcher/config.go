@@ -48,6 +48,13 @@ type Config struct {
 	// that times out ends with ExitTimeout.
 	Timeout time.Duration
 
+	// HangReport, when not 0, prints the hang report (where every rank is
+	// blocked, and the verdict: a deadlock and who waits for whom) once
+	// every rank still running has been blocked in gorun's calls, none
+	// moving, for that long; the job goes on. gorun prints the report too
+	// when Timeout fires, and on SIGUSR1 (with Signals).
+	HangReport time.Duration
+
 	// WorkDir is the directory the ranks start in; "" means gorun's own.
 	WorkDir string
 
@@ -99,8 +106,9 @@ type Config struct {
 
 	// Signals makes Run handle SIGINT and SIGTERM: the first stops the
 	// job (exit code 130 or 143), a second SIGINT kills every rank at
-	// once. The gorun command sets it; a library caller that cancels ctx
-	// instead leaves it false.
+	// once; and SIGUSR1, on which it prints the hang report and the job
+	// goes on. The gorun command sets it; a library caller that cancels
+	// ctx instead leaves it false.
 	Signals bool
 
 	// Verbose makes gorun say what it is doing, on Stderr.
@@ -122,6 +130,7 @@ func DefaultConfig() Config {
 		NATSHost:       "127.0.0.1",
 		ConnectTimeout: 3 * time.Second,
 		StopGrace:      500 * time.Millisecond,
+		HangReport:     30 * time.Second,
 		Stdin:          os.Stdin,
 		Stdout:         os.Stdout,
 		Stderr:         os.Stderr,
@@ -136,6 +145,9 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.Timeout < 0 {
 		return fmt.Errorf("--timeout %v: must not be negative", cfg.Timeout)
+	}
+	if cfg.HangReport < 0 {
+		return fmt.Errorf("--hang-report %v: must not be negative", cfg.HangReport)
 	}
 	if cfg.StopGrace < 0 {
 		return fmt.Errorf("stop grace %v: must not be negative", cfg.StopGrace)

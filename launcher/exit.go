@@ -123,7 +123,10 @@ func (x rankExit) exitCode() int {
 
 // String describes the rank and how it ended, as in "rank 3 (pid 1234 on
 // host x) exited with status 7".
-func (x rankExit) String() string {
+func (x rankExit) String() string { return x.who() + " " + x.how() }
+
+// how says how the rank ended, as in "exited with status 7".
+func (x rankExit) how() string {
 	var how string
 	switch {
 	case x.Err != nil:
@@ -138,7 +141,7 @@ func (x rankExit) String() string {
 	if x.Panicked {
 		how += " after a panic"
 	}
-	return x.who() + " " + how
+	return how
 }
 
 // who names the rank, as in "rank 3 (pid 1234 on host x)".

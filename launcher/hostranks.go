@@ -1,7 +1,6 @@
 package launcher
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -58,15 +57,16 @@ type hostRanks struct {
 	onExit   func(x rankExit)
 
 	mu      sync.Mutex
-	running map[int]int    // rank -> pid (= its process group id), until reaped
-	stopSig syscall.Signal // the strongest signal stop has sent; 0 if none
-	wg      sync.WaitGroup // rank reapers
-	keeper  chan *keeper   // the keeper, once started (nil in it: none)
+	running map[int]int          // rank -> pid (= its process group id), until reaped
+	ctl     map[int]*rankControl // rank -> its control socket, until reaped
+	stopSig syscall.Signal       // the strongest signal stop has sent; 0 if none
+	wg      sync.WaitGroup       // rank reapers
+	keeper  chan *keeper         // the keeper, once started (nil in it: none)
 	finish1 sync.Once
 }
 
 func newHostRanks(host string, onOutput func(int, bool, io.ReadCloser), onExit func(rankExit)) *hostRanks {
-	return &hostRanks{host: host, onOutput: onOutput, onExit: onExit, running: make(map[int]int), keeper: make(chan *keeper, 1)}
+	return &hostRanks{host: host, onOutput: onOutput, onExit: onExit, running: make(map[int]int), ctl: make(map[int]*rankControl), keeper: make(chan *keeper, 1)}
 }
 
 // start starts j's ranks; stdin (nil: none) goes to the host's first rank
@@ -129,7 +129,7 @@ func (h *hostRanks) startRank(j *hostJob, p Proc, dir string, env []string, stdi
 	if err != nil {
 		return err
 	}
-	ctlR, ctlW, err := os.Pipe()
+	ctl, ctlW, err := newControl()
 	if err != nil {
 		closeAll(outR, outW, errR, errW)
 		return err
@@ -156,7 +156,7 @@ func (h *hostRanks) startRank(j *hostJob, p Proc, dir string, env []string, stdi
 			// SIGTTIN).
 			r, w, err := os.Pipe()
 			if err != nil {
-				closeAll(outR, outW, errR, errW, ctlR)
+				closeAll(outR, outW, errR, errW, ctl.f)
 				return err
 			}
 			cmd.Stdin = r
@@ -171,19 +171,14 @@ func (h *hostRanks) startRank(j *hostJob, p Proc, dir string, env []string, stdi
 	if err != nil {
 		outR.Close()
 		errR.Close()
-		ctlR.Close()
+		ctl.f.Close()
 		if stdinW != nil {
 			stdinW.Close()
 		}
 		return err
 	}
 	pid := cmd.Process.Pid
-	var rep rankReport
-	ctlDone := make(chan struct{})
-	go func() {
-		defer close(ctlDone)
-		readReports(ctlR, &rep)
-	}()
+	go ctl.read()
 	outDone, errDone := make(chan struct{}), make(chan struct{})
 	h.onOutput(p.Rank, false, &closeNotifier{ReadCloser: outR, done: outDone})
 	h.onOutput(p.Rank, true, &closeNotifier{ReadCloser: errR, done: errDone})
@@ -196,6 +191,7 @@ func (h *hostRanks) startRank(j *hostJob, p Proc, dir string, env []string, stdi
 
 	h.mu.Lock()
 	h.running[p.Rank] = pid
+	h.ctl[p.Rank] = ctl
 	if h.stopSig != 0 {
 		syscall.Kill(-pid, h.stopSig) // stop came while this rank started
 	}
@@ -207,6 +203,7 @@ func (h *hostRanks) startRank(j *hostJob, p Proc, dir string, env []string, stdi
 		werr := cmd.Wait()
 		h.mu.Lock()
 		delete(h.running, p.Rank)
+		delete(h.ctl, p.Rank)
 		h.mu.Unlock()
 		// Whatever the rank left behind in its group goes with it, and its
 		// output pipes reach EOF.
@@ -217,17 +214,17 @@ func (h *hostRanks) startRank(j *hostJob, p Proc, dir string, env []string, stdi
 		// Its output first (a descendant that left the group may hold a
 		// pipe open: not longer than outputDrain).
 		t := time.NewTimer(outputDrain)
-		for _, d := range []chan struct{}{outDone, errDone, ctlDone} {
+		for _, d := range []chan struct{}{outDone, errDone, ctl.done} {
 			select {
 			case <-d:
 			case <-t.C:
 			}
 		}
 		t.Stop()
-		ctlR.Close() // a descendant holding it open: what came is what counts
-		<-ctlDone
+		ctl.f.Close() // a descendant holding it open: what came is what counts
+		<-ctl.done
 		x := waitResult(p.Rank, h.host, pid, werr)
-		x.Report = rep
+		x.Report = ctl.rep
 		h.onExit(x)
 	}()
 	return nil
@@ -313,18 +310,6 @@ func (h *hostRanks) wait() { h.wg.Wait() }
 func isCharDevice(f *os.File) bool {
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
-}
-
-// readReports reads a rank's control descriptor (contract.Control) into
-// rep until EOF: a line at a time, at most a few of them, each short (a
-// rank has only a few things to say; anything else is ignored).
-func readReports(r io.Reader, rep *rankReport) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64), 64)
-	for n := 0; sc.Scan() && n < 16; n++ {
-		rep.add(sc.Text())
-	}
-	io.Copy(io.Discard, r)
 }
 
 // closeAll closes files, on a path that gives up on them.

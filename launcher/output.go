@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -174,6 +175,18 @@ func (o *output) wait(timeout time.Duration) bool {
 
 // printf writes one line of gorun's own to stderr, prefixed "gorun: ", under
 // the output lock.
+// printLines prints lines as printf would, in one write, so that no other
+// line comes between them.
+func (o *output) printLines(lines []string) {
+	var b strings.Builder
+	for _, l := range lines {
+		b.WriteString("gorun: " + l + "\n")
+	}
+	o.mu.Lock()
+	io.WriteString(o.stderr, b.String())
+	o.mu.Unlock()
+}
+
 func (o *output) printf(format string, args ...any) {
 	msg := "gorun: " + fmt.Sprintf(format, args...)
 	if msg[len(msg)-1] != '\n' {

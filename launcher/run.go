@@ -118,11 +118,14 @@ func (r *runner) run(ctx context.Context, prog string, args []string) error {
 	jobCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
-	var sigCh chan os.Signal
+	var sigCh, usr1 chan os.Signal
 	if cfg.Signals {
 		sigCh = make(chan os.Signal, 4)
 		signal.Notify(sigCh, syscall.SIGINT, syscall.SIGTERM)
 		defer signal.Stop(sigCh)
+		usr1 = make(chan os.Signal, 1)
+		signal.Notify(usr1, syscall.SIGUSR1)
+		defer signal.Stop(usr1)
 	}
 	// Until the ranks start, a signal cancels whatever gorun is doing.
 	launched, preDone := make(chan struct{}), make(chan struct{})
@@ -302,7 +305,14 @@ func (r *runner) run(ctx context.Context, prog string, args []string) error {
 	launch() // from here on, the loop below reads sigCh
 	r.logf("starting %d ranks of %s", cfg.N, p.Path)
 
-	res := r.watch(jobCtx, spawners, exits, sigCh)
+	hw := &hangWatch{r: r, spawners: spawners, ended: map[int]rankExit{}}
+	if len(plan.Hosts) > 1 {
+		hw.hostOf = make([]string, cfg.N)
+		for _, pr := range plan.Procs {
+			hw.hostOf[pr.Rank] = plan.Hosts[pr.Host].String()
+		}
+	}
+	res := r.watch(jobCtx, spawners, exits, sigCh, usr1, hw)
 	endRanks()
 	stopStarting()
 	starting.Wait()
@@ -358,8 +368,13 @@ func newSpawner(h Host, i int, rm *remote) (spawner, error) {
 // watch waits until every rank has ended, stopping the job at its first
 // failure, on a signal, at the timeout or when ctx is done; it returns the
 // job's result.
-func (r *runner) watch(ctx context.Context, spawners []spawner, exits <-chan rankExit, sigCh <-chan os.Signal) error {
+func (r *runner) watch(ctx context.Context, spawners []spawner, exits <-chan rankExit, sigCh, usr1 <-chan os.Signal, hw *hangWatch) error {
 	cfg := &r.cfg
+	if cfg.HangReport > 0 {
+		stop := make(chan struct{})
+		defer close(stop)
+		go hw.watchHangs(cfg.HangReport, stop)
+	}
 	stopAll := func(kill bool) {
 		for _, sp := range spawners {
 			sp.stop(kill)
@@ -383,6 +398,7 @@ func (r *runner) watch(ctx context.Context, spawners []spawner, exits <-chan ran
 			return
 		}
 		reason = why
+		hw.stop()
 		timeoutC, done = nil, nil
 		if running > 0 {
 			r.logf("stopping %d ranks: SIGTERM, SIGKILL after %v", running, cfg.StopGrace)
@@ -401,6 +417,7 @@ func (r *runner) watch(ctx context.Context, spawners []spawner, exits <-chan ran
 				x.Unclosed = true
 			}
 			ended[x.Rank] = x
+			hw.exited(x)
 			if x.NotStarted {
 				continue
 			}
@@ -421,7 +438,10 @@ func (r *runner) watch(ctx context.Context, spawners []spawner, exits <-chan ran
 			}
 		case <-done:
 			beginStop(stopped(context.Cause(ctx), "; every rank stopped"))
+		case <-usr1:
+			go hw.report("got SIGUSR1 (the job goes on)")
 		case <-timeoutC:
+			hw.report(fmt.Sprintf("the job ran for %v (--timeout)", cfg.Timeout))
 			beginStop(&ExitError{Code: ExitTimeout, Msg: fmt.Sprintf("job timed out after %v (--timeout); every rank stopped", cfg.Timeout)})
 		case <-graceC:
 			graceC = nil

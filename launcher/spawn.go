@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/gorun-hpc/gorun/internal/blocked"
 	"github.com/gorun-hpc/gorun/internal/contract"
 )
 
@@ -45,6 +46,11 @@ type spawner interface {
 	// (its process group): SIGTERM, or SIGKILL when kill is set. It does not
 	// wait, and is safe to call at any time, concurrently, and repeatedly.
 	stop(kill bool)
+
+	// states asks every running rank what it is blocked in, for the hang
+	// report, and returns the answers that came within a second or two,
+	// by rank. It is safe to call at any time, concurrently.
+	states() map[int]*blocked.State
 }
 
 // spawnSpec is what a spawner needs to start the ranks placed on one host.

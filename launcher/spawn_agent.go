@@ -17,6 +17,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/gorun-hpc/gorun/internal/blocked"
 )
 
 // Lines the bootstrap script says before the agent's frames start.
@@ -276,6 +278,41 @@ type agentSpawner struct {
 	reported map[int]bool
 	started  bool
 	stopSig  byte // 0 none, 1 TERM, 2 KILL, before start
+	asks     map[uint32]chan map[int]*blocked.State
+	nextAsk  uint32
+}
+
+// states asks the agent for its ranks' states (see hostRanks.states).
+func (s *agentSpawner) states() map[int]*blocked.State {
+	s.mu.Lock()
+	if !s.started {
+		s.mu.Unlock()
+		return nil
+	}
+	s.nextAsk++
+	id := s.nextAsk
+	ch := make(chan map[int]*blocked.State, 1)
+	if s.asks == nil {
+		s.asks = map[uint32]chan map[int]*blocked.State{}
+	}
+	s.asks[id] = ch
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.asks, id)
+		s.mu.Unlock()
+	}()
+	if s.a.fw.write(frameAsk, binary.BigEndian.AppendUint32(nil, id)) != nil {
+		return nil
+	}
+	t := time.NewTimer(stateTimeout + time.Second) // the agent waits stateTimeout for its ranks
+	defer t.Stop()
+	select {
+	case m := <-ch:
+		return m
+	case <-t.C:
+		return nil
+	}
 }
 
 var _ spawner = (*agentSpawner)(nil)
@@ -378,6 +415,20 @@ func (s *agentSpawner) read(spec *spawnSpec, exits chan<- rankExit) {
 			s.mu.Unlock()
 			if !dup {
 				exits <- exitFromWire(e, name)
+			}
+		case frameStates:
+			var m map[int]*blocked.State
+			if len(b) < 4 || json.Unmarshal(b[4:], &m) != nil {
+				continue
+			}
+			s.mu.Lock()
+			ch := s.asks[binary.BigEndian.Uint32(b)]
+			s.mu.Unlock()
+			if ch != nil {
+				select {
+				case ch <- m:
+				default:
+				}
 			}
 		case frameFail:
 			failure = string(b)

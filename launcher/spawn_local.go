@@ -5,6 +5,8 @@ import (
 	"io"
 	"os"
 	"sync"
+
+	"github.com/gorun-hpc/gorun/internal/blocked"
 )
 
 // localSpawner runs the ranks placed on this machine: the agent code every
@@ -59,6 +61,16 @@ func (s *localSpawner) start(ctx context.Context, spec *spawnSpec, exits chan<- 
 		JobID: spec.Job.ID, Token: spec.Job.Token, Creds: spec.Job.credsOf(spec.Procs), TLS: spec.Job.TLS, NATSURL: spec.Job.NATSURL,
 	}
 	hr.start(ctx, j, spec.Stdin)
+}
+
+func (s *localSpawner) states() map[int]*blocked.State {
+	s.mu.Lock()
+	hr := s.ranks
+	s.mu.Unlock()
+	if hr == nil {
+		return nil
+	}
+	return hr.states()
 }
 
 func (s *localSpawner) stop(kill bool) {

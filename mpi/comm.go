@@ -9,9 +9,11 @@ import (
 	"math"
 	"os"
 	"slices"
+	"strconv"
 	"sync/atomic"
 	"time"
 
+	"github.com/gorun-hpc/gorun/internal/blocked"
 	"github.com/gorun-hpc/gorun/internal/subject"
 )
 
@@ -41,6 +43,7 @@ type Comm struct {
 	rank  int         // this rank in the communicator
 	group []int       // communicator rank -> world rank; nil for the world
 	index map[int]int // world rank -> communicator rank; nil for the world
+	name  string      // in the hang report: "" for the world, else its parent's name and how it was made ("world/dup1")
 
 	closed  atomic.Bool
 	derived atomic.Uint64 // communicators derived from this one so far
@@ -75,6 +78,21 @@ func (c *Comm) commRank(world int) int {
 }
 
 func (c *Comm) internal() uint64 { return c.id | 1 }
+
+// label is c's name in the hang report.
+func (c *Comm) label() string {
+	if c.name == "" {
+		return "world"
+	}
+	return c.name
+}
+
+func init() {
+	blocked.CommInfo = func(comm any) (string, []int) {
+		c := comm.(*Comm)
+		return c.label(), c.group
+	}
+}
 
 // check returns the error that stops an operation on c before it begins.
 func (c *Comm) check() error {
@@ -209,7 +227,8 @@ func (c *Comm) Dup(ctx context.Context) (*Comm, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("mpi: dup: %w", err)
 	}
-	d := &Comm{e: c.e, id: deriveID(c.id, c.derived.Add(1), -2), rank: c.rank, group: c.group, index: c.index}
+	seq := c.derived.Add(1)
+	d := &Comm{e: c.e, id: deriveID(c.id, seq, -2), rank: c.rank, group: c.group, index: c.index, name: c.label() + "/dup" + strconv.FormatUint(seq, 10)}
 	return d, nil
 }
 
@@ -278,7 +297,7 @@ func (c *Comm) Split(ctx context.Context, color, key int) (*Comm, error) {
 		}
 		return cmpInt(a.rank, b.rank)
 	})
-	d := &Comm{e: c.e, id: deriveID(c.id, seq, color), group: make([]int, len(members)), index: make(map[int]int, len(members))}
+	d := &Comm{e: c.e, id: deriveID(c.id, seq, color), group: make([]int, len(members)), index: make(map[int]int, len(members)), name: c.label() + "/split" + strconv.FormatUint(seq, 10)}
 	for i, m := range members {
 		w := c.worldRank(m.rank)
 		d.group[i] = w

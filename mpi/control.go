@@ -1,23 +1,29 @@
 package mpi
 
 import (
+	"bufio"
+	"encoding/json"
 	"os"
 	"strconv"
 	"sync"
 	"syscall"
 
+	"github.com/gorun-hpc/gorun/internal/blocked"
 	"github.com/gorun-hpc/gorun/internal/contract"
 )
 
 // control is the descriptor on which a rank started by gorun reports
-// Init, Close and Abort (contract.Control): a pipe to gorun or to its
+// Init, Close and Abort (contract.Control): a socket to gorun or to its
 // host's agent, whose verdict on the rank rests on these reports rather
-// than on anything the rank prints. It is taken at start-up, closed on
-// exec (a rank's children do not inherit it) and its variable removed
-// from the environment (nor do they think they have it).
+// than on anything the rank prints, and on which gorun asks for the
+// rank's state (what it is blocked in) when it reports a hang. It is taken
+// at start-up, closed on exec (a rank's children do not inherit it) and
+// its variable removed from the environment (nor do they think they have
+// it).
 var control struct {
-	mu sync.Mutex
-	f  *os.File // nil: not started by gorun
+	mu             sync.Mutex
+	f              *os.File // nil: not started by gorun
+	inited, closed bool     // as reported
 }
 
 func init() {
@@ -31,11 +37,47 @@ func init() {
 		return
 	}
 	var st syscall.Stat_t
-	if syscall.Fstat(fd, &st) != nil || st.Mode&syscall.S_IFMT != syscall.S_IFIFO {
-		return // not the pipe gorun gave: write nothing into it
+	if syscall.Fstat(fd, &st) != nil {
+		return
 	}
-	syscall.CloseOnExec(fd)
-	control.f = os.NewFile(uintptr(fd), "gorun-control")
+	switch st.Mode & syscall.S_IFMT {
+	case syscall.S_IFIFO: // reports only
+		syscall.CloseOnExec(fd)
+		control.f = os.NewFile(uintptr(fd), "gorun-control")
+	case syscall.S_IFSOCK:
+		syscall.CloseOnExec(fd)
+		syscall.SetNonblock(fd, true) // a pollable file: the reader below parks no thread
+		control.f = os.NewFile(uintptr(fd), "gorun-control")
+		go serveControl(control.f)
+	default:
+		// not what gorun gives: write nothing into it
+	}
+}
+
+// serveControl answers gorun's questions on the control socket: to each
+// line "state", a line "state JSON" with this process's blocked.State.
+func serveControl(f *os.File) {
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64), 64)
+	for sc.Scan() {
+		if sc.Text() != contract.QueryState {
+			continue
+		}
+		control.mu.Lock()
+		st := blocked.Now(control.inited, control.closed)
+		control.mu.Unlock()
+		b, err := json.Marshal(st)
+		for err == nil && len(b) >= contract.MaxStateLine-len(contract.QueryState)-2 && len(st.Calls) > 0 {
+			st.Calls, st.More = st.Calls[:len(st.Calls)/2], st.More+len(st.Calls)-len(st.Calls)/2
+			b, err = json.Marshal(st)
+		}
+		if err != nil {
+			continue
+		}
+		control.mu.Lock()
+		f.Write(append(append([]byte(contract.QueryState+" "), b...), '\n'))
+		control.mu.Unlock()
+	}
 }
 
 // report tells gorun of event (contract.Report), if gorun started this
@@ -43,6 +85,12 @@ func init() {
 func report(event string, code int) {
 	control.mu.Lock()
 	defer control.mu.Unlock()
+	switch event {
+	case contract.ReportInit:
+		control.inited = true
+	case contract.ReportClose:
+		control.closed = true
+	}
 	if control.f != nil {
 		control.f.Write([]byte(contract.Report(event, code) + "\n"))
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/gorun-hpc/gorun/internal/blocked"
 	"github.com/gorun-hpc/gorun/internal/subject"
 )
 
@@ -529,6 +530,7 @@ func (e *engine) onMsg(m *nats.Msg) {
 // rank knows before it is used; a frame that fails is a protocol error
 // (see violation).
 func (e *engine) onFrame(m *nats.Msg, src int, mc bool) {
+	blocked.Tick()
 	<-e.started // a frame can come before this rank's start-up answer
 	if m.Reply != "" {
 		e.onToken(m.Subject, src, m.Reply, m.Data, mc)

@@ -3,6 +3,8 @@ package mpi
 import (
 	"context"
 	"fmt"
+
+	"github.com/gorun-hpc/gorun/internal/blocked"
 )
 
 // Send sends data to rank dst with tag, and blocks until data may be
@@ -123,10 +125,15 @@ func (c *Comm) Probe(ctx context.Context, src, tag int) (Status, error) {
 	if src != AnySource {
 		wsrc = c.worldRank(src)
 	}
-	for {
+	for entered := false; ; {
 		st, ok, wait, err := c.e.probe(c, c.id, wsrc, tag)
 		if err != nil || ok {
 			return st, err
+		}
+		if !entered && !blocked.IsQuiet(ctx) {
+			entered = true
+			bc := blocked.Call{Op: "Probe", Comm: c.label(), Group: c.group, Peer: src, PeerWorld: wsrc, Tag: tag, Root: blocked.None, Bytes: -1}
+			defer blocked.Enter(bc).Exit()
 		}
 		select {
 		case <-wait:

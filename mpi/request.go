@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/gorun-hpc/gorun/internal/blocked"
 )
 
 // Request is a non-blocking send or receive in progress, as returned by
@@ -62,10 +64,18 @@ func failedRequest(err error) *Request {
 // first, Wait returns an error wrapping ctx.Err() and the request goes on:
 // Wait again, or Cancel it.
 func (r *Request) Wait(ctx context.Context) (Status, error) {
+	return r.wait(ctx, "Wait")
+}
+
+// wait is Wait, entered in the hang report as op when it must block.
+func (r *Request) wait(ctx context.Context, op string) (Status, error) {
 	select {
 	case <-r.done:
 		return r.status, r.err
 	default:
+	}
+	if !blocked.IsQuiet(ctx) {
+		defer blocked.Enter(r.blockedCall(op)).Exit()
 	}
 	select {
 	case <-r.done:
@@ -107,7 +117,7 @@ func (r *Request) Cancel() bool {
 // request is withdrawn (a matched receive is abandoned: its data dropped),
 // so that nothing is left behind to match a later message.
 func (r *Request) finishWait(ctx context.Context, op string) (Status, error) {
-	st, err := r.Wait(ctx)
+	st, err := r.wait(ctx, opNames[op])
 	if err == nil || r.e == nil {
 		return st, err
 	}
@@ -134,6 +144,31 @@ func (r *Request) finishWait(ctx context.Context, op string) (Status, error) {
 	return st, err
 }
 
+// opNames are the blocking calls' names in the hang report.
+var opNames = map[string]string{
+	"send": "Send", "recv": "Recv", "sendrecv": "Sendrecv", "recvinto": "RecvInto",
+	"sendall": "SendAll", "split": "Split",
+}
+
+// blockedCall describes r, waited for in op, for the hang report.
+func (r *Request) blockedCall(op string) blocked.Call {
+	if r.c == nil {
+		return blocked.Call{Op: op, Comm: "?", Peer: blocked.None, PeerWorld: blocked.None, Tag: blocked.None, Root: blocked.None, Bytes: -1}
+	}
+	bc := blocked.Call{Op: op, Send: r.send, Comm: r.c.label(), Group: r.c.group, PeerWorld: r.peer, Peer: r.peer, Tag: r.tag, Root: blocked.None, Bytes: -1}
+	if r.peer >= 0 {
+		bc.Peer = r.c.commRank(r.peer)
+	}
+	if r.send {
+		bc.Bytes = len(r.data)
+	}
+	if r.comm == r.c.internal() {
+		// an exchange inside an mpi call (Split): the call is what counts
+		bc.Tag = blocked.None
+	}
+	return bc
+}
+
 // copyGrace is how long a blocking send whose ctx has ended waits for a
 // receiver that is copying it out of this rank's memory.
 const copyGrace = 2 * time.Second
@@ -144,7 +179,7 @@ const copyGrace = 2 * time.Second
 func WaitAll(ctx context.Context, reqs ...*Request) error {
 	var errs []error
 	for _, r := range reqs {
-		if _, err := r.Wait(ctx); err != nil {
+		if _, err := r.wait(ctx, "WaitAll"); err != nil {
 			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 				return err
 			}
@@ -169,6 +204,15 @@ func WaitAny(ctx context.Context, reqs ...*Request) (int, Status, error) {
 		}
 	}
 	// None is complete yet: one watcher per request, all gone on return.
+	if !blocked.IsQuiet(ctx) {
+		c := reqs[0].blockedCall("WaitAny")
+		for _, r := range reqs[1:] {
+			if r.peer != reqs[0].peer || r.send != reqs[0].send || r.c != reqs[0].c {
+				c.Peer, c.PeerWorld, c.Tag, c.Bytes = AnySource, AnySource, blocked.None, -1
+			}
+		}
+		defer blocked.Enter(c).Exit()
+	}
 	first := make(chan int, len(reqs))
 	stop := make(chan struct{})
 	defer close(stop)

@@ -70,6 +70,10 @@ func checkArgs(fs *flag.FlagSet, args []string) error {
 			if _, err := strconv.ParseInt(value, 0, strconv.IntSize); err != nil {
 				return fmt.Errorf("%s: not a whole number", shown)
 			}
+		case "seconds":
+			if _, err := parseSeconds(value); err != nil {
+				return fmt.Errorf("%s: %v", shown, err)
+			}
 		}
 	}
 	return nil
@@ -88,6 +92,8 @@ func flagKind(f *flag.Flag) string {
 	switch g.Get().(type) {
 	case time.Duration:
 		return "duration"
+	case secondsValue:
+		return "seconds"
 	case int:
 		return "int"
 	}
@@ -103,6 +109,8 @@ func valueHint(kind string, f *flag.Flag) string {
 		return "a number with a unit, such as 90s, 5m or 1h30m"
 	case "int":
 		return "a whole number"
+	case "seconds":
+		return "seconds (30) or a duration (30s, 5m)"
 	}
 	name, _ := flag.UnquoteUsage(f)
 	switch {

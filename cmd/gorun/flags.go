@@ -6,7 +6,9 @@ import (
 	"io"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gorun-hpc/gorun/launcher"
 )
@@ -31,6 +33,8 @@ func newFlagSet(cfg *launcher.Config, showVersion *bool) *flag.FlagSet {
 		return nil
 	})
 	fs.DurationVar(&cfg.Timeout, "timeout", 0, "stop the job when it runs longer than `DURATION` (e.g. 90s, 5m), exit 124")
+	fs.Var((*secondsValue)(&cfg.HangReport), "hang-report", "print where every rank is blocked, and the verdict, once every running rank has been\n"+
+		"blocked in gorun's calls for `SECONDS` (or a duration: 90s, 5m); 0 turns it off (default 30)")
 	fs.StringVar(&cfg.WorkDir, "wdir", "", "start the ranks in `DIR` (default: the current directory)")
 	fs.StringVar(&cfg.NATSURL, "nats", "", "use the NATS server at `URL` (a comma-separated list for a cluster; tls:// for TLS)\n"+
 		"instead of the embedded one; a token may come from GORUN_NATS_TOKEN")
@@ -44,6 +48,41 @@ func newFlagSet(cfg *launcher.Config, showVersion *bool) *flag.FlagSet {
 	fs.BoolVar(&cfg.Verbose, "v", false, "say what gorun is doing, on stderr")
 	fs.BoolVar(showVersion, "version", false, "print gorun's version and exit")
 	return fs
+}
+
+// secondsValue is a flag.Value of whole seconds, or a duration.
+type secondsValue time.Duration
+
+func (v *secondsValue) String() string {
+	if v == nil {
+		return "0"
+	}
+	return time.Duration(*v).String()
+}
+
+func (v *secondsValue) Set(s string) error {
+	d, err := parseSeconds(s)
+	if err == nil {
+		*v = secondsValue(d)
+	}
+	return err
+}
+
+func (v *secondsValue) Get() any { return *v }
+
+// parseSeconds reads a whole number of seconds, or a duration.
+func parseSeconds(s string) (time.Duration, error) {
+	if n, err := strconv.Atoi(s); err == nil {
+		if n < 0 {
+			return 0, fmt.Errorf("must not be negative")
+		}
+		return time.Duration(n) * time.Second, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("want seconds (30) or a duration (30s, 5m)")
+	}
+	return d, nil
 }
 
 // usage prints the help text, with every flag of fs.

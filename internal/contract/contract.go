@@ -28,12 +28,20 @@ const (
 // with -x.
 const Prefix = "GORUN_"
 
-// Control names the file descriptor (a pipe's write end, "3") on which a
-// rank reports to gorun, or its host's agent, what its exit status cannot
-// say: one line per event, in Report's format. gorun's verdict on a rank
-// (did it join, did it close, did it abort and with what code) comes from
-// these lines, never from what the rank prints.
+// Control names the file descriptor (one end of a Unix socket pair, "3")
+// on which a rank reports to gorun, or its host's agent, what its exit
+// status cannot say: one line per event, in Report's format. gorun's
+// verdict on a rank (did it join, did it close, did it abort and with what
+// code) comes from these lines, never from what the rank prints. gorun
+// asks on it too: to a line QueryState the rank answers with a line
+// "state" and its blocked.State as JSON, at most MaxStateLine bytes.
 const Control = "GORUN_CONTROL_FD"
+
+// QueryState asks a rank for its state, and starts the answer's line.
+const QueryState = "state"
+
+// MaxStateLine bounds a state line on the control descriptor.
+const MaxStateLine = 64 << 10
 
 // The events a rank reports on its control descriptor.
 const (

@@ -1,0 +1,239 @@
+package main
+
+// The hang report: where every rank is blocked, and the verdict, printed
+// when --timeout fires, on SIGUSR1, and by itself after --hang-report.
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var hangprog struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// buildHangprog builds testdata/hangprog beside gorun (where the hosts'
+// tests find it too).
+func buildHangprog(t *testing.T) string {
+	t.Helper()
+	hangprog.once.Do(func() {
+		hangprog.path = filepath.Join(filepath.Dir(bin.gorun), "hangprog")
+		out, err := exec.Command("go", "build", "-o", hangprog.path, "./testdata/hangprog").CombinedOutput()
+		if err != nil {
+			hangprog.err = fmt.Errorf("building testdata/hangprog: %v\n%s", err, out)
+		}
+	})
+	if hangprog.err != nil {
+		t.Fatal(hangprog.err)
+	}
+	return hangprog.path
+}
+
+// site is "main.go:N" for the line of hangprog marked "site:mark".
+func site(t *testing.T, mark string) string {
+	t.Helper()
+	b, err := os.ReadFile("testdata/hangprog/main.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range strings.Split(string(b), "\n") {
+		if strings.HasSuffix(l, "// site:"+mark) {
+			return fmt.Sprintf("main.go:%d", i+1)
+		}
+	}
+	t.Fatalf("no line marked site:%s in hangprog", mark)
+	return ""
+}
+
+// wantLines fails t unless every pattern matches some line of gorun's
+// stderr, in order.
+func wantLines(t *testing.T, stderr string, patterns ...string) {
+	t.Helper()
+	lines := gorunLines(stderr)
+	i := 0
+	for _, p := range patterns {
+		re := regexp.MustCompile(p)
+		for i < len(lines) && !re.MatchString(lines[i]) {
+			i++
+		}
+		if i == len(lines) {
+			t.Fatalf("no line matching %q (in order) in gorun's stderr:\n%s", p, stderr)
+		}
+		i++
+	}
+}
+
+// TestHangReportTimeout: two ranks that both Recv from each other first,
+// with --timeout: gorun prints each rank's call, peer, tag and line, and
+// the deadlock, then stops the job (exit 124).
+func TestHangReportTimeout(t *testing.T) {
+	prog := buildHangprog(t)
+	code, _, stderr := runJob(t, time.Minute, "-n", "2", "--timeout", "3s", prog, "deadlock")
+	if code != 124 {
+		t.Fatalf("exit %d, want 124; stderr:\n%s", code, stderr)
+	}
+	at := regexp.QuoteMeta(site(t, "deadlock"))
+	wantLines(t, stderr,
+		`^gorun: the job ran for 3s \(--timeout\); where each rank is:$`,
+		`^gorun:   rank 0: Recv\(src=1, tag=7, comm=world\) blocked [0-9.]+s at `+at+`$`,
+		`^gorun:   rank 1: Recv\(src=0, tag=7, comm=world\) blocked [0-9.]+s at `+at+`$`,
+		`^gorun: deadlock: rank 0 waits for rank 1, rank 1 waits for rank 0$`,
+		`^gorun: job timed out after 3s \(--timeout\); every rank stopped$`)
+}
+
+// TestHangReportSignal: SIGUSR1 prints the report, and the job goes on.
+func TestHangReportSignal(t *testing.T) {
+	prog := buildHangprog(t)
+	j := startJob(t, nil, "-v", "-n", "2", "--hang-report", "0", prog, "deadlock")
+	j.waitStderr("gorun: starting 2 ranks", 30*time.Second) // SIGUSR1 is gorun's from here
+	// Both ranks in Recv: ask until the report shows them there.
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(j.errText(), "deadlock: rank 0 waits for rank 1") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no deadlock in the reports after 30s:\n%s", j.errText())
+		}
+		j.cmd.Process.Signal(syscall.SIGUSR1)
+		time.Sleep(500 * time.Millisecond)
+	}
+	at := regexp.QuoteMeta(site(t, "deadlock"))
+	wantLines(t, j.errText(),
+		`^gorun: got SIGUSR1 \(the job goes on\); where each rank is:$`,
+		`^gorun:   rank 0: Recv\(src=1, tag=7, comm=world\) blocked [0-9.]+s at `+at+`$`,
+		`^gorun:   rank 1: Recv\(src=0, tag=7, comm=world\) blocked [0-9.]+s at `+at+`$`,
+		`^gorun: deadlock: rank 0 waits for rank 1, rank 1 waits for rank 0$`)
+	select {
+	case <-j.done:
+		t.Fatalf("gorun exited (%d) after SIGUSR1:\n%s", j.code, j.errText())
+	case <-time.After(time.Second):
+	}
+	j.cmd.Process.Signal(syscall.SIGINT)
+	if code := j.wait(30 * time.Second); code != 130 {
+		t.Fatalf("exit %d after SIGINT, want 130:\n%s", code, j.errText())
+	}
+}
+
+// TestHangReportBarrier: three ranks in Barrier while the fourth waits in
+// Recv(src=0): the verdict names the Barrier, the ranks in it, and rank
+// 3's call.
+func TestHangReportBarrier(t *testing.T) {
+	prog := buildHangprog(t)
+	code, _, stderr := runJob(t, time.Minute, "-n", "4", "--timeout", "4s", prog, "barrier")
+	if code != 124 {
+		t.Fatalf("exit %d, want 124; stderr:\n%s", code, stderr)
+	}
+	b, r := regexp.QuoteMeta(site(t, "barrier")), regexp.QuoteMeta(site(t, "barrier-recv"))
+	wantLines(t, stderr,
+		`^gorun:   rank 0: Barrier\(world\) blocked [0-9.]+s at `+b+`$`,
+		`^gorun:   rank 1: Barrier\(world\) blocked [0-9.]+s at `+b+`$`,
+		`^gorun:   rank 2: Barrier\(world\) blocked [0-9.]+s at `+b+`$`,
+		`^gorun:   rank 3: Recv\(src=0, tag=0, comm=world\) blocked [0-9.]+s at `+r+`$`,
+		`^gorun: deadlock: rank 0 waits for rank 3, rank 3 waits for rank 0$`,
+		`^gorun: Barrier\(world\) \(call 1\): ranks 0-2 in it, rank 3 not: rank 3 is in Recv\(src=0, tag=0, comm=world\) at `+r+`$`)
+	if strings.Contains(stderr, "Recv(src=any") || strings.Contains(stderr, "comm=world/dup") {
+		t.Errorf("the Barrier's own messages show in the report:\n%s", stderr)
+	}
+}
+
+// TestHangReportClosedPeer: a rank waiting for one that closed and exited
+// is stuck, and the report says for whom.
+func TestHangReportClosedPeer(t *testing.T) {
+	prog := buildHangprog(t)
+	code, _, stderr := runJob(t, time.Minute, "-n", "3", "--timeout", "3s", prog, "closed")
+	if code != 124 {
+		t.Fatalf("exit %d, want 124; stderr:\n%s", code, stderr)
+	}
+	wantLines(t, stderr,
+		`^gorun:   rank 0: Recv\(src=1, tag=0, comm=world\) blocked [0-9.]+s at `+regexp.QuoteMeta(site(t, "closed-recv"))+`$`,
+		`^gorun:   rank 1: exited with status 0 after closing its world$`,
+		`^gorun: stuck: rank 0 waits in Recv\(src=1, tag=0, comm=world\) for rank 1, which exited with status 0 after closing its world$`)
+}
+
+// TestHangReportAuto: with --hang-report, a deadlocked job's report comes
+// by itself, once, and the job goes on (to its --timeout here).
+func TestHangReportAuto(t *testing.T) {
+	prog := buildHangprog(t)
+	code, _, stderr := runJob(t, time.Minute, "-n", "2", "--hang-report", "1", "--timeout", "6s", prog, "deadlock")
+	if code != 124 {
+		t.Fatalf("exit %d, want 124; stderr:\n%s", code, stderr)
+	}
+	wantLines(t, stderr,
+		`^gorun: every running rank has been blocked for [0-9]+s \(--hang-report\); where each rank is:$`,
+		`^gorun: deadlock: rank 0 waits for rank 1, rank 1 waits for rank 0$`,
+		`^gorun: the job ran for 6s \(--timeout\); where each rank is:$`)
+	if n := strings.Count(stderr, "(--hang-report)"); n != 1 {
+		t.Errorf("%d automatic reports, want 1:\n%s", n, stderr)
+	}
+}
+
+// TestHangReportCompute: rank 0 computes, outside gorun's calls, for
+// longer than --hang-report, while the others wait for it in Recv: no
+// report comes by itself, one asked for says it is not a deadlock, and the
+// job ends well.
+func TestHangReportCompute(t *testing.T) {
+	prog := buildHangprog(t)
+	j := startJob(t, nil, "-v", "-n", "3", "--hang-report", "1", prog, "compute", "6")
+	j.waitStderr("gorun: starting 3 ranks", 30*time.Second)
+	time.Sleep(3 * time.Second)
+	j.cmd.Process.Signal(syscall.SIGUSR1)
+	if code := j.wait(time.Minute); code != 0 {
+		t.Fatalf("exit %d, want 0:\n%s", code, j.errText())
+	}
+	stderr := j.errText()
+	wantLines(t, stderr,
+		`^gorun: got SIGUSR1 \(the job goes on\); where each rank is:$`,
+		`^gorun:   rank 0: running, in no gorun call \(computing\)$`,
+		`^gorun:   rank 1: Recv\(src=0, tag=0, comm=world\) blocked [0-9.]+s at `+regexp.QuoteMeta(site(t, "compute-recv"))+`$`,
+		`^gorun: not a deadlock: rank 0 still running outside gorun's calls`)
+	if strings.Contains(stderr, "gorun: deadlock") || strings.Contains(stderr, "(--hang-report)") {
+		t.Errorf("a computing rank reported as a deadlock:\n%s", stderr)
+	}
+}
+
+// TestHangReportLongCompute is the case as a user meets it: rank 0
+// computes for 40 s, past the default --hang-report of 30 s, while the
+// others wait in Recv; nothing is reported.
+func TestHangReportLongCompute(t *testing.T) {
+	skipShort(t)
+	if testing.Short() {
+		t.Skip("40 s; TestHangReportCompute covers it in short")
+	}
+	t.Parallel()
+	prog := buildHangprog(t)
+	code, _, stderr := runJob(t, 2*time.Minute, "-n", "3", prog, "compute", "40")
+	if code != 0 {
+		t.Fatalf("exit %d, want 0:\n%s", code, stderr)
+	}
+	if strings.Contains(stderr, "deadlock") || strings.Contains(stderr, "where each rank is") {
+		t.Errorf("a computing rank reported:\n%s", stderr)
+	}
+}
+
+// TestHangReportHosts: the report reaches ranks on other hosts, through
+// their agents, and names each rank's host.
+func TestHangReportHosts(t *testing.T) {
+	e := newHosts(t, 2, 2)
+	prog := buildHangprog(t)
+	j := startJob(t, nil, e.args("-n", "4", "--map-by", "node", "--hostfile", e.hostfile, "--timeout", "8s", prog, "barrier")...)
+	if code := j.wait(2 * time.Minute); code != 124 {
+		t.Fatalf("exit %d, want 124; stderr:\n%s", code, j.errText())
+	}
+	h0, h1 := regexp.QuoteMeta(e.Hosts[0].Addr), regexp.QuoteMeta(e.Hosts[1].Addr)
+	b, r := regexp.QuoteMeta(site(t, "barrier")), regexp.QuoteMeta(site(t, "barrier-recv"))
+	wantLines(t, j.errText(),
+		`^gorun:   rank 0 \(`+h0+`\): Barrier\(world\) blocked [0-9.]+s at `+b+`$`,
+		`^gorun:   rank 1 \(`+h1+`\): Barrier\(world\) blocked [0-9.]+s at `+b+`$`,
+		`^gorun:   rank 2 \(`+h0+`\): Barrier\(world\) blocked [0-9.]+s at `+b+`$`,
+		`^gorun:   rank 3 \(`+h1+`\): Recv\(src=0, tag=0, comm=world\) blocked [0-9.]+s at `+r+`$`,
+		`^gorun: deadlock: rank 0 waits for rank 3, rank 3 waits for rank 0$`)
+	e.assertClean(t, 5*time.Second)
+}

@@ -1,0 +1,60 @@
+package collectives_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorun-hpc/gorun/collectives"
+	"github.com/gorun-hpc/gorun/internal/blocked"
+	"github.com/gorun-hpc/gorun/mpi"
+	"github.com/gorun-hpc/gorun/mpi/mpitest"
+)
+
+// TestBlockedAsItself: ranks waiting in a collective show in the hang
+// report's registry as the collective (its name, root, communicator and
+// number, the program's line), never as the messages it is made of.
+func TestBlockedAsItself(t *testing.T) {
+	src, err := os.ReadFile("blocked_test.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := ""
+	for i, l := range strings.Split(string(src), "\n") {
+		if strings.HasSuffix(l, "collectives.Bcast(ctx, c, 1, data)") {
+			at = "blocked_test.go:" + strconv.Itoa(i+1)
+		}
+	}
+	mpitest.Run(t, 3, func(ctx context.Context, c *mpi.Comm) error {
+		data := []int{c.Rank()}
+		if c.Rank() == 2 {
+			// The others are in Bcast: wait until both show, then join.
+			deadline := time.Now().Add(20 * time.Second)
+			for {
+				cs, _ := blocked.Snapshot()
+				n := 0
+				for _, x := range cs {
+					if strings.HasPrefix(x.Site, "blocked_test.go:") {
+						if !x.Coll || x.Op != "Bcast" || x.Root != 1 || x.Comm != "world" || x.Seq != 1 || x.Site != at {
+							return fmt.Errorf("blocked in %+v, want Bcast(root=1, world) call 1 at %s", x, at)
+						}
+						n++
+					}
+				}
+				if n == 2 {
+					break
+				}
+				if time.Now().After(deadline) {
+					return fmt.Errorf("%d ranks in Bcast after 20s: %+v", n, cs)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+		_, err := collectives.Bcast(ctx, c, 1, data)
+		return err
+	})
+}

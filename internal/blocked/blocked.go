@@ -1,0 +1,206 @@
+// Package blocked keeps what a rank's goroutines are blocked in, so that
+// gorun can say, when a job hangs, which rank waits in which call for whom.
+//
+// Package mpi enters a call when a blocking operation finds it must wait
+// (never on the fast path), and collectives enters each collective call as
+// itself and hides the messages inside it (Quiet). A rank started by gorun
+// answers gorun's question on its control descriptor with a State; gorun
+// prints one line per rank (Line) and the verdict (Verdict). The package
+// imports only the standard library, so the launcher uses it without
+// linking package mpi.
+package blocked
+
+import (
+	"cmp"
+	"context"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Peer, Tag and Root values that are not ranks or tags.
+const (
+	Any  = -1 // any source, any tag
+	None = -2 // the call has no such argument
+)
+
+// Call is one blocking call in progress on a rank.
+type Call struct {
+	Op        string        `json:"op"`              // Recv, Send, Wait, Barrier...
+	Coll      bool          `json:"coll,omitempty"`  // a collective: Peer and Tag are None
+	Send      bool          `json:"send,omitempty"`  // the wait is for a send to complete
+	Comm      string        `json:"comm"`            // the communicator's name (world, world/dup1...)
+	Group     []int         `json:"group,omitempty"` // its members' world ranks by communicator rank; nil: the world
+	Peer      int           `json:"peer"`            // the communicator rank waited on, Any or None
+	PeerWorld int           `json:"peerw"`           // the same as a world rank
+	Tag       int           `json:"tag"`             // a tag, Any or None
+	Root      int           `json:"root"`            // a collective's root, or None
+	Bytes     int           `json:"bytes"`           // a send's size; -1 when unknown
+	Seq       uint32        `json:"seq,omitempty"`   // a collective's number on its communicator
+	For       time.Duration `json:"for"`             // how long it has been blocked, at the snapshot
+	Site      string        `json:"site,omitempty"`  // file:line of the caller's call, outside gorun's packages
+}
+
+// State is what a rank says of itself when gorun asks.
+type State struct {
+	Inited   bool          `json:"inited"`
+	Closed   bool          `json:"closed"`
+	Calls    []Call        `json:"calls"`
+	More     int           `json:"more,omitempty"` // calls left out of Calls (it holds at most MaxCalls)
+	Progress uint64        `json:"progress"`       // calls ended and frames handled so far
+	CPU      time.Duration `json:"cpu"`            // the process's CPU time so far
+}
+
+// MaxCalls bounds State.Calls.
+const MaxCalls = 32
+
+// entry is a Call in the registry.
+type entry struct {
+	c     Call
+	since time.Time
+	pcs   [24]uintptr
+	npc   int
+}
+
+var (
+	mu       sync.Mutex
+	calls    = map[*entry]struct{}{}
+	progress atomic.Uint64
+	pool     = sync.Pool{New: func() any { return new(entry) }}
+)
+
+// Entry is a call entered in the registry; Exit removes it.
+type Entry struct{ e *entry }
+
+// Enter records that the calling goroutine is blocked in c from now on,
+// with its stack, from which Snapshot takes the call site.
+func Enter(c Call) Entry {
+	e := pool.Get().(*entry)
+	e.c, e.since = c, time.Now()
+	e.npc = runtime.Callers(2, e.pcs[:])
+	mu.Lock()
+	calls[e] = struct{}{}
+	mu.Unlock()
+	return Entry{e}
+}
+
+// Exit ends the entry, counting it as progress.
+func (t Entry) Exit() {
+	if t.e == nil {
+		return
+	}
+	mu.Lock()
+	delete(calls, t.e)
+	mu.Unlock()
+	progress.Add(1)
+	*t.e = entry{}
+	pool.Put(t.e)
+}
+
+// Tick counts progress that ends no call: a frame handled.
+func Tick() { progress.Add(1) }
+
+// Snapshot returns the calls in progress, the longest blocked first, at
+// most MaxCalls of them, and how many more there are.
+func Snapshot() ([]Call, int) {
+	now := time.Now()
+	mu.Lock()
+	out := make([]Call, 0, len(calls))
+	stacks := make([][]uintptr, 0, len(calls))
+	for e := range calls {
+		c := e.c
+		c.For = now.Sub(e.since)
+		out = append(out, c)
+		stacks = append(stacks, append([]uintptr(nil), e.pcs[:e.npc]...))
+	}
+	mu.Unlock()
+	for i := range out {
+		out[i].Site = site(stacks[i])
+	}
+	slices.SortStableFunc(out, func(a, b Call) int { return cmp.Compare(b.For, a.For) })
+	more := 0
+	if len(out) > MaxCalls {
+		more = len(out) - MaxCalls
+		out = out[:MaxCalls]
+	}
+	return out, more
+}
+
+// Now is this process's State, with inited and closed as given.
+func Now(inited, closed bool) State {
+	cs, more := Snapshot()
+	return State{Inited: inited, Closed: closed, Calls: cs, More: more, Progress: progress.Load(), CPU: cpuTime()}
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// ownPackages are the packages whose frames a call site skips: gorun's
+// own (the mpitest harness is the caller's), and the runtime's.
+var ownPackages = map[string]bool{
+	"github.com/gorun-hpc/gorun/mpi":              true,
+	"github.com/gorun-hpc/gorun/collectives":      true,
+	"github.com/gorun-hpc/gorun/pool":             true,
+	"github.com/gorun-hpc/gorun/internal/blocked": true,
+	"runtime": true,
+	"context": true,
+}
+
+// site is file:line of the first frame of pcs outside gorun's packages.
+func site(pcs []uintptr) string {
+	frames := runtime.CallersFrames(pcs)
+	for {
+		f, more := frames.Next()
+		if f.Function != "" && !ownPackages[packageOf(f.Function)] {
+			return baseName(f.File) + ":" + strconv.Itoa(f.Line)
+		}
+		if !more {
+			return ""
+		}
+	}
+}
+
+// packageOf is the package path of a function's full name
+// ("example.com/a/b.(*T).M" is in "example.com/a/b").
+func packageOf(fn string) string {
+	slash := strings.LastIndexByte(fn, '/') + 1
+	if dot := strings.IndexByte(fn[slash:], '.'); dot >= 0 {
+		return fn[:slash+dot]
+	}
+	return fn
+}
+
+func baseName(path string) string {
+	if i := strings.LastIndexByte(path, '/'); i >= 0 {
+		return path[i+1:]
+	}
+	return path
+}
+
+type quietKey struct{}
+
+// Quiet returns ctx marked so that the calls made with it are not entered:
+// a collective enters itself, and hides the messages it is made of.
+func Quiet(ctx context.Context) context.Context {
+	return context.WithValue(ctx, quietKey{}, true)
+}
+
+// IsQuiet reports whether ctx comes from Quiet.
+func IsQuiet(ctx context.Context) bool {
+	return ctx.Value(quietKey{}) != nil
+}
+
+// CommInfo, set by package mpi, gives the name of one of its
+// communicators and its members' world ranks (nil for the world), for
+// collectives, which cannot see them.
+var CommInfo func(comm any) (name string, group []int)

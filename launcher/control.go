@@ -1,0 +1,127 @@
+package launcher
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/gorun-hpc/gorun/internal/blocked"
+	"github.com/gorun-hpc/gorun/internal/contract"
+)
+
+// rankControl is gorun's (or an agent's) end of a rank's control socket
+// (contract.Control): the rank's reports come in on it, and the questions
+// of the hang report go out on it.
+type rankControl struct {
+	f       *os.File
+	rep     rankReport  // what the rank reported; read once done is closed
+	answers chan []byte // state answers, the latest one
+	done    chan struct{}
+	askMu   sync.Mutex
+}
+
+// newControl makes a control socket pair: gorun's end, and the rank's, to
+// be passed as its descriptor 3 (and closed here once it has started).
+func newControl() (*rankControl, *os.File, error) {
+	syscall.ForkLock.RLock()
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err == nil {
+		syscall.CloseOnExec(fds[0])
+		syscall.CloseOnExec(fds[1])
+	}
+	syscall.ForkLock.RUnlock()
+	if err != nil {
+		return nil, nil, os.NewSyscallError("socketpair", err)
+	}
+	syscall.SetNonblock(fds[0], true) // pollable: reads and writes take deadlines
+	c := &rankControl{f: os.NewFile(uintptr(fds[0]), "control"), answers: make(chan []byte, 1), done: make(chan struct{})}
+	return c, os.NewFile(uintptr(fds[1]), "control-rank"), nil
+}
+
+// read reads the rank's lines until EOF: reports into c.rep (a few short
+// lines at most: a rank has only a few things to say; anything else is
+// ignored) and the answers to ask.
+func (c *rankControl) read() {
+	defer close(c.done)
+	sc := bufio.NewScanner(c.f)
+	sc.Buffer(make([]byte, 4096), contract.MaxStateLine)
+	for n := 0; sc.Scan(); {
+		line := sc.Bytes()
+		if ans, ok := bytes.CutPrefix(line, []byte(contract.QueryState+" ")); ok {
+			ans = bytes.Clone(ans)
+			select {
+			case <-c.answers: // an answer nobody waited for
+			default:
+			}
+			c.answers <- ans
+			continue
+		}
+		if n < 16 && len(line) <= 64 {
+			c.rep.add(string(line))
+			n++
+		}
+	}
+	io.Copy(io.Discard, c.f)
+}
+
+// ask asks the rank for its state and waits for the answer until
+// deadline; nil if none came, or it made no sense.
+func (c *rankControl) ask(deadline time.Time) *blocked.State {
+	c.askMu.Lock()
+	defer c.askMu.Unlock()
+	select {
+	case <-c.answers: // a late answer to an earlier question
+	default:
+	}
+	c.f.SetWriteDeadline(deadline)
+	if _, err := c.f.Write([]byte(contract.QueryState + "\n")); err != nil {
+		return nil
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case b := <-c.answers:
+		var st blocked.State
+		if json.Unmarshal(b, &st) != nil {
+			return nil
+		}
+		return &st
+	case <-c.done:
+	case <-t.C:
+	}
+	return nil
+}
+
+// stateTimeout is how long the hang report waits for a rank's answer.
+const stateTimeout = time.Second
+
+// states asks every running rank of the host for its state, at once;
+// the ranks that did not answer in stateTimeout are left out.
+func (h *hostRanks) states() map[int]*blocked.State {
+	h.mu.Lock()
+	ctls := make(map[int]*rankControl, len(h.ctl))
+	for r, c := range h.ctl {
+		ctls[r] = c
+	}
+	h.mu.Unlock()
+	deadline := time.Now().Add(stateTimeout)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	out := make(map[int]*blocked.State, len(ctls))
+	for r, c := range ctls {
+		wg.Go(func() {
+			if st := c.ask(deadline); st != nil {
+				mu.Lock()
+				out[r] = st
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return out
+}
