@@ -10,6 +10,7 @@ import (
 	"weak"
 
 	"github.com/gorun-hpc/gorun/internal/blocked"
+	"github.com/gorun-hpc/gorun/internal/trace"
 	"github.com/gorun-hpc/gorun/mpi"
 )
 
@@ -38,6 +39,9 @@ type shadow struct {
 	poison error
 	ctx    context.Context
 	cancel context.CancelCauseFunc
+	// news is the receive of another rank's news that it saw two calls at
+	// once (see listen).
+	news *mpi.Request
 	// beforeUp, set by tests only, runs in every call's first phase just
 	// before this rank's status leaves it.
 	beforeUp func()
@@ -78,6 +82,8 @@ type call struct {
 	stop       func() bool // stops the poison's cancelling of ctx
 	cancel     context.CancelCauseFunc
 	entry      blocked.Entry // the call in the hang report
+	traced     blocked.Call  // the call as traced, when tracing is on
+	start      int64         // when it began, when tracing is on
 }
 
 // begin starts a call of collective k on c: it finds or makes c's shadow and
@@ -99,13 +105,15 @@ func begin(ctx context.Context, c *mpi.Comm, k kind, elem *elemInfo, root, lengt
 	sh := v.(*shadow)
 	sh.mu.Lock()
 	if sh.comm == nil {
-		d, err := c.Dup(ctx)
+		d, err := c.Dup(blocked.Quiet(ctx)) // the shadow is not the program's Dup
 		if err != nil {
 			sh.mu.Unlock()
 			return nil, opError(k, err)
 		}
+		blocked.QuietComm(d)
 		sh.comm = d
 		sh.ctx, sh.cancel = context.WithCancelCause(context.Background())
+		sh.news = d.Irecv(mpi.AnySource, poisonTag)
 		go sh.listen()
 	}
 	sh.seq++
@@ -126,6 +134,9 @@ func begin(ctx context.Context, c *mpi.Comm, k kind, elem *elemInfo, root, lengt
 		bc.Root = root
 	}
 	x.entry = blocked.Enter(bc)
+	if !blocked.IsQuiet(ctx) && trace.On() != nil {
+		x.traced, x.start = bc, trace.Now()
+	}
 	if poison != nil {
 		x.end()
 		return nil, poison
@@ -145,6 +156,13 @@ func begin(ctx context.Context, c *mpi.Comm, k kind, elem *elemInfo, root, lengt
 // end closes call x on this rank: every call that begin returned ends so.
 func (x *call) end() {
 	x.entry.Exit()
+	if t := trace.On(); t != nil && x.start != 0 {
+		e := trace.Event{Op: x.traced.Op, Start: x.start, Dur: trace.Now() - x.start, Comm: x.traced.Comm}
+		if x.traced.Root != blocked.None {
+			e.Root, e.Flags = x.traced.Root, trace.HasRoot
+		}
+		t.Record(e)
+	}
 	x.stop()
 	x.cancel(nil)
 	x.sh.mu.Lock()
@@ -160,6 +178,7 @@ func (x *call) end() {
 func done[T any](x *call, out []T, err error) ([]T, error) {
 	x.end()
 	x.sh.mu.Lock()
+	x.sh.heardLocked()
 	poison := x.sh.poison
 	x.sh.mu.Unlock()
 	if poison != nil {
@@ -174,6 +193,7 @@ func done[T any](x *call, out []T, err error) ([]T, error) {
 // which some rank saw another call.
 func (x *call) checkConcurrent() {
 	x.sh.mu.Lock()
+	x.sh.heardLocked()
 	poison := x.sh.poison
 	x.sh.mu.Unlock()
 	if poison != nil {
@@ -215,13 +235,33 @@ func (sh *shadow) drop() {
 // listen waits for another rank's news that it saw two calls at once, for
 // as long as the communicator lives.
 func (sh *shadow) listen() {
-	_, st, err := sh.comm.Recv(blocked.Quiet(sh.ctx), mpi.AnySource, poisonTag)
-	if err != nil {
+	select {
+	case <-sh.news.Done():
+		sh.mu.Lock()
+		sh.heardLocked()
+		sh.mu.Unlock()
+	case <-sh.ctx.Done():
+		sh.news.Cancel()
+	}
+}
+
+// quiet is a context for waits that are the collectives' own business.
+var quiet = blocked.Quiet(context.Background())
+
+// heardLocked poisons the communicator if another rank's news has come.
+// Calls check it too before they end, so that a call that failed because
+// the rank that sent the news has since left (mpi.ErrPeerLost) fails with
+// the news, whether or not listen has run yet: the news came first. Called
+// with sh.mu held.
+func (sh *shadow) heardLocked() {
+	select {
+	case <-sh.news.Done():
+	default:
 		return
 	}
-	sh.mu.Lock()
-	sh.poisonLocked(fmt.Errorf("collectives: %w on rank %d", ErrConcurrent, st.Source), false)
-	sh.mu.Unlock()
+	if st, err := sh.news.Wait(quiet); err == nil {
+		sh.poisonLocked(fmt.Errorf("collectives: %w on rank %d", ErrConcurrent, st.Source), false)
+	}
 }
 
 // closedErr returns mpi.ErrClosed if c was closed. The shadow is a

@@ -182,17 +182,47 @@ func TestClosedCommunicator(t *testing.T) {
 }
 
 // TestContextCanceled: a collective that some rank never joins returns
-// ctx's error when ctx ends.
+// ctx's error when ctx ends; and mpi.ErrPeerLost at once once that rank
+// has closed its world.
 func TestContextCanceled(t *testing.T) {
 	mpitest.Run(t, 3, func(ctx context.Context, c *mpi.Comm) error {
 		if c.Rank() == 2 {
-			return nil // never joins
+			// Never joins; no rank leaves before every call has ended.
+			for r := range 2 {
+				if _, _, err := c.Recv(ctx, r, 99); err != nil {
+					return err
+				}
+			}
+			for r := range 2 {
+				if err := c.Send(ctx, r, 99, nil); err != nil {
+					return err
+				}
+			}
+			return nil
 		}
 		cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 		defer cancel()
 		_, err := Allreduce(cctx, c, []int{1}, Sum)
 		if !errors.Is(err, context.DeadlineExceeded) {
 			return fmt.Errorf("want DeadlineExceeded, got %v", err)
+		}
+		if err := c.Send(ctx, 2, 99, nil); err != nil {
+			return err
+		}
+		_, _, err = c.Recv(ctx, 2, 99)
+		return err
+	})
+	mpitest.Run(t, 3, func(ctx context.Context, c *mpi.Comm) error {
+		if c.Rank() == 2 {
+			return nil // never joins, and leaves
+		}
+		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		start := time.Now()
+		_, err := Allreduce(cctx, c, []int{1}, Sum)
+		// (rank 2 left, or a rank that learnt it first and left too)
+		if !errors.Is(err, mpi.ErrPeerLost) || time.Since(start) > 5*time.Second {
+			return fmt.Errorf("want ErrPeerLost at once, got %v after %v", err, time.Since(start))
 		}
 		return nil
 	})

@@ -40,6 +40,7 @@ const (
 	frameStdin = 'I' // bytes for rank 0's standard input; empty: EOF
 	frameStop  = 'S' // one byte: 0 SIGTERM, 1 SIGKILL (and every descendant)
 	frameAsk   = 'Q' // 4-byte id: the states of the host's ranks, for the hang report
+	frameClock = 'C' // 8 bytes, gorun's time: the agent answers frameTime
 	// agent to gorun
 	frameHello  = 'H' // JSON agentHello, first thing the agent says
 	frameOutput = 'O' // 4-byte rank, 1 byte stream (1 stdout, 2 stderr), then output bytes
@@ -47,6 +48,7 @@ const (
 	frameFail   = 'F' // text: the agent could not run the job (its server did not start)
 	frameFault  = 'R' // text: the job cannot go on (a route of the host's server closed)
 	frameStates = 'T' // the 4-byte id of a frameAsk, then JSON: rank -> its blocked.State
+	frameTime   = 'K' // a frameClock's 8 bytes, then the agent's time (Unix ns, 8 bytes)
 
 	// maxFrame bounds a frame: larger ones are refused as a broken stream.
 	maxFrame = 64 << 20
@@ -254,6 +256,10 @@ func (a *agent) read(br *bufio.Reader) {
 						a.lost()
 					}
 				}()
+			}
+		case frameClock:
+			if len(b) == 8 {
+				a.fw.write(frameTime, b, binary.BigEndian.AppendUint64(nil, uint64(time.Now().UnixNano())))
 			}
 		case frameStop:
 			a.mu.Lock()

@@ -55,6 +55,22 @@ type Config struct {
 	// when Timeout fires, and on SIGUSR1 (with Signals).
 	HangReport time.Duration
 
+	// Stats prints, once the job has ended, each rank's statistics: the
+	// messages and bytes it sent and received (the collectives' own
+	// included; a SendAll counts a message per receiver), its largest
+	// message, and its calls of each blocking operation and collective
+	// with the time they were blocked. A rank gives them when it closes
+	// its world.
+	Stats bool
+
+	// Trace, when set, is the file gorun writes the job's timeline to, in
+	// Chrome's trace-event format (Perfetto, chrome://tracing): a track per
+	// rank, an event per gorun call, a flow from each send to its receive.
+	// Each rank keeps its last TraceSize events, and gives them when it
+	// closes its world.
+	Trace     string
+	TraceSize int
+
 	// WorkDir is the directory the ranks start in; "" means gorun's own.
 	WorkDir string
 
@@ -120,6 +136,9 @@ type Config struct {
 	Stdout, Stderr io.Writer
 }
 
+// DefaultTraceSize is how many events each rank keeps for --trace.
+const DefaultTraceSize = 50000
+
 // DefaultConfig returns a Config for a local job with one rank per CPU,
 // the embedded NATS server on the loopback interface, and gorun's own
 // standard input and output.
@@ -131,6 +150,7 @@ func DefaultConfig() Config {
 		ConnectTimeout: 3 * time.Second,
 		StopGrace:      500 * time.Millisecond,
 		HangReport:     30 * time.Second,
+		TraceSize:      DefaultTraceSize,
 		Stdin:          os.Stdin,
 		Stdout:         os.Stdout,
 		Stderr:         os.Stderr,
@@ -145,6 +165,9 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.Timeout < 0 {
 		return fmt.Errorf("--timeout %v: must not be negative", cfg.Timeout)
+	}
+	if cfg.Trace != "" && cfg.TraceSize < 1 {
+		return fmt.Errorf("--trace-size %d: must be at least 1", cfg.TraceSize)
 	}
 	if cfg.HangReport < 0 {
 		return fmt.Errorf("--hang-report %v: must not be negative", cfg.HangReport)

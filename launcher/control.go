@@ -50,6 +50,7 @@ func (c *rankControl) read() {
 	defer close(c.done)
 	sc := bufio.NewScanner(c.f)
 	sc.Buffer(make([]byte, 4096), contract.MaxStateLine)
+	traceBytes := 0
 	for n := 0; sc.Scan(); {
 		line := sc.Bytes()
 		if ans, ok := bytes.CutPrefix(line, []byte(contract.QueryState+" ")); ok {
@@ -59,6 +60,19 @@ func (c *rankControl) read() {
 			default:
 			}
 			c.answers <- ans
+			continue
+		}
+		if st, ok := bytes.CutPrefix(line, []byte(contract.Stats+" ")); ok && c.rep.Stats == nil && json.Valid(st) {
+			c.rep.Stats = bytes.Clone(st)
+			continue
+		}
+		if ch, ok := bytes.CutPrefix(line, []byte(contract.TraceLine+" ")); ok && json.Valid(ch) {
+			if traceBytes+len(ch) > maxTraceBytes {
+				c.rep.TraceCut = true
+			} else {
+				traceBytes += len(ch)
+				c.rep.Trace = append(c.rep.Trace, bytes.Clone(ch))
+			}
 			continue
 		}
 		if n < 16 && len(line) <= 64 {
@@ -96,6 +110,10 @@ func (c *rankControl) ask(deadline time.Time) *blocked.State {
 	}
 	return nil
 }
+
+// maxTraceBytes bounds the trace kept of one rank (its exit, with them,
+// must fit an agent's frame).
+const maxTraceBytes = 32 << 20
 
 // stateTimeout is how long the hang report waits for a rank's answer.
 const stateTimeout = time.Second

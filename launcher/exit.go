@@ -1,6 +1,7 @@
 package launcher
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/gorun-hpc/gorun/internal/contract"
@@ -84,7 +85,10 @@ type rankExit struct {
 // rankReport is what a rank reported of itself (see contract.Report).
 type rankReport struct {
 	Inited, Closed, Aborted bool
-	AbortCode               int // the code given to Abort (any int)
+	AbortCode               int               // the code given to Abort (any int)
+	Stats                   json.RawMessage   `json:",omitempty"` // blocked.Stats, sent when it closed
+	Trace                   []json.RawMessage `json:",omitempty"` // trace.Chunks, sent when it closed (--trace)
+	TraceCut                bool              `json:",omitempty"` // chunks were left out: more than maxTraceBytes
 }
 
 // add records one report line; it ignores lines that are not reports.

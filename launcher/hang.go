@@ -1,10 +1,16 @@
 package launcher
 
 import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/gorun-hpc/gorun/internal/blocked"
+	"github.com/gorun-hpc/gorun/internal/trace"
 )
 
 // The hang report: where every rank is (the call it is blocked in, with
@@ -24,9 +30,10 @@ const lookGap = 300 * time.Millisecond
 
 // hangWatch is what the reports of one job share.
 type hangWatch struct {
-	r        *runner
-	spawners []spawner
-	hostOf   []string // rank -> its host's name; nil on one machine
+	r         *runner
+	spawners  []spawner
+	hostOf    []string // rank -> its host's name; nil on one machine
+	spawnerOf []int    // rank -> the index of its spawner
 
 	mu      sync.Mutex
 	ended   map[int]rankExit
@@ -101,8 +108,10 @@ func endedText(x rankExit) string {
 }
 
 // report looks twice and prints the report, headed by why; it does
-// nothing while another report is being made.
-func (h *hangWatch) report(why string) {
+// nothing while another report is being made, nor, unless always, when no
+// rank has joined the job (a program that does not use mpi, or ranks
+// still starting).
+func (h *hangWatch) report(why string, always bool) {
 	h.mu.Lock()
 	if h.busy {
 		h.mu.Unlock()
@@ -117,7 +126,13 @@ func (h *hangWatch) report(why string) {
 	}()
 	first := h.look()
 	time.Sleep(lookGap)
-	h.print(why, h.ranks(first, h.look(), lookGap))
+	ranks := h.ranks(first, h.look(), lookGap)
+	joined := slices.ContainsFunc(ranks, func(r blocked.Rank) bool {
+		return r.State != nil && (r.State.Inited || len(r.State.Calls) > 0)
+	})
+	if always || joined {
+		h.print(why, ranks)
+	}
 }
 
 // print prints a report of ranks, headed by why.
@@ -166,4 +181,71 @@ func (h *hangWatch) watchHangs(after time.Duration, stop <-chan struct{}) {
 			h.print("every running rank has been blocked for "+now.Sub(since).Round(time.Second).String()+" (--hang-report)", ranks)
 		}
 	}
+}
+
+// printStats prints every rank's statistics (Config.Stats): one row of
+// messages and bytes per rank, then each rank's calls and the time they
+// were blocked.
+func (h *hangWatch) printStats() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	lines := []string{"statistics (--stats):",
+		fmt.Sprintf("  %6s %12s %14s %12s %14s %12s", "rank", "sent msgs", "sent bytes", "recv msgs", "recv bytes", "largest")}
+	var calls []string
+	for i := range h.r.cfg.N {
+		x, ok := h.ended[i]
+		var st blocked.Stats
+		if !ok || x.Report.Stats == nil || json.Unmarshal(x.Report.Stats, &st) != nil {
+			calls = append(calls, fmt.Sprintf("  rank %d: no statistics (it did not close its world)", i))
+			continue
+		}
+		lines = append(lines, fmt.Sprintf("  %6d %12d %14d %12d %14d %12d", i, st.SentMsgs, st.SentBytes, st.RecvMsgs, st.RecvBytes, st.Largest))
+		var ops []string
+		for _, o := range st.Ops {
+			ops = append(ops, fmt.Sprintf("%s %d (blocked %v)", o.Op, o.Calls, o.Blocked.Round(time.Microsecond)))
+		}
+		if len(ops) == 0 {
+			ops = []string{"none"}
+		}
+		calls = append(calls, fmt.Sprintf("  rank %d calls: %s", i, strings.Join(ops, ", ")))
+	}
+	h.r.out.printLines(append(lines, calls...))
+}
+
+// writeTrace writes every rank's trace (Config.Trace) to f, on gorun's
+// clock from t0.
+func (h *hangWatch) writeTrace(f io.Writer, t0 time.Time) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ranks := make([]trace.RankTrace, h.r.cfg.N)
+	for i := range ranks {
+		rt := &ranks[i]
+		rt.Rank, rt.Name = i, fmt.Sprintf("rank %d", i)
+		if h.hostOf != nil {
+			rt.Name += " (" + h.hostOf[i] + ")"
+		}
+		if k := h.spawnerOf[i]; k >= 0 {
+			rt.Offset = -h.spawners[k].clock()
+		}
+		x, ok := h.ended[i]
+		switch {
+		case !ok || x.NotStarted:
+			rt.Missing = "never started"
+			continue
+		case len(x.Report.Trace) == 0:
+			rt.Missing = "gave no trace: it did not close its world"
+			continue
+		case x.Report.TraceCut:
+			rt.Missing = fmt.Sprintf("its trace passed %d MiB: the rest was left out", maxTraceBytes>>20)
+		}
+		for _, b := range x.Report.Trace {
+			var ch trace.Chunk
+			if json.Unmarshal(b, &ch) != nil {
+				continue
+			}
+			rt.Dropped = ch.Dropped
+			rt.Events = append(rt.Events, ch.Events...)
+		}
+	}
+	return trace.Write(f, ranks, t0.UnixNano())
 }

@@ -35,6 +35,7 @@ type hostJob struct {
 	TLS     tlsFiles       // a --nats server's TLS files
 	NATSURL string         // the bus as this host's ranks reach it
 	Remote  bool           // the host is not gorun's: the program may be missing there
+	Trace   int            // events each rank keeps for --trace; 0: none
 }
 
 // hostRanks starts, watches and stops the ranks of one host: the part of a
@@ -85,7 +86,7 @@ func (h *hostRanks) start(ctx context.Context, j *hostJob, stdin io.Reader) {
 			dir = home
 		}
 	}
-	info := jobInfo{ID: j.JobID, Token: j.Token, Creds: j.Creds, TLS: j.TLS}
+	info := jobInfo{ID: j.JobID, Token: j.Token, Creds: j.Creds, TLS: j.TLS, Trace: j.Trace}
 	// The keeper starts beside the ranks (it is needed only once they
 	// have started something, and costs the launch nothing so).
 	go func() { h.keeper <- startKeeper(j.JobID) }()

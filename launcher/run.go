@@ -176,6 +176,15 @@ func (r *runner) run(ctx context.Context, prog string, args []string) error {
 	// The bus: a server here, and (with remote hosts) one on every other
 	// host of the job, in one cluster whose seed is this one.
 	job := jobInfo{ID: uuid.NewString()}
+	var traceFile *os.File
+	if cfg.Trace != "" {
+		job.Trace = cfg.TraceSize
+		// Made now: a file that cannot be written is said before the job runs.
+		if traceFile, err = os.Create(cfg.Trace); err != nil {
+			return fail(fmt.Errorf("--trace: %w", err))
+		}
+		defer traceFile.Close()
+	}
 	if cfg.NATSURL == "" {
 		users, seeds, err := jobKeys(job.ID, cfg.N)
 		if err != nil {
@@ -305,7 +314,12 @@ func (r *runner) run(ctx context.Context, prog string, args []string) error {
 	launch() // from here on, the loop below reads sigCh
 	r.logf("starting %d ranks of %s", cfg.N, p.Path)
 
-	hw := &hangWatch{r: r, spawners: spawners, ended: map[int]rankExit{}}
+	hw := &hangWatch{r: r, spawners: spawners, ended: map[int]rankExit{}, spawnerOf: make([]int, cfg.N)}
+	for k, spec := range specs {
+		for _, pr := range spec.Procs {
+			hw.spawnerOf[pr.Rank] = k
+		}
+	}
 	if len(plan.Hosts) > 1 {
 		hw.hostOf = make([]string, cfg.N)
 		for _, pr := range plan.Procs {
@@ -313,6 +327,20 @@ func (r *runner) run(ctx context.Context, prog string, args []string) error {
 		}
 	}
 	res := r.watch(jobCtx, spawners, exits, sigCh, usr1, hw)
+	if cfg.Stats {
+		hw.printStats()
+	}
+	if traceFile != nil {
+		err := hw.writeTrace(traceFile, r.t0)
+		if cerr := traceFile.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			r.out.printf("--trace %s: %v", cfg.Trace, err)
+		} else {
+			r.logf("wrote the job's trace to %s", cfg.Trace)
+		}
+	}
 	endRanks()
 	stopStarting()
 	starting.Wait()
@@ -439,9 +467,9 @@ func (r *runner) watch(ctx context.Context, spawners []spawner, exits <-chan ran
 		case <-done:
 			beginStop(stopped(context.Cause(ctx), "; every rank stopped"))
 		case <-usr1:
-			go hw.report("got SIGUSR1 (the job goes on)")
+			go hw.report("got SIGUSR1 (the job goes on)", true)
 		case <-timeoutC:
-			hw.report(fmt.Sprintf("the job ran for %v (--timeout)", cfg.Timeout))
+			hw.report(fmt.Sprintf("the job ran for %v (--timeout)", cfg.Timeout), false)
 			beginStop(&ExitError{Code: ExitTimeout, Msg: fmt.Sprintf("job timed out after %v (--timeout); every rank stopped", cfg.Timeout)})
 		case <-graceC:
 			graceC = nil

@@ -51,6 +51,10 @@ type spawner interface {
 	// report, and returns the answers that came within a second or two,
 	// by rank. It is safe to call at any time, concurrently.
 	states() map[int]*blocked.State
+
+	// clock is how far the host's clock is ahead of gorun's (0 for this
+	// machine), for the trace's timestamps.
+	clock() int64
 }
 
 // spawnSpec is what a spawner needs to start the ranks placed on one host.
@@ -80,6 +84,7 @@ type jobInfo struct {
 	Token   string         // a shared server's token, "" when it needs none
 	Creds   map[int]string // rank -> its own credentials (GORUN_NATS_CREDS); nil for none
 	TLS     tlsFiles       // a --nats server's TLS files, as paths on every host
+	Trace   int            // events each rank keeps for --trace; 0: no tracing
 	Server  *Server        // the embedded server, nil with --nats
 	Cluster *jobCluster    // how other hosts' servers join it; nil for a job on this machine
 }
@@ -97,6 +102,9 @@ func (j jobInfo) ContractEnv(p Proc, size int, natsURL string) []string {
 	}
 	if j.Token != "" {
 		env = append(env, EnvNATSToken+"="+j.Token)
+	}
+	if j.Trace > 0 {
+		env = append(env, contract.Trace+"="+strconv.Itoa(j.Trace))
 	}
 	if c := j.Creds[p.Rank]; c != "" {
 		env = append(env, EnvNATSCreds+"="+c)

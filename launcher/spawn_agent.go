@@ -280,6 +280,25 @@ type agentSpawner struct {
 	stopSig  byte // 0 none, 1 TERM, 2 KILL, before start
 	asks     map[uint32]chan map[int]*blocked.State
 	nextAsk  uint32
+	pings    int   // clock pings answered
+	bestRTT  int64 // the shortest round trip of a ping, ns
+	offset   int64 // the host's clock minus gorun's, from that ping
+}
+
+// clockPings is how many pings measure a host's clock, keeping the one
+// with the shortest round trip.
+const clockPings = 5
+
+// ping asks the agent for its clock.
+func (s *agentSpawner) ping() {
+	s.a.fw.write(frameClock, binary.BigEndian.AppendUint64(nil, uint64(time.Now().UnixNano())))
+}
+
+// clock is how far the host's clock is ahead of gorun's, as measured.
+func (s *agentSpawner) clock() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.offset
 }
 
 // states asks the agent for its ranks' states (see hostRanks.states).
@@ -327,7 +346,7 @@ func (s *agentSpawner) start(ctx context.Context, spec *spawnSpec, exits chan<- 
 		Job: hostJob{
 			Host: name, Procs: spec.Procs, Size: len(spec.Plan.Procs),
 			Path: s.rm.program(s.host, spec.Path), Args: spec.Args, WorkDir: spec.WorkDir, Cwd: s.rm.cwd,
-			Env: spec.Env, JobID: spec.Job.ID, Token: spec.Job.Token, Creds: spec.Job.credsOf(spec.Procs), TLS: spec.Job.TLS, NATSURL: s.rm.natsURL, Remote: true,
+			Env: spec.Env, JobID: spec.Job.ID, Token: spec.Job.Token, Creds: spec.Job.credsOf(spec.Procs), TLS: spec.Job.TLS, NATSURL: s.rm.natsURL, Remote: true, Trace: spec.Job.Trace,
 		},
 		Grace: s.rm.grace,
 	}
@@ -352,6 +371,9 @@ func (s *agentSpawner) start(ctx context.Context, spec *spawnSpec, exits chan<- 
 		s.stop(stop == 2)
 	}
 	go s.read(spec, exits)
+	if spec.Job.Trace > 0 {
+		s.ping()
+	}
 	if spec.Stdin != nil && !isDevNull(spec.Stdin) && spec.Procs[0].Rank == 0 {
 		go func() {
 			buf := make([]byte, 32<<10)
@@ -429,6 +451,21 @@ func (s *agentSpawner) read(spec *spawnSpec, exits chan<- rankExit) {
 				case ch <- m:
 				default:
 				}
+			}
+		case frameTime:
+			if len(b) != 16 {
+				continue
+			}
+			t0, t1, t2 := int64(binary.BigEndian.Uint64(b)), int64(binary.BigEndian.Uint64(b[8:])), time.Now().UnixNano()
+			s.mu.Lock()
+			if rtt := t2 - t0; s.pings == 0 || rtt < s.bestRTT {
+				s.bestRTT, s.offset = rtt, t1-(t0+t2)/2
+			}
+			s.pings++
+			more := s.pings < clockPings
+			s.mu.Unlock()
+			if more {
+				s.ping()
 			}
 		case frameFail:
 			failure = string(b)

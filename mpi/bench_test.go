@@ -51,6 +51,18 @@ func benchPair(b *testing.B) (*mpi.Comm, *mpi.Comm) {
 }
 
 func BenchmarkPingPong(b *testing.B) {
+	benchPingPong(b)
+}
+
+// BenchmarkPingPongTraced is BenchmarkPingPong with tracing on (gorun
+// --trace): the cost of recording every call and message.
+func BenchmarkPingPongTraced(b *testing.B) {
+	mpi.StartTrace(1 << 16)
+	defer mpi.StartTrace(0)
+	benchPingPong(b)
+}
+
+func benchPingPong(b *testing.B) {
 	for _, size := range benchSizes {
 		b.Run(sizeName(size), func(b *testing.B) {
 			c0, c1 := benchPair(b)

@@ -44,6 +44,7 @@ type Comm struct {
 	group []int       // communicator rank -> world rank; nil for the world
 	index map[int]int // world rank -> communicator rank; nil for the world
 	name  string      // in the hang report: "" for the world, else its parent's name and how it was made ("world/dup1")
+	quiet bool        // a collectives' shadow: its calls and messages are not the program's (not traced)
 
 	closed  atomic.Bool
 	derived atomic.Uint64 // communicators derived from this one so far
@@ -92,6 +93,7 @@ func init() {
 		c := comm.(*Comm)
 		return c.label(), c.group
 	}
+	blocked.QuietComm = func(comm any) { comm.(*Comm).quiet = true }
 }
 
 // check returns the error that stops an operation on c before it begins.
@@ -147,14 +149,28 @@ func (c *Comm) Close() error {
 	}
 	err := c.e.close()
 	if c.e.reports {
+		reportTrace()
+		reportStats(c.e.statistics())
 		report(contract.ReportClose, 0)
 	}
 	return err
 }
 
+// statistics is what this rank did so far, for gorun --stats.
+func (e *engine) statistics() blocked.Stats {
+	e.mu.Lock()
+	st := e.traffic
+	e.mu.Unlock()
+	st.Ops = blocked.Ops()
+	return st
+}
+
 func (e *engine) close() error {
 	idle := e.waitIdle(e.opts.CloseTimeout)
 	e.mu.Lock()
+	if e.nc != nil && e.err == nil {
+		e.sayBye()
+	}
 	e.closing = true
 	n := e.inflight
 	e.failAll(ErrClosed)
@@ -228,7 +244,10 @@ func (c *Comm) Dup(ctx context.Context) (*Comm, error) {
 		return nil, fmt.Errorf("mpi: dup: %w", err)
 	}
 	seq := c.derived.Add(1)
-	d := &Comm{e: c.e, id: deriveID(c.id, seq, -2), rank: c.rank, group: c.group, index: c.index, name: c.label() + "/dup" + strconv.FormatUint(seq, 10)}
+	d := &Comm{e: c.e, id: deriveID(c.id, seq, -2), rank: c.rank, group: c.group, index: c.index, name: c.label() + "/dup" + strconv.FormatUint(seq, 10), quiet: c.quiet}
+	if sp := c.span(ctx); sp.t != nil {
+		sp.end(c, "Dup", blocked.None, 0, 0)
+	}
 	return d, nil
 }
 
@@ -240,6 +259,8 @@ const splitTag = 1
 // a negative color joins none and gets a nil Comm. Every rank of c must call
 // it. It blocks until rank 0 of c has heard from every rank.
 func (c *Comm) Split(ctx context.Context, color, key int) (*Comm, error) {
+	blocked.Count(ctx, "Split")
+	defer c.span(ctx).end(c, "Split", blocked.None, 0, 0)
 	if err := c.check(); err != nil {
 		return nil, err
 	}

@@ -23,6 +23,7 @@ import (
 var control struct {
 	mu             sync.Mutex
 	f              *os.File // nil: not started by gorun
+	sock           bool     // f is a socket, on which gorun asks too (a pipe takes reports only)
 	inited, closed bool     // as reported
 }
 
@@ -48,6 +49,7 @@ func init() {
 		syscall.CloseOnExec(fd)
 		syscall.SetNonblock(fd, true) // a pollable file: the reader below parks no thread
 		control.f = os.NewFile(uintptr(fd), "gorun-control")
+		control.sock = true
 		go serveControl(control.f)
 	default:
 		// not what gorun gives: write nothing into it
@@ -77,6 +79,20 @@ func serveControl(f *os.File) {
 		control.mu.Lock()
 		f.Write(append(append([]byte(contract.QueryState+" "), b...), '\n'))
 		control.mu.Unlock()
+	}
+}
+
+// reportStats gives gorun the rank's statistics (gorun --stats), as a
+// line "stats JSON", if gorun started this process.
+func reportStats(st blocked.Stats) {
+	b, err := json.Marshal(st)
+	if err != nil || len(b) > contract.MaxStateLine-len(contract.Stats)-2 {
+		return
+	}
+	control.mu.Lock()
+	defer control.mu.Unlock()
+	if control.sock {
+		control.f.Write(append(append([]byte(contract.Stats+" "), b...), '\n'))
 	}
 }
 

@@ -19,9 +19,27 @@
 // receive; communicators (Split, Dup) are isolated from each other; a blocked
 // call returns when its ctx is done, with an error wrapping ctx.Err(). Errors
 // wrap the sentinels in errors.go (ErrInit, ErrRank, ErrTag, ErrClosed,
-// ErrAborted, ErrConnLost, ErrCanceled, ErrTruncate, ErrProtocol). Numbers travel as raw little-endian
-// bytes (SendSlice, RecvSlice, AsBytes, FromBytes), never gob. Nothing is
-// global: many worlds can live in one process, as mpitest shows.
+// ErrAborted, ErrConnLost, ErrCanceled, ErrTruncate, ErrPeerLost,
+// ErrProtocol). Numbers travel as raw little-endian bytes (SendSlice,
+// RecvSlice, AsBytes, FromBytes), never gob. Nothing is global: many worlds
+// can live in one process, as mpitest shows.
+//
+// # Ranks that leave
+//
+// A rank that closes its world tells the others, after everything it sent:
+// from then on a receive from it that none of its messages can match, a
+// send to it and a SendAll fail at once with ErrPeerLost (inside a
+// *RankError naming it), where MPI would wait forever. A receive from
+// AnySource waits on. Under gorun, a rank that leaves without closing fails
+// the job.
+//
+// # When a job hangs
+//
+// Each rank keeps what its goroutines are blocked in (the call, its
+// communicator, peer, tag and size, since when, and the program's line that
+// made it); gorun asks for it to print its hang report (see the README's
+// "When a job hangs"). A call is entered only once it has to wait: the fast
+// path costs nothing.
 //
 // # Wire protocol
 //

@@ -34,6 +34,7 @@ type engine struct {
 	abortPfx   string        // what every abort subject starts with
 	peerInfo   []hello       // what each rank announced at start-up (pid, host, the credit it grants)
 	drops      atomic.Int64  // frames dropped because no job member can have sent them
+	mcSent     atomic.Uint64 // multicast frames this rank published, for its bye
 	started    chan struct{} // closed once peerInfo is known (or Init failed): frames wait for it
 	startOnce  sync.Once
 	chunk      int                                          // payload bytes of one rendezvous chunk
@@ -60,6 +61,7 @@ type engine struct {
 	inflight int           // sends not yet complete
 	idle     chan struct{} // closed when inflight falls to zero, for Close
 	stats    flowStats
+	traffic  blocked.Stats // messages and bytes, for gorun --stats (Ops unused)
 }
 
 // flowStats count what the flow control did, for tests that check that it
@@ -77,6 +79,10 @@ type peer struct {
 	consumed int64      // eager bytes from the peer received but not yet credited back
 	held     int64      // eager bytes from the peer received and not yet credited back (consumed or not)
 	waiting  int64      // eager bytes from the peer waiting, unexpected, for a receive
+	mcSeen   uint64     // multicast frames from the peer handled so far
+	bye      bool       // the peer said it closed its world...
+	byeAfter uint64     // ...after this many multicast frames
+	gone     bool       // ...and they have all been handled: it will never send again
 }
 
 type xferKey struct {
@@ -207,6 +213,7 @@ func (e *engine) publishOn(subj string, h header, data []byte) {
 	b = b[:n]
 	putHeader(b, h)
 	copy(b[hdrLen:], data)
+	e.countMulticast(subj)
 	err := e.nc.Publish(subj, b)
 	e.bufPool.Put(bp)
 	if err != nil {
@@ -230,11 +237,17 @@ func (e *engine) startSend(r *Request) {
 	e.inflight++
 	r.counted = true
 	if r.peer == e.rank { // to self: a local copy, never the bus
+		traceSent(r.c, r.peer, r.comm, r.tag)
 		data := append([]byte(nil), r.data...)
 		e.arrive(r.comm, e.rank, r.tag, data, nil)
 		e.finish(r, nil)
 		return
 	}
+	if e.peers[r.peer].gone {
+		e.finish(r, peerLost(r, r.peer))
+		return
+	}
+	traceSent(r.c, r.peer, r.comm, r.tag)
 	if len(r.data) > e.opts.EagerLimit {
 		r.rdv = true
 		e.nextID++
@@ -263,11 +276,13 @@ func (e *engine) sendNow(c *Comm, comm uint64, dst, tag int, data []byte) bool {
 	defer e.mu.Unlock()
 	p := &e.peers[w]
 	cost := int64(len(data)) + frameCost
-	if e.err != nil || w == e.rank || len(p.queue) > 0 || p.credit < cost {
+	if e.err != nil || w == e.rank || len(p.queue) > 0 || p.credit < cost || p.gone {
 		return false
 	}
 	p.credit -= cost
 	e.publishEager(e.inbox[w], comm, tag, data)
+	e.countSent(1, len(data))
+	traceSent(c, w, comm, tag)
 	return e.err == nil
 }
 
@@ -288,6 +303,17 @@ func (e *engine) startSendAll(r *Request) bool {
 	r.rdv = len(r.data) > e.opts.EagerLimit
 	e.inflight++
 	r.counted = true
+	for w := range e.peers {
+		if e.peers[w].gone {
+			e.finish(r, peerLost(r, w))
+			return true
+		}
+	}
+	for w := range e.size {
+		if w != e.rank {
+			traceSent(r.c, w, r.comm, r.tag)
+		}
+	}
 	if len(e.mcQueue) > 0 || !e.mcastCredit(e.sendCost(r)) {
 		r.queued = true
 		e.stats.creditWaits++
@@ -355,6 +381,8 @@ func (e *engine) recvNow(c *Comm, comm uint64, src, tag int) ([]byte, Status, bo
 			}
 			q.unexpected = remove(q.unexpected, i)
 			e.take(v)
+			e.countRecv(len(v.data))
+			traceArrived(c, v.src, comm, v.tag)
 			return v.data, Status{Source: c.commRank(v.src), Tag: v.tag, Count: len(v.data)}, true
 		}
 	}
@@ -382,8 +410,17 @@ func (e *engine) publishEager(subj string, comm uint64, tag int, data []byte) {
 		e.publishOn(subj, header{kind: kEager, src: e.rank, comm: comm, tag: tag}, data)
 		return
 	}
+	e.countMulticast(subj)
 	if err := e.nc.PublishRequest(subj, makeToken(tokEager, e.rank, comm, tag), data); err != nil {
 		e.lose(err)
+	}
+}
+
+// countMulticast counts a frame published on subj if it is this rank's
+// multicast subject.
+func (e *engine) countMulticast(subj string) {
+	if e.mcast != "" && subj == e.mcast {
+		e.mcSent.Add(1)
 	}
 }
 
@@ -488,6 +525,7 @@ func (e *engine) progress(r *Request) {
 func (e *engine) stream(r *Request, subj string, upto int) bool {
 	for r.off < upto {
 		n := min(e.chunk, upto-r.off)
+		e.countMulticast(subj)
 		err := e.nc.PublishRequest(subj, makeToken(tokChunk, e.rank, r.id, r.off), r.data[r.off:r.off+n])
 		if err != nil {
 			e.lose(err)
@@ -509,6 +547,10 @@ func (e *engine) onMulticast(m *nats.Msg) {
 		return
 	}
 	e.onFrame(m, src, true)
+	e.mu.Lock()
+	e.peers[src].mcSeen++
+	e.checkGone(src)
+	e.mu.Unlock()
 }
 
 // onMsg is the inbox subscription's handler: every frame for this rank
@@ -582,6 +624,12 @@ func (e *engine) onFrame(m *nats.Msg, src int, mc bool) {
 		e.onGo(m.Subject, h)
 	case kDone:
 		e.onDone(m.Subject, h)
+	case kBye: // never multicast: refused above
+		p := &e.peers[src]
+		if !p.bye {
+			p.bye, p.byeAfter = true, h.n
+			e.checkGone(src)
+		}
 	default:
 		e.violation(m.Subject, "kind", "unknown frame kind %d", h.kind)
 	}
@@ -733,6 +781,10 @@ func (e *engine) postRecv(r *Request) {
 			return
 		}
 	}
+	if err := e.lostFor(r); err != nil {
+		e.finish(r, err)
+		return
+	}
 	r.posted = true
 	q.posted = append(q.posted, r)
 }
@@ -740,6 +792,7 @@ func (e *engine) postRecv(r *Request) {
 // deliver completes receive r with an eager message from world rank src:
 // the message itself, or a copy in r's buffer. Called with e.mu held.
 func (e *engine) deliver(r *Request, src, tag int, data []byte) {
+	traceArrived(r.c, src, r.comm, tag)
 	r.status = Status{Source: r.c.commRank(src), Tag: tag, Count: len(data)}
 	if !r.hasInto {
 		r.data = data
@@ -764,6 +817,7 @@ func truncated(r *Request, size int) error {
 func (e *engine) startRecv(r *Request, v *envelope) {
 	r.rdv, r.id, r.size = true, v.id, v.size
 	r.from = v.src
+	traceArrived(r.c, v.src, r.comm, v.tag)
 	r.status = Status{Source: r.c.commRank(v.src), Tag: v.tag, Count: v.size}
 	if r.hasInto {
 		if v.size > len(r.into) {
@@ -921,7 +975,123 @@ func (e *engine) probe(c *Comm, comm uint64, src, tag int) (Status, bool, <-chan
 			return Status{Source: c.commRank(v.src), Tag: v.tag, Count: v.count()}, true, nil, nil
 		}
 	}
+	if w, lost := e.lost(c, src); lost {
+		return Status{}, false, nil, &RankError{Rank: c.commRank(w), Op: "probe", Err: ErrPeerLost}
+	}
 	return Status{}, false, e.arrived, nil
+}
+
+// countSent counts n messages of size bytes sent. Called with e.mu held.
+func (e *engine) countSent(n, size int) {
+	e.traffic.SentMsgs += int64(n)
+	e.traffic.SentBytes += int64(n) * int64(size)
+	e.traffic.Largest = max(e.traffic.Largest, int64(size))
+}
+
+// countRecv counts a message of size bytes received. Called with e.mu
+// held.
+func (e *engine) countRecv(size int) {
+	e.traffic.RecvMsgs++
+	e.traffic.RecvBytes += int64(size)
+	e.traffic.Largest = max(e.traffic.Largest, int64(size))
+}
+
+// ---- peers that closed ----
+
+// checkGone marks world rank src gone once it said bye and every
+// multicast frame it sent before has been handled (multicast frames come
+// on a subscription of their own, in their own order), and fails what
+// waits for it. Called with e.mu held.
+func (e *engine) checkGone(src int) {
+	p := &e.peers[src]
+	if !p.bye || p.gone || p.mcSeen < p.byeAfter {
+		return
+	}
+	p.gone = true
+	for _, q := range e.queues {
+		kept := q.posted[:0]
+		for _, r := range q.posted {
+			if err := e.lostFor(r); err != nil {
+				r.posted = false
+				e.finish(r, err)
+			} else {
+				kept = append(kept, r)
+			}
+		}
+		clear(q.posted[len(kept):])
+		q.posted = kept
+	}
+	for _, r := range p.queue {
+		e.finish(r, peerLost(r, src))
+	}
+	p.queue = nil
+	for id, r := range e.sends {
+		// A multicast send another rank copies from stays: the copy ends it.
+		if r.peer == src || (r.mcast && r.readers == 0) {
+			delete(e.sends, id)
+			e.finish(r, peerLost(r, src))
+		}
+	}
+	for _, r := range e.mcQueue {
+		e.finish(r, peerLost(r, src))
+	}
+	e.mcQueue = nil
+	for k, r := range e.recvs {
+		if k.src == src && !r.copying {
+			delete(e.recvs, k)
+			e.grantQ = removeItem(e.grantQ, r)
+			e.finish(r, peerLost(r, src))
+		}
+	}
+	close(e.arrived) // a Probe waiting for src looks again
+	e.arrived = make(chan struct{})
+}
+
+// lost reports whether a receive from src (a communicator rank of c, or
+// AnySource) can never match: src is gone. A receive from AnySource can
+// always match (another goroutine of this rank may send to it), and so can
+// any receive from this rank itself. It returns the world rank to name.
+// Called with e.mu held.
+func (e *engine) lost(c *Comm, src int) (int, bool) {
+	if src == AnySource {
+		return 0, false
+	}
+	w := c.worldRank(src)
+	return w, e.peers[w].gone
+}
+
+// lostFor is the error of a posted receive r that can never match, or
+// nil. Called with e.mu held.
+func (e *engine) lostFor(r *Request) error {
+	src := r.peer
+	if src != AnySource {
+		src = r.c.commRank(src)
+	}
+	if w, lost := e.lost(r.c, src); lost {
+		return &RankError{Rank: r.c.commRank(w), Op: "recv", Err: ErrPeerLost}
+	}
+	return nil
+}
+
+// peerLost is the error of r, a send to or a receive from world rank w,
+// which is gone.
+func peerLost(r *Request, w int) error {
+	op := "recv"
+	if r.send {
+		op = "send"
+	}
+	return &RankError{Rank: r.c.commRank(w), Op: op, Err: ErrPeerLost}
+}
+
+// sayBye tells every other rank that this one has closed its world, after
+// the multicast frames it has sent. Called with e.mu held.
+func (e *engine) sayBye() {
+	h := header{kind: kBye, src: e.rank, n: e.mcSent.Load()}
+	for w := range e.size {
+		if w != e.rank {
+			e.publish(w, h, nil)
+		}
+	}
 }
 
 // ---- completion, cancellation and failure ----
@@ -933,6 +1103,15 @@ func (e *engine) finish(r *Request, err error) {
 	}
 	r.finished = true
 	r.err = err
+	if err == nil && !r.abandoned {
+		if !r.send {
+			e.countRecv(len(r.data))
+		} else if r.mcast {
+			e.countSent(e.size-1, len(r.data))
+		} else {
+			e.countSent(1, len(r.data))
+		}
+	}
 	if r.send && r.counted {
 		e.inflight--
 		if e.inflight == 0 && e.idle != nil {

@@ -34,6 +34,14 @@ var (
 	// buffer, and by RecvSlice when a message's length is not a whole number
 	// of elements.
 	ErrTruncate = errors.New("mpi: message does not fit (longer than the buffer, or not a whole number of elements)")
+	// ErrPeerLost is returned, inside a *RankError naming the rank, by an
+	// operation that waits for a rank that has closed its world and so
+	// can never answer: a receive or Probe from it with no message of its
+	// left, a send to it, or a SendAll. It comes at once, not after a
+	// timeout: a rank tells the others when it closes, after everything it
+	// sent. (A receive from AnySource is left waiting: another goroutine
+	// of the rank may still send to it.)
+	ErrPeerLost = errors.New("mpi: peer closed its world")
 	// ErrProtocol is returned by every blocked or later operation once a
 	// frame from another rank broke the protocol (a field out of range, a
 	// frame that claims another sender, an offer naming a process that is

@@ -96,13 +96,20 @@ func ExampleComm_Isend() {
 func ExampleWaitAny() {
 	mpitest.World(context.Background(), 2, func(ctx context.Context, c *mpi.Comm) error {
 		if c.Rank() == 1 {
-			return c.Send(ctx, 0, 5, []byte("five"))
+			if err := c.Send(ctx, 0, 5, []byte("five")); err != nil {
+				return err
+			}
+			_, _, err := c.Recv(ctx, 0, 6) // stay until rank 0 is done
+			return err
 		}
 		reqs := []*mpi.Request{c.Irecv(1, 4), c.Irecv(1, 5)}
 		i, st, err := mpi.WaitAny(ctx, reqs...)
 		fmt.Println("request", i, "tag", st.Tag, string(reqs[i].Data()))
 		reqs[0].Cancel()
-		return err
+		if err != nil {
+			return err
+		}
+		return c.Send(ctx, 1, 6, nil)
 	})
 	// Output: request 1 tag 5 five
 }
@@ -308,4 +315,25 @@ func ExampleWithSingleCopy() {
 	// Output:
 	// false
 	// 1048576
+}
+
+// A rank that closed its world is gone for the others: what it sent before
+// is received, and then a receive from it fails at once with ErrPeerLost.
+func ExampleErrPeerLost() {
+	mpitest.World(context.Background(), 2, func(ctx context.Context, c *mpi.Comm) error {
+		if c.Rank() == 1 {
+			if err := c.Send(ctx, 0, 0, []byte("last words")); err != nil {
+				return err
+			}
+			return c.Close()
+		}
+		msg, _, _ := c.Recv(ctx, 1, 0)
+		fmt.Println(string(msg))
+		_, _, err := c.Recv(ctx, 1, 0)
+		fmt.Println(errors.Is(err, mpi.ErrPeerLost), err)
+		return nil
+	})
+	// Output:
+	// last words
+	// true mpi: recv rank 1: mpi: peer closed its world
 }

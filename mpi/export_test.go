@@ -1,5 +1,7 @@
 package mpi
 
+import "github.com/gorun-hpc/gorun/internal/trace"
+
 // WithReadHook replaces the single-copy read (process_vm_readv) for a test:
 // to count copies, or to refuse or fail them.
 func WithReadHook(f func(pid int, addr uint64, buf []byte) error) Option {
@@ -26,6 +28,10 @@ func (c *Comm) FlowStats() FlowStats {
 	defer e.mu.Unlock()
 	return FlowStats{CreditWaits: e.stats.creditWaits, PeakHeld: e.stats.peakHeld, PeakWindow: e.stats.peakWindow}
 }
+
+// StartTrace turns this process's tracing on (as gorun --trace does at
+// Init), keeping size events; 0 turns it off.
+func StartTrace(size int) { trace.Start(0, size) }
 
 // FrameCost is what each eager message costs in credit beside its bytes.
 const FrameCost = frameCost

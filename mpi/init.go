@@ -93,6 +93,7 @@ func Init(ctx context.Context, opts ...Option) (*Comm, error) {
 		return nil, err
 	}
 	if o.fromEnv {
+		startTrace(o.Rank)
 		report(contract.ReportInit, 0)
 		e.reports = true
 	}

@@ -14,14 +14,21 @@ import (
 // ErrRank, ErrTag, ErrClosed, ErrAborted, ErrConnLost or ctx.Err(); a
 // message not yet on its way when ctx ends is withdrawn.
 func (c *Comm) Send(ctx context.Context, dst, tag int, data []byte) error {
-	return c.send(ctx, "send", c.id, dst, tag, data)
+	blocked.Count(ctx, "Send")
+	sp := c.span(ctx)
+	err := c.send(ctx, "send", c.id, dst, tag, data)
+	sp.end(c, "Send", dst, tag, len(data))
+	return err
 }
 
 // Isend starts sending data to rank dst with tag and returns at once. data
 // must not change until the request completes (Wait, WaitAll or Done). An
 // invalid argument gives a request that fails on Wait.
 func (c *Comm) Isend(dst, tag int, data []byte) *Request {
-	return c.isend("isend", c.id, dst, tag, data)
+	sp := c.span(nil)
+	r := c.isend("isend", c.id, dst, tag, data)
+	sp.end(c, "Isend", dst, tag, len(data))
+	return r
 }
 
 // Recv blocks until a message from rank src (or AnySource) with tag (or
@@ -30,7 +37,16 @@ func (c *Comm) Isend(dst, tag int, data []byte) *Request {
 // they were sent. When ctx ends first, Recv returns an error wrapping
 // ctx.Err(), and no later message is consumed on its behalf.
 func (c *Comm) Recv(ctx context.Context, src, tag int) ([]byte, Status, error) {
-	return c.recv(ctx, "recv", c.id, src, tag)
+	blocked.Count(ctx, "Recv")
+	sp := c.span(ctx)
+	b, st, err := c.recv(ctx, "recv", c.id, src, tag)
+	if sp.t != nil {
+		if err == nil {
+			src, tag = st.Source, st.Tag
+		}
+		sp.end(c, "Recv", src, tag, len(b))
+	}
+	return b, st, err
 }
 
 // SendAll sends data to every other rank of c with tag, as Send to each
@@ -44,6 +60,8 @@ func (c *Comm) Recv(ctx context.Context, src, tag int) ([]byte, Status, error) {
 // sent, among themselves; they are not ordered with respect to Send messages
 // from the same rank with the same tag, so give them tags of their own.
 func (c *Comm) SendAll(ctx context.Context, tag int, data []byte) error {
+	blocked.Count(ctx, "SendAll")
+	defer c.span(ctx).end(c, "SendAll", blocked.None, tag, len(data))
 	if err := c.check(); err != nil {
 		return err
 	}
@@ -78,7 +96,10 @@ func (c *Comm) SendAll(ctx context.Context, tag int, data []byte) error {
 // Irecv posts a receive for a message from src (or AnySource) with tag (or
 // AnyTag) and returns at once; Wait for it, then take the message from Data.
 func (c *Comm) Irecv(src, tag int) *Request {
-	return c.irecv("irecv", c.id, src, tag)
+	sp := c.span(nil)
+	r := c.irecv("irecv", c.id, src, tag)
+	sp.end(c, "Irecv", src, tag, 0)
+	return r
 }
 
 // RecvInto receives like Recv, into buf instead of new memory: the message
@@ -88,21 +109,35 @@ func (c *Comm) Irecv(src, tag int) *Request {
 // allocation per message; on one machine a large message is copied straight
 // from the sender's memory into buf.
 func (c *Comm) RecvInto(ctx context.Context, src, tag int, buf []byte) (Status, error) {
+	blocked.Count(ctx, "RecvInto")
+	sp := c.span(ctx)
 	r := c.irecvInto("recvinto", src, tag, buf)
-	return r.finishWait(ctx, "recvinto")
+	st, err := r.finishWait(ctx, "recvinto")
+	if sp.t != nil {
+		if err == nil {
+			src, tag = st.Source, st.Tag
+		}
+		sp.end(c, "RecvInto", src, tag, st.Count)
+	}
+	return st, err
 }
 
 // IrecvInto posts a receive into buf, as RecvInto, and returns at once. buf
 // must not be used until the request completes; Data then returns the
 // filled part of buf.
 func (c *Comm) IrecvInto(src, tag int, buf []byte) *Request {
-	return c.irecvInto("irecvinto", src, tag, buf)
+	sp := c.span(nil)
+	r := c.irecvInto("irecvinto", src, tag, buf)
+	sp.end(c, "IrecvInto", src, tag, 0)
+	return r
 }
 
 // Sendrecv sends data to dst and receives a message from src at the same
 // time, so that a ring or a pairwise exchange cannot deadlock. It returns
 // the received message.
 func (c *Comm) Sendrecv(ctx context.Context, dst, sendTag int, data []byte, src, recvTag int) ([]byte, Status, error) {
+	blocked.Count(ctx, "Sendrecv")
+	defer c.span(ctx).end(c, "Sendrecv", dst, sendTag, len(data))
 	rr := c.irecv("sendrecv", c.id, src, recvTag)
 	if err := c.send(ctx, "sendrecv", c.id, dst, sendTag, data); err != nil {
 		rr.Cancel()
@@ -118,6 +153,8 @@ func (c *Comm) Sendrecv(ctx context.Context, dst, sendTag int, data []byte, src,
 // Probe blocks until a message that Recv(ctx, src, tag) would return has
 // arrived, and describes it without receiving it.
 func (c *Comm) Probe(ctx context.Context, src, tag int) (Status, error) {
+	blocked.Count(ctx, "Probe")
+	defer c.span(ctx).end(c, "Probe", src, tag, 0)
 	if err := c.validRecv("probe", src, tag); err != nil {
 		return Status{}, err
 	}

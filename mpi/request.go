@@ -64,7 +64,23 @@ func failedRequest(err error) *Request {
 // first, Wait returns an error wrapping ctx.Err() and the request goes on:
 // Wait again, or Cancel it.
 func (r *Request) Wait(ctx context.Context) (Status, error) {
-	return r.wait(ctx, "Wait")
+	blocked.Count(ctx, "Wait")
+	if r.c == nil {
+		return r.wait(ctx, "Wait")
+	}
+	sp := r.c.span(ctx)
+	st, err := r.wait(ctx, "Wait")
+	if sp.t != nil {
+		peer, n := r.peer, len(r.data)
+		if peer >= 0 {
+			peer = r.c.commRank(peer)
+		}
+		if !r.send && err == nil {
+			peer, n = st.Source, st.Count
+		}
+		sp.end(r.c, "Wait", peer, r.tag, n)
+	}
+	return st, err
 }
 
 // wait is Wait, entered in the hang report as op when it must block.
@@ -177,6 +193,10 @@ const copyGrace = 2 * time.Second
 // errors of those that failed, joined. When ctx ends first it returns an
 // error wrapping ctx.Err(), and the requests go on.
 func WaitAll(ctx context.Context, reqs ...*Request) error {
+	blocked.Count(ctx, "WaitAll")
+	if len(reqs) > 0 && reqs[0].c != nil {
+		defer reqs[0].c.span(ctx).end(reqs[0].c, "WaitAll", blocked.None, 0, 0)
+	}
 	var errs []error
 	for _, r := range reqs {
 		if _, err := r.wait(ctx, "WaitAll"); err != nil {
@@ -193,6 +213,10 @@ func WaitAll(ctx context.Context, reqs ...*Request) error {
 // result. Completed requests are returned again on later calls; remove them
 // from reqs. With no requests it returns -1 and a nil error at once.
 func WaitAny(ctx context.Context, reqs ...*Request) (int, Status, error) {
+	blocked.Count(ctx, "WaitAny")
+	if len(reqs) > 0 && reqs[0].c != nil {
+		defer reqs[0].c.span(ctx).end(reqs[0].c, "WaitAny", blocked.None, 0, 0)
+	}
 	if len(reqs) == 0 {
 		return -1, Status{}, nil
 	}

@@ -257,8 +257,10 @@ func TestSingleCopyReceiverGone(t *testing.T) {
 		} else {
 			_, _, err = c.Recv(wctx, 0, 0)
 		}
-		if !errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("got %v, want DeadlineExceeded", err)
+		// The sender's ctx ends, or the receiver's first, which then
+		// leaves: either ends the send.
+		if !errors.Is(err, context.DeadlineExceeded) && (c.Rank() == 1 || !errors.Is(err, mpi.ErrPeerLost)) {
+			return fmt.Errorf("got %v, want DeadlineExceeded (or ErrPeerLost on rank 0)", err)
 		}
 		if d := time.Since(start); d > 10*time.Second {
 			return fmt.Errorf("returned after %v", d)

@@ -20,6 +20,7 @@ const (
 	kPull   byte = 6 // the receiver will copy message id out of the sender's memory
 	kGo     byte = 7 // the sender keeps message id in place until done
 	kDone   byte = 8 // the receiver has copied message id (n = 1: it failed to)
+	kBye    byte = 9 // the sender closed its world, after n multicast frames
 )
 
 // hdrLen is the size of the binary header in front of every frame but those

@@ -121,22 +121,36 @@ func (m *master[In, Out]) run(bad error) error {
 			req.Cancel()
 		}
 	}()
-	for m.done < len(m.inputs) {
-		if err := m.sent(); err != nil {
-			return m.fail(err, -1, nil)
+	// receive takes the message req got.
+	receive := func() error {
+		st, err := req.Wait(m.ctx)
+		data := req.Data()
+		req = nil
+		if err != nil {
+			return m.fail(fmt.Errorf("pool: %w", err), -1, nil)
 		}
+		return m.handle(st.Source, data)
+	}
+	for m.done < len(m.inputs) {
 		if req == nil {
 			req = m.c.Irecv(mpi.AnySource, m.up)
 		}
+		// A message that has come goes first: a rank that failed says so
+		// before it leaves, which is why a send to it may have failed.
 		select {
 		case <-req.Done():
-			st, err := req.Wait(m.ctx)
-			data := req.Data()
-			req = nil
-			if err != nil {
-				return m.fail(fmt.Errorf("pool: %w", err), -1, nil)
+			if err := receive(); err != nil {
+				return err
 			}
-			if err := m.handle(st.Source, data); err != nil {
+			continue
+		default:
+		}
+		if err := m.sent(); err != nil {
+			return m.fail(err, -1, nil)
+		}
+		select {
+		case <-req.Done():
+			if err := receive(); err != nil {
 				return err
 			}
 		case r, ok := <-m.localDone:

@@ -35,6 +35,9 @@ func newFlagSet(cfg *launcher.Config, showVersion *bool) *flag.FlagSet {
 	fs.DurationVar(&cfg.Timeout, "timeout", 0, "stop the job when it runs longer than `DURATION` (e.g. 90s, 5m), exit 124")
 	fs.Var((*secondsValue)(&cfg.HangReport), "hang-report", "print where every rank is blocked, and the verdict, once every running rank has been\n"+
 		"blocked in gorun's calls for `SECONDS` (or a duration: 90s, 5m); 0 turns it off (default 30)")
+	fs.BoolVar(&cfg.Stats, "stats", false, "print each rank's messages, bytes, largest message and blocked time per call at the end")
+	fs.StringVar(&cfg.Trace, "trace", "", "write the job's timeline to `FILE` (Chrome trace-event JSON: open it in Perfetto)")
+	fs.IntVar(&cfg.TraceSize, "trace-size", cfg.TraceSize, "with --trace, keep each rank's last `N` events")
 	fs.StringVar(&cfg.WorkDir, "wdir", "", "start the ranks in `DIR` (default: the current directory)")
 	fs.StringVar(&cfg.NATSURL, "nats", "", "use the NATS server at `URL` (a comma-separated list for a cluster; tls:// for TLS)\n"+
 		"instead of the embedded one; a token may come from GORUN_NATS_TOKEN")

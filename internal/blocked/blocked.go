@@ -89,7 +89,8 @@ func Enter(c Call) Entry {
 	return Entry{e}
 }
 
-// Exit ends the entry, counting it as progress.
+// Exit ends the entry, counting it as progress and its time as blocked
+// in its operation.
 func (t Entry) Exit() {
 	if t.e == nil {
 		return
@@ -97,9 +98,64 @@ func (t Entry) Exit() {
 	mu.Lock()
 	delete(calls, t.e)
 	mu.Unlock()
+	counter(t.e.c.Op).blocked.Add(int64(time.Since(t.e.since)))
 	progress.Add(1)
 	*t.e = entry{}
 	pool.Put(t.e)
+}
+
+// opCounter counts one operation's calls and the time they were blocked.
+type opCounter struct{ calls, blocked atomic.Int64 }
+
+var ops sync.Map // op -> *opCounter
+
+func counter(op string) *opCounter {
+	if v, ok := ops.Load(op); ok {
+		return v.(*opCounter)
+	}
+	v, _ := ops.LoadOrStore(op, new(opCounter))
+	return v.(*opCounter)
+}
+
+// Count counts a call of op that the program made (not one made under
+// Quiet, inside a collective), for the statistics.
+func Count(ctx context.Context, op string) {
+	if !IsQuiet(ctx) {
+		counter(op).calls.Add(1)
+	}
+}
+
+// OpStat is one operation's share of the statistics.
+type OpStat struct {
+	Op      string        `json:"op"`
+	Calls   int64         `json:"calls"`
+	Blocked time.Duration `json:"blocked"` // in calls that had to wait
+}
+
+// Stats is what a rank did, as gorun --stats prints it. Messages count
+// every message of the rank, the collectives' own included; a SendAll
+// counts one message per receiver.
+type Stats struct {
+	SentMsgs  int64    `json:"sent_msgs"`
+	SentBytes int64    `json:"sent_bytes"`
+	RecvMsgs  int64    `json:"recv_msgs"`
+	RecvBytes int64    `json:"recv_bytes"`
+	Largest   int64    `json:"largest"` // the largest message sent or received, in bytes
+	Ops       []OpStat `json:"ops"`     // by name
+}
+
+// Ops returns every operation's calls and blocked time so far, by name.
+func Ops() []OpStat {
+	var out []OpStat
+	ops.Range(func(k, v any) bool {
+		c := v.(*opCounter)
+		if n := c.calls.Load(); n > 0 {
+			out = append(out, OpStat{Op: k.(string), Calls: n, Blocked: time.Duration(c.blocked.Load())})
+		}
+		return true
+	})
+	slices.SortFunc(out, func(a, b OpStat) int { return strings.Compare(a.Op, b.Op) })
+	return out
 }
 
 // Tick counts progress that ends no call: a frame handled.
@@ -204,3 +260,8 @@ func IsQuiet(ctx context.Context) bool {
 // communicators and its members' world ranks (nil for the world), for
 // collectives, which cannot see them.
 var CommInfo func(comm any) (name string, group []int)
+
+// QuietComm, set by package mpi, marks one of its communicators as a
+// collectives' shadow: its calls and messages are not the program's own,
+// and are not traced.
+var QuietComm func(comm any)

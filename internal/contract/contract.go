@@ -40,7 +40,19 @@ const Control = "GORUN_CONTROL_FD"
 // QueryState asks a rank for its state, and starts the answer's line.
 const QueryState = "state"
 
-// MaxStateLine bounds a state line on the control descriptor.
+// Stats starts the line, "stats JSON", with a rank's blocked.Stats that
+// it writes on its control descriptor when it closes its world.
+const Stats = "stats"
+
+// Trace, when set, turns a rank's tracing on (gorun --trace): its value
+// is how many events the rank keeps (the last ones). The rank gives them
+// when it closes its world, in lines "trace JSON" (TraceLine).
+const Trace = "GORUN_TRACE"
+
+// TraceLine starts a line of a rank's trace on its control descriptor.
+const TraceLine = "trace"
+
+// MaxStateLine bounds a state or stats line on the control descriptor.
 const MaxStateLine = 64 << 10
 
 // The events a rank reports on its control descriptor.

@@ -77,8 +77,14 @@ func TestWorldNamesTheAbortingRank(t *testing.T) {
 	err := mpitest.World(context.Background(), 3, func(ctx context.Context, c *mpi.Comm) error {
 		switch c.Rank() {
 		case 0:
+			if _, _, err := c.Recv(ctx, 1, 0); err != nil { // rank 1 is through Init
+				return err
+			}
 			return fmt.Errorf("recv: %w", mpi.ErrAborted) // the abort's consequence, reported first
 		case 1:
+			if err := c.Send(ctx, 0, 0, nil); err != nil {
+				return err
+			}
 			time.Sleep(100 * time.Millisecond)
 			c.Abort(3)
 		}
