@@ -3,11 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,24 +12,10 @@ import (
 )
 
 // pingpongBin is examples/pingpong, built once.
-var pingpongBin struct {
-	once sync.Once
-	path string
-	err  error
-}
+var pingpongBin lazyProg
 
 func buildPingpong(b testing.TB) string {
-	pingpongBin.once.Do(func() {
-		pingpongBin.path = filepath.Join(filepath.Dir(bin.gorun), "pingpong")
-		out, err := exec.Command("go", "build", "-o", pingpongBin.path, "../../examples/pingpong").CombinedOutput()
-		if err != nil {
-			pingpongBin.err = fmt.Errorf("building examples/pingpong: %v\n%s", err, out)
-		}
-	})
-	if pingpongBin.err != nil {
-		b.Fatal(pingpongBin.err)
-	}
-	return pingpongBin.path
+	return pingpongBin.build(b, "pingpong", "../../examples/pingpong")
 }
 
 // clusterLinkRate is the rate every host's link is shaped to, both ways.

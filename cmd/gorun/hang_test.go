@@ -7,40 +7,20 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
 
-var hangprog struct {
-	once sync.Once
-	path string
-	err  error
-}
+// hangprog is testdata/hangprog, built once by the first test that needs it.
+var hangprog lazyProg
 
-// buildHangprog builds testdata/hangprog beside gorun (where the hosts'
-// tests find it too).
-func buildHangprog(t *testing.T) string {
-	t.Helper()
-	hangprog.once.Do(func() {
-		hangprog.path = filepath.Join(filepath.Dir(bin.gorun), "hangprog")
-		out, err := exec.Command("go", "build", "-o", hangprog.path, "./testdata/hangprog").CombinedOutput()
-		if err != nil {
-			hangprog.err = fmt.Errorf("building testdata/hangprog: %v\n%s", err, out)
-		}
-	})
-	if hangprog.err != nil {
-		t.Fatal(hangprog.err)
-	}
-	return hangprog.path
-}
+func buildHangprog(t *testing.T) string { return hangprog.build(t, "hangprog", "./testdata/hangprog") }
 
 // site is "main.go:N" for the line of hangprog marked "site:mark".
 func site(t *testing.T, mark string) string {

@@ -9,12 +9,10 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,26 +22,9 @@ import (
 )
 
 // hostprog is testdata/hostprog, built once by the first test that needs it.
-var hostprog struct {
-	once sync.Once
-	path string
-	err  error
-}
+var hostprog lazyProg
 
-func buildHostprog(t *testing.T) string {
-	t.Helper()
-	hostprog.once.Do(func() {
-		hostprog.path = filepath.Join(filepath.Dir(bin.gorun), "hostprog")
-		out, err := exec.Command("go", "build", "-o", hostprog.path, "./testdata/hostprog").CombinedOutput()
-		if err != nil {
-			hostprog.err = fmt.Errorf("building testdata/hostprog: %v\n%s", err, out)
-		}
-	})
-	if hostprog.err != nil {
-		t.Fatal(hostprog.err)
-	}
-	return hostprog.path
-}
+func buildHostprog(t *testing.T) string { return hostprog.build(t, "hostprog", "./testdata/hostprog") }
 
 // hostsEnv is a namespace cluster set up for gorun.
 type hostsEnv struct {

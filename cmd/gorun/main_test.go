@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -32,6 +33,29 @@ func TestMain(m *testing.M) {
 		testbin.Prog{Out: &bin.gorun, Pkg: "."},
 		testbin.Prog{Out: &bin.rankprog, Pkg: "./testdata/rankprog"},
 		testbin.Prog{Out: &bin.hello, Pkg: "../../examples/hello"})
+}
+
+// lazyProg is a test program built once, beside gorun (where the hosts'
+// tests find it too), by the first test that needs it.
+type lazyProg struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+func (p *lazyProg) build(tb testing.TB, name, pkg string) string {
+	tb.Helper()
+	p.once.Do(func() {
+		p.path = filepath.Join(filepath.Dir(bin.gorun), name)
+		out, err := exec.Command("go", "build", "-o", p.path, pkg).CombinedOutput()
+		if err != nil {
+			p.err = fmt.Errorf("building %s: %v\n%s", pkg, err, out)
+		}
+	})
+	if p.err != nil {
+		tb.Fatal(p.err)
+	}
+	return p.path
 }
 
 // job is a gorun process under test.
