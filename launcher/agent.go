@@ -41,6 +41,7 @@ const (
 	frameStop  = 'S' // one byte: 0 SIGTERM, 1 SIGKILL (and every descendant)
 	frameAsk   = 'Q' // 4-byte id: the states of the host's ranks, for the hang report
 	frameClock = 'C' // 8 bytes, gorun's time: the agent answers frameTime
+	frameDump  = 'D' // 4-byte id: the ranks give their traces so far; the agent answers frameDumped
 	// agent to gorun
 	frameHello  = 'H' // JSON agentHello, first thing the agent says
 	frameOutput = 'O' // 4-byte rank, 1 byte stream (1 stdout, 2 stderr), then output bytes
@@ -49,6 +50,7 @@ const (
 	frameFault  = 'R' // text: the job cannot go on (a route of the host's server closed)
 	frameStates = 'T' // the 4-byte id of a frameAsk, then JSON: rank -> its blocked.State
 	frameTime   = 'K' // a frameClock's 8 bytes, then the agent's time (Unix ns, 8 bytes)
+	frameDumped = 'E' // the 4-byte id of a frameDump: done
 
 	// maxFrame bounds a frame: larger ones are refused as a broken stream.
 	maxFrame = 64 << 20
@@ -253,6 +255,19 @@ func (a *agent) read(br *bufio.Reader) {
 				go func() {
 					js, _ := json.Marshal(hr.states())
 					if a.fw.write(frameStates, id, js) != nil {
+						a.lost()
+					}
+				}()
+			}
+		case frameDump:
+			a.mu.Lock()
+			hr := a.ranks
+			a.mu.Unlock()
+			if hr != nil && len(b) == 4 {
+				id := bytes.Clone(b)
+				go func() {
+					hr.dumpTraces()
+					if a.fw.write(frameDumped, id) != nil {
 						a.lost()
 					}
 				}()

@@ -67,7 +67,8 @@ type Config struct {
 	// Chrome's trace-event format (Perfetto, chrome://tracing): a track per
 	// rank, an event per gorun call, a flow from each send to its receive.
 	// Each rank keeps its last TraceSize events, and gives them when it
-	// closes its world.
+	// closes its world, or, with the calls it is blocked in, when gorun
+	// stops the job.
 	Trace     string
 	TraceSize int
 

@@ -19,8 +19,9 @@ import (
 // of the hang report go out on it.
 type rankControl struct {
 	f       *os.File
-	rep     rankReport  // what the rank reported; read once done is closed
-	answers chan []byte // state answers, the latest one
+	rep     rankReport    // what the rank reported; read once done is closed
+	answers chan []byte   // state answers, the latest one
+	traced  chan struct{} // the rank has given its trace, as asked
 	done    chan struct{}
 	askMu   sync.Mutex
 }
@@ -39,7 +40,7 @@ func newControl() (*rankControl, *os.File, error) {
 		return nil, nil, os.NewSyscallError("socketpair", err)
 	}
 	syscall.SetNonblock(fds[0], true) // pollable: reads and writes take deadlines
-	c := &rankControl{f: os.NewFile(uintptr(fds[0]), "control"), answers: make(chan []byte, 1), done: make(chan struct{})}
+	c := &rankControl{f: os.NewFile(uintptr(fds[0]), "control"), answers: make(chan []byte, 1), traced: make(chan struct{}, 1), done: make(chan struct{})}
 	return c, os.NewFile(uintptr(fds[1]), "control-rank"), nil
 }
 
@@ -72,6 +73,13 @@ func (c *rankControl) read() {
 			} else {
 				traceBytes += len(ch)
 				c.rep.Trace = append(c.rep.Trace, bytes.Clone(ch))
+			}
+			continue
+		}
+		if string(line) == contract.TraceDone {
+			select {
+			case c.traced <- struct{}{}:
+			default:
 			}
 			continue
 		}
@@ -109,6 +117,49 @@ func (c *rankControl) ask(deadline time.Time) *blocked.State {
 	case <-t.C:
 	}
 	return nil
+}
+
+// dumpTrace asks the rank for its trace so far (it is about to be
+// stopped) and waits until it has given it, or deadline.
+func (c *rankControl) dumpTrace(deadline time.Time) {
+	c.askMu.Lock()
+	defer c.askMu.Unlock()
+	select {
+	case <-c.traced:
+	default:
+	}
+	c.f.SetWriteDeadline(deadline)
+	if _, err := c.f.Write([]byte(contract.QueryTrace + "\n")); err != nil {
+		return
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-c.traced:
+	case <-c.done:
+	case <-t.C:
+	}
+}
+
+// traceTimeout bounds how long gorun waits for the ranks' traces before it
+// stops a job.
+const traceTimeout = 2 * time.Second
+
+// dumpTraces asks every running rank of the host for its trace so far,
+// at once, and waits for them (at most traceTimeout).
+func (h *hostRanks) dumpTraces() {
+	h.mu.Lock()
+	ctls := make([]*rankControl, 0, len(h.ctl))
+	for _, c := range h.ctl {
+		ctls = append(ctls, c)
+	}
+	h.mu.Unlock()
+	deadline := time.Now().Add(traceTimeout)
+	var wg sync.WaitGroup
+	for _, c := range ctls {
+		wg.Go(func() { c.dumpTrace(deadline) })
+	}
+	wg.Wait()
 }
 
 // maxTraceBytes bounds the trace kept of one rank (its exit, with them,

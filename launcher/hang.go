@@ -233,7 +233,7 @@ func (h *hangWatch) writeTrace(f io.Writer, t0 time.Time) error {
 			rt.Missing = "never started"
 			continue
 		case len(x.Report.Trace) == 0:
-			rt.Missing = "gave no trace: it did not close its world"
+			rt.Missing = "gave no trace: it neither closed its world nor answered when the job was stopped"
 			continue
 		case x.Report.TraceCut:
 			rt.Missing = fmt.Sprintf("its trace passed %d MiB: the rest was left out", maxTraceBytes>>20)

@@ -428,6 +428,15 @@ func (r *runner) watch(ctx context.Context, spawners []spawner, exits <-chan ran
 		reason = why
 		hw.stop()
 		timeoutC, done = nil, nil
+		if cfg.Trace != "" && running > 0 {
+			// The ranks about to be stopped give their traces first,
+			// with the calls they are blocked in.
+			var wg sync.WaitGroup
+			for _, sp := range spawners {
+				wg.Go(sp.dumpTraces)
+			}
+			wg.Wait()
+		}
 		if running > 0 {
 			r.logf("stopping %d ranks: SIGTERM, SIGKILL after %v", running, cfg.StopGrace)
 		}

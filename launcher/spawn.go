@@ -55,6 +55,10 @@ type spawner interface {
 	// clock is how far the host's clock is ahead of gorun's (0 for this
 	// machine), for the trace's timestamps.
 	clock() int64
+
+	// dumpTraces asks every running rank for its trace so far (with
+	// --trace, before the job is stopped), and waits a few seconds at most.
+	dumpTraces()
 }
 
 // spawnSpec is what a spawner needs to start the ranks placed on one host.

@@ -279,10 +279,43 @@ type agentSpawner struct {
 	started  bool
 	stopSig  byte // 0 none, 1 TERM, 2 KILL, before start
 	asks     map[uint32]chan map[int]*blocked.State
+	dumps    map[uint32]chan struct{}
 	nextAsk  uint32
 	pings    int   // clock pings answered
 	bestRTT  int64 // the shortest round trip of a ping, ns
 	offset   int64 // the host's clock minus gorun's, from that ping
+}
+
+// dumpTraces asks the agent for its ranks' traces so far (see
+// hostRanks.dumpTraces).
+func (s *agentSpawner) dumpTraces() {
+	s.mu.Lock()
+	if !s.started {
+		s.mu.Unlock()
+		return
+	}
+	s.nextAsk++
+	id := s.nextAsk
+	ch := make(chan struct{}, 1)
+	if s.dumps == nil {
+		s.dumps = map[uint32]chan struct{}{}
+	}
+	s.dumps[id] = ch
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.dumps, id)
+		s.mu.Unlock()
+	}()
+	if s.a.fw.write(frameDump, binary.BigEndian.AppendUint32(nil, id)) != nil {
+		return
+	}
+	t := time.NewTimer(traceTimeout + time.Second)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-t.C:
+	}
 }
 
 // clockPings is how many pings measure a host's clock, keeping the one
@@ -449,6 +482,19 @@ func (s *agentSpawner) read(spec *spawnSpec, exits chan<- rankExit) {
 			if ch != nil {
 				select {
 				case ch <- m:
+				default:
+				}
+			}
+		case frameDumped:
+			if len(b) != 4 {
+				continue
+			}
+			s.mu.Lock()
+			ch := s.dumps[binary.BigEndian.Uint32(b)]
+			s.mu.Unlock()
+			if ch != nil {
+				select {
+				case ch <- struct{}{}:
 				default:
 				}
 			}

@@ -75,6 +75,15 @@ func (s *localSpawner) states() map[int]*blocked.State {
 
 func (s *localSpawner) clock() int64 { return 0 }
 
+func (s *localSpawner) dumpTraces() {
+	s.mu.Lock()
+	hr := s.ranks
+	s.mu.Unlock()
+	if hr != nil {
+		hr.dumpTraces()
+	}
+}
+
 func (s *localSpawner) stop(kill bool) {
 	s.mu.Lock()
 	hr, job := s.ranks, s.job

@@ -149,7 +149,7 @@ func (c *Comm) Close() error {
 	}
 	err := c.e.close()
 	if c.e.reports {
-		reportTrace()
+		reportTrace(false)
 		reportStats(c.e.statistics())
 		report(contract.ReportClose, 0)
 	}

@@ -62,6 +62,13 @@ func serveControl(f *os.File) {
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64), 64)
 	for sc.Scan() {
+		if sc.Text() == contract.QueryTrace {
+			reportTrace(true)
+			control.mu.Lock()
+			f.Write([]byte(contract.TraceDone + "\n"))
+			control.mu.Unlock()
+			continue
+		}
 		if sc.Text() != contract.QueryState {
 			continue
 		}

@@ -69,14 +69,30 @@ func startTrace(rank int) {
 	}
 }
 
-// reportTrace gives gorun the rank's trace when it closes its world, in
-// lines "trace JSON" (trace.Chunk) that fit the control socket.
-func reportTrace() {
+// reportTrace gives gorun the rank's trace, in lines "trace JSON"
+// (trace.Chunk) that fit the control socket: when it closes its world,
+// and when gorun asks as it stops the job (with unfinished, and then the
+// calls still blocked are events too, lasting until now).
+func reportTrace(unfinished bool) {
 	t := trace.On()
 	if t == nil || !control.sock {
 		return
 	}
-	events, dropped := t.Events()
+	events, dropped := t.Drain()
+	if unfinished {
+		now := trace.Now()
+		calls, _ := blocked.Snapshot()
+		for _, c := range calls {
+			e := trace.Event{Op: c.Op, Start: now - int64(c.For), Dur: int64(c.For), Comm: c.Comm, Flags: trace.Unfinished}
+			if c.Peer != blocked.None {
+				e.Peer, e.Tag, e.Flags = c.Peer, c.Tag, e.Flags|trace.HasPeer
+			}
+			if c.Root != blocked.None {
+				e.Root, e.Flags = c.Root, e.Flags|trace.HasRoot
+			}
+			events = append(events, e)
+		}
+	}
 	const per = 128 // events a line: well under contract.MaxStateLine
 	for i := 0; i == 0 || i < len(events); i += per {
 		ch := trace.Chunk{Dropped: dropped, Events: events[i:min(i+per, len(events))]}

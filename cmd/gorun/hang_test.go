@@ -206,11 +206,13 @@ func TestHangReportLongCompute(t *testing.T) {
 }
 
 // TestHangReportHosts: the report reaches ranks on other hosts, through
-// their agents, and names each rank's host.
+// their agents, and names each rank's host; so does the question for
+// their traces when the job is stopped.
 func TestHangReportHosts(t *testing.T) {
 	e := newHosts(t, 2, 2)
 	prog := buildHangprog(t)
-	j := startJob(t, nil, e.args("-n", "4", "--map-by", "node", "--hostfile", e.hostfile, "--timeout", "8s", prog, "barrier")...)
+	path := filepath.Join(t.TempDir(), "trace.json")
+	j := startJob(t, nil, e.args("-n", "4", "--map-by", "node", "--hostfile", e.hostfile, "--timeout", "8s", "--trace", path, prog, "barrier")...)
 	if code := j.wait(2 * time.Minute); code != 124 {
 		t.Fatalf("exit %d, want 124; stderr:\n%s", code, j.errText())
 	}
@@ -222,6 +224,15 @@ func TestHangReportHosts(t *testing.T) {
 		`^gorun:   rank 2 \(`+h0+`\): Barrier\(world\) blocked [0-9.]+s at `+b+`$`,
 		`^gorun:   rank 3 \(`+h1+`\): Recv\(src=0, tag=0, comm=world\) blocked [0-9.]+s at `+r+`$`,
 		`^gorun: deadlock: rank 0 waits for rank 3, rank 3 waits for rank 0$`)
+	unfinished := map[int]string{}
+	for _, ev := range readTrace(t, path).TraceEvents {
+		if ev.Ph == "X" && ev.Args["unfinished"] != nil {
+			unfinished[ev.Pid] = ev.Name
+		}
+	}
+	if want := map[int]string{0: "Barrier", 1: "Barrier", 2: "Barrier", 3: "Recv"}; !reflect.DeepEqual(unfinished, want) {
+		t.Errorf("unfinished calls in the trace %v, want %v", unfinished, want)
+	}
 	e.assertClean(t, 5*time.Second)
 }
 
@@ -411,4 +422,25 @@ func TestTraceHosts(t *testing.T) {
 		}
 	}
 	e.assertClean(t, 5*time.Second)
+}
+
+// TestTraceStopped: a job that --timeout stops still has its trace: the
+// ranks give it before they are stopped, with the calls they are blocked
+// in as unfinished events.
+func TestTraceStopped(t *testing.T) {
+	prog := buildHangprog(t)
+	path := filepath.Join(t.TempDir(), "trace.json")
+	if code, _, stderr := runJob(t, time.Minute, "-n", "2", "--timeout", "2s", "--trace", path, prog, "deadlock"); code != 124 {
+		t.Fatalf("exit %d, want 124; stderr:\n%s", code, stderr)
+	}
+	tf := readTrace(t, path)
+	got := map[int]bool{}
+	for _, e := range tf.TraceEvents {
+		if e.Ph == "X" && e.Name == "Recv" && e.Args["unfinished"] != nil && e.Args["peer"] == float64(1-e.Pid) && e.Dur > 1e6 {
+			got[e.Pid] = true
+		}
+	}
+	if !got[0] || !got[1] {
+		t.Errorf("unfinished Recv events on ranks %v, want 0 and 1: %+v", got, tf.TraceEvents)
+	}
 }

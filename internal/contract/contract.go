@@ -52,6 +52,13 @@ const Trace = "GORUN_TRACE"
 // TraceLine starts a line of a rank's trace on its control descriptor.
 const TraceLine = "trace"
 
+// QueryTrace asks a rank for its trace so far (gorun is stopping the
+// job): it answers with its trace lines, then a line TraceDone.
+const (
+	QueryTrace = "trace"
+	TraceDone  = "traced"
+)
+
 // MaxStateLine bounds a state or stats line on the control descriptor.
 const MaxStateLine = 64 << 10
 

@@ -38,6 +38,7 @@ const (
 	HasRoot                   // Root is set
 	FlowOut                   // the event sends Flow (at its start)
 	FlowIn                    // the event received Flow (at its end)
+	Unfinished                // a call still blocked when the trace was taken (Dur: so far)
 )
 
 // Flow names one message: the n-th message from world rank Src to world
@@ -59,6 +60,7 @@ type Tracer struct {
 	ring    []Event
 	next    int    // where the next event goes
 	total   uint64 // events recorded, dropped ones included
+	taken   uint64 // events given away by Drain
 	sent    map[flowKey]uint32
 	arrived map[flowKey]uint32
 }
@@ -123,10 +125,14 @@ func (t *Tracer) Arrived(src int, comm uint64, tag int) Flow {
 }
 
 // Events returns the events kept, oldest first, and how many were
-// dropped to keep the ring's size.
+// dropped to keep the ring's size so far.
 func (t *Tracer) Events() ([]Event, uint64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	return t.eventsLocked()
+}
+
+func (t *Tracer) eventsLocked() ([]Event, uint64) {
 	out := make([]Event, 0, len(t.ring))
 	if len(t.ring) == cap(t.ring) {
 		out = append(out, t.ring[t.next:]...)
@@ -134,7 +140,19 @@ func (t *Tracer) Events() ([]Event, uint64) {
 	} else {
 		out = append(out, t.ring...)
 	}
-	return out, t.total - uint64(len(out))
+	return out, t.total - t.taken - uint64(len(out))
+}
+
+// Drain returns what Events does and empties the ring: a rank that gives
+// its trace twice (when gorun stops the job, then at Close) gives each
+// event once.
+func (t *Tracer) Drain() ([]Event, uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out, dropped := t.eventsLocked()
+	t.taken += uint64(len(out))
+	t.ring, t.next = t.ring[:0], 0
+	return out, dropped
 }
 
 // Chunk is what a rank sends gorun of its trace, in lines of at most

@@ -26,6 +26,14 @@ func TestRing(t *testing.T) {
 			t.Errorf("event %d starts at %d, want %d", i, e.Start, 6+i)
 		}
 	}
+	// Drain gives the same and empties the ring; the dropped count goes on.
+	if evs2, dropped2 := tr.Drain(); len(evs2) != 4 || dropped2 != 6 {
+		t.Errorf("Drain: %d events, %d dropped; want 4 and 6", len(evs2), dropped2)
+	}
+	tr.Record(trace.Event{Op: "Recv", Start: 99})
+	if evs3, dropped3 := tr.Events(); len(evs3) != 1 || evs3[0].Start != 99 || dropped3 != 6 {
+		t.Errorf("after Drain and one event: %v, %d dropped; want that event and 6", evs3, dropped3)
+	}
 	if trace.Start(0, 0); trace.On() != nil {
 		t.Error("tracing still on after Start(0, 0)")
 	}

@@ -100,6 +100,9 @@ func Write(w io.Writer, ranks []RankTrace, t0 int64) error {
 				if e.Bytes != 0 {
 					args["bytes"] = e.Bytes
 				}
+				if e.Flags&Unfinished != 0 {
+					args["unfinished"] = "still blocked when the job was stopped"
+				}
 				emit(complete{e.Op, "call", "X", r.Rank, 0, us(r, e.Start), float64(e.Dur) / 1e3, args})
 			}
 		}
