@@ -34,11 +34,11 @@ type Event struct {
 
 // Flags of an Event.
 const (
-	HasPeer uint8 = 1 << iota // Peer and Tag are set
-	HasRoot                   // Root is set
-	FlowOut                   // the event sends Flow (at its start)
-	FlowIn                    // the event received Flow (at its end)
-	Unfinished                // a call still blocked when the trace was taken (Dur: so far)
+	HasPeer    uint8 = 1 << iota // Peer and Tag are set
+	HasRoot                      // Root is set
+	FlowOut                      // the event sends Flow (at its start)
+	FlowIn                       // the event received Flow (at its end)
+	Unfinished                   // a call still blocked when the trace was taken (Dur: so far)
 )
 
 // Flow names one message: the n-th message from world rank Src to world
