@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -218,12 +219,14 @@ func (h *hangWatch) writeTrace(f io.Writer, t0 time.Time) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	ranks := make([]trace.RankTrace, h.r.cfg.N)
+	here, _ := os.Hostname()
 	for i := range ranks {
 		rt := &ranks[i]
-		rt.Rank, rt.Name = i, fmt.Sprintf("rank %d", i)
+		host := here
 		if h.hostOf != nil {
-			rt.Name += " (" + h.hostOf[i] + ")"
+			host = h.hostOf[i]
 		}
+		rt.Rank, rt.Name = i, fmt.Sprintf("rank %d (%s)", i, host)
 		if k := h.spawnerOf[i]; k >= 0 {
 			rt.Offset = -h.spawners[k].clock()
 		}

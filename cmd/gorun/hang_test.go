@@ -341,8 +341,9 @@ func TestTrace(t *testing.T) {
 			t.Errorf("an event of phase %q: %+v", e.Ph, e)
 		}
 	}
+	host, _ := os.Hostname()
 	for r := range n {
-		if names[r] != fmt.Sprintf("rank %d", r) {
+		if names[r] != fmt.Sprintf("rank %d (%s)", r, host) {
 			t.Errorf("rank %d's track is named %q", r, names[r])
 		}
 		want := map[string]int{"Sendrecv": rounds, "Isend": 1, "Recv": 1, "Wait": 1, "Barrier": 1}
