@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -22,6 +23,7 @@ type rankControl struct {
 	rep     rankReport    // what the rank reported; read once done is closed
 	answers chan []byte   // state answers, the latest one
 	traced  chan struct{} // the rank has given its trace, as asked
+	inited  atomic.Bool   // the rank reported Init: it answers questions
 	done    chan struct{}
 	askMu   sync.Mutex
 }
@@ -85,6 +87,7 @@ func (c *rankControl) read() {
 		}
 		if n < 16 && len(line) <= 64 {
 			c.rep.add(string(line))
+			c.inited.Store(c.rep.Inited)
 			n++
 		}
 	}
@@ -170,7 +173,9 @@ const maxTraceBytes = 32 << 20
 const stateTimeout = time.Second
 
 // states asks every running rank of the host for its state, at once;
-// the ranks that did not answer in stateTimeout are left out.
+// the ranks that did not answer in stateTimeout are left out. A rank that
+// has not reported Init is not asked (a program that does not use mpi
+// never answers): its state is that it is not through Init.
 func (h *hostRanks) states() map[int]*blocked.State {
 	h.mu.Lock()
 	ctls := make(map[int]*rankControl, len(h.ctl))
@@ -183,6 +188,10 @@ func (h *hostRanks) states() map[int]*blocked.State {
 	var wg sync.WaitGroup
 	out := make(map[int]*blocked.State, len(ctls))
 	for r, c := range ctls {
+		if !c.inited.Load() {
+			out[r] = &blocked.State{}
+			continue
+		}
 		wg.Go(func() {
 			if st := c.ask(deadline); st != nil {
 				mu.Lock()
