@@ -1,0 +1,112 @@
+package mpi
+
+// Multicast: SendAll to the whole world as one publish, which the server
+// fans out, with the credit and rendezvous it needs at every rank.
+
+// startSendAll sends r to every other rank of the world with one publish on
+// the multicast subject, which the server fans out. It needs eager credit at
+// every peer; without it, r waits in the multicast queue (in order, behind
+// any multicast already waiting). Called with e.mu held; it reports false,
+// having done nothing, when multicast is off.
+func (e *engine) startSendAll(r *Request) bool {
+	if e.mcast == "" {
+		return false
+	}
+	if e.err != nil {
+		e.finish(r, e.err)
+		return true
+	}
+	r.mcast = true
+	r.rdv = len(r.data) > e.opts.EagerLimit
+	e.inflight++
+	r.counted = true
+	for w := range e.peers {
+		if e.peers[w].gone {
+			e.finish(r, peerLost(r, w))
+			return true
+		}
+	}
+	for w := range e.size {
+		if w != e.rank {
+			traceSent(r.c, w, r.comm, r.tag)
+		}
+	}
+	if len(e.mcQueue) > 0 || !e.mcastCredit(e.sendCost(r)) {
+		r.queued = true
+		e.stats.creditWaits++
+		e.mcQueue = append(e.mcQueue, r)
+		return true
+	}
+	e.transmitAll(r)
+	return true
+}
+
+// mcastCredit reports whether every peer has n bytes of eager credit.
+func (e *engine) mcastCredit(n int64) bool {
+	for p := range e.peers {
+		if p != e.rank && e.peers[p].credit < n {
+			return false
+		}
+	}
+	return true
+}
+
+// transmitAll puts a multicast send on the wire; every peer has credit.
+func (e *engine) transmitAll(r *Request) {
+	cost := e.sendCost(r)
+	for p := range e.peers {
+		if p != e.rank {
+			e.peers[p].credit -= cost
+		}
+	}
+	if !r.rdv {
+		e.publishEager(e.mcast, r.comm, r.tag, r.data)
+		e.finish(r, nil)
+		return
+	}
+	e.nextID++
+	r.id = e.nextID
+	r.grants = make([]int, e.size)
+	r.pulled = make([]uint8, e.size)
+	e.sends[r.id] = r
+	e.publishOn(e.mcast, header{kind: kRTS, src: e.rank, comm: r.comm, tag: r.tag, id: r.id, n: uint64(len(r.data))}, e.offerFor(r))
+}
+
+// countMulticast counts a frame published on subj if it is this rank's
+// multicast subject.
+func (e *engine) countMulticast(subj string) {
+	if e.mcast != "" && subj == e.mcast {
+		e.mcSent.Add(1)
+	}
+}
+
+// progress moves a multicast rendezvous send on: it publishes the chunks
+// that every rank receiving by chunks has granted (each goes out once, for
+// all of them), and completes the send once every rank has the message,
+// by chunks or by a single copy.
+func (e *engine) progress(r *Request) {
+	upto, chunked, answered := len(r.data), false, true
+	for p, g := range r.grants {
+		if p != e.rank && r.pulled[p] == pullNone {
+			chunked = true
+			upto = min(upto, g)
+			answered = answered && g > 0
+		}
+	}
+	if answered {
+		for p, st := range r.pulled {
+			if st == pullWanted {
+				r.pulled[p] = pullReading
+				e.letCopy(r, p)
+			}
+		}
+	}
+	if chunked && !e.stream(r, e.mcast, upto) {
+		return
+	}
+	if r.readers > 0 || (chunked && r.off < len(r.data)) {
+		return
+	}
+	delete(e.sends, r.id)
+	e.finish(r, r.err)
+}

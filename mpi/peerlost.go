@@ -1,0 +1,100 @@
+package mpi
+
+// Peers that closed: a rank that closes says bye after what it sent;
+// what waits for it then fails with ErrPeerLost.
+
+// checkGone marks world rank src gone once it said bye and every
+// multicast frame it sent before has been handled (multicast frames come
+// on a subscription of their own, in their own order), and fails what
+// waits for it. Called with e.mu held.
+func (e *engine) checkGone(src int) {
+	p := &e.peers[src]
+	if !p.bye || p.gone || p.mcSeen < p.byeAfter {
+		return
+	}
+	p.gone = true
+	for _, q := range e.queues {
+		kept := q.posted[:0]
+		for _, r := range q.posted {
+			if err := e.lostFor(r); err != nil {
+				r.posted = false
+				e.finish(r, err)
+			} else {
+				kept = append(kept, r)
+			}
+		}
+		clear(q.posted[len(kept):])
+		q.posted = kept
+	}
+	for _, r := range p.queue {
+		e.finish(r, peerLost(r, src))
+	}
+	p.queue = nil
+	for id, r := range e.sends {
+		// A multicast send another rank copies from stays: the copy ends it.
+		if r.peer == src || (r.mcast && r.readers == 0) {
+			delete(e.sends, id)
+			e.finish(r, peerLost(r, src))
+		}
+	}
+	for _, r := range e.mcQueue {
+		e.finish(r, peerLost(r, src))
+	}
+	e.mcQueue = nil
+	for k, r := range e.recvs {
+		if k.src == src && !r.copying {
+			delete(e.recvs, k)
+			e.grantQ = removeItem(e.grantQ, r)
+			e.finish(r, peerLost(r, src))
+		}
+	}
+	close(e.arrived) // a Probe waiting for src looks again
+	e.arrived = make(chan struct{})
+}
+
+// lost reports whether a receive from src (a communicator rank of c, or
+// AnySource) can never match: src is gone. A receive from AnySource can
+// always match (another goroutine of this rank may send to it), and so can
+// any receive from this rank itself. It returns the world rank to name.
+// Called with e.mu held.
+func (e *engine) lost(c *Comm, src int) (int, bool) {
+	if src == AnySource {
+		return 0, false
+	}
+	w := c.worldRank(src)
+	return w, e.peers[w].gone
+}
+
+// lostFor is the error of a posted receive r that can never match, or
+// nil. Called with e.mu held.
+func (e *engine) lostFor(r *Request) error {
+	src := r.peer
+	if src != AnySource {
+		src = r.c.commRank(src)
+	}
+	if w, lost := e.lost(r.c, src); lost {
+		return &RankError{Rank: r.c.commRank(w), Op: "recv", Err: ErrPeerLost}
+	}
+	return nil
+}
+
+// peerLost is the error of r, a send to or a receive from world rank w,
+// which is gone.
+func peerLost(r *Request, w int) error {
+	op := "recv"
+	if r.send {
+		op = "send"
+	}
+	return &RankError{Rank: r.c.commRank(w), Op: op, Err: ErrPeerLost}
+}
+
+// sayBye tells every other rank that this one has closed its world, after
+// the multicast frames it has sent. Called with e.mu held.
+func (e *engine) sayBye() {
+	h := header{kind: kBye, src: e.rank, n: e.mcSent.Load()}
+	for w := range e.size {
+		if w != e.rank {
+			e.publish(w, h, nil)
+		}
+	}
+}

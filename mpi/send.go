@@ -1,0 +1,124 @@
+package mpi
+
+// Sending: a send starts (eager with credit, queued without it, or a
+// rendezvous), goes on the wire, and gets credit back.
+
+func (e *engine) sendCost(r *Request) int64 {
+	if r.rdv {
+		return frameCost
+	}
+	return int64(len(r.data)) + frameCost
+}
+
+// startSend begins a send; r is new and fully set up. Called with e.mu held.
+func (e *engine) startSend(r *Request) {
+	if e.err != nil {
+		e.finish(r, e.err)
+		return
+	}
+	e.inflight++
+	r.counted = true
+	if r.peer == e.rank { // to self: a local copy, never the bus
+		traceSent(r.c, r.peer, r.comm, r.tag)
+		data := append([]byte(nil), r.data...)
+		e.arrive(r.comm, e.rank, r.tag, data, nil)
+		e.finish(r, nil)
+		return
+	}
+	if e.peers[r.peer].gone {
+		e.finish(r, peerLost(r, r.peer))
+		return
+	}
+	traceSent(r.c, r.peer, r.comm, r.tag)
+	if len(r.data) > e.opts.EagerLimit {
+		r.rdv = true
+		e.nextID++
+		r.id = e.nextID
+	}
+	p := &e.peers[r.peer]
+	if len(p.queue) == 0 && p.credit >= e.sendCost(r) {
+		e.transmit(r)
+		return
+	}
+	r.queued = true
+	e.stats.creditWaits++
+	p.queue = append(p.queue, r)
+}
+
+// sendNow is the blocking Send's fast path: a small message to another rank
+// with credit to spare and nothing queued before it goes out at once,
+// without a Request. It reports whether it sent; when not, the caller takes
+// the general path, which also reports any error.
+func (e *engine) sendNow(c *Comm, comm uint64, dst, tag int, data []byte) bool {
+	if len(data) > e.opts.EagerLimit || dst < 0 || dst >= c.Size() || tag < 0 || tag > MaxTag || c.closed.Load() {
+		return false
+	}
+	w := c.worldRank(dst)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p := &e.peers[w]
+	cost := int64(len(data)) + frameCost
+	if e.err != nil || w == e.rank || len(p.queue) > 0 || p.credit < cost || p.gone {
+		return false
+	}
+	p.credit -= cost
+	e.publishEager(e.inbox[w], comm, tag, data)
+	e.countSent(1, len(data))
+	traceSent(c, w, comm, tag)
+	return e.err == nil
+}
+
+// transmit puts a send whose credit is available on the wire.
+func (e *engine) transmit(r *Request) {
+	p := &e.peers[r.peer]
+	p.credit -= e.sendCost(r)
+	if r.rdv {
+		e.sends[r.id] = r
+		e.publish(r.peer, header{kind: kRTS, src: e.rank, comm: r.comm, tag: r.tag, id: r.id, n: uint64(len(r.data))}, e.offerFor(r))
+		return
+	}
+	e.publishEager(e.inbox[r.peer], r.comm, r.tag, r.data)
+	e.finish(r, nil)
+}
+
+// publishEager sends a whole small message: with a binary header in front
+// of a copy, or, from bigEager bytes on, with its header in a token and no
+// copy.
+func (e *engine) publishEager(subj string, comm uint64, tag int, data []byte) {
+	if len(data) < bigEager {
+		e.publishOn(subj, header{kind: kEager, src: e.rank, comm: comm, tag: tag}, data)
+		return
+	}
+	e.countMulticast(subj)
+	if err := e.nc.PublishRequest(subj, makeToken(tokEager, e.rank, comm, tag), data); err != nil {
+		e.lose(err)
+	}
+}
+
+func (e *engine) onCredit(subj string, h header) {
+	p := &e.peers[h.src]
+	if h.n == 0 || h.n > uint64(e.peerInfo[h.src].credit-p.credit) {
+		e.violation(subj, "n", "a credit of %d bytes; at most %d were spent", h.n, e.peerInfo[h.src].credit-p.credit)
+		return
+	}
+	p.credit += int64(h.n)
+	for len(p.queue) > 0 && e.err == nil {
+		r := p.queue[0]
+		if p.credit < e.sendCost(r) {
+			break
+		}
+		p.queue[0] = nil
+		p.queue = p.queue[1:]
+		r.queued = false
+		e.transmit(r)
+	}
+	for len(e.mcQueue) > 0 && e.err == nil {
+		r := e.mcQueue[0]
+		if !e.mcastCredit(e.sendCost(r)) {
+			break
+		}
+		e.mcQueue = remove(e.mcQueue, 0)
+		r.queued = false
+		e.transmitAll(r)
+	}
+}
