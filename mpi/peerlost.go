@@ -34,6 +34,10 @@ func (e *engine) checkGone(src int) {
 		// A multicast send another rank copies from stays: the copy ends it.
 		if r.peer == src || (r.mcast && r.readers == 0) {
 			delete(e.sends, id)
+			if r.mcast {
+				// The other ranks may have matched it: withdraw it there.
+				e.publishOn(e.mcast, header{kind: kCancel, src: e.rank, comm: r.comm, tag: r.tag, id: r.id}, nil)
+			}
 			e.finish(r, peerLost(r, src))
 		}
 	}
@@ -43,11 +47,15 @@ func (e *engine) checkGone(src int) {
 	e.mcQueue = nil
 	for k, r := range e.recvs {
 		if k.src == src && !r.copying {
+			// As when its sender withdraws it: the window it was granted
+			// comes back (an abandoned one is finished already).
 			delete(e.recvs, k)
+			e.window += int64(r.granted - r.off)
 			e.grantQ = removeItem(e.grantQ, r)
 			e.finish(r, peerLost(r, src))
 		}
 	}
+	e.pumpGrants()
 	close(e.arrived) // a Probe waiting for src looks again
 	e.arrived = make(chan struct{})
 }

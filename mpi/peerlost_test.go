@@ -120,3 +120,35 @@ func TestPeerLostAfterMulticast(t *testing.T) {
 		})
 	}
 }
+
+// TestPeerLostDuringSendAll: a large SendAll that a rank leaves before it
+// takes fails with ErrPeerLost on the sender, and is withdrawn at the
+// ranks that had matched it (their receive fails with ErrCanceled): none
+// of them waits forever.
+func TestPeerLostDuringSendAll(t *testing.T) {
+	mpitest.Run(t, 3, func(ctx context.Context, c *mpi.Comm) error {
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		const tag = 6
+		switch c.Rank() {
+		case 0:
+			err := c.SendAll(ctx, tag, make([]byte, 4<<20))
+			if !errors.Is(err, mpi.ErrPeerLost) {
+				return fmt.Errorf("SendAll that rank 2 left: %v, want ErrPeerLost", err)
+			}
+			_, _, err = c.Recv(ctx, 1, 9) // rank 1 is done too
+			return err
+		case 1:
+			_, _, err := c.Recv(ctx, 0, tag)
+			if !errors.Is(err, mpi.ErrCanceled) {
+				return fmt.Errorf("receive of the withdrawn SendAll: %v, want ErrCanceled", err)
+			}
+			return c.Send(ctx, 0, 9, nil)
+		default:
+			if _, err := c.Probe(ctx, 0, tag); err != nil { // it has come: leave without it
+				return err
+			}
+		}
+		return nil
+	})
+}
