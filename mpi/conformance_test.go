@@ -36,7 +36,9 @@ var confCases = []confCase{
 }
 
 // suite runs every case on c, on c.Dup and on c.Split by parity, with a
-// barrier between cases so that one case's traffic never meets another's.
+// barrier between cases so that one case's traffic never meets another's,
+// after which the rank must be quiet (Comm.Quiescent: no request, grant
+// or unexpected message left, the rendezvous window back to full).
 func suite(ctx context.Context, c *mpi.Comm) error {
 	comms := []struct {
 		name string
@@ -69,8 +71,8 @@ func suite(ctx context.Context, c *mpi.Comm) error {
 			if err := k.fn(ctx, cc.c); err != nil {
 				return fmt.Errorf("%s on %s (size %d, rank %d): %w", k.name, cc.name, cc.c.Size(), cc.c.Rank(), err)
 			}
-			if err := barrier(ctx, bc); err != nil {
-				return fmt.Errorf("barrier after %s on %s: %w", k.name, cc.name, err)
+			if err := quietBarrier(ctx, bc, c.Quiescent); err != nil {
+				return fmt.Errorf("after %s on %s: %w", k.name, cc.name, err)
 			}
 		}
 	}
@@ -78,6 +80,51 @@ func suite(ctx context.Context, c *mpi.Comm) error {
 }
 
 const barrierTag = 999
+
+// quietBarrier is barrier with quiet, the check that a rank holds
+// nothing of the traffic before it, run on every rank when none can send
+// anything new: rank 0 checks once every rank has arrived and before it
+// releases them; each other rank once released and before it tells rank
+// 0 it has checked; rank 0 then lets every rank go on.
+func quietBarrier(ctx context.Context, c *mpi.Comm, quiet func() error) error {
+	if c.Rank() != 0 {
+		if err := barrier(ctx, c); err != nil {
+			return err
+		}
+		if err := quiet(); err != nil {
+			return err
+		}
+		if err := c.Send(ctx, 0, barrierTag+1, nil); err != nil {
+			return err
+		}
+		_, _, err := c.Recv(ctx, 0, barrierTag+1)
+		return err
+	}
+	for r := 1; r < c.Size(); r++ {
+		if _, _, err := c.Recv(ctx, r, barrierTag); err != nil {
+			return err
+		}
+	}
+	if err := quiet(); err != nil {
+		return err
+	}
+	for r := 1; r < c.Size(); r++ {
+		if err := c.Send(ctx, r, barrierTag, nil); err != nil {
+			return err
+		}
+	}
+	for r := 1; r < c.Size(); r++ {
+		if _, _, err := c.Recv(ctx, r, barrierTag+1); err != nil {
+			return err
+		}
+	}
+	for r := 1; r < c.Size(); r++ {
+		if err := c.Send(ctx, r, barrierTag+1, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // barrier is a plain gather-and-release over point-to-point messages.
 func barrier(ctx context.Context, c *mpi.Comm) error {

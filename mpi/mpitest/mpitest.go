@@ -159,11 +159,15 @@ func World(ctx context.Context, n int, fn func(ctx context.Context, c *mpi.Comm)
 			}
 			err = fn(ctx, c)
 			returned = true
-			if cerr := c.Close(); err == nil && cerr != nil && !errors.Is(cerr, mpi.ErrClosed) {
-				err = cerr
-			}
 			if err != nil {
+				// Before Close: the others may fail because this rank
+				// left (ErrPeerLost), which must not come first.
 				report(rank, err, false)
+				c.Close()
+				return
+			}
+			if cerr := c.Close(); cerr != nil && !errors.Is(cerr, mpi.ErrClosed) {
+				report(rank, cerr, false)
 			}
 		}()
 	}
