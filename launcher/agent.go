@@ -247,31 +247,15 @@ func (a *agent) read(br *bufio.Reader) {
 				}
 			}
 		case frameAsk:
-			a.mu.Lock()
-			hr := a.ranks
-			a.mu.Unlock()
-			if hr != nil && len(b) == 4 {
-				id := bytes.Clone(b)
-				go func() {
-					js, _ := json.Marshal(hr.states())
-					if a.fw.write(frameStates, id, js) != nil {
-						a.lost()
-					}
-				}()
-			}
+			a.answer(b, frameStates, func(hr *hostRanks) []byte {
+				js, _ := json.Marshal(hr.states())
+				return js
+			})
 		case frameDump:
-			a.mu.Lock()
-			hr := a.ranks
-			a.mu.Unlock()
-			if hr != nil && len(b) == 4 {
-				id := bytes.Clone(b)
-				go func() {
-					hr.dumpTraces()
-					if a.fw.write(frameDumped, id) != nil {
-						a.lost()
-					}
-				}()
-			}
+			a.answer(b, frameDumped, func(hr *hostRanks) []byte {
+				hr.dumpTraces()
+				return nil
+			})
 		case frameClock:
 			if len(b) == 8 {
 				a.fw.write(frameTime, b, binary.BigEndian.AppendUint64(nil, uint64(time.Now().UnixNano())))
@@ -285,6 +269,23 @@ func (a *agent) read(br *bufio.Reader) {
 			}
 		}
 	}
+}
+
+// answer runs do on the host's ranks in the background, then answers a
+// request frame b (its 4-byte id) with kind, the id and what do returned.
+func (a *agent) answer(b []byte, kind byte, do func(*hostRanks) []byte) {
+	a.mu.Lock()
+	hr := a.ranks
+	a.mu.Unlock()
+	if hr == nil || len(b) != 4 {
+		return
+	}
+	id := bytes.Clone(b)
+	go func() {
+		if a.fw.write(kind, id, do(hr)) != nil {
+			a.lost()
+		}
+	}()
 }
 
 // start starts the job's server (if any) and its ranks.
