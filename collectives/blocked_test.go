@@ -58,3 +58,33 @@ func TestBlockedAsItself(t *testing.T) {
 		return err
 	})
 }
+
+// TestCountedAsItself: each collective call counts once per rank in the
+// statistics (gorun --stats), as itself; the waits inside it are not the
+// program's and count nothing.
+func TestCountedAsItself(t *testing.T) {
+	calls := func(op string) int64 {
+		for _, o := range blocked.Ops() {
+			if o.Op == op {
+				return o.Calls
+			}
+		}
+		return 0
+	}
+	const n, rounds = 3, 4
+	barriers, waits := calls("Barrier"), calls("Wait")
+	mpitest.Run(t, n, func(ctx context.Context, c *mpi.Comm) error {
+		for range rounds {
+			if err := collectives.Barrier(ctx, c); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if got := calls("Barrier") - barriers; got != n*rounds {
+		t.Errorf("%d Barrier calls counted, want %d", got, n*rounds)
+	}
+	if got := calls("Wait") - waits; got != 0 {
+		t.Errorf("the Barriers counted %d Wait calls of their own", got)
+	}
+}

@@ -134,6 +134,7 @@ func begin(ctx context.Context, c *mpi.Comm, k kind, elem *elemInfo, root, lengt
 		bc.Root = root
 	}
 	x.entry = blocked.Enter(bc)
+	kindOps[k].Count(ctx)
 	if !blocked.IsQuiet(ctx) && trace.On() != nil {
 		x.traced, x.start = bc, trace.Now()
 	}

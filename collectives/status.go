@@ -3,6 +3,8 @@ package collectives
 import (
 	"encoding/binary"
 	"fmt"
+
+	"github.com/gorun-hpc/gorun/internal/blocked"
 )
 
 // A status travels in the header of every message of the first phase of a
@@ -40,6 +42,14 @@ func (k kind) String() string {
 	}
 	return fmt.Sprintf("collective(%d)", uint8(k))
 }
+
+// kindOps count each collective's calls, for gorun --stats.
+var kindOps = func() (ops [kindEnd]blocked.Op) {
+	for k := kBarrier; k < kindEnd; k++ {
+		ops[k] = blocked.NewOp(k.String())
+	}
+	return
+}()
 
 // hasRoot says whether collective k has a root.
 func (k kind) hasRoot() bool {

@@ -167,7 +167,7 @@ func (cfg *Config) Validate() error {
 	if cfg.Timeout < 0 {
 		return fmt.Errorf("--timeout %v: must not be negative", cfg.Timeout)
 	}
-	if cfg.Trace != "" && cfg.TraceSize < 1 {
+	if cfg.TraceSize < 0 || (cfg.Trace != "" && cfg.TraceSize < 1) {
 		return fmt.Errorf("--trace-size %d: must be at least 1", cfg.TraceSize)
 	}
 	if cfg.HangReport < 0 {

@@ -277,45 +277,12 @@ type agentSpawner struct {
 	mu       sync.Mutex
 	reported map[int]bool
 	started  bool
-	stopSig  byte // 0 none, 1 TERM, 2 KILL, before start
-	asks     map[uint32]chan map[int]*blocked.State
-	dumps    map[uint32]chan struct{}
+	stopSig  byte                   // 0 none, 1 TERM, 2 KILL, before start
+	replies  map[uint32]chan []byte // the agent's answers to request, by id
 	nextAsk  uint32
 	pings    int   // clock pings answered
 	bestRTT  int64 // the shortest round trip of a ping, ns
 	offset   int64 // the host's clock minus gorun's, from that ping
-}
-
-// dumpTraces asks the agent for its ranks' traces so far (see
-// hostRanks.dumpTraces).
-func (s *agentSpawner) dumpTraces() {
-	s.mu.Lock()
-	if !s.started {
-		s.mu.Unlock()
-		return
-	}
-	s.nextAsk++
-	id := s.nextAsk
-	ch := make(chan struct{}, 1)
-	if s.dumps == nil {
-		s.dumps = map[uint32]chan struct{}{}
-	}
-	s.dumps[id] = ch
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.dumps, id)
-		s.mu.Unlock()
-	}()
-	if s.a.fw.write(frameDump, binary.BigEndian.AppendUint32(nil, id)) != nil {
-		return
-	}
-	t := time.NewTimer(traceTimeout + time.Second)
-	defer t.Stop()
-	select {
-	case <-ch:
-	case <-t.C:
-	}
 }
 
 // clockPings is how many pings measure a host's clock, keeping the one
@@ -336,34 +303,50 @@ func (s *agentSpawner) clock() int64 {
 
 // states asks the agent for its ranks' states (see hostRanks.states).
 func (s *agentSpawner) states() map[int]*blocked.State {
+	var m map[int]*blocked.State
+	if b, ok := s.request(frameAsk, stateTimeout+time.Second); !ok || json.Unmarshal(b, &m) != nil {
+		return nil
+	}
+	return m
+}
+
+// dumpTraces asks the agent for its ranks' traces so far (see
+// hostRanks.dumpTraces), and waits until they have given them.
+func (s *agentSpawner) dumpTraces() { s.request(frameDump, traceTimeout+time.Second) }
+
+// request sends the agent a question of kind (a frame of a 4-byte id) and
+// returns its answer (what follows the id), or false once timeout passes
+// (the agent waits less than that for its ranks) or the job has not
+// started on the host.
+func (s *agentSpawner) request(kind byte, timeout time.Duration) ([]byte, bool) {
 	s.mu.Lock()
 	if !s.started {
 		s.mu.Unlock()
-		return nil
+		return nil, false
 	}
 	s.nextAsk++
 	id := s.nextAsk
-	ch := make(chan map[int]*blocked.State, 1)
-	if s.asks == nil {
-		s.asks = map[uint32]chan map[int]*blocked.State{}
+	ch := make(chan []byte, 1)
+	if s.replies == nil {
+		s.replies = map[uint32]chan []byte{}
 	}
-	s.asks[id] = ch
+	s.replies[id] = ch
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
-		delete(s.asks, id)
+		delete(s.replies, id)
 		s.mu.Unlock()
 	}()
-	if s.a.fw.write(frameAsk, binary.BigEndian.AppendUint32(nil, id)) != nil {
-		return nil
+	if s.a.fw.write(kind, binary.BigEndian.AppendUint32(nil, id)) != nil {
+		return nil, false
 	}
-	t := time.NewTimer(stateTimeout + time.Second) // the agent waits stateTimeout for its ranks
+	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
-	case m := <-ch:
-		return m
+	case b := <-ch:
+		return b, true
 	case <-t.C:
-		return nil
+		return nil, false
 	}
 }
 
@@ -471,30 +454,16 @@ func (s *agentSpawner) read(spec *spawnSpec, exits chan<- rankExit) {
 			if !dup {
 				exits <- exitFromWire(e, name)
 			}
-		case frameStates:
-			var m map[int]*blocked.State
-			if len(b) < 4 || json.Unmarshal(b[4:], &m) != nil {
+		case frameStates, frameDumped:
+			if len(b) < 4 {
 				continue
 			}
 			s.mu.Lock()
-			ch := s.asks[binary.BigEndian.Uint32(b)]
+			ch := s.replies[binary.BigEndian.Uint32(b)]
 			s.mu.Unlock()
 			if ch != nil {
 				select {
-				case ch <- m:
-				default:
-				}
-			}
-		case frameDumped:
-			if len(b) != 4 {
-				continue
-			}
-			s.mu.Lock()
-			ch := s.dumps[binary.BigEndian.Uint32(b)]
-			s.mu.Unlock()
-			if ch != nil {
-				select {
-				case ch <- struct{}{}:
+				case ch <- bytes.Clone(b[4:]): // b is the reader's buffer
 				default:
 				}
 			}

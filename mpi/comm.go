@@ -259,7 +259,7 @@ const splitTag = 1
 // a negative color joins none and gets a nil Comm. Every rank of c must call
 // it. It blocks until rank 0 of c has heard from every rank.
 func (c *Comm) Split(ctx context.Context, color, key int) (*Comm, error) {
-	blocked.Count(ctx, "Split")
+	opSplit.Count(ctx)
 	defer c.span(ctx).end(c, "Split", blocked.None, 0, 0)
 	if err := c.check(); err != nil {
 		return nil, err

@@ -11,10 +11,18 @@ import (
 	"github.com/gorun-hpc/gorun/internal/trace"
 )
 
-// Tracing (gorun --trace): every call the program makes is an event, and
+// Statistics (gorun --stats) and tracing (gorun --trace): every call the program makes is an event, and
 // every message a flow from its send to the receive that matched it (see
 // internal/trace). The calls and messages of collectives' shadows (quiet
 // communicators) are the collectives' business: a collective is one event.
+
+// The counters of the calls the program makes, for gorun --stats.
+var (
+	opSend, opRecv, opSendAll       = blocked.NewOp("Send"), blocked.NewOp("Recv"), blocked.NewOp("SendAll")
+	opRecvInto, opSendrecv, opProbe = blocked.NewOp("RecvInto"), blocked.NewOp("Sendrecv"), blocked.NewOp("Probe")
+	opSplit, opWait                 = blocked.NewOp("Split"), blocked.NewOp("Wait")
+	opWaitAll, opWaitAny            = blocked.NewOp("WaitAll"), blocked.NewOp("WaitAny")
+)
 
 // span is a call being traced; the zero span traces nothing.
 type span struct {

@@ -117,11 +117,18 @@ func counter(op string) *opCounter {
 	return v.(*opCounter)
 }
 
-// Count counts a call of op that the program made (not one made under
-// Quiet, inside a collective), for the statistics.
-func Count(ctx context.Context, op string) {
+// Op is one operation's call counter, made once (NewOp) so that counting
+// a call is one atomic add.
+type Op struct{ c *opCounter }
+
+// NewOp returns the counter of the operation named op.
+func NewOp(op string) Op { return Op{counter(op)} }
+
+// Count counts a call that the program made (not one made under Quiet,
+// inside a collective), for the statistics.
+func (o Op) Count(ctx context.Context) {
 	if !IsQuiet(ctx) {
-		counter(op).calls.Add(1)
+		o.c.calls.Add(1)
 	}
 }
 

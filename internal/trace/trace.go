@@ -105,23 +105,22 @@ func (t *Tracer) Record(e Event) {
 // Sent numbers the next message this rank sends to world rank dst on
 // context comm with tag.
 func (t *Tracer) Sent(dst int, comm uint64, tag int) Flow {
-	t.mu.Lock()
-	k := flowKey{dst, comm, tag}
-	n := t.sent[k]
-	t.sent[k] = n + 1
-	t.mu.Unlock()
-	return Flow{Src: t.rank, Dst: dst, Comm: comm, Tag: tag, N: n}
+	return Flow{Src: t.rank, Dst: dst, Comm: comm, Tag: tag, N: t.next1(t.sent, flowKey{dst, comm, tag})}
 }
 
 // Arrived numbers the next message matched from world rank src on context
 // comm with tag.
 func (t *Tracer) Arrived(src int, comm uint64, tag int) Flow {
+	return Flow{Src: src, Dst: t.rank, Comm: comm, Tag: tag, N: t.next1(t.arrived, flowKey{src, comm, tag})}
+}
+
+// next1 returns counts[k] and adds one to it.
+func (t *Tracer) next1(counts map[flowKey]uint32, k flowKey) uint32 {
 	t.mu.Lock()
-	k := flowKey{src, comm, tag}
-	n := t.arrived[k]
-	t.arrived[k] = n + 1
-	t.mu.Unlock()
-	return Flow{Src: src, Dst: t.rank, Comm: comm, Tag: tag, N: n}
+	defer t.mu.Unlock()
+	n := counts[k]
+	counts[k] = n + 1
+	return n
 }
 
 // Events returns the events kept, oldest first, and how many were
