@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/gorun-hpc/gorun/internal/blocked"
-	"github.com/gorun-hpc/gorun/internal/subject"
 )
 
 // AnySource and AnyTag match a message from any rank, with any tag, on
@@ -122,7 +121,7 @@ func (c *Comm) Err() error {
 // two ranks, and the Multicast option is on. Otherwise SendAll sends to each
 // rank in turn.
 func (c *Comm) Multicast() bool {
-	return c.e.mcast != "" && c.Size() == c.e.size
+	return c.e.multicast() && c.Size() == c.e.size
 }
 
 func (c *Comm) checkRank(op string, r int, anyOK bool) error {
@@ -168,16 +167,15 @@ func (e *engine) statistics() blocked.Stats {
 func (e *engine) close() error {
 	idle := e.waitIdle(e.opts.CloseTimeout)
 	e.mu.Lock()
-	if e.nc != nil && e.err == nil {
+	if e.tr != nil && e.err == nil {
 		e.sayBye()
 	}
 	e.closing = true
 	n := e.inflight
 	e.failAll(ErrClosed)
 	e.mu.Unlock()
-	if e.nc != nil {
-		_ = e.nc.FlushTimeout(5 * time.Second)
-		e.nc.Close()
+	if e.tr != nil {
+		e.tr.close(5 * time.Second)
 		joined.remove(e.joinKey())
 	}
 	if !idle {
@@ -205,9 +203,8 @@ func (c *Comm) Abort(code int) {
 	if e.reports {
 		report(contract.ReportAbort, code)
 	}
-	if e.nc != nil {
-		_ = e.nc.Publish(subject.Abort(e.job, world), abortPayload(world, status))
-		_ = e.nc.FlushTimeout(time.Second)
+	if e.tr != nil {
+		e.tr.abort(status, time.Second)
 	}
 	e.mu.Lock()
 	e.failAll(&AbortError{Rank: world, Code: status})

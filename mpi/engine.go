@@ -5,8 +5,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/gorun-hpc/gorun/internal/blocked"
 )
 
@@ -19,16 +17,8 @@ type engine struct {
 	opts       Options
 	rank, size int
 	job        string
-	nc         *nats.Conn // nil for a singleton
-	reports    bool       // this is the world gorun started: report Init, Close and Abort (control.go)
-	sub        *nats.Subscription
-	abortSub   *nats.Subscription
-	inbox      []string // subject of this rank's frames to every world rank
-	mcast      string   // this rank's multicast subject; "" when off
-	mcastSub   *nats.Subscription
-	inboxPfx   string        // what the subjects of this rank's inbox start with; the sender follows
-	mcastPfx   string        // what every multicast subject starts with
-	abortPfx   string        // what every abort subject starts with
+	tr         transport     // nil for a singleton
+	reports    bool          // this is the world gorun started: report Init, Close and Abort (control.go)
 	peerInfo   []hello       // what each rank announced at start-up (pid, host, the credit it grants)
 	drops      atomic.Int64  // frames dropped because no job member can have sent them
 	mcSent     atomic.Uint64 // multicast frames this rank published, for its bye
@@ -40,7 +30,6 @@ type engine struct {
 	read       func(pid int, addr uint64, buf []byte) error // readRemote, or a test's
 	grantStep  int                                          // bytes granted by one CTS
 	credit     int64                                        // eager credit of each peer towards this rank
-	bufPool    sync.Pool
 
 	mu       sync.Mutex
 	err      error // sticky: once set, every operation fails with it
@@ -139,8 +128,6 @@ func newEngine(o Options) *engine {
 	if o.SingleCopy {
 		e.host, e.pid = hostIdentity(), os.Getpid()
 	}
-	limit := o.EagerLimit
-	e.bufPool.New = func() any { b := make([]byte, hdrLen+limit); return &b }
 	return e
 }
 
@@ -168,8 +155,6 @@ func (e *engine) setLimits(maxPayload int) {
 	for i := range e.peerInfo {
 		e.peerInfo[i] = hello{credit: e.credit}
 	}
-	limit := e.opts.EagerLimit
-	e.bufPool.New = func() any { b := make([]byte, hdrLen+limit); return &b }
 }
 
 func (e *engine) queue(comm uint64) *matchQueue {
@@ -181,30 +166,21 @@ func (e *engine) queue(comm uint64) *matchQueue {
 	return q
 }
 
-// publish sends one frame to a world rank. Called with e.mu held.
-func (e *engine) publish(dst int, h header, data []byte) {
-	e.publishOn(e.inbox[dst], h, data)
+// publish sends one frame to a world rank, or to every other (toAll).
+// It reports false if the connection failed. Called with e.mu held.
+func (e *engine) publish(dst int, h header, data []byte) bool {
+	if dst == toAll {
+		e.mcSent.Add(1)
+	}
+	if err := e.tr.send(dst, h, data); err != nil {
+		e.lose(err)
+		return false
+	}
+	return true
 }
 
-// publishOn sends one frame on a subject: a rank's inbox, or the job's
-// multicast subject.
-func (e *engine) publishOn(subj string, h header, data []byte) {
-	bp := e.bufPool.Get().(*[]byte)
-	b := *bp
-	n := hdrLen + len(data)
-	if n > cap(b) {
-		b = make([]byte, n)
-	}
-	b = b[:n]
-	putHeader(b, h)
-	copy(b[hdrLen:], data)
-	e.countMulticast(subj)
-	err := e.nc.Publish(subj, b)
-	e.bufPool.Put(bp)
-	if err != nil {
-		e.lose(err)
-	}
-}
+// multicast reports whether SendAll can go out as one frame to every rank.
+func (e *engine) multicast() bool { return e.tr != nil && e.tr.multicast() }
 
 // countSent counts n messages of size bytes sent. Called with e.mu held.
 func (e *engine) countSent(n, size int) {

@@ -4,10 +4,6 @@ import (
 	"fmt"
 	"os"
 	"time"
-
-	"github.com/nats-io/nats.go"
-
-	"github.com/gorun-hpc/gorun/internal/subject"
 )
 
 // Completion, cancellation and failure of requests, and of the job.
@@ -72,11 +68,11 @@ func (e *engine) cancel(r *Request, err error, abandon bool) bool {
 		return false // a receiver is copying it out of our memory
 	case r.send && r.rdv:
 		delete(e.sends, r.id)
-		subj := e.mcast
+		dst := toAll
 		if !r.mcast {
-			subj = e.inbox[r.peer]
+			dst = r.peer
 		}
-		e.publishOn(subj, header{kind: kCancel, src: e.rank, comm: r.comm, tag: r.tag, id: r.id}, nil)
+		e.publish(dst, header{kind: kCancel, src: e.rank, comm: r.comm, tag: r.tag, id: r.id}, nil)
 	default:
 		return false
 	}
@@ -135,24 +131,20 @@ func (e *engine) lose(cause error) {
 	}
 }
 
-// onAbort handles another rank's Abort.
-func (e *engine) onAbort(m *nats.Msg) {
-	src, ok := subject.Sender(m.Subject, e.abortPfx, e.size)
-	if !ok || src == e.rank {
-		e.drops.Add(1)
-		return
-	}
+// onAbort handles the Abort of world rank src, which the transport vouches
+// for; where names the stream in errors.
+func (e *engine) onAbort(where string, src int, data []byte) {
 	<-e.started
-	rank, code, ok := parseAbort(m.Data)
+	rank, code, ok := parseAbort(data)
 	e.mu.Lock()
 	bad := true
 	switch {
 	case !ok:
-		e.violation(m.Subject, "length", "an abort of %d bytes, want 8", len(m.Data))
+		e.violation(where, "length", "an abort of %d bytes, want 8", len(data))
 	case rank != src:
-		e.violation(m.Subject, "rank", "rank %d sent an abort that claims rank %d", src, rank)
+		e.violation(where, "rank", "rank %d sent an abort that claims rank %d", src, rank)
 	case code < 1 || code > 255:
-		e.violation(m.Subject, "code", "exit code %d is outside [1, 255]", code)
+		e.violation(where, "code", "exit code %d is outside [1, 255]", code)
 	default:
 		bad = false
 	}

@@ -158,38 +158,38 @@ func (e *engine) markStarted() {
 // go once every rank has asked again, each prober after its probes. The
 // server lets only rank r publish on rank r's subjects, and only rank 0
 // answer.
-func (e *engine) handshake(ctx context.Context) error {
-	if e.size == 1 {
-		e.markStarted()
-		return e.nc.FlushWithContext(ctx)
+func (t *natsTransport) handshake(ctx context.Context) error {
+	if t.size == 1 {
+		t.e.markStarted()
+		return t.nc.FlushWithContext(ctx)
 	}
 	// The probe responder, subscribed after the inbox on one connection: a
 	// server that knows it, knows the inbox.
-	reach, err := e.nc.Subscribe(subject.ReachAll(e.job, e.rank), func(m *nats.Msg) {
-		if src, ok := subject.Sender(m.Subject, subject.ReachPrefix(e.job, e.rank), e.size); ok && src != e.rank {
-			_ = e.nc.Publish(subject.Reached(e.job, src, e.rank), nil)
+	reach, err := t.nc.Subscribe(subject.ReachAll(t.job, t.rank), func(m *nats.Msg) {
+		if src, ok := subject.Sender(m.Subject, subject.ReachPrefix(t.job, t.rank), t.size); ok && src != t.rank {
+			_ = t.nc.Publish(subject.Reached(t.job, src, t.rank), nil)
 		}
 	})
 	if err != nil {
-		return fmt.Errorf("%w: rank %d: %v", ErrInit, e.rank, err)
+		return fmt.Errorf("%w: rank %d: %v", ErrInit, t.rank, err)
 	}
 	defer reach.Unsubscribe()
-	if e.rank != 0 {
-		return e.readyRank(ctx)
+	if t.rank != 0 {
+		return t.readyRank(ctx)
 	}
-	return e.readyRoot(ctx)
+	return t.readyRoot(ctx)
 }
 
 // request sends this rank's start-up request of round to rank 0 until rank
 // 0 answers, and returns the answer.
-func (e *engine) request(ctx context.Context, round byte) ([]byte, error) {
-	msg := appendHello(make([]byte, 0, helloLen+1+maxServerID), e.rank, e.size, e.own())
+func (t *natsTransport) request(ctx context.Context, round byte) ([]byte, error) {
+	msg := appendHello(make([]byte, 0, helloLen+1+maxServerID), t.rank, t.size, t.e.own())
 	msg = append(msg, round)
-	if id := e.nc.ConnectedServerId(); len(id) <= maxServerID {
+	if id := t.nc.ConnectedServerId(); len(id) <= maxServerID {
 		msg = append(msg, id...)
 	}
 	for {
-		reply, err := e.nc.RequestWithContext(ctx, subject.Ready(e.job, e.rank), msg)
+		reply, err := t.nc.RequestWithContext(ctx, subject.Ready(t.job, t.rank), msg)
 		if err == nil {
 			return reply.Data, nil
 		}
@@ -203,36 +203,36 @@ func (e *engine) request(ctx context.Context, round byte) ([]byte, error) {
 			}
 		}
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("%w: rank %d: rank 0 did not answer within %v: %v", ErrInit, e.rank, e.opts.Timeout, ctx.Err())
+			return nil, fmt.Errorf("%w: rank %d: rank 0 did not answer within %v: %v", ErrInit, t.rank, t.e.opts.Timeout, ctx.Err())
 		}
-		return nil, fmt.Errorf("%w: rank %d: %v", ErrInit, e.rank, err)
+		return nil, fmt.Errorf("%w: rank %d: %v", ErrInit, t.rank, err)
 	}
 }
 
 // readyRank is the part of every rank but 0.
-func (e *engine) readyRank(ctx context.Context) error {
-	if err := e.nc.FlushWithContext(ctx); err != nil {
-		return fmt.Errorf("%w: rank %d: %v", ErrInit, e.rank, err)
+func (t *natsTransport) readyRank(ctx context.Context) error {
+	if err := t.nc.FlushWithContext(ctx); err != nil {
+		return fmt.Errorf("%w: rank %d: %v", ErrInit, t.rank, err)
 	}
-	ans, err := e.request(ctx, 1)
+	ans, err := t.request(ctx, 1)
 	if err != nil {
 		return err
 	}
 	if len(ans) == 1 && (ans[0] == startProbe || ans[0] == startWait) {
 		if ans[0] == startProbe {
-			if err := e.probeReach(ctx); err != nil {
+			if err := t.probeReach(ctx); err != nil {
 				return err
 			}
 		}
-		if ans, err = e.request(ctx, 2); err != nil {
+		if ans, err = t.request(ctx, 2); err != nil {
 			return err
 		}
 	}
-	peers, err := parseStart(ans, e.rank, e.size, e.own())
+	peers, err := parseStart(ans, t.rank, t.size, t.e.own())
 	if err != nil {
-		return fmt.Errorf("%w: rank %d: %v", ErrInit, e.rank, err)
+		return fmt.Errorf("%w: rank %d: %v", ErrInit, t.rank, err)
 	}
-	e.setPeers(peers)
+	t.e.setPeers(peers)
 	return nil
 }
 
@@ -241,14 +241,14 @@ func (e *engine) readyRank(ctx context.Context) error {
 // to a rank whose subscription the server does not know yet is dropped:
 // probes are sent again, every 2 ms at first and less often later, to the
 // ranks that have not answered.
-func (e *engine) probeReach(ctx context.Context) error {
+func (t *natsTransport) probeReach(ctx context.Context) error {
 	var mu sync.Mutex
-	reached := make([]bool, e.size)
-	reached[e.rank] = true // no echo: a rank does not hear itself
-	left := e.size - 1
+	reached := make([]bool, t.size)
+	reached[t.rank] = true // no echo: a rank does not hear itself
+	left := t.size - 1
 	done := make(chan struct{})
-	sub, err := e.nc.Subscribe(subject.ReachedAll(e.job, e.rank), func(m *nats.Msg) {
-		r, ok := subject.Sender(m.Subject, subject.ReachedPrefix(e.job, e.rank), e.size)
+	sub, err := t.nc.Subscribe(subject.ReachedAll(t.job, t.rank), func(m *nats.Msg) {
+		r, ok := subject.Sender(m.Subject, subject.ReachedPrefix(t.job, t.rank), t.size)
 		mu.Lock()
 		defer mu.Unlock()
 		if ok && !reached[r] {
@@ -259,14 +259,14 @@ func (e *engine) probeReach(ctx context.Context) error {
 		}
 	})
 	if err != nil {
-		return fmt.Errorf("%w: rank %d: %v", ErrInit, e.rank, err)
+		return fmt.Errorf("%w: rank %d: %v", ErrInit, t.rank, err)
 	}
 	defer sub.Unsubscribe()
 	for delay := 2 * time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
 		mu.Lock()
 		for r, ok := range reached {
 			if !ok {
-				_ = e.nc.Publish(subject.Reach(e.job, r, e.rank), nil)
+				_ = t.nc.Publish(subject.Reach(t.job, r, t.rank), nil)
 			}
 		}
 		mu.Unlock()
@@ -283,28 +283,28 @@ func (e *engine) probeReach(ctx context.Context) error {
 				}
 			}
 			mu.Unlock()
-			return fmt.Errorf("%w: rank %d: ranks %s not reachable within %v", ErrInit, e.rank, strings.Join(missing, ", "), e.opts.Timeout)
+			return fmt.Errorf("%w: rank %d: ranks %s not reachable within %v", ErrInit, t.rank, strings.Join(missing, ", "), t.e.opts.Timeout)
 		}
 	}
 }
 
 // readyRoot is rank 0's part: it collects every rank's request of a round
 // and answers them.
-func (e *engine) readyRoot(ctx context.Context) error {
-	sub, err := e.nc.SubscribeSync(subject.ReadyAll(e.job))
+func (t *natsTransport) readyRoot(ctx context.Context) error {
+	sub, err := t.nc.SubscribeSync(subject.ReadyAll(t.job))
 	if err != nil {
 		return fmt.Errorf("%w: rank 0: %v", ErrInit, err)
 	}
 	defer sub.Unsubscribe()
-	if err := e.nc.FlushWithContext(ctx); err != nil {
+	if err := t.nc.FlushWithContext(ctx); err != nil {
 		return fmt.Errorf("%w: rank 0: %v", ErrInit, err)
 	}
-	g := newGathering(e.job, e.size, e.own(), e.nc.ConnectedServerId())
+	g := newGathering(t.job, t.size, t.e.own(), t.nc.ConnectedServerId())
 	collect := func() {
 		for !g.complete() && g.problem == "" {
 			m, err := sub.NextMsgWithContext(ctx)
 			if err != nil {
-				g.timedOut(e.opts.Timeout)
+				g.timedOut(t.e.opts.Timeout)
 				break
 			}
 			g.add(m.Subject, m.Reply, m.Data)
@@ -312,9 +312,9 @@ func (e *engine) readyRoot(ctx context.Context) error {
 	}
 	answer := func(what func(r int) []byte) {
 		for _, r := range g.ranks() {
-			_ = e.nc.Publish(g.replies[r], what(r))
+			_ = t.nc.Publish(g.replies[r], what(r))
 		}
-		_ = e.nc.Flush()
+		_ = t.nc.Flush()
 	}
 	collect() // round 1: every rank has subscribed
 	probers := g.probers()
@@ -328,7 +328,7 @@ func (e *engine) readyRoot(ctx context.Context) error {
 		// Round 2: the probers have reached every rank from every server.
 		var probeErr error
 		if probers[g.servers[0]] == 0 {
-			probeErr = e.probeReach(ctx)
+			probeErr = t.probeReach(ctx)
 		}
 		g.next()
 		collect()
@@ -341,7 +341,7 @@ func (e *engine) readyRoot(ctx context.Context) error {
 	if g.problem != "" {
 		return fmt.Errorf("%w: %s", ErrInit, g.problem)
 	}
-	e.setPeers(g.peers)
+	t.e.setPeers(g.peers)
 	return nil
 }
 

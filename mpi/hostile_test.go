@@ -451,7 +451,7 @@ func fuzzFrames(f *testing.F, n int, deliver func(e *engine, job, data, reply st
 // FuzzInbox feeds pairs of frames from rank 1 to rank 0's inbox handler.
 func FuzzInbox(f *testing.F) {
 	fuzzFrames(f, 2, func(e *engine, job, data, reply string) {
-		e.onMsg(&nats.Msg{Subject: subject.Inbox(job, 0, 1), Data: []byte(data), Reply: reply})
+		e.tr.(*natsTransport).onMsg(&nats.Msg{Subject: subject.Inbox(job, 0, 1), Data: []byte(data), Reply: reply})
 	})
 }
 
@@ -459,7 +459,7 @@ func FuzzInbox(f *testing.F) {
 // handler.
 func FuzzMulticast(f *testing.F) {
 	fuzzFrames(f, 3, func(e *engine, job, data, reply string) {
-		e.onMulticast(&nats.Msg{Subject: subject.Multicast(job, 1), Data: []byte(data), Reply: reply})
+		e.tr.(*natsTransport).onMulticast(&nats.Msg{Subject: subject.Multicast(job, 1), Data: []byte(data), Reply: reply})
 	})
 }
 
@@ -474,9 +474,10 @@ func FuzzAbort(f *testing.F) {
 	f.Fuzz(func(t *testing.T, src string, data []byte) {
 		e := newEngine(Options{Rank: 0, Size: 3, JobID: "j", EagerLimit: 1 << 10})
 		e.setLimits(1 << 20)
-		e.abortPfx = subject.AbortPrefix("j")
+		nt := newNATSTransport(e)
+		nt.abortPfx = subject.AbortPrefix("j")
 		e.markStarted()
-		e.onAbort(&nats.Msg{Subject: e.abortPfx + src, Data: data})
+		nt.onAbort(&nats.Msg{Subject: nt.abortPfx + src, Data: data})
 		var ae *AbortError
 		switch err := e.err; {
 		case err == nil, errors.Is(err, ErrProtocol):

@@ -2,12 +2,10 @@ package mpi
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -79,16 +77,16 @@ func Init(ctx context.Context, opts ...Option) (*Comm, error) {
 	if !joined.add(e.joinKey()) {
 		return nil, fmt.Errorf("%w: rank %d of job %s is already joined by this process: Close that world before a second Init", ErrInit, o.Rank, o.JobID)
 	}
-	if err := e.connect(ctx); err != nil {
-		joined.remove(e.joinKey())
-		return nil, err
-	}
-	if err := e.handshake(ctx); err != nil {
+	nt := newNATSTransport(e)
+	e.tr = nt
+	if err := nt.start(ctx); err != nil {
 		e.mu.Lock()
 		e.closing = true
 		e.mu.Unlock()
 		e.markStarted()
-		e.nc.Close()
+		if nt.nc != nil {
+			nt.close(0)
+		}
 		joined.remove(e.joinKey())
 		return nil, err
 	}
@@ -160,93 +158,5 @@ func (o *Options) fromEnvironment() error {
 		o.envTLS = append(o.envTLS, nats.ClientCert(cert, os.Getenv(EnvNATSKey)))
 	}
 	o.fromEnv, o.ExitOnLoss = true, true
-	return nil
-}
-
-func (e *engine) connect(ctx context.Context) error {
-	o := e.opts
-	timeout := o.Timeout
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = time.Until(dl)
-	}
-	nopts := []nats.Option{
-		nats.Name(fmt.Sprintf("gorun %s rank %d", o.JobID, o.Rank)),
-		nats.Timeout(min(timeout, 5*time.Second)),
-		nats.NoReconnect(),
-		nats.NoEcho(), // multicast frames are for the others
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err == nil {
-				err = errors.New("disconnected")
-			}
-			e.mu.Lock()
-			e.lose(err)
-			e.mu.Unlock()
-		}),
-		nats.ClosedHandler(func(*nats.Conn) {
-			e.mu.Lock()
-			e.lose(errors.New("connection closed"))
-			e.mu.Unlock()
-		}),
-		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			// A slow consumer means a dropped message: the job cannot go on.
-			e.mu.Lock()
-			e.lose(err)
-			e.mu.Unlock()
-		}),
-	}
-	if o.Token != "" {
-		nopts = append(nopts, nats.Token(o.Token))
-	}
-	if o.Creds != "" {
-		opt, err := credsOption(o.Creds)
-		if err != nil {
-			return fmt.Errorf("%w: rank %d: %s: %v", ErrInit, o.Rank, EnvNATSCreds, err)
-		}
-		nopts = append(nopts, opt)
-	}
-	nopts = append(nopts, o.envTLS...)
-	// Request replies (the start-up answer) come on subjects of this rank's
-	// own, which the server lets only this rank read.
-	nopts = append(nopts, nats.CustomInboxPrefix(subject.ReplyPrefix(o.JobID, o.Rank)))
-	nopts = append(nopts, o.NATSOptions...)
-	nopts = append(nopts, nats.NoReconnect())
-	nc, err := nats.Connect(o.URL, nopts...)
-	if err != nil {
-		return fmt.Errorf("%w: rank %d: connect to NATS at %s: %v", ErrInit, o.Rank, o.URL, err)
-	}
-	e.nc = nc
-	e.setLimits(int(nc.MaxPayload()))
-	e.inbox = make([]string, e.size)
-	for r := range e.inbox {
-		e.inbox[r] = subject.Inbox(e.job, r, e.rank)
-	}
-	e.inboxPfx = subject.InboxPrefix(e.job, e.rank)
-	e.mcastPfx = subject.MulticastPrefix(e.job)
-	e.abortPfx = subject.AbortPrefix(e.job)
-	fail := func(err error) error {
-		e.closing = true
-		nc.Close()
-		e.markStarted()
-		return fmt.Errorf("%w: rank %d: subscribe: %v", ErrInit, o.Rank, err)
-	}
-	if e.sub, err = nc.Subscribe(subject.InboxAll(e.job, e.rank), e.onMsg); err != nil {
-		return fail(err)
-	}
-	// Flow control bounds what is in flight; the client must never drop.
-	if err = e.sub.SetPendingLimits(-1, -1); err != nil {
-		return fail(err)
-	}
-	if e.abortSub, err = nc.Subscribe(subject.AbortAll(e.job), e.onAbort); err != nil {
-		return fail(err)
-	}
-	if o.Multicast && e.size > 2 {
-		e.mcast = subject.Multicast(e.job, e.rank)
-		if e.mcastSub, err = nc.Subscribe(subject.MulticastAll(e.job), e.onMulticast); err != nil {
-			return fail(err)
-		}
-		if err = e.mcastSub.SetPendingLimits(-1, -1); err != nil {
-			return fail(err)
-		}
-	}
 	return nil
 }

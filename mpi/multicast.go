@@ -9,7 +9,7 @@ package mpi
 // any multicast already waiting). Called with e.mu held; it reports false,
 // having done nothing, when multicast is off.
 func (e *engine) startSendAll(r *Request) bool {
-	if e.mcast == "" {
+	if !e.multicast() {
 		return false
 	}
 	if e.err != nil {
@@ -60,7 +60,7 @@ func (e *engine) transmitAll(r *Request) {
 		}
 	}
 	if !r.rdv {
-		e.publishEager(e.mcast, r.comm, r.tag, r.data)
+		e.publishEager(toAll, r.comm, r.tag, r.data)
 		e.finish(r, nil)
 		return
 	}
@@ -69,15 +69,7 @@ func (e *engine) transmitAll(r *Request) {
 	r.grants = make([]int, e.size)
 	r.pulled = make([]uint8, e.size)
 	e.sends[r.id] = r
-	e.publishOn(e.mcast, header{kind: kRTS, src: e.rank, comm: r.comm, tag: r.tag, id: r.id, n: uint64(len(r.data))}, e.offerFor(r))
-}
-
-// countMulticast counts a frame published on subj if it is this rank's
-// multicast subject.
-func (e *engine) countMulticast(subj string) {
-	if e.mcast != "" && subj == e.mcast {
-		e.mcSent.Add(1)
-	}
+	e.publish(toAll, header{kind: kRTS, src: e.rank, comm: r.comm, tag: r.tag, id: r.id, n: uint64(len(r.data))}, e.offerFor(r))
 }
 
 // progress moves a multicast rendezvous send on: it publishes the chunks
@@ -101,7 +93,7 @@ func (e *engine) progress(r *Request) {
 			}
 		}
 	}
-	if chunked && !e.stream(r, e.mcast, upto) {
+	if chunked && !e.stream(r, toAll, upto) {
 		return
 	}
 	if r.readers > 0 || (chunked && r.off < len(r.data)) {

@@ -36,7 +36,7 @@ func (e *engine) checkGone(src int) {
 			delete(e.sends, id)
 			if r.mcast {
 				// The other ranks may have matched it: withdraw it there.
-				e.publishOn(e.mcast, header{kind: kCancel, src: e.rank, comm: r.comm, tag: r.tag, id: r.id}, nil)
+				e.publish(toAll, header{kind: kCancel, src: e.rank, comm: r.comm, tag: r.tag, id: r.id}, nil)
 			}
 			e.finish(r, peerLost(r, src))
 		}

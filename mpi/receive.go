@@ -4,10 +4,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/gorun-hpc/gorun/internal/blocked"
-	"github.com/gorun-hpc/gorun/internal/subject"
 )
 
 // Receiving: every frame is checked, then matched against posted
@@ -47,92 +44,61 @@ func (e *engine) recvNow(c *Comm, comm uint64, src, tag int) ([]byte, Status, bo
 	return nil, Status{}, false
 }
 
-// onMulticast handles a frame on the job's multicast subjects: the same
-// frames as on an inbox, from a rank that sent them to every other.
-func (e *engine) onMulticast(m *nats.Msg) {
-	src, ok := subject.Sender(m.Subject, e.mcastPfx, e.size)
-	if !ok || src == e.rank { // the connection has no echo: never our own
-		e.drops.Add(1)
-		return
-	}
-	e.onFrame(m, src, true)
-	e.mu.Lock()
-	e.peers[src].mcSeen++
-	e.checkGone(src)
-	e.mu.Unlock()
-}
-
-// onMsg is the inbox subscription's handler: every frame for this rank
-// passes here, in the order the server delivers them. The sender is the
-// last token of the subject, which the server lets only that rank publish
-// on (see subject.Permissions); a frame whose subject names no rank of the
-// job cannot come from a job member, and is dropped and counted.
-func (e *engine) onMsg(m *nats.Msg) {
-	src, ok := subject.Sender(m.Subject, e.inboxPfx, e.size)
-	if !ok {
-		e.drops.Add(1)
-		return
-	}
-	e.onFrame(m, src, false)
-}
-
-// onFrame checks a frame from world rank src (taken from its subject) and
-// acts on it. Every field read from the wire is checked against what this
-// rank knows before it is used; a frame that fails is a protocol error
-// (see violation).
-func (e *engine) onFrame(m *nats.Msg, src int, mc bool) {
+// onFrame checks a frame from world rank src, which the transport vouches
+// for (it took it from the frame's subject), and acts on it; mc tells that
+// it came on the multicast stream, where names the stream in errors.
+// Every field read from the wire is checked against what this rank knows
+// before it is used; a frame that fails is a protocol error (see
+// violation).
+func (e *engine) onFrame(where string, src int, mc bool, h header, data []byte) {
 	blocked.Tick()
 	<-e.started // a frame can come before this rank's start-up answer
-	if m.Reply != "" {
-		e.onToken(m.Subject, src, m.Reply, m.Data, mc)
-		return
-	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.err != nil {
 		return
 	}
-	h, err := parseHeader(m.Data)
+	if mc {
+		defer func() {
+			e.peers[src].mcSeen++
+			e.checkGone(src)
+		}()
+	}
 	switch {
-	case err != nil:
-		e.violation(m.Subject, "length", "%d bytes, shorter than the %d-byte header", len(m.Data), hdrLen)
-		return
 	case h.src != src:
-		e.violation(m.Subject, "src", "rank %d sent a frame that claims rank %d", src, h.src)
+		e.violation(where, "src", "rank %d sent a frame that claims rank %d", src, h.src)
 		return
 	case src == e.rank:
-		e.violation(m.Subject, "src", "a frame from this rank itself")
+		e.violation(where, "src", "a frame from this rank itself")
 		return
-	case mc && h.kind != kEager && h.kind != kRTS && h.kind != kCancel:
-		e.violation(m.Subject, "kind", "kind %d is never multicast", h.kind)
-		return
-	case h.kind != kEager && h.kind != kRTS && len(m.Data) != hdrLen:
-		e.violation(m.Subject, "length", "a kind %d frame of %d bytes, want %d", h.kind, len(m.Data), hdrLen)
+	case mc && h.kind != kEager && h.kind != kRTS && h.kind != kCancel && h.kind != kChunk:
+		e.violation(where, "kind", "kind %d is never multicast", h.kind)
 		return
 	}
 	switch h.kind {
 	case kEager:
-		data := m.Data[hdrLen:]
-		if e.checkTag(m.Subject, h.tag) && e.charge(m.Subject, src, int64(len(data))+frameCost) {
+		if e.checkTag(where, h.tag) && e.charge(where, src, int64(len(data))+frameCost) {
 			e.arrive(h.comm, src, h.tag, data, nil)
 		}
 	case kRTS:
-		v, ok := e.checkRTS(m.Subject, h, m.Data[hdrLen:])
-		if ok && e.charge(m.Subject, src, frameCost) {
+		v, ok := e.checkRTS(where, h, data)
+		if ok && e.charge(where, src, frameCost) {
 			e.arrive(h.comm, src, h.tag, nil, v)
 		}
+	case kChunk:
+		e.onChunk(where, src, h.id, h.n, data, mc)
 	case kCTS:
-		e.onCTS(m.Subject, h)
+		e.onCTS(where, h)
 	case kCredit:
-		e.onCredit(m.Subject, h)
+		e.onCredit(where, h)
 	case kCancel:
-		e.onCancel(m.Subject, h)
+		e.onCancel(where, h)
 	case kPull:
-		e.onPull(m.Subject, h)
+		e.onPull(where, h)
 	case kGo:
-		e.onGo(m.Subject, h)
+		e.onGo(where, h)
 	case kDone:
-		e.onDone(m.Subject, h)
+		e.onDone(where, h)
 	case kBye: // never multicast: refused above
 		p := &e.peers[src]
 		if !p.bye {
@@ -140,7 +106,7 @@ func (e *engine) onFrame(m *nats.Msg, src int, mc bool) {
 			e.checkGone(src)
 		}
 	default:
-		e.violation(m.Subject, "kind", "unknown frame kind %d", h.kind)
+		e.violation(where, "kind", "unknown frame kind %d", h.kind)
 	}
 }
 
@@ -214,6 +180,15 @@ func (e *engine) violation(subj, field, format string, args ...any) {
 		fmt.Fprintf(os.Stderr, "mpi: rank %d: %v; exiting\n", e.rank, err)
 		os.Exit(1)
 	}
+}
+
+// reject fails the job on a frame from the stream named where whose
+// header cannot be read: a protocol error, like violation.
+func (e *engine) reject(where, field, format string, args ...any) {
+	<-e.started
+	e.mu.Lock()
+	e.violation(where, field, format, args...)
+	e.mu.Unlock()
 }
 
 // arrive matches a message against the posted receives of its

@@ -45,7 +45,7 @@ func (e *engine) onCTS(subj string, h header) {
 		e.progress(r)
 		return
 	}
-	if !e.stream(r, e.inbox[r.peer], upto) {
+	if !e.stream(r, r.peer, upto) {
 		return
 	}
 	if r.off == len(r.data) {
@@ -54,15 +54,12 @@ func (e *engine) onCTS(subj string, h header) {
 	}
 }
 
-// stream publishes r's chunks up to byte upto on subj. It reports false if
-// the connection failed.
-func (e *engine) stream(r *Request, subj string, upto int) bool {
+// stream sends r's chunks up to byte upto to dst (or toAll). It reports
+// false if the connection failed.
+func (e *engine) stream(r *Request, dst int, upto int) bool {
 	for r.off < upto {
 		n := min(e.chunk, upto-r.off)
-		e.countMulticast(subj)
-		err := e.nc.PublishRequest(subj, makeToken(tokChunk, e.rank, r.id, r.off), r.data[r.off:r.off+n])
-		if err != nil {
-			e.lose(err)
+		if !e.publish(dst, header{kind: kChunk, src: e.rank, id: r.id, n: uint64(r.off)}, r.data[r.off:r.off+n]) {
 			return false
 		}
 		r.off += n
@@ -114,33 +111,8 @@ func (e *engine) pumpGrants() {
 	}
 }
 
-// onToken handles a frame from src whose header is in its reply subject.
-func (e *engine) onToken(subj string, src int, token string, data []byte, mc bool) {
-	kind, tsrc, a, b, ok := parseToken(token)
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.err != nil {
-		return
-	}
-	switch {
-	case !ok:
-		e.violation(subj, "reply token", "%.40q is not a frame header", token)
-	case tsrc != src:
-		e.violation(subj, "src", "rank %d sent a frame that claims rank %d", src, tsrc)
-	case src == e.rank:
-		e.violation(subj, "src", "a frame from this rank itself")
-	case kind == tokEager:
-		if e.checkTag(subj, b) && e.charge(subj, src, int64(len(data))+frameCost) {
-			e.arrive(a, src, b, data, nil)
-		}
-	case kind == tokChunk:
-		e.onChunk(subj, src, a, b, data, mc)
-	default:
-		e.violation(subj, "reply token", "unknown kind %q", kind)
-	}
-}
-
-func (e *engine) onChunk(subj string, src int, id uint64, off int, data []byte, mc bool) {
+// onChunk takes a chunk of rendezvous message id, at byte off.
+func (e *engine) onChunk(where string, src int, id, off uint64, data []byte, mc bool) {
 	r := e.recvs[xferKey{src, id}]
 	if r == nil {
 		e.drops.Add(1) // not ours (withdrawn, or never announced)
@@ -148,23 +120,23 @@ func (e *engine) onChunk(subj string, src int, id uint64, off int, data []byte, 
 	}
 	if r.pull.host != 0 {
 		if !mc {
-			e.violation(subj, "reply token", "a chunk of message %d, which this rank copies itself", id)
+			e.violation(where, "reply token", "a chunk of message %d, which this rank copies itself", id)
 		}
 		return // multicast chunks for the ranks that do not copy
 	}
-	if off != r.off || len(data) == 0 || len(data) > r.granted-r.off {
-		e.violation(subj, "reply token", "a chunk of %d bytes at offset %d of message %d; %d bytes arrived, %d granted", len(data), off, id, r.off, r.granted)
+	if off != uint64(r.off) || len(data) == 0 || len(data) > r.granted-r.off {
+		e.violation(where, "reply token", "a chunk of %d bytes at offset %d of message %d; %d bytes arrived, %d granted", len(data), off, id, r.off, r.granted)
 		return
 	}
 	e.window += int64(len(data))
-	if !r.abandoned {
-		if r.data == nil && off == 0 && len(data) == r.size {
+	if at := r.off; !r.abandoned {
+		if r.data == nil && at == 0 && len(data) == r.size {
 			r.data = data // the whole message in one chunk: keep it, no copy
 		} else {
-			if len(r.data) < off+len(data) {
-				r.data = growBuffer(r.data, off+len(data), r.size)
+			if len(r.data) < at+len(data) {
+				r.data = growBuffer(r.data, at+len(data), r.size)
 			}
-			copy(r.data[off:], data)
+			copy(r.data[at:], data)
 		}
 	}
 	r.off += len(data)

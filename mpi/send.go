@@ -62,7 +62,7 @@ func (e *engine) sendNow(c *Comm, comm uint64, dst, tag int, data []byte) bool {
 		return false
 	}
 	p.credit -= cost
-	e.publishEager(e.inbox[w], comm, tag, data)
+	e.publishEager(w, comm, tag, data)
 	e.countSent(1, len(data))
 	traceSent(c, w, comm, tag)
 	return e.err == nil
@@ -77,22 +77,13 @@ func (e *engine) transmit(r *Request) {
 		e.publish(r.peer, header{kind: kRTS, src: e.rank, comm: r.comm, tag: r.tag, id: r.id, n: uint64(len(r.data))}, e.offerFor(r))
 		return
 	}
-	e.publishEager(e.inbox[r.peer], r.comm, r.tag, r.data)
+	e.publishEager(r.peer, r.comm, r.tag, r.data)
 	e.finish(r, nil)
 }
 
-// publishEager sends a whole small message: with a binary header in front
-// of a copy, or, from bigEager bytes on, with its header in a token and no
-// copy.
-func (e *engine) publishEager(subj string, comm uint64, tag int, data []byte) {
-	if len(data) < bigEager {
-		e.publishOn(subj, header{kind: kEager, src: e.rank, comm: comm, tag: tag}, data)
-		return
-	}
-	e.countMulticast(subj)
-	if err := e.nc.PublishRequest(subj, makeToken(tokEager, e.rank, comm, tag), data); err != nil {
-		e.lose(err)
-	}
+// publishEager sends a whole small message to dst (or toAll).
+func (e *engine) publishEager(dst int, comm uint64, tag int, data []byte) {
+	e.publish(dst, header{kind: kEager, src: e.rank, comm: comm, tag: tag}, data)
 }
 
 func (e *engine) onCredit(subj string, h header) {

@@ -21,6 +21,10 @@ const (
 	kGo     byte = 7 // the sender keeps message id in place until done
 	kDone   byte = 8 // the receiver has copied message id (n = 1: it failed to)
 	kBye    byte = 9 // the sender closed its world, after n multicast frames
+	// kChunk is a chunk of rendezvous message id at offset n. The NATS
+	// transport carries it in a token only (see below), never with a
+	// binary header.
+	kChunk byte = 10
 )
 
 // hdrLen is the size of the binary header in front of every frame but those
