@@ -10,6 +10,7 @@ import (
 	"weak"
 
 	"github.com/gorun-hpc/gorun/internal/blocked"
+	"github.com/gorun-hpc/gorun/internal/invariant"
 	"github.com/gorun-hpc/gorun/internal/trace"
 	"github.com/gorun-hpc/gorun/mpi"
 )
@@ -114,6 +115,7 @@ func begin(ctx context.Context, c *mpi.Comm, k kind, elem *elemInfo, root, lengt
 		sh.comm = d
 		sh.ctx, sh.cancel = context.WithCancelCause(context.Background())
 		sh.news = d.Irecv(mpi.AnySource, poisonTag)
+		invariant.Standing(sh.news)
 		go sh.listen()
 	}
 	sh.seq++

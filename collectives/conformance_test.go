@@ -343,20 +343,42 @@ func allCases() []tcase {
 	return cs
 }
 
+// runCases runs every case on c, each followed by mpitest.Quiet: after
+// every case, no rank holds anything of its traffic.
 func runCases(ctx context.Context, c *mpi.Comm, where string, cs []tcase) error {
+	qc, err := c.Dup(ctx)
+	if err != nil {
+		return err
+	}
 	for _, tc := range cs {
 		if err := tc.run(ctx, c); err != nil {
 			return fmt.Errorf("%s: %s: rank %d of %d: %w", where, tc.name, c.Rank(), c.Size(), err)
+		}
+		if err := mpitest.Quiet(ctx, qc); err != nil {
+			return fmt.Errorf("%s: after %s: %w", where, tc.name, err)
 		}
 	}
 	return nil
 }
 
 func TestConformance(t *testing.T) {
+	conformance(t, mpitest.Run)
+}
+
+// TestConformanceMemory runs the suite over the in-memory transport, with
+// seeded delays and frames reordered across senders and streams. A
+// failure names its seed; -memory.seed replays it.
+func TestConformanceMemory(t *testing.T) {
+	conformance(t, func(t testing.TB, n int, fn func(ctx context.Context, c *mpi.Comm) error, opts ...mpi.Option) {
+		mpitest.NewNet(mpitest.Chaos(t, *memorySeed, "-memory.seed")).Run(t, n, fn, opts...)
+	})
+}
+
+func conformance(t *testing.T, run func(t testing.TB, n int, fn func(ctx context.Context, c *mpi.Comm) error, opts ...mpi.Option)) {
 	cs := allCases()
 	for _, n := range sizes {
 		t.Run(fmt.Sprintf("n=%d", n), func(t *testing.T) {
-			mpitest.Run(t, n, func(ctx context.Context, c *mpi.Comm) error {
+			run(t, n, func(ctx context.Context, c *mpi.Comm) error {
 				if err := runCases(ctx, c, "world", cs); err != nil {
 					return err
 				}

@@ -71,7 +71,7 @@ func suite(ctx context.Context, c *mpi.Comm) error {
 			if err := k.fn(ctx, cc.c); err != nil {
 				return fmt.Errorf("%s on %s (size %d, rank %d): %w", k.name, cc.name, cc.c.Size(), cc.c.Rank(), err)
 			}
-			if err := quietBarrier(ctx, bc, c.Quiescent); err != nil {
+			if err := mpitest.Quiet(ctx, bc); err != nil {
 				return fmt.Errorf("after %s on %s: %w", k.name, cc.name, err)
 			}
 		}
@@ -79,79 +79,23 @@ func suite(ctx context.Context, c *mpi.Comm) error {
 	return nil
 }
 
-const barrierTag = 999
-
-// quietBarrier is barrier with quiet, the check that a rank holds
-// nothing of the traffic before it, run on every rank when none can send
-// anything new: rank 0 checks once every rank has arrived and before it
-// releases them; each other rank once released and before it tells rank
-// 0 it has checked; rank 0 then lets every rank go on.
-func quietBarrier(ctx context.Context, c *mpi.Comm, quiet func() error) error {
-	if c.Rank() != 0 {
-		if err := barrier(ctx, c); err != nil {
-			return err
-		}
-		if err := quiet(); err != nil {
-			return err
-		}
-		if err := c.Send(ctx, 0, barrierTag+1, nil); err != nil {
-			return err
-		}
-		_, _, err := c.Recv(ctx, 0, barrierTag+1)
-		return err
-	}
-	for r := 1; r < c.Size(); r++ {
-		if _, _, err := c.Recv(ctx, r, barrierTag); err != nil {
-			return err
-		}
-	}
-	if err := quiet(); err != nil {
-		return err
-	}
-	for r := 1; r < c.Size(); r++ {
-		if err := c.Send(ctx, r, barrierTag, nil); err != nil {
-			return err
-		}
-	}
-	for r := 1; r < c.Size(); r++ {
-		if _, _, err := c.Recv(ctx, r, barrierTag+1); err != nil {
-			return err
-		}
-	}
-	for r := 1; r < c.Size(); r++ {
-		if err := c.Send(ctx, r, barrierTag+1, nil); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// barrier is a plain gather-and-release over point-to-point messages.
-func barrier(ctx context.Context, c *mpi.Comm) error {
-	if c.Rank() == 0 {
-		for r := 1; r < c.Size(); r++ {
-			if _, _, err := c.Recv(ctx, r, barrierTag); err != nil {
-				return err
-			}
-		}
-		for r := 1; r < c.Size(); r++ {
-			if err := c.Send(ctx, r, barrierTag, nil); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	if err := c.Send(ctx, 0, barrierTag, nil); err != nil {
-		return err
-	}
-	_, _, err := c.Recv(ctx, 0, barrierTag)
-	return err
-}
-
 func TestConformance(t *testing.T) {
 	for _, n := range []int{1, 2, 3, 4, 5, 8} {
 		t.Run(fmt.Sprintf("n=%d", n), func(t *testing.T) {
 			mpitest.Run(t, n, suite)
+		})
+	}
+}
+
+// TestConformanceMemory runs the suite over the in-memory transport, with
+// seeded delays and frames reordered across senders and streams: what
+// passes over NATS must not depend on its timing. A failure names its
+// seed; -memory.seed replays it.
+func TestConformanceMemory(t *testing.T) {
+	for _, n := range []int{1, 2, 3, 4, 5, 8} {
+		t.Run(fmt.Sprintf("n=%d", n), func(t *testing.T) {
+			f := mpitest.Chaos(t, *memorySeed, "-memory.seed")
+			mpitest.NewNet(f).Run(t, n, suite)
 		})
 	}
 }

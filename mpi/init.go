@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/gorun-hpc/gorun/internal/contract"
+	"github.com/gorun-hpc/gorun/internal/memnet"
 	"github.com/gorun-hpc/gorun/internal/subject"
 )
 
@@ -68,7 +69,11 @@ func Init(ctx context.Context, opts ...Option) (*Comm, error) {
 	if err := subject.CheckJob(o.JobID); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInit, err)
 	}
-	if o.URL == "" && len(o.NATSOptions) == 0 {
+	mem := memnet.FromContext(ctx)
+	if mem != nil && mem.Size() != o.Size {
+		return nil, fmt.Errorf("%w: an in-memory network of %d ranks for a job of %d", ErrInit, mem.Size(), o.Size)
+	}
+	if mem == nil && o.URL == "" && len(o.NATSOptions) == 0 {
 		return nil, fmt.Errorf("%w: no NATS server: %s is not set", ErrInit, EnvNATSURL)
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
@@ -77,16 +82,17 @@ func Init(ctx context.Context, opts ...Option) (*Comm, error) {
 	if !joined.add(e.joinKey()) {
 		return nil, fmt.Errorf("%w: rank %d of job %s is already joined by this process: Close that world before a second Init", ErrInit, o.Rank, o.JobID)
 	}
-	nt := newNATSTransport(e)
-	e.tr = nt
-	if err := nt.start(ctx); err != nil {
+	if mem != nil {
+		e.tr = newMemTransport(e, mem)
+	} else {
+		e.tr = newNATSTransport(e)
+	}
+	if err := e.tr.start(ctx); err != nil {
 		e.mu.Lock()
 		e.closing = true
 		e.mu.Unlock()
 		e.markStarted()
-		if nt.nc != nil {
-			nt.close(0)
-		}
+		e.tr.close(0)
 		joined.remove(e.joinKey())
 		return nil, err
 	}

@@ -163,6 +163,9 @@ func (t *natsTransport) abort(code int, d time.Duration) {
 }
 
 func (t *natsTransport) close(d time.Duration) {
+	if t.nc == nil { // it never connected
+		return
+	}
 	if d > 0 {
 		_ = t.nc.FlushTimeout(d)
 	}

@@ -8,10 +8,25 @@ package mpi
 // on a subscription of their own, in their own order), and fails what
 // waits for it. Called with e.mu held.
 func (e *engine) checkGone(src int) {
-	p := &e.peers[src]
-	if !p.bye || p.gone || p.mcSeen < p.byeAfter {
-		return
+	if p := &e.peers[src]; p.bye && !p.gone && p.mcSeen >= p.byeAfter {
+		e.goneNow(src)
 	}
+}
+
+// peerCut marks world rank src gone at once: the transport knows that
+// nothing more will come from it (the in-memory network cut it off).
+func (e *engine) peerCut(src int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.peers[src].gone && e.err == nil {
+		e.goneNow(src)
+	}
+}
+
+// goneNow marks world rank src gone and fails what waits for it. Called
+// with e.mu held.
+func (e *engine) goneNow(src int) {
+	p := &e.peers[src]
 	p.gone = true
 	for _, q := range e.queues {
 		kept := q.posted[:0]

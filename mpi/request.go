@@ -33,6 +33,7 @@ type Request struct {
 	pull                                              offer   // rendezvous receive: the sender's offer, when copying it
 	into                                              []byte  // receive: the caller's buffer (IrecvInto), when hasInto
 	hasInto, copying                                  bool    // copying: a single copy is in progress
+	standing                                          bool    // a receive that stays posted (internal/invariant.Standing)
 
 	status Status
 	err    error

@@ -27,6 +27,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 
+	"github.com/gorun-hpc/gorun/internal/invariant"
+	"github.com/gorun-hpc/gorun/internal/memnet"
 	"github.com/gorun-hpc/gorun/internal/subject"
 
 	"github.com/gorun-hpc/gorun/mpi"
@@ -42,17 +44,22 @@ const DefaultTimeout = 2 * time.Minute
 // others' ctx. Everything is shut down when Run returns.
 func Run(t testing.TB, n int, fn func(ctx context.Context, c *mpi.Comm) error, opts ...mpi.Option) {
 	t.Helper()
-	ctx := context.Background()
-	if d, ok := t.(interface{ Deadline() (time.Time, bool) }); ok {
-		if dl, ok := d.Deadline(); ok {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithDeadline(ctx, dl.Add(-2*time.Second))
-			defer cancel()
-		}
-	}
+	ctx, cancel := testContext(t)
+	defer cancel()
 	if err := World(ctx, n, fn, opts...); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// testContext is a context that ends shortly before t's deadline, if it
+// has one.
+func testContext(t testing.TB) (context.Context, context.CancelFunc) {
+	if d, ok := t.(interface{ Deadline() (time.Time, bool) }); ok {
+		if dl, ok := d.Deadline(); ok {
+			return context.WithDeadline(context.Background(), dl.Add(-2*time.Second))
+		}
+	}
+	return context.WithCancel(context.Background())
 }
 
 // World is Run without testing.TB, for Examples and tools: it runs fn as
@@ -103,6 +110,14 @@ func World(ctx context.Context, n int, fn func(ctx context.Context, c *mpi.Comm)
 	if !s.ReadyForConnections(10 * time.Second) {
 		return errors.New("mpitest: the in-process server did not start")
 	}
+	return run(ctx, job, n, fn, opts, func(ctx context.Context, rank int) (context.Context, []mpi.Option) {
+		return ctx, []mpi.Option{mpi.WithNATS("", "", nats.InProcessServer(s)), mpi.WithCredentials(seeds[rank])}
+	})
+}
+
+// run runs fn as every rank of job; join gives each rank the ctx and the
+// options that connect it.
+func run(ctx context.Context, job string, n int, fn func(ctx context.Context, c *mpi.Comm) error, opts []mpi.Option, join func(ctx context.Context, rank int) (context.Context, []mpi.Option)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -144,14 +159,13 @@ func World(ctx context.Context, n int, fn func(ctx context.Context, c *mpi.Comm)
 					report(rank, errors.New("exited without returning (runtime.Goexit, t.FailNow?)"), false)
 				}
 			}()
+			ictx, conn := join(ctx, rank)
 			all := append([]mpi.Option{
 				mpi.WithJob(job, rank, n),
-				mpi.WithNATS("", "", nats.InProcessServer(s)),
-				mpi.WithCredentials(seeds[rank]),
 				mpi.WithAbortFunc(func(code int) { aborted = &code; runtime.Goexit() }),
 				mpi.WithExitOnLoss(false),
-			}, opts...)
-			c, err := mpi.Init(ctx, all...)
+			}, conn...)
+			c, err := mpi.Init(ictx, append(all, opts...)...)
 			if err != nil {
 				returned = true
 				report(rank, err, false)
@@ -173,4 +187,167 @@ func World(ctx context.Context, n int, fn func(ctx context.Context, c *mpi.Comm)
 	}
 	wg.Wait()
 	return first
+}
+
+// Faults are what a Net does to the frames of a job: all drawn from Seed,
+// so that a failing seed replays the same choices (goroutine scheduling
+// aside).
+type Faults struct {
+	// Seed seeds every random choice.
+	Seed uint64
+	// MaxDelay bounds the delay of each frame, drawn from [0, MaxDelay);
+	// a frame never overtakes an earlier one of its sender and stream.
+	MaxDelay time.Duration
+	// Reorder delivers the frames due at a rank in a random order across
+	// senders, and across its inbox and multicast streams; one sender's
+	// frames on one stream always arrive in the order sent.
+	Reorder bool
+	// MaxPending, when positive, drops a rank for which more bytes wait
+	// (a slow consumer, as a NATS server drops one); its peers see it
+	// lost.
+	MaxPending int64
+}
+
+// Net runs jobs over an in-memory network in place of the in-process NATS
+// server, with the faults it was made with; during a job, Cut, Stop and
+// Resume act on it. The mpi and collectives conformance suites run over
+// both, as a check that nothing in them depends on NATS's timing.
+//
+//	net := mpitest.NewNet(mpitest.Faults{Seed: 7, MaxDelay: time.Millisecond, Reorder: true})
+//	net.Run(t, 4, func(ctx context.Context, c *mpi.Comm) error { ... })
+//
+// A Net runs one job at a time.
+type Net struct {
+	f  Faults
+	mu sync.Mutex
+	n  *memnet.Network
+}
+
+// NewNet returns a Net that injects f.
+func NewNet(f Faults) *Net { return &Net{f: f} }
+
+// Run is the package's Run over the Net.
+func (net *Net) Run(t testing.TB, n int, fn func(ctx context.Context, c *mpi.Comm) error, opts ...mpi.Option) {
+	t.Helper()
+	ctx, cancel := testContext(t)
+	defer cancel()
+	if err := net.World(ctx, n, fn, opts...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// World is the package's World over the Net.
+func (net *Net) World(ctx context.Context, n int, fn func(ctx context.Context, c *mpi.Comm) error, opts ...mpi.Option) error {
+	if n < 1 {
+		return fmt.Errorf("mpitest: %d ranks: need at least 1", n)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
+		defer cancel()
+	}
+	mn := memnet.New(n, memnet.Config{Seed: net.f.Seed, MaxDelay: net.f.MaxDelay, Reorder: net.f.Reorder, MaxPending: net.f.MaxPending})
+	net.mu.Lock()
+	net.n = mn
+	net.mu.Unlock()
+	return run(ctx, uuid.NewString(), n, fn, opts, func(ctx context.Context, rank int) (context.Context, []mpi.Option) {
+		return memnet.NewContext(ctx, mn), nil
+	})
+}
+
+func (net *Net) network() *memnet.Network {
+	net.mu.Lock()
+	defer net.mu.Unlock()
+	if net.n == nil {
+		panic("mpitest: Net: no job has started")
+	}
+	return net.n
+}
+
+// Cut cuts rank off the running job: what it sent and is in flight is
+// lost, its operations fail (its connection is lost), and every peer's
+// operation that waits for it fails with an error wrapping mpi.ErrPeerLost.
+func (net *Net) Cut(rank int) { net.network().Cut(rank) }
+
+// Stop stops delivering frames to rank, as if the process were stopped
+// (SIGSTOP, a debugger): what is sent to it waits, counted against
+// Faults.MaxPending.
+func (net *Net) Stop(rank int) { net.network().Stop(rank) }
+
+// Resume delivers to rank again after Stop.
+func (net *Net) Resume(rank int) { net.network().Resume(rank) }
+
+// Pending is how many bytes wait for rank now, and the most that ever
+// did, in the running or last job.
+func (net *Net) Pending(rank int) (now, peak int64) { return net.network().Pending(rank) }
+
+// quietTag is the tag of Quiet's messages.
+const quietTag = mpi.MaxTag
+
+// Quiet is a barrier on c that also checks, on every rank, that the rank
+// holds nothing of the traffic before it: no posted receive or unexpected
+// message, no send or rendezvous in progress, no queued send, the
+// rendezvous window back to its full size, no unexpected bytes charged to
+// a peer. Each rank checks when no rank can send it anything new: rank 0
+// once every rank has arrived and before it releases them, each other rank
+// once released and before it tells rank 0 it has checked; rank 0 then
+// lets every rank go on. Give it a communicator of its own (a Dup), so
+// that a wildcard receive of the traffic it follows never takes its
+// messages. It returns an error naming what a rank still holds.
+func Quiet(ctx context.Context, c *mpi.Comm) error {
+	check := func() error { return invariant.Quiescent(c) }
+	if c.Rank() != 0 {
+		for _, step := range []func() error{
+			func() error { return c.Send(ctx, 0, quietTag, nil) },
+			func() error { _, _, err := c.Recv(ctx, 0, quietTag); return err },
+			check,
+			func() error { return c.Send(ctx, 0, quietTag, nil) },
+			func() error { _, _, err := c.Recv(ctx, 0, quietTag); return err },
+		} {
+			if err := step(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	gather := func() error {
+		for r := 1; r < c.Size(); r++ {
+			if _, _, err := c.Recv(ctx, r, quietTag); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	release := func() error {
+		for r := 1; r < c.Size(); r++ {
+			if err := c.Send(ctx, r, quietTag, nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, step := range []func() error{gather, check, release, gather, release} {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Chaos is the faults that the mpi and collectives suites run under on a
+// Net: delays of up to 300 µs per frame and frames reordered across
+// senders and streams, drawn from seed, or from the clock when seed is 0.
+// If t fails, it logs the seed and how to replay it: the test's command
+// line with flag=SEED added (flag is the test binary's seed flag, such as
+// -memory.seed).
+func Chaos(t testing.TB, seed uint64, flag string) Faults {
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("faults drawn from seed %d: replay with go test -run '^%s$' %s=%d", seed, t.Name(), flag, seed)
+		}
+	})
+	return Faults{Seed: seed, MaxDelay: 300 * time.Microsecond, Reorder: true}
 }
