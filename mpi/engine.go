@@ -29,7 +29,7 @@ type engine struct {
 	host       uint64                                       // hostIdentity, or 0 when single-copy transfers are off
 	read       func(pid int, addr uint64, buf []byte) error // readRemote, or a test's
 	grantStep  int                                          // bytes granted by one CTS
-	credit     int64                                        // eager credit of each peer towards this rank
+	share      int64                                        // the eager credit this rank grants each peer
 
 	mu       sync.Mutex
 	err      error // sticky: once set, every operation fails with it
@@ -60,7 +60,7 @@ type flowStats struct {
 
 // peer is this rank's state towards one other rank.
 type peer struct {
-	credit   int64      // eager bytes this rank may still send to the peer
+	left     int64      // eager bytes this rank may still send to the peer, of the credit the peer granted it
 	queue    []*Request // sends to the peer waiting for credit, in order
 	consumed int64      // eager bytes from the peer received but not yet credited back
 	held     int64      // eager bytes from the peer received and not yet credited back (consumed or not)
@@ -144,16 +144,16 @@ func (e *engine) setLimits(maxPayload int) {
 	}
 	e.window = int64(e.opts.RendezvousWindow)
 	min := 2 * int64(e.opts.EagerLimit+frameCost)
-	e.credit = min
+	e.share = min
 	if e.size > 1 {
-		e.credit = max(int64(e.opts.EagerBudget)/int64(e.size-1), min)
+		e.share = max(int64(e.opts.EagerBudget)/int64(e.size-1), min)
 	}
 	for i := range e.peers {
-		e.peers[i].credit = e.credit
+		e.peers[i].left = e.share
 	}
 	e.peerInfo = make([]hello, e.size)
 	for i := range e.peerInfo {
-		e.peerInfo[i] = hello{credit: e.credit}
+		e.peerInfo[i] = hello{credit: e.share}
 	}
 }
 

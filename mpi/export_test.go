@@ -39,3 +39,22 @@ const FrameCost = frameCost
 // Quiescent returns an error naming what c's engine still holds that a
 // quiet job must not (see internal/invariant).
 func (c *Comm) Quiescent() error { return c.e.quiescent() }
+
+// Waiting is what waits, unexpected, at c's rank from world rank src: how
+// many messages, and the eager credit they hold (FrameCost each included).
+func (c *Comm) Waiting(src int) (msgs int, held int64) {
+	e := c.e
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, q := range e.queues {
+		for _, v := range q.unexpected {
+			if v.src == src {
+				msgs++
+			}
+		}
+	}
+	return msgs, e.peers[src].waiting
+}
+
+// CreditShare is the eager credit c's rank grants each peer.
+func (c *Comm) CreditShare() int64 { return c.e.share }

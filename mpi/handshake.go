@@ -129,7 +129,7 @@ func parseStart(b []byte, rank, size int, own hello) ([]hello, error) {
 
 // own is this rank's announcement.
 func (e *engine) own() hello {
-	return hello{pid: e.pid, host: e.host, credit: e.credit}
+	return hello{pid: e.pid, host: e.host, credit: e.share}
 }
 
 // setPeers takes every rank's announcement: the credit each grants this
@@ -139,7 +139,7 @@ func (e *engine) setPeers(peers []hello) {
 	defer e.mu.Unlock()
 	copy(e.peerInfo, peers)
 	for i := range e.peers {
-		e.peers[i].credit = peers[i].credit
+		e.peers[i].left = peers[i].credit
 	}
 	e.markStarted()
 }

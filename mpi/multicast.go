@@ -31,7 +31,7 @@ func (e *engine) startSendAll(r *Request) bool {
 			traceSent(r.c, w, r.comm, r.tag)
 		}
 	}
-	if len(e.mcQueue) > 0 || !e.mcastCredit(e.sendCost(r)) {
+	if len(e.mcQueue) > 0 || !e.affords(r, e.mcastCredit()) {
 		r.queued = true
 		e.stats.creditWaits++
 		e.mcQueue = append(e.mcQueue, r)
@@ -41,14 +41,15 @@ func (e *engine) startSendAll(r *Request) bool {
 	return true
 }
 
-// mcastCredit reports whether every peer has n bytes of eager credit.
-func (e *engine) mcastCredit(n int64) bool {
+// mcastCredit is the least eager credit this rank has at any peer.
+func (e *engine) mcastCredit() int64 {
+	least := int64(maxCredit)
 	for p := range e.peers {
-		if p != e.rank && e.peers[p].credit < n {
-			return false
+		if p != e.rank {
+			least = min(least, e.peers[p].left)
 		}
 	}
-	return true
+	return least
 }
 
 // transmitAll puts a multicast send on the wire; every peer has credit.
@@ -56,7 +57,7 @@ func (e *engine) transmitAll(r *Request) {
 	cost := e.sendCost(r)
 	for p := range e.peers {
 		if p != e.rank {
-			e.peers[p].credit -= cost
+			e.peers[p].left -= cost
 		}
 	}
 	if !r.rdv {

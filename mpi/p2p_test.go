@@ -26,15 +26,17 @@ import (
 func TestAnySourceManySenders(t *testing.T) {
 	const senders, perSender = 5, 3000
 	mpitest.Run(t, senders+1, func(ctx context.Context, c *mpi.Comm) error {
-		return floodSmall(ctx, c, perSender, 8, 0)
+		return floodSmall(ctx, c, perSender, 8, false)
 	})
 }
 
 // floodSmall: every rank but 0 sends k messages of size bytes (at least 8;
-// tag i%5, starting with (rank, i)) to rank 0, which receives them with AnySource/AnyTag after
-// sleeping for pause, and checks that each sender's messages arrive exactly
-// once and in order.
-func floodSmall(ctx context.Context, c *mpi.Comm, k, size int, pause time.Duration) error {
+// tag i%5, starting with (rank, i)) to rank 0, which receives them with
+// AnySource/AnyTag, and checks that each sender's messages arrive exactly
+// once and in order. With busy, rank 0 receives nothing until every sender
+// has sent all it can: all k messages, or as many as its credit share
+// holds (the sender then waits for credit).
+func floodSmall(ctx context.Context, c *mpi.Comm, k, size int, busy bool) error {
 	if c.Rank() != 0 {
 		body := make([]byte, size)
 		for i := range k {
@@ -46,7 +48,16 @@ func floodSmall(ctx context.Context, c *mpi.Comm, k, size int, pause time.Durati
 		}
 		return nil
 	}
-	time.Sleep(pause)
+	if busy {
+		cost := int64(size) + mpi.FrameCost
+		full := func(src int) bool {
+			_, held := c.Waiting(src)
+			return held == int64(k)*cost || held > c.CreditShare()-cost
+		}
+		if err := untilAll(ctx, c, full); err != nil {
+			return err
+		}
+	}
 	next := make([]int, c.Size())
 	for range k * (c.Size() - 1) {
 		b, st, err := c.Recv(ctx, mpi.AnySource, mpi.AnyTag)
@@ -65,6 +76,25 @@ func floodSmall(ctx context.Context, c *mpi.Comm, k, size int, pause time.Durati
 	for r := 1; r < c.Size(); r++ {
 		if next[r] != k {
 			return fmt.Errorf("rank %d: %d messages, want %d", r, next[r], k)
+		}
+	}
+	return nil
+}
+
+// untilAll polls, every millisecond, until cond holds for every rank of c
+// but 0, or ctx ends.
+func untilAll(ctx context.Context, c *mpi.Comm, cond func(src int) bool) error {
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for src := 1; src < c.Size(); {
+		if cond(src) {
+			src++
+			continue
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return fmt.Errorf("rank %d's messages never all arrived: %w", src, ctx.Err())
 		}
 	}
 	return nil
@@ -95,9 +125,10 @@ func TestSizes(t *testing.T) {
 	})
 }
 
-// floodLarge: while rank 0 sleeps, every other rank Isends k messages of
-// size bytes to it; then rank 0 receives and checks them one by one.
-func floodLarge(ctx context.Context, c *mpi.Comm, k, size int, pause time.Duration, onRecv func()) error {
+// floodLarge: every rank but 0 Isends k messages of size bytes to rank 0;
+// once all have been announced (or at once, without busy), rank 0 receives
+// and checks them one by one.
+func floodLarge(ctx context.Context, c *mpi.Comm, k, size int, busy bool, onRecv func()) error {
 	if c.Rank() != 0 {
 		msgs := make([][]byte, k)
 		reqs := make([]*mpi.Request, k)
@@ -107,7 +138,12 @@ func floodLarge(ctx context.Context, c *mpi.Comm, k, size int, pause time.Durati
 		}
 		return mpi.WaitAll(ctx, reqs...)
 	}
-	time.Sleep(pause)
+	if busy {
+		announced := func(src int) bool { n, _ := c.Waiting(src); return n == k }
+		if err := untilAll(ctx, c, announced); err != nil {
+			return err
+		}
+	}
 	next := make([]int, c.Size())
 	for range k * (c.Size() - 1) {
 		b, st, err := c.Recv(ctx, mpi.AnySource, 5)
@@ -126,7 +162,8 @@ func floodLarge(ctx context.Context, c *mpi.Comm, k, size int, pause time.Durati
 	return nil
 }
 
-// TestFlood: rank 0 sleeps 2 s while 4 ranks each Isend 40 x 1 MiB to it;
+// TestFlood: 4 ranks each Isend 40 x 1 MiB to rank 0, which receives
+// nothing until all 160 are announced;
 // everything arrives intact and no slow-consumer event fails the job (it
 // would fail every rank with ErrConnLost). The memory bound is checked with
 // real processes in TestProcessFloodMemory.
@@ -135,7 +172,7 @@ func TestFlood(t *testing.T) {
 		t.Skip("160 MiB flood; skipped with -short")
 	}
 	mpitest.Run(t, 5, func(ctx context.Context, c *mpi.Comm) error {
-		return floodLarge(ctx, c, 40, 1<<20, 2*time.Second, nil)
+		return floodLarge(ctx, c, 40, 1<<20, true, nil)
 	})
 }
 
@@ -149,7 +186,7 @@ func TestFloodSmall(t *testing.T) {
 	const n, k, size, budget = 4, 20000, 64, 1 << 20
 	stats := make([]mpi.FlowStats, n)
 	mpitest.Run(t, n, func(ctx context.Context, c *mpi.Comm) error {
-		err := floodSmall(ctx, c, k, size, time.Second)
+		err := floodSmall(ctx, c, k, size, true)
 		stats[c.Rank()] = c.FlowStats()
 		return err
 	}, mpi.WithBuffers(budget, 4<<20))
@@ -360,12 +397,21 @@ func TestAbort(t *testing.T) {
 	var seen []error
 	err := mpitest.World(context.Background(), 3, func(ctx context.Context, c *mpi.Comm) error {
 		if c.Rank() == 1 {
-			time.Sleep(50 * time.Millisecond)
+			// Once both others have posted their receive.
+			for range 2 {
+				if _, _, err := c.Recv(ctx, mpi.AnySource, 1); err != nil {
+					return err
+				}
+			}
 			c.Abort(3)
 			return errors.New("Abort returned")
 		}
+		r := c.Irecv(mpi.AnySource, 0)
+		if err := c.Send(ctx, 1, 1, nil); err != nil {
+			return err
+		}
 		// Not ctx: the harness cancels it when rank 1 aborts.
-		_, _, err := c.Recv(context.WithoutCancel(ctx), mpi.AnySource, 0)
+		_, err := r.Wait(context.WithoutCancel(ctx))
 		mu.Lock()
 		seen = append(seen, err)
 		mu.Unlock()
@@ -431,11 +477,11 @@ func TestConnectionLost(t *testing.T) {
 		}
 	}
 	errc := make(chan error, 1)
+	r := comms[0].Irecv(1, 0) // posted before the loss
 	go func() {
-		_, _, err := comms[0].Recv(ctx, 1, 0)
+		_, err := r.Wait(ctx)
 		errc <- err
 	}()
-	time.Sleep(100 * time.Millisecond)
 	start := time.Now()
 	s.Shutdown()
 	select {
@@ -649,4 +695,45 @@ func TestInitTwice(t *testing.T) {
 	if _, _, err := b.Recv(short, 0, 3); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("a singleton's Recv of a message sent on another singleton: %v, want a deadline", err)
 	}
+}
+
+// TestCreditShortRendezvous: a receiver that leaves a whole credit share
+// of a sender's messages unreceived while it waits for a later one (a
+// receive by tag, out of the order sent) still gets the later one: a send
+// short of eager credit goes as a rendezvous, which costs one frame. Before,
+// the later message waited for credit that only the receives it blocked
+// would give back.
+func TestCreditShortRendezvous(t *testing.T) {
+	const budget, limit = 4096, 1000
+	share := creditShare(budget, limit, 2)
+	k := int(share/(limit+mpi.FrameCost)) + 2 // more than the share holds
+	mpitest.Run(t, 2, func(ctx context.Context, c *mpi.Comm) error {
+		if c.Rank() == 1 {
+			var reqs []*mpi.Request
+			for i := range k {
+				reqs = append(reqs, c.Isend(0, 0, pattern(limit, i)))
+			}
+			reqs = append(reqs, c.Isend(0, 1, pattern(limit, k)))
+			return mpi.WaitAll(ctx, reqs...)
+		}
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		got, _, err := c.Recv(ctx, 1, 1)
+		if err != nil {
+			return fmt.Errorf("the later message: %w", err)
+		}
+		if !bytes.Equal(got, pattern(limit, k)) {
+			return errors.New("the later message arrived wrong")
+		}
+		for i := range k {
+			got, _, err := c.Recv(ctx, 1, 0)
+			if err != nil {
+				return err
+			}
+			if !bytes.Equal(got, pattern(limit, i)) {
+				return fmt.Errorf("message %d arrived wrong", i)
+			}
+		}
+		return nil
+	}, mpi.WithBuffers(budget, 2<<20), mpi.WithEagerLimit(limit))
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -150,5 +151,60 @@ func TestPeerLostDuringSendAll(t *testing.T) {
 			}
 		}
 		return nil
+	})
+}
+
+// TestCutOff: over the in-memory network, a rank cut off (a machine that
+// vanished) is lost for every peer blocked on it: a posted receive from it,
+// a large send to it waiting for its grant, and a receive posted before
+// the cut all fail within 1 s with ErrPeerLost naming it; the cut rank's
+// own blocked receive fails with ErrConnLost.
+func TestCutOff(t *testing.T) {
+	const cut, ready = 3, 1
+	big := make([]byte, 1<<20)
+	net := mpitest.NewNet(mpitest.Chaos(t, *memorySeed, "-memory.seed"))
+	var mu sync.Mutex
+	var cutAt time.Time
+	since := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return cutAt
+	}
+	net.Run(t, 4, func(ctx context.Context, c *mpi.Comm) error {
+		switch c.Rank() {
+		case cut:
+			_, _, err := c.Recv(ctx, 0, 0)
+			if !errors.Is(err, mpi.ErrConnLost) {
+				return fmt.Errorf("the cut rank's receive: %v, want ErrConnLost", err)
+			}
+			return nil
+		case 0:
+			r := c.Irecv(cut, 0)
+			for range 2 {
+				if _, _, err := c.Recv(ctx, mpi.AnySource, ready); err != nil {
+					return err
+				}
+			}
+			mu.Lock()
+			cutAt = time.Now()
+			net.Cut(cut)
+			mu.Unlock()
+			_, err := r.Wait(ctx)
+			return lostWithin("a receive posted before the cut", err, cut, since())
+		case 1:
+			r := c.Irecv(cut, 5)
+			if err := c.Send(ctx, 0, ready, nil); err != nil {
+				return err
+			}
+			_, err := r.Wait(ctx)
+			return lostWithin("a receive from the cut rank", err, cut, since())
+		default:
+			r := c.Isend(cut, 5, big)
+			if err := c.Send(ctx, 0, ready, nil); err != nil {
+				return err
+			}
+			_, err := r.Wait(ctx)
+			return lostWithin("a large send to the cut rank", err, cut, since())
+		}
 	})
 }

@@ -30,10 +30,10 @@ var processCases = map[string]func(ctx context.Context, c *mpi.Comm) error{
 	"suite": suite,
 	"flood": func(ctx context.Context, c *mpi.Comm) error {
 		if c.Rank() != 0 {
-			return floodLarge(ctx, c, 40, 1<<20, 2*time.Second, nil)
+			return floodLarge(ctx, c, 40, 1<<20, true, nil)
 		}
 		peak := watchHeap()
-		err := floodLarge(ctx, c, 40, 1<<20, 2*time.Second, nil)
+		err := floodLarge(ctx, c, 40, 1<<20, true, nil)
 		fmt.Printf("peak heap growth: %d bytes\n", peak())
 		return err
 	},
@@ -44,10 +44,10 @@ var processCases = map[string]func(ctx context.Context, c *mpi.Comm) error{
 	},
 	"floodsmall": func(ctx context.Context, c *mpi.Comm) error {
 		if c.Rank() != 0 {
-			return floodSmall(ctx, c, 40000, 1024, 0)
+			return floodSmall(ctx, c, 40000, 1024, false)
 		}
 		peak := watchHeap()
-		err := floodSmall(ctx, c, 40000, 1024, 2*time.Second)
+		err := floodSmall(ctx, c, 40000, 1024, true)
 		fmt.Printf("peak heap growth: %d bytes\n", peak())
 		return err
 	},

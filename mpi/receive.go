@@ -158,8 +158,8 @@ func (e *engine) checkRTS(subj string, h header, payload []byte) (*envelope, boo
 // protocol error. Called with e.mu held.
 func (e *engine) charge(subj string, src int, cost int64) bool {
 	p := &e.peers[src]
-	if p.held+cost > e.credit {
-		e.violation(subj, "credit", "rank %d sent %d bytes beyond the %d bytes of credit it has", src, p.held+cost-e.credit, e.credit)
+	if p.held+cost > e.share {
+		e.violation(subj, "credit", "rank %d sent %d bytes beyond the %d bytes of credit it has", src, p.held+cost-e.share, e.share)
 		return false
 	}
 	p.held += cost
@@ -238,7 +238,7 @@ func (e *engine) consume(src int, n int64) {
 	}
 	p := &e.peers[src]
 	p.consumed += n
-	if p.consumed >= e.credit/4 {
+	if p.consumed >= e.share/4 {
 		e.publish(src, header{kind: kCredit, src: e.rank, n: uint64(p.consumed)}, nil)
 		p.held -= p.consumed
 		p.consumed = 0

@@ -36,7 +36,7 @@ func (e *engine) startSend(r *Request) {
 		r.id = e.nextID
 	}
 	p := &e.peers[r.peer]
-	if len(p.queue) == 0 && p.credit >= e.sendCost(r) {
+	if len(p.queue) == 0 && e.affords(r, p.left) {
 		e.transmit(r)
 		return
 	}
@@ -58,21 +58,43 @@ func (e *engine) sendNow(c *Comm, comm uint64, dst, tag int, data []byte) bool {
 	defer e.mu.Unlock()
 	p := &e.peers[w]
 	cost := int64(len(data)) + frameCost
-	if e.err != nil || w == e.rank || len(p.queue) > 0 || p.credit < cost || p.gone {
+	if e.err != nil || w == e.rank || len(p.queue) > 0 || p.left < cost || p.gone {
 		return false
 	}
-	p.credit -= cost
+	p.left -= cost
 	e.publishEager(w, comm, tag, data)
 	e.countSent(1, len(data))
 	traceSent(c, w, comm, tag)
 	return e.err == nil
 }
 
+// affords reports whether send r can go out now with credit bytes of
+// eager credit at its receiver: whole, or, when the credit is short of the
+// message but covers a frame, as a rendezvous, which it then becomes (a
+// receiver that holds a sender's earlier messages unreceived while it waits
+// for a later one gets the later one: a whole credit of unreceived
+// messages no longer stops the ones behind them; only credit/frameCost of
+// them does). Called with e.mu held.
+func (e *engine) affords(r *Request, credit int64) bool {
+	switch {
+	case credit >= e.sendCost(r):
+		return true
+	case credit >= frameCost && len(r.data) > 0:
+		r.rdv = true
+		return true
+	}
+	return false
+}
+
 // transmit puts a send whose credit is available on the wire.
 func (e *engine) transmit(r *Request) {
 	p := &e.peers[r.peer]
-	p.credit -= e.sendCost(r)
+	p.left -= e.sendCost(r)
 	if r.rdv {
+		if r.id == 0 {
+			e.nextID++
+			r.id = e.nextID
+		}
 		e.sends[r.id] = r
 		e.publish(r.peer, header{kind: kRTS, src: e.rank, comm: r.comm, tag: r.tag, id: r.id, n: uint64(len(r.data))}, e.offerFor(r))
 		return
@@ -88,14 +110,14 @@ func (e *engine) publishEager(dst int, comm uint64, tag int, data []byte) {
 
 func (e *engine) onCredit(subj string, h header) {
 	p := &e.peers[h.src]
-	if h.n == 0 || h.n > uint64(e.peerInfo[h.src].credit-p.credit) {
-		e.violation(subj, "n", "a credit of %d bytes; at most %d were spent", h.n, e.peerInfo[h.src].credit-p.credit)
+	if h.n == 0 || h.n > uint64(e.peerInfo[h.src].credit-p.left) {
+		e.violation(subj, "n", "a credit of %d bytes; at most %d were spent", h.n, e.peerInfo[h.src].credit-p.left)
 		return
 	}
-	p.credit += int64(h.n)
+	p.left += int64(h.n)
 	for len(p.queue) > 0 && e.err == nil {
 		r := p.queue[0]
-		if p.credit < e.sendCost(r) {
+		if !e.affords(r, p.left) {
 			break
 		}
 		p.queue[0] = nil
@@ -105,7 +127,7 @@ func (e *engine) onCredit(subj string, h header) {
 	}
 	for len(e.mcQueue) > 0 && e.err == nil {
 		r := e.mcQueue[0]
-		if !e.mcastCredit(e.sendCost(r)) {
+		if !e.affords(r, e.mcastCredit()) {
 			break
 		}
 		e.mcQueue = remove(e.mcQueue, 0)

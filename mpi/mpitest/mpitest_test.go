@@ -85,7 +85,7 @@ func TestWorldNamesTheAbortingRank(t *testing.T) {
 			if err := c.Send(ctx, 0, 0, nil); err != nil {
 				return err
 			}
-			time.Sleep(100 * time.Millisecond)
+			<-ctx.Done() // rank 0 has reported
 			c.Abort(3)
 		}
 		<-ctx.Done()
