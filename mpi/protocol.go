@@ -81,6 +81,20 @@
 // with status 1. A frame whose subject names no rank of the job cannot come
 // from a job member; it is dropped and counted.
 //
+// ## Transports
+//
+// The engine (matching, credit, rendezvous, multicast, single copies) sees
+// frames only: a header (kind, src, comm, tag, id, n) and a payload, sent
+// to one rank or to every other, and handed to it with the sender the
+// transport vouches for (transport.go). The NATS transport
+// (natstransport.go) owns the subjects, the binary header or reply-subject
+// token of each frame, the start-up handshake above and the connection's
+// events; an in-memory one (memtransport.go, over internal/memnet) runs the
+// same engine in tests, with seeded delays, reordering across senders and
+// streams, ranks cut off and receivers stopped. What a transport must
+// promise: one sender's frames on one stream (inbox, multicast) arrive in
+// order; the two streams are independent.
+//
 // ## Frames
 //
 // A frame is a NATS message on the receiver's inbox. Frames without a NATS
@@ -104,7 +118,8 @@
 // only message bytes have their header in the NATS reply subject instead, as
 // a token, so that the payload goes out without another copy:
 //
-//	c.<src>.<id>.<offset>   a data chunk of rendezvous message id
+//	c.<src>.<id>.<offset>   a data chunk of rendezvous message id (kind 10 to the
+//	                        engine; the in-memory transport gives it a binary header)
 //	e.<src>.<comm>.<tag>    a whole eager message of 4 KiB or more
 //
 // ## Protocol
@@ -114,9 +129,13 @@
 // being flooded, each sender holds eager credit towards each peer: an equal
 // share of the receiver's EagerBudget (64 MiB by default), never less than
 // two full eager messages. A frame costs its length plus 128 bytes. A send
-// without credit waits in a per-destination queue, in order. The receiver
-// returns credit (a credit frame) when a message is taken by a receive, once
-// a quarter of the share is used.
+// whose message the credit left does not cover, but a frame does, goes as a
+// rendezvous (below), whatever its size: so a receiver that holds a whole
+// share of a sender's messages unreceived while it waits for a later one
+// (a receive by tag, out of the order sent) still gets it. A send without
+// even a frame's credit waits in a per-destination queue, in order. The
+// receiver returns credit (a credit frame) when a message is taken by a
+// receive, once a quarter of the share is used.
 //
 // Larger messages use rendezvous. The sender sends an RTS (costing 128
 // bytes of credit); the data stays at the sender. When a receive matches
