@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -210,13 +211,12 @@ func startOne(spec *serverSpec, routePort int) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS server: %w", err)
 	}
-	if spec.Verbose {
-		logf := spec.Logf
-		if logf == nil {
-			logf = func(format string, args ...any) { fmt.Fprintf(os.Stderr, "gorun: "+format+"\n", args...) }
-		}
-		ns.SetLogger(serverLog{logf}, false, false)
+	logf := spec.Logf
+	if logf == nil {
+		logf = func(format string, args ...any) { fmt.Fprintf(os.Stderr, "gorun: "+format+"\n", args...) }
 	}
+	// Without -v the log still says why the server dropped a rank.
+	ns.SetLogger(serverLog{printf: logf, all: spec.Verbose}, false, false)
 	// Start returns once the client listener is bound; ReadyForConnections
 	// then succeeds at its first check, without the 25 ms sleep it takes
 	// after `go ns.Start()`.
@@ -248,6 +248,7 @@ func startOne(spec *serverSpec, routePort int) (*Server, error) {
 // themselves; debug and trace are off.
 type serverLog struct {
 	printf func(format string, args ...any)
+	all    bool // -v: every line; else only a dropped rank's (see dropped)
 }
 
 func (l serverLog) Noticef(format string, v ...any) { l.log("", format, v) }
@@ -262,8 +263,27 @@ func (l serverLog) Tracef(format string, v ...any)  { l.log("trace: ", format, v
 func (l serverLog) log(level, format string, v []any) {
 	msg := strings.TrimRight(fmt.Sprintf(format, v...), "\n")
 	for line := range strings.SplitSeq(msg, "\n") {
-		l.printf("nats: %s%s", level, line)
+		if rank, why, ok := dropped(line); ok {
+			l.printf("rank %s: its NATS server dropped it: %s", rank, why)
+		} else if l.all {
+			l.printf("nats: %s%s", level, line)
+		}
 	}
+}
+
+// slowConsumer finds, in a server's log line, the rank it dropped as a
+// slow consumer (its client name ends "rank N", see mpi) and why: the
+// write deadline passed, or too much waited for it (max_pending).
+var slowConsumer = regexp.MustCompile(`rank (\d+)" - .*(Slow Consumer .*)$`)
+
+// dropped reports the rank and the reason of a log line about a rank the
+// server dropped, which the rank itself only sees as a lost connection.
+func dropped(line string) (rank, why string, ok bool) {
+	m := slowConsumer.FindStringSubmatch(line)
+	if m == nil {
+		return "", "", false
+	}
+	return m[1], m[2], true
 }
 
 // URL is the address ranks on this machine connect to, as

@@ -225,12 +225,105 @@ func tokenServer(t *testing.T, token string) *server.Server {
 // after it (but for notices), one line per line of the message.
 func TestServerLog(t *testing.T) {
 	var got []string
-	l := serverLog{func(format string, args ...any) { got = append(got, fmt.Sprintf(format, args...)) }}
+	l := serverLog{printf: func(format string, args ...any) { got = append(got, fmt.Sprintf(format, args...)) }, all: true}
 	l.Noticef("Server is ready")
 	l.Warnf("slow consumer %d\nsecond line\n", 7)
 	l.Errorf("100%% wrong: %v", "x")
 	want := []string{"nats: Server is ready", "nats: warning: slow consumer 7", "nats: warning: second line", "nats: error: 100% wrong: x"}
 	if !slices.Equal(got, want) {
 		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// A rank the server drops for not reading is named, with the server's
+// reason, with or without -v: the rank itself sees only a lost connection.
+func TestServerLogDropped(t *testing.T) {
+	var got []string
+	l := serverLog{printf: func(format string, args ...any) { got = append(got, fmt.Sprintf(format, args...)) }}
+	l.Noticef("Server is ready")
+	l.Noticef(`127.0.0.1:40112 - cid:7 - "v1.48.0:go:gorun 5f0c rank 3" - "$G/UABC" - Slow Consumer Detected: WriteDeadline of 3m0s exceeded with 2 chunks of 61440 total bytes.`)
+	want := []string{"rank 3: its NATS server dropped it: Slow Consumer Detected: WriteDeadline of 3m0s exceeded with 2 chunks of 61440 total bytes."}
+	if !slices.Equal(got, want) {
+		t.Fatalf("logged %q, want %q", got, want)
+	}
+}
+
+// stallConn is a connection whose reads block once stalled: a client that
+// stopped reading (a process stopped), as its server sees it.
+type stallConn struct {
+	net.Conn
+	stall chan struct{}
+}
+
+func (c stallConn) Read(b []byte) (int, error) {
+	select {
+	case <-c.stall:
+		select {} // never reads again; the test's server shutdown ends the process's interest
+	default:
+		return c.Conn.Read(b)
+	}
+}
+
+type stallDialer struct{ stall chan struct{} }
+
+func (d stallDialer) Dial(network, address string) (net.Conn, error) {
+	c, err := net.Dial(network, address)
+	return stallConn{c, d.stall}, err
+}
+
+// TestServerNamesSlowConsumer: a rank that stops reading while more than
+// the server's max_pending is sent to it is dropped by the real embedded
+// server, and gorun's log of that server names the rank and the reason
+// (which the rank itself sees only as a lost connection), without -v.
+func TestServerNamesSlowConsumer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("sends 300 MiB through a server; skipped with -short")
+	}
+	const job, size, stopped = "job-sc", 4, 3
+	users, seeds, err := jobKeys(job, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logged := make(chan string, 100)
+	s, err := startServer(&serverSpec{Name: "gorun", JobID: job, Size: size, Users: users, Logf: func(format string, args ...any) {
+		logged <- fmt.Sprintf(format, args...)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown()
+	kp, _ := nkeys.FromSeed([]byte(seeds[stopped]))
+	pub, _ := kp.PublicKey()
+	stall := make(chan struct{})
+	rc, err := nats.Connect(s.URL(), nats.Nkey(pub, kp.Sign), nats.Name(fmt.Sprintf("gorun %s rank %d", job, stopped)),
+		nats.SetCustomDialer(stallDialer{stall}), nats.NoReconnect())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if _, err := rc.Subscribe(subject.InboxAll(job, stopped), func(*nats.Msg) {}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	close(stall)
+	sender := connectAs(t, s.URL(), seeds[0], make(chan error, 1))
+	chunk := make([]byte, serverMaxPayload)
+	for sent := 0; sent <= serverMaxPending+64<<20; sent += len(chunk) {
+		if err := sender.Publish(subject.Inbox(job, stopped, 0), chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sender.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case line := <-logged:
+		if want := fmt.Sprintf("rank %d: its NATS server dropped it: Slow Consumer Detected: MaxPending of %d Exceeded", stopped, serverMaxPending); line != want {
+			t.Fatalf("logged %q, want %q", line, want)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the server logged nothing about the rank it dropped")
 	}
 }

@@ -62,7 +62,10 @@
 // stream to it).
 // If one happens anyway, or the connection is lost, every blocked and later
 // call fails with ErrConnLost, and under gorun the rank prints why and exits
-// with status 1: nothing is lost silently.
+// with status 1: nothing is lost silently. The rank sees only a lost
+// connection; gorun's log of the server says which rank it dropped and why
+// ("rank 3: its NATS server dropped it: Slow Consumer Detected: WriteDeadline
+// of 3m0s exceeded ...").
 //
 // # Abort
 //
