@@ -88,16 +88,23 @@ func drawCase(seed uint64) rcase {
 	return r
 }
 
-func TestRandom(t *testing.T) {
+// randomSeeds is the first seed of a randomized test's run (-random.seed,
+// or the clock), and how many cases it runs: cases, or at most short with
+// -short.
+func randomSeeds(t *testing.T, cases, short int) (uint64, int) {
 	base := *randomSeed
 	if base == 0 {
 		base = uint64(time.Now().UnixNano())
 	}
-	cases := *randomCases
-	if testing.Short() && cases > 100 {
-		cases = 100
+	if testing.Short() && cases > short {
+		cases = short
 	}
 	t.Logf("seeds %d to %d", base, base+uint64(cases)-1)
+	return base, cases
+}
+
+func TestRandom(t *testing.T) {
+	base, cases := randomSeeds(t, *randomCases, 100)
 	for i := range cases {
 		rc := drawCase(base + uint64(i))
 		t.Run(fmt.Sprint(rc.seed), func(t *testing.T) {

@@ -24,15 +24,7 @@ import (
 var randomMemCases = flag.Int("random.memcases", 1000, "how many cases TestRandomMemory runs")
 
 func TestRandomMemory(t *testing.T) {
-	base := *randomSeed
-	if base == 0 {
-		base = uint64(time.Now().UnixNano())
-	}
-	cases := *randomMemCases
-	if testing.Short() && cases > 200 {
-		cases = 200
-	}
-	t.Logf("seeds %d to %d", base, base+uint64(cases)-1)
+	base, cases := randomSeeds(t, *randomMemCases, 200)
 	for i := range cases {
 		seed := base + uint64(i)
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {

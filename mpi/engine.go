@@ -39,9 +39,10 @@ type engine struct {
 	mcQueue  []*Request          // multicast sends waiting for credit at some peer, in order
 	sends    map[uint64]*Request // rendezvous sends, by message id
 	recvs    map[xferKey]*Request
-	grantQ   []*Request // rendezvous receives still to be granted, in order
-	readable []uint8    // per world rank: can this rank copy out of its memory (readUnknown, readOK, readNo)
-	window   int64      // rendezvous bytes this rank may still grant
+	grantQ   []*Request     // rendezvous receives still to be granted, in order
+	readable []uint8        // per world rank: can this rank copy out of its memory (readUnknown, readOK, readNo)
+	offerBuf [offerLen]byte // the payload of the RTS being sent (offerFor)
+	window   int64          // rendezvous bytes this rank may still grant
 	nextID   uint64
 	arrived  chan struct{} // closed and replaced whenever a message becomes unexpected
 	inflight int           // sends not yet complete

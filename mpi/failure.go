@@ -45,25 +45,25 @@ func (e *engine) cancel(r *Request, err error, abandon bool) bool {
 		return false
 	}
 	switch {
-	case !r.send && r.posted:
+	case !r.send && r.stage == stagePosted:
 		q := e.queue(r.comm)
 		q.posted = removeItem(q.posted, r)
-		r.posted = false
-	case !r.send && r.rdv && r.copying && r.hasInto:
+		r.stage = stageNone
+	case !r.send && r.stage == stageCopying && r.hasInto:
 		return false // the copy is writing into the caller's buffer
-	case !r.send && r.rdv:
+	case !r.send && r.rendezvous:
 		if !abandon {
 			return false
 		}
 		r.abandoned = true
 		r.data = nil
-	case r.send && r.queued && r.mcast:
+	case r.send && r.stage == stageQueued && r.mcast:
 		e.mcQueue = removeItem(e.mcQueue, r)
-		r.queued = false
-	case r.send && r.queued:
+		r.stage = stageNone
+	case r.send && r.stage == stageQueued:
 		p := &e.peers[r.peer]
 		p.queue = removeItem(p.queue, r)
-		r.queued = false
+		r.stage = stageNone
 	case r.send && r.rdv && r.readers > 0:
 		return false // a receiver is copying it out of our memory
 	case r.send && r.rdv:
@@ -107,7 +107,7 @@ func (e *engine) failAll(err error) {
 		e.finish(r, err)
 	}
 	for _, r := range e.recvs {
-		if !r.copying { // a copy still writing into r's buffer ends it itself
+		if r.stage != stageCopying { // a copy still writing into r's buffer ends it itself
 			e.finish(r, err)
 		}
 	}

@@ -32,7 +32,7 @@ func (e *engine) startSendAll(r *Request) bool {
 		}
 	}
 	if len(e.mcQueue) > 0 || !e.affords(r, e.mcastCredit()) {
-		r.queued = true
+		r.stage = stageQueued
 		e.stats.creditWaits++
 		e.mcQueue = append(e.mcQueue, r)
 		return true

@@ -32,7 +32,7 @@ func (e *engine) goneNow(src int) {
 		kept := q.posted[:0]
 		for _, r := range q.posted {
 			if err := e.lostFor(r); err != nil {
-				r.posted = false
+				r.stage = stageNone
 				e.finish(r, err)
 			} else {
 				kept = append(kept, r)
@@ -61,7 +61,7 @@ func (e *engine) goneNow(src int) {
 	}
 	e.mcQueue = nil
 	for k, r := range e.recvs {
-		if k.src == src && !r.copying {
+		if k.src == src && r.stage != stageCopying {
 			// As when its sender withdraws it: the window it was granted
 			// comes back (an abandoned one is finished already).
 			delete(e.recvs, k)

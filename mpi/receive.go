@@ -198,7 +198,7 @@ func (e *engine) arrive(comm uint64, src, tag int, data []byte, rts *envelope) {
 	for i, r := range q.posted {
 		if matches(r.peer, r.tag, src, tag) {
 			q.posted = remove(q.posted, i)
-			r.posted = false
+			r.stage = stageNone
 			if rts != nil {
 				e.consume(src, frameCost)
 				e.startRecv(r, rts)
@@ -269,7 +269,7 @@ func (e *engine) postRecv(r *Request) {
 		e.finish(r, err)
 		return
 	}
-	r.posted = true
+	r.stage = stagePosted
 	q.posted = append(q.posted, r)
 }
 

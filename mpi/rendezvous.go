@@ -69,7 +69,7 @@ func (e *engine) stream(r *Request, dst int, upto int) bool {
 
 // startRecv begins the rendezvous of a large message matched by r.
 func (e *engine) startRecv(r *Request, v *envelope) {
-	r.rdv, r.id, r.size = true, v.id, v.size
+	r.rendezvous, r.id, r.size = true, v.id, v.size
 	r.from = v.src
 	traceArrived(r.c, v.src, r.comm, v.tag)
 	r.status = Status{Source: r.c.commRank(v.src), Tag: v.tag, Count: v.size}
@@ -168,7 +168,7 @@ func growBuffer(buf []byte, need, size int) []byte {
 func (e *engine) onCancel(subj string, h header) {
 	key := xferKey{h.src, h.id}
 	if r := e.recvs[key]; r != nil {
-		if r.copying {
+		if r.stage == stageCopying {
 			e.violation(subj, "id", "message %d withdrawn while this rank copies it", h.id)
 			return
 		}

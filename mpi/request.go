@@ -12,32 +12,59 @@ import (
 // Request is a non-blocking send or receive in progress, as returned by
 // Isend and Irecv. Wait for it with Wait or WaitAll, or select on Done.
 type Request struct {
-	e       *engine
-	c       *Comm
-	send    bool
-	comm    uint64 // context id
-	peer    int    // send: destination world rank; receive: source world rank or AnySource
-	from    int    // rendezvous receive: the sender's world rank
-	tag     int
-	data    []byte // send: the caller's data; receive: the message, once complete
-	id      uint64 // rendezvous message id
-	size    int    // rendezvous receive: message size
-	off     int    // rendezvous: bytes streamed (send) or arrived (receive)
-	granted int    // rendezvous receive: bytes granted to the sender
+	e    *engine
+	c    *Comm
+	comm uint64 // context id
+	peer int    // send: destination world rank; receive: source world rank or AnySource
+	tag  int
+	data []byte // send: the caller's data; receive: the message, once complete
+	id   uint64 // rendezvous message id
+	off  int    // rendezvous: bytes streamed (send) or arrived (receive)
 
-	rdv, queued, posted, counted, abandoned, finished bool
-	mcast                                             bool    // sent to every other rank with one publish
-	grants                                            []int   // multicast rendezvous: bytes granted by each world rank
-	pulled                                            []uint8 // multicast rendezvous: single-copy state (pullNone...) by world rank
-	readers                                           int     // rendezvous send: receivers copying it out of our memory now
-	pull                                              offer   // rendezvous receive: the sender's offer, when copying it
-	into                                              []byte  // receive: the caller's buffer (IrecvInto), when hasInto
-	hasInto, copying                                  bool    // copying: a single copy is in progress
-	standing                                          bool    // a receive that stays posted (internal/invariant.Standing)
+	sendState // a send's own
+	recvState // a receive's own
 
 	status Status
 	err    error
 	done   chan struct{}
+
+	send     bool     // the kind: a send (sendState), or a receive (recvState)
+	stage    reqStage // which of the engine's queues holds it, if one does
+	finished bool     // done is closed: status and err are final
+}
+
+// reqStage is where a request waits in the engine, if it waits anywhere
+// but in the maps of rendezvous in progress (engine.sends, engine.recvs).
+type reqStage uint8
+
+const (
+	stageNone    reqStage = iota // in no queue: starting, on the wire, or complete
+	stagePosted                  // a receive in its communicator's match queue
+	stageQueued                  // a send waiting for eager credit, in a peer's queue or the multicast queue
+	stageCopying                 // a receive copying the message out of the sender's memory (copyOut runs)
+)
+
+// sendState is what only a send has.
+type sendState struct {
+	grants  []int   // multicast rendezvous: bytes granted by each world rank
+	pulled  []uint8 // multicast rendezvous: single-copy state (pullNone...) by world rank
+	readers int     // rendezvous: receivers copying it out of our memory now
+	rdv     bool    // it goes as a rendezvous: announced with an RTS, then streamed or copied
+	mcast   bool    // sent to every other rank with one publish
+	counted bool    // counted in engine.inflight until it finishes
+}
+
+// recvState is what only a receive has.
+type recvState struct {
+	from       int    // rendezvous: the sender's world rank
+	size       int    // rendezvous: the message's size
+	granted    int    // rendezvous: bytes granted to the sender
+	pull       offer  // rendezvous: the sender's offer, when copying it
+	into       []byte // the caller's buffer (IrecvInto), when hasInto
+	rendezvous bool   // it matched a rendezvous message, of size bytes from world rank from
+	abandoned  bool   // its caller gave up after the match: the transfer runs on, its data dropped
+	hasInto    bool
+	standing   bool // it stays posted (internal/invariant.Standing)
 }
 
 // Single-copy state of a multicast send towards one rank.

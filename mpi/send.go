@@ -40,7 +40,7 @@ func (e *engine) startSend(r *Request) {
 		e.transmit(r)
 		return
 	}
-	r.queued = true
+	r.stage = stageQueued
 	e.stats.creditWaits++
 	p.queue = append(p.queue, r)
 }
@@ -122,7 +122,7 @@ func (e *engine) onCredit(subj string, h header) {
 		}
 		p.queue[0] = nil
 		p.queue = p.queue[1:]
-		r.queued = false
+		r.stage = stageNone
 		e.transmit(r)
 	}
 	for len(e.mcQueue) > 0 && e.err == nil {
@@ -131,7 +131,7 @@ func (e *engine) onCredit(subj string, h header) {
 			break
 		}
 		e.mcQueue = remove(e.mcQueue, 0)
-		r.queued = false
+		r.stage = stageNone
 		e.transmitAll(r)
 	}
 }

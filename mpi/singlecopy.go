@@ -53,13 +53,15 @@ const (
 )
 
 // offerFor returns the payload of the RTS of rendezvous send r: an offer,
-// or nil when single-copy transfers are off.
+// or nil when single-copy transfers are off. It is the engine's one offer
+// buffer, valid until the next call (a transport keeps nothing of what it
+// sends). Called with e.mu held.
 func (e *engine) offerFor(r *Request) []byte {
 	if e.host == 0 || len(r.data) == 0 {
 		return nil
 	}
 	addr := uint64(uintptr(unsafe.Pointer(unsafe.SliceData(r.data))))
-	return appendOffer(make([]byte, 0, offerLen), offer{pid: e.pid, host: e.host, addr: addr})
+	return appendOffer(e.offerBuf[:0], offer{pid: e.pid, host: e.host, addr: addr})
 }
 
 // canRead reports whether this rank can copy the offered message out of
@@ -138,7 +140,7 @@ func (e *engine) onGo(subj string, h header) {
 	if r == nil {
 		return
 	}
-	if r.pull.host == 0 || r.copying {
+	if r.pull.host == 0 || r.stage == stageCopying {
 		e.violation(subj, "kind", "a go for message %d, which this rank did not pull or already copies", h.id)
 		return
 	}
@@ -147,7 +149,7 @@ func (e *engine) onGo(subj string, h header) {
 		e.publish(h.src, header{kind: kDone, src: e.rank, id: h.id}, nil)
 		return
 	}
-	r.copying = true
+	r.stage = stageCopying
 	go e.copyOut(r, key)
 }
 
@@ -172,7 +174,7 @@ func (e *engine) copyOut(r *Request, key xferKey) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	r.copying = false
+	r.stage = stageNone
 	if e.err != nil {
 		e.finish(r, e.err) // failAll leaves a receive that is copying to end here
 		return

@@ -68,20 +68,30 @@ func testContext(t testing.TB) (context.Context, context.CancelFunc) {
 	return context.WithCancel(context.Background())
 }
 
+// prepare checks a job's size, and bounds ctx by DefaultTimeout if it has
+// no deadline.
+func prepare(ctx context.Context, n int) (context.Context, context.CancelFunc, error) {
+	if n < 1 {
+		return nil, nil, fmt.Errorf("mpitest: %d ranks: need at least 1", n)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		ctx, cancel := context.WithTimeout(ctx, DefaultTimeout)
+		return ctx, cancel, nil
+	}
+	return ctx, func() {}, nil
+}
+
 // World is Run without testing.TB, for Examples and tools: it runs fn as
 // every rank of an n-rank job and returns the first failure, as an error
 // that names the rank and wraps what it returned. A rank that calls Abort
 // is named rather than one that only saw the abort (ErrAborted), whichever
 // reported first.
 func World(ctx context.Context, n int, fn func(ctx context.Context, c *mpi.Comm) error, opts ...mpi.Option) error {
-	if n < 1 {
-		return fmt.Errorf("mpitest: %d ranks: need at least 1", n)
+	ctx, cancel, err := prepare(ctx, n)
+	if err != nil {
+		return err
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
-		defer cancel()
-	}
+	defer cancel()
 	// Each rank has a key of its own that lets it publish only as itself,
 	// as under gorun.
 	job := uuid.NewString()
@@ -244,14 +254,11 @@ func (net *Net) Run(t testing.TB, n int, fn func(ctx context.Context, c *mpi.Com
 
 // World is the package's World over the Net.
 func (net *Net) World(ctx context.Context, n int, fn func(ctx context.Context, c *mpi.Comm) error, opts ...mpi.Option) error {
-	if n < 1 {
-		return fmt.Errorf("mpitest: %d ranks: need at least 1", n)
+	ctx, cancel, err := prepare(ctx, n)
+	if err != nil {
+		return err
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
-		defer cancel()
-	}
+	defer cancel()
 	mn := memnet.New(n, memnet.Config{Seed: net.f.Seed, MaxDelay: net.f.MaxDelay, Reorder: net.f.Reorder, MaxPending: net.f.MaxPending})
 	net.mu.Lock()
 	net.n = mn
