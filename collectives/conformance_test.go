@@ -370,7 +370,7 @@ func TestConformance(t *testing.T) {
 // failure names its seed; -memory.seed replays it.
 func TestConformanceMemory(t *testing.T) {
 	conformance(t, func(t testing.TB, n int, fn func(ctx context.Context, c *mpi.Comm) error, opts ...mpi.Option) {
-		mpitest.NewNet(mpitest.Chaos(t, *memorySeed, "-memory.seed")).Run(t, n, fn, opts...)
+		mpitest.NewNet(mpitest.Chaos(t, *memorySeed, "./collectives -memory.seed")).Run(t, n, fn, opts...)
 	})
 }
 

@@ -94,7 +94,7 @@ func TestConformance(t *testing.T) {
 func TestConformanceMemory(t *testing.T) {
 	for _, n := range []int{1, 2, 3, 4, 5, 8} {
 		t.Run(fmt.Sprintf("n=%d", n), func(t *testing.T) {
-			f := mpitest.Chaos(t, *memorySeed, "-memory.seed")
+			f := mpitest.Chaos(t, *memorySeed, "./mpi -memory.seed")
 			mpitest.NewNet(f).Run(t, n, suite)
 		})
 	}

@@ -737,3 +737,62 @@ func TestCreditShortRendezvous(t *testing.T) {
 		return nil
 	}, mpi.WithBuffers(budget, 2<<20), mpi.WithEagerLimit(limit))
 }
+
+// TestStoppedReceiverMemory: over the in-memory network, a receiver
+// stopped while four ranks Isend it 200 messages of 60 KB and two of
+// 4 MiB each never has more waiting for it than its eager budget (the
+// network would drop it past that, as a NATS server drops a slow
+// consumer): the credit holds the small ones at their senders, and the
+// large ones wait there for grants the stopped rank cannot give. Resumed,
+// it gets everything, whole and in order.
+func TestStoppedReceiverMemory(t *testing.T) {
+	const n, small, large, budget = 5, 200, 2, 1 << 20
+	net := mpitest.NewNet(mpitest.Faults{Seed: 1, MaxPending: budget})
+	posted := make(chan struct{}, n)
+	body := func(src, i int) []byte {
+		if i < small {
+			return pattern(60_000, src*1000+i)
+		}
+		return pattern(4<<20, src*1000+i)
+	}
+	net.Run(t, n, func(ctx context.Context, c *mpi.Comm) error {
+		if c.Rank() != 0 {
+			if _, _, err := c.Recv(ctx, 0, 1); err != nil { // rank 0 is stopped
+				return err
+			}
+			var reqs []*mpi.Request
+			for i := range small + large {
+				reqs = append(reqs, c.Isend(0, 5, body(c.Rank(), i)))
+			}
+			posted <- struct{}{}
+			return mpi.WaitAll(ctx, reqs...)
+		}
+		net.Stop(0)
+		for r := 1; r < n; r++ {
+			if err := c.Send(ctx, r, 1, nil); err != nil {
+				return err
+			}
+		}
+		for range n - 1 {
+			<-posted // every send has gone as far as it can
+		}
+		now, peak := net.Pending(0)
+		t.Logf("stopped: %d bytes waiting (peak %d) of an eager budget of %d", now, peak, budget)
+		if now < budget/2 {
+			return fmt.Errorf("only %d bytes waited for the stopped rank: the flood did not fill its credit", now)
+		}
+		net.Resume(0)
+		next := make([]int, n)
+		for range (n - 1) * (small + large) {
+			b, st, err := c.Recv(ctx, mpi.AnySource, 5)
+			if err != nil {
+				return err
+			}
+			if i := next[st.Source]; !bytes.Equal(b, body(st.Source, i)) {
+				return fmt.Errorf("message %d from rank %d: %d bytes, content differs", i, st.Source, len(b))
+			}
+			next[st.Source]++
+		}
+		return nil
+	}, mpi.WithBuffers(budget, 8<<20))
+}

@@ -162,7 +162,7 @@ func TestPeerLostDuringSendAll(t *testing.T) {
 func TestCutOff(t *testing.T) {
 	const cut, ready = 3, 1
 	big := make([]byte, 1<<20)
-	net := mpitest.NewNet(mpitest.Chaos(t, *memorySeed, "-memory.seed"))
+	net := mpitest.NewNet(mpitest.Chaos(t, *memorySeed, "./mpi -memory.seed"))
 	var mu sync.Mutex
 	var cutAt time.Time
 	since := func() time.Time {

@@ -268,11 +268,16 @@ func (net *Net) World(ctx context.Context, n int, fn func(ctx context.Context, c
 	})
 }
 
-func (net *Net) network() *memnet.Network {
+// network is the running (or last) job's network, for op on rank; a rank
+// outside the job is a test's mistake, named in the panic.
+func (net *Net) network(op string, rank int) *memnet.Network {
 	net.mu.Lock()
 	defer net.mu.Unlock()
-	if net.n == nil {
-		panic("mpitest: Net: no job has started")
+	switch {
+	case net.n == nil:
+		panic(fmt.Sprintf("mpitest: Net.%s(%d): no job has started", op, rank))
+	case rank < 0 || rank >= net.n.Size():
+		panic(fmt.Sprintf("mpitest: Net.%s(%d): the job has ranks 0 to %d", op, rank, net.n.Size()-1))
 	}
 	return net.n
 }
@@ -280,19 +285,22 @@ func (net *Net) network() *memnet.Network {
 // Cut cuts rank off the running job: what it sent and is in flight is
 // lost, its operations fail (its connection is lost), and every peer's
 // operation that waits for it fails with an error wrapping mpi.ErrPeerLost.
-func (net *Net) Cut(rank int) { net.network().Cut(rank) }
+func (net *Net) Cut(rank int) { net.network("Cut", rank).Cut(rank) }
 
 // Stop stops delivering frames to rank, as if the process were stopped
 // (SIGSTOP, a debugger): what is sent to it waits, counted against
 // Faults.MaxPending.
-func (net *Net) Stop(rank int) { net.network().Stop(rank) }
+func (net *Net) Stop(rank int) { net.network("Stop", rank).Stop(rank) }
 
 // Resume delivers to rank again after Stop.
-func (net *Net) Resume(rank int) { net.network().Resume(rank) }
+func (net *Net) Resume(rank int) { net.network("Resume", rank).Resume(rank) }
 
 // Pending is how many bytes wait for rank now, and the most that ever
-// did, in the running or last job.
-func (net *Net) Pending(rank int) (now, peak int64) { return net.network().Pending(rank) }
+// did, in the running or last job. Cut, Stop, Resume and Pending panic,
+// naming the call, on a rank outside the job or before any job started.
+func (net *Net) Pending(rank int) (now, peak int64) {
+	return net.network("Pending", rank).Pending(rank)
+}
 
 // quietTag is the tag of Quiet's messages.
 const quietTag = mpi.MaxTag
@@ -355,16 +363,16 @@ func Quiet(ctx context.Context, c *mpi.Comm) error {
 // Chaos is the faults that the mpi and collectives suites run under on a
 // Net: delays of up to 300 µs per frame and frames reordered across
 // senders and streams, drawn from seed, or from the clock when seed is 0.
-// If t fails, it logs the seed and how to replay it: the test's command
-// line with flag=SEED added (flag is the test binary's seed flag, such as
-// -memory.seed).
-func Chaos(t testing.TB, seed uint64, flag string) Faults {
+// If t fails, it logs the seed and the command that replays it: the test
+// alone, with replay=SEED, where replay is the package and its seed flag
+// as on the command line ("./mpi -memory.seed").
+func Chaos(t testing.TB, seed uint64, replay string) Faults {
 	if seed == 0 {
 		seed = uint64(time.Now().UnixNano())
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("faults drawn from seed %d: replay with go test -run '^%s$' %s=%d", seed, t.Name(), flag, seed)
+			t.Logf("faults drawn from seed %d: replay with go test %s=%d -run '^%s$'", seed, replay, seed, t.Name())
 		}
 	})
 	return Faults{Seed: seed, MaxDelay: 300 * time.Microsecond, Reorder: true}
