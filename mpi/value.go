@@ -189,14 +189,21 @@ func SendValue[T any](ctx context.Context, c *Comm, dst, tag int, v T) error {
 
 // RecvValue receives a message sent with SendValue of the same type T from
 // rank src (or AnySource) with tag (or AnyTag), and blocks like Recv.
-// Status.Count is the message's size in bytes. A message that is not a T's
-// wire form is an error (wrapping ErrTruncate for a number or a slice of
-// numbers of the wrong length), and the message is consumed.
+// Status.Count is the message's size in bytes. A zero-length message (an
+// empty Send, a stop signal that carries nothing) is T's zero value with
+// Count 0, whatever T is (an empty, non-nil slice for a slice of numbers).
+// Any other message that is not a T's wire form is an error (wrapping
+// ErrTruncate for a number or a slice of numbers of the wrong length), and
+// the message is consumed.
 func RecvValue[T any](ctx context.Context, c *Comm, src, tag int) (T, Status, error) {
 	b, st, err := c.Recv(ctx, src, tag)
 	if err != nil {
 		var zero T
 		return zero, st, err
+	}
+	if len(b) == 0 && valueInfoOf[T]().form != formSlice {
+		var zero T // an empty message: the zero value, for numbers and gob types too
+		return zero, st, nil
 	}
 	v, err := decodeValue[T](b, true)
 	if err != nil {

@@ -146,6 +146,62 @@ func TestValueErrors(t *testing.T) {
 	})
 }
 
+// TestRecvValueEmpty: a zero-length message (a stop signal that carries
+// nothing) received with RecvValue is the type's zero value with Count 0,
+// for a number, a struct (gob), a string and a slice of numbers; the
+// message is consumed and the next one is received normally.
+func TestRecvValueEmpty(t *testing.T) {
+	mpitest.Run(t, 2, func(ctx context.Context, c *mpi.Comm) error {
+		if c.Rank() == 0 {
+			for tag := range 4 {
+				if err := c.Send(ctx, 1, tag, nil); err != nil {
+					return err
+				}
+			}
+			return mpi.SendValue(ctx, c, 1, 0, int64(7))
+		}
+		check := func(what string, got, want any, st mpi.Status, tag int) error {
+			if !reflect.DeepEqual(got, want) || st.Count != 0 || st.Source != 0 || st.Tag != tag {
+				return fmt.Errorf("empty message as %s: %#v %+v, want %#v, Count 0 from rank 0, tag %d", what, got, st, want, tag)
+			}
+			return nil
+		}
+		n, st, err := mpi.RecvValue[int64](ctx, c, 0, 0)
+		if err != nil {
+			return fmt.Errorf("empty message as an int64: %w", err)
+		}
+		if err := check("an int64", n, int64(0), st, 0); err != nil {
+			return err
+		}
+		p, st, err := mpi.RecvValue[particle](ctx, c, 0, 1)
+		if err != nil {
+			return fmt.Errorf("empty message as a struct: %w", err)
+		}
+		if err := check("a struct", p, particle{}, st, 1); err != nil {
+			return err
+		}
+		s, st, err := mpi.RecvValue[string](ctx, c, 0, 2)
+		if err != nil {
+			return fmt.Errorf("empty message as a string: %w", err)
+		}
+		if err := check("a string", s, "", st, 2); err != nil {
+			return err
+		}
+		xs, st, err := mpi.RecvValue[[]float64](ctx, c, 0, 3)
+		if err != nil {
+			return fmt.Errorf("empty message as a []float64: %w", err)
+		}
+		if err := check("a []float64", xs, []float64{}, st, 3); err != nil {
+			return err
+		}
+		n, st, err = mpi.RecvValue[int64](ctx, c, 0, 0)
+		if err != nil || n != 7 || st.Count != 8 {
+			return fmt.Errorf("the message after: %v %+v %v, want 7 in 8 bytes", n, st, err)
+		}
+		return nil
+	})
+}
+
 func BenchmarkSendValue(b *testing.B) {
 	type point struct{ X, Y float64 }
 	for _, c := range []struct {
