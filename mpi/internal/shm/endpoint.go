@@ -1,0 +1,216 @@
+//go:build linux
+
+package shm
+
+import (
+	"fmt"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// An Endpoint is one local rank's view of a segment: the rings it sends on,
+// the rings it receives from, and its doorbell. Send may be called from one
+// goroutine at a time, and Recv and Wait from one goroutine at a time (the
+// same or another); Close when no call is under way.
+type Endpoint struct {
+	mem  []byte
+	l    layout
+	rank int
+	out  []writer // by destination; out[rank] unused
+	in   []reader // by source; in[rank] unused
+	next int      // where Recv's next scan starts, for fairness
+
+	// full, by destination: 1 + the receiver's head when Send found its
+	// ring full, 0 otherwise; Wait watches those heads. Send sets it and
+	// Wait clears it, perhaps from two goroutines: atomics.
+	full  []atomic.Uint64
+	nfull atomic.Int32
+}
+
+// Open maps the segment at path as local rank rank. The file must be this
+// user's, mode 0600, and its header must agree with its size.
+func Open(path string, rank int) (*Endpoint, error) {
+	mem, l, err := mapSegment(path)
+	if err != nil {
+		return nil, err
+	}
+	if rank < 0 || rank >= l.n {
+		unix.Munmap(mem)
+		return nil, fmt.Errorf("shm: open %s: rank %d, but the segment has %d local ranks", path, rank, l.n)
+	}
+	e := &Endpoint{mem: mem, l: l, rank: rank, out: make([]writer, l.n), in: make([]reader, l.n), full: make([]atomic.Uint64, l.n)}
+	for p := range l.n {
+		if p == rank {
+			continue
+		}
+		e.out[p].ring = e.ringOf(rank, p)
+		e.in[p].ring = e.ringOf(p, rank)
+		e.in[p].src = p
+	}
+	return e, nil
+}
+
+func (e *Endpoint) ringOf(src, dst int) ring {
+	off := e.l.ringOff(src, dst)
+	return newRing(e.mem[off:off+ctlSize], e.mem[off+ctlSize:off+e.l.stride():off+e.l.stride()])
+}
+
+// Rank is this endpoint's local rank; Size the segment's local ranks.
+func (e *Endpoint) Rank() int { return e.rank }
+
+// Size is the number of local ranks the segment was made for.
+func (e *Endpoint) Size() int { return e.l.n }
+
+// MaxFrame is the largest frame Send takes.
+func (e *Endpoint) MaxFrame() int { return e.l.ring - frameWord }
+
+func (e *Endpoint) bell(r int) *uint32 {
+	return (*uint32)(unsafe.Pointer(&e.mem[e.l.bell(r)]))
+}
+
+// Send puts one frame, hdr then payload, on the ring to local rank dst,
+// and rings dst's doorbell if dst sleeps. It never blocks: a full ring
+// gives ErrFull (retry after Wait), a frame larger than MaxFrame ErrTooBig.
+// The frame is copied: Send keeps neither slice.
+func (e *Endpoint) Send(dst int, hdr, payload []byte) error {
+	if dst < 0 || dst >= e.l.n || dst == e.rank {
+		return fmt.Errorf("shm: send from local rank %d to %d: no such peer (%d local ranks)", e.rank, dst, e.l.n)
+	}
+	w := &e.out[dst]
+	if err := w.write(hdr, payload); err != nil {
+		if err == ErrFull && e.full[dst].Swap(w.head+1) == 0 {
+			e.nfull.Add(1)
+		}
+		return err
+	}
+	e.ring(dst)
+	return nil
+}
+
+// ring wakes local rank r if its doorbell is armed: the one system call a
+// sender makes, and only towards a sleeping receiver.
+func (e *Endpoint) ring(r int) {
+	b := e.bell(r)
+	if atomic.LoadUint32(b) != 0 && atomic.CompareAndSwapUint32(b, 1, 0) {
+		futexWake(b)
+	}
+}
+
+// Recv appends the next frame from any local rank to buf[:0] and returns
+// its sender. ok is false when no ring holds a frame. A corrupt ring gives a
+// *CorruptError naming its sender, once; the ring is ignored from then on.
+// The frame is a copy: nothing in it changes after Recv returns.
+func (e *Endpoint) Recv(buf []byte) (src int, frame []byte, ok bool, err error) {
+	for i := range e.l.n {
+		p := (e.next + i) % e.l.n
+		if p == e.rank {
+			continue
+		}
+		frame, ok, wake, err := e.in[p].read(buf)
+		if err != nil {
+			return p, frame, false, err
+		}
+		if !ok {
+			continue
+		}
+		if wake {
+			e.ring(p)
+		}
+		e.next = p + 1
+		return p, frame, true, nil
+	}
+	return -1, buf[:0], false, nil
+}
+
+// ready reports whether a ring holds a frame for this rank, or a ring that
+// was full has had a frame taken since.
+func (e *Endpoint) ready() bool {
+	for p := range e.in {
+		if p != e.rank && e.in[p].pending() {
+			return true
+		}
+	}
+	if e.nfull.Load() > 0 {
+		for p := range e.full {
+			f := e.full[p].Load()
+			if f != 0 && atomic.LoadUint64(e.out[p].headp()) != f-1 && e.full[p].CompareAndSwap(f, 0) {
+				e.nfull.Add(-1)
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Wait returns when a frame may be waiting for Recv, or a ring that Send
+// found full may have room, or after about timeout. It first polls the
+// rings for up to spin (give zero when the host has fewer cores than local
+// ranks: spinning would take the core a peer needs), then sleeps on its
+// doorbell: it arms it, checks the rings once more, and waits on it with
+// FUTEX_WAIT. It may return early and for nothing (a signal): callers loop.
+func (e *Endpoint) Wait(spin, timeout time.Duration) error {
+	if e.ready() {
+		return nil
+	}
+	if spin > 0 {
+		start := time.Now()
+		for i := 1; ; i++ {
+			if e.ready() {
+				return nil
+			}
+			if i%64 == 0 && time.Since(start) >= spin {
+				break
+			}
+		}
+	}
+	b := e.bell(e.rank)
+	atomic.StoreUint32(b, 1) // armed: senders wake this rank from now on
+	if e.ready() {
+		atomic.StoreUint32(b, 0)
+		return nil
+	}
+	err := futexWait(b, 1, timeout)
+	atomic.StoreUint32(b, 0)
+	return err
+}
+
+// Close unmaps the segment. The endpoint must not be used after.
+func (e *Endpoint) Close() error {
+	if e.mem == nil {
+		return nil
+	}
+	for p := range e.in {
+		e.in[p].ring, e.out[p].ring = ring{}, ring{}
+	}
+	mem := e.mem
+	e.mem = nil
+	return unix.Munmap(mem)
+}
+
+// The futex operations, on a word in a shared mapping: without
+// FUTEX_PRIVATE_FLAG, so that the kernel keys the wait on the page, not on
+// this process's address space.
+const (
+	futexWaitOp = 0 // FUTEX_WAIT
+	futexWakeOp = 1 // FUTEX_WAKE
+)
+
+// futexWait sleeps while *addr holds val, at most d. A wake, a timeout, a
+// changed word or a signal all return nil.
+func futexWait(addr *uint32, val uint32, d time.Duration) error {
+	ts := unix.NsecToTimespec(d.Nanoseconds())
+	_, _, errno := unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(addr)), futexWaitOp, uintptr(val), uintptr(unsafe.Pointer(&ts)), 0, 0)
+	switch errno {
+	case 0, unix.EAGAIN, unix.ETIMEDOUT, unix.EINTR:
+		return nil
+	}
+	return fmt.Errorf("shm: futex wait: %w", errno)
+}
+
+// futexWake wakes one waiter on addr.
+func futexWake(addr *uint32) {
+	unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(addr)), futexWakeOp, 1, 0, 0, 0)
+}
