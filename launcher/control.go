@@ -85,6 +85,12 @@ func (c *rankControl) read() {
 			}
 			continue
 		}
+		if r, ok := bytes.CutPrefix(line, []byte(contract.ReportLost+" ")); ok {
+			if len(r) <= 12 { // a rank's lost peers do not count against its few reports
+				c.rep.add(string(line))
+			}
+			continue
+		}
 		if n < 16 && len(line) <= 64 {
 			c.rep.add(string(line))
 			c.inited.Store(c.rep.Inited)

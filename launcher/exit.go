@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/gorun-hpc/gorun/internal/contract"
+	"slices"
 	"syscall"
 )
 
@@ -86,6 +87,7 @@ type rankExit struct {
 type rankReport struct {
 	Inited, Closed, Aborted bool
 	AbortCode               int               // the code given to Abort (any int)
+	Lost                    []int             `json:",omitempty"` // world ranks it saw leave, first first (at most maxLost)
 	Stats                   json.RawMessage   `json:",omitempty"` // blocked.Stats, sent when it closed
 	Trace                   []json.RawMessage `json:",omitempty"` // trace.Chunks, sent when it closed (--trace)
 	TraceCut                bool              `json:",omitempty"` // chunks were left out: more than maxTraceBytes
@@ -106,8 +108,16 @@ func (r *rankReport) add(line string) {
 		if !r.Aborted {
 			r.Aborted, r.AbortCode = true, code
 		}
+	case contract.ReportLost:
+		if len(r.Lost) < maxLost && !slices.Contains(r.Lost, code) {
+			r.Lost = append(r.Lost, code)
+		}
 	}
 }
+
+// maxLost bounds the lost peers kept of a rank's reports: the verdict
+// needs the first one only.
+const maxLost = 4
 
 // failed says whether the rank ended in a way that fails the job.
 func (x rankExit) failed() bool {

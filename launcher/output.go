@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,8 +27,12 @@ type output struct {
 	wg      sync.WaitGroup
 	rmu     sync.Mutex
 	readers map[io.Closer]struct{} // streams not yet at EOF
-	panics  map[int]bool           // ranks that printed a Go panic on stderr
+	panics  map[int]string         // rank -> the first Go panic line it printed on stderr
+	last    map[int]string         // rank -> its last non-empty stderr line
 }
+
+// maxWords bounds a line kept for lastWords.
+const maxWords = 240
 
 // MaxLine is the longest line gorun forwards whole: 1 MiB.
 const MaxLine = 1 << 20
@@ -38,7 +43,8 @@ func newOutput(stdout, stderr io.Writer, tag bool) *output {
 		stderr:  stderr,
 		tag:     tag,
 		readers: make(map[io.Closer]struct{}),
-		panics:  make(map[int]bool),
+		panics:  make(map[int]string),
+		last:    make(map[int]string),
 	}
 }
 
@@ -115,6 +121,11 @@ func (o *output) copyLines(rank int, r io.Reader, toStderr bool) {
 			o.note(rank, line[len(prefix):])
 		}
 		o.mu.Lock()
+		if !o.tag && bytes.HasPrefix(line, gorunPrefix) {
+			// A rank's line that would read as gorun's own gets the
+			// rank's tag: gorun's lines cannot be forged.
+			dst.Write([]byte("[" + strconv.Itoa(rank) + "] "))
+		}
 		dst.Write(line) // nowhere to report a failed write to gorun's own output
 		o.mu.Unlock()
 		if err != nil {
@@ -128,14 +139,50 @@ func (o *output) copyLines(rank int, r io.Reader, toStderr bool) {
 	}
 }
 
-// note records what a line of rank's stderr says about how it ends.
+// gorunPrefix starts each of gorun's own lines on its stderr. Without
+// --tag-output, a rank's line that starts so is forwarded with the rank's
+// tag ("[3] gorun: ..."), so that only gorun's lines start with it.
+var gorunPrefix = []byte("gorun:")
+
+// note records what a line of rank's stderr says about how it ends: the
+// first panic line, and the last line that is not blank.
 func (o *output) note(rank int, line []byte) {
+	line = bytes.TrimSpace(line)
+	if len(line) == 0 {
+		return
+	}
+	if len(line) > maxWords {
+		line = append(line[:maxWords:maxWords], "..."...)
+	}
+	o.rmu.Lock()
+	defer o.rmu.Unlock()
 	if isPanicLine(line) {
-		o.rmu.Lock()
-		o.panics[rank] = true
-		o.rmu.Unlock()
+		if _, ok := o.panics[rank]; !ok {
+			o.panics[rank] = string(line)
+		}
+	}
+	// Not the goroutine dump that follows a panic: its message is the
+	// line to show.
+	if _, ok := o.panics[rank]; !ok {
+		o.last[rank] = string(line)
 	}
 }
+
+// lastWords is what rank said last on its stderr, for gorun's verdict on
+// it: a panic's message (the line that starts the panic report), else its
+// last line that is not blank, without the log package's date and time;
+// "" if it printed nothing.
+func (o *output) lastWords(rank int) string {
+	o.rmu.Lock()
+	defer o.rmu.Unlock()
+	if p, ok := o.panics[rank]; ok {
+		return strings.TrimPrefix(p, "panic: ") // "after a panic: " says it
+	}
+	return logStamp.ReplaceAllString(o.last[rank], "")
+}
+
+// logStamp is the log package's standard prefix: a date and a time.
+var logStamp = regexp.MustCompile(`^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d(\.\d+)? `)
 
 // isPanicLine says whether a line of stderr starts a Go panic or fatal
 // runtime error report.
@@ -147,7 +194,8 @@ func isPanicLine(line []byte) bool {
 func (o *output) panicked(rank int) bool {
 	o.rmu.Lock()
 	defer o.rmu.Unlock()
-	return o.panics[rank]
+	_, ok := o.panics[rank]
+	return ok
 }
 
 // wait waits until every forwarded stream reached EOF and was written out,

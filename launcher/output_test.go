@@ -115,6 +115,40 @@ func TestOutputNotes(t *testing.T) {
 	}
 }
 
+// TestOutputLastWords: gorun's verdict quotes a rank's panic message, or
+// else its last line on stderr (without log's date and time), never what
+// it wrote on stdout.
+func TestOutputLastWords(t *testing.T) {
+	o := newOutput(io.Discard, io.Discard, false)
+	o.forward(1, io.NopCloser(strings.NewReader("x\npanic: boom\n\ngoroutine 1 [running]:\nmain.main()\n")), true)
+	o.forward(2, io.NopCloser(strings.NewReader("first\n2026/12/06 12:49:12 rank 2: bad input\n\n")), true)
+	o.forward(3, io.NopCloser(strings.NewReader("on stdout\n")), false)
+	o.forward(4, io.NopCloser(strings.NewReader(strings.Repeat("y", 2*maxWords)+"\n")), true)
+	o.wait(time.Minute)
+	for rank, want := range map[int]string{1: "boom", 2: "rank 2: bad input", 3: "", 4: strings.Repeat("y", maxWords) + "..."} {
+		if got := o.lastWords(rank); got != want {
+			t.Errorf("rank %d: last words %q, want %q", rank, got, want)
+		}
+	}
+}
+
+// TestOutputNoForgedLines: without --tag-output a rank's line that starts
+// as gorun's own lines do gets the rank's tag; other lines pass as they
+// are.
+func TestOutputNoForgedLines(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	o := newOutput(&stdout, &stderr, false)
+	o.forward(3, io.NopCloser(strings.NewReader("gorun: rank 0 exited with status 0\nfine gorun: here\n")), true)
+	o.forward(2, io.NopCloser(strings.NewReader("gorun:x\n")), false)
+	o.wait(time.Minute)
+	if got, want := stderr.String(), "[3] gorun: rank 0 exited with status 0\nfine gorun: here\n"; got != want {
+		t.Errorf("stderr %q, want %q", got, want)
+	}
+	if got, want := stdout.String(), "[2] gorun:x\n"; got != want {
+		t.Errorf("stdout %q, want %q", got, want)
+	}
+}
+
 // wait gives up on a stream held open (by a process that escaped its rank),
 // closes it, and still returns what was written.
 func TestOutputWaitClosesStuck(t *testing.T) {

@@ -416,10 +416,14 @@ func (r *runner) watch(ctx context.Context, spawners []spawner, exits <-chan ran
 	}
 	var (
 		reason  *ExitError // why the job is being stopped; nil while it runs
-		first   *rankExit  // the first rank that failed
+		first   *rankExit  // the rank whose failure ended the job
 		ended   = make(map[int]rankExit)
 		done    = ctx.Done()
 		running = cfg.N
+		// A failure that followed a peer's leave: the job's end waits (at
+		// most blameGrace, on blameC) for that peer's own end (see blame).
+		suspect *rankExit
+		blameC  <-chan time.Time
 	)
 	beginStop := func(why *ExitError) {
 		if reason != nil {
@@ -444,6 +448,12 @@ func (r *runner) watch(ctx context.Context, spawners []spawner, exits <-chan ran
 		t := time.NewTimer(cfg.StopGrace)
 		graceC = t.C
 	}
+	// failed starts the job's end with the failure of root.
+	failed := func(root rankExit) {
+		first = &root
+		suspect, blameC = nil, nil
+		beginStop(&ExitError{Code: root.exitCode()})
+	}
 	for running > 0 {
 		select {
 		case x := <-exits:
@@ -458,12 +468,28 @@ func (r *runner) watch(ctx context.Context, spawners []spawner, exits <-chan ran
 			if x.NotStarted {
 				continue
 			}
-			if reason == nil && x.failed() {
-				first = &x
+			if cfg.Verbose && reason == nil {
 				r.logf("%v", x)
-				beginStop(&ExitError{Code: x.exitCode()})
-			} else if cfg.Verbose && reason == nil {
-				r.logf("%v", x)
+			}
+			if reason != nil {
+				continue
+			}
+			if suspect == nil && x.failed() {
+				suspect = &x
+				blameC = time.After(blameGrace)
+			}
+			if suspect != nil {
+				if root, wait := blame(*suspect, ended, cfg.N); wait < 0 {
+					failed(root)
+				} else {
+					r.logf("%s failed after rank %d left the job: waiting up to %v for rank %d's own end", suspect.who(), wait, blameGrace, wait)
+				}
+			}
+		case <-blameC:
+			blameC = nil
+			if reason == nil {
+				root, _ := blame(*suspect, ended, cfg.N)
+				failed(root)
 			}
 		case s := <-sigCh:
 			if reason == nil {
@@ -485,6 +511,10 @@ func (r *runner) watch(ctx context.Context, spawners []spawner, exits <-chan ran
 			r.logf("grace of %v over: SIGKILL to %d ranks", cfg.StopGrace, running)
 			stopAll(true)
 		}
+	}
+	if reason == nil && suspect != nil {
+		root, _ := blame(*suspect, ended, cfg.N)
+		first, reason = &root, &ExitError{Code: root.exitCode()}
 	}
 	if reason == nil {
 		return nil
@@ -511,5 +541,47 @@ func (r *runner) watch(ctx context.Context, spawners []spawner, exits <-chan ran
 		return &ExitError{Code: status, Msg: msg}
 	}
 	first.Panicked = r.out.panicked(first.Rank)
-	return &ExitError{Code: first.exitCode(), Msg: first.String(), Err: first.Err}
+	msg := first.String()
+	if w := r.out.lastWords(first.Rank); w != "" {
+		msg += ": " + w
+	}
+	return &ExitError{Code: first.exitCode(), Msg: msg, Err: first.Err}
+}
+
+// blameGrace is how long a failure that followed a peer's leave waits for
+// that peer's own end before gorun names the failure.
+const blameGrace = 2 * time.Second
+
+// blame finds the rank whose failure started the job's end, from x, a rank
+// that failed, and the ranks ended so far. A rank that saw a peer leave
+// (its Report.Lost, which mpi reports on the control socket as soon as it
+// knows, so before the rank can fail because of it) failed as a bystander
+// when that peer failed too: a panic or an error on rank k runs k's
+// deferred Close, whose bye fails the peers blocked on k, and they may
+// well exit before k has printed its panic. So blame follows the first
+// lost peer of each rank while that peer failed; a peer that left
+// cleanly (exit status 0) leaves the blame where it is. It returns the
+// rank to name, and wait >= 0 when the answer depends on rank wait, which
+// left but has not ended yet (the caller waits blameGrace at most for
+// it), else -1. n is the job's size.
+func blame(x rankExit, ended map[int]rankExit, n int) (root rankExit, wait int) {
+	seen := map[int]bool{x.Rank: true}
+	for {
+		if len(x.Report.Lost) == 0 {
+			return x, -1
+		}
+		p := x.Report.Lost[0]
+		if seen[p] || p < 0 || p >= n {
+			return x, -1
+		}
+		seen[p] = true
+		e, ok := ended[p]
+		switch {
+		case !ok:
+			return x, p
+		case e.NotStarted || !e.failed():
+			return x, -1
+		}
+		x = e
+	}
 }

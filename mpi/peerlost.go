@@ -3,6 +3,8 @@ package mpi
 // Peers that closed: a rank that closes says bye after what it sent;
 // what waits for it then fails with ErrPeerLost.
 
+import "github.com/gorun-hpc/gorun/internal/contract"
+
 // checkGone marks world rank src gone once it said bye and every
 // multicast frame it sent before has been handled (multicast frames come
 // on a subscription of their own, in their own order), and fails what
@@ -28,6 +30,12 @@ func (e *engine) peerCut(src int) {
 func (e *engine) goneNow(src int) {
 	p := &e.peers[src]
 	p.gone = true
+	if e.reports && !e.closing {
+		// gorun hears of it before this rank can fail because of it: a
+		// failure that follows is a bystander's, and gorun's verdict
+		// names src instead when src failed (launcher's blame).
+		report(contract.ReportLost, src)
+	}
 	for _, q := range e.queues {
 		kept := q.posted[:0]
 		for _, r := range q.posted {
@@ -96,7 +104,7 @@ func (e *engine) lostFor(r *Request) error {
 		src = r.c.commRank(src)
 	}
 	if w, lost := e.lost(r.c, src); lost {
-		return &RankError{Rank: r.c.commRank(w), Op: "recv", Err: ErrPeerLost}
+		return e.recvLost(r, w, &RankError{Rank: r.c.commRank(w), Op: "recv", Err: ErrPeerLost})
 	}
 	return nil
 }

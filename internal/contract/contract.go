@@ -24,6 +24,10 @@ const (
 	NATSKey   = "GORUN_NATS_KEY"   // a PEM file: that certificate's key
 )
 
+// Env is every variable of the contract that a rank may find in its
+// environment.
+var Env = []string{Rank, Size, LocalRank, LocalSize, JobID, NATSURL, NATSToken, NATSCreds, NATSCA, NATSCert, NATSKey, Control, Trace}
+
 // Prefix starts every variable of the contract: a user may not set one
 // with -x.
 const Prefix = "GORUN_"
@@ -67,13 +71,17 @@ const (
 	ReportInit  = "init"  // Init returned its world
 	ReportClose = "close" // the world was closed
 	ReportAbort = "abort" // Abort was called, with the code that follows
+	ReportLost  = "lost"  // the world rank that follows left the job (its bye, or its loss) while this one ran
 )
 
-// Report is the line for an event: "init", "close", or "abort CODE" with
+// Report is the line for an event: "init", "close", "abort CODE" with
 // the code Abort was given (any int: the exit status is another matter,
-// see AbortStatus).
+// see AbortStatus), or "lost RANK" with the world rank of a peer this rank
+// saw leave. gorun's verdict uses the lost lines to tell a rank that
+// failed because a peer left (a bystander) from the rank that started the
+// job's end.
 func Report(event string, code int) string {
-	if event == ReportAbort {
+	if event == ReportAbort || event == ReportLost {
 		return event + " " + strconv.Itoa(code)
 	}
 	return event
@@ -90,6 +98,12 @@ func ParseReport(line string) (event string, code int, ok bool) {
 			return "", 0, false
 		}
 		return ReportAbort, c, true
+	case strings.HasPrefix(line, ReportLost+" "):
+		r, err := strconv.Atoi(line[len(ReportLost)+1:])
+		if err != nil || r < 0 {
+			return "", 0, false
+		}
+		return ReportLost, r, true
 	}
 	return "", 0, false
 }
