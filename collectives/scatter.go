@@ -44,9 +44,18 @@ func scatter[T any](ctx context.Context, c *mpi.Comm, k kind, root int, data []T
 	var blocks [][]byte // on root: the wire form of each rank's block
 	var offer []byte    // on root: the blocks, if they go with the check
 	if x.checkRoot(root) && x.rank == root {
-		if k == kScatter {
+		switch k {
+		case kScatter:
 			counts = blockCounts(len(data), x.size)
-		} else {
+		case kScatterValues:
+			counts = make([]int, x.size)
+			for i := range counts {
+				counts[i] = 1
+			}
+			if len(data) != x.size {
+				x.fail(codeCounts, "root %d has %d values for %d ranks, want one per rank", root, len(data), x.size)
+			}
+		default:
 			x.checkCounts(len(data), counts)
 		}
 		if x.local == nil {

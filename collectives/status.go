@@ -31,10 +31,11 @@ const (
 	kAlltoall
 	kScan
 	kExscan
+	kScatterValues
 	kindEnd
 )
 
-var kindNames = [...]string{"", "Barrier", "Bcast", "Scatter", "Scatterv", "Gather", "Allgather", "Reduce", "Allreduce", "Alltoall", "Scan", "Exscan"}
+var kindNames = [...]string{"", "Barrier", "Bcast", "Scatter", "Scatterv", "Gather", "Allgather", "Reduce", "Allreduce", "Alltoall", "Scan", "Exscan", "ScatterValues"}
 
 func (k kind) String() string {
 	if k > 0 && k < kindEnd {
@@ -54,7 +55,7 @@ var kindOps = func() (ops [kindEnd]blocked.Op) {
 // hasRoot says whether collective k has a root.
 func (k kind) hasRoot() bool {
 	switch k {
-	case kBcast, kScatter, kScatterv, kGather, kReduce:
+	case kBcast, kScatter, kScatterv, kGather, kReduce, kScatterValues:
 		return true
 	}
 	return false
