@@ -52,3 +52,29 @@ func checkBlame(t *testing.T, j *job, k, code int, words string) {
 		t.Errorf("gorun said %q; want one line naming rank %d and %q; stderr:\n%s", got, k, words, j.errText())
 	}
 }
+
+// TestHostsBlame: TestBlame's failures on two namespace hosts (two ranks
+// each): the rank that failed is named, with its host, whichever host its
+// bystanders are on.
+func TestHostsBlame(t *testing.T) {
+	e := newHosts(t, 2, 2)
+	prog := failprog.build(t, "failprog", "./testdata/failprog")
+	for _, mode := range []struct {
+		name, words string
+		code        int
+	}{
+		{"panic", "after a panic: boom on rank %d", 2},
+		{"fatal", "exited with status 1: rank %d: fatal input", 1},
+		{"error", "exited with status 1: rank %d: bad input", 1},
+	} {
+		for _, k := range []int{0, 2, 3} {
+			t.Run(fmt.Sprintf("%s/rank%d", mode.name, k), func(t *testing.T) {
+				j := startJob(t, nil, e.args("-n", "4", "--hostfile", e.hostfile, prog, mode.name, fmt.Sprint(k))...)
+				checkBlame(t, j, k, mode.code, fmt.Sprintf(mode.words, k))
+				if host := e.Hosts[k/2].Addr; !strings.Contains(j.errText(), "on host "+host+")") {
+					t.Errorf("gorun does not name rank %d's host %s:\n%s", k, host, j.errText())
+				}
+			})
+		}
+	}
+}
