@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The tests below run ranks as real processes: the test binary started
@@ -37,8 +39,20 @@ func TestMain(m *testing.M) {
 func child(role string) error {
 	path := os.Getenv("GORUN_SHM_PATH")
 	rank, _ := strconv.Atoi(os.Getenv("GORUN_SHM_RANK"))
-	if role == "tcpecho" {
+	switch role {
+	case "tcpecho":
 		return tcpEcho()
+	case "creator":
+		// Makes a segment like a launcher, says where, and waits to be killed.
+		p, err := NewPath(os.Getenv("GORUN_SHM_DIR"))
+		if err != nil {
+			return err
+		}
+		if err := CreateRing(p, 2, 4096); err != nil {
+			return err
+		}
+		fmt.Println(p)
+		select {}
 	}
 	e, err := Open(path, rank)
 	if err != nil {
@@ -69,6 +83,19 @@ func child(role string) error {
 				return err
 			}
 		}
+	case "idle":
+		// Waits on an empty segment for 2 s and reports the CPU it used.
+		var before, after unix.Rusage
+		unix.Getrusage(unix.RUSAGE_SELF, &before)
+		for t0 := time.Now(); time.Since(t0) < 2*time.Second; {
+			if err := e.Wait(0, 100*time.Millisecond); err != nil {
+				return err
+			}
+		}
+		unix.Getrusage(unix.RUSAGE_SELF, &after)
+		cpu := time.Duration(after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano())
+		fmt.Println(cpu.Microseconds())
+		return nil
 	case "fullsender":
 		// Fills its ring to rank 0, then sleeps until rank 0 makes room.
 		for {
@@ -273,6 +300,57 @@ func TestDoorbellWakesFullSender(t *testing.T) {
 	}
 	if want := 4096 / 16; n != want {
 		t.Errorf("%d frames after the first, want %d", n, want)
+	}
+}
+
+// TestIdleWaitSleeps: a rank that waits 2 s on rings where nothing comes
+// (no spinning, as on a host with fewer cores than ranks) uses under 5% of
+// a core: it sleeps on its doorbell.
+func TestIdleWaitSleeps(t *testing.T) {
+	path := segment(t, 2, 4096)
+	cmd := start(t, context.Background(), "idle", "GORUN_SHM_PATH="+path, "GORUN_SHM_RANK=1")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	us, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil {
+		t.Fatalf("the idle rank said %q", out)
+	}
+	if us > 100_000 {
+		t.Errorf("an idle rank used %d us of CPU in 2 s, over 5%% of a core", us)
+	}
+	t.Logf("an idle rank used %d us of CPU in 2 s", us)
+}
+
+// TestSweepAfterKill: the segment of a creator that was SIGKILLed is
+// removed by Sweep; nothing is left.
+func TestSweepAfterKill(t *testing.T) {
+	dir := t.TempDir()
+	cmd := start(t, context.Background(), "creator", "GORUN_SHM_DIR="+dir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := strings.TrimSpace(line)
+	if gone, err := Sweep(dir); err != nil || len(gone) != 0 {
+		t.Fatalf("Sweep with the creator alive: %v %v", gone, err)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	gone, err := Sweep(dir)
+	if err != nil || len(gone) != 1 || gone[0] != path {
+		t.Fatalf("Sweep after the kill: %v %v, want [%s]", gone, err, path)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("left in %s: %v", dir, ents)
 	}
 }
 

@@ -327,19 +327,29 @@ func TestWriterRejectsHostileHead(t *testing.T) {
 }
 
 // FuzzRingRead gives the reader random bytes as a ring's control block and
-// data, and a random head (a multiple of 8, as the reader's own head always
-// is: it is kept in the reader's memory, not the segment's): it returns frames or an error, never panics,
-// and never returns more than the ring holds.
+// data, and a random head and sequence number (the head a multiple of 8, as
+// the reader's own head always is: it lives in the reader's memory, not the
+// segment's): it returns frames or an error, never panics, and never
+// returns more than the ring holds.
 func FuzzRingRead(f *testing.F) {
-	f.Add(uint64(0), []byte{})
-	f.Add(uint64(0), append(append(make([]byte, ctlSize), 16, 0, 0, 0, 0, 0, 0, 0), make([]byte, 24)...))
-	f.Fuzz(func(t *testing.T, head uint64, raw []byte) {
+	f.Add(uint64(0), uint32(0), []byte{})
+	// A ring as a writer leaves it: three frames, the last across the end.
+	seed := make([]uint64, (ctlSize+64)/8)
+	sb := unsafe.Slice((*byte)(unsafe.Pointer(&seed[0])), ctlSize+64)
+	w := writer{ring: newRing(sb[:ctlSize], sb[ctlSize:])}
+	w.write([]byte("header"), []byte("payload"))
+	w.write(nil, nil)
+	put64(sb[ctlHead:], w.tail)
+	w.write([]byte("across the end of the ring..."), nil)
+	f.Add(uint64(0), uint32(0), append([]byte(nil), sb...))
+	f.Add(uint64(32), uint32(2), append([]byte(nil), sb...))
+	f.Fuzz(func(t *testing.T, head uint64, seq uint32, raw []byte) {
 		const size = 64
 		mem := make([]uint64, (ctlSize+size)/8) // aligned for the atomics
 		b := unsafe.Slice((*byte)(unsafe.Pointer(&mem[0])), ctlSize+size)
 		copy(b, raw)
 		head &^= 7
-		r := reader{ring: newRing(b[:ctlSize], b[ctlSize:]), head: head, seq: uint32(head / 8)}
+		r := reader{ring: newRing(b[:ctlSize], b[ctlSize:]), head: head, seq: seq}
 		var buf []byte
 		for range 20 {
 			f, ok, _, err := r.read(buf)
