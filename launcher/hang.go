@@ -226,7 +226,7 @@ func (h *hangWatch) writeTrace(f io.Writer, t0 time.Time) error {
 		if h.hostOf != nil {
 			host = h.hostOf[i]
 		}
-		rt.Rank, rt.Name = i, fmt.Sprintf("rank %d (%s)", i, host)
+		rt.Rank, rt.Name = i, fmt.Sprintf("rank %d on %s", i, host)
 		if k := h.spawnerOf[i]; k >= 0 {
 			rt.Offset = -h.spawners[k].clock()
 		}

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gorun-hpc/gorun/internal/trace/tracecheck"
 )
 
 // hangprog is testdata/hangprog, built once by the first test that needs it.
@@ -122,6 +124,18 @@ func TestHangReportBarrier(t *testing.T) {
 		`^gorun:   rank 3: Recv\(src=0, tag=0, comm=world\) blocked [0-9.]+s at `+r+`$`,
 		`^gorun: deadlock: rank 0 waits for rank 3, rank 3 waits for rank 0$`,
 		`^gorun: Barrier\(world\) \(call 1\): ranks 0-2 in it, rank 3 not: rank 3 is in Recv\(src=0, tag=0, comm=world\) at `+r+`$`)
+	// The README shows this very report: its lines must be true too.
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sample, _ := strings.Cut(string(readme), "$ gorun -n 4 --timeout 3s ./hangprog barrier\n")
+	sample, _, _ = strings.Cut(sample, "\n\n")
+	sample = strings.ReplaceAll(sample, "\n    ", "\n")
+	wantLines(t, strings.TrimPrefix(sample, "    "),
+		`^gorun:   rank 0: Barrier\(world\) blocked [0-9.]+s at `+b+`$`,
+		`^gorun:   rank 3: Recv\(src=0, tag=0, comm=world\) blocked [0-9.]+s at `+r+`$`,
+		`^gorun: Barrier\(world\) \(call 1\): ranks 0-2 in it, rank 3 not: rank 3 is in Recv\(src=0, tag=0, comm=world\) at `+r+`$`)
 	if strings.Contains(stderr, "Recv(src=any") || strings.Contains(stderr, "comm=world/dup") {
 		t.Errorf("the Barrier's own messages show in the report:\n%s", stderr)
 	}
@@ -137,7 +151,7 @@ func TestPeerLostJob(t *testing.T) {
 	if code != 1 {
 		t.Fatalf("exit %d, want 1; stderr:\n%s", code, stderr)
 	}
-	if !strings.Contains(stderr, "rank 0: mpi: recv rank 1: mpi: peer closed its world") {
+	if !strings.Contains(stderr, "rank 0: mpi: recv rank 1: tag 0, comm world: peer closed its world") {
 		t.Errorf("no ErrPeerLost naming rank 1 in rank 0's error:\n%s", stderr)
 	}
 	if took := time.Since(start); took > 15*time.Second {
@@ -227,7 +241,7 @@ func TestHangReportHosts(t *testing.T) {
 	unfinished := map[int]string{}
 	for _, ev := range readTrace(t, path).TraceEvents {
 		if ev.Ph == "X" && ev.Args["unfinished"] != nil {
-			unfinished[ev.Pid] = ev.Name
+			unfinished[ev.Pid-1] = ev.Name
 		}
 	}
 	if want := map[int]string{0: "Barrier", 1: "Barrier", 2: "Barrier", 3: "Recv"}; !reflect.DeepEqual(unfinished, want) {
@@ -279,7 +293,7 @@ type traceFile struct {
 	TraceEvents []struct {
 		Name string         `json:"name"`
 		Ph   string         `json:"ph"`
-		ID   string         `json:"id"`
+		ID   uint64         `json:"id"` // a number: Perfetto reads a string id as hexadecimal
 		Pid  int            `json:"pid"`
 		Ts   float64        `json:"ts"`
 		Dur  float64        `json:"dur"`
@@ -288,6 +302,7 @@ type traceFile struct {
 	OtherData struct {
 		Dropped map[string]uint64 `json:"dropped_events"`
 		Missing map[string]string `json:"missing_ranks"`
+		NoFlow  map[int]int       `json:"messages_without_flow"`
 	} `json:"otherData"`
 }
 
@@ -296,6 +311,11 @@ func readTrace(t *testing.T, path string) traceFile {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Perfetto's JSON importer would read it: every call a slice, every
+	// flow end inside its call's slice, numeric flow ids, no pid 0.
+	if _, err := tracecheck.Check(b); err != nil {
+		t.Errorf("Perfetto would not read the trace as promised: %v", err)
 	}
 	var tf traceFile
 	if err := json.Unmarshal(b, &tf); err != nil {
@@ -317,9 +337,10 @@ func TestTrace(t *testing.T) {
 	tf := readTrace(t, path)
 	names := map[int]string{}
 	calls := map[int]map[string]int{}
-	starts := map[string][]int{} // flow id -> the pids of its starts
-	ends := map[string][]int{}
+	starts := map[uint64][]int{} // flow id -> the ranks of its starts
+	ends := map[uint64][]int{}
 	for _, e := range tf.TraceEvents {
+		e.Pid-- // pid is rank+1
 		switch e.Ph {
 		case "M":
 			if e.Name == "process_name" {
@@ -343,7 +364,7 @@ func TestTrace(t *testing.T) {
 	}
 	host, _ := os.Hostname()
 	for r := range n {
-		if names[r] != fmt.Sprintf("rank %d (%s)", r, host) {
+		if names[r] != fmt.Sprintf("rank %d on %s", r, host) {
 			t.Errorf("rank %d's track is named %q", r, names[r])
 		}
 		want := map[string]int{"Sendrecv": rounds, "Isend": 1, "Recv": 1, "Wait": 1, "Barrier": 1}
@@ -358,16 +379,16 @@ func TestTrace(t *testing.T) {
 	for id, from := range starts {
 		to := ends[id]
 		if len(from) != 1 || len(to) != 1 || to[0] != (from[0]+1)%n {
-			t.Errorf("flow %s: starts on ranks %v, ends on ranks %v; want one each, on the next rank", id, from, to)
+			t.Errorf("flow %d: starts on ranks %v, ends on ranks %v; want one each, on the next rank", id, from, to)
 		}
 	}
 	for id := range ends {
 		if _, ok := starts[id]; !ok {
-			t.Errorf("flow %s ends on rank %v and starts nowhere", id, ends[id])
+			t.Errorf("flow %d ends on rank %v and starts nowhere", id, ends[id])
 		}
 	}
-	if len(tf.OtherData.Dropped) != 0 || len(tf.OtherData.Missing) != 0 {
-		t.Errorf("dropped %v, missing %v; want none", tf.OtherData.Dropped, tf.OtherData.Missing)
+	if len(tf.OtherData.Dropped) != 0 || len(tf.OtherData.Missing) != 0 || len(tf.OtherData.NoFlow) != 0 {
+		t.Errorf("dropped %v, missing %v, messages without a flow %v; want none", tf.OtherData.Dropped, tf.OtherData.Missing, tf.OtherData.NoFlow)
 	}
 
 	// A ring too small for the job keeps the last events, and says how
@@ -382,8 +403,12 @@ func TestTrace(t *testing.T) {
 	perRank := map[int]int{}
 	for _, e := range tf.TraceEvents {
 		if e.Ph != "M" {
-			perRank[e.Pid]++
+			perRank[e.Pid-1]++
 		}
+	}
+	// A message whose other end the ring dropped is drawn with no flow.
+	for r, k := range tf.OtherData.NoFlow {
+		perRank[r] += k
 	}
 	if perRank[0] != 4 || perRank[1] != 4 {
 		t.Errorf("events kept %v, want 4 a rank", perRank)
@@ -401,12 +426,13 @@ func TestTraceHosts(t *testing.T) {
 		t.Fatalf("exit %d; stderr:\n%s", code, j.errText())
 	}
 	tf := readTrace(t, path)
-	flows := map[string]int{}
+	flows := map[uint64]int{}
 	for _, ev := range tf.TraceEvents {
 		switch ev.Ph {
 		case "M":
 			if ev.Name == "process_name" {
-				if want := fmt.Sprintf("rank %d (%s)", ev.Pid, e.Hosts[ev.Pid%2].Addr); ev.Args["name"] != want {
+				r := ev.Pid - 1
+				if want := fmt.Sprintf("rank %d on %s", r, e.Hosts[r%2].Addr); ev.Args["name"] != want {
 					t.Errorf("track %d named %v, want %q", ev.Pid, ev.Args["name"], want)
 				}
 			}
@@ -419,7 +445,7 @@ func TestTraceHosts(t *testing.T) {
 	}
 	for id, k := range flows {
 		if k != 2 {
-			t.Errorf("flow %s has %d ends, want 2", id, k)
+			t.Errorf("flow %d has %d ends, want 2", id, k)
 		}
 	}
 	e.assertClean(t, 5*time.Second)
@@ -437,8 +463,8 @@ func TestTraceStopped(t *testing.T) {
 	tf := readTrace(t, path)
 	got := map[int]bool{}
 	for _, e := range tf.TraceEvents {
-		if e.Ph == "X" && e.Name == "Recv" && e.Args["unfinished"] != nil && e.Args["peer"] == float64(1-e.Pid) && e.Dur > 1e6 {
-			got[e.Pid] = true
+		if r := e.Pid - 1; e.Ph == "X" && e.Name == "Recv" && e.Args["unfinished"] != nil && e.Args["peer"] == float64(1-r) && e.Dur > 1e6 {
+			got[r] = true
 		}
 	}
 	if !got[0] || !got[1] {

@@ -28,6 +28,7 @@ type Event struct {
 	Bytes int    `json:"b,omitempty"` // bytes sent or received
 	Comm  string `json:"c,omitempty"` // communicator name
 	Root  int    `json:"r,omitempty"` // a collective's root; see HasRoot
+	Tasks int    `json:"k,omitempty"` // pool: the tasks this rank ran in the call
 	Flags uint8  `json:"f,omitempty"` // HasPeer, HasRoot, FlowOut, FlowIn
 	Flow  Flow   `json:"m,omitempty"` // the message, with FlowOut or FlowIn
 }
