@@ -25,7 +25,8 @@
 // ranks n, ring bytes c), which Open checks against the file's size.
 //
 //	0                 header (128 B): magic, version, n, c, size
-//	128 + r*128       rank r's doorbell (one 128-byte line each)
+//	128 + r*128       rank r's doorbell line: the futex word, then the pid
+//	                  of the process that opened it as rank r (PeerPID)
 //	128 + n*128       n*(n-1) rings, one per ordered (sender, receiver) pair:
 //	                  a control block (the tail's line, the head's line:
 //	                  256 B) then c bytes of data
@@ -41,9 +42,11 @@
 //
 // # A ring
 //
-// The sender writes a frame (an 8-byte word: the length, and the frame's
-// sequence number in the upper half; then the payload, padded to 8 bytes;
-// a frame may wrap around the ring's end) and then publishes it with an
+// The sender writes a frame (an 8-byte word: the length, the frame's
+// sequence number modulo 2^24, and a stream byte that the receiver gets
+// back, so that the mpi transport can carry a rank's inbox and its
+// multicast frames on one ring; then the payload, padded to 8 bytes; a
+// frame may wrap around the ring's end) and then publishes it with an
 // atomic store of the tail, last. The receiver polls the tail, copies the
 // frame out (it reads each word once, so a writer changing it meanwhile
 // cannot make it inconsistent) and publishes its head. Head and tail are

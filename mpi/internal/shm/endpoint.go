@@ -4,6 +4,7 @@ package shm
 
 import (
 	"fmt"
+	"os"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -50,7 +51,24 @@ func Open(path string, rank int) (*Endpoint, error) {
 		e.in[p].ring = e.ringOf(p, rank)
 		e.in[p].src = p
 	}
+	atomic.StoreUint32(e.pidp(rank), uint32(os.Getpid()))
 	return e, nil
+}
+
+func (e *Endpoint) pidp(r int) *uint32 {
+	return (*uint32)(unsafe.Pointer(&e.mem[e.l.bell(r)+bellPID]))
+}
+
+// PeerPID is the process id that local rank r wrote when it opened the
+// segment, 0 if it has not or has closed it: a rank checks it against the
+// pid its peer announced elsewhere (the start-up handshake) before it
+// takes the shared-memory path to it. It is read from the segment: a
+// claim, not a proof.
+func (e *Endpoint) PeerPID(r int) int {
+	if r < 0 || r >= e.l.n {
+		return 0
+	}
+	return int(atomic.LoadUint32(e.pidp(r)))
 }
 
 func (e *Endpoint) ringOf(src, dst int) ring {
@@ -71,16 +89,17 @@ func (e *Endpoint) bell(r int) *uint32 {
 	return (*uint32)(unsafe.Pointer(&e.mem[e.l.bell(r)]))
 }
 
-// Send puts one frame, hdr then payload, on the ring to local rank dst,
-// and rings dst's doorbell if dst sleeps. It never blocks: a full ring
-// gives ErrFull (retry after Wait), a frame larger than MaxFrame ErrTooBig.
-// The frame is copied: Send keeps neither slice.
-func (e *Endpoint) Send(dst int, hdr, payload []byte) error {
+// Send puts one frame, hdr then payload, of stream stream (a byte that
+// Recv gives back) on the ring to local rank dst, and rings dst's doorbell
+// if dst sleeps. It never blocks: a full ring gives ErrFull (retry after
+// Wait), a frame larger than MaxFrame ErrTooBig. The frame is copied: Send
+// keeps neither slice.
+func (e *Endpoint) Send(dst int, stream byte, hdr, payload []byte) error {
 	if dst < 0 || dst >= e.l.n || dst == e.rank {
 		return fmt.Errorf("shm: send from local rank %d to %d: no such peer (%d local ranks)", e.rank, dst, e.l.n)
 	}
 	w := &e.out[dst]
-	if err := w.write(hdr, payload); err != nil {
+	if err := w.write(stream, hdr, payload); err != nil {
 		if err == ErrFull && e.full[dst].Swap(w.head+1) == 0 {
 			e.nfull.Add(1)
 		}
@@ -99,19 +118,27 @@ func (e *Endpoint) ring(r int) {
 	}
 }
 
-// Recv appends the next frame from any local rank to buf[:0] and returns
-// its sender. ok is false when no ring holds a frame. A corrupt ring gives a
-// *CorruptError naming its sender, once; the ring is ignored from then on.
-// The frame is a copy: nothing in it changes after Recv returns.
-func (e *Endpoint) Recv(buf []byte) (src int, frame []byte, ok bool, err error) {
+// A Frame is what Recv took from a ring: its sender's local rank (the ring
+// it came from), its stream, and a copy of its bytes.
+type Frame struct {
+	Src    int
+	Stream byte
+	Data   []byte
+}
+
+// Recv appends the next frame from any local rank to buf[:0]. ok is false
+// when no ring holds a frame. A corrupt ring gives a *CorruptError naming
+// its sender, once; the ring is ignored from then on. f.Data is a copy:
+// nothing in it changes after Recv returns.
+func (e *Endpoint) Recv(buf []byte) (f Frame, ok bool, err error) {
 	for i := range e.l.n {
 		p := (e.next + i) % e.l.n
 		if p == e.rank {
 			continue
 		}
-		frame, ok, wake, err := e.in[p].read(buf)
+		data, stream, ok, wake, err := e.in[p].read(buf)
 		if err != nil {
-			return p, frame, false, err
+			return Frame{Src: p}, false, err
 		}
 		if !ok {
 			continue
@@ -120,9 +147,9 @@ func (e *Endpoint) Recv(buf []byte) (src int, frame []byte, ok bool, err error) 
 			e.ring(p)
 		}
 		e.next = p + 1
-		return p, frame, true, nil
+		return Frame{Src: p, Stream: stream, Data: data}, true, nil
 	}
-	return -1, buf[:0], false, nil
+	return Frame{Src: -1}, false, nil
 }
 
 // ready reports whether a ring holds a frame for this rank, or a ring that
@@ -182,6 +209,7 @@ func (e *Endpoint) Close() error {
 	if e.mem == nil {
 		return nil
 	}
+	atomic.CompareAndSwapUint32(e.pidp(e.rank), uint32(os.Getpid()), 0)
 	for p := range e.in {
 		e.in[p].ring, e.out[p].ring = ring{}, ring{}
 	}

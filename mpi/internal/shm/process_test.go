@@ -69,7 +69,8 @@ func child(role string) error {
 	case "sleeper":
 		// Sleeps on its doorbell with a long timeout until a frame comes.
 		for {
-			_, f, ok, err := e.Recv(nil)
+			fr, ok, err := e.Recv(nil)
+			_, f := fr.Src, fr.Data
 			if err != nil {
 				return err
 			}
@@ -99,7 +100,7 @@ func child(role string) error {
 	case "fullsender":
 		// Fills its ring to rank 0, then sleeps until rank 0 makes room.
 		for {
-			err := e.Send(0, nil, []byte("fill"))
+			err := e.Send(0, 0, nil, []byte("fill"))
 			if errors.Is(err, ErrFull) {
 				break
 			}
@@ -108,7 +109,7 @@ func child(role string) error {
 			}
 		}
 		for {
-			err := e.Send(0, nil, []byte("last"))
+			err := e.Send(0, 0, nil, []byte("last"))
 			if err == nil {
 				return nil
 			}
@@ -174,7 +175,8 @@ func exchange(e *Endpoint, frames int) error {
 			}
 		}
 		for {
-			src, f, ok, err := e.Recv(buf)
+			fr, ok, err := e.Recv(buf)
+			src, f := fr.Src, fr.Data
 			if err != nil {
 				return err
 			}
@@ -185,7 +187,7 @@ func exchange(e *Endpoint, frames int) error {
 			if got[src] >= frames {
 				return fmt.Errorf("a frame more than %d from %d", frames, src)
 			}
-			if want := content(src, got[src], frameSize(got[src], e.MaxFrame())); !bytes.Equal(f, want) {
+			if want := content(src, got[src], frameSize(got[src], e.MaxFrame())); !bytes.Equal(f, want) || fr.Stream != byte(len(want)) {
 				return fmt.Errorf("frame %d from %d: %d bytes, not the %d sent", got[src], src, len(f), len(want))
 			}
 			got[src]++
@@ -263,7 +265,10 @@ func TestDoorbellWakesSleeper(t *testing.T) {
 		t.Fatal(err)
 	}
 	armed(t, e, 1)
-	if err := e.Send(1, nil, []byte("wake")); err != nil {
+	if e.PeerPID(1) != cmd.Process.Pid {
+		t.Errorf("rank 1 says pid %d; it is %d", e.PeerPID(1), cmd.Process.Pid)
+	}
+	if err := e.Send(1, 0, nil, []byte("wake")); err != nil {
 		t.Fatal(err)
 	}
 	waitExit(t, cmd, 20*time.Second, "the sleeping receiver did not wake")
@@ -280,13 +285,14 @@ func TestDoorbellWakesFullSender(t *testing.T) {
 		t.Fatal(err)
 	}
 	armed(t, e, 1)
-	if _, f, ok, err := e.Recv(nil); !ok || err != nil || string(f) != "fill" {
-		t.Fatalf("recv: %q %v %v", f, ok, err)
+	if fr, ok, err := e.Recv(nil); !ok || err != nil || string(fr.Data) != "fill" {
+		t.Fatalf("recv: %q %v %v", fr.Data, ok, err)
 	}
 	waitExit(t, cmd, 20*time.Second, "the sender waiting for room did not wake")
 	n := 0
 	for {
-		_, f, ok, err := e.Recv(nil)
+		fr, ok, err := e.Recv(nil)
+		_, f := fr.Src, fr.Data
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -358,7 +364,8 @@ func TestSweepAfterKill(t *testing.T) {
 func echo(e *Endpoint, spin time.Duration) error {
 	var buf []byte
 	for {
-		_, f, ok, err := e.Recv(buf)
+		fr, ok, err := e.Recv(buf)
+		f := fr.Data
 		if err != nil {
 			return err
 		}
@@ -373,7 +380,7 @@ func echo(e *Endpoint, spin time.Duration) error {
 			return nil
 		}
 		for {
-			err := e.Send(0, nil, f)
+			err := e.Send(0, 0, nil, f)
 			if err == nil {
 				break
 			}
@@ -428,11 +435,12 @@ func benchShm(b *testing.B, size int, spin time.Duration) {
 	}
 	msg, buf := make([]byte, size), make([]byte, 0, size)
 	roundTrip := func() {
-		if err := e.Send(1, nil, msg); err != nil {
+		if err := e.Send(1, 0, nil, msg); err != nil {
 			b.Fatal(err)
 		}
 		for {
-			_, f, ok, err := e.Recv(buf)
+			fr, ok, err := e.Recv(buf)
+			_, f := fr.Src, fr.Data
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -452,7 +460,7 @@ func benchShm(b *testing.B, size int, spin time.Duration) {
 	el := time.Since(t0)
 	b.StopTimer()
 	b.ReportMetric(float64(el.Nanoseconds())/float64(b.N)/2/1000, "us/half-rt")
-	e.Send(1, nil, []byte("q"))
+	e.Send(1, 0, nil, []byte("q"))
 	if err := cmd.Wait(); err != nil {
 		b.Fatal(err)
 	}

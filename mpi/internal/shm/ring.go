@@ -26,9 +26,14 @@ const (
 	ctlSize = 2 * lineSize
 )
 
-// frameWord is the 8-byte word before each frame: its length in the lower
-// half, its sequence number in the upper.
-const frameWord = 8
+// frameWord is the 8-byte word before each frame: its length (bits 0-31),
+// its sequence number modulo 2^24 (bits 32-55), and its stream (bits
+// 56-63), a byte the sender chooses and the receiver gets back (the mpi
+// transport tells a rank's inbox from the multicast stream by it).
+const (
+	frameWord = 8
+	seqMask   = 1<<24 - 1
+)
 
 // ErrFull is Send's answer when the ring to the destination has no room for
 // the frame now: the caller keeps the frame and retries after Wait.
@@ -89,10 +94,10 @@ func (w *writer) room() (uint64, error) {
 	return uint64(len(w.data)) - (w.tail - h), nil
 }
 
-// write puts the frame a then b (b may be empty) on the ring and publishes
-// it. It reports ErrFull without writing, after setting the want-room word,
+// write puts the frame a then b (b may be empty), of stream stream, on the
+// ring and publishes it. It reports ErrFull without writing, after setting the want-room word,
 // when the ring has no room.
-func (w *writer) write(a, b []byte) error {
+func (w *writer) write(stream byte, a, b []byte) error {
 	n := uint64(len(a)) + uint64(len(b))
 	if n > uint64(len(w.data))-frameWord {
 		return ErrTooBig
@@ -117,7 +122,7 @@ func (w *writer) write(a, b []byte) error {
 		}
 	}
 	pos := w.tail & w.mask
-	binary.LittleEndian.PutUint64(w.data[pos:pos+frameWord], n|uint64(w.seq)<<32)
+	binary.LittleEndian.PutUint64(w.data[pos:pos+frameWord], n|uint64(w.seq&seqMask)<<32|uint64(stream)<<56)
 	pos = w.copyIn(pos+frameWord, a)
 	w.copyIn(pos, b)
 	w.tail += need
@@ -155,34 +160,35 @@ func (r *reader) corrupt(format string, args ...any) error {
 	return &CorruptError{Src: r.src, Reason: fmt.Sprintf(format, args...)}
 }
 
-// read appends the next frame to buf[:0]. ok is false when there is none.
+// read appends the next frame to buf[:0] and returns its stream. ok is
+// false when there is none.
 // wake reports that the sender asked for room and must have its doorbell
 // rung. Every figure read from the ring is checked before it is used, and
 // read once.
-func (r *reader) read(buf []byte) (frame []byte, ok, wake bool, err error) {
+func (r *reader) read(buf []byte) (frame []byte, stream byte, ok, wake bool, err error) {
 	if r.bad {
-		return buf[:0], false, false, nil
+		return buf[:0], 0, false, false, nil
 	}
 	tail := atomic.LoadUint64(r.tailp())
 	if tail == r.head {
-		return buf[:0], false, false, nil
+		return buf[:0], 0, false, false, nil
 	}
 	size := uint64(len(r.data))
 	avail := tail - r.head // tail behind head wraps to a huge figure
 	if avail > size {
-		return buf[:0], false, false, r.corrupt("tail %d is not within a ring (%d bytes) after head %d", tail, size, r.head)
+		return buf[:0], 0, false, false, r.corrupt("tail %d is not within a ring (%d bytes) after head %d", tail, size, r.head)
 	}
 	if avail < frameWord || avail%8 != 0 {
-		return buf[:0], false, false, r.corrupt("tail %d leaves %d bytes after head %d, not whole frames", tail, avail, r.head)
+		return buf[:0], 0, false, false, r.corrupt("tail %d leaves %d bytes after head %d, not whole frames", tail, avail, r.head)
 	}
 	pos := r.head & r.mask
 	word := binary.LittleEndian.Uint64(r.data[pos : pos+frameWord])
-	n, seq := word&0xffffffff, uint32(word>>32)
-	if seq != r.seq {
-		return buf[:0], false, false, r.corrupt("frame %d has sequence number %d", r.seq, seq)
+	n, seq := word&0xffffffff, uint32(word>>32)&seqMask
+	if seq != r.seq&seqMask {
+		return buf[:0], 0, false, false, r.corrupt("frame %d has sequence number %d", r.seq, seq)
 	}
 	if n > size-frameWord || frameWord+align8(n) > avail {
-		return buf[:0], false, false, r.corrupt("frame %d claims %d bytes; %d were published", r.seq, n, avail-frameWord)
+		return buf[:0], 0, false, false, r.corrupt("frame %d claims %d bytes; %d were published", r.seq, n, avail-frameWord)
 	}
 	buf = slices.Grow(buf[:0], int(n))[:n]
 	pos = (pos + frameWord) & r.mask
@@ -194,5 +200,5 @@ func (r *reader) read(buf []byte) (frame []byte, ok, wake bool, err error) {
 	if atomic.LoadUint32(r.wantp()) != 0 && atomic.CompareAndSwapUint32(r.wantp(), 1, 0) {
 		wake = true
 	}
-	return buf, true, wake, nil
+	return buf, byte(word >> 56), true, wake, nil
 }

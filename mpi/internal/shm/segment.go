@@ -53,6 +53,10 @@ type layout struct {
 	n, ring int
 }
 
+// A doorbell's line: the futex word, then the pid of the rank that opened
+// it (0 once it closed).
+const bellPID = 8
+
 func (l layout) bell(r int) int { return lineSize + r*lineSize }
 func (l layout) ringsOff() int  { return lineSize + l.n*lineSize }
 func (l layout) stride() int    { return ctlSize + l.ring }

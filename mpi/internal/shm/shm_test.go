@@ -51,10 +51,10 @@ func content(src, i, size int) []byte {
 }
 
 // sendParts sends frame as a header part (up to 40 bytes, like the
-// engine's) and a payload part.
+// engine's) and a payload part, of stream len(frame) modulo 256.
 func sendParts(e *Endpoint, dst int, frame []byte) error {
 	h := min(len(frame), 40)
-	return e.Send(dst, frame[:h], frame[h:])
+	return e.Send(dst, byte(len(frame)), frame[:h], frame[h:])
 }
 
 func TestCreateOpen(t *testing.T) {
@@ -76,15 +76,29 @@ func TestCreateOpen(t *testing.T) {
 	if e.Rank() != 2 || e.Size() != 3 || e.MaxFrame() != 4096-8 {
 		t.Errorf("rank %d size %d max frame %d", e.Rank(), e.Size(), e.MaxFrame())
 	}
+	if e.PeerPID(2) != os.Getpid() || e.PeerPID(0) != 0 || e.PeerPID(7) != 0 {
+		t.Errorf("pids %d %d %d, want this process's, 0 (not opened), 0 (no such rank)", e.PeerPID(2), e.PeerPID(0), e.PeerPID(7))
+	}
+	e0, err := Open(path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.PeerPID(0) != os.Getpid() {
+		t.Errorf("rank 0's pid %d after it opened", e.PeerPID(0))
+	}
+	e0.Close()
+	if e.PeerPID(0) != 0 {
+		t.Errorf("rank 0's pid %d after it closed", e.PeerPID(0))
+	}
 	for _, rank := range []int{-1, 3} {
 		if _, err := Open(path, rank); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("rank %d", rank)) {
 			t.Errorf("Open rank %d: %v", rank, err)
 		}
 	}
-	if err := e.Send(2, nil, []byte("x")); err == nil {
+	if err := e.Send(2, 0, nil, []byte("x")); err == nil {
 		t.Error("a send to itself succeeded")
 	}
-	if err := e.Send(5, nil, []byte("x")); err == nil {
+	if err := e.Send(5, 0, nil, []byte("x")); err == nil {
 		t.Error("a send to rank 5 of 3 succeeded")
 	}
 	for _, bad := range []struct{ n, ring int }{{0, 4096}, {MaxRanks + 1, 4096}, {2, 1000}, {2, 512}, {2, MaxRingBytes * 2}} {
@@ -151,9 +165,10 @@ func TestEverySizeAcrossTheWrap(t *testing.T) {
 		if err := sendParts(a, 1, want); err != nil {
 			t.Fatalf("send of %d bytes: %v", size, err)
 		}
-		src, got, ok, err := b.Recv(buf)
-		if err != nil || !ok || src != 0 || !bytes.Equal(got, want) {
-			t.Fatalf("frame of %d bytes: from %d, ok %v, err %v, equal %v", size, src, ok, err, bytes.Equal(got, want))
+		fr, ok, err := b.Recv(buf)
+		src, got := fr.Src, fr.Data
+		if err != nil || !ok || src != 0 || fr.Stream != byte(size) || !bytes.Equal(got, want) {
+			t.Fatalf("frame of %d bytes: from %d, stream %d, ok %v, err %v, equal %v", size, src, fr.Stream, ok, err, bytes.Equal(got, want))
 		}
 		buf = got
 	}
@@ -167,7 +182,7 @@ func TestEverySizeAcrossTheWrap(t *testing.T) {
 func TestFullRing(t *testing.T) {
 	path := segment(t, 2, 1024)
 	a, b := open(t, path, 0), open(t, path, 1)
-	if err := a.Send(1, nil, make([]byte, a.MaxFrame()+1)); !errors.Is(err, ErrTooBig) {
+	if err := a.Send(1, 0, nil, make([]byte, a.MaxFrame()+1)); !errors.Is(err, ErrTooBig) {
 		t.Errorf("a frame of %d bytes: %v, want ErrTooBig", a.MaxFrame()+1, err)
 	}
 	sent := 0
@@ -186,7 +201,7 @@ func TestFullRing(t *testing.T) {
 	if a.ready() {
 		t.Error("Wait would return with the ring full and nothing taken")
 	}
-	if _, _, ok, err := b.Recv(nil); !ok || err != nil {
+	if _, ok, err := b.Recv(nil); !ok || err != nil {
 		t.Fatalf("recv: %v %v", ok, err)
 	}
 	if !a.ready() {
@@ -196,47 +211,52 @@ func TestFullRing(t *testing.T) {
 		t.Fatalf("send after room was made: %v", err)
 	}
 	for i := 1; i <= sent; i++ {
-		_, got, ok, err := b.Recv(nil)
+		fr, ok, err := b.Recv(nil)
+		_, got := fr.Src, fr.Data
 		if !ok || err != nil || !bytes.Equal(got, content(0, i, 100)) {
 			t.Fatalf("frame %d: ok %v err %v", i, ok, err)
 		}
 	}
-	if _, _, ok, _ := b.Recv(nil); ok {
+	if _, ok, _ := b.Recv(nil); ok {
 		t.Error("a frame more than was sent")
 	}
 }
 
 // TestManySenders: each of three senders' frames reach one receiver in
-// the order each sent them, named by the ring they came from.
+// the order each sent them, named by the ring they came from, through rings
+// that fill (each sender sends all it can before the receiver drains).
 func TestManySenders(t *testing.T) {
-	const n, frames = 4, 200
+	const n, frames = 4, 500
 	path := segment(t, n, 4096)
 	eps := make([]*Endpoint, n)
 	for r := range eps {
 		eps[r] = open(t, path, r)
 	}
-	next := make([]int, n)
+	sent, next := make([]int, n), make([]int, n)
 	got := 0
 	var buf []byte
-	for i := 0; got < (n-1)*frames; {
-		for s := 1; s < n && i < frames; s++ {
-			if err := sendParts(eps[s], 0, content(s, i, i%300)); err != nil && !errors.Is(err, ErrFull) {
-				t.Fatal(err)
-			} else if err != nil {
-				continue // the receiver drains below; this sender's i is resent
-			}
-			if s == n-1 {
-				i++
+	for got < (n-1)*frames {
+		for s := 1; s < n; s++ {
+			for sent[s] < frames {
+				err := sendParts(eps[s], 0, content(s, sent[s], sent[s]%300))
+				if errors.Is(err, ErrFull) {
+					break // the receiver drains below
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				sent[s]++
 			}
 		}
 		for {
-			src, f, ok, err := eps[0].Recv(buf)
+			fr, ok, err := eps[0].Recv(buf)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if !ok {
 				break
 			}
+			src, f := fr.Src, fr.Data
 			buf = f
 			if !bytes.Equal(f, content(src, next[src], next[src]%300)) {
 				t.Fatalf("frame %d from %d is not the one sent", next[src], src)
@@ -268,24 +288,25 @@ func TestRingRejectsHostileIndex(t *testing.T) {
 			path := segment(t, 3, 1024)
 			a, b, r := open(t, path, 0), open(t, path, 1), open(t, path, 2)
 			// One frame taken, so that the head is not 0; one waiting.
-			if err := a.Send(2, nil, make([]byte, 24)); err != nil {
+			if err := a.Send(2, 0, nil, make([]byte, 24)); err != nil {
 				t.Fatal(err)
 			}
-			if _, _, ok, err := r.Recv(nil); !ok || err != nil {
+			if _, ok, err := r.Recv(nil); !ok || err != nil {
 				t.Fatal(ok, err)
 			}
-			if err := a.Send(2, nil, make([]byte, 24)); err != nil {
+			if err := a.Send(2, 0, nil, make([]byte, 24)); err != nil {
 				t.Fatal(err)
 			}
 			ring := r.in[0]
 			head := ring.head
 			c.spoil(ring.ctl, ring.data[head&ring.mask:], head, a.out[2].tail)
-			if err := b.Send(2, nil, []byte("fine")); err != nil {
+			if err := b.Send(2, 0, nil, []byte("fine")); err != nil {
 				t.Fatal(err)
 			}
 			var got []string
 			for range 4 {
-				src, f, ok, err := r.Recv(nil)
+				fr, ok, err := r.Recv(nil)
+				src, f := fr.Src, fr.Data
 				var ce *CorruptError
 				switch {
 				case errors.As(err, &ce):
@@ -318,10 +339,10 @@ func put32(b []byte, v uint32) { atomic.StoreUint32((*uint32)(unsafe.Pointer(&b[
 func TestWriterRejectsHostileHead(t *testing.T) {
 	path := segment(t, 2, 1024)
 	a, b := open(t, path, 0), open(t, path, 1)
-	for a.Send(1, nil, make([]byte, 100)) == nil {
+	for a.Send(1, 0, nil, make([]byte, 100)) == nil {
 	}
 	put64(b.in[0].ctl[ctlHead:], 1<<40)
-	if err := a.Send(1, nil, make([]byte, 100)); err == nil || errors.Is(err, ErrFull) || !strings.Contains(err.Error(), "head") {
+	if err := a.Send(1, 0, nil, make([]byte, 100)); err == nil || errors.Is(err, ErrFull) || !strings.Contains(err.Error(), "head") {
 		t.Errorf("send with the head far ahead: %v", err)
 	}
 }
@@ -337,10 +358,10 @@ func FuzzRingRead(f *testing.F) {
 	seed := make([]uint64, (ctlSize+64)/8)
 	sb := unsafe.Slice((*byte)(unsafe.Pointer(&seed[0])), ctlSize+64)
 	w := writer{ring: newRing(sb[:ctlSize], sb[ctlSize:])}
-	w.write([]byte("header"), []byte("payload"))
-	w.write(nil, nil)
+	w.write(1, []byte("header"), []byte("payload"))
+	w.write(2, nil, nil)
 	put64(sb[ctlHead:], w.tail)
-	w.write([]byte("across the end of the ring..."), nil)
+	w.write(3, []byte("across the end of the ring..."), nil)
 	f.Add(uint64(0), uint32(0), append([]byte(nil), sb...))
 	f.Add(uint64(32), uint32(2), append([]byte(nil), sb...))
 	f.Fuzz(func(t *testing.T, head uint64, seq uint32, raw []byte) {
@@ -352,7 +373,7 @@ func FuzzRingRead(f *testing.F) {
 		r := reader{ring: newRing(b[:ctlSize], b[ctlSize:]), head: head, seq: seq}
 		var buf []byte
 		for range 20 {
-			f, ok, _, err := r.read(buf)
+			f, _, ok, _, err := r.read(buf)
 			if err != nil || !ok {
 				return
 			}
