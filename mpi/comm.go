@@ -128,14 +128,14 @@ func (c *Comm) checkRank(op string, r int, anyOK bool) error {
 	if (anyOK && r == AnySource) || (r >= 0 && r < c.Size()) {
 		return nil
 	}
-	return fmt.Errorf("mpi: %s: rank %d not in [0, %d): %w", op, r, c.Size(), ErrRank)
+	return errorf("mpi: %s: rank %d not in [0, %d): %w", op, r, c.Size(), ErrRank)
 }
 
 func checkTag(op string, tag int, anyOK bool) error {
 	if (anyOK && tag == AnyTag) || (tag >= 0 && tag <= MaxTag) {
 		return nil
 	}
-	return fmt.Errorf("mpi: %s: tag %d not in [0, %d]: %w", op, tag, MaxTag, ErrTag)
+	return errorf("mpi: %s: tag %d not in [0, %d]: %w", op, tag, MaxTag, ErrTag)
 }
 
 // Close leaves the communicator. On the world communicator it waits (up to
@@ -234,11 +234,14 @@ func parseAbort(b []byte) (rank, code int, ok bool) {
 // other way round. Every rank of c must call Dup (or Split) on c in the same
 // order; Dup itself sends nothing.
 func (c *Comm) Dup(ctx context.Context) (*Comm, error) {
+	if ctx == nil {
+		return nil, nilContext("dup")
+	}
 	if err := c.check(); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("mpi: dup: %w", err)
+		return nil, errorf("mpi: dup: %w", err)
 	}
 	seq := c.derived.Add(1)
 	d := &Comm{e: c.e, id: deriveID(c.id, seq, -2), rank: c.rank, group: c.group, index: c.index, name: c.label() + "/dup" + strconv.FormatUint(seq, 10), quiet: c.quiet}
@@ -256,6 +259,9 @@ const splitTag = 1
 // a negative color joins none and gets a nil Comm. Every rank of c must call
 // it. It blocks until rank 0 of c has heard from every rank.
 func (c *Comm) Split(ctx context.Context, color, key int) (*Comm, error) {
+	if ctx == nil {
+		return nil, nilContext("split")
+	}
 	opSplit.Count(ctx)
 	defer c.span(ctx).end(c, "Split", blocked.None, 0, 0)
 	if err := c.check(); err != nil {

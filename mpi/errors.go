@@ -48,7 +48,18 @@ var (
 	// not the sender): the job cannot go on. Under gorun the rank says which
 	// subject and field, and exits with status 1.
 	ErrProtocol = errors.New("mpi: protocol error")
+	// ErrNilContext is returned, wrapped with the call's name, by every
+	// call that takes a context.Context when it is given a nil one (pass
+	// context.Background() or context.TODO()). Such a call does nothing:
+	// it takes no lock, sends and receives nothing, and the communicator
+	// stays usable.
+	ErrNilContext = errors.New("mpi: nil context.Context")
 )
+
+// nilContext is the error of call op given a nil ctx.
+func nilContext(op string) error {
+	return fmt.Errorf("mpi: %s: %w", op, ErrNilContext)
+}
 
 // RankError reports a failure on, or caused by, another rank.
 type RankError struct {
@@ -58,7 +69,7 @@ type RankError struct {
 }
 
 func (e *RankError) Error() string {
-	return fmt.Sprintf("mpi: %s rank %d: %v", e.Op, e.Rank, e.Err)
+	return fmt.Sprintf("mpi: %s rank %d: %s", e.Op, e.Rank, trimPrefix(e.Err))
 }
 
 // Unwrap returns the underlying error, so errors.Is sees the sentinel.

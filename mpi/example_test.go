@@ -335,5 +335,20 @@ func ExampleErrPeerLost() {
 	})
 	// Output:
 	// last words
-	// true mpi: recv rank 1: mpi: peer closed its world
+	// true mpi: recv rank 1: tag 0, comm world: peer closed its world
+}
+
+// A nil ctx is an error, not a panic, and the communicator goes on.
+func ExampleErrNilContext() {
+	mpitest.World(context.Background(), 2, func(ctx context.Context, c *mpi.Comm) error {
+		if c.Rank() == 0 {
+			var none context.Context // nil: a mistake
+			err := c.Send(none, 1, 0, []byte("hi"))
+			fmt.Println(err, errors.Is(err, mpi.ErrNilContext))
+			return c.Send(ctx, 1, 0, []byte("hi"))
+		}
+		_, _, err := c.Recv(ctx, 0, 0)
+		return err
+	})
+	// Output: mpi: send: mpi: nil context.Context true
 }

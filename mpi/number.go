@@ -46,7 +46,7 @@ func FromBytes[T Number](b []byte) ([]T, error) {
 	var zero T
 	size := int(unsafe.Sizeof(zero))
 	if len(b)%size != 0 {
-		return nil, fmt.Errorf("mpi: %d bytes into %T elements of %d bytes: %w", len(b), zero, size, ErrTruncate)
+		return nil, errorf("mpi: %d bytes into %T elements of %d bytes: %w", len(b), zero, size, ErrTruncate)
 	}
 	n := len(b) / size
 	if n == 0 {

@@ -119,7 +119,7 @@ func WithTimeout(d time.Duration) Option {
 func WithJob(jobID string, rank, size int) Option {
 	return func(o *Options) error {
 		if size < 1 || rank < 0 || rank >= size {
-			return fmt.Errorf("mpi: WithJob: rank %d of size %d: %w", rank, size, ErrRank)
+			return errorf("mpi: WithJob: rank %d of size %d: %w", rank, size, ErrRank)
 		}
 		o.JobID, o.Rank, o.Size, o.jobSet = jobID, rank, size, true
 		return nil

@@ -135,7 +135,7 @@ func decodeValue[T any](b []byte, own bool) (T, error) {
 	switch in.form {
 	case formNumber:
 		if len(b) != in.size {
-			return v, fmt.Errorf("mpi: %d bytes for a %s of %d bytes: %w", len(b), in.typ, in.size, ErrTruncate)
+			return v, errorf("mpi: %d bytes for a %s of %d bytes: %w", len(b), in.typ, in.size, ErrTruncate)
 		}
 		copy(unsafe.Slice((*byte)(unsafe.Pointer(&v)), in.size), b)
 		if !littleEndian {
@@ -144,7 +144,7 @@ func decodeValue[T any](b []byte, own bool) (T, error) {
 		return v, nil
 	case formSlice:
 		if len(b)%in.size != 0 {
-			return v, fmt.Errorf("mpi: %d bytes for a %s: not a whole number of %d-byte elements: %w", len(b), in.typ, in.size, ErrTruncate)
+			return v, errorf("mpi: %d bytes for a %s: not a whole number of %d-byte elements: %w", len(b), in.typ, in.size, ErrTruncate)
 		}
 		n := len(b) / in.size
 		if own && littleEndian && n > 0 && uintptr(unsafe.Pointer(unsafe.SliceData(b)))%uintptr(in.typ.Elem().Align()) == 0 {
@@ -207,7 +207,7 @@ func RecvValue[T any](ctx context.Context, c *Comm, src, tag int) (T, Status, er
 	}
 	v, err := decodeValue[T](b, true)
 	if err != nil {
-		return v, st, fmt.Errorf("mpi: recv value from rank %d, tag %d: %w", st.Source, st.Tag, err)
+		return v, st, errorf("mpi: recv value from rank %d, tag %d: %w", st.Source, st.Tag, err)
 	}
 	return v, st, nil
 }
