@@ -5,6 +5,7 @@ package shm
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -174,8 +175,11 @@ func (e *Endpoint) ready() bool {
 
 // Wait returns when a frame may be waiting for Recv, or a ring that Send
 // found full may have room, or after about timeout. It first polls the
-// rings for up to spin (give zero when the host has fewer cores than local
-// ranks: spinning would take the core a peer needs), then sleeps on its
+// rings for up to spin, yielding its core (sched_yield) every 64 polls so
+// that a peer waiting for a core gets it (and runtime.Gosched, so that the
+// program's goroutines waiting for this P do) (give zero spin when the host has
+// fewer cores than local ranks: spinning would take the core a peer
+// needs; a spin is spent on each call), then sleeps on its
 // doorbell: it arms it, checks the rings once more, and waits on it with
 // FUTEX_WAIT. It may return early and for nothing (a signal): callers loop.
 func (e *Endpoint) Wait(spin, timeout time.Duration) error {
@@ -188,8 +192,12 @@ func (e *Endpoint) Wait(spin, timeout time.Duration) error {
 			if e.ready() {
 				return nil
 			}
-			if i%64 == 0 && time.Since(start) >= spin {
-				break
+			if i%64 == 0 {
+				if time.Since(start) >= spin {
+					break
+				}
+				runtime.Gosched()                           // this process's goroutines first,
+				unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0) // then the host's processes
 			}
 		}
 	}
