@@ -46,7 +46,18 @@
 // rank's ctx ends, or MapUnordered's each returns an error, or a peer is
 // lost, that rank returns its own error and the others an error wrapping
 // ErrStopped that says why. A call returns only once the fn calls it
-// started on its rank have returned, so fn should honour its ctx.
+// started on its rank have returned, so fn should honour its ctx. A panic
+// in fn is a task's failure like an error (multiprocessing re-raises a
+// worker's exception in the caller): the process that ran it lives on, and
+// every rank's *TaskError says "panic:", the panic's value and its line.
+//
+// # Statistics and trace
+//
+// gorun --stats counts Map and MapUnordered as calls of their own, with
+// the time the calling goroutine waited in them; gorun --trace shows each
+// call as one slice per rank, with the tasks that rank ran; the hang report
+// shows a rank blocked in one as Map(world). The messages and waits a call
+// is made of are its own business, and appear in none of them.
 //
 // # Isolation
 //

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorun-hpc/gorun/mpi"
@@ -55,8 +56,10 @@ func block(r, total, n int) span {
 // share in a goroutine (runLocal), and collects the results.
 type master[In, Out any] struct {
 	ctx      context.Context
-	c        *mpi.Comm // the shadow
-	down, up int       // tags
+	qctx     context.Context // ctx for the calls on the shadow (quiet)
+	ran      *atomic.Int64   // tasks rank 0 ran
+	c        *mpi.Comm       // the shadow
+	down, up int             // tags
 	inputs   []In
 	fn       func(ctx context.Context, in In) (Out, error)
 	store    func(start int, outs []Out) error
@@ -84,9 +87,9 @@ type localResult[Out any] struct {
 }
 
 func newMaster[In, Out any](ctx context.Context, c *mpi.Comm, down int, inputs []In,
-	fn func(ctx context.Context, in In) (Out, error), store func(start int, outs []Out) error, cfg config) *master[In, Out] {
+	fn func(ctx context.Context, in In) (Out, error), store func(start int, outs []Out) error, cfg config, ran *atomic.Int64) *master[In, Out] {
 	n := c.Size()
-	m := &master[In, Out]{ctx: ctx, c: c, down: down, up: down + 1, inputs: inputs, fn: fn, store: store, cfg: cfg, n: n,
+	m := &master[In, Out]{ctx: ctx, qctx: quiet(ctx), ran: ran, c: c, down: down, up: down + 1, inputs: inputs, fn: fn, store: store, cfg: cfg, n: n,
 		chunk: defaultChunk(len(inputs), n), queued: make([][]span, n), stopped: make([]bool, n),
 		localWork: make(chan span, 1), localDone: make(chan localResult[Out], 1)}
 	if cfg.static {
@@ -123,7 +126,7 @@ func (m *master[In, Out]) run(bad error) error {
 	}()
 	// receive takes the message req got.
 	receive := func() error {
-		st, err := req.Wait(m.ctx)
+		st, err := req.Wait(m.qctx)
 		data := req.Data()
 		req = nil
 		if err != nil {
@@ -175,7 +178,7 @@ func (m *master[In, Out]) run(bad error) error {
 	m.stopLocal(nil)
 	// Every chunk has come back, so only stop messages can be in flight.
 	for _, s := range m.sends {
-		if _, err := s.r.Wait(m.ctx); err != nil {
+		if _, err := s.r.Wait(m.qctx); err != nil {
 			return m.fail(fmt.Errorf("pool: stopping rank %d: %w", s.to, err), -1, nil)
 		}
 	}
@@ -304,7 +307,7 @@ func (m *master[In, Out]) sent() error {
 	for _, s := range m.sends {
 		select {
 		case <-s.r.Done():
-			if _, err := s.r.Wait(m.ctx); err != nil && first == nil {
+			if _, err := s.r.Wait(m.qctx); err != nil && first == nil {
 				first = fmt.Errorf("pool: sending to rank %d: %w", s.to, err)
 			}
 		default:
@@ -330,7 +333,7 @@ func (m *master[In, Out]) fail(err error, except int, raw []byte) error {
 	if msg == nil {
 		msg = appendFailure(err, 0)
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(m.ctx), abortGrace)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(m.qctx), abortGrace)
 	defer cancel()
 	var reqs []*mpi.Request
 	for w := 1; w < m.n; w++ {
@@ -372,7 +375,7 @@ func (m *master[In, Out]) stopLocal(cause error) {
 func (m *master[In, Out]) runLocal() {
 	defer close(m.localDone)
 	for s := range m.localWork {
-		outs, err := runChunk(m.runCtx, m.fn, m.inputs[s.start:s.start+s.count], s.start, 0)
+		outs, err := runChunk(m.runCtx, m.fn, m.inputs[s.start:s.start+s.count], s.start, 0, m.ran)
 		m.localDone <- localResult[Out]{s, outs, err}
 		if err != nil {
 			return
@@ -381,14 +384,16 @@ func (m *master[In, Out]) runLocal() {
 }
 
 // runChunk runs fn on the tasks ins, the first of which is task start, on
-// rank. It returns a *TaskError when fn fails, or ctx's cause when ctx ends.
-func runChunk[In, Out any](ctx context.Context, fn func(ctx context.Context, in In) (Out, error), ins []In, start, rank int) ([]Out, error) {
+// rank, counting them in ran. It returns a *TaskError when fn fails or
+// panics, or ctx's cause when ctx ends.
+func runChunk[In, Out any](ctx context.Context, fn func(ctx context.Context, in In) (Out, error), ins []In, start, rank int, ran *atomic.Int64) ([]Out, error) {
 	outs := make([]Out, len(ins))
 	for j, in := range ins {
 		if ctx.Err() != nil {
 			return nil, context.Cause(ctx)
 		}
-		out, err := fn(ctx, in)
+		out, err := call(ctx, fn, in)
+		ran.Add(1)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, context.Cause(ctx)

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"weak"
 
+	"github.com/gorun-hpc/gorun/internal/blocked"
 	"github.com/gorun-hpc/gorun/mpi"
 )
 
@@ -22,7 +24,7 @@ import (
 // (wrapped) on a rank whose ctx ends, and an error wrapping ErrStopped on
 // the others; mpi's errors (ErrClosed, ErrConnLost, ErrAborted) when the
 // communicator fails; an error naming a bad option (Chunk below 1) or a nil
-// fn.
+// fn; an error wrapping mpi.ErrNilContext, at once, for a nil ctx.
 func Map[In, Out any](ctx context.Context, c *mpi.Comm, inputs []In,
 	fn func(ctx context.Context, in In) (Out, error), opts ...Option) ([]Out, error) {
 	var results []Out
@@ -33,7 +35,7 @@ func Map[In, Out any](ctx context.Context, c *mpi.Comm, inputs []In,
 	if c != nil && c.Rank() == 0 {
 		results = make([]Out, len(inputs))
 	}
-	if err := run(ctx, c, inputs, fn, store, opts); err != nil {
+	if err := run(ctx, c, "Map", inputs, fn, store, opts); err != nil {
 		return nil, err
 	}
 	return results, nil
@@ -60,7 +62,7 @@ func MapUnordered[In, Out any](ctx context.Context, c *mpi.Comm, inputs []In,
 		}
 		return nil
 	}
-	return run(ctx, c, inputs, fn, store, opts)
+	return run(ctx, c, "MapUnordered", inputs, fn, store, opts)
 }
 
 // An Option changes how Map and MapUnordered hand out tasks. Only rank 0's
@@ -104,12 +106,15 @@ func Static() Option {
 // says which rank and why.
 var ErrStopped = errors.New("pool: call ended by another rank")
 
-// TaskError reports a task whose fn returned an error. Every rank of the
-// call returns one with the same Index and Rank.
+// TaskError reports a task whose fn returned an error or panicked. Every
+// rank of the call returns one with the same Index and Rank, as
+// multiprocessing re-raises a worker's exception in the caller: a panic in
+// fn does not end the process that ran it, and its Err says "panic:", the
+// panic's value, and the line that panicked.
 type TaskError struct {
 	Index int   // the task's index in inputs
 	Rank  int   // the rank (of the communicator) that ran it
-	Err   error // fn's error on that rank; elsewhere an error with its text
+	Err   error // fn's error (or panic) on that rank; elsewhere an error with its text
 }
 
 func (e *TaskError) Error() string {
@@ -118,10 +123,13 @@ func (e *TaskError) Error() string {
 
 func (e *TaskError) Unwrap() error { return e.Err }
 
-// run is Map and MapUnordered: store takes the results of tasks start,
-// start+1, ... on rank 0.
-func run[In, Out any](ctx context.Context, c *mpi.Comm, inputs []In,
+// run is Map and MapUnordered (op): store takes the results of tasks
+// start, start+1, ... on rank 0.
+func run[In, Out any](ctx context.Context, c *mpi.Comm, op string, inputs []In,
 	fn func(ctx context.Context, in In) (Out, error), store func(start int, outs []Out) error, opts []Option) error {
+	if ctx == nil {
+		return fmt.Errorf("pool: %w", mpi.ErrNilContext)
+	}
 	if c == nil {
 		return errors.New("pool: nil communicator")
 	}
@@ -139,27 +147,32 @@ func run[In, Out any](ctx context.Context, c *mpi.Comm, inputs []In,
 		if bad != nil {
 			return bad
 		}
-		return loop(ctx, inputs, fn, store)
+		x := enter(ctx, c, op, 0)
+		defer x.exit()
+		return loop(ctx, inputs, fn, store, &x.ran)
 	}
-	sh, tag, err := begin(ctx, c)
+	sh, tag, seq, err := begin(ctx, c)
 	if err != nil {
 		return err
 	}
+	x := enter(ctx, c, op, seq)
+	defer x.exit()
 	if c.Rank() == 0 {
-		m := newMaster(ctx, sh, tag, inputs, fn, store, cfg)
+		m := newMaster(ctx, sh, tag, inputs, fn, store, cfg, &x.ran)
 		return m.run(bad)
 	}
-	return work(ctx, sh, tag, fn, bad)
+	return work(ctx, sh, tag, fn, bad, &x.ran)
 }
 
 // loop is the call on a world of one.
 func loop[In, Out any](ctx context.Context, inputs []In, fn func(ctx context.Context, in In) (Out, error),
-	store func(start int, outs []Out) error) error {
+	store func(start int, outs []Out) error, ran *atomic.Int64) error {
 	for i, in := range inputs {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("pool: %w", err)
 		}
-		out, err := fn(ctx, in)
+		out, err := call(ctx, fn, in)
+		ran.Add(1)
 		if err != nil {
 			if ctx.Err() != nil {
 				return fmt.Errorf("pool: %w", ctx.Err())
@@ -188,11 +201,11 @@ type shadow struct {
 // tagCalls is how many calls have distinct tags before tags repeat.
 const tagCalls = (mpi.MaxTag + 1) / 2
 
-// begin finds or makes c's shadow, numbers the call, and returns the shadow
-// and the call's down tag (the up tag is one more).
-func begin(ctx context.Context, c *mpi.Comm) (*mpi.Comm, int, error) {
+// begin finds or makes c's shadow, numbers the call, and returns the
+// shadow, the call's down tag (the up tag is one more) and its number.
+func begin(ctx context.Context, c *mpi.Comm) (*mpi.Comm, int, int, error) {
 	if errors.Is(c.Err(), mpi.ErrClosed) {
-		return nil, 0, fmt.Errorf("pool: %w", mpi.ErrClosed)
+		return nil, 0, 0, fmt.Errorf("pool: %w", mpi.ErrClosed)
 	}
 	key := weak.Make(c)
 	v, ok := shadows.Load(key)
@@ -207,13 +220,14 @@ func begin(ctx context.Context, c *mpi.Comm) (*mpi.Comm, int, error) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if sh.comm == nil {
-		d, err := c.Dup(ctx)
+		d, err := c.Dup(quiet(ctx)) // the shadow is not the program's Dup
 		if err != nil {
-			return nil, 0, fmt.Errorf("pool: %w", err)
+			return nil, 0, 0, fmt.Errorf("pool: %w", err)
 		}
+		blocked.QuietComm(d)
 		sh.comm = d
 	}
 	tag := (sh.seq % tagCalls) * 2
 	sh.seq++
-	return sh.comm, tag, nil
+	return sh.comm, tag, sh.seq, nil
 }

@@ -4,14 +4,19 @@ package pool_test
 // race detector, as real rank processes on its embedded NATS server.
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gorun-hpc/gorun/internal/testbin"
+	"github.com/gorun-hpc/gorun/internal/trace/tracecheck"
 )
 
 var bin struct{ gorun string }
@@ -96,4 +101,127 @@ func TestProcessesTaskError(t *testing.T) {
 			okLine(t, out, "task 57 failed on rank ")
 		})
 	}
+}
+
+// gorunExit runs gorun and returns its exit status, stdout and stderr.
+func gorunExit(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.Command(bin.gorun, append([]string{"--timeout", "2m"}, args...)...)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, stdout.String(), stderr.String()
+	case errors.As(err, &ee):
+		return ee.ExitCode(), stdout.String(), stderr.String()
+	}
+	t.Fatalf("gorun %s: %v", strings.Join(args, " "), err)
+	return 0, "", ""
+}
+
+// TestProcessesTaskPanic: task 57 panics in a real rank process; the
+// process lives, every rank returns a TaskError naming task 57, the rank
+// that ran it and the panic's message and line, and the job (whose ranks
+// fail with that error) exits 1 naming it.
+func TestProcessesTaskPanic(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: skips the multi-process tests")
+	}
+	prog := mapprog(t)
+	const n = 3
+	code, stdout, stderr := gorunExit(t, "-n", strconv.Itoa(n), prog, "panic57")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	line := regexp.MustCompile(`(?m)^mapprog: rank (\d): pool: task 57 \(on rank (\d)\): panic: task 57 exploded \(at main\.go:\d+\)$`)
+	got := line.FindAllStringSubmatch(stdout, -1)
+	ranks := map[string]bool{}
+	for _, m := range got {
+		ranks[m[1]] = true
+		if m[2] != got[0][2] {
+			t.Errorf("ranks disagree on where task 57 ran: %q", stdout)
+		}
+	}
+	if len(ranks) != n {
+		t.Errorf("%d ranks returned the panic's TaskError, want %d:\n%s", len(ranks), n, stdout)
+	}
+	if !strings.Contains(stderr, "task 57 (on rank") || !strings.Contains(stderr, "panic: task 57 exploded") || strings.Contains(stderr, "goroutine ") {
+		t.Errorf("gorun's stderr does not name the panic as the job's failure, or has a stack trace:\n%s", stderr)
+	}
+}
+
+// TestProcessesTraceStats: a job of Map calls under --trace and --stats
+// shows each call as itself: one Map slice per call on every rank, with
+// the tasks the rank ran (which add up to the tasks of the job), and
+// none of the messages and Waits it is made of; the trace is one that
+// Perfetto reads as promised (tracecheck); --stats counts the Map calls
+// with the time they waited, not 0.
+func TestProcessesTraceStats(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: skips the multi-process tests")
+	}
+	prog := mapprog(t)
+	const n = 3
+	path := filepath.Join(t.TempDir(), "trace.json")
+	code, stdout, stderr := gorunExit(t, "-n", strconv.Itoa(n), "--trace", path, "--stats", prog, "map")
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	okLine(t, stdout, "3 ranks, inputs [0 1 2 1000]")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := tracecheck.Check(b)
+	if err != nil {
+		t.Fatalf("Perfetto would not read the trace as promised: %v", err)
+	}
+	maps := map[uint32]int{}
+	tasks := 0
+	for _, s := range rep.Slices {
+		switch s.Name {
+		case "Map":
+			maps[s.Pid]++
+			if k, ok := s.Args["tasks"]; ok {
+				v, _ := strconv.Atoi(fmt.Sprint(k))
+				tasks += v
+			}
+		case "Wait", "Isend", "Irecv", "Send", "Recv", "WaitAll", "Dup":
+			t.Errorf("rank %d: a %s slice: the Map's own calls show", s.Pid-1, s.Name)
+		}
+	}
+	const calls, total = 8, 2 * (0 + 1 + 2 + 1000) // ints and structs, for 0, 1, 2 and 1000 inputs
+	for pid := uint32(1); pid <= n; pid++ {
+		if maps[pid] != calls {
+			t.Errorf("rank %d: %d Map slices, want %d", pid-1, maps[pid], calls)
+		}
+	}
+	if tasks != total {
+		t.Errorf("the Map slices' tasks add up to %d, want %d", tasks, total)
+	}
+	if rep.Flows != 0 {
+		t.Errorf("%d flows: the Map's messages show", rep.Flows)
+	}
+	stat := regexp.MustCompile(`(?m)^gorun:   rank (\d) calls: (.*)$`)
+	rows := stat.FindAllStringSubmatch(stderr, -1)
+	if len(rows) != n {
+		t.Fatalf("%d ranks' calls in --stats, want %d:\n%s", len(rows), n, stderr)
+	}
+	mapStat := regexp.MustCompile(`(?:^|, )Map (\d+) \(blocked ([^)]+)\)`)
+	for _, row := range rows {
+		m := mapStat.FindStringSubmatch(row[2])
+		if m == nil || m[1] != strconv.Itoa(calls) {
+			t.Errorf("rank %s's calls %q: want Map %d", row[1], row[2], calls)
+			continue
+		}
+		if d, err := time.ParseDuration(m[2]); err != nil || d <= 0 {
+			t.Errorf("rank %s's Map calls blocked %s, want more than 0", row[1], m[2])
+		}
+		if strings.Contains(row[2], "Wait ") || strings.Contains(row[2], "Send ") {
+			t.Errorf("rank %s's calls %q: the Map's own calls show", row[1], row[2])
+		}
+	}
+	t.Logf("%s", strings.Join(stat.FindAllString(stderr, -1), "\n"))
 }

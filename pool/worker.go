@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/gorun-hpc/gorun/mpi"
 )
@@ -18,8 +19,9 @@ type chunk[In any] struct {
 // sends back each chunk's results, until rank 0 says stop (or abort). bad
 // is an error found before the call began, which this rank reports to rank
 // 0 (ending the call everywhere).
-func work[In, Out any](ctx context.Context, c *mpi.Comm, down int, fn func(ctx context.Context, in In) (Out, error), bad error) error {
+func work[In, Out any](ctx context.Context, c *mpi.Comm, down int, fn func(ctx context.Context, in In) (Out, error), bad error, ran *atomic.Int64) error {
 	up := down + 1
+	qctx := quiet(ctx) // for the calls on the shadow
 	rank := c.Rank()
 	if bad != nil {
 		tell(ctx, c, up, appendFailure(bad, rank))
@@ -31,12 +33,12 @@ func work[In, Out any](ctx context.Context, c *mpi.Comm, down int, fn func(ctx c
 	runnerDone := make(chan error, 1)
 	go func() {
 		for ch := range todo {
-			outs, err := runChunk(runCtx, fn, ch.ins, ch.s.start, rank)
+			outs, err := runChunk(runCtx, fn, ch.ins, ch.s.start, rank, ran)
 			if err == nil {
 				var msg []byte
 				if msg, err = appendChunk(msgChunk, ch.s, outs); err != nil {
 					err = fmt.Errorf("pool: results of tasks [%d, %d) on rank %d: %w", ch.s.start, ch.s.start+ch.s.count, rank, err)
-				} else if err = c.Send(runCtx, 0, up, msg); err != nil {
+				} else if err = c.Send(quiet(runCtx), 0, up, msg); err != nil {
 					err = fmt.Errorf("pool: sending results to rank 0: %w", err)
 				}
 			}
@@ -91,7 +93,7 @@ func work[In, Out any](ctx context.Context, c *mpi.Comm, down int, fn func(ctx c
 			queue[0] = chunk[In]{}
 			queue = queue[1:]
 		case <-arrived:
-			_, err := req.Wait(ctx)
+			_, err := req.Wait(qctx)
 			data := req.Data()
 			req = nil
 			if err != nil {
@@ -144,7 +146,7 @@ func work[In, Out any](ctx context.Context, c *mpi.Comm, down int, fn func(ctx c
 // tell sends rank 0 a failure message, trying for a bounded time even when
 // ctx has ended.
 func tell(ctx context.Context, c *mpi.Comm, up int, msg []byte) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortGrace)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(quiet(ctx)), abortGrace)
 	defer cancel()
 	_ = c.Send(ctx, 0, up, msg) // rank 0 may have ended already: nothing more to do
 }

@@ -8,6 +8,12 @@
 //	fail57  200 tasks, task 57 fails; every rank checks it got a TaskError
 //	        for task 57 and the same rank, within a second; rank 0 prints
 //	        "mapprog: OK: task 57 failed on rank R ..."
+//	panic57 200 tasks, task 57 panics; every rank prints
+//	        "mapprog: rank R: <its error>" and checks that it is a TaskError
+//	        for task 57 that names the panic, then (after a Barrier) exits 1
+//	        with that error
+//	        (the job fails, as a Python pool's caller re-raises a worker's
+//	        exception)
 //
 // Any check that fails exits 1 with a message on stderr.
 package main
@@ -18,6 +24,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gorun-hpc/gorun/collectives"
@@ -53,6 +60,8 @@ func main() {
 		err = mapCases(ctx, world)
 	case "fail57":
 		err = fail57(ctx, world)
+	case "panic57":
+		err = panic57(ctx, world)
 	default:
 		err = fmt.Errorf("unknown mode %q", mode)
 	}
@@ -199,6 +208,31 @@ func fail57(ctx context.Context, c *mpi.Comm) error {
 	}
 	fmt.Printf("mapprog: OK: task 57 failed on rank %d; every rank returned that error within %v\n", te.Rank, slowest.Round(time.Microsecond))
 	return nil
+}
+
+func panic57(ctx context.Context, c *mpi.Comm) error {
+	var in []int
+	if c.Rank() == 0 {
+		for i := range 200 {
+			in = append(in, i)
+		}
+	}
+	_, err := pool.Map(ctx, c, in, func(ctx context.Context, x int) (int, error) {
+		if x == 57 {
+			panic(fmt.Sprintf("task %d exploded", x))
+		}
+		return x, nil
+	})
+	fmt.Printf("mapprog: rank %d: %v\n", c.Rank(), err)
+	// Every rank has said what it got before any fails the job.
+	if berr := collectives.Barrier(ctx, c); berr != nil {
+		return berr
+	}
+	var te *pool.TaskError
+	if !errors.As(err, &te) || te.Index != 57 || !strings.HasPrefix(te.Err.Error(), "panic: task 57 exploded (at main.go:") {
+		return fmt.Errorf("rank %d: %v, want a TaskError for task 57's panic", c.Rank(), err)
+	}
+	return err
 }
 
 func fail(err error) {
