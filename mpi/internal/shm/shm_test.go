@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 	"unsafe"
 )
 
@@ -263,6 +265,70 @@ func TestManySenders(t *testing.T) {
 			}
 			next[src]++
 			got++
+		}
+	}
+}
+
+// TestConcurrentSendRecv: one goroutine sends on an endpoint while another
+// receives and waits on it (as a transport's sender and poller do), against
+// an echoing peer: every frame comes back, in order (run under -race).
+func TestConcurrentSendRecv(t *testing.T) {
+	const frames = 3000
+	path := segment(t, 2, 1024)
+	a, b := open(t, path, 0), open(t, path, 1)
+	done := make(chan error, 2)
+	go func() { // b echoes
+		var buf []byte
+		for n := 0; n < frames; {
+			fr, ok, err := b.Recv(buf)
+			if err != nil {
+				done <- err
+				return
+			}
+			if !ok {
+				b.Wait(0, 100*time.Millisecond)
+				continue
+			}
+			buf = fr.Data
+			for b.Send(0, fr.Stream, nil, fr.Data) != nil {
+				b.Wait(0, 100*time.Millisecond)
+			}
+			n++
+		}
+		done <- nil
+	}()
+	go func() { // a's sender
+		for i := 0; i < frames; {
+			if err := sendParts(a, 1, content(0, i, i%200)); errors.Is(err, ErrFull) {
+				runtime.Gosched()
+				continue
+			} else if err != nil {
+				done <- err
+				return
+			}
+			i++
+		}
+		done <- nil
+	}()
+	var buf []byte
+	for n := 0; n < frames; { // a's receiver
+		fr, ok, err := a.Recv(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			a.Wait(0, 100*time.Millisecond)
+			continue
+		}
+		buf = fr.Data
+		if !bytes.Equal(fr.Data, content(0, n, n%200)) || fr.Stream != byte(n%200) {
+			t.Fatalf("echo %d is not frame %d", n, n)
+		}
+		n++
+	}
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
 		}
 	}
 }
