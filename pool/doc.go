@@ -59,6 +59,26 @@
 // shows a rank blocked in one as Map(world). The messages and waits a call
 // is made of are its own business, and appear in none of them.
 //
+// # Queue
+//
+// Queue is multiprocessing's Queue across ranks: any rank may Put to it and
+// Get from it, from any number of goroutines; one rank (the owner) holds the
+// items and serves the others, optionally bounded (MaxSize). Each
+// producer's items come out in the order it put them, and every item once.
+// Every rank calls Close when it will put no more; once all have and the
+// queue is empty, Get returns ErrQueueClosed:
+//
+//	q, err := pool.NewQueue[Job](ctx, world) // every rank
+//	...
+//	q.Close()
+//	for {
+//		job, err := q.Get(ctx)
+//		if err == pool.ErrQueueClosed {
+//			break
+//		}
+//		...
+//	}
+//
 // # Isolation
 //
 // Map's messages never match a receive of the program's: each communicator
