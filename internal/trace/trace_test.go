@@ -132,7 +132,8 @@ func TestWrite(t *testing.T) {
 
 // TestWritePerfetto: what Perfetto's JSON importer needs of a file
 // (tracecheck encodes its rules) holds for the awkward cases: a message an
-// Irecv matched between calls ends in the Wait that took it; calls that
+// Irecv matched between calls ends in the Wait that took it (not in a call
+// made before that Wait); calls that
 // overlap (two goroutines) go on two threads; a receive that a skewed
 // clock puts before its send still gets its arrow; a message whose other
 // end is missing gets none; and the old file (dotted string ids, pid 0)
@@ -157,6 +158,7 @@ func TestWritePerfetto(t *testing.T) {
 		{Rank: 1, Name: "rank 1 on b", Offset: -10000, Events: []trace.Event{
 			{Op: "Irecv", Start: 10000, Dur: 50, Comm: "world"},
 			{Start: 10500, Flags: trace.FlowIn, Flow: f1}, // matched between calls
+			{Op: "Isend", Start: 10600, Dur: 50, Comm: "world"},
 			{Op: "Wait", Start: 11000, Dur: 200, Comm: "world"},
 			{Op: "Send", Start: 15000, Dur: 100, Comm: "world"},
 			{Start: 15050, Flags: trace.FlowOut, Flow: f2},
@@ -184,7 +186,7 @@ func TestWritePerfetto(t *testing.T) {
 			tids[s.Tid] = true
 		}
 	}
-	if in["2 Wait"] != 1 || in["2 Irecv"] != 0 || in["2 Recv"] != 1 || in["1 Recv"] != 1 {
+	if in["2 Wait"] != 1 || in["2 Irecv"] != 0 || in["2 Isend"] != 0 || in["2 Recv"] != 1 || in["1 Recv"] != 1 {
 		t.Errorf("flow ends by call %v: want the Irecv's message in the Wait", in)
 	}
 	if len(tids) != 2 {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // RankTrace is one rank's part of the file Write writes.
@@ -274,9 +275,9 @@ func layout(r *RankTrace, t0 int64) track {
 // bind returns the call that holds a message end at time at: the
 // innermost call in progress then (the latest started), preferring one
 // with the message's tag (goroutines may call at once); failing that, for
-// a receive, the first call that starts after it (the Wait that took a
-// message an Irecv had matched), and for a send the last call that started
-// before it.
+// a receive, the first Wait or Test call that starts after it (the call
+// that took a message an Irecv had matched), or else the first call, and
+// for a send the last call that started before it.
 func bind(ss []*slice, at int64, out bool, tag int) *slice {
 	var holder, tagged *slice
 	for _, s := range ss {
@@ -302,6 +303,11 @@ func bind(ss []*slice, at int64, out bool, tag int) *slice {
 			return ss[i-1]
 		}
 		return nil
+	}
+	for j := i; j < len(ss); j++ {
+		if op := ss[j].e.Op; strings.HasPrefix(op, "Wait") || strings.HasPrefix(op, "Test") {
+			return ss[j]
+		}
 	}
 	if i < len(ss) {
 		return ss[i]
