@@ -468,16 +468,21 @@ func tcpEcho() error {
 // BenchmarkPingPong measures the half round trip of a frame between two
 // processes: through a ring with both sides spinning (a core each), through
 // a ring with both sides sleeping on their doorbells every time, and over
-// loopback TCP, side by side in one run (us/half-rt).
+// loopback TCP, side by side in one run (us/half-rt). The -handoff runs
+// receive on a poller goroutine that hands each frame to the sending
+// goroutine over a channel, as a transport that feeds an engine would: the
+// difference is the cost of that hand-off.
 func BenchmarkPingPong(b *testing.B) {
 	for _, size := range []int{8, 1024} {
-		b.Run(fmt.Sprintf("shm-spin/%dB", size), func(b *testing.B) { benchShm(b, size, 50*time.Millisecond) })
-		b.Run(fmt.Sprintf("shm-sleep/%dB", size), func(b *testing.B) { benchShm(b, size, 0) })
+		b.Run(fmt.Sprintf("shm-spin/%dB", size), func(b *testing.B) { benchShm(b, size, 50*time.Millisecond, false) })
+		b.Run(fmt.Sprintf("shm-sleep/%dB", size), func(b *testing.B) { benchShm(b, size, 0, false) })
+		b.Run(fmt.Sprintf("shm-spin-handoff/%dB", size), func(b *testing.B) { benchShm(b, size, 50*time.Millisecond, true) })
+		b.Run(fmt.Sprintf("shm-sleep-handoff/%dB", size), func(b *testing.B) { benchShm(b, size, 0, true) })
 		b.Run(fmt.Sprintf("tcp/%dB", size), func(b *testing.B) { benchTCP(b, size) })
 	}
 }
 
-func benchShm(b *testing.B, size int, spin time.Duration) {
+func benchShm(b *testing.B, size int, spin time.Duration, handoff bool) {
 	path := segment(b, 2, RingBytes)
 	e := open(b, path, 0)
 	cmd := start(b, context.Background(), "echo", "GORUN_SHM_PATH="+path, "GORUN_SHM_RANK=1", "GORUN_SHM_SPIN="+spin.String())
@@ -500,6 +505,41 @@ func benchShm(b *testing.B, size int, spin time.Duration) {
 				return
 			}
 			e.Wait(spin, time.Second)
+		}
+	}
+	if handoff {
+		ch, stop, done := make(chan []byte), make(chan struct{}), make(chan struct{})
+		defer func() { close(stop); <-done }() // before the endpoint closes
+		go func() {
+			defer close(done)
+			var buf []byte
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				f, ok, err := e.Recv(buf)
+				if err != nil {
+					panic(err)
+				}
+				if !ok {
+					e.Wait(spin, 10*time.Millisecond)
+					continue
+				}
+				select {
+				case ch <- f.Data:
+				case <-stop:
+					return
+				}
+				buf = nil
+			}
+		}()
+		roundTrip = func() {
+			if err := e.Send(1, 0, nil, msg); err != nil {
+				b.Fatal(err)
+			}
+			<-ch
 		}
 	}
 	roundTrip() // the child is up
