@@ -44,7 +44,12 @@ func (p *Program) Remove() {
 //   - a command name without a slash, looked up in PATH.
 //
 // The go command runs in the package's directory, so the module that
-// holds the package is used whatever gorun's working directory is.
+// holds the package is used whatever gorun's working directory is. Until
+// gorun's module is published, a program that imports gorun's packages
+// and has no go.mod, or one that cannot resolve them (no replace
+// directive, and the version it requires is not in the module cache), is
+// built against the gorun source this binary was built from (GorunSource):
+// with a go.mod of gorun's making, never by writing the program's files.
 func PrepareProgram(ctx context.Context, prog string, stderr io.Writer) (*Program, error) {
 	if prog == "" {
 		return nil, errors.New("no program given")
@@ -56,23 +61,24 @@ func PrepareProgram(ctx context.Context, prog string, stderr io.Writer) (*Progra
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", prog, err)
 		}
+		files, ferr := goFiles(abs)
 		targets := []string{"."}
 		if !inModule(abs) {
 			// A directory of Go files outside any module: build them as a
 			// list of files, which needs no go.mod.
-			targets, err = goFiles(abs)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", prog, err)
+			if ferr != nil {
+				return nil, fmt.Errorf("%s: %w", prog, ferr)
 			}
+			targets = files
 		}
-		return buildGo(ctx, prog, abs, targets, filepath.Base(abs), stderr)
+		return buildGo(ctx, prog, abs, targets, files, filepath.Base(abs), stderr)
 	case err == nil && strings.HasSuffix(prog, ".go") && fi.Mode().IsRegular():
 		abs, err := filepath.Abs(prog)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", prog, err)
 		}
 		base := filepath.Base(abs)
-		return buildGo(ctx, prog, filepath.Dir(abs), []string{base}, strings.TrimSuffix(base, ".go"), stderr)
+		return buildGo(ctx, prog, filepath.Dir(abs), []string{base}, []string{base}, strings.TrimSuffix(base, ".go"), stderr)
 	case err == nil:
 		if !fi.Mode().IsRegular() {
 			return nil, fmt.Errorf("%s: not a Go package, a .go file or an executable", prog)
@@ -137,8 +143,9 @@ func goFiles(dir string) ([]string, error) {
 	return files, nil
 }
 
-// buildGo runs `go build -o TMP/name targets...` in dir.
-func buildGo(ctx context.Context, prog, dir string, targets []string, name string, stderr io.Writer) (*Program, error) {
+// buildGo runs `go build -o TMP/name targets...` in dir; files are the
+// program's Go files (see planBuild).
+func buildGo(ctx context.Context, prog, dir string, targets, files []string, name string, stderr io.Writer) (*Program, error) {
 	gocmd, err := exec.LookPath("go")
 	if err != nil {
 		return nil, fmt.Errorf("%s is Go source, but the go command is not in PATH", prog)
@@ -151,7 +158,13 @@ func buildGo(ctx context.Context, prog, dir string, targets []string, name strin
 		name = "prog"
 	}
 	out := filepath.Join(tmp, name)
-	cmd := exec.CommandContext(ctx, gocmd, append([]string{"build", "-o", out}, targets...)...)
+	flags, err := gorunPackages(prog, dir, files, tmp)
+	if err != nil {
+		os.RemoveAll(tmp)
+		return nil, err
+	}
+	args := append(append([]string{"build", "-o", out}, flags...), targets...)
+	cmd := exec.CommandContext(ctx, gocmd, args...)
 	cmd.Dir = dir
 	cmd.Stdout = stderr
 	cmd.Stderr = stderr
@@ -169,4 +182,27 @@ func buildGo(ctx context.Context, prog, dir string, targets []string, name strin
 		return nil, fmt.Errorf("%s: not a main package: go build made no executable", prog)
 	}
 	return &Program{Path: out, Built: true, tmpDir: tmp}, nil
+}
+
+// gorunPackages returns the go build flags that give the program in dir
+// gorun's packages from the gorun source gorun was built from, when the
+// go command would not find them by itself (see planBuild); their files
+// go under tmp.
+func gorunPackages(prog, dir string, files []string, tmp string) ([]string, error) {
+	plan, err := planBuild(dir, files)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", prog, err)
+	}
+	if plan.how == asIs {
+		return nil, nil
+	}
+	src, err := GorunSource()
+	if err != nil {
+		return nil, fmt.Errorf("%s imports gorun's packages, which are not published yet, and %v", prog, err)
+	}
+	flags, err := gorunFlags(plan, src, tmp)
+	if err != nil {
+		return nil, fmt.Errorf("building %s: %w", prog, err)
+	}
+	return flags, nil
 }

@@ -95,6 +95,7 @@ over NATS, on a NATS server gorun embeds for the job.
 
 Usage:
   gorun [flags] PROGRAM [args...]
+  gorun init [DIR]      start a project that uses gorun in DIR (see gorun init --help)
 
 PROGRAM is a Go package directory, a .go file (both built once with go build)
 or an executable. Flags stop at PROGRAM: what follows goes to every rank.
@@ -119,8 +120,13 @@ Flags:
 	})
 	fmt.Fprint(w, `
 Each rank gets GORUN_RANK, GORUN_SIZE, GORUN_LOCAL_RANK, GORUN_LOCAL_SIZE,
-GORUN_JOB_ID, GORUN_NATS_URL and GORUN_NATS_TOKEN in its environment.
-Standard input goes to rank 0. Output reaches gorun's whole lines at a time.
+GORUN_JOB_ID, GORUN_NATS_URL, GORUN_NATS_CREDS (its own key, never printed)
+and GORUN_CONTROL_FD (its socket to gorun) in its environment; GORUN_TRACE
+with --trace; with --nats, GORUN_NATS_TOKEN (a token gorun was given in its
+own environment) and GORUN_NATS_CA, GORUN_NATS_CERT, GORUN_NATS_KEY (TLS).
+Standard input goes to rank 0. Output reaches gorun's whole lines at a time;
+gorun's own lines start "gorun: ", and a rank's line that starts so is shown
+with the rank's tag ("[3] gorun: ..."), so that it cannot pass for gorun's.
 
 Exit status: 0 when every rank exits 0; a failed rank's own code (128+signal
 if a signal killed it); 124 when --timeout passes; 130 or 143 when SIGINT or

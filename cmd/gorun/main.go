@@ -1,11 +1,13 @@
 // Command gorun runs an MPI-style job of Go processes that talk over NATS.
 //
 //	gorun [flags] PROGRAM [args...]
+//	gorun init [DIR]
 //
 // PROGRAM is a Go package directory, a .go file or an executable; Go
 // sources are built once, then N ranks of it run with the launch contract's
 // GORUN_* environment, on a NATS server gorun embeds (or one named with
-// --nats). Run "gorun --help" for the flags.
+// --nats). Run "gorun --help" for the flags. gorun init makes a new
+// project that uses gorun's packages.
 //
 // gorun exits 0 when every rank exits 0; with a failed rank's own exit code
 // (128+signal for a rank killed by a signal) when one fails; 124 when
@@ -54,6 +56,10 @@ func main() {
 
 // gorun is the whole command; it returns the exit status.
 func gorun(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "init" {
+		// gorun init [DIR] (init.go); a program named init is ./init.
+		return initCommand(args[1:], stdout, stderr)
+	}
 	cfg := launcher.DefaultConfig()
 	cfg.Signals = true
 	cfg.Stdout, cfg.Stderr = stdout, stderr
