@@ -32,8 +32,10 @@ type Endpoint struct {
 	nfull atomic.Int32
 }
 
-// Open maps the segment at path as local rank rank. The file must be this
-// user's, mode 0600, and its header must agree with its size.
+// Open maps the segment at path as local rank rank, and writes its pid in
+// the rank's doorbell line (PeerPID). The file must be this user's, mode
+// 0600, and its header must agree with its size; no other process may have
+// the rank open.
 func Open(path string, rank int) (*Endpoint, error) {
 	mem, l, err := mapSegment(path)
 	if err != nil {
@@ -44,6 +46,13 @@ func Open(path string, rank int) (*Endpoint, error) {
 		return nil, fmt.Errorf("shm: open %s: rank %d, but the segment has %d local ranks", path, rank, l.n)
 	}
 	e := &Endpoint{mem: mem, l: l, rank: rank, out: make([]writer, l.n), in: make([]reader, l.n), full: make([]atomic.Uint64, l.n)}
+	// A ring has one writer and one reader: a second process as the same
+	// rank would break both.
+	if !atomic.CompareAndSwapUint32(e.pidp(rank), 0, uint32(os.Getpid())) {
+		pid := e.PeerPID(rank)
+		unix.Munmap(mem)
+		return nil, fmt.Errorf("shm: open %s: local rank %d is open already, by pid %d", path, rank, pid)
+	}
 	for p := range l.n {
 		if p == rank {
 			continue
@@ -52,7 +61,6 @@ func Open(path string, rank int) (*Endpoint, error) {
 		e.in[p].ring = e.ringOf(p, rank)
 		e.in[p].src = p
 	}
-	atomic.StoreUint32(e.pidp(rank), uint32(os.Getpid()))
 	return e, nil
 }
 
@@ -77,7 +85,7 @@ func (e *Endpoint) ringOf(src, dst int) ring {
 	return newRing(e.mem[off:off+ctlSize], e.mem[off+ctlSize:off+e.l.stride():off+e.l.stride()])
 }
 
-// Rank is this endpoint's local rank; Size the segment's local ranks.
+// Rank is this endpoint's local rank.
 func (e *Endpoint) Rank() int { return e.rank }
 
 // Size is the number of local ranks the segment was made for.

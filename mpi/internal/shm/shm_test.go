@@ -88,6 +88,9 @@ func TestCreateOpen(t *testing.T) {
 	if e.PeerPID(0) != os.Getpid() {
 		t.Errorf("rank 0's pid %d after it opened", e.PeerPID(0))
 	}
+	if _, err := Open(path, 0); err == nil || !strings.Contains(err.Error(), "open already") {
+		t.Errorf("opening rank 0 twice: %v", err)
+	}
 	e0.Close()
 	if e.PeerPID(0) != 0 {
 		t.Errorf("rank 0's pid %d after it closed", e.PeerPID(0))
