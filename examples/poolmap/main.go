@@ -1,0 +1,49 @@
+// Command poolmap is Pool.map: pool.Map hands out the Collatz steps of
+// 1..10000 to every rank, results in order on rank 0 (poolmap.py: multiprocessing).
+package main
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"slices"
+
+	"github.com/gorun-hpc/gorun/mpi"
+	"github.com/gorun-hpc/gorun/pool"
+)
+
+func collatz(ctx context.Context, n int) (steps int, err error) {
+	for ; n != 1; steps++ {
+		if n%2 == 0 {
+			n /= 2
+		} else {
+			n = 3*n + 1
+		}
+	}
+	return steps, nil
+}
+
+func main() {
+	ctx := context.Background()
+	world, err := mpi.Init(ctx)
+	check(err)
+	defer world.Close()
+	inputs := make([]int, 10000) // read on rank 0 only
+	for i := range inputs {
+		inputs[i] = i + 1
+	}
+	steps, err := pool.Map(ctx, world, inputs, collatz)
+	check(err)
+	if world.Rank() == 0 {
+		if steps[26] != 111 || slices.Max(steps) != 261 || slices.Index(steps, 261) != 6170 {
+			log.Fatalf("poolmap: 27 takes %d steps (want 111), the longest %d (want 261)", steps[26], slices.Max(steps))
+		}
+		fmt.Printf("poolmap: OK: %d numbers over %d ranks, the longest: 6171 in 261 steps\n", len(steps), world.Size())
+	}
+}
+
+func check(err error) {
+	if err != nil {
+		log.Fatal(err)
+	}
+}
