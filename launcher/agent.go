@@ -51,6 +51,7 @@ const (
 	frameStates = 'T' // the 4-byte id of a frameAsk, then JSON: rank -> its blocked.State
 	frameTime   = 'K' // a frameClock's 8 bytes, then the agent's time (Unix ns, 8 bytes)
 	frameDumped = 'E' // the 4-byte id of a frameDump: done
+	// either way: frameBeat, a heartbeat (heartbeat.go)
 
 	// maxFrame bounds a frame: larger ones are refused as a broken stream.
 	maxFrame = 64 << 20
@@ -150,8 +151,9 @@ func readFrame(r *bufio.Reader, buf []byte) (byte, []byte, error) {
 // environment, this host's share of cores). It forwards their output and
 // reports how each ended; it stops them when gorun says so, and by itself
 // (SIGTERM, SIGKILL after the grace, and every descendant) as soon as in
-// reaches EOF or out fails: gorun, or its ssh session, is gone. It returns
-// the agent's exit status.
+// reaches EOF or out fails: gorun, or its ssh session, is gone; and when
+// nothing came from gorun for HeartbeatTimeout (heartbeat.go): its host,
+// or the network to it, is down. It returns the agent's exit status.
 //
 // Started by a Slurm step (spawn_slurm.go), whose environment names the
 // gorun to call, it talks over the connection it makes to gorun instead
@@ -181,8 +183,17 @@ func RunAgent(in io.Reader, out io.Writer, errOut io.Writer) int {
 		return 1
 	}
 	a := &agent{fw: fw, errOut: errOut, gone: make(chan struct{}), done: make(chan struct{})}
-	br := bufio.NewReaderSize(in, 64<<10)
-	go a.read(br)
+	live := newLiveness()
+	br := bufio.NewReaderSize(liveReader{in, live}, 64<<10)
+	go a.read(br, live)
+	// The dead-man switch: gorun beats every HeartbeatInterval; a gorun
+	// not heard from for HeartbeatTimeout is gone (its host or the network
+	// between is down, with no EOF to tell), and the ranks stop.
+	go beat(fw, a.gone)
+	go live.watch(HeartbeatTimeout, a.gone, func() {
+		fmt.Fprintf(errOut, "gorun agent on %s: nothing from gorun for %v (no heartbeat): stopping the host's ranks\n", hostname, HeartbeatTimeout)
+		a.lost()
+	})
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
@@ -214,8 +225,10 @@ type agent struct {
 
 func (a *agent) lost() { a.goneOne.Do(func() { close(a.gone) }) }
 
-// read handles gorun's frames until EOF.
-func (a *agent) read(br *bufio.Reader) {
+// read handles gorun's frames until EOF. While it hands one on (rank 0's
+// input to a rank that does not read it, say), live does not count the
+// silence.
+func (a *agent) read(br *bufio.Reader, live *liveness) {
 	defer a.lost()
 	var buf []byte
 	for {
@@ -224,6 +237,7 @@ func (a *agent) read(br *bufio.Reader) {
 			return
 		}
 		buf = b
+		live.handling()
 		switch kind {
 		case frameJob:
 			var j agentJob
@@ -268,6 +282,7 @@ func (a *agent) read(br *bufio.Reader) {
 				hr.stop(len(b) > 0 && b[0] == 1, j.Job.JobID)
 			}
 		}
+		live.reading()
 	}
 }
 
@@ -397,9 +412,19 @@ func (a *agent) shutdown() {
 		hr.finish(j.Job.JobID)
 	}
 	if srv != nil {
-		srv.Shutdown()
+		// Bounded: a route to a host that is cut off may hold the
+		// server's flush of it; the agent's exit closes what is left.
+		stopped := make(chan struct{})
+		go func() { srv.Shutdown(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(serverStopWait):
+		}
 	}
 }
+
+// serverStopWait bounds an agent's wait for its server to shut down.
+const serverStopWait = 2 * time.Second
 
 // exitFromWire turns an agentExit into a rankExit on host.
 func exitFromWire(e agentExit, host string) rankExit {

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -114,6 +115,9 @@ type agentConn struct {
 	werr   error  // how the session ended, after ended
 	killFn func() // ends the session at once
 	once   sync.Once
+
+	live   *liveness   // what br has heard from the agent (heartbeat.go)
+	noBeat atomic.Bool // gorun ended the session: nothing came for HeartbeatTimeout
 }
 
 // startAgent logs in to h once and starts its agent, shipping this gorun
@@ -148,8 +152,9 @@ func startAgent(ctx context.Context, o *SSHOptions, h Host, logf func(string, ..
 		errR.Close()
 		return nil, fmt.Errorf("cannot run %s: %w", o.program(), err)
 	}
-	a := &agentConn{host: h, via: "ssh session", in: in, fw: &frameWriter{w: in}, br: bufio.NewReaderSize(outR, 64<<10),
-		errs: &tailBuffer{max: 64 << 10}, ended: make(chan struct{})}
+	live := newLiveness()
+	a := &agentConn{host: h, via: "ssh session", in: in, fw: &frameWriter{w: in}, br: bufio.NewReaderSize(liveReader{outR, live}, 64<<10),
+		errs: &tailBuffer{max: 64 << 10}, ended: make(chan struct{}), live: live}
 	a.killFn = func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	go func() { io.Copy(a.errs, errR); errR.Close() }()
 	go func() { a.werr = cmd.Wait(); close(a.ended) }()
@@ -175,6 +180,7 @@ func startAgent(ctx context.Context, o *SSHOptions, h Host, logf func(string, ..
 		if r.err != nil {
 			return fail(r.err)
 		}
+		go beat(a.fw, a.ended)
 		return r.a, nil
 	case <-timer.C:
 		return fail(fmt.Errorf("no answer from the host within %v", o.timeout()+5*time.Second))
@@ -424,23 +430,35 @@ func (s *agentSpawner) read(spec *spawnSpec, exits chan<- rankExit) {
 	}
 	var failure string
 	var buf []byte
+	// A host whose agent says nothing for HeartbeatTimeout (not even its
+	// heartbeat) is lost: its session ends, and its ranks with it, below.
+	// The time this reader spends handing a frame on (a rank's output to
+	// a standard output that does not drain) does not count.
+	live := s.a.live
+	watchDone := make(chan struct{})
+	live.reading()
+	go live.watch(HeartbeatTimeout, watchDone, func() {
+		s.a.noBeat.Store(true)
+		s.a.kill()
+	})
 	for {
 		kind, b, err := readFrame(s.a.br, buf)
 		if err != nil {
 			break
 		}
 		buf = b
+		live.handling()
 		switch kind {
 		case frameOutput:
 			if len(b) < 5 {
-				continue
+				break
 			}
 			rank := int(binary.BigEndian.Uint32(b))
 			pipe(rank, int(b[4])).Write(b[5:])
 		case frameExit:
 			var e agentExit
 			if json.Unmarshal(b, &e) != nil {
-				continue
+				break
 			}
 			for k := range 2 {
 				if w, ok := pipes[[2]int{e.Rank, k + 1}]; ok {
@@ -456,7 +474,7 @@ func (s *agentSpawner) read(spec *spawnSpec, exits chan<- rankExit) {
 			}
 		case frameStates, frameDumped:
 			if len(b) < 4 {
-				continue
+				break
 			}
 			s.mu.Lock()
 			ch := s.replies[binary.BigEndian.Uint32(b)]
@@ -469,7 +487,7 @@ func (s *agentSpawner) read(spec *spawnSpec, exits chan<- rankExit) {
 			}
 		case frameTime:
 			if len(b) != 16 {
-				continue
+				break
 			}
 			t0, t1, t2 := int64(binary.BigEndian.Uint64(b)), int64(binary.BigEndian.Uint64(b[8:])), time.Now().UnixNano()
 			s.mu.Lock()
@@ -487,7 +505,9 @@ func (s *agentSpawner) read(spec *spawnSpec, exits chan<- rankExit) {
 		case frameFault:
 			spec.Fail(jobFault(b))
 		}
+		live.reading()
 	}
+	close(watchDone)
 	for _, w := range pipes {
 		w.Close()
 	}
@@ -523,6 +543,8 @@ func (s *agentSpawner) read(spec *spawnSpec, exits chan<- rankExit) {
 			x.Err = fmt.Errorf("could not start: the agent on host %s: %s", name, failure)
 		case failure != "":
 			x.NotStarted = true
+		case s.a.noBeat.Load():
+			x.Err = fmt.Errorf("is lost: host %s: no heartbeat from its agent for %v (the host, or the network to it, is down)", name, HeartbeatTimeout)
 		default:
 			x.Err = fmt.Errorf("lost its %s to the agent on host %s (%s before the rank ended)%s", s.a.via, name, how, stderrNote(s.a.errs.String()))
 		}

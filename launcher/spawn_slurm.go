@@ -224,13 +224,15 @@ func (st *slurmStep) admit(c net.Conn, secret string, byNode map[string]int, see
 	}
 	c.SetDeadline(time.Time{})
 	a.fw = &frameWriter{w: c}
-	a.br = bufio.NewReaderSize(&endReader{r: br, end: func(err error) {
+	a.live = newLiveness()
+	a.br = bufio.NewReaderSize(&endReader{r: liveReader{br, a.live}, end: func(err error) {
 		if !errors.Is(err, io.EOF) {
 			a.werr = err
 		}
 		close(a.ended)
 	}}, 64<<10)
 	a.killFn = func() { c.Close() }
+	go beat(a.fw, a.ended)
 	return i, a, nil
 }
 
