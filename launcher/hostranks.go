@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -52,6 +53,9 @@ type hostJob struct {
 // group or session (the agent is a child subreaper, so orphans stay its
 // children and are reaped). And should the process that runs hostRanks
 // die first, SIGKILL included, its keeper ends them (see keeper.go).
+// A rank's descendant that holds its output or control socket open after
+// the rank ended is killed outputDrain later, so that the rank's end is
+// reported (and the job can end) even when a daemon it started kept them.
 type hostRanks struct {
 	host     string
 	onOutput func(rank int, stderr bool, r io.ReadCloser)
@@ -63,10 +67,19 @@ type hostRanks struct {
 	stopSig syscall.Signal       // the strongest signal stop has sent; 0 if none
 	wg      sync.WaitGroup       // rank reapers
 	keeper  chan *keeper         // the keeper, once started (nil in it: none)
+	since   uint64               // when the first rank started (procStat.start), 0 before
+	over    bool                 // finish has run: the job no longer counts in liveJobs
 	finish1 sync.Once
 }
 
+// liveJobs counts the jobs whose ranks run in this process (hostRanks from
+// newHostRanks to finish): sweep takes this process's orphans for a job's
+// only while it runs no other (see sweep). gorun and an agent run one job;
+// a test binary may run several at once.
+var liveJobs atomic.Int32
+
 func newHostRanks(host string, onOutput func(int, bool, io.ReadCloser), onExit func(rankExit)) *hostRanks {
+	liveJobs.Add(1)
 	return &hostRanks{host: host, onOutput: onOutput, onExit: onExit, running: make(map[int]int), ctl: make(map[int]*rankControl), keeper: make(chan *keeper, 1)}
 }
 
@@ -179,10 +192,15 @@ func (h *hostRanks) startRank(j *hostJob, p Proc, dir string, env []string, stdi
 		return err
 	}
 	pid := cmd.Process.Pid
+	// The streams' inodes, to find what holds them should they stay open
+	// after the rank ended.
+	inodes := []uint64{inode(outR), inode(errR), inode(ctl.f)}
 	go ctl.read()
 	outDone, errDone := make(chan struct{}), make(chan struct{})
-	h.onOutput(p.Rank, false, &closeNotifier{ReadCloser: outR, done: outDone})
-	h.onOutput(p.Rank, true, &closeNotifier{ReadCloser: errR, done: errDone})
+	outC := &closeNotifier{ReadCloser: outR, done: outDone}
+	errC := &closeNotifier{ReadCloser: errR, done: errDone}
+	h.onOutput(p.Rank, false, outC)
+	h.onOutput(p.Rank, true, errC)
 	if stdinW != nil {
 		go func() {
 			io.Copy(stdinW, stdin)
@@ -193,6 +211,9 @@ func (h *hostRanks) startRank(j *hostJob, p Proc, dir string, env []string, stdi
 	h.mu.Lock()
 	h.running[p.Rank] = pid
 	h.ctl[p.Rank] = ctl
+	if h.since == 0 {
+		h.since = startOf(pid)
+	}
 	if h.stopSig != 0 {
 		syscall.Kill(-pid, h.stopSig) // stop came while this rank started
 	}
@@ -212,16 +233,18 @@ func (h *hostRanks) startRank(j *hostJob, p Proc, dir string, env []string, stdi
 		if stdinW != nil {
 			stdinW.Close()
 		}
-		// Its output first (a descendant that left the group may hold a
-		// pipe open: not longer than outputDrain).
-		t := time.NewTimer(outputDrain)
-		for _, d := range []chan struct{}{outDone, errDone, ctl.done} {
-			select {
-			case <-d:
-			case <-t.C:
+		// Its output and control socket: every stream to its end, within
+		// outputDrain together. What holds one open longer left the rank's
+		// group (setsid, a daemon): it is the job's leftover, killed now;
+		// what it wrote before still comes out, and the streams are closed
+		// in the end whatever holds them (a process this one cannot see).
+		if !waitClosed(outputDrain, outDone, errDone, ctl.done) {
+			killHolders(inodes, h.isRank)
+			if !waitClosed(outputDrain/4, outDone, errDone, ctl.done) {
+				outC.Close()
+				errC.Close()
 			}
 		}
-		t.Stop()
 		ctl.f.Close() // a descendant holding it open: what came is what counts
 		<-ctl.done
 		x := waitResult(p.Rank, h.host, pid, werr)
@@ -229,6 +252,21 @@ func (h *hostRanks) startRank(j *hostJob, p Proc, dir string, env []string, stdi
 		h.onExit(x)
 	}()
 	return nil
+}
+
+// waitClosed waits until every one of chans is closed, at most d; it
+// says whether they all were.
+func waitClosed(d time.Duration, chans ...chan struct{}) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for _, c := range chans {
+		select {
+		case <-c:
+		case <-t.C:
+			return false
+		}
+	}
+	return true
 }
 
 // closeNotifier closes done when the stream is closed (its consumer reached
@@ -279,17 +317,38 @@ func (h *hostRanks) stop(kill bool, jobID string) {
 	}
 	h.mu.Unlock()
 	if kill {
-		sweep(jobID, h.isRank)
+		sweep(h.sweepSpec(jobID))
 	}
 }
 
 // finish ends the job on this host once every rank has ended: it kills
 // what the ranks left (sweep) and releases the keeper.
 func (h *hostRanks) finish(jobID string) {
-	sweep(jobID, nil)
+	sweep(h.sweepSpec(jobID))
 	h.finish1.Do(func() {
+		h.mu.Lock()
+		h.over = true
+		h.mu.Unlock()
+		liveJobs.Add(-1)
 		go func() { (<-h.keeper).release() }()
 	})
+}
+
+// sweepSpec is what sweep ends of job: what carries its id, what descends
+// from its running ranks, and this process's orphans while it runs only
+// this job (see sweep).
+func (h *hostRanks) sweepSpec(job string) sweepSpec {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return sweepSpec{job: job, running: h.isRank, orphans: !h.over && liveJobs.Load() == 1, since: h.since}
+}
+
+// sweepSpec says what sweep ends.
+type sweepSpec struct {
+	job     string             // the job's id ("": no environment match)
+	running func(pid int) bool // the job's running ranks; nil: none
+	orphans bool               // this process runs this job only: its orphans are the job's
+	since   uint64             // when the job's first rank here started (procStat.start); 0: unknown
 }
 
 // isRank says whether pid is a running rank (reaped by its own waiter).

@@ -1,0 +1,157 @@
+package launcher
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// waitFor polls cond until it holds, and fails t, saying what it waited
+// for, if it does not within d.
+func waitFor(t *testing.T, d time.Duration, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v, still not %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// daemon is a shell command that starts a daemon in a session of its own,
+// with an empty environment and none of the rank's descriptors (nothing
+// says whose job it is), waits until it is in that session (out of the
+// rank's process group, which ends with the rank), prints "pid PID",
+// then sleeps d seconds.
+func daemon(d string) string {
+	return `env -i setsid sh -c 'exec >/dev/null 2>&1 3>&-; exec sleep 60' &
+until [ "$(cut -d' ' -f6 /proc/$!/stat)" = $! ]; do sleep 0.01; done
+echo pid $!; sleep ` + d
+}
+
+// A rank that exits 0 and leaves a child in a session of its own, with
+// its environment cleared, holding its stdout, stderr and control socket:
+// Run returns at once (outputDrain after the rank ended, the child killed
+// as what held its streams), and the child is gone. Another job runs in
+// this process meanwhile, so that nothing but its holding the streams
+// tells whose the child is.
+func TestRunRankStreamsHeld(t *testing.T) {
+	otherJob(t)
+	cfg, stdout, stderr := testConfig(1)
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		done <- Run(context.Background(), cfg, "sh", "-c", "env -i setsid sleep 60 & echo pid $!; sleep 0.2")
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v; stderr %s", err, stderr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("Run still waits for the rank's streams; stdout %q", stdout)
+	}
+	t.Logf("Run returned after %v", time.Since(start).Round(time.Millisecond))
+	pids := pidsIn(t, stdout.String())
+	if len(pids) != 1 {
+		t.Fatalf("stdout %q", stdout)
+	}
+	waitGone(t, pids, time.Second)
+}
+
+// otherJob runs a job of one sleeping rank in this process until t ends.
+func otherJob(t *testing.T) {
+	t.Helper()
+	cfg, stdout, _ := testConfig(1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg, "sh", "-c", "echo pid $$; exec sleep 60") }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, 30*time.Second, func() bool { return strings.Contains(stdout.String(), "pid ") }, "the other job running")
+}
+
+// Run's orphans, sweep's third rule: a daemon that cleared its
+// environment and closed the rank's streams is found only as an orphan
+// this process adopted. While two jobs run in this process, the one that
+// ends first leaves the other's orphan alone (it cannot tell whose it is,
+// even one that started after its own ranks); the other ends it when it
+// ends, alone then.
+func TestSweepOrphansOneJob(t *testing.T) {
+	// Job B: its rank runs until the test creates a file.
+	flag := filepath.Join(t.TempDir(), "go")
+	cfgB, stdoutB, stderrB := testConfig(1)
+	doneB := make(chan error, 1)
+	go func() {
+		doneB <- Run(context.Background(), cfgB, "sh", "-c", "echo pid $$; until [ -e "+flag+" ]; do sleep 0.01; done")
+	}()
+	waitFor(t, 30*time.Second, func() bool { return strings.Contains(stdoutB.String(), "pid ") }, "job B running")
+
+	// Job A: rank 0 sleeps until cancelled, rank 1 starts a daemon and exits.
+	cfgA, stdoutA, _ := testConfig(2)
+	ctxA, cancelA := context.WithCancel(context.Background())
+	defer cancelA()
+	doneA := make(chan error, 1)
+	go func() {
+		doneA <- Run(ctxA, cfgA, "sh", "-c", `if [ "$GORUN_RANK" = 1 ]; then `+daemon("0")+`; else exec sleep 60; fi`)
+	}()
+	var orphan int
+	self := os.Getpid()
+	waitFor(t, 30*time.Second, func() bool {
+		pids := pidsIn(t, stdoutA.String())
+		if len(pids) == 0 {
+			return false
+		}
+		orphan = pids[0]
+		p, ok := readStat(orphan)
+		return ok && p.ppid == self // adopted: its rank has ended
+	}, "job A's daemon adopted by this process")
+
+	// Job B ends, and leaves A's orphan alone.
+	os.WriteFile(flag, nil, 0o644)
+	if err := <-doneB; err != nil {
+		t.Fatalf("job B: %v; stderr %s", err, stderrB)
+	}
+	if gone(orphan) {
+		t.Fatal("job B's sweep killed job A's orphan")
+	}
+
+	cancelA()
+	select {
+	case <-doneA:
+	case <-time.After(30 * time.Second):
+		t.Fatal("job A did not end")
+	}
+	waitGone(t, []int{orphan}, time.Second)
+}
+
+// A single job's orphan that says nothing of its job is ended when the
+// job ends.
+func TestSweepOrphan(t *testing.T) {
+	cfg, stdout, stderr := testConfig(1)
+	if err := Run(context.Background(), cfg, "sh", "-c", daemon("0.2")); err != nil {
+		t.Fatalf("Run: %v; stderr %s", err, stderr)
+	}
+	pids := pidsIn(t, stdout.String())
+	if len(pids) != 1 {
+		t.Fatalf("stdout %q", stdout)
+	}
+	waitGone(t, pids, time.Second)
+}
+
+// readProcs and readStat read what sweep and the keeper need: this
+// process's parent, group, session and a start time that does not change.
+func TestReadStat(t *testing.T) {
+	p, ok := readStat(os.Getpid())
+	if !ok || p.ppid != os.Getppid() || p.start == 0 || p.state == 0 {
+		t.Fatalf("readStat(self) = %+v, %v", p, ok)
+	}
+	q := readProcs()[os.Getpid()]
+	q.state = p.state // running or sleeping: it may differ between reads
+	if q != p {
+		t.Fatalf("readProcs has %+v for this process, readStat %+v", q, p)
+	}
+}
