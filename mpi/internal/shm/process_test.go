@@ -33,6 +33,9 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	// As a host's launcher does at start: segments left by a test binary
+	// that crashed before its cleanup go.
+	Sweep("")
 	os.Exit(m.Run())
 }
 
