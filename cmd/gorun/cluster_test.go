@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorun-hpc/gorun/internal/testbin"
 	"github.com/nats-io/nats-server/v2/server"
 )
 
@@ -129,10 +130,12 @@ func TestHostsShipGorun(t *testing.T) {
 }
 
 // TestHostsSetsidChild: ranks on 2 hosts start a child that leaves their
-// process group and session (setsid); however the job ends, those children
-// end too, and nothing is left on either host: on a stop or a failure the
-// agents end them; when an agent dies (SIGKILL, or its ssh session lost
-// first) or gorun does, the host's keeper does.
+// process group and session (setsid), with the job's id in its environment
+// or with none; however the job ends, those children end too, and nothing
+// is left on either host: on a stop or a failure the agents end them (the
+// env-less ones as orphans the agent adopted); when an agent dies (SIGKILL,
+// or its ssh session lost first) or gorun does, the host's keeper does
+// (the env-less ones from its record of the agent's process tree).
 func TestHostsSetsidChild(t *testing.T) {
 	e := newHosts(t, 2, 1)
 	for _, tc := range []struct {
@@ -147,32 +150,67 @@ func TestHostsSetsidChild(t *testing.T) {
 		{"agent killed", nil, func(j *job) int { e.killOn(t, 1, " __gorun_agent"); return -1 }},
 		{"ssh lost", nil, func(j *job) int { e.killOn(t, 1, "sshd:"); return -1 }},
 	} {
+		for _, mode := range []string{"setsid-child", "setsid-noenv"} {
+			name := tc.name
+			if mode == "setsid-noenv" {
+				name += ", no environment"
+			}
+			t.Run(name, func(t *testing.T) {
+				args := []string{"-n", "2", "--hostfile", e.hostfile}
+				if tc.end == nil {
+					args = append(args, "--timeout", "3s")
+				}
+				args = append(append(args, bin.rankprog, mode), tc.args...)
+				j := startJob(t, nil, e.args(args...)...)
+				j.waitLines("child ", 2, 30*time.Second)
+				// The children run on their hosts, in sessions of their
+				// own, beside each host's agent and keeper (which may
+				// still be starting).
+				var children []int
+				testbin.WaitFor(t, 30*time.Second, func() bool {
+					children = children[:0]
+					keepers := 0
+					for _, p := range e.Procs() {
+						if strings.HasSuffix(p.Cmdline, " sleep") {
+							children = append(children, p.PID)
+						}
+						keepers += btoi(strings.Contains(p.Cmdline, " __gorun_keeper "))
+					}
+					return len(children) == 2 && keepers == 2
+				}, "2 escaped children and 2 keepers on the hosts")
+				if mode == "setsid-noenv" && tc.name == "agent killed" {
+					waitRecorded(t, children) // by the keeper, before the agent dies
+				}
+				want := 124
+				if tc.end != nil {
+					want = tc.end(j)
+				}
+				code := j.wait(30 * time.Second)
+				if want >= 0 && code != want || want == -1 && code == 0 {
+					t.Errorf("exit %d, want %d; stderr:\n%s", code, want, j.errText())
+				}
+				e.assertClean(t, 3*time.Second)
+			})
+		}
+	}
+}
+
+// TestHostsRankLeavesChild: TestRankLeavesChild on a host of the agent's.
+func TestHostsRankLeavesChild(t *testing.T) {
+	e := newHosts(t, 1, 1)
+	for _, tc := range []struct{ name, child string }{
+		{"setsid", "setsid sleep 300"},
+		{"env cleared", "env -i setsid sleep 300"},
+		{"daemon", `env -i setsid sh -c 'exec >/dev/null 2>&1 3>&-; exec sleep 300'`},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
-			args := []string{"-n", "2", "--hostfile", e.hostfile}
-			if tc.end == nil {
-				args = append(args, "--timeout", "3s")
+			start := time.Now()
+			j := startJob(t, nil, e.args("-n", "1", "--hostfile", e.hostfile, "/bin/sh", "-c", tc.child+" & echo child $!; sleep 0.2; exit 0")...)
+			j.waitLines("child ", 1, 30*time.Second)
+			if code := j.wait(30 * time.Second); code != 0 {
+				t.Fatalf("exit %d, want 0; stderr:\n%s", code, j.errText())
 			}
-			args = append(append(args, bin.rankprog, "setsid-child"), tc.args...)
-			j := startJob(t, nil, e.args(args...)...)
-			j.waitLines("child ", 2, 30*time.Second)
-			// The children run on their hosts, in sessions of their own,
-			// beside each host's agent and keeper.
-			var children, keepers int
-			for _, p := range e.Procs() {
-				children += btoi(strings.HasSuffix(p.Cmdline, " sleep"))
-				keepers += btoi(strings.Contains(p.Cmdline, " __gorun_keeper "))
-			}
-			if children != 2 || keepers != 2 {
-				t.Fatalf("%d escaped children and %d keepers on the hosts, want 2 and 2: %+v", children, keepers, e.Procs())
-			}
-			want := 124
-			if tc.end != nil {
-				want = tc.end(j)
-			}
-			code := j.wait(30 * time.Second)
-			if want >= 0 && code != want || want == -1 && code == 0 {
-				t.Errorf("exit %d, want %d; stderr:\n%s", code, want, j.errText())
-			}
+			t.Logf("gorun exited after %v", j.exitAt.Sub(start).Round(time.Millisecond))
 			e.assertClean(t, 3*time.Second)
 		})
 	}

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gorun-hpc/gorun/internal/testbin"
 )
 
 // failBound is how soon after a rank fails gorun must have stopped every
@@ -148,32 +150,98 @@ func TestSecondSIGINTKills(t *testing.T) {
 
 // Ranks die with gorun even when gorun is killed by SIGKILL (Pdeathsig),
 // and so do their children, in the rank's process group or in a session of
-// their own (the keeper ends them). The keeper itself is gone after.
+// their own (the keeper ends them), with the job's id in their environment
+// or none at all (the keeper knew them as gorun's descendants). The keeper
+// itself is gone after.
 func TestRanksDieWithGorun(t *testing.T) {
 	needLinux(t, "ranks die with a SIGKILLed gorun by Pdeathsig, which only Linux has")
-	for _, mode := range []string{"sleep", "child", "setsid-child"} {
+	for _, mode := range []string{"sleep", "child", "setsid-child", "setsid-noenv"} {
 		t.Run(mode, func(t *testing.T) {
 			j := startJob(t, nil, "-n", "3", bin.rankprog, mode)
 			pids := pidList(rankPids(t, j.waitLines("pid ", 3, 30*time.Second)))
+			var children []int
 			if mode != "sleep" {
 				for _, l := range j.waitLines("child ", 3, 30*time.Second) {
 					pid, _ := strconv.Atoi(strings.TrimPrefix(l, "child "))
-					pids = append(pids, pid)
+					children = append(children, pid)
 				}
 			}
-			keepers := keeperPids()
-			if len(keepers) != 1 {
-				t.Errorf("%d keepers during the job, want 1", len(keepers))
+			pids = append(pids, children...)
+			testbin.WaitFor(t, 30*time.Second, func() bool { return len(keeperPids()) == 1 }, "one keeper during the job")
+			if mode == "setsid-noenv" {
+				// Only the keeper's record of gorun's process tree finds
+				// them: it must have looked once they ran.
+				waitRecorded(t, children)
 			}
 			j.cmd.Process.Kill()
 			j.wait(30 * time.Second)
 			assertNoneLeft(t, pids, failBound)
-			deadline := time.Now().Add(failBound)
-			for len(keeperPids()) != 0 && time.Now().Before(deadline) {
-				time.Sleep(10 * time.Millisecond)
+			testbin.WaitFor(t, failBound, func() bool { return len(keeperPids()) == 0 }, "every keeper gone")
+		})
+	}
+}
+
+// keeperPoll is how often a keeper records its parent's process tree
+// (launcher's lineagePoll).
+const keeperPoll = 500 * time.Millisecond
+
+// waitRecorded waits until pids (of the root PID namespace) have run for
+// two keeper polls: a keeper has recorded them.
+func waitRecorded(t *testing.T, pids []int) {
+	t.Helper()
+	testbin.WaitFor(t, 30*time.Second, func() bool {
+		for _, pid := range pids {
+			if procAge(pid) < 2*keeperPoll {
+				return false
 			}
-			if k := keeperPids(); len(k) != 0 {
-				t.Errorf("keepers left: %v", k)
+		}
+		return true
+	}, fmt.Sprintf("%v running for two keeper polls", pids))
+}
+
+// procAge is how long pid has run (0 if it is gone), from its start time
+// in /proc/PID/stat (clock ticks after boot, 100 a second) and
+// /proc/uptime.
+func procAge(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	up, err2 := os.ReadFile("/proc/uptime")
+	if err != nil || err2 != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 20 {
+		return 0
+	}
+	ticks, _ := strconv.ParseFloat(f[19], 64)
+	uptime, _ := strconv.ParseFloat(strings.Fields(string(up))[0], 64)
+	return time.Duration((uptime - ticks/100) * float64(time.Second))
+}
+
+// TestRankLeavesChild: a rank that exits 0 leaving a child in a session of
+// its own that holds its stdout, stderr and control socket (a shell's
+// background job), or one that cleared its environment too, or a daemon
+// that closed them all: gorun still reports the rank's end at once (its
+// streams are closed outputDrain after it, and what held them killed),
+// exits 0, and leaves nothing.
+func TestRankLeavesChild(t *testing.T) {
+	needLinux(t, "a rank's leftovers found in /proc")
+	for _, tc := range []struct{ name, child string }{
+		{"setsid", "setsid sleep 300"},
+		{"env cleared", "env -i setsid sleep 300"},
+		{"daemon", `env -i setsid sh -c 'exec >/dev/null 2>&1 3>&-; exec sleep 300'`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			j := startJob(t, nil, "-n", "1", "/bin/sh", "-c", tc.child+" & echo child $!; sleep 0.2; exit 0")
+			pid, _ := strconv.Atoi(strings.TrimPrefix(j.waitLines("child ", 1, 30*time.Second)[0], "child "))
+			if code := j.wait(30 * time.Second); code != 0 {
+				t.Fatalf("exit %d, want 0; stderr:\n%s", code, j.errText())
+			}
+			t.Logf("gorun exited after %v", j.exitAt.Sub(start).Round(time.Millisecond))
+			if state, _, ok := procState(pid); ok && state != 'Z' {
+				syscall.Kill(pid, syscall.SIGKILL)
+				t.Fatalf("the rank's child %d still runs after gorun exited", pid)
 			}
 		})
 	}

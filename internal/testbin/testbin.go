@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // Prog is a program to build: the package path (relative to the test's
@@ -83,5 +84,20 @@ func MultiHost(t testing.TB) {
 	Group(t, GroupMultiHost)
 	if testing.Short() {
 		t.Skip("multi-host test skipped with -short")
+	}
+}
+
+// WaitFor polls cond every few milliseconds until it holds, and fails t,
+// saying what it waited for, if it still does not after d. Tests wait for
+// a state with it, never by sleeping: a process that is still starting,
+// one that is still ending.
+func WaitFor(t testing.TB, d time.Duration, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v, still not %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

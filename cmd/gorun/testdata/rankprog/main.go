@@ -10,6 +10,7 @@
 //	ignoreterm-exit R C   ignore SIGTERM, then as exit R C
 //	nonewline MB          write MB MiB on stdout without a newline
 //	setsid-child [R C]    start a grandchild (this program, mode sleep) in a session of its own, sleep (rank R: exit C)
+//	setsid-noenv [R C]    as setsid-child, the grandchild with an empty environment (no GORUN_JOB_ID)
 //	child                 start a grandchild (this program, mode sleep) in the rank's process group, sleep
 //	lines N SIZE CHUNK    write N lines of SIZE bytes to stdout and N to stderr, CHUNK bytes per Write
 //	partial               write "partial line" without a newline, and exit
@@ -99,10 +100,13 @@ func main() {
 				os.Exit(3)
 			}
 		}
-	case "setsid-child":
+	case "setsid-child", "setsid-noenv":
 		// A child in a session of its own: out of the rank's process group.
 		cmd := exec.Command(os.Args[0], "sleep")
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if os.Args[1] == "setsid-noenv" {
+			cmd.Env = []string{} // nothing says whose job it is
+		}
 		if err := cmd.Start(); err != nil {
 			panic(err)
 		}
