@@ -85,12 +85,23 @@ type call struct {
 	entry      blocked.Entry // the call in the hang report
 	traced     blocked.Call  // the call as traced, when tracing is on
 	start      int64         // when it began, when tracing is on
+	// opPanic holds what this rank's Op panicked with (recovered by
+	// apply), to panic with again once the call is over here. failed is
+	// set once the call failed so: an Op panicked here, or a rank sent the
+	// failure marker in the data phase (see outgoing). A failed call goes
+	// on without calling the Op again, so that no rank waits for this one.
+	opPanic *any
+	failed  bool
+	markers bool // the data phase may carry the failure marker
 }
 
 // begin starts a call of collective k on c: it finds or makes c's shadow and
 // numbers the call. root and length are the arguments every rank must agree
 // on (0 where there is none).
 func begin(ctx context.Context, c *mpi.Comm, k kind, elem *elemInfo, root, length int) (*call, error) {
+	if ctx == nil {
+		return nil, opError(k, mpi.ErrNilContext)
+	}
 	if c == nil {
 		return nil, fmt.Errorf("collectives: %s: nil communicator", k)
 	}
@@ -104,28 +115,10 @@ func begin(ctx context.Context, c *mpi.Comm, k kind, elem *elemInfo, root, lengt
 		}
 	}
 	sh := v.(*shadow)
-	sh.mu.Lock()
-	if sh.comm == nil {
-		d, err := c.Dup(blocked.Quiet(ctx)) // the shadow is not the program's Dup
-		if err != nil {
-			sh.mu.Unlock()
-			return nil, opError(k, err)
-		}
-		blocked.QuietComm(d)
-		sh.comm = d
-		sh.ctx, sh.cancel = context.WithCancelCause(context.Background())
-		sh.news = d.Irecv(mpi.AnySource, poisonTag)
-		invariant.Standing(sh.news)
-		go sh.listen()
+	x, poison, err := sh.enter(ctx, c, k, elem)
+	if err != nil {
+		return nil, err
 	}
-	sh.seq++
-	sh.active++
-	if sh.active > 1 {
-		sh.poisonLocked(fmt.Errorf("collectives: %s: %w on rank %d", k, ErrConcurrent, c.Rank()), true)
-	}
-	x := &call{k: k, c: sh.comm, rank: c.Rank(), size: c.Size(), seq: sh.seq, elem: elem, sh: sh, user: c}
-	poison := sh.poison
-	sh.mu.Unlock()
 	x.ctx, x.cancel = context.WithCancelCause(ctx)
 	x.stop = context.AfterFunc(sh.ctx, func() { x.cancel(context.Cause(sh.ctx)) })
 	// The hang report shows the call as itself, not its messages.
@@ -156,6 +149,34 @@ func begin(ctx context.Context, c *mpi.Comm, k kind, elem *elemInfo, root, lengt
 	return x, nil
 }
 
+// enter makes sh's shadow on first use and numbers a call of k on c.
+// It returns the call, and the poison it must fail with if the
+// communicator is poisoned. sh.mu is released however enter ends, a panic
+// included: a lock held past a panic would block every later call.
+func (sh *shadow) enter(ctx context.Context, c *mpi.Comm, k kind, elem *elemInfo) (*call, error, error) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.comm == nil {
+		d, err := c.Dup(blocked.Quiet(ctx)) // the shadow is not the program's Dup
+		if err != nil {
+			return nil, nil, opError(k, err)
+		}
+		blocked.QuietComm(d)
+		sh.comm = d
+		sh.ctx, sh.cancel = context.WithCancelCause(context.Background())
+		sh.news = d.Irecv(mpi.AnySource, poisonTag)
+		invariant.Standing(sh.news)
+		go sh.listen()
+	}
+	sh.seq++
+	sh.active++
+	if sh.active > 1 {
+		sh.poisonLocked(fmt.Errorf("collectives: %s: %w on rank %d", k, ErrConcurrent, c.Rank()), true)
+	}
+	x := &call{k: k, c: sh.comm, rank: c.Rank(), size: c.Size(), seq: sh.seq, elem: elem, sh: sh, user: c}
+	return x, sh.poison, nil
+}
+
 // end closes call x on this rank: every call that begin returned ends so.
 func (x *call) end() {
 	x.entry.Exit()
@@ -180,6 +201,12 @@ func (x *call) end() {
 // computed: a result that might mix two calls' data is never returned.
 func done[T any](x *call, out []T, err error) ([]T, error) {
 	x.end()
+	if x.opPanic != nil {
+		panic(*x.opPanic) // the Op's own panic, now that the call is over
+	}
+	if x.failed && err == nil {
+		out, err = nil, fmt.Errorf("collectives: %s: an Op panicked on another rank: %w", x.k, ErrOpPanicked)
+	}
 	x.sh.mu.Lock()
 	x.sh.heardLocked()
 	poison := x.sh.poison
@@ -188,6 +215,55 @@ func done[T any](x *call, out []T, err error) ([]T, error) {
 		return nil, poison
 	}
 	return out, err
+}
+
+// apply runs op(acc, in) for call x, unless the call failed already. A
+// panic of op is recovered and recorded (the call fails, on every rank,
+// and done panics with it again on this one): a user's Op that panics must
+// leave neither this rank nor the others inside the call. It reports
+// whether op ran to its end.
+func apply[T mpi.Number](x *call, op Op[T], acc, in []T) (ok bool) {
+	if x.failed {
+		return false
+	}
+	defer func() {
+		if !ok {
+			x.panicked(recover())
+		}
+	}()
+	op(acc, in)
+	return true
+}
+
+// panicked records that this rank's Op panicked with v: the call fails,
+// and so, through the status or the data phase's marker, on the others.
+func (x *call) panicked(v any) {
+	if v == nil {
+		return // runtime.Goexit: not a panic, and not ours to stop
+	}
+	x.opPanic, x.failed = &v, true
+	x.fail(codePanic, "the Op panicked on rank %d: %v", x.rank, v)
+}
+
+// outgoing is what this rank sends for b in the data phase of a
+// reduction: b, or once the call has failed the failure marker, an empty
+// message, which no step of a data phase sends otherwise (its blocks are
+// never empty below thousands of ranks).
+func (x *call) outgoing(b []byte) []byte {
+	if x.failed {
+		return nil
+	}
+	return b
+}
+
+// marker reports whether a data-phase message of n bytes, where want were
+// due, is the failure marker, and then fails the call.
+func (x *call) marker(n, want int) bool {
+	if x.markers && n == 0 && want > 0 {
+		x.failed = true
+		return true
+	}
+	return false
 }
 
 // checkConcurrent records, in this rank's status, that the communicator

@@ -46,7 +46,11 @@
 // communicator stays usable after such an error.
 //
 // Errors of the communicator (mpi.ErrClosed, mpi.ErrAborted,
-// mpi.ErrConnLost) and ctx.Err() are returned wrapped.
+// mpi.ErrConnLost) and ctx.Err() are returned wrapped; a nil ctx gets an
+// error wrapping mpi.ErrNilContext at once. A reduction's Op that panics
+// on one rank fails the call on the others with ErrOpPanicked (see there)
+// and panics again on its own rank once the call is over there; the
+// communicator stays usable either way.
 //
 // # Algorithms
 //

@@ -39,6 +39,15 @@ var (
 	// overlap on any rank cannot be told from one, and must make their
 	// calls in the same order on every rank.
 	ErrConcurrent = errors.New("collectives: two collective calls at once on one communicator")
+	// ErrOpPanicked is returned when a reduction's Op (Reduce, Allreduce,
+	// Scan, Exscan) panicked on another rank. The rank where it panicked
+	// panics again with the same value once its part of the call is over;
+	// the others return this error rather than wait for it: every rank of
+	// the call where the data went with the call's check (up to 60 KiB per
+	// rank, 16 KiB for a scan), and otherwise every rank whose result
+	// depends on the panicking rank's (every rank of Allreduce, the root of
+	// Reduce, the ranks above it in Scan). The communicator stays usable.
+	ErrOpPanicked = errors.New("collectives: the reduction's Op panicked")
 )
 
 // Error codes of local errors, as they travel to the other ranks.
@@ -49,6 +58,7 @@ const (
 	codeEncode
 	codeMismatch
 	codeConcurrent
+	codePanic
 	codeEnd
 )
 
@@ -62,6 +72,8 @@ func sentinel(code uint8) error {
 		return ErrEncode
 	case codeConcurrent:
 		return ErrConcurrent
+	case codePanic:
+		return ErrOpPanicked
 	}
 	return ErrMismatch
 }

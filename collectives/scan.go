@@ -41,6 +41,7 @@ func scan[T mpi.Number](ctx context.Context, c *mpi.Comm, k kind, data []T, op O
 		return nil, err
 	}
 	defer func() { out, err = done(x, out, err) }()
+	x.markers = true
 	var offer []byte
 	if len(data)*elem.size <= gatherInline {
 		offer = mpi.AsBytes(data)
@@ -63,8 +64,8 @@ func scan[T mpi.Number](ctx context.Context, c *mpi.Comm, k kind, data []T, op O
 			}
 			if r == 0 {
 				acc = clone(in)
-			} else {
-				op(acc, in)
+			} else if !apply(x, op, acc, in) {
+				return downPayload{} // the verdict reports the panic
 			}
 			if k == kScan {
 				per[r] = mpi.AsBytes(clone(acc))
@@ -99,7 +100,7 @@ func hillisSteele[T mpi.Number](x *call, k kind, data []T, op Op[T]) ([]T, error
 		send, recv := scanEdge(x.rank, s, x.size)
 		var req *mpi.Request
 		if send {
-			req = x.send(x.rank+s, mpi.AsBytes(partial))
+			req = x.send(x.rank+s, x.outgoing(mpi.AsBytes(partial)))
 		}
 		if recv {
 			p, err := x.recv(x.rank - s)
@@ -109,25 +110,29 @@ func hillisSteele[T mpi.Number](x *call, k kind, data []T, op Op[T]) ([]T, error
 				}
 				return nil, err
 			}
-			in, err := mpi.FromBytes[T](p)
-			if err != nil || len(in) != len(partial) {
-				return nil, fmt.Errorf("collectives: %s: rank %d sent %d bytes, want %d elements", x.k, x.rank-s, len(p), len(partial))
-			}
-			if k == kExscan {
-				e := clone(in)
-				if excl != nil {
-					op(e, excl)
+			next := partial
+			if !x.marker(len(p), len(partial)*x.elem.size) {
+				in, err := mpi.FromBytes[T](p)
+				if err != nil || len(in) != len(partial) {
+					return nil, fmt.Errorf("collectives: %s: rank %d sent %d bytes, want %d elements", x.k, x.rank-s, len(p), len(partial))
 				}
-				excl = e
+				if k == kExscan {
+					e := clone(in)
+					if excl != nil {
+						apply(x, op, e, excl)
+					}
+					excl = e
+				}
+				apply(x, op, in, partial) // in comes from lower ranks: in op partial
+				next = in
 			}
-			op(in, partial) // in comes from lower ranks: in op partial
 			if req != nil {
 				if err := x.waitAll([]*mpi.Request{req}); err != nil {
 					return nil, err
 				}
 				req = nil
 			}
-			partial = in
+			partial = next
 		}
 		if req != nil {
 			if err := x.waitAll([]*mpi.Request{req}); err != nil {

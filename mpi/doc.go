@@ -20,7 +20,8 @@
 // call returns when its ctx is done, with an error wrapping ctx.Err(). Errors
 // wrap the sentinels in errors.go (ErrInit, ErrRank, ErrTag, ErrClosed,
 // ErrAborted, ErrConnLost, ErrCanceled, ErrTruncate, ErrPeerLost,
-// ErrProtocol). Numbers travel as raw little-endian bytes (SendSlice,
+// ErrProtocol, ErrNilContext: a nil ctx is an error, never a panic, and
+// leaves the communicator usable). Numbers travel as raw little-endian bytes (SendSlice,
 // RecvSlice, AsBytes, FromBytes), never gob. Nothing is global: many worlds
 // can live in one process, as mpitest shows.
 //

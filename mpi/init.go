@@ -51,6 +51,9 @@ const (
 // every message). Without the launch contract each Init returns a separate
 // world of size 1.
 func Init(ctx context.Context, opts ...Option) (*Comm, error) {
+	if ctx == nil {
+		return nil, nilContext("init")
+	}
 	o := DefaultOptions()
 	if err := o.fromEnvironment(); err != nil {
 		return nil, err

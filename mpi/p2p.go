@@ -14,6 +14,9 @@ import (
 // ErrRank, ErrTag, ErrClosed, ErrAborted, ErrConnLost or ctx.Err(); a
 // message not yet on its way when ctx ends is withdrawn.
 func (c *Comm) Send(ctx context.Context, dst, tag int, data []byte) error {
+	if ctx == nil {
+		return nilContext("send")
+	}
 	opSend.Count(ctx)
 	sp := c.span(ctx)
 	err := c.send(ctx, "send", c.id, dst, tag, data)
@@ -37,6 +40,9 @@ func (c *Comm) Isend(dst, tag int, data []byte) *Request {
 // they were sent. When ctx ends first, Recv returns an error wrapping
 // ctx.Err(), and no later message is consumed on its behalf.
 func (c *Comm) Recv(ctx context.Context, src, tag int) ([]byte, Status, error) {
+	if ctx == nil {
+		return nil, Status{}, nilContext("recv")
+	}
 	opRecv.Count(ctx)
 	sp := c.span(ctx)
 	b, st, err := c.recv(ctx, "recv", c.id, src, tag)
@@ -60,6 +66,9 @@ func (c *Comm) Recv(ctx context.Context, src, tag int) ([]byte, Status, error) {
 // sent, among themselves; they are not ordered with respect to Send messages
 // from the same rank with the same tag, so give them tags of their own.
 func (c *Comm) SendAll(ctx context.Context, tag int, data []byte) error {
+	if ctx == nil {
+		return nilContext("sendall")
+	}
 	opSendAll.Count(ctx)
 	defer c.span(ctx).end(c, "SendAll", blocked.None, tag, len(data))
 	if err := c.check(); err != nil {
@@ -109,6 +118,9 @@ func (c *Comm) Irecv(src, tag int) *Request {
 // allocation per message; on one machine a large message is copied straight
 // from the sender's memory into buf.
 func (c *Comm) RecvInto(ctx context.Context, src, tag int, buf []byte) (Status, error) {
+	if ctx == nil {
+		return Status{}, nilContext("recvinto")
+	}
 	opRecvInto.Count(ctx)
 	sp := c.span(ctx)
 	r := c.irecvInto("recvinto", src, tag, buf)
@@ -136,6 +148,9 @@ func (c *Comm) IrecvInto(src, tag int, buf []byte) *Request {
 // time, so that a ring or a pairwise exchange cannot deadlock. It returns
 // the received message.
 func (c *Comm) Sendrecv(ctx context.Context, dst, sendTag int, data []byte, src, recvTag int) ([]byte, Status, error) {
+	if ctx == nil {
+		return nil, Status{}, nilContext("sendrecv")
+	}
 	opSendrecv.Count(ctx)
 	defer c.span(ctx).end(c, "Sendrecv", dst, sendTag, len(data))
 	rr := c.irecv("sendrecv", c.id, src, recvTag)
@@ -153,6 +168,9 @@ func (c *Comm) Sendrecv(ctx context.Context, dst, sendTag int, data []byte, src,
 // Probe blocks until a message that Recv(ctx, src, tag) would return has
 // arrived, and describes it without receiving it.
 func (c *Comm) Probe(ctx context.Context, src, tag int) (Status, error) {
+	if ctx == nil {
+		return Status{}, nilContext("probe")
+	}
 	opProbe.Count(ctx)
 	defer c.span(ctx).end(c, "Probe", src, tag, 0)
 	if err := c.validRecv("probe", src, tag); err != nil {

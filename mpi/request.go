@@ -92,6 +92,9 @@ func failedRequest(err error) *Request {
 // first, Wait returns an error wrapping ctx.Err() and the request goes on:
 // Wait again, or Cancel it.
 func (r *Request) Wait(ctx context.Context) (Status, error) {
+	if ctx == nil {
+		return Status{}, nilContext("wait")
+	}
 	opWait.Count(ctx)
 	if r.c == nil {
 		return r.wait(ctx, "Wait")
@@ -221,6 +224,9 @@ const copyGrace = 2 * time.Second
 // errors of those that failed, joined. When ctx ends first it returns an
 // error wrapping ctx.Err(), and the requests go on.
 func WaitAll(ctx context.Context, reqs ...*Request) error {
+	if ctx == nil {
+		return nilContext("wait all")
+	}
 	opWaitAll.Count(ctx)
 	if len(reqs) > 0 && reqs[0].c != nil {
 		defer reqs[0].c.span(ctx).end(reqs[0].c, "WaitAll", blocked.None, 0, 0)
@@ -241,6 +247,9 @@ func WaitAll(ctx context.Context, reqs ...*Request) error {
 // result. Completed requests are returned again on later calls; remove them
 // from reqs. With no requests it returns -1 and a nil error at once.
 func WaitAny(ctx context.Context, reqs ...*Request) (int, Status, error) {
+	if ctx == nil {
+		return -1, Status{}, nilContext("wait any")
+	}
 	opWaitAny.Count(ctx)
 	if len(reqs) > 0 && reqs[0].c != nil {
 		defer reqs[0].c.span(ctx).end(reqs[0].c, "WaitAny", blocked.None, 0, 0)
