@@ -20,6 +20,23 @@ func TestPrepareGorunSource(t *testing.T) {
 	if src != want {
 		t.Fatalf("GorunSource() = %s, want %s", src, want)
 	}
+
+	// Set at link time (a -trimpath build), to a directory that is gone
+	// or is not gorun's: one clear error that says what to do.
+	defer func(old string) { sourceDir = old }(sourceDir)
+	other := t.TempDir()
+	os.WriteFile(filepath.Join(other, "go.mod"), []byte("module example.com/other\n"), 0o644)
+	for dir, want := range map[string]string{
+		filepath.Join(other, "gone"): "is gone",
+		other:                        `is not the gorun source (its go.mod is module "example.com/other")`,
+	} {
+		sourceDir = dir
+		_, err := findGorunSource()
+		if err == nil || !strings.Contains(err.Error(), dir+")") && !strings.Contains(err.Error(), dir+" ") ||
+			!strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "make install") {
+			t.Errorf("source %s: %v; want an error naming it, saying it %s, and how to rebuild gorun", dir, err, want)
+		}
+	}
 }
 
 func TestPrepareParseGoMod(t *testing.T) {

@@ -77,7 +77,8 @@ func findGorunSource() (string, error) {
 			}
 			parent := filepath.Dir(dir)
 			if parent == dir {
-				return "", fmt.Errorf("the gorun source gorun was built from (%s) is gone: rebuild gorun from its clone (make install)", filepath.Dir(file))
+				root := strings.TrimSuffix(filepath.Dir(file), string(filepath.Separator)+"launcher")
+				return "", fmt.Errorf("the gorun source gorun was built from (%s) is gone: rebuild gorun from its clone (make install)", root)
 			}
 			dir = parent
 		}
