@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/gorun-hpc/gorun/mpi/internal/shm"
+	"github.com/gorun-hpc/gorun/internal/shm"
 )
 
 // The launcher creates the segment for a host's two ranks; each rank opens
