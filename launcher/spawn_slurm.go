@@ -258,6 +258,17 @@ func (st *slurmStep) close(d time.Duration) {
 	}
 }
 
+// kill ends the step at once: srun cannot end it while a node is cut off
+// (its agent ends its own ranks there, see HeartbeatTimeout).
+func (st *slurmStep) kill() {
+	if st == nil {
+		return
+	}
+	st.ln.Close()
+	syscall.Kill(-st.cmd.Process.Pid, syscall.SIGKILL)
+	<-st.ended
+}
+
 // closeWriter ends a connection's writing half only: the agent reads EOF
 // (the job is over, or gorun is going), while its last frames still come.
 type closeWriter struct{ c net.Conn }

@@ -36,7 +36,10 @@ import (
 // ranks' output, their ends, stop requests, rank 0's input. No command
 // line on any host holds the secret or anything job-specific. The agent
 // stops its ranks when gorun says so, and by itself when its standard
-// input ends (gorun stopped the job, died, or the connection is lost).
+// input ends (gorun stopped the job, died, or the connection is lost) or
+// when nothing came from gorun for HeartbeatTimeout (the connection is
+// cut without an end: a link down); gorun ends the job, naming the host,
+// when nothing came from the agent for as long.
 type SSHOptions struct {
 	// Program is the ssh client; "" means "ssh" from PATH.
 	Program string
@@ -506,7 +509,16 @@ func (rm *remote) close() {
 		return
 	}
 	closeAgents(rm.agents, rm.opts.timeout())
-	rm.step.close(rm.opts.timeout())
+	lost := false
+	for _, a := range rm.agents {
+		lost = lost || a.noBeat.Load()
+	}
+	if lost {
+		// A node cut off keeps its task, and so srun, from ending.
+		rm.step.kill()
+	} else {
+		rm.step.close(rm.opts.timeout())
+	}
 	rm.mu.Lock()
 	holders := rm.holders
 	rm.holders = nil

@@ -17,16 +17,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorun-hpc/gorun/internal/testhosts"
 	"github.com/gorun-hpc/gorun/launcher"
 )
 
-// jobProcs is what runs on host i for a job (the agent, its keeper, the
-// ranks): every process there but the sshd sessions, which live as long
-// as their TCP connection, not the job.
-func (e *hostsEnv) jobProcs(i int) []string {
+// jobProcs is what runs on host i of c for a job (the agent, its keeper,
+// the ranks): every process there but the ssh server's sessions and
+// Slurm's step daemons, which live as long as their connection, not the
+// job's.
+func jobProcs(c *testhosts.Cluster, i int) []string {
 	var out []string
-	for _, p := range e.Procs() {
-		if p.Host == i && !strings.HasPrefix(p.Cmdline, "sshd:") {
+	for _, p := range c.Procs() {
+		if p.Host == i && !strings.HasPrefix(p.Cmdline, "sshd:") && !strings.HasPrefix(p.Cmdline, "slurmstepd") {
 			out = append(out, fmt.Sprintf("%d %s", p.PID, p.Cmdline))
 		}
 	}
@@ -35,10 +37,11 @@ func (e *hostsEnv) jobProcs(i int) []string {
 
 // linkDown takes host i's link down (the root end of its veth), its
 // processes alive, until t ends; then it brings it up again and ends the
-// host's sshd sessions, which wait for a client that is gone.
-func (e *hostsEnv) linkDown(t *testing.T, i int) {
+// host's sshd sessions and Slurm step daemons, which wait for a peer that
+// is gone.
+func linkDown(t *testing.T, c *testhosts.Cluster, i int) {
 	t.Helper()
-	veth := e.Hosts[i].Veth
+	veth := c.Hosts[i].Veth
 	if out, err := exec.Command("ip", "link", "set", "dev", veth, "down").CombinedOutput(); err != nil {
 		t.Fatalf("ip link set %s down: %v: %s", veth, err, out)
 	}
@@ -46,12 +49,43 @@ func (e *hostsEnv) linkDown(t *testing.T, i int) {
 		if out, err := exec.Command("ip", "link", "set", "dev", veth, "up").CombinedOutput(); err != nil {
 			t.Errorf("ip link set %s up: %v: %s", veth, err, out)
 		}
-		for _, p := range e.Procs() {
-			if p.Host == i && strings.HasPrefix(p.Cmdline, "sshd:") {
+		for _, p := range c.Procs() {
+			if p.Host == i && (strings.HasPrefix(p.Cmdline, "sshd:") || strings.HasPrefix(p.Cmdline, "slurmstepd")) {
 				syscall.Kill(p.PID, syscall.SIGKILL)
 			}
 		}
 	})
+}
+
+// checkLost checks how gorun (j) ended after host i of c lost its link
+// at cut: within launcher.HeartbeatTimeout and 2 s, with status 1 and a
+// last message naming the host (as name) lost; and that within as long
+// again nothing of the job is left on the host.
+func checkLost(t *testing.T, j *job, c *testhosts.Cluster, i int, name string, cut time.Time) {
+	t.Helper()
+	bound := launcher.HeartbeatTimeout + 2*time.Second
+	code := j.wait(bound + 40*time.Second) // ssh's own keepalive gives up after 30-40 s
+	took := j.exitAt.Sub(cut)
+	msg := gorunLines(j.errText())
+	t.Logf("gorun exited %d %v after host %s's link went down: %q", code, took.Round(time.Millisecond), name, msg)
+	want := "host " + name + ": no heartbeat from its agent for " + launcher.HeartbeatTimeout.String()
+	if code != 1 || len(msg) == 0 || !strings.Contains(msg[len(msg)-1], want) || !strings.Contains(msg[len(msg)-1], "on host "+name+") is lost") {
+		t.Errorf("exit %d, want 1 with a last message naming host %s lost (%q); stderr:\n%s", code, name, want, j.errText())
+	}
+	if took > bound {
+		t.Errorf("gorun took %v to notice the lost host and end the job, want within %v", took, bound)
+	}
+	deadline := j.exitAt.Add(bound)
+	left := jobProcs(c, i)
+	for len(left) > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		left = jobProcs(c, i)
+	}
+	if len(left) > 0 {
+		t.Fatalf("%v after gorun exited, the job still runs on the cut-off host: %q", bound, left)
+	}
+	t.Logf("nothing of the job on host %s %v after gorun exited (%v after the cut)",
+		name, time.Since(j.exitAt).Round(time.Millisecond), time.Since(cut).Round(time.Millisecond))
 }
 
 // TestHostsLinkDown: a host whose link goes down mid-job (its processes
@@ -66,36 +100,27 @@ func TestHostsLinkDown(t *testing.T) {
 	// tested, and three hosts take this gorun at once.
 	j := startJob(t, nil, e.args("--ssh-timeout", "30s", "-n", "6", "--hostfile", e.hostfile, bin.rankprog, "mpisleep")...)
 	j.waitLines("ready", 6, 60*time.Second)
-	if ps := e.jobProcs(2); len(ps) < 3 {
+	if ps := jobProcs(e.Cluster, 2); len(ps) < 3 {
 		t.Fatalf("host 2 runs %q, want its agent and 2 ranks at least: the check looks in the wrong place", ps)
 	}
-	bound := launcher.HeartbeatTimeout + 2*time.Second
 	cut := time.Now()
-	e.linkDown(t, 2)
-	code := j.wait(bound + 40*time.Second) // ssh's own keepalive gives up after 30-40 s
-	took := j.exitAt.Sub(cut)
-	msg := gorunLines(j.errText())
-	t.Logf("gorun exited %d %v after host 2's link went down: %q", code, took.Round(time.Millisecond), msg)
-	want := "host " + e.Hosts[2].Addr + ": no heartbeat from its agent for " + launcher.HeartbeatTimeout.String()
-	if code != 1 || len(msg) == 0 || !strings.Contains(msg[len(msg)-1], want) || !strings.Contains(msg[len(msg)-1], "on host "+e.Hosts[2].Addr+") is lost") {
-		t.Errorf("exit %d, want 1 with a last message naming host %s lost (%q); stderr:\n%s", code, e.Hosts[2].Addr, want, j.errText())
-	}
-	if took > bound {
-		t.Errorf("gorun took %v to notice the lost host and end the job, want within %v", took, bound)
-	}
-	deadline := j.exitAt.Add(bound)
-	left := e.jobProcs(2)
-	for len(left) > 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-		left = e.jobProcs(2)
-	}
-	if len(left) > 0 {
-		t.Fatalf("%v after gorun exited, the job still runs on the cut-off host: %q", bound, left)
-	}
-	t.Logf("nothing of the job on host 2 %v after gorun exited (%v after the cut)",
-		time.Since(j.exitAt).Round(time.Millisecond), time.Since(cut).Round(time.Millisecond))
+	linkDown(t, e.Cluster, 2)
+	checkLost(t, j, e.Cluster, 2, e.Hosts[2].Addr, cut)
 	// newHosts checks, once the link is up again, that nothing is left
 	// on any host.
+}
+
+// TestSlurmLinkDown is TestHostsLinkDown inside a Slurm allocation, whose
+// agents srun started and which call gorun back: node n3's link goes down.
+func TestSlurmLinkDown(t *testing.T) {
+	c := newSlurm(t, 3)
+	j := allocJob(t, c, nil, "mpisleep")
+	if ps := jobProcs(c.Cluster, 3); len(ps) < 3 {
+		t.Fatalf("n3 runs %q, want its agent and 2 ranks at least: the check looks in the wrong place", ps)
+	}
+	cut := time.Now()
+	linkDown(t, c.Cluster, 3)
+	checkLost(t, j, c.Cluster, 3, "n3", cut)
 }
 
 // TestHostsBusyNotLost: the channel to a host backs up through no fault of
@@ -146,7 +171,7 @@ func TestHostsBusyNotLost(t *testing.T) {
 		inR.Close()
 	})
 	started := time.Now().Add(2 * time.Minute)
-	for !strings.Contains(strings.Join(e.jobProcs(0), "\n"), bin.rankprog+" stdin") {
+	for !strings.Contains(strings.Join(jobProcs(e.Cluster, 0), "\n"), bin.rankprog+" stdin") {
 		if time.Now().After(started) {
 			t.Fatal("rank 0 did not start within 2 minutes")
 		}
