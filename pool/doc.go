@@ -66,7 +66,8 @@
 // items and serves the others, optionally bounded (MaxSize). Each
 // producer's items come out in the order it put them, and every item once.
 // Every rank calls Close when it will put no more; once all have and the
-// queue is empty, Get returns ErrQueueClosed:
+// queue is empty, Get returns ErrQueueClosed. With Joinable it is a
+// JoinableQueue too (TaskDone, Join):
 //
 //	q, err := pool.NewQueue[Job](ctx, world) // every rank
 //	...

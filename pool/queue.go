@@ -32,17 +32,23 @@ import (
 // queue's goroutines end. A queue that never ends this way lives until the
 // communicator's world is closed.
 //
+// With Joinable, it is also multiprocessing's JoinableQueue: a consumer
+// calls TaskDone for each item it got once it has dealt with it, and Join
+// blocks until every item put so far is done.
+//
 // Every rank of the communicator must call NewQueue (it is collective), in
 // the same order as its other collective calls on the communicator.
 type Queue[T any] struct {
-	c     *mpi.Comm // the queue's own Dup
-	owner int
+	c        *mpi.Comm // the queue's own Dup
+	owner    int
+	joinable bool
 
 	mu      sync.Mutex
 	next    uint64                 // the last request id
 	waiting map[uint64]chan qReply // requests waiting for their reply, by id
 	closed  bool                   // this rank called Close
 	ended   error                  // the queue ended (ErrQueueClosed) or failed: every call returns it
+	done    chan struct{}          // closed when the mailbox ends, after ended is set
 }
 
 // ErrQueueClosed is returned by Get once every rank has closed the queue
@@ -55,6 +61,7 @@ type QueueOption func(*queueConfig) error
 
 type queueConfig struct {
 	owner, maxSize int
+	joinable       bool
 }
 
 // Owner makes rank the queue's owner, which holds the items and serves the
@@ -79,6 +86,17 @@ func MaxSize(n int) QueueOption {
 	}
 }
 
+// Joinable makes the queue a JoinableQueue: it counts the items put and
+// not yet marked done with TaskDone, Join waits for that count to be zero,
+// and the queue ends (Get returns ErrQueueClosed) only once every item is
+// done too. Without it, TaskDone and Join return an error.
+func Joinable() QueueOption {
+	return func(cfg *queueConfig) error {
+		cfg.joinable = true
+		return nil
+	}
+}
+
 // Tags on the queue's Dup: requests to the owner, replies from it.
 const (
 	qRequestTag = 0
@@ -93,6 +111,8 @@ const (
 	qGet
 	qCancel
 	qClose
+	qTaskDone
+	qJoin
 )
 
 // Replies (the owner to a rank): kind and the request's id, and for rItem
@@ -103,6 +123,7 @@ const (
 	rCanceled                 // the request was withdrawn, as its qCancel asked
 	rClosed                   // a Put after its rank's Close
 	rEnd                      // every rank closed and the queue is empty
+	rTooMany                  // a TaskDone with no item left to be done
 )
 
 // qReply is a reply as a waiting request gets it, or the error that ended
@@ -134,6 +155,9 @@ func qParse(b []byte) (kind byte, id uint64, rest []byte, ok bool) {
 // with an Allreduce), and returns an error on every rank naming what
 // differs if the options do, or if the owner is not a rank of c.
 func NewQueue[T any](ctx context.Context, c *mpi.Comm, opts ...QueueOption) (*Queue[T], error) {
+	if ctx == nil {
+		return nil, fmt.Errorf("pool: NewQueue: %w", mpi.ErrNilContext)
+	}
 	if c == nil {
 		return nil, errors.New("pool: NewQueue: nil communicator")
 	}
@@ -148,8 +172,11 @@ func NewQueue[T any](ctx context.Context, c *mpi.Comm, opts ...QueueOption) (*Qu
 	if bad != nil {
 		ok = 0
 	}
-	own, limit := int64(cfg.owner), int64(cfg.maxSize)
-	agreed, err := collectives.Allreduce(ctx, c, []int64{own, -own, limit, -limit, -ok}, collectives.Max)
+	own, limit, join := int64(cfg.owner), int64(cfg.maxSize), int64(0)
+	if cfg.joinable {
+		join = 1
+	}
+	agreed, err := collectives.Allreduce(ctx, c, []int64{own, -own, limit, -limit, -ok, join, -join}, collectives.Max)
 	if err != nil {
 		return nil, fmt.Errorf("pool: NewQueue: %w", err)
 	}
@@ -162,6 +189,8 @@ func NewQueue[T any](ctx context.Context, c *mpi.Comm, opts ...QueueOption) (*Qu
 		return nil, fmt.Errorf("pool: NewQueue: ranks pass different owners (%d and %d)", -agreed[1], agreed[0])
 	case agreed[2] != -agreed[3]:
 		return nil, fmt.Errorf("pool: NewQueue: ranks pass different MaxSize (%d and %d)", -agreed[3], agreed[2])
+	case agreed[5] != -agreed[6]:
+		return nil, errors.New("pool: NewQueue: some ranks pass Joinable and some do not")
 	case cfg.owner < 0 || cfg.owner >= c.Size():
 		return nil, fmt.Errorf("pool: NewQueue: Owner(%d) not in [0, %d): %w", cfg.owner, c.Size(), mpi.ErrRank)
 	}
@@ -170,9 +199,9 @@ func NewQueue[T any](ctx context.Context, c *mpi.Comm, opts ...QueueOption) (*Qu
 		return nil, fmt.Errorf("pool: NewQueue: %w", err)
 	}
 	blocked.QuietComm(d)
-	q := &Queue[T]{c: d, owner: cfg.owner, waiting: map[uint64]chan qReply{}}
+	q := &Queue[T]{c: d, owner: cfg.owner, joinable: cfg.joinable, waiting: map[uint64]chan qReply{}, done: make(chan struct{})}
 	if d.Rank() == cfg.owner {
-		s := &qServer{c: d, maxSize: cfg.maxSize, closed: make([]bool, d.Size())}
+		s := &qServer{c: d, maxSize: cfg.maxSize, joinable: cfg.joinable, closed: make([]bool, d.Size())}
 		go s.serve()
 	}
 	go q.mailbox()
@@ -241,11 +270,50 @@ func (q *Queue[T]) Close() error {
 	return nil
 }
 
+// TaskDone says that an item this rank got is dealt with (Joinable
+// queues only). It blocks for one round trip to the owner. It returns an
+// error if the queue is not Joinable, or if every item put is done already
+// (more TaskDone calls than items, as JoinableQueue's ValueError); ctx's
+// error (wrapped) if ctx ends first, and then the item is still counted as
+// not done; and the communicator's error if it fails.
+func (q *Queue[T]) TaskDone(ctx context.Context) error {
+	if !q.joinable {
+		return errors.New("pool: Queue.TaskDone: the queue is not Joinable")
+	}
+	r, err := q.request(ctx, qTaskDone, nil)
+	if errors.Is(err, ErrQueueClosed) || err == nil && r.kind == rTooMany {
+		return errors.New("pool: Queue.TaskDone: called more times than items were put")
+	}
+	if err != nil {
+		return fmt.Errorf("pool: Queue.TaskDone: %w", err)
+	}
+	return nil
+}
+
+// Join blocks until every item put so far (by any rank) has been got and
+// marked done with TaskDone (Joinable queues only). It returns nil at once
+// once the queue has ended; an error if the queue is not Joinable; ctx's
+// error (wrapped) if ctx ends first; and the communicator's error if it
+// fails.
+func (q *Queue[T]) Join(ctx context.Context) error {
+	if !q.joinable {
+		return errors.New("pool: Queue.Join: the queue is not Joinable")
+	}
+	_, err := q.request(ctx, qJoin, nil)
+	if err != nil && !errors.Is(err, ErrQueueClosed) {
+		return fmt.Errorf("pool: Queue.Join: %w", err)
+	}
+	return nil
+}
+
 // request sends a request of kind with payload to the owner and returns its
 // reply. If ctx ends first, it withdraws the request: it returns ctx's
 // error if the owner withdrew it, and the reply if the owner had answered
 // already (the Put or Get happened, and is not undone).
 func (q *Queue[T]) request(ctx context.Context, kind byte, payload []byte) (qReply, error) {
+	if ctx == nil {
+		return qReply{}, mpi.ErrNilContext
+	}
 	if err := ctx.Err(); err != nil {
 		return qReply{}, err
 	}
@@ -270,7 +338,7 @@ func (q *Queue[T]) request(ctx context.Context, kind byte, payload []byte) (qRep
 		q.mu.Lock()
 		delete(q.waiting, id)
 		q.mu.Unlock()
-		return qReply{}, err
+		return qReply{}, q.sendFailed(err)
 	}
 	select {
 	case r := <-ch:
@@ -280,13 +348,25 @@ func (q *Queue[T]) request(ctx context.Context, kind byte, payload []byte) (qRep
 	// Withdraw it; the owner answers either the request or the cancel,
 	// never both, and at once.
 	if err := q.c.Send(context.WithoutCancel(ctx), q.owner, qRequestTag, qMessage(qCancel, id, 0)); err != nil {
-		return qReply{}, err
+		return qReply{}, q.sendFailed(err)
 	}
 	r := <-ch
 	if r.err != nil || r.kind == rCanceled {
 		return qReply{}, ctx.Err()
 	}
 	return r, nil
+}
+
+// sendFailed returns the error of a request whose send to the owner failed
+// with err. The owner may have left because the queue ended: its last
+// message, which tells so, comes before the news that it left, so the
+// mailbox ends at once either way; if the queue ended, that is the error.
+func (q *Queue[T]) sendFailed(err error) error {
+	<-q.done
+	if errors.Is(q.ended, ErrQueueClosed) {
+		return ErrQueueClosed
+	}
+	return err
 }
 
 // mailbox takes the owner's replies to this rank and hands each to the
@@ -330,18 +410,22 @@ func (q *Queue[T]) end(err error) {
 		ch <- qReply{err: err}
 		delete(q.waiting, id)
 	}
+	close(q.done)
 }
 
 // qServer is the owner's side: the items, and the requests that wait.
 type qServer struct {
-	c       *mpi.Comm
-	maxSize int
-	items   [][]byte  // wire forms, oldest first, from head on
-	head    int       // items[:head] are gone
-	puts    []qWaiter // Puts waiting for room, oldest first
-	gets    []qWaiter // Gets waiting for an item, oldest first
-	closed  []bool    // by rank
-	nclosed int
+	c          *mpi.Comm
+	maxSize    int
+	joinable   bool
+	unfinished int       // Joinable: items put and not yet done
+	joins      []qWaiter // Joins waiting for unfinished to be 0
+	items      [][]byte  // wire forms, oldest first, from head on
+	head       int       // items[:head] are gone
+	puts       []qWaiter // Puts waiting for room, oldest first
+	gets       []qWaiter // Gets waiting for an item, oldest first
+	closed     []bool    // by rank
+	nclosed    int
 }
 
 // qWaiter is a request the owner has not answered yet.
@@ -352,8 +436,8 @@ type qWaiter struct {
 }
 
 // serve answers requests until every rank has closed the queue and it is
-// empty, then tells every rank and returns; or until the communicator
-// fails.
+// empty (and, Joinable, every item is done), then tells every rank and
+// returns; or until the communicator fails.
 func (s *qServer) serve() {
 	ctx := blocked.Quiet(context.Background())
 	for {
@@ -376,11 +460,13 @@ func (s *qServer) serve() {
 				s.gets = s.gets[1:]
 				s.reply(g.src, rItem, g.id, rest)
 				s.reply(src, rOK, id, nil)
+				s.unfinished++
 			case s.maxSize > 0 && s.len() >= s.maxSize:
 				s.puts = append(s.puts, qWaiter{src, id, rest})
 			default:
 				s.items = append(s.items, rest)
 				s.reply(src, rOK, id, nil)
+				s.unfinished++
 			}
 		case qGet:
 			if s.len() == 0 {
@@ -400,18 +486,38 @@ func (s *qServer) serve() {
 				s.puts = s.puts[1:]
 				s.items = append(s.items, p.data)
 				s.reply(p.src, rOK, p.id, nil)
+				s.unfinished++
 			}
 		case qCancel:
-			if s.withdraw(&s.puts, src, id) || s.withdraw(&s.gets, src, id) {
+			if s.withdraw(&s.puts, src, id) || s.withdraw(&s.gets, src, id) || s.withdraw(&s.joins, src, id) {
 				s.reply(src, rCanceled, id, nil)
 			} // else answered already: the answer is on its way
+		case qTaskDone:
+			if s.unfinished == 0 {
+				s.reply(src, rTooMany, id, nil)
+				break
+			}
+			s.unfinished--
+			s.reply(src, rOK, id, nil)
+			if s.unfinished == 0 {
+				for _, j := range s.joins {
+					s.reply(j.src, rOK, j.id, nil)
+				}
+				s.joins = nil
+			}
+		case qJoin:
+			if s.unfinished == 0 {
+				s.reply(src, rOK, id, nil)
+			} else {
+				s.joins = append(s.joins, qWaiter{src: src, id: id})
+			}
 		case qClose:
 			if !s.closed[src] {
 				s.closed[src] = true
 				s.nclosed++
 			}
 		}
-		if s.nclosed == len(s.closed) && s.len() == 0 && len(s.puts) == 0 {
+		if s.nclosed == len(s.closed) && s.len() == 0 && len(s.puts) == 0 && (!s.joinable || s.unfinished == 0) {
 			for r := range s.c.Size() {
 				s.reply(r, rEnd, 0, nil)
 			}

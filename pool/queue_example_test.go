@@ -80,3 +80,39 @@ func ExampleMaxSize() {
 	// three
 	// four
 }
+
+// A JoinableQueue: rank 0 puts the work and waits with Join until every
+// item has been marked done, by whichever rank got it.
+func ExampleQueue_Join() {
+	mpitest.World(context.Background(), 3, func(ctx context.Context, c *mpi.Comm) error {
+		q, err := pool.NewQueue[int](ctx, c, pool.Joinable())
+		if err != nil {
+			return err
+		}
+		if c.Rank() == 0 {
+			for i := range 10 {
+				if err := q.Put(ctx, i); err != nil {
+					return err
+				}
+			}
+			q.Close()
+			if err := q.Join(ctx); err != nil {
+				return err
+			}
+			fmt.Println("all 10 done")
+			return nil
+		}
+		q.Close()
+		for {
+			if _, err := q.Get(ctx); err == pool.ErrQueueClosed {
+				return nil
+			} else if err != nil {
+				return err
+			}
+			if err := q.TaskDone(ctx); err != nil {
+				return err
+			}
+		}
+	})
+	// Output: all 10 done
+}

@@ -287,3 +287,126 @@ func TestQueueOptions(t *testing.T) {
 func errorsContain(err error, s string) bool {
 	return err != nil && len(s) > 0 && strings.Contains(err.Error(), s)
 }
+
+// TestQueueJoin: on a Joinable queue, Join waits until every item put has
+// been marked done (with one item not done it is still waiting when its
+// ctx ends); a TaskDone too many is an error; the queue ends only once the
+// last item is done; a queue made without Joinable refuses both calls.
+func TestQueueJoin(t *testing.T) {
+	mpitest.Run(t, 3, func(ctx context.Context, c *mpi.Comm) error {
+		plain, err := pool.NewQueue[int](ctx, c)
+		if err != nil {
+			return err
+		}
+		if plain.TaskDone(ctx) == nil || plain.Join(ctx) == nil {
+			return errors.New("TaskDone or Join on a queue made without Joinable: no error")
+		}
+		q, err := pool.NewQueue[int](ctx, c, pool.Joinable(), pool.Owner(2))
+		if err != nil {
+			return err
+		}
+		barrier := func() error { return collectives.Barrier(ctx, c) }
+		short := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, 50*time.Millisecond) }
+		if c.Rank() == 0 {
+			for i := range 100 {
+				if err := q.Put(ctx, i); err != nil {
+					return err
+				}
+			}
+		}
+		if err := barrier(); err != nil {
+			return err
+		}
+		if c.Rank() == 1 { // gets all 100, marks 99 done
+			for i := range 100 {
+				if v, err := q.Get(ctx); err != nil || v != i {
+					return fmt.Errorf("Get: %v, %v; want %d", v, err, i)
+				}
+				if i < 99 {
+					if err := q.TaskDone(ctx); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		q.Close()
+		if err := barrier(); err != nil {
+			return err
+		}
+		if c.Rank() == 0 {
+			sctx, cancel := short()
+			err := q.Join(sctx)
+			cancel()
+			if !errors.Is(err, context.DeadlineExceeded) {
+				return fmt.Errorf("Join with an item not done: %v, want DeadlineExceeded", err)
+			}
+		}
+		if c.Rank() == 2 { // every rank closed, the queue is empty, one item is not done: not the end yet
+			sctx, cancel := short()
+			_, err := q.Get(sctx)
+			cancel()
+			if !errors.Is(err, context.DeadlineExceeded) {
+				return fmt.Errorf("Get with an item not done: %v, want DeadlineExceeded", err)
+			}
+		}
+		if err := barrier(); err != nil {
+			return err
+		}
+		if c.Rank() == 1 {
+			if err := q.TaskDone(ctx); err != nil {
+				return fmt.Errorf("the 100th TaskDone: %w", err)
+			}
+		}
+		if err := q.Join(ctx); err != nil {
+			return fmt.Errorf("Join once all is done: %w", err)
+		}
+		if _, err := q.Get(ctx); err != pool.ErrQueueClosed {
+			return fmt.Errorf("Get at the end: %v, want ErrQueueClosed", err)
+		}
+		if err := q.TaskDone(ctx); err == nil {
+			return errors.New("a TaskDone too many: no error")
+		}
+		return nil
+	})
+}
+
+// TestQueueOwnerLeavesAtEnd: once the queue ends, the owner may leave the
+// job at once; a Get that another rank sends just then (the owner's news
+// that the queue ended is on its way) still returns ErrQueueClosed, not the
+// owner's departure.
+func TestQueueOwnerLeavesAtEnd(t *testing.T) {
+	for round := range 20 {
+		t.Run(fmt.Sprint(round), func(t *testing.T) {
+			mpitest.Run(t, 4, func(ctx context.Context, c *mpi.Comm) error {
+				q, err := pool.NewQueue[int](ctx, c, pool.Owner(3))
+				if err != nil {
+					return err
+				}
+				if c.Rank() == 0 {
+					if err := q.Put(ctx, 1); err != nil {
+						return err
+					}
+				}
+				q.Close()
+				errs := make(chan error, 4)
+				for range 4 {
+					go func() {
+						for {
+							_, err := q.Get(ctx)
+							if err != nil {
+								errs <- err
+								return
+							}
+						}
+					}()
+				}
+				for range 4 {
+					if err := <-errs; err != pool.ErrQueueClosed {
+						return fmt.Errorf("Get: %v, want ErrQueueClosed", err)
+					}
+				}
+				return nil // the owner leaves as soon as its Gets end
+			})
+		})
+	}
+}
