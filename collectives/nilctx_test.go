@@ -38,6 +38,12 @@ func TestNilContext(t *testing.T) {
 		{"Alltoall", func(c *mpi.Comm) error { _, err := Alltoall(noCtx, c, []int{1, 2, 3}); return err }},
 		{"Scan", func(c *mpi.Comm) error { _, err := Scan(noCtx, c, []int{1}, Sum); return err }},
 		{"Exscan", func(c *mpi.Comm) error { _, err := Exscan(noCtx, c, []int{1}, Sum); return err }},
+		{"BcastValue", func(c *mpi.Comm) error { _, err := BcastValue(noCtx, c, 0, 1); return err }},
+		{"ReduceValue", func(c *mpi.Comm) error { _, err := ReduceValue(noCtx, c, 0, 1, Sum); return err }},
+		{"AllreduceValue", func(c *mpi.Comm) error { _, err := AllreduceValue(noCtx, c, 1, Sum); return err }},
+		{"GatherValues", func(c *mpi.Comm) error { _, err := GatherValues(noCtx, c, 0, 1); return err }},
+		{"AllgatherValues", func(c *mpi.Comm) error { _, err := AllgatherValues(noCtx, c, 1); return err }},
+		{"ScatterValues", func(c *mpi.Comm) error { _, err := ScatterValues(noCtx, c, 0, []int{1, 2, 3}); return err }},
 	}
 	mpitest.Run(t, 3, func(ctx context.Context, c *mpi.Comm) error {
 		for _, tc := range calls {

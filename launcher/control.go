@@ -26,6 +26,9 @@ type rankControl struct {
 	inited  atomic.Bool   // the rank reported Init: it answers questions
 	done    chan struct{}
 	askMu   sync.Mutex
+	// pidOf answers the rank's contract.QueryPid: the pid of a world rank
+	// this host started and has not reaped, else 0. nil: none is known.
+	pidOf func(rank int) int
 }
 
 // newControl makes a control socket pair: gorun's end, and the rank's, to
@@ -65,6 +68,10 @@ func (c *rankControl) read() {
 			c.answers <- ans
 			continue
 		}
+		if r, ok := contract.ParsePidQuery(string(line)); ok {
+			c.answerPid(r)
+			continue
+		}
 		if st, ok := bytes.CutPrefix(line, []byte(contract.Stats+" ")); ok && c.rep.Stats == nil && json.Valid(st) {
 			c.rep.Stats = bytes.Clone(st)
 			continue
@@ -98,6 +105,27 @@ func (c *rankControl) read() {
 		}
 	}
 	io.Copy(io.Discard, c.f)
+}
+
+// answerPid answers the rank's question which process this host started
+// as world rank r (contract.QueryPid): the rank checks the pid another rank
+// announced before it copies that rank's memory. A rank that does not read
+// its answers only delays its own reports, for a second at most.
+func (c *rankControl) answerPid(r int) {
+	pid := 0
+	if c.pidOf != nil {
+		pid = c.pidOf(r)
+	}
+	c.f.SetWriteDeadline(time.Now().Add(stateTimeout))
+	c.f.Write([]byte(contract.PidAnswer(r, pid) + "\n"))
+}
+
+// pidOf is the pid of world rank r if this host started it and has not
+// reaped it yet, else 0.
+func (h *hostRanks) pidOf(r int) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.running[r]
 }
 
 // ask asks the rank for its state and waits for the answer until

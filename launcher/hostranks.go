@@ -195,6 +195,7 @@ func (h *hostRanks) startRank(j *hostJob, p Proc, dir string, env []string, stdi
 	// The streams' inodes, to find what holds them should they stay open
 	// after the rank ended.
 	inodes := []uint64{inode(outR), inode(errR), inode(ctl.f)}
+	ctl.pidOf = h.pidOf
 	go ctl.read()
 	outDone, errDone := make(chan struct{}), make(chan struct{})
 	outC := &closeNotifier{ReadCloser: outR, done: outDone}

@@ -2,6 +2,7 @@ package mpi
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"os"
 	"strconv"
@@ -22,9 +23,10 @@ import (
 // it).
 var control struct {
 	mu             sync.Mutex
-	f              *os.File // nil: not started by gorun
-	sock           bool     // f is a socket, on which gorun asks too (a pipe takes reports only)
-	inited, closed bool     // as reported
+	f              *os.File         // nil: not started by gorun
+	sock           bool             // f is a socket, on which gorun asks too (a pipe takes reports only)
+	inited, closed bool             // as reported
+	pids           map[int]chan int // askPids's questions waiting for gorun's answer, by world rank
 }
 
 func init() {
@@ -62,6 +64,16 @@ func serveControl(f *os.File) {
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64), 64)
 	for sc.Scan() {
+		if r, pid, ok := contract.ParsePidAnswer(sc.Text()); ok {
+			control.mu.Lock()
+			ch := control.pids[r]
+			delete(control.pids, r)
+			control.mu.Unlock()
+			if ch != nil {
+				ch <- pid // buffered: askPids may have given up
+			}
+			continue
+		}
 		if sc.Text() == contract.QueryTrace {
 			reportTrace(true)
 			control.mu.Lock()
@@ -117,4 +129,48 @@ func report(event string, code int) {
 	if control.f != nil {
 		control.f.Write([]byte(contract.Report(event, code) + "\n"))
 	}
+}
+
+// askPids asks gorun (or its host's agent), on the control socket, which
+// process it started as each of ranks (world ranks), and returns the
+// answers it got before ctx ended: a pid, or 0 for a rank it did not start
+// or that has ended. It returns nil, false when this process has no
+// control socket to ask on (it was not started by gorun).
+func askPids(ctx context.Context, ranks []int) (map[int]int, bool) {
+	control.mu.Lock()
+	if !control.sock {
+		control.mu.Unlock()
+		return nil, false
+	}
+	if control.pids == nil {
+		control.pids = make(map[int]chan int)
+	}
+	waits := make(map[int]chan int, len(ranks))
+	var b []byte
+	for _, r := range ranks {
+		ch := make(chan int, 1)
+		control.pids[r], waits[r] = ch, ch
+		b = append(append(b, contract.PidQuery(r)...), '\n')
+	}
+	_, err := control.f.Write(b)
+	control.mu.Unlock()
+	got := make(map[int]int, len(ranks))
+	for r, ch := range waits {
+		if err != nil {
+			break
+		}
+		select {
+		case got[r] = <-ch:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	control.mu.Lock()
+	for r, ch := range waits {
+		if control.pids[r] == ch {
+			delete(control.pids, r)
+		}
+	}
+	control.mu.Unlock()
+	return got, true
 }

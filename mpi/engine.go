@@ -128,6 +128,9 @@ func newEngine(o Options) *engine {
 	}
 	if o.SingleCopy {
 		e.host, e.pid = hostIdentity(), os.Getpid()
+		if o.pid != 0 {
+			e.pid = o.pid
+		}
 	}
 	return e
 }

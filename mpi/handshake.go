@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -133,15 +134,68 @@ func (e *engine) own() hello {
 }
 
 // setPeers takes every rank's announcement: the credit each grants this
-// rank, and the process its single-copy offers may name.
-func (e *engine) setPeers(peers []hello) {
+// rank, and the process its single-copy offers may name, which this rank
+// reads only if its launcher vouches for it (vouch). Frames wait until it
+// is done.
+func (e *engine) setPeers(ctx context.Context, peers []hello) {
+	vouched := e.vouch(ctx, peers)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	copy(e.peerInfo, peers)
 	for i := range e.peers {
 		e.peers[i].left = peers[i].credit
+		if !vouched[i] {
+			e.readable[i] = readNo
+		}
 	}
 	e.markStarted()
+}
+
+// vouchTimeout bounds how long Init waits for the launcher to name the
+// processes it started.
+const vouchTimeout = 2 * time.Second
+
+// vouch returns, by world rank, whether this rank may copy single-copy
+// offers out of the process that rank announced at start-up. A rank's key
+// proves which rank it is, not which process: a rank that announced
+// another process's pid would have this one read that process's memory.
+// So a process other than this one is read only when the launcher that
+// started this rank (gorun, or its host's agent) started it as that rank,
+// which it says on the control socket (askPids), once per peer at Init.
+// Every rank that mpitest runs in one process announces this process:
+// those need no launcher. A peer refused here offers in vain: this rank
+// grants chunks instead, and its messages come through the bus.
+func (e *engine) vouch(ctx context.Context, peers []hello) []bool {
+	ok := make([]bool, len(peers))
+	if e.host == 0 {
+		return ok // no single copies here
+	}
+	self := os.Getpid()
+	var ask []int
+	for r, h := range peers {
+		switch {
+		case r == e.rank || h.host != e.host || h.pid == 0:
+			// never read (canRead refuses another machine's offers)
+		case h.pid == self:
+			ok[r] = true
+		default:
+			ask = append(ask, r)
+		}
+	}
+	if len(ask) == 0 {
+		return ok
+	}
+	ctx, cancel := context.WithTimeout(ctx, vouchTimeout)
+	defer cancel()
+	pidsOf := e.opts.pidsOf
+	if pidsOf == nil {
+		pidsOf = askPids
+	}
+	pids, _ := pidsOf(ctx, ask) // no launcher to ask: nobody is vouched for
+	for _, r := range ask {
+		ok[r] = pids[r] == peers[r].pid
+	}
+	return ok
 }
 
 // markStarted lets frames through to the handlers, once.
@@ -232,7 +286,7 @@ func (t *natsTransport) readyRank(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%w: rank %d: %v", ErrInit, t.rank, err)
 	}
-	t.e.setPeers(peers)
+	t.e.setPeers(ctx, peers)
 	return nil
 }
 
@@ -341,7 +395,7 @@ func (t *natsTransport) readyRoot(ctx context.Context) error {
 	if g.problem != "" {
 		return fmt.Errorf("%w: %s", ErrInit, g.problem)
 	}
-	t.e.setPeers(g.peers)
+	t.e.setPeers(ctx, g.peers)
 	return nil
 }
 

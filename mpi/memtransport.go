@@ -58,7 +58,7 @@ func (t *memTransport) start(ctx context.Context) error {
 			return fmt.Errorf("%w: rank %d: rank %d's hello: %v", ErrInit, e.rank, r, err)
 		}
 	}
-	e.setPeers(peers)
+	e.setPeers(ctx, peers)
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package mpi
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -64,6 +65,10 @@ type Options struct {
 	ExitOnLoss bool
 
 	readHook func(pid int, addr uint64, buf []byte) error // replaces readRemote in tests
+	// pidsOf says which process the launcher started as each of a list
+	// of world ranks (see vouch): askPids, or a test's stand-in.
+	pidsOf func(ctx context.Context, ranks []int) (map[int]int, bool)
+	pid    int // the pid this rank announces and offers; 0: its own (tests: a rank that lies)
 
 	fromEnv bool          // the job came from the launch environment
 	envTLS  []nats.Option // TLS files the launch environment names

@@ -1,6 +1,7 @@
 package mpi_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -11,11 +12,13 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/gorun-hpc/gorun/internal/contract"
 	"github.com/gorun-hpc/gorun/internal/testbin"
 	"github.com/gorun-hpc/gorun/mpi"
 )
@@ -132,6 +135,7 @@ func runProcesses(t *testing.T, n int, name string) string {
 		out bytes.Buffer
 	)
 	errs := make([]error, n)
+	l := &testLauncher{pids: make(map[int]int)}
 	for r := range n {
 		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(),
@@ -140,15 +144,24 @@ func runProcesses(t *testing.T, n int, name string) string {
 			mpi.EnvJobID+"="+job, mpi.EnvNATSURL+"="+s.ClientURL(),
 			mpi.EnvNATSToken+"="+token,
 		)
+		var b bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &b, &b
+		ctl := l.control(t, cmd)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmd.ExtraFiles[0].Close() // the rank's end, now its own
+		l.started(r, cmd.Process.Pid)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			b, err := cmd.CombinedOutput()
+			err := cmd.Wait()
+			ctl.Close()
 			mu.Lock()
-			out.Write(b)
+			out.Write(b.Bytes())
 			mu.Unlock()
 			if err != nil {
-				errs[r] = fmt.Errorf("rank %d: %v\n%s", r, err, b)
+				errs[r] = fmt.Errorf("rank %d: %v\n%s", r, err, b.Bytes())
 			}
 		}()
 	}
@@ -167,7 +180,8 @@ var childCopies, childRefused atomic.Int64
 
 // TestProcessSingleCopy: between real processes, large messages are copied
 // out of the sender's memory, one copy per receiver and message, and arrive
-// intact. Where the system forbids a rank to read another's memory (Yama's
+// intact; the processes read each other because their launcher (here
+// testLauncher, as gorun) confirms each one's pid. Where the system forbids a rank to read another's memory (Yama's
 // ptrace_scope, say), they arrive intact through the bus instead.
 func TestProcessSingleCopy(t *testing.T) {
 	needLinux(t)
@@ -235,4 +249,47 @@ func TestProcessFloodSmallMemory(t *testing.T) {
 	if peak > 80<<20 {
 		t.Errorf("rank 0's heap grew by %d MiB", peak>>20)
 	}
+}
+
+// testLauncher is gorun's part on the ranks' control sockets
+// (contract.Control) that single copies need: it answers a rank's
+// contract.QueryPid with the pid it started as that rank, so that the
+// ranks copy large messages out of each other's memory (a rank outside
+// gorun reads no other process). Every other line is ignored.
+type testLauncher struct {
+	mu   sync.Mutex
+	pids map[int]int // world rank -> pid
+}
+
+func (l *testLauncher) started(rank, pid int) {
+	l.mu.Lock()
+	l.pids[rank] = pid
+	l.mu.Unlock()
+}
+
+// control gives cmd a control socket as its descriptor 3 (close
+// cmd.ExtraFiles[0] once it has started), and answers on it until the
+// returned end is closed.
+func (l *testLauncher) control(t *testing.T, cmd *exec.Cmd) *os.File {
+	t.Helper()
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours, theirs := os.NewFile(uintptr(fds[0]), "control"), os.NewFile(uintptr(fds[1]), "control-rank")
+	cmd.ExtraFiles = []*os.File{theirs}
+	cmd.Env = append(cmd.Env, contract.Control+"=3")
+	go func() {
+		sc := bufio.NewScanner(ours)
+		sc.Buffer(make([]byte, 4096), contract.MaxStateLine)
+		for sc.Scan() {
+			if r, ok := contract.ParsePidQuery(sc.Text()); ok {
+				l.mu.Lock()
+				pid := l.pids[r]
+				l.mu.Unlock()
+				ours.Write([]byte(contract.PidAnswer(r, pid) + "\n"))
+			}
+		}
+	}()
+	return ours
 }

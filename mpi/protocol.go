@@ -38,7 +38,11 @@
 // answers each request: a zero byte and the table of every rank's pid,
 // machine and credit (20 bytes each), or a one byte and the reason the job
 // cannot start (ranks missing after the timeout, sizes that differ, a
-// malformed request). Init returns after that answer.
+// malformed request). Init returns after that answer, once the rank has
+// asked its launcher, on its control socket (contract.QueryPid), which
+// process it started as each rank of its machine that announced a pid
+// other than this process's: only the pids the launcher confirms are ever
+// read (without a launcher, only this process's).
 //
 // On a cluster (gorun runs one server per host, joined by routes), a
 // subscription made on one server reaches the others asynchronously, over
@@ -159,7 +163,8 @@
 // up to 2 s more for the copy, then gives the receiver up for dead); the
 // receiver copies and answers done
 // (n = 1 if the copy failed, which fails both ends), and the send
-// completes. A receiver that cannot read the sender grants chunks instead.
+// completes. A receiver that cannot read the sender, or whose launcher did
+// not confirm the sender's pid, grants chunks instead.
 // A receive into a buffer too small for the message (RecvInto) answers
 // done at once, without pulling or granting: the message is taken and
 // dropped. WithSingleCopy(false) turns single copies off. The copy goes into a buffer of the

@@ -17,6 +17,12 @@ import (
 // withdrawn; the receiver copies and answers done, which completes the
 // send. A receiver that cannot read the sender grants chunks as usual, so a
 // SendAll can reach some ranks one way and the rest the other.
+//
+// A rank's key proves which rank it is, not which process: the pid a rank
+// announces is read only when it is this process (mpitest's ranks) or the
+// one the launcher started as that rank (handshake.go, vouch). An offer
+// from any other rank is refused the same way: the receiver grants chunks,
+// and the message comes through the bus, whole.
 
 // offerLen is the size of an RTS's offer payload.
 const offerLen = 20
@@ -66,9 +72,10 @@ func (e *engine) offerFor(r *Request) []byte {
 
 // canRead reports whether this rank can copy the offered message out of
 // src's memory; it tries a one-byte read the first time. The offer's pid is
-// the one src announced in the start-up handshake (checkRTS made sure), so
-// a rank never reads a process that is not the sending rank. Called with
-// e.mu held.
+// the one src announced in the start-up handshake (checkRTS made sure), and
+// that is this process or one that this rank's launcher started as src
+// (vouch: any other peer is readNo from the start), so a rank never reads
+// a process that is not the sending rank. Called with e.mu held.
 func (e *engine) canRead(src int, o offer) bool {
 	if e.host == 0 || o.host != e.host {
 		return false

@@ -118,3 +118,65 @@ func AbortStatus(code int) int {
 	}
 	return code
 }
+
+// QueryPid starts a rank's question to gorun (or its host's agent) on its
+// control descriptor, "pid RANK": which process did you start as world
+// rank RANK? The answer is a line "pid RANK PID", or "pid RANK -" when it
+// did not start that rank or the rank has ended (a rank of another host,
+// or no rank at all). A rank copies a large message straight out of
+// another's memory (process_vm_readv) only when the process the sender
+// announced at start-up is the one the launcher names: a rank with its own
+// genuine key that announced another process's pid is refused, and its
+// messages go through the bus.
+const QueryPid = "pid"
+
+// PidQuery is the line that asks for the process of world rank rank.
+func PidQuery(rank int) string { return QueryPid + " " + strconv.Itoa(rank) }
+
+// ParsePidQuery reads a line that PidQuery made (without its newline).
+func ParsePidQuery(line string) (rank int, ok bool) {
+	s, ok := strings.CutPrefix(line, QueryPid+" ")
+	if !ok {
+		return 0, false
+	}
+	r, err := strconv.Atoi(s)
+	if err != nil || r < 0 {
+		return 0, false
+	}
+	return r, true
+}
+
+// PidAnswer is the answer to PidQuery(rank): pid, or "-" for a pid of 0
+// or less (no such rank started here, or it has ended).
+func PidAnswer(rank, pid int) string {
+	p := "-"
+	if pid > 0 {
+		p = strconv.Itoa(pid)
+	}
+	return QueryPid + " " + strconv.Itoa(rank) + " " + p
+}
+
+// ParsePidAnswer reads a line that PidAnswer made (without its newline):
+// the rank asked about, and its pid, 0 for "-".
+func ParsePidAnswer(line string) (rank, pid int, ok bool) {
+	s, ok := strings.CutPrefix(line, QueryPid+" ")
+	if !ok {
+		return 0, 0, false
+	}
+	rs, ps, ok := strings.Cut(s, " ")
+	if !ok {
+		return 0, 0, false
+	}
+	r, err := strconv.Atoi(rs)
+	if err != nil || r < 0 {
+		return 0, 0, false
+	}
+	if ps == "-" {
+		return r, 0, true
+	}
+	p, err := strconv.Atoi(ps)
+	if err != nil || p <= 0 {
+		return 0, 0, false
+	}
+	return r, p, true
+}
