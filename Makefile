@@ -38,7 +38,7 @@ test: test-deps check-deps check-go fuzz $(BIN)/testprogress
 # written under the package's testdata/fuzz, where go test runs it again
 # as a regression case.
 FUZZTIME ?= 5s
-FUZZ := mpi:FuzzInbox mpi:FuzzMulticast mpi:FuzzAbort mpi:FuzzHandshake mpi:FuzzParseToken
+FUZZ := mpi:FuzzInbox mpi:FuzzMulticast mpi:FuzzAbort mpi:FuzzHandshake mpi:FuzzParseToken internal/shm:FuzzRingRead
 
 fuzz:
 	@for f in $(FUZZ); do \
@@ -73,11 +73,11 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-# collectives and pool must use only mpi's public API: nothing they import
+# collectives, pool and shared must use only mpi's public API: nothing they import
 # themselves may be under mpi/internal (Go's internal rule forbids it too;
 # this says so clearly). gorun itself links nothing of mpi.
 check-deps:
-	@for p in collectives pool; do \
+	@for p in collectives pool shared; do \
 		if $(GO) list -e -f '{{join .Imports "\n"}}{{"\n"}}{{join .TestImports "\n"}}' ./$$p/... | grep -qE '/mpi/internal|gorun/internal/subject'; then \
 			echo "$$p imports mpi/internal"; exit 1; fi; \
 	done

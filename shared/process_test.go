@@ -1,0 +1,82 @@
+package shared_test
+
+// Multi-process tests: the real gorun runs testdata/sharedprog, built with
+// the race detector, as real rank processes on its embedded NATS server.
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gorun-hpc/gorun/internal/testbin"
+)
+
+var bin struct{ gorun string }
+
+func TestMain(m *testing.M) {
+	if !testingShort() {
+		testbin.Main(m, "gorun-shared-", testbin.Prog{Out: &bin.gorun, Pkg: "../cmd/gorun"})
+	}
+	os.Exit(m.Run())
+}
+
+// testingShort is testing.Short before flag parsing has happened in m.Run.
+func testingShort() bool {
+	for _, a := range os.Args[1:] {
+		if a == "-test.short" || a == "-test.short=true" {
+			return true
+		}
+	}
+	return false
+}
+
+func sharedprog(t *testing.T) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "sharedprog")
+	if b, err := exec.Command("go", "build", "-race", "-o", out, "./testdata/sharedprog").CombinedOutput(); err != nil {
+		t.Fatalf("go build -race ./testdata/sharedprog: %v\n%s", err, b)
+	}
+	return out
+}
+
+func gorunOK(t *testing.T, want string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(bin.gorun, append([]string{"--timeout", "3m"}, args...)...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("gorun %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, out, stderr.String())
+	}
+	if !strings.Contains(string(out), want) {
+		t.Fatalf("no %q in:\n%s", want, out)
+	}
+	t.Log(strings.TrimSpace(string(out)))
+}
+
+// addsPerRank is how many times each of 8 real processes adds to the
+// Value (about 90 us per Add, race-built, 8 processes on 2 loaded cores).
+const addsPerRank = 10000
+
+// TestProcessesValueAdd: 8 real processes each Add 1 to one Value
+// addsPerRank times: the final value is exactly 8*addsPerRank and the old
+// values returned are all distinct.
+func TestProcessesValueAdd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: skips the multi-process tests")
+	}
+	gorunOK(t, fmt.Sprintf("sharedprog: OK: 8 ranks, %d adds, final %d, old values distinct", 8*addsPerRank, 8*addsPerRank),
+		"-n", "8", sharedprog(t), "add", fmt.Sprint(addsPerRank))
+}
+
+// TestProcessesPassiveTarget: rank 1 computes for 2 s without calling
+// gorun; the other ranks' Gets from its window all end before it stops.
+func TestProcessesPassiveTarget(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: skips the multi-process tests")
+	}
+	gorunOK(t, "sharedprog: OK: 4 ranks, 20 Gets each from computing rank 1", "-n", "4", sharedprog(t), "passive")
+}
