@@ -72,6 +72,13 @@ type Config struct {
 	Trace     string
 	TraceSize int
 
+	// NoSharedMemory makes every frame between ranks go through the bus
+	// (gorun --shm=false). By default the ranks of one host talk through a
+	// shared-memory segment that gorun (or the host's agent) makes for
+	// them and removes when the job ends; ranks of different hosts, and
+	// the control plane, always use the bus.
+	NoSharedMemory bool
+
 	// WorkDir is the directory the ranks start in; "" means gorun's own.
 	WorkDir string
 

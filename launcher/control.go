@@ -24,6 +24,7 @@ type rankControl struct {
 	answers chan []byte   // state answers, the latest one
 	traced  chan struct{} // the rank has given its trace, as asked
 	inited  atomic.Bool   // the rank reported Init: it answers questions
+	onInit  func()        // called once when the rank reports Init; nil for none
 	done    chan struct{}
 	askMu   sync.Mutex
 	// pidOf answers the rank's contract.QueryPid: the pid of a world rank
@@ -100,7 +101,9 @@ func (c *rankControl) read() {
 		}
 		if n < 16 && len(line) <= 64 {
 			c.rep.add(string(line))
-			c.inited.Store(c.rep.Inited)
+			if c.rep.Inited && !c.inited.Swap(true) && c.onInit != nil {
+				c.onInit()
+			}
 			n++
 		}
 	}

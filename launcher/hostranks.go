@@ -37,6 +37,7 @@ type hostJob struct {
 	NATSURL string         // the bus as this host's ranks reach it
 	Remote  bool           // the host is not gorun's: the program may be missing there
 	Trace   int            // events each rank keeps for --trace; 0: none
+	Shm     bool           // the host's ranks talk through shared memory (gorun --shm)
 }
 
 // hostRanks starts, watches and stops the ranks of one host: the part of a
@@ -48,14 +49,14 @@ type hostJob struct {
 // environment and its share of this host's cores (GOMAXPROCS). Output goes
 // to onOutput, one call per stream; how each rank ended goes to onExit once
 // the rank has been reaped. What a rank leaves behind is ended too: its
-// process group when the rank ends, and at sweep every descendant that
-// carries the job's id in its environment, wherever it moved its process
-// group or session (the agent is a child subreaper, so orphans stay its
-// children and are reaped). And should the process that runs hostRanks
-// die first, SIGKILL included, its keeper ends them (see keeper.go).
-// A rank's descendant that holds its output or control socket open after
-// the rank ended is killed outputDrain later, so that the rank's end is
-// reported (and the job can end) even when a daemon it started kept them.
+// process group when the rank ends; what holds its output or control
+// socket open outputDrain after it ended (a child in a session of its
+// own), so that its end is reported then, not when that child ends; and
+// at sweep every descendant of the job, wherever it moved its process
+// group or session, with its environment or without (see sweep: gorun and
+// the agent are child subreapers, so orphans stay their children and are
+// reaped). And should the process that runs hostRanks die first, SIGKILL
+// included, its keeper ends them (see keeper.go).
 type hostRanks struct {
 	host     string
 	onOutput func(rank int, stderr bool, r io.ReadCloser)
@@ -70,6 +71,9 @@ type hostRanks struct {
 	since   uint64               // when the first rank started (procStat.start), 0 before
 	over    bool                 // finish has run: the job no longer counts in liveJobs
 	finish1 sync.Once
+	shm     string // the host's shared-memory segment until it is removed; "" for none
+	inited  int    // ranks that reported Init: the segment goes once all have
+	ranks   int    // the ranks of the host
 }
 
 // liveJobs counts the jobs whose ranks run in this process (hostRanks from
@@ -100,6 +104,16 @@ func (h *hostRanks) start(ctx context.Context, j *hostJob, stdin io.Reader) {
 		}
 	}
 	info := jobInfo{ID: j.JobID, Token: j.Token, Creds: j.Creds, TLS: j.TLS, Trace: j.Trace}
+	if j.Shm && len(j.Procs) > 1 {
+		// Without a segment the ranks talk through the bus: slower, as
+		// right.
+		if path, err := newSegment(len(j.Procs)); err == nil {
+			h.mu.Lock()
+			h.shm, h.ranks = path, len(j.Procs)
+			h.mu.Unlock()
+			info.Shm = path
+		}
+	}
 	// The keeper starts beside the ranks (it is needed only once they
 	// have started something, and costs the launch nothing so).
 	go func() { h.keeper <- startKeeper(j.JobID) }()
@@ -196,6 +210,7 @@ func (h *hostRanks) startRank(j *hostJob, p Proc, dir string, env []string, stdi
 	// after the rank ended.
 	inodes := []uint64{inode(outR), inode(errR), inode(ctl.f)}
 	ctl.pidOf = h.pidOf
+	ctl.onInit = h.rankInited
 	go ctl.read()
 	outDone, errDone := make(chan struct{}), make(chan struct{})
 	outC := &closeNotifier{ReadCloser: outR, done: outDone}
@@ -326,6 +341,7 @@ func (h *hostRanks) stop(kill bool, jobID string) {
 // what the ranks left (sweep) and releases the keeper.
 func (h *hostRanks) finish(jobID string) {
 	sweep(h.sweepSpec(jobID))
+	h.dropSegment()
 	h.finish1.Do(func() {
 		h.mu.Lock()
 		h.over = true
@@ -378,4 +394,26 @@ func closeAll(files ...*os.File) {
 	for _, f := range files {
 		f.Close()
 	}
+}
+
+// rankInited counts a rank's Init: once every rank of the host has
+// reported it, each has mapped the segment, whose name can go.
+func (h *hostRanks) rankInited() {
+	h.mu.Lock()
+	h.inited++
+	all := h.inited == h.ranks
+	h.mu.Unlock()
+	if all {
+		h.dropSegment()
+	}
+}
+
+// dropSegment removes the host's shared-memory segment, if it has one
+// still.
+func (h *hostRanks) dropSegment() {
+	h.mu.Lock()
+	path := h.shm
+	h.shm = ""
+	h.mu.Unlock()
+	removeSegment(path)
 }

@@ -95,6 +95,7 @@ func runKeeper(in io.Reader, job string, parent int) int {
 			tree.kill()
 		}
 		sweepOrphans(job)
+		sweepSegments() // its creator is gone: the host's shared memory goes too
 	}
 	return 0
 }

@@ -175,7 +175,7 @@ func (r *runner) run(ctx context.Context, prog string, args []string) error {
 
 	// The bus: a server here, and (with remote hosts) one on every other
 	// host of the job, in one cluster whose seed is this one.
-	job := jobInfo{ID: uuid.NewString()}
+	job := jobInfo{ID: uuid.NewString(), SharedMemory: !cfg.NoSharedMemory}
 	var traceFile *os.File
 	if cfg.Trace != "" {
 		job.Trace = cfg.TraceSize
@@ -264,6 +264,7 @@ func (r *runner) run(ctx context.Context, prog string, args []string) error {
 	if err != nil {
 		return fail(err)
 	}
+	r.logPaths(plan)
 	// Remote hosts checked, the program copied with --copy (ssh.go).
 	rm, err := startRemote(jobCtx, cfg, &plan, p.Path, job, pre, r.logf)
 	if err != nil {
@@ -378,6 +379,27 @@ func (r *runner) plan() (Plan, error) {
 		}
 	}
 	return plan, nil
+}
+
+// logPaths says (with -v) how the ranks of each host talk to each other:
+// through the host's shared memory, or through the bus.
+func (r *runner) logPaths(plan Plan) {
+	if !r.cfg.Verbose {
+		return
+	}
+	n := make([]int, len(plan.Hosts))
+	for _, p := range plan.Procs {
+		n[p.Host]++
+	}
+	for i, h := range plan.Hosts {
+		switch {
+		case n[i] < 2:
+		case r.cfg.NoSharedMemory:
+			r.logf("host %s: its %d ranks talk through the bus (--shm=false)", h, n[i])
+		default:
+			r.logf("host %s: its %d ranks talk through shared memory, falling back to the bus where a segment cannot be made", h, n[i])
+		}
+	}
 }
 
 // newSpawner returns the spawner for the ranks placed on h (host i of the

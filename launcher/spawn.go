@@ -89,8 +89,12 @@ type jobInfo struct {
 	Creds   map[int]string // rank -> its own credentials (GORUN_NATS_CREDS); nil for none
 	TLS     tlsFiles       // a --nats server's TLS files, as paths on every host
 	Trace   int            // events each rank keeps for --trace; 0: no tracing
-	Server  *Server        // the embedded server, nil with --nats
-	Cluster *jobCluster    // how other hosts' servers join it; nil for a job on this machine
+	Shm     string         // this host's shared-memory segment (contract.SharedMemory); "" for none
+	// SharedMemory: each host's ranks talk through a segment of its own
+	// (not --shm=false).
+	SharedMemory bool
+	Server       *Server     // the embedded server, nil with --nats
+	Cluster      *jobCluster // how other hosts' servers join it; nil for a job on this machine
 }
 
 // ContractEnv is the launch contract's variables for rank p of a job of
@@ -109,6 +113,9 @@ func (j jobInfo) ContractEnv(p Proc, size int, natsURL string) []string {
 	}
 	if j.Trace > 0 {
 		env = append(env, contract.Trace+"="+strconv.Itoa(j.Trace))
+	}
+	if j.Shm != "" {
+		env = append(env, contract.SharedMemory+"="+j.Shm)
 	}
 	if c := j.Creds[p.Rank]; c != "" {
 		env = append(env, EnvNATSCreds+"="+c)

@@ -368,7 +368,7 @@ func (s *agentSpawner) start(ctx context.Context, spec *spawnSpec, exits chan<- 
 		Job: hostJob{
 			Host: name, Procs: spec.Procs, Size: len(spec.Plan.Procs),
 			Path: s.rm.program(s.host, spec.Path), Args: spec.Args, WorkDir: spec.WorkDir, Cwd: s.rm.cwd,
-			Env: spec.Env, JobID: spec.Job.ID, Token: spec.Job.Token, Creds: spec.Job.credsOf(spec.Procs), TLS: spec.Job.TLS, NATSURL: s.rm.natsURL, Remote: true, Trace: spec.Job.Trace,
+			Env: spec.Env, JobID: spec.Job.ID, Token: spec.Job.Token, Creds: spec.Job.credsOf(spec.Procs), TLS: spec.Job.TLS, NATSURL: s.rm.natsURL, Remote: true, Trace: spec.Job.Trace, Shm: spec.Job.SharedMemory,
 		},
 		Grace: s.rm.grace,
 	}

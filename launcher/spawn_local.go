@@ -58,7 +58,7 @@ func (s *localSpawner) start(ctx context.Context, spec *spawnSpec, exits chan<- 
 	j := &hostJob{
 		Host: s.host, Procs: spec.Procs, Size: len(spec.Plan.Procs),
 		Path: spec.Path, Args: spec.Args, WorkDir: spec.WorkDir, Env: spec.Env,
-		JobID: spec.Job.ID, Token: spec.Job.Token, Creds: spec.Job.credsOf(spec.Procs), TLS: spec.Job.TLS, NATSURL: spec.Job.NATSURL, Trace: spec.Job.Trace,
+		JobID: spec.Job.ID, Token: spec.Job.Token, Creds: spec.Job.credsOf(spec.Procs), TLS: spec.Job.TLS, NATSURL: spec.Job.NATSURL, Trace: spec.Job.Trace, Shm: spec.Job.SharedMemory,
 	}
 	hr.start(ctx, j, spec.Stdin)
 }

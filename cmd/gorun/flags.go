@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -28,6 +29,8 @@ func newFlagSet(cfg *launcher.Config, showVersion *bool) *flag.FlagSet {
 	fs.IntVar(&cfg.N, "n", cfg.N, "run `N` ranks (default: the number of CPUs, here "+fmt.Sprint(runtime.NumCPU())+")")
 	fs.IntVar(&cfg.N, "np", cfg.N, "run `N` ranks, as -n does")
 	fs.BoolVar(&cfg.TagOutput, "tag-output", false, `prefix each line of output with its rank, as "[3] "`)
+	fs.Var((*notBool)(&cfg.NoSharedMemory), "shm", "ranks of one host talk through shared memory (GORUN_SHM), the bus between hosts;\n"+
+		"--shm=false sends every message through the bus (default true)")
 	fs.Func("x", "give every rank `VAR=VALUE`, or VAR with gorun's value of it (repeatable)", func(s string) error {
 		cfg.Env = append(cfg.Env, s)
 		return nil
@@ -147,3 +150,25 @@ func versionString() string {
 	}
 	return fmt.Sprintf("gorun %s (%s, %s/%s)", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
+
+// notBool is a boolean flag that sets the opposite of its value: --shm
+// sets Config.NoSharedMemory.
+type notBool bool
+
+func (b *notBool) String() string {
+	if b == nil {
+		return "true"
+	}
+	return strconv.FormatBool(!bool(*b))
+}
+
+func (b *notBool) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return errors.New("want true or false")
+	}
+	*b = notBool(!v)
+	return nil
+}
+
+func (b *notBool) IsBoolFlag() bool { return true }

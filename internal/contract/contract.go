@@ -26,7 +26,7 @@ const (
 
 // Env is every variable of the contract that a rank may find in its
 // environment.
-var Env = []string{Rank, Size, LocalRank, LocalSize, JobID, NATSURL, NATSToken, NATSCreds, NATSCA, NATSCert, NATSKey, Control, Trace}
+var Env = []string{Rank, Size, LocalRank, LocalSize, JobID, NATSURL, NATSToken, NATSCreds, NATSCA, NATSCert, NATSKey, Control, Trace, SharedMemory}
 
 // Prefix starts every variable of the contract: a user may not set one
 // with -x.
@@ -52,6 +52,14 @@ const Stats = "stats"
 // is how many events the rank keeps (the last ones). The rank gives them
 // when it closes its world, in lines "trace JSON" (TraceLine).
 const Trace = "GORUN_TRACE"
+
+// SharedMemory, when set, is the path of the shared-memory segment that
+// the launcher (gorun, or the host's agent) made for the ranks of this
+// host (internal/shm): a rank opens it as its local rank (LocalRank)
+// and talks to the ranks of its host that opened it too through it, not
+// through the bus. Unset: every frame goes through the bus (gorun
+// --shm=false, or a host where no segment could be made).
+const SharedMemory = "GORUN_SHM"
 
 // TraceLine starts a line of a rank's trace on its control descriptor.
 const TraceLine = "trace"

@@ -3,6 +3,7 @@
 package shm
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
@@ -179,8 +180,8 @@ func Sweep(dir string) ([]string, error) {
 		if st, ok := info.Sys().(*syscall.Stat_t); !ok || int(st.Uid) != os.Getuid() {
 			continue
 		}
-		if err := unix.Kill(pid, 0); !errors.Is(err, unix.ESRCH) {
-			continue // alive (or not ours to ask: EPERM)
+		if alive(pid) {
+			continue
 		}
 		p := filepath.Join(dir, name)
 		if os.Remove(p) == nil {
@@ -244,4 +245,20 @@ func readHeader(mem []byte) (layout, error) {
 		return layout{}, fmt.Errorf("the header says %d bytes; %d ranks with %d-byte rings take %d; the file has %d", sz, l.n, l.ring, l.size(), len(mem))
 	}
 	return l, nil
+}
+
+// alive says whether process pid runs (or is not ours to ask: EPERM). A
+// zombie does not: a keeper sweeps as soon as its gorun or agent died,
+// before that one's parent has reaped it.
+func alive(pid int) bool {
+	if err := unix.Kill(pid, 0); errors.Is(err, unix.ESRCH) {
+		return false
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	// pid (comm) state ...: comm may hold spaces and parens.
+	i := bytes.LastIndexByte(b, ')')
+	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
 }

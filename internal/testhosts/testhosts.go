@@ -413,14 +413,18 @@ func (c *Cluster) startSSHD(h *Host) {
 	// Not `ip netns exec`: it remounts /sys and does not make a PID
 	// namespace. nsenter enters the network namespace and execs unshare,
 	// which makes the PID, mount and UTS namespaces and forks the host's
-	// PID 1: a shell that mounts the host's own /proc and /etc/hosts, sets
+	// PID 1: a shell that mounts the host's own /proc, /etc/hosts and
+	// /dev/shm (two hosts never share memory, as two machines do not), and
+	// empty shell start-up files over the user's (an ssh login runs them:
+	// this machine's may run slow tools, such as a Python version manager
+	// that takes a lock per login, which is not what a host has), sets
 	// its host name and becomes the daemon (sshd reaps every orphan of the
 	// host). When unshare dies (Pdeathsig: with the test), --kill-child
 	// kills the daemon, and the kernel every other process of the PID
 	// namespace.
 	args := []string{"--net=/run/netns/" + h.NS, "--",
 		"unshare", "--pid", "--fork", "--kill-child", "--mount", "--uts", "--propagation", "private", "--mount-proc", "--",
-		"/bin/sh", "-c", `echo "$0" >/proc/sys/kernel/hostname && mount --bind "$1" /etc/hosts && shift && exec "$@"`,
+		"/bin/sh", "-c", `echo "$0" >/proc/sys/kernel/hostname && mount --bind "$1" /etc/hosts && mount -t tmpfs -o mode=1777 tmpfs /dev/shm && for f in "$HOME/.bashrc" "$HOME/.bash_profile" "$HOME/.profile"; do if [ -f "$f" ]; then mount --bind /dev/null "$f"; fi; done; shift && exec "$@"`,
 		h.Hostname, filepath.Join(c.Dir, "etc-hosts")}
 	cmd := exec.Command("nsenter", append(args, argv...)...)
 	cmd.Stdout, cmd.Stderr = log, log
