@@ -5,22 +5,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
-)
 
-// waitFor polls cond until it holds, and fails t, saying what it waited
-// for, if it does not within d.
-func waitFor(t *testing.T, d time.Duration, cond func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v, still not %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+	"github.com/gorun-hpc/gorun/internal/testbin"
+)
 
 // daemon is a shell command that starts a daemon in a session of its own,
 // with an empty environment and none of the rank's descriptors (nothing
@@ -71,7 +61,7 @@ func otherJob(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, cfg, "sh", "-c", "echo pid $$; exec sleep 60") }()
 	t.Cleanup(func() { cancel(); <-done })
-	waitFor(t, 30*time.Second, func() bool { return strings.Contains(stdout.String(), "pid ") }, "the other job running")
+	testbin.WaitFor(t, 30*time.Second, func() bool { return strings.Contains(stdout.String(), "pid ") }, "the other job running")
 }
 
 // Run's orphans, sweep's third rule: a daemon that cleared its
@@ -88,7 +78,7 @@ func TestSweepOrphansOneJob(t *testing.T) {
 	go func() {
 		doneB <- Run(context.Background(), cfgB, "sh", "-c", "echo pid $$; until [ -e "+flag+" ]; do sleep 0.01; done")
 	}()
-	waitFor(t, 30*time.Second, func() bool { return strings.Contains(stdoutB.String(), "pid ") }, "job B running")
+	testbin.WaitFor(t, 30*time.Second, func() bool { return strings.Contains(stdoutB.String(), "pid ") }, "job B running")
 
 	// Job A: rank 0 sleeps until cancelled, rank 1 starts a daemon and exits.
 	cfgA, stdoutA, _ := testConfig(2)
@@ -100,7 +90,7 @@ func TestSweepOrphansOneJob(t *testing.T) {
 	}()
 	var orphan int
 	self := os.Getpid()
-	waitFor(t, 30*time.Second, func() bool {
+	testbin.WaitFor(t, 30*time.Second, func() bool {
 		pids := pidsIn(t, stdoutA.String())
 		if len(pids) == 0 {
 			return false
@@ -154,4 +144,22 @@ func TestReadStat(t *testing.T) {
 	if q != p {
 		t.Fatalf("readProcs has %+v for this process, readStat %+v", q, p)
 	}
+}
+
+// BenchmarkLineageRecord is what a keeper pays every lineagePoll: one
+// record of its parent's process tree (a read of every /proc/PID/stat).
+func BenchmarkLineageRecord(b *testing.B) {
+	l := newLineage(os.Getppid())
+	cpu := func() time.Duration {
+		var ru syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	c0 := cpu()
+	for b.Loop() {
+		l.record()
+	}
+	// CPU time, not wall: what the keeper takes from the ranks' cores.
+	b.ReportMetric(float64((cpu()-c0).Microseconds())/float64(b.N), "cpu-us/op")
+	b.ReportMetric(float64(len(readProcs())), "procs")
 }

@@ -156,7 +156,7 @@ func TestHostsSetsidChild(t *testing.T) {
 				name += ", no environment"
 			}
 			t.Run(name, func(t *testing.T) {
-				args := []string{"-n", "2", "--hostfile", e.hostfile}
+				args := []string{"-n", "2", "--hostfile", e.hostfile, "--ssh-timeout", loadedSSHTimeout}
 				if tc.end == nil {
 					args = append(args, "--timeout", "3s")
 				}
@@ -195,6 +195,12 @@ func TestHostsSetsidChild(t *testing.T) {
 	}
 }
 
+// loadedSSHTimeout is the --ssh-timeout of tests that must not fail on a
+// busy machine for a slow start: the first job on new hosts copies gorun
+// there, and a login and an agent's start took 8 s under two CPU hogs on
+// 2 cores, where newHosts's 5 s (10 s for the agent's hello) fell short.
+const loadedSSHTimeout = "30s"
+
 // TestHostsRankLeavesChild: TestRankLeavesChild on a host of the agent's.
 func TestHostsRankLeavesChild(t *testing.T) {
 	e := newHosts(t, 1, 1)
@@ -205,7 +211,7 @@ func TestHostsRankLeavesChild(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			start := time.Now()
-			j := startJob(t, nil, e.args("-n", "1", "--hostfile", e.hostfile, "/bin/sh", "-c", tc.child+" & echo child $!; sleep 0.2; exit 0")...)
+			j := startJob(t, nil, e.args("-n", "1", "--hostfile", e.hostfile, "--ssh-timeout", loadedSSHTimeout, "/bin/sh", "-c", tc.child+" & echo child $!; sleep 0.2; exit 0")...)
 			j.waitLines("child ", 1, 30*time.Second)
 			if code := j.wait(30 * time.Second); code != 0 {
 				t.Fatalf("exit %d, want 0; stderr:\n%s", code, j.errText())
