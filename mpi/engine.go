@@ -30,6 +30,7 @@ type engine struct {
 	read       func(pid int, addr uint64, buf []byte) error // readRemote, or a test's
 	grantStep  int                                          // bytes granted by one CTS
 	share      int64                                        // the eager credit this rank grants each peer
+	shmOwn     shmHello                                     // what this rank announces of its shared-memory segment (shmtransport.go)
 
 	mu       sync.Mutex
 	err      error // sticky: once set, every operation fails with it

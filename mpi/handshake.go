@@ -25,18 +25,19 @@ type hello struct {
 	pid    int
 	host   uint64
 	credit int64
+	shm    shmHello // the shared-memory segment it opened (shmtransport.go)
 }
 
 // helloLen is the size of a rank's announcement: rank, size, pid (4 bytes
-// each), host and credit (8 each).
-const helloLen = 28
+// each), host and credit (8 each), and its shmHello (shmHelloLen).
+const helloLen = 28 + shmHelloLen
 
 // A start-up request is a hello, the round (1 or 2) and the id of the
 // server the rank is connected to, of at most maxServerID bytes.
 const maxServerID = 128
 
 // entryLen is the size of one rank's entry in the start-up answer.
-const entryLen = 20
+const entryLen = 20 + shmHelloLen
 
 // maxCredit bounds the eager credit a rank may announce.
 const maxCredit = 1 << 40
@@ -50,7 +51,8 @@ func appendHello(b []byte, rank, size int, h hello) []byte {
 func appendEntry(b []byte, h hello) []byte {
 	b = binary.LittleEndian.AppendUint32(b, uint32(h.pid))
 	b = binary.LittleEndian.AppendUint64(b, h.host)
-	return binary.LittleEndian.AppendUint64(b, uint64(h.credit))
+	b = binary.LittleEndian.AppendUint64(b, uint64(h.credit))
+	return appendShmHello(b, h.shm)
 }
 
 // parseEntry decodes and checks one rank's announcement.
@@ -59,12 +61,15 @@ func parseEntry(b []byte) (hello, error) {
 		pid:    int(binary.LittleEndian.Uint32(b)),
 		host:   binary.LittleEndian.Uint64(b[4:]),
 		credit: int64(binary.LittleEndian.Uint64(b[12:])),
+		shm:    parseShmHello(b[20:]),
 	}
 	switch {
 	case h.credit <= 0 || h.credit > maxCredit:
 		return hello{}, fmt.Errorf("field credit: %d is outside [1, %d]", h.credit, int64(maxCredit))
 	case (h.pid == 0) != (h.host == 0):
 		return hello{}, fmt.Errorf("field pid: pid %d on machine %x: both or neither must be set", h.pid, h.host)
+	case !h.shm.valid():
+		return hello{}, fmt.Errorf("field shm: segment %x, local rank %d, pid %d: all or none must be set", h.shm.seg, h.shm.local, h.shm.pid)
 	}
 	return h, nil
 }
@@ -130,7 +135,7 @@ func parseStart(b []byte, rank, size int, own hello) ([]hello, error) {
 
 // own is this rank's announcement.
 func (e *engine) own() hello {
-	return hello{pid: e.pid, host: e.host, credit: e.share}
+	return hello{pid: e.pid, host: e.host, credit: e.share, shm: e.shmOwn}
 }
 
 // setPeers takes every rank's announcement: the credit each grants this

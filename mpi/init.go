@@ -34,6 +34,10 @@ const (
 	EnvNATSCA   = contract.NATSCA
 	EnvNATSCert = contract.NATSCert
 	EnvNATSKey  = contract.NATSKey
+	// EnvSharedMemory is the shared-memory segment that the launcher made
+	// for the ranks of this host: a rank opens it as its local rank
+	// (EnvLocalRank) and talks to the ranks of its host through it.
+	EnvSharedMemory = contract.SharedMemory
 )
 
 // Init joins the job that gorun started and returns the world communicator.
@@ -87,6 +91,8 @@ func Init(ctx context.Context, opts ...Option) (*Comm, error) {
 	}
 	if mem != nil {
 		e.tr = newMemTransport(e, mem)
+	} else if o.SharedMemory && o.segment != "" {
+		e.tr = newShmTransport(e)
 	} else {
 		e.tr = newNATSTransport(e)
 	}
@@ -165,6 +171,14 @@ func (o *Options) fromEnvironment() error {
 	}
 	if cert := os.Getenv(EnvNATSCert); cert != "" {
 		o.envTLS = append(o.envTLS, nats.ClientCert(cert, os.Getenv(EnvNATSKey)))
+	}
+	if seg := os.Getenv(EnvSharedMemory); seg != "" {
+		ls := os.Getenv(EnvLocalRank)
+		local, err := strconv.Atoi(ls)
+		if err != nil || local < 0 {
+			return bad(EnvLocalRank, ls)
+		}
+		o.segment, o.localRank = seg, local
 	}
 	o.fromEnv, o.ExitOnLoss = true, true
 	return nil

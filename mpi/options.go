@@ -54,6 +54,14 @@ type Options struct {
 	// not permitted, messages go through the bus in chunks. On by default.
 	SingleCopy bool
 
+	// SharedMemory lets the ranks of one host exchange their frames
+	// through the shared-memory segment that the launcher made for them
+	// (GORUN_SHM) rather than through the bus; the bus still carries
+	// start-up, aborts and the frames to other hosts. On by default; it
+	// takes effect only where there is a segment (gorun --shm=false makes
+	// none).
+	SharedMemory bool
+
 	// AbortFunc ends this process when it calls Abort; nil means os.Exit.
 	// mpitest sets its own. A rank whose job another rank aborts is not
 	// ended by it: its calls fail with an *AbortError, and under gorun it
@@ -70,6 +78,11 @@ type Options struct {
 	pidsOf func(ctx context.Context, ranks []int) (map[int]int, bool)
 	pid    int // the pid this rank announces and offers; 0: its own (tests: a rank that lies)
 
+	segment   string         // the shared-memory segment to open (GORUN_SHM, WithSegment); "" for none
+	localRank int            // this rank's place in it (GORUN_LOCAL_RANK)
+	shmSpin   *time.Duration // tests: how long the ring poller spins before it sleeps (nil: by the host's cores)
+	shmWait   time.Duration  // tests: the longest it sleeps at once (0: 100 ms)
+
 	fromEnv bool          // the job came from the launch environment
 	envTLS  []nats.Option // TLS files the launch environment names
 	jobSet  bool          // WithJob was given
@@ -85,6 +98,7 @@ func DefaultOptions() Options {
 		RendezvousWindow: 32 << 20,
 		Multicast:        true,
 		SingleCopy:       true,
+		SharedMemory:     true,
 	}
 }
 

@@ -30,13 +30,16 @@
 // answers (NATS's no-responders status): its rank and job size (4 bytes
 // each), the pid and machine identity its single-copy offers will name (4
 // and 8 bytes; zero when it makes none), the eager credit it grants each
-// peer (8 bytes), the round (1) and the id of the server it is connected
-// to. Rank 0 subscribes and collects all size-1 requests.
+// peer (8 bytes), its shared-memory segment (16 bytes: the segment's
+// identity, the local rank it opened it as and the pid it wrote there;
+// zero when it opened none: see shmtransport.go), the round (1) and the id
+// of the server it is connected to. Rank 0 subscribes and collects all
+// size-1 requests.
 //
 // On one server (a job on one machine, mpitest) that is enough: a
 // subscription is known to the server once its flush returns, so rank 0
 // answers each request: a zero byte and the table of every rank's pid,
-// machine and credit (20 bytes each), or a one byte and the reason the job
+// machine, credit and segment (36 bytes each), or a one byte and the reason the job
 // cannot start (ranks missing after the timeout, sizes that differ, a
 // malformed request). Init returns after that answer, once the rank has
 // asked its launcher, on its control socket (contract.QueryPid), which

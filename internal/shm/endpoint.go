@@ -30,6 +30,7 @@ type Endpoint struct {
 	// Wait clears it, perhaps from two goroutines: atomics.
 	full  []atomic.Uint64
 	nfull atomic.Int32
+	kick  atomic.Bool // Wake was called: the next ready says so
 }
 
 // Open maps the segment at path as local rank rank, and writes its pid in
@@ -161,9 +162,19 @@ func (e *Endpoint) Recv(buf []byte) (f Frame, ok bool, err error) {
 	return Frame{Src: -1}, false, nil
 }
 
+// Wake makes a Wait under way in another goroutine of this process return
+// (or the next one, if none is): for a poller that is told to stop.
+func (e *Endpoint) Wake() {
+	e.kick.Store(true)
+	e.ring(e.rank)
+}
+
 // ready reports whether a ring holds a frame for this rank, or a ring that
-// was full has had a frame taken since.
+// was full has had a frame taken since, or Wake was called.
 func (e *Endpoint) ready() bool {
+	if e.kick.Load() && e.kick.CompareAndSwap(true, false) {
+		return true
+	}
 	for p := range e.in {
 		if p != e.rank && e.in[p].pending() {
 			return true

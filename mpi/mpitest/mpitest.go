@@ -87,6 +87,12 @@ func prepare(ctx context.Context, n int) (context.Context, context.CancelFunc, e
 // is named rather than one that only saw the abort (ErrAborted), whichever
 // reported first.
 func World(ctx context.Context, n int, fn func(ctx context.Context, c *mpi.Comm) error, opts ...mpi.Option) error {
+	return world(ctx, n, fn, opts, nil)
+}
+
+// world is World; each rank also gets the options perRank gives it, when
+// not nil.
+func world(ctx context.Context, n int, fn func(ctx context.Context, c *mpi.Comm) error, opts []mpi.Option, perRank func(rank int) []mpi.Option) error {
 	ctx, cancel, err := prepare(ctx, n)
 	if err != nil {
 		return err
@@ -127,7 +133,11 @@ func World(ctx context.Context, n int, fn func(ctx context.Context, c *mpi.Comm)
 		return errors.New("mpitest: the in-process server did not start")
 	}
 	return run(ctx, job, n, fn, opts, func(ctx context.Context, rank int) (context.Context, []mpi.Option) {
-		return ctx, []mpi.Option{mpi.WithNATS("", "", nats.InProcessServer(s)), mpi.WithCredentials(seeds[rank])}
+		conn := []mpi.Option{mpi.WithNATS("", "", nats.InProcessServer(s)), mpi.WithCredentials(seeds[rank])}
+		if perRank != nil {
+			conn = append(conn, perRank(rank)...)
+		}
+		return ctx, conn
 	})
 }
 

@@ -1,0 +1,375 @@
+//go:build linux
+
+package mpi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gorun-hpc/gorun/internal/shm"
+)
+
+// shmTransport carries the frames between the ranks of one host through the
+// segment the launcher made for them (internal/shm), and every other frame
+// over NATS: a natsTransport that it wraps, which also stays the control
+// plane (the start-up handshake, aborts, a lost connection). Which path a
+// peer's frames take is fixed at start, before any engine frame is sent, so
+// that one sender's frames to one peer stay one ordered stream.
+//
+// A peer takes the ring when both announced the same segment (its
+// identity: this host and pid namespace, the file) at different local
+// ranks, and the pid it announced is the one that its local rank wrote in
+// the segment when it opened it; both sides of a pair read the same table of
+// hellos and the same segment, so they reach the same decision. Two ranks
+// of different hosts (or of one host's different pid namespaces) announce
+// different segments, and never use shared memory with each other.
+//
+// SendAll goes to each rank in turn when any peer takes the ring
+// (multicast reports false): the rings carry one stream per pair, so the
+// bye's count of multicast frames (peerlost.go) stays that of the bus.
+//
+// One goroutine (poll) drains the rings: it hands each frame to the
+// engine, sends the frames that a full ring made it queue, and sleeps on
+// the rank's doorbell when there is nothing to do, spinning first only when
+// the host has a core for each local rank.
+type shmTransport struct {
+	e    *engine
+	nats *natsTransport
+	ep   *shm.Endpoint // nil: no segment (every frame goes over NATS)
+
+	spin time.Duration // how long poll spins before it sleeps
+	wait time.Duration // the longest it sleeps at once
+
+	routes atomic.Pointer[shmRoutes] // set once at start; nil before: the bus
+
+	smu   sync.Mutex // guards ep.Send and queue
+	queue [][][]byte // by world rank: frames (stream byte, header, payload) waiting for room in the ring
+	nq    atomic.Int64
+
+	stop atomic.Bool
+	done chan struct{} // closed when poll returns
+}
+
+// shmRoutes is the path to each peer, fixed at start.
+type shmRoutes struct {
+	local []int    // by world rank: its local rank when its frames take the ring, else -1
+	world []int    // by local rank: the world rank whose ring it is, else -1
+	where []string // by world rank: what its ring is called in errors
+	any   bool     // some peer takes the ring
+}
+
+// shmStream is the stream byte of an engine frame on a ring: a rank's
+// inbox. (Multicast frames never take a ring.)
+const shmStream = 0
+
+// shmHello is what a rank announces of its segment at start-up: the
+// segment's identity (shmSegmentID), the local rank it opened it as, and
+// the pid it wrote there; all zero when it opened none.
+type shmHello struct {
+	seg   uint64
+	local uint32
+	pid   uint32
+}
+
+// shmHelloLen is shmHello's size in a hello.
+const shmHelloLen = 16
+
+func appendShmHello(b []byte, h shmHello) []byte {
+	b = append(b, byte(h.seg), byte(h.seg>>8), byte(h.seg>>16), byte(h.seg>>24),
+		byte(h.seg>>32), byte(h.seg>>40), byte(h.seg>>48), byte(h.seg>>56))
+	b = append(b, byte(h.local), byte(h.local>>8), byte(h.local>>16), byte(h.local>>24))
+	return append(b, byte(h.pid), byte(h.pid>>8), byte(h.pid>>16), byte(h.pid>>24))
+}
+
+func parseShmHello(b []byte) shmHello {
+	u32 := func(b []byte) uint32 { return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24 }
+	return shmHello{seg: uint64(u32(b)) | uint64(u32(b[4:]))<<32, local: u32(b[8:]), pid: u32(b[12:])}
+}
+
+// valid reports whether the fields are all set (with a local rank a
+// segment can have) or all zero.
+func (h shmHello) valid() bool {
+	if h.seg == 0 {
+		return h.local == 0 && h.pid == 0
+	}
+	return h.pid != 0 && h.local < shm.MaxRanks
+}
+
+// shmSegmentID names the segment at path as this host and pid namespace
+// see it: two ranks with the same identity mapped the same file. 0 when
+// it cannot tell (no shared memory then).
+func shmSegmentID(path string) uint64 {
+	host := hostIdentity()
+	fi, err := os.Stat(path)
+	if host == 0 || err != nil {
+		return 0
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0
+	}
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%x %d %d %s", host, st.Dev, st.Ino, path)
+	return h.Sum64() | 1
+}
+
+func newShmTransport(e *engine) transport {
+	return &shmTransport{e: e, nats: newNATSTransport(e), done: make(chan struct{})}
+}
+
+func (t *shmTransport) multicast() bool {
+	if r := t.routes.Load(); r != nil && r.any {
+		return false
+	}
+	return t.nats.multicast()
+}
+
+func (t *shmTransport) start(ctx context.Context) error {
+	e := t.e
+	if err := t.nats.connect(ctx); err != nil {
+		close(t.done)
+		return err
+	}
+	if err := t.open(); err != nil {
+		// The bus is the fallback: this rank announces no segment, so
+		// no peer takes a ring to it.
+		t.ep = nil
+		e.shmOwn = shmHello{}
+	}
+	if err := t.nats.handshake(ctx); err != nil {
+		close(t.done)
+		return err
+	}
+	if t.ep == nil {
+		close(t.done)
+		return nil
+	}
+	r := t.decide()
+	if !r.any {
+		t.ep.Close()
+		t.ep = nil
+		close(t.done)
+		return nil
+	}
+	t.queue = make([][][]byte, e.size)
+	t.routes.Store(r)
+	go t.poll(r)
+	return nil
+}
+
+// open maps the segment as this rank's local rank and sets what the rank
+// announces of it. The frame limits shrink to what a ring holds.
+func (t *shmTransport) open() error {
+	e, o := t.e, t.e.opts
+	seg := shmSegmentID(o.segment)
+	if seg == 0 {
+		return errors.New("no segment identity")
+	}
+	ep, err := shm.Open(o.segment, o.localRank)
+	if err != nil {
+		return err
+	}
+	t.ep = ep
+	if limit := ep.MaxFrame() - hdrLen; limit < e.chunk {
+		e.setLimits(limit)
+	}
+	e.shmOwn = shmHello{seg: seg, local: uint32(o.localRank), pid: uint32(os.Getpid())}
+	t.wait = 100 * time.Millisecond
+	if cpus := min(runtime.NumCPU(), runtime.GOMAXPROCS(0)); ep.Size() <= cpus {
+		t.spin = 20 * time.Microsecond
+	}
+	if o.shmSpin != nil {
+		t.spin = *o.shmSpin
+	}
+	if o.shmWait > 0 {
+		t.wait = o.shmWait
+	}
+	return nil
+}
+
+// decide fixes each peer's path from the table of hellos.
+func (t *shmTransport) decide() *shmRoutes {
+	e := t.e
+	own := e.shmOwn
+	n := t.ep.Size()
+	r := &shmRoutes{local: make([]int, e.size), world: make([]int, n), where: make([]string, e.size)}
+	claims := make([]int, n)
+	for _, h := range e.peerInfo {
+		if h.shm.seg == own.seg && int(h.shm.local) < n {
+			claims[h.shm.local]++
+		}
+	}
+	for i := range r.world {
+		r.world[i] = -1
+	}
+	for w, h := range e.peerInfo {
+		r.local[w] = -1
+		l := int(h.shm.local)
+		if w == e.rank || h.shm.seg != own.seg || l >= n || l == t.ep.Rank() || claims[l] != 1 ||
+			t.ep.PeerPID(l) != int(h.shm.pid) {
+			continue
+		}
+		r.local[w], r.world[l], r.any = l, w, true
+		r.where[w] = "the shared-memory ring from rank " + strconv.Itoa(w)
+	}
+	return r
+}
+
+func (t *shmTransport) send(dst int, h header, data []byte) error {
+	r := t.routes.Load()
+	if dst == toAll || r == nil || r.local[dst] < 0 {
+		return t.nats.send(dst, h, data)
+	}
+	var hb [hdrLen]byte
+	putHeader(hb[:], h)
+	l := r.local[dst]
+	t.smu.Lock()
+	defer t.smu.Unlock()
+	if len(t.queue[dst]) == 0 {
+		err := t.ep.Send(l, shmStream, hb[:], data)
+		if !errors.Is(err, shm.ErrFull) {
+			return err
+		}
+	}
+	// The ring is full, or frames wait before this one: queue it, in
+	// order, for poll to send when the receiver makes room. The eager
+	// credit bounds what waits.
+	f := make([]byte, 1+hdrLen+len(data))
+	f[0] = shmStream
+	copy(f[1:], hb[:])
+	copy(f[1+hdrLen:], data)
+	t.queue[dst] = append(t.queue[dst], f)
+	t.nq.Add(1)
+	return nil
+}
+
+// flush sends what waits in the queues, as far as the rings have room.
+func (t *shmTransport) flush(r *shmRoutes) error {
+	t.smu.Lock()
+	defer t.smu.Unlock()
+	for dst, q := range t.queue {
+		for len(q) > 0 {
+			err := t.ep.Send(r.local[dst], q[0][0], q[0][1:1+hdrLen], q[0][1+hdrLen:])
+			if errors.Is(err, shm.ErrFull) {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			q[0] = nil
+			q = q[1:]
+			t.nq.Add(-1)
+		}
+		if len(q) == 0 {
+			q = nil
+		}
+		t.queue[dst] = q
+	}
+	return nil
+}
+
+// poll drains the rings until close, handing each frame to the engine.
+func (t *shmTransport) poll(r *shmRoutes) {
+	defer close(t.done)
+	e := t.e
+	for !t.stop.Load() {
+		if t.nq.Load() > 0 {
+			if err := t.flush(r); err != nil {
+				e.mu.Lock()
+				e.lose(err)
+				e.mu.Unlock()
+				return
+			}
+		}
+		// A fresh buffer each frame: the engine keeps an eager
+		// message's bytes.
+		f, ok, err := t.ep.Recv(nil)
+		if err != nil {
+			t.corrupt(r, f.Src, err)
+			continue
+		}
+		if !ok {
+			if err := t.ep.Wait(t.spin, t.wait); err != nil {
+				e.mu.Lock()
+				e.lose(err)
+				e.mu.Unlock()
+				return
+			}
+			continue
+		}
+		t.decode(r, f)
+	}
+}
+
+// corrupt fails the job on a ring that broke the ring's rules: a protocol
+// error naming the rank that wrote it, as for a bad frame from the bus.
+func (t *shmTransport) corrupt(r *shmRoutes, local int, err error) {
+	where := "the shared-memory ring from local rank " + strconv.Itoa(local)
+	if local >= 0 && local < len(r.world) && r.world[local] >= 0 {
+		where = r.where[r.world[local]]
+	}
+	t.e.reject(where, "ring", "%v", err)
+}
+
+// decode checks one frame from a ring and hands it to the engine. Its
+// sender is the ring it came from; everything in it is checked as a
+// frame from the bus is.
+func (t *shmTransport) decode(r *shmRoutes, f shm.Frame) {
+	e := t.e
+	if f.Src < 0 || f.Src >= len(r.world) || r.world[f.Src] < 0 {
+		// A local rank that is no peer of this one on the rings (its
+		// hello did not match): nothing of the job comes from it.
+		e.drops.Add(1)
+		return
+	}
+	src := r.world[f.Src]
+	where := r.where[src]
+	if f.Stream != shmStream {
+		e.reject(where, "stream", "stream %d, want %d", f.Stream, shmStream)
+		return
+	}
+	h, err := parseHeader(f.Data)
+	switch {
+	case err != nil:
+		e.reject(where, "length", "%d bytes, shorter than the %d-byte header", len(f.Data), hdrLen)
+	case h.kind != kEager && h.kind != kRTS && h.kind != kChunk && len(f.Data) != hdrLen:
+		e.reject(where, "length", "a kind %d frame of %d bytes, want %d", h.kind, len(f.Data), hdrLen)
+	default:
+		e.onFrame(where, src, false, h, f.Data[hdrLen:])
+	}
+}
+
+func (t *shmTransport) abort(code int, d time.Duration) { t.nats.abort(code, d) }
+
+func (t *shmTransport) close(d time.Duration) {
+	if t.routes.Load() != nil && d > 0 {
+		// What waits in the queues leaves as the receivers make room.
+		deadline := time.Now().Add(d)
+		for t.nq.Load() > 0 && time.Now().Before(deadline) && !t.stop.Load() {
+			select {
+			case <-t.done:
+				deadline = time.Now()
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}
+	t.nats.close(d)
+	t.stop.Store(true)
+	if t.ep != nil {
+		t.ep.Wake()
+	}
+	<-t.done
+	if t.ep != nil {
+		// Only now: the segment is unmapped, and poll touches it no more.
+		t.ep.Close()
+	}
+}
