@@ -265,6 +265,7 @@ func (r *runner) run(ctx context.Context, prog string, args []string) error {
 		return fail(err)
 	}
 	r.logPaths(plan)
+	r.warnUnused(jobCtx, plan)
 	// Remote hosts checked, the program copied with --copy (ssh.go).
 	rm, err := startRemote(jobCtx, cfg, &plan, p.Path, job, pre, r.logf)
 	if err != nil {

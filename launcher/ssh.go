@@ -554,21 +554,25 @@ func (rm *remote) program(h Host, local string) string {
 // (as ssh would reach it, after ~/.ssh/config's HostName), or this
 // machine's host name if that cannot be told.
 func routeAddr(ctx context.Context, o *SSHOptions, h Host) string {
-	name := h.Name
-	// ssh -G prints the configuration ssh would use, without connecting.
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	return addrToward(ctx, sshHostName(ctx, o, h))
+}
+
+// sshHostName is the host name ssh would connect to for h, after
+// ~/.ssh/config's HostName (ssh -G prints the configuration ssh would use,
+// without connecting); h's own name if that cannot be told.
+func sshHostName(ctx context.Context, o *SSHOptions, h Host) string {
 	args := append(append([]string(nil), o.Opts...), "-G", h.String())
 	if out, err := exec.CommandContext(ctx, o.program(), args...).Output(); err == nil {
 		sc := bufio.NewScanner(bytes.NewReader(out))
 		for sc.Scan() {
 			if v, ok := strings.CutPrefix(sc.Text(), "hostname "); ok {
-				name = strings.TrimSpace(v)
-				break
+				return strings.TrimSpace(v)
 			}
 		}
 	}
-	return addrToward(ctx, name)
+	return h.Name
 }
 
 // addrToward is the address of this machine's interface that routes to

@@ -54,7 +54,8 @@ func TestBadInput(t *testing.T) {
 		max  time.Duration
 	}{
 		{"n-zero", []string{"-n", "0", bin.rankprog, "env"}, 2, "-n 0: the number of ranks must be at least 1", 0},
-		{"n-negative", []string{"-np", "-3", bin.rankprog, "env"}, 2, "-n -3: the number of ranks must be at least 1", 0},
+		{"n-negative", []string{"-n", "-3", bin.rankprog, "env"}, 2, "-n -3: the number of ranks must be at least 1", 0},
+		{"np-zero", []string{"-np", "0", bin.rankprog, "env"}, 2, "-np 0: the number of ranks must be at least 1", 0},
 		{"n-abc", []string{"-n", "abc", bin.rankprog, "env"}, 2, "-n abc: not a whole number (see gorun --help)", 0},
 		{"n-missing-value", []string{"-n"}, 2, "-n needs a value: a whole number", 0},
 		{"missing-program", []string{"-n", "2", "./no/such/prog"}, 1, "./no/such/prog: no such file or directory", 0},
@@ -185,5 +186,23 @@ func TestExternalNATS(t *testing.T) {
 	code, out, stderr = runJob(t, time.Minute, "-n", "3", "--nats", ns.ClientURL(), bin.hello)
 	if code != 1 || len(out) != 0 || !strings.Contains(stderr, "cannot connect") || !strings.Contains(stderr, "uthorization") {
 		t.Fatalf("wrong token: exit %d, stdout %q, stderr %q; want exit 1 and an authorization error", code, out, stderr)
+	}
+}
+
+// TestUnusedHostWarning: a hostfile host that no rank lands on, and whose
+// name does not resolve (a typo), gets a warning naming its line; the job
+// runs on the others.
+func TestUnusedHostWarning(t *testing.T) {
+	hf := filepath.Join(t.TempDir(), "hosts")
+	if err := os.WriteFile(hf, []byte("localhost slots=2\nnodd17.invalid slots=2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	j := startJob(t, nil, "-n", "2", "--hostfile", hf, "/bin/echo", "hi")
+	if code := j.wait(30 * time.Second); code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, j.errText())
+	}
+	want := "gorun: warning: " + hf + ":2: host nodd17.invalid: no rank placed on it, and its name does not resolve"
+	if !strings.Contains(j.errText(), want) {
+		t.Errorf("stderr %q: want %q", j.errText(), want)
 	}
 }

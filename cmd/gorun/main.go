@@ -86,6 +86,11 @@ func gorun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "gorun: no program to run (see gorun --help)")
 		return launcher.ExitUsage
 	}
+	if cfg.N < 1 && flagSet(fs, "np") && !flagSet(fs, "n") {
+		// The launcher says -n: name the flag as the user typed it.
+		fmt.Fprintf(stderr, "gorun: -np %d: the number of ranks must be at least 1 (see gorun --help)\n", cfg.N)
+		return launcher.ExitUsage
+	}
 	why, err := hosts.apply(&cfg, flagSet(fs, "n", "np"))
 	if err != nil {
 		fmt.Fprintf(stderr, "gorun: %v\n", err)

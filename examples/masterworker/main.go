@@ -4,8 +4,8 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"log"
 
 	"github.com/gorun-hpc/gorun/mpi"
 )
@@ -22,50 +22,42 @@ func task(n int) (s int) {
 }
 
 func main() {
-	ctx := context.Background()
-	world, err := mpi.Init(ctx)
-	check(err)
-	defer world.Close()
-	if world.Size() < 2 {
-		log.Fatal("masterworker: needs at least 2 ranks")
-	}
-	if world.Rank() == 0 {
-		results, next, workers := make([]int, 1000), 0, world.Size()-1
-		for workers > 0 {
-			r, st, err := mpi.RecvValue[result](ctx, world, mpi.AnySource, 0)
-			check(err)
-			if r.I >= 0 {
-				results[r.I] = r.Sum
-			}
-			if next < len(results) {
-				check(mpi.SendValue(ctx, world, st.Source, work, next))
-				next++
-			} else {
-				check(world.Send(ctx, st.Source, stop, nil))
-				workers--
-			}
+	mpi.Main(func(ctx context.Context, world *mpi.Comm) error {
+		if world.Size() < 2 {
+			return errors.New("masterworker: needs at least 2 ranks")
 		}
-		for i, s := range results {
-			if s != task(1000+i) {
-				log.Fatalf("masterworker: task %d: %d, want %d", i, s, task(1000+i))
+		if world.Rank() == 0 {
+			results, next, workers := make([]int, 1000), 0, world.Size()-1
+			for workers > 0 {
+				r, st, err := mpi.RecvValue[result](ctx, world, mpi.AnySource, 0)
+				mpi.Check(err)
+				if r.I >= 0 {
+					results[r.I] = r.Sum
+				}
+				if next < len(results) {
+					mpi.Check(mpi.SendValue(ctx, world, st.Source, work, next))
+					next++
+				} else {
+					mpi.Check(world.Send(ctx, st.Source, stop, nil))
+					workers--
+				}
 			}
+			for i, s := range results {
+				if s != task(1000+i) {
+					return fmt.Errorf("masterworker: task %d: %d, want %d", i, s, task(1000+i))
+				}
+			}
+			fmt.Printf("masterworker: OK: %d tasks on %d workers\n", len(results), world.Size()-1)
+			return nil
 		}
-		fmt.Printf("masterworker: OK: %d tasks on %d workers\n", len(results), world.Size()-1)
-		return
-	}
-	check(mpi.SendValue(ctx, world, 0, 0, result{I: -1}))
-	for {
-		i, st, err := mpi.RecvValue[int](ctx, world, 0, mpi.AnyTag)
-		check(err)
-		if st.Tag == stop {
-			return
+		mpi.Check(mpi.SendValue(ctx, world, 0, 0, result{I: -1}))
+		for {
+			i, st, err := mpi.RecvValue[int](ctx, world, 0, mpi.AnyTag)
+			mpi.Check(err)
+			if st.Tag == stop {
+				return nil
+			}
+			mpi.Check(mpi.SendValue(ctx, world, 0, 0, result{i, task(1000 + i)}))
 		}
-		check(mpi.SendValue(ctx, world, 0, 0, result{i, task(1000 + i)}))
-	}
-}
-
-func check(err error) {
-	if err != nil {
-		log.Fatal(err)
-	}
+	})
 }

@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log"
 	"slices"
 
 	"github.com/gorun-hpc/gorun/collectives"
@@ -13,41 +12,34 @@ import (
 )
 
 func main() {
-	ctx := context.Background()
-	world := must(mpi.Init(ctx))
-	defer world.Close()
-	n := 3 * world.Size()
-	var rows [][]float64 // on rank 0: A[i][j] = i*n + j, three rows per rank
-	var x []float64
-	if world.Rank() == 0 {
-		a := make([]float64, n*n)
-		for i := range a {
-			a[i] = float64(i)
+	mpi.Main(func(ctx context.Context, world *mpi.Comm) error {
+		n := 3 * world.Size()
+		var rows [][]float64 // on rank 0: A[i][j] = i*n + j, three rows per rank
+		var x []float64
+		if world.Rank() == 0 {
+			a := make([]float64, n*n)
+			for i := range a {
+				a[i] = float64(i)
+			}
+			rows, x = slices.Collect(slices.Chunk(a, 3*n)), slices.Repeat([]float64{1}, n)
 		}
-		rows, x = slices.Collect(slices.Chunk(a, 3*n)), slices.Repeat([]float64{1}, n)
-	}
-	mine := must(collectives.ScatterValues(ctx, world, 0, rows))
-	x = must(collectives.BcastValue(ctx, world, 0, x))
-	part := make([]float64, 3)
-	for i := range part {
-		for j, xj := range x {
-			part[i] += mine[i*n+j] * xj
+		mine := mpi.Must(collectives.ScatterValues(ctx, world, 0, rows))
+		x = mpi.Must(collectives.BcastValue(ctx, world, 0, x))
+		part := make([]float64, 3)
+		for i := range part {
+			for j, xj := range x {
+				part[i] += mine[i*n+j] * xj
+			}
 		}
-	}
-	y := must(collectives.GatherValues(ctx, world, 0, part))
-	for i, yi := range slices.Concat(y...) {
-		if want := float64(i*n*n + n*(n-1)/2); yi != want {
-			log.Fatalf("matvec: y[%d] = %v, want %v", i, yi, want)
+		y := slices.Concat(mpi.Must(collectives.GatherValues(ctx, world, 0, part))...)
+		for i, yi := range y {
+			if want := float64(i*n*n + n*(n-1)/2); yi != want {
+				return fmt.Errorf("matvec: y[%d] = %v, want %v", i, yi, want)
+			}
 		}
-	}
-	if world.Rank() == 0 {
-		fmt.Printf("matvec: OK: %dx%d matrix over %d ranks, y[%d] = %v\n", n, n, world.Size(), n-1, y[len(y)-1][2])
-	}
-}
-
-func must[T any](v T, err error) T {
-	if err != nil {
-		log.Fatal(err)
-	}
-	return v
+		if world.Rank() == 0 {
+			fmt.Printf("matvec: OK: %dx%d matrix over %d ranks, y[%d] = %v\n", n, n, world.Size(), n-1, y[n-1])
+		}
+		return nil
+	})
 }

@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log"
 	"slices"
 
 	"github.com/gorun-hpc/gorun/mpi"
@@ -24,26 +23,17 @@ func collatz(ctx context.Context, n int) (steps int, err error) {
 }
 
 func main() {
-	ctx := context.Background()
-	world, err := mpi.Init(ctx)
-	check(err)
-	defer world.Close()
-	inputs := make([]int, 10000) // read on rank 0 only
-	for i := range inputs {
-		inputs[i] = i + 1
-	}
-	steps, err := pool.Map(ctx, world, inputs, collatz)
-	check(err)
-	if world.Rank() == 0 {
-		if steps[26] != 111 || slices.Max(steps) != 261 || slices.Index(steps, 261) != 6170 {
-			log.Fatalf("poolmap: 27 takes %d steps (want 111), the longest %d (want 261)", steps[26], slices.Max(steps))
+	mpi.Main(func(ctx context.Context, world *mpi.Comm) error {
+		inputs := make([]int, 10000) // read on rank 0 only
+		for i := range inputs {
+			inputs[i] = i + 1
 		}
-		fmt.Printf("poolmap: OK: %d numbers over %d ranks, the longest: 6171 in 261 steps\n", len(steps), world.Size())
-	}
-}
-
-func check(err error) {
-	if err != nil {
-		log.Fatal(err)
-	}
+		steps := mpi.Must(pool.Map(ctx, world, inputs, collatz))
+		if world.Rank() == 0 && (steps[26] != 111 || slices.Max(steps) != 261 || slices.Index(steps, 261) != 6170) {
+			return fmt.Errorf("poolmap: 27 takes %d steps (want 111), the longest %d (want 261)", steps[26], slices.Max(steps))
+		} else if world.Rank() == 0 {
+			fmt.Printf("poolmap: OK: %d numbers over %d ranks, the longest: 6171 in 261 steps\n", len(steps), world.Size())
+		}
+		return nil
+	})
 }
