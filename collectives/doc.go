@@ -4,7 +4,19 @@
 //
 // # Usage
 //
-// Every rank of a communicator calls the same collectives in the same order:
+// A whole program, run with `gorun -n 4 ./main.go` (see package mpi for
+// gorun init and Main):
+//
+//	mpi.Main(func(ctx context.Context, world *mpi.Comm) error {
+//		n := mpi.Must(collectives.BcastValue(ctx, world, 0, 1000))       // rank 0's n, everywhere
+//		sum := mpi.Must(collectives.AllreduceValue(ctx, world, n*world.Rank(), collectives.Sum))
+//		fmt.Println(world.Rank(), sum)
+//		return nil
+//	})
+//
+// Every call has a runnable example (`go doc -all
+// github.com/gorun-hpc/gorun/collectives`). Every rank of a communicator
+// calls the same collectives in the same order:
 //
 //	world, err := mpi.Init(ctx)
 //	...

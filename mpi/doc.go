@@ -4,6 +4,25 @@
 //
 // # Usage
 //
+// A whole program: every rank runs the same main, and behaves by its rank.
+//
+//	func main() {
+//		mpi.Main(func(ctx context.Context, world *mpi.Comm) error {
+//			sum := mpi.Must(collectives.AllreduceValue(ctx, world, world.Rank(), collectives.Sum))
+//			fmt.Printf("rank %d of %d: the ranks add up to %d\n", world.Rank(), world.Size(), sum)
+//			return nil
+//		})
+//	}
+//
+// Run it with gorun: `gorun -n 4 ./main.go` (a file, a package directory
+// or a built binary; gorun builds Go sources against the gorun it was
+// built from, so a program anywhere works); `gorun init myjob` makes a new
+// project with a go.mod. Alone, without gorun, a program is a world of one
+// rank. Every call has a runnable example: `go doc -all
+// github.com/gorun-hpc/gorun/mpi`, or the examples folder of the module.
+//
+// The same without Main, as the calls are:
+//
 //	world, err := mpi.Init(ctx) // joins the job gorun started; alone: a world of 1
 //	if err != nil { ... }
 //	defer world.Close()

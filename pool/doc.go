@@ -5,8 +5,20 @@
 //
 // # Usage
 //
-// Every rank of a communicator calls Map with the same function; the inputs
-// are read on rank 0 only:
+// A whole program, run with `gorun -n 4 ./main.go` (see package mpi for
+// gorun init and Main):
+//
+//	mpi.Main(func(ctx context.Context, world *mpi.Comm) error {
+//		squares := mpi.Must(pool.Map(ctx, world, []int{1, 2, 3, 4}, square)) // square(ctx, x) (int, error)
+//		if world.Rank() == 0 {
+//			fmt.Println(squares) // [1 4 9 16]
+//		}
+//		return nil
+//	})
+//
+// Every call has a runnable example (`go doc -all
+// github.com/gorun-hpc/gorun/pool`). Every rank of a communicator calls Map
+// with the same function; the inputs are read on rank 0 only:
 //
 //	world, err := mpi.Init(ctx)
 //	...
