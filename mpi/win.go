@@ -231,16 +231,10 @@ func (w *Win[T]) Put(ctx context.Context, target, offset int, data []T) error {
 		return err
 	}
 	defer w.end(target)
-	for len(data) > 0 {
-		k := min(len(data), w.chunkElems())
-		msg := appendWinRequest(nil, wPut, 0, 0, offset, k)
-		msg = append(msg, AsBytes(data[:k])...)
-		if _, err := w.call(ctx, "Put", target, msg); err != nil {
-			return err
-		}
-		data, offset = data[k:], offset+k
-	}
-	return nil
+	return w.chunked(ctx, "Put", target, offset, len(data), func(off, k int) []byte {
+		msg := appendWinRequest(make([]byte, 0, winHeader+k*w.elemSize()), wPut, 0, 0, off, k)
+		return append(msg, AsBytes(data[off-offset:off-offset+k])...)
+	}, nil)
 }
 
 // Get reads len(buf) elements of target's window, from element offset on,
@@ -250,16 +244,61 @@ func (w *Win[T]) Get(ctx context.Context, target, offset int, buf []T) error {
 		return err
 	}
 	defer w.end(target)
-	for len(buf) > 0 {
-		k := min(len(buf), w.chunkElems())
-		b, err := w.call(ctx, "Get", target, appendWinRequest(nil, wGet, 0, 0, offset, k))
+	return w.chunked(ctx, "Get", target, offset, len(buf), func(off, k int) []byte {
+		return appendWinRequest(nil, wGet, 0, 0, off, k)
+	}, func(off, k int, b []byte) error {
+		return w.decode("Get", target, b, buf[off-offset:off-offset+k])
+	})
+}
+
+// winPipeline is how many requests of one large Put, Get or Accumulate
+// may be in flight at once: enough to overlap one chunk's transfer with
+// the target's work on the one before.
+const winPipeline = 3
+
+// chunked carries out a call on n elements from offset as requests of at
+// most winChunk bytes, up to winPipeline of them in flight, and hands
+// each reply to done (if not nil) in order.
+func (w *Win[T]) chunked(ctx context.Context, op string, target, offset, n int, request func(off, k int) []byte, done func(off, k int, reply []byte) error) error {
+	type flight struct {
+		off, k int
+		send   *Request
+		reply  *Request
+	}
+	var q []flight
+	finish := func(f flight) error {
+		if _, err := f.send.Wait(ctx); err != nil {
+			return w.wrap(op, target, err)
+		}
+		if _, err := f.reply.Wait(ctx); err != nil {
+			return w.wrap(op, target, err)
+		}
+		b, err := w.parseReply(op, target, f.reply.Data())
 		if err != nil {
+			return w.wrap(op, target, err)
+		}
+		if done != nil {
+			return done(f.off, f.k, b)
+		}
+		return nil
+	}
+	chunk := w.chunkElems()
+	for off := offset; off < offset+n || len(q) > 0; {
+		if off < offset+n && len(q) < winPipeline {
+			k := min(offset+n-off, chunk)
+			msg := request(off, k)
+			tag := w.replyTag()
+			putWinReplyTag(msg, tag)
+			f := flight{off: off, k: k, reply: w.c.Irecv(target, tag)}
+			f.send = w.c.Isend(target, winReqTag, msg)
+			q = append(q, f)
+			off += k
+			continue
+		}
+		if err := finish(q[0]); err != nil {
 			return err
 		}
-		if err := w.decode("Get", target, b, buf[:k]); err != nil {
-			return err
-		}
-		buf, offset = buf[k:], offset+k
+		q = q[1:]
 	}
 	return nil
 }
@@ -275,16 +314,10 @@ func (w *Win[T]) Accumulate(ctx context.Context, target, offset int, data []T, o
 		return err
 	}
 	defer w.end(target)
-	for len(data) > 0 {
-		k := min(len(data), w.chunkElems())
-		msg := appendWinRequest(nil, wAcc, byte(op), 0, offset, k)
-		msg = append(msg, AsBytes(data[:k])...)
-		if _, err := w.call(ctx, "Accumulate", target, msg); err != nil {
-			return err
-		}
-		data, offset = data[k:], offset+k
-	}
-	return nil
+	return w.chunked(ctx, "Accumulate", target, offset, len(data), func(off, k int) []byte {
+		msg := appendWinRequest(make([]byte, 0, winHeader+k*w.elemSize()), wAcc, byte(op), 0, off, k)
+		return append(msg, AsBytes(data[off-offset:off-offset+k])...)
+	}, nil)
 }
 
 // FetchAndOp combines v into element offset of target's window, as
@@ -553,9 +586,11 @@ func (w *Win[T]) checkOp(op string, acc AccumulateOp) error {
 	return nil
 }
 
-func (w *Win[T]) chunkElems() int {
+func (w *Win[T]) chunkElems() int { return winChunk / w.elemSize() }
+
+func (w *Win[T]) elemSize() int {
 	var zero T
-	return winChunk / int(unsafe.Sizeof(zero))
+	return int(unsafe.Sizeof(zero))
 }
 
 func (w *Win[T]) replyTag() int {
@@ -616,8 +651,12 @@ func (w *Win[T]) parseReply(op string, target int, b []byte) ([]byte, error) {
 
 // decode copies a reply's elements into buf.
 func (w *Win[T]) decode(op string, target int, b []byte, buf []T) error {
-	if len(b) != len(AsBytes(buf)) && len(buf) > 0 {
+	if len(b) != len(buf)*w.elemSize() {
 		return fmt.Errorf("mpi: %s: rank %d sent %d bytes for %d elements: %w", op, target, len(b), len(buf), ErrProtocol)
+	}
+	if littleEndian {
+		copy(AsBytes(buf), b)
+		return nil
 	}
 	got, err := FromBytes[T](b)
 	if err != nil {
@@ -627,16 +666,20 @@ func (w *Win[T]) decode(op string, target int, b []byte, buf []T) error {
 	return nil
 }
 
-// A request: kind, op, reply tag (4 bytes, little-endian, filled in by
-// call), offset and count (uvarints), then the data.
+// A request: a header of winHeader bytes (kind, op, two bytes of
+// padding, the reply tag as a little-endian uint32, then offset and count
+// as little-endian uint64s), then the data: 8-byte aligned in the
+// receiver's buffer, so that it is used there without a copy.
+const winHeader = 24
+
 func appendWinRequest(b []byte, kind, op byte, tag, offset, count int) []byte {
-	b = append(b, kind, op)
+	b = append(b, kind, op, 0, 0)
 	b = binary.LittleEndian.AppendUint32(b, uint32(tag))
-	b = binary.AppendUvarint(b, uint64(offset))
-	return binary.AppendUvarint(b, uint64(count))
+	b = binary.LittleEndian.AppendUint64(b, uint64(offset))
+	return binary.LittleEndian.AppendUint64(b, uint64(count))
 }
 
-func putWinReplyTag(b []byte, tag int) { binary.LittleEndian.PutUint32(b[2:], uint32(tag)) }
+func putWinReplyTag(b []byte, tag int) { binary.LittleEndian.PutUint32(b[4:], uint32(tag)) }
 
 type winRequest struct {
 	kind, op      byte
@@ -651,19 +694,15 @@ func parseWinRequest(b []byte) (winRequest, bool) {
 		q.kind = wStop
 		return q, true
 	}
-	if len(b) < 6 {
+	if len(b) < winHeader {
 		return q, false
 	}
 	q.kind, q.op = b[0], b[1]
-	q.tag = int(binary.LittleEndian.Uint32(b[2:]))
-	off, k1 := binary.Uvarint(b[6:])
-	if k1 <= 0 {
+	q.tag = int(binary.LittleEndian.Uint32(b[4:]))
+	off, cnt := binary.LittleEndian.Uint64(b[8:]), binary.LittleEndian.Uint64(b[16:])
+	if off > 1<<62 || cnt > 1<<62 || q.tag < winReplyTag {
 		return q, false
 	}
-	cnt, k2 := binary.Uvarint(b[6+k1:])
-	if k2 <= 0 || off > 1<<62 || cnt > 1<<62 || q.tag < winReplyTag {
-		return q, false
-	}
-	q.offset, q.count, q.data = int(off), int(cnt), b[6+k1+k2:]
+	q.offset, q.count, q.data = int(off), int(cnt), b[winHeader:]
 	return q, true
 }

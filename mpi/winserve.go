@@ -140,7 +140,7 @@ func (s *winServer[T]) apply(q winRequest) ([]byte, error) {
 		return nil, fmt.Errorf("mpi: %s: %d bytes for %d elements of %d bytes: %w", op, len(q.data), q.count, size, ErrProtocol)
 	}
 	var in []T
-	if want > 0 {
+	if want > 0 && (q.kind != wPut || !littleEndian) {
 		var err error
 		if in, err = FromBytes[T](q.data); err != nil {
 			return nil, err
@@ -157,7 +157,11 @@ func (s *winServer[T]) apply(q winRequest) ([]byte, error) {
 	ok := []byte{rwOK}
 	switch q.kind {
 	case wPut:
-		copy(dst, in)
+		if littleEndian {
+			copy(AsBytes(dst), q.data)
+		} else {
+			copy(dst, in)
+		}
 	case wGet:
 		return append(append(make([]byte, 0, 1+len(dst)*size), rwOK), AsBytes(dst)...), nil
 	case wAcc:

@@ -1,7 +1,8 @@
 package shared_test
 
 // Multi-process tests: the real gorun runs testdata/sharedprog, built with
-// the race detector, as real rank processes on its embedded NATS server.
+// the race detector (but for the 100 MiB transfer), as real rank processes
+// on its embedded NATS server.
 
 import (
 	"fmt"
@@ -33,11 +34,12 @@ func testingShort() bool {
 	return false
 }
 
-func sharedprog(t *testing.T) string {
+func sharedprog(t *testing.T, flags ...string) string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "sharedprog")
-	if b, err := exec.Command("go", "build", "-race", "-o", out, "./testdata/sharedprog").CombinedOutput(); err != nil {
-		t.Fatalf("go build -race ./testdata/sharedprog: %v\n%s", err, b)
+	args := append(append([]string{"build"}, flags...), "-o", out, "./testdata/sharedprog")
+	if b, err := exec.Command("go", args...).CombinedOutput(); err != nil {
+		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, b)
 	}
 	return out
 }
@@ -69,7 +71,7 @@ func TestProcessesValueAdd(t *testing.T) {
 		t.Skip("-short: skips the multi-process tests")
 	}
 	gorunOK(t, fmt.Sprintf("sharedprog: OK: 8 ranks, %d adds, final %d, old values distinct", 8*addsPerRank, 8*addsPerRank),
-		"-n", "8", sharedprog(t), "add", fmt.Sprint(addsPerRank))
+		"-n", "8", sharedprog(t, "-race"), "add", fmt.Sprint(addsPerRank))
 }
 
 // TestProcessesPassiveTarget: rank 1 computes for 2 s without calling
@@ -78,5 +80,16 @@ func TestProcessesPassiveTarget(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: skips the multi-process tests")
 	}
-	gorunOK(t, "sharedprog: OK: 4 ranks, 20 Gets each from computing rank 1", "-n", "4", sharedprog(t), "passive")
+	gorunOK(t, "sharedprog: OK: 4 ranks, 20 Gets each from computing rank 1", "-n", "4", sharedprog(t, "-race"), "passive")
+}
+
+// TestProcessesPutGet100MiB: rank 0 Puts 100 MiB into rank 2's window, in
+// requests of 4 MiB over the rendezvous path, and rank 1 Gets it back
+// intact. Built without the race detector, which makes copying 100 MiB
+// several times slower.
+func TestProcessesPutGet100MiB(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: skips the multi-process tests")
+	}
+	gorunOK(t, "sharedprog: OK: 100 MiB Put by rank 0 into rank 2's window, Got back by rank 1 intact", "-n", "3", sharedprog(t), "bigput", "100")
 }

@@ -3,7 +3,9 @@
 // checks the total and that the old values returned are all distinct.
 // "passive": rank 1 computes for 2 s without calling gorun while the other
 // ranks Get from its window; each says how long its Gets took and whether
-// they ended before rank 1's computing did. Each prints an OK line.
+// they ended before rank 1's computing did. "bigput MiB": rank 0 Puts MiB
+// MiB into the last rank's window, and rank 1 Gets it back and compares.
+// Each prints an OK line.
 package main
 
 import (
@@ -34,8 +36,13 @@ func main() {
 		}
 	case len(os.Args) == 2 && os.Args[1] == "passive":
 		err = passive(ctx, world)
+	case len(os.Args) == 3 && os.Args[1] == "bigput":
+		var mib int
+		if mib, err = strconv.Atoi(os.Args[2]); err == nil {
+			err = bigPut(ctx, world, mib)
+		}
 	default:
-		err = fmt.Errorf("usage: sharedprog add N | passive")
+		err = fmt.Errorf("usage: sharedprog add N | passive | bigput MiB")
 	}
 	world.Close()
 	if err != nil {
@@ -151,4 +158,51 @@ func passive(ctx context.Context, c *mpi.Comm) error {
 	}
 	fmt.Printf("sharedprog: OK: %d ranks, 20 Gets each from computing rank 1 within %v, before it stopped computing\n", c.Size(), slowest.Round(time.Millisecond))
 	return nil
+}
+
+func bigPut(ctx context.Context, c *mpi.Comm, mib int) error {
+	n := mib << 20 / 8
+	last := c.Size() - 1
+	size := 0
+	if c.Rank() == last {
+		size = n
+	}
+	w, err := mpi.NewWin[uint64](ctx, c, size)
+	if err != nil {
+		return err
+	}
+	var put time.Duration
+	if c.Rank() == 0 {
+		data := make([]uint64, n)
+		for i := range data {
+			data[i] = uint64(i) * 0x9E3779B97F4A7C15
+		}
+		start := time.Now()
+		if err := w.Put(ctx, last, 0, data); err != nil {
+			return err
+		}
+		put = time.Since(start)
+	}
+	if err := w.Fence(ctx); err != nil {
+		return err
+	}
+	if c.Rank() == 1%c.Size() {
+		buf := make([]uint64, n)
+		start := time.Now()
+		if err := w.Get(ctx, last, 0, buf); err != nil {
+			return err
+		}
+		get := time.Since(start)
+		for i, x := range buf {
+			if x != uint64(i)*0x9E3779B97F4A7C15 {
+				return fmt.Errorf("element %d: %#x, want %#x", i, x, uint64(i)*0x9E3779B97F4A7C15)
+			}
+		}
+		fmt.Printf("sharedprog: OK: %d MiB Put by rank 0 into rank %d's window, Got back by rank %d intact (Get %v)\n",
+			mib, last, c.Rank(), get.Round(time.Millisecond))
+	}
+	if c.Rank() == 0 && put > 0 {
+		fmt.Fprintf(os.Stderr, "sharedprog: Put of %d MiB: %v\n", mib, put.Round(time.Millisecond))
+	}
+	return w.Free(ctx)
 }
