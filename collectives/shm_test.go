@@ -3,8 +3,13 @@
 package collectives
 
 import (
+	"context"
+	"flag"
+	"fmt"
 	"testing"
+	"time"
 
+	"github.com/gorun-hpc/gorun/mpi"
 	"github.com/gorun-hpc/gorun/mpi/mpitest"
 )
 
@@ -13,4 +18,39 @@ import (
 // goes through the rings, and SendAll to each rank in turn.
 func TestConformanceShared(t *testing.T) {
 	conformance(t, mpitest.RunShared)
+}
+
+var randomShmCases = flag.Int("random.shmcases", 60, "how many cases TestRandomShared runs")
+
+// TestRandomShared is TestRandomMemory with the ranks on one shared-memory
+// segment: random point-to-point programs (small eager limits and budgets
+// among them, so that rings fill and sends queue) and random collective
+// programs, checked against what was sent.
+func TestRandomShared(t *testing.T) {
+	base, cases := randomSeeds(t, *randomShmCases, 20)
+	for i := range cases {
+		seed := base + uint64(i)
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			var err error
+			var what fmt.Stringer
+			if seed%2 == 0 {
+				pc := drawP2P(seed)
+				what = pc
+				err = mpitest.WorldShared(ctx, pc.n, func(ctx context.Context, c *mpi.Comm) error {
+					return pc.run(ctx, c)
+				}, pc.opts()...)
+			} else {
+				rc := drawCase(seed)
+				what = rc
+				err = mpitest.WorldShared(ctx, rc.n, func(ctx context.Context, c *mpi.Comm) error {
+					return runRandom(ctx, c, rc)
+				}, mpi.WithMulticast(rc.mc), mpi.WithSingleCopy(rc.sc))
+			}
+			if err != nil {
+				t.Errorf("%v\n  case: %v\n  replay: go test ./collectives -run TestRandomShared -random.seed=%d -random.shmcases=1", err, what, seed)
+			}
+		})
+	}
 }
