@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin
 export GOTRACEBACK := all
 
-.PHONY: all build install run test test-short test-deps bench lint check-deps check-go cross fuzz clean
+.PHONY: all build install run test test-short test-deps bench bench-deps lint check-deps check-go cross fuzz clean
 
 all: build
 
@@ -66,8 +66,14 @@ cross:
 		GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) vet ./... || exit 1; \
 	done
 
-bench: build
+# Benchmarks that print figures, beside Open MPI's where it applies
+# (bench-deps installs Debian's openmpi-bin and libopenmpi-dev: not needed by
+# make test).
+bench: build bench-deps
 	$(GO) test -run='^$$' -bench=. -benchmem -timeout=30m ./...
+
+bench-deps:
+	@bash scripts/bench-deps.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
