@@ -167,7 +167,7 @@ func TestRanksDieWithGorun(t *testing.T) {
 				}
 			}
 			pids = append(pids, children...)
-			testbin.WaitFor(t, 30*time.Second, func() bool { return len(keeperPids()) == 1 }, "one keeper during the job")
+			testbin.WaitFor(t, 30*time.Second, func() bool { return len(keeperPids(j.cmd.Process.Pid)) == 1 }, "one keeper during the job")
 			if mode == "setsid-noenv" {
 				// Only the keeper's record of gorun's process tree finds
 				// them: it must have looked once they ran.
@@ -176,7 +176,7 @@ func TestRanksDieWithGorun(t *testing.T) {
 			j.cmd.Process.Kill()
 			j.wait(30 * time.Second)
 			assertNoneLeft(t, pids, failBound)
-			testbin.WaitFor(t, failBound, func() bool { return len(keeperPids()) == 0 }, "every keeper gone")
+			testbin.WaitFor(t, failBound, func() bool { return len(keeperPids(j.cmd.Process.Pid)) == 0 }, "every keeper gone")
 		})
 	}
 }
@@ -247,9 +247,10 @@ func TestRankLeavesChild(t *testing.T) {
 	}
 }
 
-// keeperPids lists the keepers running on this machine (see
-// launcher/keeper.go).
-func keeperPids() []int {
+// keeperPids lists the keepers that gorun process parent started (see
+// launcher/keeper.go: a keeper's arguments end with its parent's pid), on
+// this machine where other tests may run keepers of their own.
+func keeperPids(parent int) []int {
 	var pids []int
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
@@ -257,7 +258,7 @@ func keeperPids() []int {
 		if err != nil {
 			continue
 		}
-		if f := strings.Split(string(b), "\x00"); len(f) > 1 && f[1] == "__gorun_keeper" {
+		if f := strings.Split(string(b), "\x00"); len(f) > 3 && f[1] == "__gorun_keeper" && f[3] == strconv.Itoa(parent) {
 			pid, _ := strconv.Atoi(e.Name())
 			pids = append(pids, pid)
 		}
