@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/gorun-hpc/gorun/internal/testbin"
+	"github.com/gorun-hpc/gorun/internal/testhosts"
 )
 
 var bin struct{ gorun string }
@@ -92,4 +93,32 @@ func TestProcessesPutGet100MiB(t *testing.T) {
 		t.Skip("-short: skips the multi-process tests")
 	}
 	gorunOK(t, "sharedprog: OK: 100 MiB Put by rank 0 into rank 2's window, Got back by rank 1 intact", "-n", "3", sharedprog(t), "bigput", "100")
+}
+
+// TestHostsValueAdd: TestProcessesValueAdd with the 8 ranks on two
+// network-namespace hosts, 4 on each: the 4 ranks on the second host add
+// over the link between the hosts' servers.
+func TestHostsValueAdd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: skips the multi-process tests")
+	}
+	prog := sharedprog(t, "-race")
+	c := testhosts.New(t, 2)
+	hf := filepath.Join(c.Dir, "hosts")
+	var b strings.Builder
+	for _, h := range c.Hosts {
+		fmt.Fprintf(&b, "%s slots=4\n", h.Addr)
+	}
+	if err := os.WriteFile(hf, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var q []string
+	for _, o := range c.SSHOpts() {
+		q = append(q, "'"+o+"'")
+	}
+	gorunOK(t, fmt.Sprintf("sharedprog: OK: 8 ranks, %d adds, final %d, old values distinct", 8*addsPerRank, 8*addsPerRank),
+		"--ssh-opts", strings.Join(q, " "), "--ssh-timeout", "5s", "-n", "8", "--hostfile", hf, prog, "add", fmt.Sprint(addsPerRank))
+	if ps := c.WaitNoProcs(3e9); len(ps) != 0 {
+		t.Errorf("processes left on the hosts: %+v", ps)
+	}
 }
