@@ -14,10 +14,12 @@ import (
 	"github.com/gorun-hpc/gorun/mpi/mpitest"
 )
 
-// winNets runs fn as a test over the in-process NATS server and over the
-// in-memory network with random delays and reordering.
+// winNets runs fn as a test over the in-process NATS server, over one
+// shared-memory segment, and over the in-memory network with random delays
+// and reordering.
 func winNets(t *testing.T, n int, fn func(ctx context.Context, c *mpi.Comm) error) {
 	t.Run("nats", func(t *testing.T) { mpitest.Run(t, n, fn) })
+	t.Run("shm", func(t *testing.T) { mpitest.RunShared(t, n, fn) })
 	t.Run("mem", func(t *testing.T) {
 		mpitest.NewNet(mpitest.Faults{Seed: 3, MaxDelay: 200 * time.Microsecond, Reorder: true}).Run(t, n, fn)
 	})
@@ -122,7 +124,7 @@ func TestWinAccumulateOverlap(t *testing.T) {
 // third rank, round-trips every element; a Put into the middle of it too.
 func TestWinPutGetLarge(t *testing.T) {
 	const n = 20<<20/8 + 3
-	mpitest.Run(t, 3, func(ctx context.Context, c *mpi.Comm) error {
+	winNets(t, 3, func(ctx context.Context, c *mpi.Comm) error {
 		size := 0
 		if c.Rank() == 1 {
 			size = n
@@ -175,8 +177,17 @@ func TestWinPutGetLarge(t *testing.T) {
 // the deadline and the test fail.)
 func TestWinPassiveTarget(t *testing.T) {
 	const n = 4
+	for _, tr := range []struct {
+		name string
+		run  func(testing.TB, int, func(context.Context, *mpi.Comm) error, ...mpi.Option)
+	}{{"nats", mpitest.Run}, {"shm", mpitest.RunShared}} {
+		t.Run(tr.name, func(t *testing.T) { passiveTarget(t, n, tr.run) })
+	}
+}
+
+func passiveTarget(t *testing.T, n int, run func(testing.TB, int, func(context.Context, *mpi.Comm) error, ...mpi.Option)) {
 	var finished atomic.Int32
-	mpitest.Run(t, n, func(ctx context.Context, c *mpi.Comm) error {
+	run(t, n, func(ctx context.Context, c *mpi.Comm) error {
 		w, err := mpi.NewWin[int64](ctx, c, 8)
 		if err != nil {
 			return err
@@ -190,7 +201,7 @@ func TestWinPassiveTarget(t *testing.T) {
 		if c.Rank() == 1 {
 			deadline := time.Now().Add(30 * time.Second)
 			x := 1.0
-			for finished.Load() < n-1 {
+			for int(finished.Load()) < n-1 {
 				for range 1000 {
 					x = x*1.0000001 + 1e-9
 				}
@@ -218,7 +229,7 @@ func TestWinPassiveTarget(t *testing.T) {
 		if err := w.Fence(ctx); err != nil {
 			return err
 		}
-		if c.Rank() == 1 && w.Local()[1] != 50*(n-1) {
+		if c.Rank() == 1 && w.Local()[1] != int64(50*(n-1)) {
 			return fmt.Errorf("counter %d, want %d", w.Local()[1], 50*(n-1))
 		}
 		return w.Free(ctx)
