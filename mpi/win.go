@@ -387,7 +387,9 @@ func (w *Win[T]) Lock(ctx context.Context, target int, exclusive bool) error {
 	tag := w.replyTag()
 	reply := w.c.Irecv(target, tag)
 	err := w.c.Send(context.WithoutCancel(ctx), target, winReqTag, appendWinRequest(nil, wLock, ex, tag, 0, 0))
-	if err == nil {
+	if err != nil {
+		reply.Cancel()
+	} else {
 		_, err = reply.Wait(ctx)
 		if err != nil && ctx.Err() != nil {
 			// Withdraw it: the server answers the Lock (granted) or the
