@@ -9,6 +9,17 @@ import (
 
 var failprog lazyProg
 
+// blameModes are failprog's ways to fail: what gorun must say of the rank
+// (%d: its rank), and its exit status.
+var blameModes = []struct {
+	name, words string
+	code        int
+}{
+	{"panic", "after a panic: boom on rank %d", 2},
+	{"fatal", "exited with status 1: rank %d: fatal input", 1},
+	{"error", "exited with status 1: rank %d: bad input", 1},
+}
+
 // TestBlame: a program in the README's shape fails on rank k (a panic,
 // log.Fatal, or an error returned to main's log.Fatal) while the others
 // are in a collective. The deferred Close of a panicking or erring rank
@@ -21,14 +32,7 @@ func TestBlame(t *testing.T) {
 	if testing.Short() {
 		runs = 1
 	}
-	for _, mode := range []struct {
-		name, words string
-		code        int
-	}{
-		{"panic", "after a panic: boom on rank %d", 2},
-		{"fatal", "exited with status 1: rank %d: fatal input", 1},
-		{"error", "exited with status 1: rank %d: bad input", 1},
-	} {
+	for _, mode := range blameModes {
 		for _, k := range []int{0, 2, 3} {
 			t.Run(fmt.Sprintf("%s/rank%d", mode.name, k), func(t *testing.T) {
 				for range runs {
@@ -59,14 +63,7 @@ func checkBlame(t *testing.T, j *job, k, code int, words string) {
 func TestHostsBlame(t *testing.T) {
 	e := newHosts(t, 2, 2)
 	prog := failprog.build(t, "failprog", "./testdata/failprog")
-	for _, mode := range []struct {
-		name, words string
-		code        int
-	}{
-		{"panic", "after a panic: boom on rank %d", 2},
-		{"fatal", "exited with status 1: rank %d: fatal input", 1},
-		{"error", "exited with status 1: rank %d: bad input", 1},
-	} {
+	for _, mode := range blameModes {
 		for _, k := range []int{0, 2, 3} {
 			t.Run(fmt.Sprintf("%s/rank%d", mode.name, k), func(t *testing.T) {
 				j := startJob(t, nil, e.args("-n", "4", "--hostfile", e.hostfile, prog, mode.name, fmt.Sprint(k))...)
