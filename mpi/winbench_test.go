@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gorun-hpc/gorun/mpi"
+	"github.com/gorun-hpc/gorun/mpi/mpitest"
 )
 
 // The window benchmarks: 8-byte Get, Put and FetchAndOp by rank 0 on rank
@@ -70,4 +71,71 @@ func BenchmarkWinFetchAndOp8B(b *testing.B) {
 		_, err := w.FetchAndOp(ctx, 1, 0, 1, mpi.AccSum)
 		return err
 	})
+}
+
+// BenchmarkWinShm is the same calls, and an 8-byte ping-pong round trip
+// beside them, with the two ranks on one shared-memory segment
+// (mpitest.WorldShared), as gorun runs the ranks of one host.
+func BenchmarkWinShm(b *testing.B) {
+	calls := []struct {
+		name string
+		call func(ctx context.Context, c *mpi.Comm, w *mpi.Win[int64]) error
+	}{
+		{"Get8B", func(ctx context.Context, c *mpi.Comm, w *mpi.Win[int64]) error {
+			return w.Get(ctx, 1, 0, make([]int64, 1))
+		}},
+		{"Put8B", func(ctx context.Context, c *mpi.Comm, w *mpi.Win[int64]) error { return w.Put(ctx, 1, 0, []int64{7}) }},
+		{"FetchAndOp8B", func(ctx context.Context, c *mpi.Comm, w *mpi.Win[int64]) error {
+			_, err := w.FetchAndOp(ctx, 1, 0, 1, mpi.AccSum)
+			return err
+		}},
+		{"PingPongRTT8B", func(ctx context.Context, c *mpi.Comm, w *mpi.Win[int64]) error {
+			if err := c.Send(ctx, 1, 0, make([]byte, 8)); err != nil {
+				return err
+			}
+			_, _, err := c.Recv(ctx, 1, 0)
+			return err
+		}},
+	}
+	for _, bc := range calls {
+		b.Run(bc.name, func(b *testing.B) {
+			var us float64
+			err := mpitest.WorldShared(context.Background(), 2, func(ctx context.Context, c *mpi.Comm) error {
+				w, err := mpi.NewWin[int64](ctx, c, 1)
+				if err != nil {
+					return err
+				}
+				if c.Rank() == 0 {
+					start := time.Now()
+					for range b.N {
+						if err := bc.call(ctx, c, w); err != nil {
+							return err
+						}
+					}
+					us = float64(time.Since(start).Microseconds()) / float64(b.N)
+					if err := c.Send(ctx, 1, 1, nil); err != nil { // the echo's end
+						return err
+					}
+				} else {
+					for { // echo the ping-pong, until the end
+						m, st, err := c.Recv(ctx, 0, mpi.AnyTag)
+						if err != nil {
+							return err
+						}
+						if st.Tag == 1 {
+							break
+						}
+						if err := c.Send(ctx, 0, 0, m); err != nil {
+							return err
+						}
+					}
+				}
+				return w.Free(ctx)
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(us, "us/call")
+		})
+	}
 }
