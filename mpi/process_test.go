@@ -121,7 +121,8 @@ func watchHeap() func() uint64 {
 
 // runProcesses starts n rank processes of this test binary running the named
 // case, and returns their combined output; it fails t if any exits non-zero.
-func runProcesses(t *testing.T, n int, name string) string {
+// Each extra gives rank r more environment (extra(r)).
+func runProcesses(t *testing.T, n int, name string, extra ...func(r int) []string) string {
 	t.Helper()
 	testbin.MultiProcess(t)
 	token := "tok-" + uuid.NewString()
@@ -144,6 +145,9 @@ func runProcesses(t *testing.T, n int, name string) string {
 			mpi.EnvJobID+"="+job, mpi.EnvNATSURL+"="+s.ClientURL(),
 			mpi.EnvNATSToken+"="+token,
 		)
+		for _, x := range extra {
+			cmd.Env = append(cmd.Env, x(r)...)
+		}
 		var b bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &b, &b
 		ctl := l.control(t, cmd)

@@ -47,7 +47,8 @@ func TestConformanceShared(t *testing.T) {
 // TestShmDoorbellWakes: a receiver that does not spin sleeps on its
 // doorbell with no timeout worth the name (an hour), so every message of a
 // ping-pong must wake it through the doorbell its sender rings; without
-// the wake-up the first Recv never returns.
+// the wake-up the first Recv never returns. Close, too, must wake its own
+// poller (shm's Wake) to end it: without, Close waits the hour.
 func TestShmDoorbellWakes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

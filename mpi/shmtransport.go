@@ -348,13 +348,29 @@ func (t *shmTransport) decode(r *shmRoutes, f shm.Frame) {
 	}
 }
 
+// waiting reports whether frames wait in a queue for a peer that still
+// has the segment open (one that closed its world will never make room).
+func (t *shmTransport) waiting(r *shmRoutes) bool {
+	if t.nq.Load() == 0 {
+		return false
+	}
+	t.smu.Lock()
+	defer t.smu.Unlock()
+	for dst, q := range t.queue {
+		if len(q) > 0 && t.ep.PeerPID(r.local[dst]) != 0 {
+			return true
+		}
+	}
+	return false
+}
+
 func (t *shmTransport) abort(code int, d time.Duration) { t.nats.abort(code, d) }
 
 func (t *shmTransport) close(d time.Duration) {
-	if t.routes.Load() != nil && d > 0 {
+	if r := t.routes.Load(); r != nil && d > 0 {
 		// What waits in the queues leaves as the receivers make room.
 		deadline := time.Now().Add(d)
-		for t.nq.Load() > 0 && time.Now().Before(deadline) && !t.stop.Load() {
+		for t.waiting(r) && time.Now().Before(deadline) && !t.stop.Load() {
 			select {
 			case <-t.done:
 				deadline = time.Now()
