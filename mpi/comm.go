@@ -124,8 +124,10 @@ func (c *Comm) Multicast() bool {
 	return c.e.multicast() && c.Size() == c.e.size
 }
 
+// checkRank checks a point-to-point peer: a rank of c, or ProcNull, or
+// (anyOK, for a receive) AnySource. Callers handle ProcNull themselves.
 func (c *Comm) checkRank(op string, r int, anyOK bool) error {
-	if (anyOK && r == AnySource) || (r >= 0 && r < c.Size()) {
+	if (anyOK && r == AnySource) || r == ProcNull || (r >= 0 && r < c.Size()) {
 		return nil
 	}
 	return errorf("mpi: %s: rank %d not in [0, %d): %w", op, r, c.Size(), ErrRank)

@@ -46,6 +46,7 @@ type engine struct {
 	window   int64          // rendezvous bytes this rank may still grant
 	nextID   uint64
 	arrived  chan struct{} // closed and replaced whenever a message becomes unexpected
+	anyDone  chan struct{} // closed (and cleared) when a request finishes, if WaitAny or WaitSome waits (test.go)
 	inflight int           // sends not yet complete
 	idle     chan struct{} // closed when inflight falls to zero, for Close
 	stats    flowStats
@@ -92,7 +93,8 @@ type envelope struct {
 	rts      bool // only announced: size bytes wait at the sender under id
 	id       uint64
 	size     int
-	offer    offer // rts: where the sender offers the bytes for a single copy
+	offer    offer    // rts: where the sender offers the bytes for a single copy
+	ssend    *Request // a synchronous send to this rank itself, finished when a receive takes it (ssend.go)
 }
 
 func (v *envelope) count() int {

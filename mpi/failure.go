@@ -32,6 +32,7 @@ func (e *engine) finish(r *Request, err error) {
 		}
 	}
 	close(r.done)
+	e.wakeWaiters()
 }
 
 // cancel withdraws r if it has not started moving data. A receive already

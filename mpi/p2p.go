@@ -176,6 +176,9 @@ func (c *Comm) Probe(ctx context.Context, src, tag int) (Status, error) {
 	if err := c.validRecv("probe", src, tag); err != nil {
 		return Status{}, err
 	}
+	if src == ProcNull {
+		return procNullStatus, nil
+	}
 	wsrc := src
 	if src != AnySource {
 		wsrc = c.worldRank(src)
@@ -227,6 +230,9 @@ func (c *Comm) isend(op string, cid uint64, dst, tag int, data []byte) *Request 
 	if err := checkTag(op, tag, false); err != nil {
 		return failedRequest(err)
 	}
+	if dst == ProcNull {
+		return nullRequest(c, true)
+	}
 	r := newRequest(c, true, cid, c.worldRank(dst), tag, data)
 	c.e.mu.Lock()
 	c.e.startSend(r)
@@ -257,6 +263,9 @@ func (c *Comm) irecvInto(op string, src, tag int, buf []byte) *Request {
 func (c *Comm) postRecv(op string, cid uint64, src, tag int, buf []byte, into bool) *Request {
 	if err := c.validRecv(op, src, tag); err != nil {
 		return failedRequest(err)
+	}
+	if src == ProcNull {
+		return nullRequest(c, false)
 	}
 	wsrc := src
 	if src != AnySource {

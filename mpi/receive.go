@@ -224,6 +224,10 @@ func (e *engine) arrive(comm uint64, src, tag int, data []byte, rts *envelope) {
 
 // take accounts for unexpected message v, matched by a receive.
 func (e *engine) take(v *envelope) {
+	if v.ssend != nil {
+		e.finish(v.ssend, nil)
+		v.ssend = nil
+	}
 	if v.src != e.rank {
 		e.peers[v.src].waiting -= v.cost()
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorun-hpc/gorun/internal/blocked"
@@ -31,6 +32,8 @@ type Request struct {
 	send     bool     // the kind: a send (sendState), or a receive (recvState)
 	stage    reqStage // which of the engine's queues holds it, if one does
 	finished bool     // done is closed: status and err are final
+
+	inactive atomic.Bool // WaitAny, TestAny or WaitSome returned it: they skip it now (test.go)
 }
 
 // reqStage is where a request waits in the engine, if it waits anywhere
@@ -194,7 +197,7 @@ func (r *Request) finishWait(ctx context.Context, op string) (Status, error) {
 // opNames are the blocking calls' names in the hang report.
 var opNames = map[string]string{
 	"send": "Send", "recv": "Recv", "sendrecv": "Sendrecv", "recvinto": "RecvInto",
-	"sendall": "SendAll", "split": "Split",
+	"sendall": "SendAll", "split": "Split", "ssend": "Ssend",
 }
 
 // blockedCall describes r, waited for in op, for the hang report.
@@ -241,55 +244,4 @@ func WaitAll(ctx context.Context, reqs ...*Request) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// WaitAny blocks until one of reqs completes and returns its index and
-// result. Completed requests are returned again on later calls; remove them
-// from reqs. With no requests it returns -1 and a nil error at once.
-func WaitAny(ctx context.Context, reqs ...*Request) (int, Status, error) {
-	if ctx == nil {
-		return -1, Status{}, nilContext("wait any")
-	}
-	opWaitAny.Count(ctx)
-	if len(reqs) > 0 && reqs[0].c != nil {
-		defer reqs[0].c.span(ctx).end(reqs[0].c, "WaitAny", blocked.None, 0, 0)
-	}
-	if len(reqs) == 0 {
-		return -1, Status{}, nil
-	}
-	for i, r := range reqs {
-		select {
-		case <-r.done:
-			return i, r.status, r.err
-		default:
-		}
-	}
-	// None is complete yet: one watcher per request, all gone on return.
-	if !blocked.IsQuiet(ctx) {
-		c := reqs[0].blockedCall("WaitAny")
-		for _, r := range reqs[1:] {
-			if r.peer != reqs[0].peer || r.send != reqs[0].send || r.c != reqs[0].c {
-				c.Peer, c.PeerWorld, c.Tag, c.Bytes = AnySource, AnySource, blocked.None, -1
-			}
-		}
-		defer blocked.Enter(c).Exit()
-	}
-	first := make(chan int, len(reqs))
-	stop := make(chan struct{})
-	defer close(stop)
-	for i, r := range reqs {
-		go func() {
-			select {
-			case <-r.done:
-				first <- i
-			case <-stop:
-			}
-		}()
-	}
-	select {
-	case i := <-first:
-		return i, reqs[i].status, reqs[i].err
-	case <-ctx.Done():
-		return -1, Status{}, fmt.Errorf("mpi: wait any: %w", ctx.Err())
-	}
 }
