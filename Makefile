@@ -38,7 +38,7 @@ test: test-deps check-deps check-go fuzz $(BIN)/testprogress
 # written under the package's testdata/fuzz, where go test runs it again
 # as a regression case.
 FUZZTIME ?= 5s
-FUZZ := mpi:FuzzInbox mpi:FuzzMulticast mpi:FuzzAbort mpi:FuzzHandshake mpi:FuzzParseToken internal/shm:FuzzRingRead
+FUZZ := mpi:FuzzInbox mpi:FuzzMulticast mpi:FuzzAbort mpi:FuzzHandshake mpi:FuzzParseToken mpi:FuzzWinRequest internal/shm:FuzzRingRead
 
 fuzz:
 	@for f in $(FUZZ); do \

@@ -129,6 +129,9 @@ func (s *winServer[T]) apply(q winRequest) ([]byte, error) {
 		return nil, errorf("mpi: %s: offset %d, %d elements, on rank %d, whose window has %d elements: %w",
 			op, q.offset, q.count, s.c.Rank(), n, ErrWinRange)
 	}
+	if (q.kind == wFetchOp || q.kind == wCAS) && q.count != 1 {
+		return nil, fmt.Errorf("mpi: %s of %d elements (one only): %w", op, q.count, ErrProtocol)
+	}
 	want := q.count * size
 	switch q.kind {
 	case wGet:
