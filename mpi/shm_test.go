@@ -269,3 +269,41 @@ func TestShmHosts(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestShmFullRingQueues: a sender that outruns the receiver's poller fills
+// the ring (256 KiB) long before its eager credit runs out; what the ring
+// cannot take waits in the transport's queue, in order, without blocking
+// the sender, and leaves as the receiver makes room. (Without the queue
+// the send fails: "ring full".)
+func TestShmFullRingQueues(t *testing.T) {
+	const count, size = 4000, 1 << 10 // 4 MB, sixteen rings' worth
+	mpitest.RunShared(t, 2, func(ctx context.Context, c *mpi.Comm) error {
+		if err := onRings(c); err != nil {
+			return err
+		}
+		if c.Rank() == 0 {
+			msg := make([]byte, size)
+			for i := range count {
+				binary.LittleEndian.PutUint32(msg, uint32(i))
+				if err := c.Send(ctx, 1, 0, msg); err != nil {
+					return err
+				}
+			}
+			// Only now does rank 1 start to receive.
+			return c.Send(ctx, 1, 1, nil)
+		}
+		if _, _, err := c.Recv(ctx, 0, 1); err != nil {
+			return err
+		}
+		for i := range count {
+			b, _, err := c.Recv(ctx, 0, 0)
+			if err != nil {
+				return err
+			}
+			if got := binary.LittleEndian.Uint32(b); len(b) != size || got != uint32(i) {
+				return fmt.Errorf("message %d: %d bytes, number %d", i, len(b), got)
+			}
+		}
+		return nil
+	})
+}
