@@ -26,7 +26,10 @@ const (
 // MaxTag is the largest tag a message may carry. Tags are in [0, MaxTag].
 const MaxTag = math.MaxInt32
 
-// Status describes a received or probed message.
+// Status describes a received or probed message. Unlike MPI (and mpi4py,
+// which counts elements), Count is always in bytes: divide by the element
+// size for a SendSlice message. From ProcNull: Source ProcNull, Tag AnyTag,
+// Count 0.
 type Status struct {
 	Source int // the sender's rank in the communicator
 	Tag    int

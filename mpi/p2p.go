@@ -12,7 +12,10 @@ import (
 // default) when the receiver has buffer credit, else until the receiver has
 // taken the message. Send does not keep data after it returns. Errors wrap
 // ErrRank, ErrTag, ErrClosed, ErrAborted, ErrConnLost or ctx.Err(); a
-// message not yet on its way when ctx ends is withdrawn.
+// message not yet on its way when ctx ends is withdrawn. Unlike MPI, a send
+// to this rank itself completes at once whatever its size (the message is
+// copied), so it never blocks for its receive; use Ssend for that. dst
+// ProcNull completes at once, sending nothing.
 func (c *Comm) Send(ctx context.Context, dst, tag int, data []byte) error {
 	if ctx == nil {
 		return nilContext("send")
@@ -25,8 +28,10 @@ func (c *Comm) Send(ctx context.Context, dst, tag int, data []byte) error {
 }
 
 // Isend starts sending data to rank dst with tag and returns at once. data
-// must not change until the request completes (Wait, WaitAll or Done). An
-// invalid argument gives a request that fails on Wait.
+// must not change until the request completes (Wait, Test, WaitAll, WaitAny
+// or Done). An invalid argument gives a request that fails on Wait. A send
+// to this rank itself is complete on return, whatever its size, so Cancel
+// never withdraws it (MPI may); dst ProcNull gives a complete request.
 func (c *Comm) Isend(dst, tag int, data []byte) *Request {
 	sp := c.span(nil)
 	r := c.isend("isend", c.id, dst, tag, data)
@@ -38,7 +43,8 @@ func (c *Comm) Isend(dst, tag int, data []byte) *Request {
 // AnyTag) arrives, and returns it; the slice belongs to the caller. Messages
 // from one sender with one tag on one communicator are received in the order
 // they were sent. When ctx ends first, Recv returns an error wrapping
-// ctx.Err(), and no later message is consumed on its behalf.
+// ctx.Err(), and no later message is consumed on its behalf. src ProcNull
+// returns at once: nil, with Status{Source: ProcNull, Tag: AnyTag}.
 func (c *Comm) Recv(ctx context.Context, src, tag int) ([]byte, Status, error) {
 	if ctx == nil {
 		return nil, Status{}, nilContext("recv")
@@ -104,6 +110,7 @@ func (c *Comm) SendAll(ctx context.Context, tag int, data []byte) error {
 
 // Irecv posts a receive for a message from src (or AnySource) with tag (or
 // AnyTag) and returns at once; Wait for it, then take the message from Data.
+// src ProcNull gives a request already complete, with no data.
 func (c *Comm) Irecv(src, tag int) *Request {
 	sp := c.span(nil)
 	r := c.irecv("irecv", c.id, src, tag)
@@ -146,7 +153,7 @@ func (c *Comm) IrecvInto(src, tag int, buf []byte) *Request {
 
 // Sendrecv sends data to dst and receives a message from src at the same
 // time, so that a ring or a pairwise exchange cannot deadlock. It returns
-// the received message.
+// the received message. Either peer may be ProcNull (the edge of a line).
 func (c *Comm) Sendrecv(ctx context.Context, dst, sendTag int, data []byte, src, recvTag int) ([]byte, Status, error) {
 	if ctx == nil {
 		return nil, Status{}, nilContext("sendrecv")
@@ -166,7 +173,9 @@ func (c *Comm) Sendrecv(ctx context.Context, dst, sendTag int, data []byte, src,
 }
 
 // Probe blocks until a message that Recv(ctx, src, tag) would return has
-// arrived, and describes it without receiving it.
+// arrived, and describes it without receiving it. Another goroutine may
+// receive the message between Probe and Recv: use Mprobe when several
+// goroutines probe. Iprobe is Probe that never blocks.
 func (c *Comm) Probe(ctx context.Context, src, tag int) (Status, error) {
 	if ctx == nil {
 		return Status{}, nilContext("probe")

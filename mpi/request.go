@@ -155,7 +155,9 @@ func (r *Request) Data() []byte {
 // Cancel withdraws the request if no data has moved yet: a receive still
 // unmatched, a send still waiting for credit or for its receiver. Wait then
 // returns an error wrapping ErrCanceled. It reports whether the request was
-// withdrawn; a request already matched or complete runs to its end.
+// withdrawn; a request already matched or complete runs to its end. Unlike
+// MPI, a send to this rank itself (Isend or Issend) is never withdrawn: an
+// Isend to itself is complete on return, whatever its size.
 func (r *Request) Cancel() bool {
 	if r.e == nil {
 		return false
