@@ -44,6 +44,8 @@ func infoOf[T any]() *elemInfo {
 		in.raw, in.word = true, in.size
 	case reflect.Complex64, reflect.Complex128:
 		in.raw, in.word = true, in.size/2
+	default:
+		in.raw, in.word = plainStruct(t), in.size // see plain.go
 	}
 	h := fnv.New64a()
 	fmt.Fprintf(h, "%s/%d/%t", in.name, in.size, in.raw)

@@ -20,7 +20,9 @@ var (
 	ErrMismatch = errors.New("collectives: ranks' calls do not match")
 	// ErrCounts is returned when Scatterv's counts are negative, are not one
 	// per rank, or do not add up to len(data) on the root, and when
-	// Alltoall's len(data) is not a multiple of Size().
+	// Alltoall's len(data) is not a multiple of Size(); and when
+	// Alltoallv's or ReduceScatter's counts are so on some rank, or
+	// ReduceScatterBlock's len(data) is not a multiple of Size().
 	ErrCounts = errors.New("collectives: invalid counts")
 	// ErrEncode is returned when a rank cannot encode or decode its
 	// elements with encoding/gob (for example a struct with no exported

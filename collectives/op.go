@@ -9,6 +9,14 @@ import "github.com/gorun-hpc/gorun/mpi"
 // (although every rank of an Allreduce gets bit-for-bit the same result).
 // It must not keep acc or in after it returns.
 //
+// Element-wise means that acc[i] may depend on acc[i] and in[i] only: the
+// algorithms cut a []T into blocks wherever suits them, and hand an Op any
+// part of it. An Op over interleaved pairs (a MINLOC written over
+// []float64{v0, i0, v1, i1, ...}) is wrong, and silently so: a block may
+// start at an index. For elements of several values use ReduceFunc or
+// AllreduceFunc, which never split an element, with Loc and MinLoc or
+// MaxLoc, or a struct type and a func of your own.
+//
 // The predefined Ops are generic functions, so that
 //
 //	collectives.Allreduce(ctx, comm, xs, collectives.Sum)

@@ -32,10 +32,18 @@ const (
 	kScan
 	kExscan
 	kScatterValues
+	kAlltoallv
+	kGatherv
+	kAllgatherv
+	kReduceScatterBlock
+	kReduceScatter
+	kReduceFunc
+	kAllreduceFunc
 	kindEnd
 )
 
-var kindNames = [...]string{"", "Barrier", "Bcast", "Scatter", "Scatterv", "Gather", "Allgather", "Reduce", "Allreduce", "Alltoall", "Scan", "Exscan", "ScatterValues"}
+var kindNames = [...]string{"", "Barrier", "Bcast", "Scatter", "Scatterv", "Gather", "Allgather", "Reduce", "Allreduce", "Alltoall", "Scan", "Exscan", "ScatterValues",
+	"Alltoallv", "Gatherv", "Allgatherv", "ReduceScatterBlock", "ReduceScatter", "ReduceFunc", "AllreduceFunc"}
 
 func (k kind) String() string {
 	if k > 0 && k < kindEnd {
@@ -55,7 +63,7 @@ var kindOps = func() (ops [kindEnd]blocked.Op) {
 // hasRoot says whether collective k has a root.
 func (k kind) hasRoot() bool {
 	switch k {
-	case kBcast, kScatter, kScatterv, kGather, kReduce, kScatterValues:
+	case kBcast, kScatter, kScatterv, kGather, kReduce, kScatterValues, kGatherv, kReduceFunc:
 		return true
 	}
 	return false
