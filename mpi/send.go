@@ -62,9 +62,11 @@ func (e *engine) sendNow(c *Comm, comm uint64, dst, tag int, data []byte) bool {
 		return false
 	}
 	p.left -= cost
+	// Recorded before it leaves: over shared memory the receiver can
+	// record its end before this line would come after the publish.
+	traceSent(c, w, comm, tag)
 	e.publishEager(w, comm, tag, data)
 	e.countSent(1, len(data))
-	traceSent(c, w, comm, tag)
 	return e.err == nil
 }
 

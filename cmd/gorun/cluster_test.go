@@ -195,10 +195,11 @@ func TestHostsSetsidChild(t *testing.T) {
 	}
 }
 
-// loadedSSHTimeout is the --ssh-timeout of tests that must not fail on a
-// busy machine for a slow start: the first job on new hosts copies gorun
-// there, and a login and an agent's start took 8 s under two CPU hogs on
-// 2 cores, where newHosts's 5 s (10 s for the agent's hello) fell short.
+// loadedSSHTimeout is the --ssh-timeout of the hosts' tests (newHosts),
+// which must not fail on a busy machine for a slow start: the first job on
+// new hosts copies gorun there, and a login and an agent's start took 8 s
+// under two CPU hogs on 2 cores, where 5 s (10 s for the agent's hello)
+// fell short, in one run of cmd/gorun's tests out of two.
 const loadedSSHTimeout = "30s"
 
 // TestHostsRankLeavesChild: TestRankLeavesChild on a host of the agent's.

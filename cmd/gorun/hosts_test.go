@@ -54,7 +54,7 @@ func newHosts(t *testing.T, n, slots int) *hostsEnv {
 		q = append(q, "'"+o+"'")
 	}
 	e.sshOpts = strings.Join(q, " ")
-	e.ssh = []string{"--ssh-opts", e.sshOpts, "--ssh-timeout", "5s"}
+	e.ssh = []string{"--ssh-opts", e.sshOpts, "--ssh-timeout", loadedSSHTimeout}
 	t.Cleanup(func() {
 		if ps := c.WaitNoProcs(3 * time.Second); len(ps) != 0 {
 			t.Errorf("processes left on the hosts: %+v", ps)
