@@ -40,7 +40,9 @@ import (
 // One goroutine (poll) drains the rings: it hands each frame to the
 // engine, sends the frames that a full ring made it queue, and sleeps on
 // the rank's doorbell when there is nothing to do, spinning first only when
-// the host has a core for each local rank.
+// the host has a core for each local rank. When idle it also checks, every
+// shmLiveness, that its ring peers' processes still run: one SIGKILLed says
+// no bye, and what waits for it must still fail.
 type shmTransport struct {
 	e    *engine
 	nats *natsTransport
@@ -277,10 +279,16 @@ func (t *shmTransport) flush(r *shmRoutes) error {
 	return nil
 }
 
+// shmLiveness is how often an idle poller checks that the processes of
+// its ring peers still run.
+const shmLiveness = 100 * time.Millisecond
+
 // poll drains the rings until close, handing each frame to the engine.
 func (t *shmTransport) poll(r *shmRoutes) {
 	defer close(t.done)
 	e := t.e
+	dead := make([]bool, len(r.local))
+	check := time.Now().Add(shmLiveness)
 	for !t.stop.Load() {
 		if t.nq.Load() > 0 {
 			if err := t.flush(r); err != nil {
@@ -298,6 +306,10 @@ func (t *shmTransport) poll(r *shmRoutes) {
 			continue
 		}
 		if !ok {
+			if now := time.Now(); now.After(check) {
+				t.checkPeers(r, dead)
+				check = now.Add(shmLiveness)
+			}
 			if err := t.ep.Wait(t.spin, t.wait); err != nil {
 				e.mu.Lock()
 				e.lose(err)
@@ -307,6 +319,37 @@ func (t *shmTransport) poll(r *shmRoutes) {
 			continue
 		}
 		t.decode(r, f)
+	}
+}
+
+// checkPeers finds the ring peers whose process is gone (SIGKILLed: it
+// said no bye), takes what they wrote before they died, and tells the
+// engine that they are gone, so that what waits for them fails. Under
+// gorun the job ends anyway; without it (mpitest, a launcher of one's own)
+// nothing else would tell.
+func (t *shmTransport) checkPeers(r *shmRoutes, dead []bool) {
+	for w, l := range r.local {
+		if l < 0 || dead[w] {
+			continue
+		}
+		// The pid the peer announced and wrote in the segment (decide
+		// checked that they agree), in this rank's pid namespace.
+		if err := syscall.Kill(int(t.e.peerInfo[w].shm.pid), 0); err != syscall.ESRCH {
+			continue
+		}
+		dead[w] = true
+		for {
+			f, ok, err := t.ep.Recv(nil)
+			if err != nil {
+				t.corrupt(r, f.Src, err)
+				continue
+			}
+			if !ok {
+				break
+			}
+			t.decode(r, f)
+		}
+		t.e.peerCut(w)
 	}
 }
 
