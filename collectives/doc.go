@@ -1,6 +1,9 @@
 // Package collectives provides MPI's collective operations over package
-// mpi's communicators: Barrier, Bcast, Scatter, Scatterv, Gather,
-// Allgather, Reduce, Allreduce, Alltoall, Scan and Exscan.
+// mpi's communicators: Barrier, Bcast, Scatter, Scatterv, Gather, Gatherv,
+// Allgather, Allgatherv, Reduce, Allreduce, ReduceScatter,
+// ReduceScatterBlock, Alltoall, Alltoallv, Scan and Exscan; and ReduceFunc
+// and AllreduceFunc, with Loc, MinLoc and MaxLoc, for elements an Op would
+// split.
 //
 // # Usage
 //
@@ -29,8 +32,9 @@
 // collectives.Allreduce(ctx, c, xs, collectives.Sum) picks the right one.
 // The other collectives take any element type. Numbers travel as raw
 // little-endian bytes, without a per-element loop (the slice's own memory on
-// little-endian hosts); other types travel with encoding/gob, so their
-// fields must be exported. Results never share memory with the caller's
+// little-endian hosts), and so do structs and arrays of numbers with
+// exported fields, such as Loc[float64] (see plain.go); other types travel
+// with encoding/gob, so their fields must be exported. Results never share memory with the caller's
 // data, which is never changed.
 //
 // # Isolation
@@ -95,6 +99,12 @@
 //	Alltoall             up to 16 KiB per rank: with the check; larger:
 //	                     pairwise exchange, all at once
 //	Scan, Exscan         up to 16 KiB: with the check; larger: Hillis-Steele
+//	Gatherv              as Gather
+//	Allgatherv, Alltoallv,
+//	ReduceScatter(Block) after the check: Bruck (or one fanned-out publish),
+//	                     or a pairwise exchange, all at once
+//	ReduceFunc,          after the check: whole vectors up a binomial tree
+//	AllreduceFunc        (and back down it)
 //
 // The schedules (who sends what to whom at each step) are pure functions in
 // schedule.go.
