@@ -289,6 +289,7 @@ func (t *shmTransport) poll(r *shmRoutes) {
 	e := t.e
 	dead := make([]bool, len(r.local))
 	check := time.Now().Add(shmLiveness)
+	handed := false // a frame went to the engine since the last wait
 	for !t.stop.Load() {
 		if t.nq.Load() > 0 {
 			if err := t.flush(r); err != nil {
@@ -306,6 +307,14 @@ func (t *shmTransport) poll(r *shmRoutes) {
 			continue
 		}
 		if !ok {
+			if handed {
+				// The frames may have woken a goroutine (a Recv) that
+				// waits for this P: let it run now, before the spin,
+				// which would hold the P until its next yield.
+				handed = false
+				runtime.Gosched()
+				continue
+			}
 			if now := time.Now(); now.After(check) {
 				t.checkPeers(r, dead)
 				check = now.Add(shmLiveness)
@@ -319,6 +328,7 @@ func (t *shmTransport) poll(r *shmRoutes) {
 			continue
 		}
 		t.decode(r, f)
+		handed = true
 	}
 }
 
