@@ -192,7 +192,7 @@ func (h *hangWatch) printStats() {
 	defer h.mu.Unlock()
 	lines := []string{"statistics (--stats):",
 		fmt.Sprintf("  %6s %12s %14s %12s %14s %12s", "rank", "sent msgs", "sent bytes", "recv msgs", "recv bytes", "largest")}
-	var calls []string
+	var calls, paths []string
 	for i := range h.r.cfg.N {
 		x, ok := h.ended[i]
 		var st blocked.Stats
@@ -201,6 +201,8 @@ func (h *hangWatch) printStats() {
 			continue
 		}
 		lines = append(lines, fmt.Sprintf("  %6d %12d %14d %12d %14d %12d", i, st.SentMsgs, st.SentBytes, st.RecvMsgs, st.RecvBytes, st.Largest))
+		paths = append(paths, fmt.Sprintf("  rank %d sent by path: bus %d frames %d bytes, shared memory %d frames %d bytes; copied out of other ranks' memory: %d bytes",
+			i, st.BusFrames, st.BusBytes, st.RingFrames, st.RingBytes, st.CopyBytes))
 		var ops []string
 		for _, o := range st.Ops {
 			ops = append(ops, fmt.Sprintf("%s %d (blocked %v)", o.Op, o.Calls, o.Blocked.Round(time.Microsecond)))
@@ -210,7 +212,7 @@ func (h *hangWatch) printStats() {
 		}
 		calls = append(calls, fmt.Sprintf("  rank %d calls: %s", i, strings.Join(ops, ", ")))
 	}
-	h.r.out.printLines(append(lines, calls...))
+	h.r.out.printLines(append(append(lines, paths...), calls...))
 }
 
 // writeTrace writes every rank's trace (Config.Trace) to f, on gorun's

@@ -166,6 +166,9 @@ func (e *engine) statistics() blocked.Stats {
 	st := e.traffic
 	e.mu.Unlock()
 	st.Ops = blocked.Ops()
+	st.BusFrames, st.BusBytes = e.paths.busFrames.Load(), e.paths.busBytes.Load()
+	st.RingFrames, st.RingBytes = e.paths.ringFrames.Load(), e.paths.ringBytes.Load()
+	st.CopyBytes = e.paths.copyBytes.Load()
 	return st
 }
 

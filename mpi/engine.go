@@ -45,12 +45,14 @@ type engine struct {
 	offerBuf [offerLen]byte // the payload of the RTS being sent (offerFor)
 	window   int64          // rendezvous bytes this rank may still grant
 	nextID   uint64
-	arrived  chan struct{} // closed and replaced whenever a message becomes unexpected
-	anyDone  chan struct{} // closed (and cleared) when a request finishes, if WaitAny or WaitSome waits (test.go)
-	inflight int           // sends not yet complete
-	idle     chan struct{} // closed when inflight falls to zero, for Close
+	arrived  chan struct{}         // closed and replaced whenever a message becomes unexpected
+	anyDone  chan struct{}         // closed (and cleared) when a request finishes, if WaitAny or WaitSome waits (test.go)
+	probed   map[xferKey]*envelope // large messages matched by Mprobe, not yet received: a withdrawal finds them here (probe.go)
+	inflight int                   // sends not yet complete
+	idle     chan struct{}         // closed when inflight falls to zero, for Close
 	stats    flowStats
 	traffic  blocked.Stats // messages and bytes, for gorun --stats (Ops unused)
+	paths    pathStats     // what left by each path, for gorun --stats
 }
 
 // flowStats count what the flow control did, for tests that check that it
@@ -190,6 +192,13 @@ func (e *engine) publish(dst int, h header, data []byte) bool {
 func (e *engine) multicast() bool { return e.tr != nil && e.tr.multicast() }
 
 // countSent counts n messages of size bytes sent. Called with e.mu held.
+// pathStats counts what left a rank by each path (gorun --stats), as the
+// transports and single copies move it; atomics, as the transports count
+// with or without e.mu.
+type pathStats struct {
+	busFrames, busBytes, ringFrames, ringBytes, copyBytes atomic.Int64
+}
+
 func (e *engine) countSent(n, size int) {
 	e.traffic.SentMsgs += int64(n)
 	e.traffic.SentBytes += int64(n) * int64(size)

@@ -137,6 +137,8 @@ func (t *natsTransport) send(dst int, h header, data []byte) error {
 	if dst != toAll {
 		subj = t.inbox[dst]
 	}
+	t.e.paths.busFrames.Add(1)
+	t.e.paths.busBytes.Add(int64(hdrLen + len(data)))
 	switch {
 	case h.kind == kChunk:
 		return t.nc.PublishRequest(subj, makeToken(tokChunk, h.src, h.id, int(h.n)), data)

@@ -234,6 +234,8 @@ func (t *shmTransport) send(dst int, h header, data []byte) error {
 	var hb [hdrLen]byte
 	putHeader(hb[:], h)
 	l := r.local[dst]
+	t.e.paths.ringFrames.Add(1)
+	t.e.paths.ringBytes.Add(int64(hdrLen + len(data)))
 	t.smu.Lock()
 	defer t.smu.Unlock()
 	if len(t.queue[dst]) == 0 {

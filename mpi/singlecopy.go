@@ -178,6 +178,9 @@ func (e *engine) copyOut(r *Request, key xferKey) {
 			buf = make([]byte, r.size)
 		}
 		err = e.read(r.pull.pid, r.pull.addr, buf)
+		if err == nil {
+			e.paths.copyBytes.Add(int64(len(buf)))
+		}
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -149,6 +149,16 @@ type Stats struct {
 	RecvBytes int64    `json:"recv_bytes"`
 	Largest   int64    `json:"largest"` // the largest message sent or received, in bytes
 	Ops       []OpStat `json:"ops"`     // by name
+
+	// What left this rank by each path, protocol frames included: frames
+	// and bytes (header and payload) through the bus and through the
+	// host's shared-memory rings, and bytes this rank copied straight out
+	// of another rank's memory (single copies of large messages).
+	BusFrames  int64 `json:"bus_frames"`
+	BusBytes   int64 `json:"bus_bytes"`
+	RingFrames int64 `json:"ring_frames"`
+	RingBytes  int64 `json:"ring_bytes"`
+	CopyBytes  int64 `json:"copy_bytes"`
 }
 
 // Ops returns every operation's calls and blocked time so far, by name.
