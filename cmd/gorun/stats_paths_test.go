@@ -104,4 +104,3 @@ func TestShmNoneLeftAfterKill(t *testing.T) {
 		})
 	}
 }
-
