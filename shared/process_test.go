@@ -103,11 +103,33 @@ func TestHostsValueAdd(t *testing.T) {
 		t.Skip("-short: skips the multi-process tests")
 	}
 	prog := sharedprog(t, "-race")
-	c := testhosts.New(t, 2)
+	args := onHosts(t, 2, 4)
+	gorunOK(t, fmt.Sprintf("sharedprog: OK: 8 ranks, %d adds, final %d, old values distinct", 8*addsPerRank, 8*addsPerRank),
+		append(args, "-n", "8", prog, "add", fmt.Sprint(addsPerRank))...)
+}
+
+// TestHostsPutGet100MiB: TestProcessesPutGet100MiB with each rank on a
+// host of its own: the 100 MiB go from rank 0's host to rank 2's, and back
+// to rank 1's, through the hosts' servers.
+func TestHostsPutGet100MiB(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: skips the multi-process tests")
+	}
+	prog := sharedprog(t)
+	args := onHosts(t, 3, 1)
+	gorunOK(t, "sharedprog: OK: 100 MiB Put by rank 0 into rank 2's window, Got back by rank 1 intact",
+		append(args, "-n", "3", prog, "bigput", "100")...)
+}
+
+// onHosts makes n namespace hosts of slots slots each, and returns gorun's
+// flags for a job on them; the test fails if the job leaves a process on
+// them.
+func onHosts(t *testing.T, n, slots int) []string {
+	c := testhosts.New(t, n)
 	hf := filepath.Join(c.Dir, "hosts")
 	var b strings.Builder
 	for _, h := range c.Hosts {
-		fmt.Fprintf(&b, "%s slots=4\n", h.Addr)
+		fmt.Fprintf(&b, "%s slots=%d\n", h.Addr, slots)
 	}
 	if err := os.WriteFile(hf, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
@@ -116,9 +138,11 @@ func TestHostsValueAdd(t *testing.T) {
 	for _, o := range c.SSHOpts() {
 		q = append(q, "'"+o+"'")
 	}
-	gorunOK(t, fmt.Sprintf("sharedprog: OK: 8 ranks, %d adds, final %d, old values distinct", 8*addsPerRank, 8*addsPerRank),
-		"--ssh-opts", strings.Join(q, " "), "--ssh-timeout", "5s", "-n", "8", "--hostfile", hf, prog, "add", fmt.Sprint(addsPerRank))
-	if ps := c.WaitNoProcs(3e9); len(ps) != 0 {
-		t.Errorf("processes left on the hosts: %+v", ps)
-	}
+	t.Cleanup(func() {
+		if ps := c.WaitNoProcs(3e9); len(ps) != 0 {
+			t.Errorf("processes left on the hosts: %+v", ps)
+		}
+	})
+	// 30 s: a login and an agent's start overran 5 s on a loaded machine.
+	return []string{"--ssh-opts", strings.Join(q, " "), "--ssh-timeout", "30s", "--hostfile", hf}
 }
