@@ -528,3 +528,38 @@ func TestSsend(t *testing.T) {
 		return c.Ssend(ctx, 1, 7, []byte("yes"))
 	})
 }
+
+// TestMprobeWithdrawn: a large message matched by Mprobe and then withdrawn
+// by its sender (a canceled Issend) makes the Message's Recv fail with
+// ErrCanceled instead of waiting for data that never comes.
+func TestMprobeWithdrawn(t *testing.T) {
+	mpitest.Run(t, 2, func(ctx context.Context, c *mpi.Comm) error {
+		if c.Rank() == 1 {
+			r := c.Issend(0, 1, make([]byte, 200<<10))
+			if _, _, err := c.Recv(ctx, 0, 2); err != nil { // rank 0 has probed it
+				return err
+			}
+			if !r.Cancel() {
+				return errors.New("Cancel of an Issend whose receive never matched failed")
+			}
+			if err := c.Send(ctx, 0, 3, nil); err != nil { // after the withdrawal, in order
+				return err
+			}
+			return mpitest.Quiet(ctx, c)
+		}
+		m, st, err := c.Mprobe(ctx, 1, 1)
+		if err != nil || st.Count != 200<<10 {
+			return fmt.Errorf("Mprobe: %+v, %v", st, err)
+		}
+		if err := c.Send(ctx, 1, 2, nil); err != nil {
+			return err
+		}
+		if _, _, err := c.Recv(ctx, 1, 3); err != nil {
+			return err
+		}
+		if b, err := m.Recv(); !errors.Is(err, mpi.ErrCanceled) {
+			return fmt.Errorf("Recv of a withdrawn message: %d bytes, %v; want ErrCanceled", len(b), err)
+		}
+		return mpitest.Quiet(ctx, c) // nothing left of the message on either side
+	})
+}

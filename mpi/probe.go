@@ -119,6 +119,12 @@ func (c *Comm) improbe(op string, src, tag int) (*Message, Status, bool, <-chan 
 		if matches(wsrc, tag, v.src, v.tag) {
 			q.unexpected = remove(q.unexpected, i)
 			e.take(v)
+			if v.rts {
+				if e.probed == nil {
+					e.probed = make(map[xferKey]*envelope)
+				}
+				e.probed[xferKey{v.src, v.id}] = v
+			}
 			return &Message{c: c, v: v}, Status{Source: c.commRank(v.src), Tag: v.tag, Count: v.count()}, true, nil, nil
 		}
 	}
@@ -129,8 +135,11 @@ func (c *Comm) improbe(op string, src, tag int) (*Message, Status, bool, <-chan 
 }
 
 // Recv receives the matched message; the slice belongs to the caller. It
-// blocks only for a large message, while its data comes from the sender.
-// A second Recv on one Message is an error, as is Recv on a nil Message.
+// blocks only for a large message, while its data comes from the sender;
+// if the sender withdrew that message after Mprobe matched it (a canceled
+// Issend, an Ssend whose ctx ended) Recv returns an error wrapping
+// ErrCanceled, and if the sender is gone one wrapping ErrPeerLost. A second
+// Recv on one Message is an error, as is Recv on a nil Message.
 func (m *Message) Recv() ([]byte, error) {
 	if m == nil {
 		return nil, errorf("mpi: message recv: a nil Message")
@@ -146,10 +155,17 @@ func (m *Message) Recv() ([]byte, error) {
 	r := newRequest(c, false, c.id, v.src, v.tag, nil)
 	e := c.e
 	e.mu.Lock()
+	key := xferKey{v.src, v.id}
 	switch {
 	case e.err != nil:
 		e.finish(r, e.err)
+	case v.rts && e.probed[key] != v:
+		e.finish(r, &RankError{Rank: c.commRank(v.src), Op: "recv", Err: fmt.Errorf("sender withdrew the message: %w", ErrCanceled)})
+	case v.rts && e.peers[v.src].gone:
+		delete(e.probed, key)
+		e.finish(r, peerLost(r, v.src))
 	case v.rts:
+		delete(e.probed, key)
 		e.startRecv(r, v)
 	default:
 		e.deliver(r, v.src, v.tag, v.data)
@@ -160,4 +176,15 @@ func (m *Message) Recv() ([]byte, error) {
 		return nil, r.err
 	}
 	return r.data, nil
+}
+
+// withdrawProbed drops a large message matched by Mprobe whose sender
+// withdrew it before the Message's Recv, and reports whether there was
+// one. Called with e.mu held, from onCancel.
+func (e *engine) withdrawProbed(key xferKey) bool {
+	if _, ok := e.probed[key]; !ok {
+		return false
+	}
+	delete(e.probed, key)
+	return true
 }

@@ -181,6 +181,9 @@ func (e *engine) onCancel(subj string, h header) {
 		e.pumpGrants()
 		return
 	}
+	if e.withdrawProbed(key) {
+		return
+	}
 	q := e.queue(h.comm)
 	for i, v := range q.unexpected {
 		if v.rts && v.src == h.src && v.id == h.id {
