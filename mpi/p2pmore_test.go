@@ -563,3 +563,27 @@ func TestMprobeWithdrawn(t *testing.T) {
 		return mpitest.Quiet(ctx, c) // nothing left of the message on either side
 	})
 }
+
+// TestIprobeSplit: Iprobe and a waiting Probe from a rank of a split
+// communicator whose world rank differs find the sender by its rank in
+// the split (the lost-peer check once took the world rank for it, and
+// indexed past the split's group).
+func TestIprobeSplit(t *testing.T) {
+	mpitest.Run(t, 4, func(ctx context.Context, w *mpi.Comm) error {
+		c, err := w.Split(ctx, w.Rank()%2, 0) // odd: world 1 and 3 are ranks 0 and 1
+		if err != nil {
+			return err
+		}
+		if _, ok, err := c.Iprobe(1-c.Rank(), 5); ok || err != nil { // tag 5: never sent
+			return fmt.Errorf("Iprobe with nothing sent: %v, %v", ok, err)
+		}
+		if err := c.Send(ctx, 1-c.Rank(), 0, []byte("x")); err != nil {
+			return err
+		}
+		if st, err := c.Probe(ctx, 1-c.Rank(), 0); err != nil || st.Source != 1-c.Rank() {
+			return fmt.Errorf("Probe: %+v, %v", st, err)
+		}
+		_, _, err = c.Recv(ctx, 1-c.Rank(), 0)
+		return err
+	})
+}

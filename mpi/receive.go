@@ -314,6 +314,9 @@ func (e *engine) probe(c *Comm, comm uint64, src, tag int) (Status, bool, <-chan
 			return Status{Source: c.commRank(v.src), Tag: v.tag, Count: v.count()}, true, nil, nil
 		}
 	}
+	if src != AnySource {
+		src = c.commRank(src) // lost takes a rank of c
+	}
 	if w, lost := e.lost(c, src); lost {
 		return Status{}, false, nil, &RankError{Rank: c.commRank(w), Op: "probe", Err: ErrPeerLost}
 	}
