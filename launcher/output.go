@@ -26,9 +26,10 @@ type output struct {
 
 	wg      sync.WaitGroup
 	rmu     sync.Mutex
-	readers map[io.Closer]struct{} // streams not yet at EOF
-	panics  map[int]string         // rank -> the first Go panic line it printed on stderr
-	last    map[int]string         // rank -> its last non-empty stderr line
+	readers map[io.Closer]struct{}  // streams not yet at EOF
+	panics  map[int]string          // rank -> the first Go panic line it printed on stderr
+	last    map[int]string          // rank -> its last non-empty stderr line
+	ranks   map[int]*sync.WaitGroup // rank -> its streams still being forwarded
 }
 
 // maxWords bounds a line kept for lastWords.
@@ -45,6 +46,7 @@ func newOutput(stdout, stderr io.Writer, tag bool) *output {
 		readers: make(map[io.Closer]struct{}),
 		panics:  make(map[int]string),
 		last:    make(map[int]string),
+		ranks:   make(map[int]*sync.WaitGroup),
 	}
 }
 
@@ -54,10 +56,17 @@ func newOutput(stdout, stderr io.Writer, tag bool) *output {
 func (o *output) forward(rank int, r io.ReadCloser, toStderr bool) {
 	o.rmu.Lock()
 	o.readers[r] = struct{}{}
+	rw := o.ranks[rank]
+	if rw == nil {
+		rw = new(sync.WaitGroup)
+		o.ranks[rank] = rw
+	}
+	rw.Add(1)
 	o.rmu.Unlock()
 	o.wg.Add(1)
 	go func() {
 		defer o.wg.Done()
+		defer rw.Done()
 		o.copyLines(rank, r, toStderr)
 		o.rmu.Lock()
 		delete(o.readers, r)
@@ -165,6 +174,26 @@ func (o *output) note(rank int, line []byte) {
 	// line to show.
 	if _, ok := o.panics[rank]; !ok {
 		o.last[rank] = string(line)
+	}
+}
+
+// waitRank waits, at most d, until rank's streams have been forwarded to
+// their end: a remote rank's exit can come while its last lines are on
+// their way to gorun's output, and gorun's verdict quotes them.
+func (o *output) waitRank(rank int, d time.Duration) {
+	o.rmu.Lock()
+	rw := o.ranks[rank]
+	o.rmu.Unlock()
+	if rw == nil {
+		return
+	}
+	done := make(chan struct{})
+	go func() { rw.Wait(); close(done) }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
 	}
 }
 

@@ -563,6 +563,7 @@ func (r *runner) watch(ctx context.Context, spawners []spawner, exits <-chan ran
 		}
 		return &ExitError{Code: status, Msg: msg}
 	}
+	r.out.waitRank(first.Rank, outputDrain)
 	first.Panicked = r.out.panicked(first.Rank)
 	msg := first.String()
 	if w := r.out.lastWords(first.Rank); w != "" {
