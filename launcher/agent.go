@@ -152,7 +152,7 @@ func readFrame(r *bufio.Reader, buf []byte) (byte, []byte, error) {
 // reports how each ended; it stops them when gorun says so, and by itself
 // (SIGTERM, SIGKILL after the grace, and every descendant) as soon as in
 // reaches EOF or out fails: gorun, or its ssh session, is gone; and when
-// nothing came from gorun for HeartbeatTimeout (heartbeat.go): its host,
+// nothing came from gorun for AgentHeartbeatTimeout (heartbeat.go): its host,
 // or the network to it, is down. It returns the agent's exit status.
 //
 // Started by a Slurm step (spawn_slurm.go), whose environment names the
@@ -187,11 +187,11 @@ func RunAgent(in io.Reader, out io.Writer, errOut io.Writer) int {
 	br := bufio.NewReaderSize(liveReader{in, live}, 64<<10)
 	go a.read(br, live)
 	// The dead-man switch: gorun beats every HeartbeatInterval; a gorun
-	// not heard from for HeartbeatTimeout is gone (its host or the network
+	// not heard from for AgentHeartbeatTimeout is gone (its host or the network
 	// between is down, with no EOF to tell), and the ranks stop.
 	go beat(fw, a.gone)
-	go live.watch(HeartbeatTimeout, a.gone, func() {
-		fmt.Fprintf(errOut, "gorun agent on %s: nothing from gorun for %v (no heartbeat): stopping the host's ranks\n", hostname, HeartbeatTimeout)
+	go live.watch(AgentHeartbeatTimeout, a.gone, func() {
+		fmt.Fprintf(errOut, "gorun agent on %s: nothing from gorun for %v (no heartbeat): stopping the host's ranks\n", hostname, AgentHeartbeatTimeout)
 		a.lost()
 	})
 	sigs := make(chan os.Signal, 1)

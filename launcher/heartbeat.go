@@ -32,9 +32,19 @@ const (
 	// heartbeat on the channel between them.
 	HeartbeatInterval = time.Second
 
-	// HeartbeatTimeout is how long gorun and an agent wait for a byte from
-	// the other before they hold it lost: three heartbeats.
+	// HeartbeatTimeout is how long gorun waits for a byte from an agent
+	// before it holds the host lost: three heartbeats.
 	HeartbeatTimeout = 3 * HeartbeatInterval
+
+	// AgentHeartbeatTimeout is how long an agent waits for a byte from
+	// gorun before it stops the host's ranks (the dead-man switch): twice
+	// gorun's wait. gorun notices a cut first and says which host; the
+	// agent's longer wait keeps a gorun that the machine did not run for a
+	// few seconds (a 2-core test machine running 256 ranks, a loaded login
+	// node) from losing its remote ranks while the job was well: an agent
+	// stopped 64 ranks so in one test run. A cut-off host is still clean
+	// about 3 s after gorun has ended the job.
+	AgentHeartbeatTimeout = 2 * HeartbeatTimeout
 )
 
 // frameBeat is a heartbeat, either way: an empty frame (see

@@ -259,7 +259,7 @@ func (st *slurmStep) close(d time.Duration) {
 }
 
 // kill ends the step at once: srun cannot end it while a node is cut off
-// (its agent ends its own ranks there, see HeartbeatTimeout).
+// (its agent ends its own ranks there, see AgentHeartbeatTimeout).
 func (st *slurmStep) kill() {
 	if st == nil {
 		return

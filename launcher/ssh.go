@@ -37,7 +37,7 @@ import (
 // line on any host holds the secret or anything job-specific. The agent
 // stops its ranks when gorun says so, and by itself when its standard
 // input ends (gorun stopped the job, died, or the connection is lost) or
-// when nothing came from gorun for HeartbeatTimeout (the connection is
+// when nothing came from gorun for AgentHeartbeatTimeout (the connection is
 // cut without an end: a link down); gorun ends the job, naming the host,
 // when nothing came from the agent for as long.
 type SSHOptions struct {
