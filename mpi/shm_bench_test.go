@@ -131,49 +131,6 @@ func pingPong(b *testing.B, c0, c1 *mpi.Comm, size int) {
 	}
 }
 
-func bandwidth(b *testing.B, c0, c1 *mpi.Comm, size int) {
-	ctx := context.Background()
-	msg := make([]byte, size)
-	const window = 16
-	rounds := (b.N + window - 1) / window
-	b.SetBytes(int64(size))
-	b.ReportAllocs()
-	b.ResetTimer()
-	done := make(chan error, 1)
-	go func() {
-		reqs := make([]*mpi.Request, window)
-		for range rounds {
-			for i := range reqs {
-				reqs[i] = c1.Irecv(0, 0)
-			}
-			if err := mpi.WaitAll(ctx, reqs...); err != nil {
-				done <- err
-				return
-			}
-			if err := c1.Send(ctx, 0, 1, []byte{1}); err != nil {
-				done <- err
-				return
-			}
-		}
-		done <- nil
-	}()
-	reqs := make([]*mpi.Request, window)
-	for range rounds {
-		for i := range reqs {
-			reqs[i] = c0.Isend(1, 0, msg)
-		}
-		if err := mpi.WaitAll(ctx, reqs...); err != nil {
-			b.Fatal(err)
-		}
-		if _, _, err := c0.Recv(ctx, 1, 1); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := <-done; err != nil {
-		b.Fatal(err)
-	}
-}
-
 // tcpPingPong is the ping-pong over a raw loopback TCP connection: a
 // goroutine echoes what it reads.
 func tcpPingPong(b *testing.B, size int) {
