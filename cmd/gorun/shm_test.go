@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"github.com/gorun-hpc/gorun/internal/testbin"
 	"os"
 	"strings"
 	"testing"
@@ -84,6 +85,9 @@ func TestShmSweptAfterKill(t *testing.T) {
 	if paths[0] == "" {
 		t.Fatalf("no segment: %q", paths)
 	}
+	// The keeper starts beside the ranks: a gorun killed before it ran
+	// would have nobody to sweep after it (the next job on the host would).
+	testbin.WaitFor(t, 30*time.Second, func() bool { return len(keeperPids(j.cmd.Process.Pid)) == 1 }, "gorun's keeper")
 	j.cmd.Process.Kill()
 	j.wait(30 * time.Second)
 	if !waitGone(paths[0], 5*time.Second) {
