@@ -2,15 +2,16 @@ package main
 
 import (
 	"context"
-	"github.com/gorun-hpc/gorun/internal/testbin"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorun-hpc/gorun/internal/testbin"
 )
 
-// shmLines runs gorun with args (a job whose ranks print "shm=$GORUN_SHM
-// MODE") and returns the paths the ranks saw, and their modes.
+// shmPaths parses the lines "shm=PATH WORD" that a job's ranks printed
+// into the paths they saw (GORUN_SHM) and the words after them.
 func shmPaths(t *testing.T, lines []string) (paths, modes []string) {
 	t.Helper()
 	for _, l := range lines {
