@@ -40,13 +40,15 @@ import (
 	"github.com/gorun-hpc/gorun/mpi"
 )
 
-// DefaultTimeout bounds a World whose ctx has no deadline, and a Run whose
-// test has none.
-const DefaultTimeout = 2 * time.Minute
+// DefaultTimeout bounds a World whose ctx has no deadline, and every Run:
+// a job that hangs fails its own test, with the ranks' blocked calls
+// named, and leaves the rest of the test binary's time to the tests after
+// it.
+const DefaultTimeout = 5 * time.Minute
 
 // Run runs fn as every rank of an n-rank job and fails t, naming the rank,
-// if any fn returns an error, panics, calls Abort, or the test's deadline
-// (or DefaultTimeout) passes first. The first rank to fail cancels the
+// if any fn returns an error, panics, calls Abort, or DefaultTimeout (or
+// the test's deadline, if sooner) passes first. The first rank to fail cancels the
 // others' ctx. Everything is shut down when Run returns.
 func Run(t testing.TB, n int, fn func(ctx context.Context, c *mpi.Comm) error, opts ...mpi.Option) {
 	t.Helper()
@@ -57,15 +59,16 @@ func Run(t testing.TB, n int, fn func(ctx context.Context, c *mpi.Comm) error, o
 	}
 }
 
-// testContext is a context that ends shortly before t's deadline, if it
-// has one.
+// testContext is a context that ends after DefaultTimeout, or shortly
+// before t's deadline if that comes first.
 func testContext(t testing.TB) (context.Context, context.CancelFunc) {
+	end := time.Now().Add(DefaultTimeout)
 	if d, ok := t.(interface{ Deadline() (time.Time, bool) }); ok {
-		if dl, ok := d.Deadline(); ok {
-			return context.WithDeadline(context.Background(), dl.Add(-2*time.Second))
+		if dl, ok := d.Deadline(); ok && dl.Add(-2*time.Second).Before(end) {
+			end = dl.Add(-2 * time.Second)
 		}
 	}
-	return context.WithCancel(context.Background())
+	return context.WithDeadline(context.Background(), end)
 }
 
 // prepare checks a job's size, and bounds ctx by DefaultTimeout if it has
