@@ -58,7 +58,7 @@ type engine struct {
 // flowStats count what the flow control did, for tests that check that it
 // works (export_test.go).
 type flowStats struct {
-	creditWaits int64 // sends that waited for eager credit
+	creditWaits int64 // sends that waited for eager credit, or went as a rendezvous for want of it
 	peakHeld    int64 // most unreceived eager bytes (frameCost each included) from one peer at once
 	peakWindow  int64 // most rendezvous bytes granted and not yet received at once
 }

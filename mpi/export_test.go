@@ -16,7 +16,7 @@ var ReadRemote = readRemote
 
 // FlowStats are the flow control's counters on one rank.
 type FlowStats struct {
-	CreditWaits int64 // sends that waited for eager credit
+	CreditWaits int64 // sends that waited for eager credit, or went as a rendezvous for want of it
 	PeakHeld    int64 // most unreceived eager bytes (with FrameCost each) from one peer at once
 	PeakWindow  int64 // most rendezvous bytes granted towards this rank and not yet received
 }
@@ -58,3 +58,7 @@ func (c *Comm) Waiting(src int) (msgs int, held int64) {
 
 // CreditShare is the eager credit c's rank grants each peer.
 func (c *Comm) CreditShare() int64 { return c.e.share }
+
+// CreditReserve is the part of CreditShare that a peer's eager messages
+// leave to its RTSs.
+func (c *Comm) CreditReserve() int64 { return c.e.reserve(0) }

@@ -31,7 +31,7 @@ func (e *engine) startSendAll(r *Request) bool {
 			traceSent(r.c, w, r.comm, r.tag)
 		}
 	}
-	if len(e.mcQueue) > 0 || !e.affords(r, e.mcastCredit()) {
+	if len(e.mcQueue) > 0 || !e.affordsAll(r) {
 		r.stage = stageQueued
 		e.stats.creditWaits++
 		e.mcQueue = append(e.mcQueue, r)
@@ -41,15 +41,24 @@ func (e *engine) startSendAll(r *Request) bool {
 	return true
 }
 
-// mcastCredit is the least eager credit this rank has at any peer.
-func (e *engine) mcastCredit() int64 {
-	least := int64(maxCredit)
+// affordsAll is affords for a multicast send, with the least credit this
+// rank has at any peer.
+func (e *engine) affordsAll(r *Request) bool {
+	left, spare := e.mcastCredit()
+	return e.affords(r, left, spare)
+}
+
+// mcastCredit is the least eager credit this rank has at any peer, and
+// the least of it beyond the reserve.
+func (e *engine) mcastCredit() (left, spare int64) {
+	left, spare = maxCredit, maxCredit
 	for p := range e.peers {
 		if p != e.rank {
-			least = min(least, e.peers[p].left)
+			left = min(left, e.peers[p].left)
+			spare = min(spare, e.peers[p].left-e.reserve(p))
 		}
 	}
-	return least
+	return left, spare
 }
 
 // transmitAll puts a multicast send on the wire; every peer has credit.

@@ -34,8 +34,9 @@ func TestAnySourceManySenders(t *testing.T) {
 // tag i%5, starting with (rank, i)) to rank 0, which receives them with
 // AnySource/AnyTag, and checks that each sender's messages arrive exactly
 // once and in order. With busy, rank 0 receives nothing until every sender
-// has sent all it can: all k messages, or as many as its credit share
-// holds (the sender then waits for credit).
+// has sent all it can eagerly: all k messages, or as many as its credit
+// share holds beyond the reserve (the sender then waits, its message gone
+// as a rendezvous).
 func floodSmall(ctx context.Context, c *mpi.Comm, k, size int, busy bool) error {
 	if c.Rank() != 0 {
 		body := make([]byte, size)
@@ -52,7 +53,7 @@ func floodSmall(ctx context.Context, c *mpi.Comm, k, size int, busy bool) error 
 		cost := int64(size) + mpi.FrameCost
 		full := func(src int) bool {
 			_, held := c.Waiting(src)
-			return held == int64(k)*cost || held > c.CreditShare()-cost
+			return held == int64(k)*cost || held > c.CreditShare()-c.CreditReserve()-cost
 		}
 		if err := untilAll(ctx, c, full); err != nil {
 			return err
@@ -736,6 +737,52 @@ func TestCreditShortRendezvous(t *testing.T) {
 		}
 		return nil
 	}, mpi.WithBuffers(budget, 2<<20), mpi.WithEagerLimit(limit))
+}
+
+// TestCreditReserve: eager messages that a receiver holds unreceived
+// never take the whole credit, even when their sizes add up to it exactly:
+// the part eager sends leave free still carries the RTS of a later
+// message, which the receiver wants first. (Without the reserve, the
+// sender has not a frame's credit left, queues the later message behind
+// the ones the receiver does not take yet, and both wait forever.)
+func TestCreditReserve(t *testing.T) {
+	const limit = 1000
+	share := creditShare(1, limit, 2) // the floor: two full eager messages
+	k := int(share / (limit + mpi.FrameCost))
+	if int64(k)*(limit+mpi.FrameCost) != share {
+		t.Fatalf("%d messages of %d bytes do not fill the share of %d exactly", k, limit, share)
+	}
+	mpitest.Run(t, 2, func(ctx context.Context, c *mpi.Comm) error {
+		if c.Rank() == 1 {
+			var reqs []*mpi.Request
+			for i := range k {
+				reqs = append(reqs, c.Isend(0, 0, pattern(limit, i)))
+			}
+			reqs = append(reqs, c.Isend(0, 1, pattern(8, k)), c.Isend(0, 1, nil))
+			return mpi.WaitAll(ctx, reqs...)
+		}
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		for i, want := range [][]byte{pattern(8, k), {}} {
+			got, _, err := c.Recv(ctx, 1, 1)
+			if err != nil {
+				return fmt.Errorf("later message %d: %w", i, err)
+			}
+			if !bytes.Equal(got, want) {
+				return fmt.Errorf("later message %d arrived wrong", i)
+			}
+		}
+		for i := range k {
+			got, _, err := c.Recv(ctx, 1, 0)
+			if err != nil {
+				return err
+			}
+			if !bytes.Equal(got, pattern(limit, i)) {
+				return fmt.Errorf("message %d arrived wrong", i)
+			}
+		}
+		return nil
+	}, mpi.WithBuffers(1, 2<<20), mpi.WithEagerLimit(limit))
 }
 
 // TestStoppedReceiverMemory: over the in-memory network, a receiver

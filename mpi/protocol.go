@@ -135,12 +135,15 @@
 // server's max_payload) go eagerly: one frame. To keep a busy receiver from
 // being flooded, each sender holds eager credit towards each peer: an equal
 // share of the receiver's EagerBudget (64 MiB by default), never less than
-// two full eager messages. A frame costs its length plus 128 bytes. A send
-// whose message the credit left does not cover, but a frame does, goes as a
-// rendezvous (below), whatever its size: so a receiver that holds a whole
-// share of a sender's messages unreceived while it waits for a later one
-// (a receive by tag, out of the order sent) still gets it. A send without
-// even a frame's credit waits in a per-destination queue, in order. The
+// two full eager messages. A frame costs its length plus 128 bytes. Eager
+// messages fill at most half the share; the other half (the reserve) is
+// for RTSs and empty messages. A send whose message the credit left beyond
+// the reserve does not cover, but whose frame the credit left does, goes
+// as a rendezvous (below), whatever its size: so a receiver that holds a
+// sender's messages unreceived while it waits for a later one (a receive
+// by tag, out of the order sent) still gets it, as long as fewer than
+// reserve/128 RTSs wait before it. A send without even a frame's credit
+// waits in a per-destination queue, in order. The
 // receiver returns credit (a credit frame) when a message is taken by a
 // receive, once a quarter of the share is used.
 //

@@ -36,7 +36,7 @@ func (e *engine) startSend(r *Request) {
 		r.id = e.nextID
 	}
 	p := &e.peers[r.peer]
-	if len(p.queue) == 0 && e.affords(r, p.left) {
+	if len(p.queue) == 0 && e.affords(r, p.left, p.left-e.reserve(r.peer)) {
 		e.transmit(r)
 		return
 	}
@@ -57,11 +57,10 @@ func (e *engine) sendNow(c *Comm, comm uint64, dst, tag int, data []byte) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	p := &e.peers[w]
-	cost := int64(len(data)) + frameCost
-	if e.err != nil || w == e.rank || len(p.queue) > 0 || p.left < cost || p.gone {
+	if e.err != nil || w == e.rank || len(p.queue) > 0 || p.gone || !e.eagerFits(w, len(data)) {
 		return false
 	}
-	p.left -= cost
+	p.left -= int64(len(data)) + frameCost
 	// Recorded before it leaves: over shared memory the receiver can
 	// record its end before this line would come after the publish.
 	traceSent(c, w, comm, tag)
@@ -70,22 +69,43 @@ func (e *engine) sendNow(c *Comm, comm uint64, dst, tag int, data []byte) bool {
 	return e.err == nil
 }
 
-// affords reports whether send r can go out now with credit bytes of
-// eager credit at its receiver: whole, or, when the credit is short of the
-// message but covers a frame, as a rendezvous, which it then becomes (a
-// receiver that holds a sender's earlier messages unreceived while it waits
-// for a later one gets the later one: a whole credit of unreceived
-// messages no longer stops the ones behind them; only credit/frameCost of
-// them does). Called with e.mu held.
-func (e *engine) affords(r *Request, credit int64) bool {
+// affords reports whether send r can go out now, with left bytes of eager
+// credit at its receiver of which spare lie beyond the reserve: eager when
+// the spare covers it; else, when what is left covers a frame, as a
+// rendezvous, which it then becomes (so a receiver that holds a sender's
+// earlier messages unreceived while it waits for a later one gets the later
+// one: eager messages fill at most the credit less the reserve, and only
+// reserve/frameCost unreceived RTSs more stop the ones behind them). An
+// empty message costs what an RTS costs, and may use the reserve too.
+// Called with e.mu held.
+func (e *engine) affords(r *Request, left, spare int64) bool {
 	switch {
-	case credit >= e.sendCost(r):
+	case r.rdv || len(r.data) == 0:
+		return left >= frameCost
+	case spare >= e.sendCost(r):
 		return true
-	case credit >= frameCost && len(r.data) > 0:
+	case left >= frameCost:
 		r.rdv = true
+		if r.stage != stageQueued { // a queued send was counted when it queued
+			e.stats.creditWaits++
+		}
 		return true
 	}
 	return false
+}
+
+// reserve is the part of the eager credit peer granted that eager messages
+// leave to RTSs and empty messages: half of it.
+func (e *engine) reserve(peer int) int64 { return e.peerInfo[peer].credit / 2 }
+
+// eagerFits reports whether an eager message of n bytes fits the credit
+// left at peer, as affords would send it.
+func (e *engine) eagerFits(peer int, n int) bool {
+	left := e.peers[peer].left
+	if n == 0 {
+		return left >= frameCost
+	}
+	return left-e.reserve(peer) >= int64(n)+frameCost
 }
 
 // transmit puts a send whose credit is available on the wire.
@@ -119,7 +139,7 @@ func (e *engine) onCredit(subj string, h header) {
 	p.left += int64(h.n)
 	for len(p.queue) > 0 && e.err == nil {
 		r := p.queue[0]
-		if !e.affords(r, p.left) {
+		if !e.affords(r, p.left, p.left-e.reserve(h.src)) {
 			break
 		}
 		p.queue[0] = nil
@@ -129,7 +149,7 @@ func (e *engine) onCredit(subj string, h header) {
 	}
 	for len(e.mcQueue) > 0 && e.err == nil {
 		r := e.mcQueue[0]
-		if !e.affords(r, e.mcastCredit()) {
+		if !e.affordsAll(r) {
 			break
 		}
 		e.mcQueue = remove(e.mcQueue, 0)
