@@ -124,6 +124,11 @@ func (r *Request) wait(ctx context.Context, op string) (Status, error) {
 		return r.status, r.err
 	default:
 	}
+	if r.c != nil {
+		if d, ok := r.c.e.tr.(drainer); ok && d.drain(r.done) {
+			return r.status, r.err
+		}
+	}
 	if !blocked.IsQuiet(ctx) {
 		defer blocked.Enter(r.blockedCall(op)).Exit()
 	}

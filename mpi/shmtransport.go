@@ -43,6 +43,14 @@ import (
 // the host has a core for each local rank. When idle it also checks, every
 // shmLiveness, that its ring peers' processes still run: one SIGKILLed says
 // no bye, and what waits for it must still fail.
+//
+// A goroutine about to block in Wait first takes the frames itself for up
+// to the same spin (drain), so that the message it waits for wakes no
+// parked goroutine: the hand-off from poll to the waiter (a thread woken
+// by a system call) was most of a small message's latency. While a waiter
+// drains, poll neither spins nor sleeps on the doorbell (whose ringing
+// costs each sender a system call), but dozes: it looks again after
+// shmDoze, or when a waiter leaves without its message.
 type shmTransport struct {
 	e    *engine
 	nats *natsTransport
@@ -56,6 +64,10 @@ type shmTransport struct {
 	smu   sync.Mutex // guards ep.Send and queue
 	queue [][][]byte // by world rank: frames (stream byte, header, payload) waiting for room in the ring
 	nq    atomic.Int64
+
+	rmu      sync.Mutex    // held while taking frames from the rings: by poll, or by a waiter in drain
+	draining atomic.Int32  // waiters in drain now
+	kick     chan struct{} // a waiter left drain without its message: poll takes over at once (cap 1)
 
 	stop atomic.Bool
 	done chan struct{} // closed when poll returns
@@ -125,7 +137,7 @@ func shmSegmentID(path string) uint64 {
 }
 
 func newShmTransport(e *engine) transport {
-	return &shmTransport{e: e, nats: newNATSTransport(e), done: make(chan struct{})}
+	return &shmTransport{e: e, nats: newNATSTransport(e), done: make(chan struct{}), kick: make(chan struct{}, 1)}
 }
 
 func (t *shmTransport) multicast() bool {
@@ -186,7 +198,10 @@ func (t *shmTransport) open() error {
 	}
 	e.shmOwn = shmHello{seg: seg, local: uint32(o.localRank), pid: uint32(os.Getpid())}
 	t.wait = 100 * time.Millisecond
-	if cpus := min(runtime.NumCPU(), runtime.GOMAXPROCS(0)); ep.Size() <= cpus {
+	// The host's cores, not this process's GOMAXPROCS: gorun gives each
+	// rank its share of them (GOMAXPROCS=1 for 2 ranks on 2 cores), and
+	// one spinning goroutine a rank then leaves each a core.
+	if ep.Size() <= runtime.NumCPU() {
 		t.spin = 20 * time.Microsecond
 	}
 	if o.shmSpin != nil {
@@ -292,6 +307,9 @@ func (t *shmTransport) poll(r *shmRoutes) {
 	dead := make([]bool, len(r.local))
 	check := time.Now().Add(shmLiveness)
 	handed := false // a frame went to the engine since the last wait
+	drained := func() bool { return t.draining.Load() > 0 }
+	doze := time.NewTimer(shmDoze)
+	defer doze.Stop()
 	for !t.stop.Load() {
 		if t.nq.Load() > 0 {
 			if err := t.flush(r); err != nil {
@@ -301,11 +319,8 @@ func (t *shmTransport) poll(r *shmRoutes) {
 				return
 			}
 		}
-		// A fresh buffer each frame: the engine keeps an eager
-		// message's bytes.
-		f, ok, err := t.ep.Recv(nil)
+		ok, err := t.take(r)
 		if err != nil {
-			t.corrupt(r, f.Src, err)
 			continue
 		}
 		if !ok {
@@ -321,7 +336,15 @@ func (t *shmTransport) poll(r *shmRoutes) {
 				t.checkPeers(r, dead)
 				check = now.Add(shmLiveness)
 			}
-			if err := t.ep.Wait(t.spin, t.wait); err != nil {
+			if drained() {
+				doze.Reset(shmDoze)
+				select {
+				case <-doze.C:
+				case <-t.kick:
+				}
+				continue
+			}
+			if err := t.ep.WaitUnless(t.spin, t.wait, drained); err != nil {
 				e.mu.Lock()
 				e.lose(err)
 				e.mu.Unlock()
@@ -329,9 +352,72 @@ func (t *shmTransport) poll(r *shmRoutes) {
 			}
 			continue
 		}
-		t.decode(r, f)
 		handed = true
 	}
+}
+
+// shmDoze is how long poll leaves the rings to a waiter that drains them
+// before it looks again.
+const shmDoze = 50 * time.Microsecond
+
+// take hands the next frame from the rings, if one waits, to the engine.
+// A ring that broke its rules fails the job (err).
+func (t *shmTransport) take(r *shmRoutes) (ok bool, err error) {
+	t.rmu.Lock()
+	defer t.rmu.Unlock()
+	// A fresh buffer each frame: the engine keeps an eager message's
+	// bytes.
+	f, ok, err := t.ep.Recv(nil)
+	switch {
+	case err != nil:
+		t.corrupt(r, f.Src, err)
+	case ok:
+		t.decode(r, f)
+	}
+	return ok, err
+}
+
+// drain takes frames from the rings in the goroutine of a waiter about to
+// block, until done is closed (it reports true) or the spin passes (one
+// look when poll does not spin either). It does nothing while poll (or
+// another waiter) takes frames.
+func (t *shmTransport) drain(done <-chan struct{}) bool {
+	r := t.routes.Load()
+	if r == nil || !t.rmu.TryLock() {
+		return false
+	}
+	t.draining.Add(1)
+	got := false
+	start := time.Now()
+	for i := 1; !t.stop.Load(); i++ {
+		f, ok, err := t.ep.Recv(nil)
+		if err != nil {
+			t.corrupt(r, f.Src, err)
+			break
+		}
+		if ok {
+			t.decode(r, f)
+		}
+		select {
+		case <-done:
+			got = true
+		default:
+		}
+		if got || !ok && (t.spin == 0 || i%16 == 0 && time.Since(start) >= t.spin) {
+			break
+		}
+		if i%64 == 0 {
+			runtime.Gosched()
+		}
+	}
+	t.rmu.Unlock()
+	if t.draining.Add(-1) == 0 && !got {
+		select {
+		case t.kick <- struct{}{}:
+		default:
+		}
+	}
+	return got
 }
 
 // checkPeers finds the ring peers whose process is gone (SIGKILLed: it
@@ -351,15 +437,10 @@ func (t *shmTransport) checkPeers(r *shmRoutes, dead []bool) {
 		}
 		dead[w] = true
 		for {
-			f, ok, err := t.ep.Recv(nil)
-			if err != nil {
-				t.corrupt(r, f.Src, err)
-				continue
-			}
-			if !ok {
+			ok, err := t.take(r)
+			if err == nil && !ok {
 				break
 			}
-			t.decode(r, f)
 		}
 		t.e.peerCut(w)
 	}
@@ -440,7 +521,10 @@ func (t *shmTransport) close(d time.Duration) {
 	}
 	<-t.done
 	if t.ep != nil {
-		// Only now: the segment is unmapped, and poll touches it no more.
+		// Only now: the segment is unmapped, and poll touches it no
+		// more; a waiter in drain leaves it (stop), and none starts.
+		t.rmu.Lock()
 		t.ep.Close()
+		t.rmu.Unlock()
 	}
 }

@@ -46,3 +46,11 @@ type transport interface {
 	// close waits at most d for what was sent to leave, and disconnects.
 	close(d time.Duration)
 }
+
+// A drainer is a transport that a goroutine about to block in Wait can
+// help: drain takes frames in the waiter's own goroutine for a short while,
+// rather than park it for the transport's goroutine to wake, and reports
+// whether done was closed meanwhile.
+type drainer interface {
+	drain(done <-chan struct{}) bool
+}

@@ -202,6 +202,16 @@ func (e *Endpoint) ready() bool {
 // doorbell: it arms it, checks the rings once more, and waits on it with
 // FUTEX_WAIT. It may return early and for nothing (a signal): callers loop.
 func (e *Endpoint) Wait(spin, timeout time.Duration) error {
+	return e.WaitUnless(spin, timeout, nil)
+}
+
+// WaitUnless is Wait that also returns, before it sleeps, once unless
+// reports true: it asks unless between polls of its spin, and once before
+// it sleeps (a nil unless is never true). A caller that has another way to
+// learn of frames (another goroutine taking them for a while) uses it to
+// stop spinning, and to sleep elsewhere than on the doorbell, whose
+// ringing costs every sender a system call.
+func (e *Endpoint) WaitUnless(spin, timeout time.Duration, unless func() bool) error {
 	if e.ready() {
 		return nil
 	}
@@ -212,6 +222,9 @@ func (e *Endpoint) Wait(spin, timeout time.Duration) error {
 				return nil
 			}
 			if i%64 == 0 {
+				if unless != nil && unless() {
+					return nil
+				}
 				if time.Since(start) >= spin {
 					break
 				}
@@ -219,6 +232,9 @@ func (e *Endpoint) Wait(spin, timeout time.Duration) error {
 				unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0) // then the host's processes
 			}
 		}
+	}
+	if unless != nil && unless() {
+		return nil
 	}
 	b := e.bell(e.rank)
 	atomic.StoreUint32(b, 1) // armed: senders wake this rank from now on

@@ -141,22 +141,25 @@ func (w *writer) copyIn(pos uint64, p []byte) uint64 {
 	return (pos + uint64(len(p))) & w.mask
 }
 
-// reader is the receiver's end of a ring. head and seq are its own.
+// reader is the receiver's end of a ring. head and seq are its own, for
+// the one goroutine at a time that reads; pending, which another may call
+// meanwhile, reads only the ring's published words and bad.
 type reader struct {
 	ring
 	src  int
 	head uint64
 	seq  uint32
-	bad  bool // reported corrupt once: ignored from then on
+	bad  atomic.Bool // reported corrupt once: ignored from then on
 }
 
-// pending reports whether the sender has published past this side's head.
+// pending reports whether the sender has published past this side's
+// published head.
 func (r *reader) pending() bool {
-	return !r.bad && atomic.LoadUint64(r.tailp()) != r.head
+	return !r.bad.Load() && atomic.LoadUint64(r.tailp()) != atomic.LoadUint64(r.headp())
 }
 
 func (r *reader) corrupt(format string, args ...any) error {
-	r.bad = true
+	r.bad.Store(true)
 	return &CorruptError{Src: r.src, Reason: fmt.Sprintf(format, args...)}
 }
 
@@ -166,7 +169,7 @@ func (r *reader) corrupt(format string, args ...any) error {
 // rung. Every figure read from the ring is checked before it is used, and
 // read once.
 func (r *reader) read(buf []byte) (frame []byte, stream byte, ok, wake bool, err error) {
-	if r.bad {
+	if r.bad.Load() {
 		return buf[:0], 0, false, false, nil
 	}
 	tail := atomic.LoadUint64(r.tailp())

@@ -366,7 +366,7 @@ func TestRingRejectsHostileIndex(t *testing.T) {
 			if err := a.Send(2, 0, nil, make([]byte, 24)); err != nil {
 				t.Fatal(err)
 			}
-			ring := r.in[0]
+			ring := &r.in[0]
 			head := ring.head
 			c.spoil(ring.ctl, ring.data[head&ring.mask:], head, a.out[2].tail)
 			if err := b.Send(2, 0, nil, []byte("fine")); err != nil {
