@@ -59,6 +59,13 @@ func (c *Comm) Waiting(src int) (msgs int, held int64) {
 // CreditShare is the eager credit c's rank grants each peer.
 func (c *Comm) CreditShare() int64 { return c.e.share }
 
+// CreditLeft is the eager credit c's rank has left at world rank peer.
+func (c *Comm) CreditLeft(peer int) int64 {
+	c.e.mu.Lock()
+	defer c.e.mu.Unlock()
+	return c.e.peers[peer].left
+}
+
 // CreditReserve is the part of CreditShare that a peer's eager messages
 // leave to its RTSs.
 func (c *Comm) CreditReserve() int64 { return c.e.reserve(0) }

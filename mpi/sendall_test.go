@@ -75,28 +75,46 @@ func TestSendAll(t *testing.T) {
 
 // TestSendAllWithoutCredit: with tiny eager budgets most SendAll calls find
 // some peer without credit and wait for it: nothing is lost or reordered.
+// Rank 2 receives nothing until rank 0 has sent all it can; the others
+// receive at once, and rank 0 sends each message only once they have given
+// back the credit for the ones before: a SendAll that checked the credit of
+// fewer peers than all would overrun rank 2's.
 func TestSendAllWithoutCredit(t *testing.T) {
 	const n, budget, eagerLimit = 4, 4096, 1000
 	stats := make([]mpi.FlowStats, n)
-	var sender atomic.Pointer[mpi.Comm]
+	var sent atomic.Int64 // SendAll calls rank 0 has made
 	mpitest.Run(t, n, func(ctx context.Context, c *mpi.Comm) error {
 		defer func() { stats[c.Rank()] = c.FlowStats() }()
 		const k = 300
 		if c.Rank() == 0 {
-			sender.Store(c)
+			full := c.CreditShare() - c.CreditShare()/4 // a peer returns credit once it took a quarter
 			for i := range k {
+				for _, p := range []int{1, 3} {
+					for c.CreditLeft(p) <= full {
+						if err := ctx.Err(); err != nil {
+							return err
+						}
+						time.Sleep(50 * time.Microsecond)
+					}
+				}
 				if err := c.SendAll(ctx, 3, []byte{byte(i), byte(i >> 8)}); err != nil {
 					return err
 				}
+				sent.Add(1)
 			}
 			return nil
 		}
 		if c.Rank() == 2 {
-			// Receive nothing until rank 0 has run out of credit here.
-			for {
-				if s := sender.Load(); s != nil && s.FlowStats().CreditWaits > 0 {
+			// Receive nothing until rank 0 has sent all it can: all,
+			// or no more for 50 ms (it waits for credit here).
+			last, still := int64(-1), 0
+			for still < 50 {
+				if s := sent.Load(); s == k {
 					break
+				} else if s != last {
+					last, still = s, 0
 				}
+				still++
 				select {
 				case <-ctx.Done():
 					return ctx.Err()
