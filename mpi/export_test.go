@@ -66,6 +66,13 @@ func (c *Comm) CreditLeft(peer int) int64 {
 	return c.e.peers[peer].left
 }
 
+// WindowFree is the rendezvous window c's rank has not granted.
+func (c *Comm) WindowFree() int64 {
+	c.e.mu.Lock()
+	defer c.e.mu.Unlock()
+	return c.e.window
+}
+
 // CreditReserve is the part of CreditShare that a peer's eager messages
 // leave to its RTSs.
 func (c *Comm) CreditReserve() int64 { return c.e.reserve(0) }

@@ -843,3 +843,43 @@ func TestStoppedReceiverMemory(t *testing.T) {
 		return nil
 	}, mpi.WithBuffers(budget, 8<<20))
 }
+
+// TestCancelGivesWindowBack: a receive that granted its sender part of the
+// rendezvous window, for a message the sender then withdraws before any
+// chunk came, gives that part back: the window is whole again once the
+// receive has failed. (Kept, it would shrink the window for good: a few
+// withdrawn sends would stop every later rendezvous.) Single copies are
+// off, so that the receiver grants; rank 0 gets no frame meanwhile, so
+// that it sends no chunk.
+func TestCancelGivesWindowBack(t *testing.T) {
+	const window, size = 4 << 20, 16 << 20
+	net := mpitest.NewNet(mpitest.Faults{Seed: 1})
+	granted := make(chan struct{})
+	net.Run(t, 2, func(ctx context.Context, c *mpi.Comm) error {
+		if c.Rank() == 0 {
+			net.Stop(0)
+			r := c.Isend(1, 0, make([]byte, size))
+			<-granted
+			if !r.Cancel() {
+				return errors.New("the send could not be withdrawn")
+			}
+			net.Resume(0)
+			return nil
+		}
+		r := c.Irecv(0, 0)
+		for c.WindowFree() == window { // until the RTS came and was granted
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+		close(granted)
+		if _, err := r.Wait(ctx); !errors.Is(err, mpi.ErrCanceled) {
+			return fmt.Errorf("the withdrawn message's receive: %v, want ErrCanceled", err)
+		}
+		if free := c.WindowFree(); free != window {
+			return fmt.Errorf("after the withdrawn message the window has %d bytes free, want all %d", free, window)
+		}
+		return nil
+	}, mpi.WithBuffers(64<<20, window), mpi.WithSingleCopy(false))
+}
