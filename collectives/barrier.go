@@ -22,6 +22,12 @@ func Barrier(ctx context.Context, c *mpi.Comm) (err error) {
 		return err
 	}
 	defer func() { _, err = done[byte](x, nil, err) }()
-	_, _, err = x.agree(nil, nil)
+	_, err = barrier(x)
 	return err
+}
+
+// barrier is Barrier's work, once begun.
+func barrier(x *call) (struct{}, error) {
+	_, _, err := x.agree(nil, nil)
+	return struct{}{}, err
 }

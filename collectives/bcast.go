@@ -51,6 +51,12 @@ func Bcast[T any](ctx context.Context, c *mpi.Comm, root int, data []T) (out []T
 		return nil, err
 	}
 	defer func() { out, err = done(x, out, err) }()
+	return bcast(x, root, data)
+}
+
+// bcast is Bcast's work, once begun.
+func bcast[T any](x *call, root int, data []T) ([]T, error) {
+	elem := x.elem
 	var offer []byte // root's data, if it goes with the check
 	if x.checkRoot(root) && x.rank == root {
 		enc, err := encode(elem, data)

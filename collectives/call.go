@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"weak"
 
@@ -34,6 +35,12 @@ type shadow struct {
 	comm   *mpi.Comm // nil until made
 	seq    uint32    // calls so far
 	active int       // calls in progress on this rank
+	// nbSeq numbers the non-blocking calls, apart from the blocking ones
+	// (their tags are apart too); nbq holds those started and not yet run,
+	// which one goroutine at a time (while nbRunning) runs in order.
+	nbSeq     uint32
+	nbq       []func()
+	nbRunning bool
 	// poison, once set, is the ErrConcurrent error every call in progress
 	// and every later call on the communicator returns. ctx is cancelled
 	// with it as the cause, which ends the calls blocked in mpi.
@@ -49,10 +56,13 @@ type shadow struct {
 }
 
 // tagCalls is how many calls have distinct tags before tags repeat; each
-// call has tagPhases tags of its own.
+// call has tagPhases tags of its own. Blocking calls take the lower half of
+// the tags, non-blocking ones (numbered apart) the upper half: the two
+// kinds run at once on one communicator and never match each other's
+// messages.
 const (
 	tagPhases = 4
-	tagCalls  = (mpi.MaxTag + 1) / tagPhases
+	tagCalls  = (mpi.MaxTag + 1) / tagPhases / 2
 )
 
 // The phases of a call, each with a tag of its own.
@@ -93,12 +103,20 @@ type call struct {
 	opPanic *any
 	failed  bool
 	markers bool // the data phase may carry the failure marker
+	nb      bool // a non-blocking call (nonblocking.go)
 }
 
 // begin starts a call of collective k on c: it finds or makes c's shadow and
 // numbers the call. root and length are the arguments every rank must agree
 // on (0 where there is none).
 func begin(ctx context.Context, c *mpi.Comm, k kind, elem *elemInfo, root, length int) (*call, error) {
+	return beginCall(ctx, c, k, elem, root, length, false)
+}
+
+// beginCall is begin, for a non-blocking call when nb is set: numbered
+// apart, and not counted among the calls in progress (several may run
+// beside a blocking one).
+func beginCall(ctx context.Context, c *mpi.Comm, k kind, elem *elemInfo, root, length int, nb bool) (*call, error) {
 	if ctx == nil {
 		return nil, opError(k, mpi.ErrNilContext)
 	}
@@ -115,7 +133,7 @@ func begin(ctx context.Context, c *mpi.Comm, k kind, elem *elemInfo, root, lengt
 		}
 	}
 	sh := v.(*shadow)
-	x, poison, err := sh.enter(ctx, c, k, elem)
+	x, poison, err := sh.enter(ctx, c, k, elem, nb)
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +142,11 @@ func begin(ctx context.Context, c *mpi.Comm, k kind, elem *elemInfo, root, lengt
 	// The hang report shows the call as itself, not its messages.
 	x.ctx = blocked.Quiet(x.ctx)
 	name, group := blocked.CommInfo(c)
-	bc := blocked.Call{Op: k.String(), Coll: true, Comm: name, Group: group, Peer: blocked.None, PeerWorld: blocked.None, Tag: blocked.None, Root: blocked.None, Bytes: -1, Seq: x.seq}
+	op := k.String()
+	if nb {
+		op = "I" + strings.ToLower(op[:1]) + op[1:]
+	}
+	bc := blocked.Call{Op: op, Coll: true, Comm: name, Group: group, Peer: blocked.None, PeerWorld: blocked.None, Tag: blocked.None, Root: blocked.None, Bytes: -1, Seq: x.seq}
 	if k.hasRoot() {
 		bc.Root = root
 	}
@@ -153,7 +175,7 @@ func begin(ctx context.Context, c *mpi.Comm, k kind, elem *elemInfo, root, lengt
 // It returns the call, and the poison it must fail with if the
 // communicator is poisoned. sh.mu is released however enter ends, a panic
 // included: a lock held past a panic would block every later call.
-func (sh *shadow) enter(ctx context.Context, c *mpi.Comm, k kind, elem *elemInfo) (*call, error, error) {
+func (sh *shadow) enter(ctx context.Context, c *mpi.Comm, k kind, elem *elemInfo, nb bool) (*call, error, error) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if sh.comm == nil {
@@ -168,12 +190,18 @@ func (sh *shadow) enter(ctx context.Context, c *mpi.Comm, k kind, elem *elemInfo
 		invariant.Standing(sh.news)
 		go sh.listen()
 	}
+	x := &call{k: k, c: sh.comm, rank: c.Rank(), size: c.Size(), elem: elem, sh: sh, user: c, nb: nb}
+	if nb {
+		sh.nbSeq++
+		x.seq = sh.nbSeq
+		return x, sh.poison, nil
+	}
 	sh.seq++
+	x.seq = sh.seq
 	sh.active++
 	if sh.active > 1 {
 		sh.poisonLocked(fmt.Errorf("collectives: %s: %w on rank %d", k, ErrConcurrent, c.Rank()), true)
 	}
-	x := &call{k: k, c: sh.comm, rank: c.Rank(), size: c.Size(), seq: sh.seq, elem: elem, sh: sh, user: c}
 	return x, sh.poison, nil
 }
 
@@ -189,9 +217,11 @@ func (x *call) end() {
 	}
 	x.stop()
 	x.cancel(nil)
-	x.sh.mu.Lock()
-	x.sh.active--
-	x.sh.mu.Unlock()
+	if !x.nb {
+		x.sh.mu.Lock()
+		x.sh.active--
+		x.sh.mu.Unlock()
+	}
 	runtime.KeepAlive(x.user)
 }
 
@@ -353,7 +383,13 @@ func closedErr(c *mpi.Comm) error {
 	return nil
 }
 
-func (x *call) tag(phase int) int { return int(x.seq%tagCalls)*tagPhases + phase }
+func (x *call) tag(phase int) int {
+	n := int(x.seq % tagCalls)
+	if x.nb {
+		n += tagCalls
+	}
+	return n*tagPhases + phase
+}
 
 // fail records a local argument error: this rank goes on with the exchange
 // so that every rank learns of it, then returns it.

@@ -74,6 +74,11 @@ func Allgather[T any](ctx context.Context, c *mpi.Comm, data []T) (out []T, err 
 		return nil, err
 	}
 	defer func() { out, err = done(x, out, err) }()
+	return allgather(x, data)
+}
+
+// allgather is Allgather's work, once begun.
+func allgather[T any](x *call, data []T) ([]T, error) {
 	enc, offer := encodeOffer(x, data)
 	common, _, err := x.agree(x.collectUp(offer), func(all []byte) downPayload {
 		x.st.info = 0

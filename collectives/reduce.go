@@ -64,6 +64,12 @@ func reduce[T mpi.Number](ctx context.Context, c *mpi.Comm, k kind, root int, da
 		return nil, err
 	}
 	defer func() { out, err = done(x, out, err) }()
+	return reduceBody(x, root, data, op)
+}
+
+// reduceBody is Reduce's or Allreduce's work (x.k), once begun.
+func reduceBody[T mpi.Number](x *call, root int, data []T, op Op[T]) ([]T, error) {
+	k, elem := x.k, x.elem
 	if k == kReduce {
 		x.checkRoot(root)
 	}

@@ -130,3 +130,16 @@ func BenchmarkAllreduce1e6(b *testing.B) {
 		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) { job(b, n, "-op", "allreduce", "-count", "1000000") })
 	}
 }
+
+// BenchmarkIallreduceOverlap: an Allreduce of 1e6 float64 and 50 ms of
+// work that does not need its result, one after the other (sequential) and
+// overlapped (Iallreduce, the work, Wait): overlapped takes less.
+func BenchmarkIallreduceOverlap(b *testing.B) {
+	for _, n := range []int{2, 4} {
+		for _, way := range []struct{ name, op string }{{"sequential", "allreduce+compute"}, {"overlapped", "iallreduce+compute"}} {
+			b.Run(fmt.Sprintf("n=%d/%s", n, way.name), func(b *testing.B) {
+				job(b, n, "-op", way.op, "-count", "1000000", "-compute", "50ms")
+			})
+		}
+	}
+}

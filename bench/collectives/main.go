@@ -29,12 +29,13 @@ import (
 )
 
 func main() {
-	op := flag.String("op", "barrier", "the operation: barrier, bcast, allreduce, reduce, allgather, alltoall")
+	op := flag.String("op", "barrier", "the operation: barrier, bcast, allreduce, reduce, allgather, alltoall, allreduce+compute, iallreduce+compute")
 	bytes := flag.Int("bytes", 8<<20, "bcast, allgather, alltoall: bytes per call (per rank for allgather)")
 	count := flag.Int("count", 1_000_000, "allreduce, reduce: float64 elements per rank")
 	iters := flag.Int("iters", 100, "timed calls")
 	warmup := flag.Int("warmup", 3, "untimed calls first")
 	profile := flag.String("cpuprofile", "", "write rank 0's CPU profile of the timed calls to this file")
+	compute = flag.Duration("compute", 50*time.Millisecond, "allreduce+compute, iallreduce+compute: the work beside each Allreduce")
 	singleCopy := flag.Bool("single-copy", true, "let ranks of one machine copy large messages out of each other's memory (mpi.WithSingleCopy)")
 	multicast := flag.Bool("multicast", true, "let the bus fan one publish out to every rank (mpi.WithMulticast)")
 	flag.Parse()
@@ -68,6 +69,22 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// compute is the work beside an Allreduce in the +compute operations.
+var compute *time.Duration
+
+// work computes for d: a loop that does not need the network.
+func work(d time.Duration) {
+	x, start := 1.0, time.Now()
+	for time.Since(start) < d {
+		for range 1000 {
+			x = x*1.000001 + 1e-9
+		}
+	}
+	sink = x
+}
+
+var sink float64
 
 func run(ctx context.Context, c *mpi.Comm, op string, bytes, count, iters, warmup int) error {
 	call, check, size, err := operation(c, op, bytes, count)
@@ -141,6 +158,32 @@ func operation(c *mpi.Comm, op string, bytes, count int) (func(context.Context) 
 				}
 				return nil
 			}, bytes, nil
+	case "allreduce+compute", "iallreduce+compute":
+		// An Allreduce and *compute of work that does not need its
+		// result: one after the other, or overlapped (Iallreduce, the
+		// work, Wait).
+		xs := make([]float64, count)
+		for i := range xs {
+			xs[i] = float64(rank + i%3)
+		}
+		var got []float64
+		return func(ctx context.Context) error {
+				var err error
+				if op == "allreduce+compute" {
+					got, err = collectives.Allreduce(ctx, c, xs, collectives.Sum)
+					work(*compute)
+					return err
+				}
+				req := collectives.Iallreduce(c, xs, collectives.Sum)
+				work(*compute)
+				got, err = req.Wait(ctx)
+				return err
+			}, func() error {
+				if len(got) != count || count > 0 && got[0] != float64(n*(n-1)/2) {
+					return fmt.Errorf("%s: got %d elements, want %d", op, len(got), count)
+				}
+				return nil
+			}, count * 8, nil
 	case "allreduce", "reduce":
 		xs := make([]float64, count)
 		for i := range xs {
