@@ -3,6 +3,7 @@ package collectives
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -340,7 +341,68 @@ func allCases() []tcase {
 	cs = append(cs, numberCases("int32", func(v int) int32 { return int32(v) }, Min[int32], Max[int32], 0, 0)...)
 	cs = append(cs, numberCases("float64", func(v int) float64 { return float64(v) }, Min[float64], Max[float64], 8000, 2100)...)
 	cs = append(cs, numberCases("complex128", func(v int) complex128 { return complex(float64(v), 1) }, nil, nil, 4000, 1100)...)
+	cs = append(cs, tcase{"non-blocking", nonBlockingCase})
 	return cs
+}
+
+// nonBlockingCase starts one of each non-blocking collective, small and
+// past the inline limits, runs a blocking Allreduce while they are in
+// flight, and checks every result once they end.
+func nonBlockingCase(ctx context.Context, c *mpi.Comm) error {
+	n, me := c.Size(), c.Rank()
+	root := n / 2
+	const big = 70000 // float64s: past the inline limits of Bcast, Reduce and Allgather
+	mine := gen(func(v int) float64 { return float64(v) }, me, big, 1)
+	var bdata []float64
+	if me == root {
+		bdata = mine
+	}
+	rb := Ibarrier(c)
+	rs := Ibcast(c, root, []int{root, 7})
+	rl := Ibcast(c, root, bdata)
+	ra := Iallreduce(c, mine, Sum[float64])
+	rr := Ireduce(c, root, []int{me}, Max[int])
+	part := big / (n + 1) // each rank's share of the Iallgather
+	rg := Iallgather(c, mine[:part])
+	one, err := Allreduce(ctx, c, []int{1}, Sum[int])
+	if err != nil || one[0] != n {
+		return fmt.Errorf("Allreduce beside them: %v, %v", one, err)
+	}
+	if _, err := rb.Wait(ctx); err != nil {
+		return fmt.Errorf("Ibarrier: %w", err)
+	}
+	if got, err := rs.Wait(ctx); err != nil || !slices.Equal(got, []int{root, 7}) {
+		return fmt.Errorf("Ibcast small: %v, %v", got, err)
+	}
+	if got, err := rl.Wait(ctx); err != nil || !slices.Equal(got, gen(func(v int) float64 { return float64(v) }, root, big, 1)) {
+		return fmt.Errorf("Ibcast large: %d elements, %v", len(got), err)
+	}
+	got, err := ra.Wait(ctx)
+	if err != nil || len(got) != big {
+		return fmt.Errorf("Iallreduce: %d elements, %v", len(got), err)
+	}
+	want := make([]float64, big)
+	for r := range n {
+		for i, x := range gen(func(v int) float64 { return float64(v) }, r, big, 1) {
+			want[i] += x
+		}
+	}
+	if !slices.Equal(got, want) {
+		return errors.New("Iallreduce: the sums differ")
+	}
+	if got, err := rr.Wait(ctx); err != nil || (me == root) != (got != nil) || me == root && got[0] != n-1 {
+		return fmt.Errorf("Ireduce: %v, %v", got, err)
+	}
+	all, err := rg.Wait(ctx)
+	if err != nil || len(all) != n*part {
+		return fmt.Errorf("Iallgather: %d elements, %v", len(all), err)
+	}
+	for r := range n {
+		if want := gen(func(v int) float64 { return float64(v) }, r, part, 1); !slices.Equal(all[r*part:(r+1)*part], want) {
+			return fmt.Errorf("Iallgather: rank %d's part differs", r)
+		}
+	}
+	return nil
 }
 
 // runCases runs every case on c, each followed by mpitest.Quiet: after
