@@ -342,7 +342,113 @@ func allCases() []tcase {
 	cs = append(cs, numberCases("float64", func(v int) float64 { return float64(v) }, Min[float64], Max[float64], 8000, 2100)...)
 	cs = append(cs, numberCases("complex128", func(v int) complex128 { return complex(float64(v), 1) }, nil, nil, 4000, 1100)...)
 	cs = append(cs, tcase{"non-blocking", nonBlockingCase})
+	for _, k := range []int{3, 3000} { // 3000 float64s a block pass Gatherv's 16 KiB inline limit
+		cs = append(cs, tcase{fmt.Sprintf("v-collectives/%d", k), func(ctx context.Context, c *mpi.Comm) error { return vCase(ctx, c, k) }})
+	}
 	return cs
+}
+
+// vCase runs the collectives whose counts differ by rank (Alltoallv,
+// Gatherv at every root, Allgatherv, ReduceScatter, ReduceScatterBlock)
+// and the reductions over any type (ReduceFunc at every root,
+// AllreduceFunc), with blocks of about k elements, and checks each result
+// against what the ranks sent.
+func vCase(ctx context.Context, c *mpi.Comm, k int) error {
+	n, me := c.Size(), c.Rank()
+	val := func(src, dst, i int) float64 { return float64(src*1_000_000 + dst*10_000 + i) }
+	// Rank src sends dst a block of k+src+dst elements.
+	size := func(src, dst int) int { return k + src + dst }
+	var data []float64
+	counts := make([]int, n)
+	for dst := range n {
+		counts[dst] = size(me, dst)
+		for i := range counts[dst] {
+			data = append(data, val(me, dst, i))
+		}
+	}
+	out, got, err := Alltoallv(ctx, c, data, counts)
+	if err != nil {
+		return fmt.Errorf("Alltoallv: %w", err)
+	}
+	var want []float64
+	for src := range n {
+		if got[src] != size(src, me) {
+			return fmt.Errorf("Alltoallv: %d elements from rank %d, want %d", got[src], src, size(src, me))
+		}
+		for i := range size(src, me) {
+			want = append(want, val(src, me, i))
+		}
+	}
+	if !slices.Equal(out, want) {
+		return errors.New("Alltoallv: the data differ")
+	}
+	mine := data[:counts[0]] // this rank's block for rank 0: k+me elements
+	var all []float64
+	for r := range n {
+		for i := range size(r, 0) {
+			all = append(all, val(r, 0, i))
+		}
+	}
+	for root := range n {
+		g, gc, err := Gatherv(ctx, c, root, mine)
+		if err != nil {
+			return fmt.Errorf("Gatherv to %d: %w", root, err)
+		}
+		if me != root && (g != nil || gc != nil) || me == root && !slices.Equal(g, all) {
+			return fmt.Errorf("Gatherv to %d: %d elements on rank %d", root, len(g), me)
+		}
+	}
+	ag, agc, err := Allgatherv(ctx, c, mine)
+	if err != nil || !slices.Equal(ag, all) || len(agc) != n || agc[n-1] != size(n-1, 0) {
+		return fmt.Errorf("Allgatherv: %d elements, %v", len(ag), err)
+	}
+	// Every rank reduces the same-length vector x_r[i] = r + i.
+	vec := make([]float64, n*k)
+	sum := make([]float64, n*k)
+	for i := range vec {
+		vec[i] = float64(me + i)
+		sum[i] = float64(n*i + n*(n-1)/2)
+	}
+	b, err := ReduceScatterBlock(ctx, c, vec, Sum[float64])
+	if err != nil || !slices.Equal(b, sum[me*k:(me+1)*k]) {
+		return fmt.Errorf("ReduceScatterBlock: %d elements, %v", len(b), err)
+	}
+	rc := make([]int, n) // uneven: rank r gets k+r-... adding up to n*k
+	left := n * k
+	for r := range n - 1 {
+		rc[r] = min(left, k/2+r)
+		left -= rc[r]
+	}
+	rc[n-1] = left
+	off := 0
+	for r := range me {
+		off += rc[r]
+	}
+	rs, err := ReduceScatter(ctx, c, vec, rc, Sum[float64])
+	if err != nil || !slices.Equal(rs, sum[off:off+rc[me]]) {
+		return fmt.Errorf("ReduceScatter: %d elements, %v", len(rs), err)
+	}
+	locs := []Loc[float64]{{Val: float64((me * 7) % n), Index: me}}
+	for root := range n {
+		m, err := ReduceFunc(ctx, c, root, locs, MinLoc[float64])
+		if err != nil || me == root && (len(m) != 1 || m[0].Val != 0 || m[0].Index != 0) {
+			return fmt.Errorf("ReduceFunc to %d: %v, %v", root, m, err)
+		}
+	}
+	mx, err := AllreduceFunc(ctx, c, locs, MaxLoc[float64])
+	if err != nil || len(mx) != 1 || mx[0].Val != float64(maxOf(n, func(r int) int { return (r * 7) % n })) {
+		return fmt.Errorf("AllreduceFunc: %v, %v", mx, err)
+	}
+	return nil
+}
+
+// maxOf is the largest f(r) for r in [0, n).
+func maxOf(n int, f func(int) int) int {
+	m := f(0)
+	for r := 1; r < n; r++ {
+		m = max(m, f(r))
+	}
+	return m
 }
 
 // nonBlockingCase starts one of each non-blocking collective, small and
