@@ -21,7 +21,7 @@ func TestPatterns(t *testing.T) {
 	testbin.MultiProcess(t)
 	dir := t.TempDir()
 	build := exec.Command("go", "build", "-o", dir+string(filepath.Separator),
-		"../cmd/gorun", "./halo", "./workers", "./pingpong")
+		"../cmd/gorun", "./halo", "./halo2d", "./workers", "./pingpong")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
@@ -32,6 +32,13 @@ func TestPatterns(t *testing.T) {
 		t.Run(fmt.Sprintf("halo/n=%d", n), func(t *testing.T) {
 			out := runOK(t, gorun, "-n", fmt.Sprint(n), prog("halo"), "-points", "1001", "-steps", "200")
 			okLine(t, out, "halo: OK:", fmt.Sprintf("1001 points, 200 steps on %d ranks: max error 0 ", n))
+		})
+	}
+
+	for _, c := range []struct{ n, px, py int }{{1, 1, 1}, {4, 2, 2}, {6, 3, 2}, {9, 3, 3}} {
+		t.Run(fmt.Sprintf("halo2d/n=%d", c.n), func(t *testing.T) {
+			out := runOK(t, gorun, "-n", fmt.Sprint(c.n), prog("halo2d"), "-steps", "100")
+			okLine(t, out, "halo2d: OK:", fmt.Sprintf("60x40 plate, 100 steps on a %dx%d grid of ranks: max error 0", c.px, c.py))
 		})
 	}
 
