@@ -28,8 +28,9 @@ import (
 // A peer takes the ring when both announced the same segment (its
 // identity: this host and pid namespace, the file) at different local
 // ranks, and the pid it announced is the one that its local rank wrote in
-// the segment when it opened it; both sides of a pair read the same table of
-// hellos and the same segment, so they reach the same decision. Two ranks
+// the segment when it opened it (or 0: it closed it since); both sides of a
+// pair read the same table of hellos and the same segment, so they reach
+// the same decision. Two ranks
 // of different hosts (or of one host's different pid namespaces) announce
 // different segments, and never use shared memory with each other.
 //
@@ -231,8 +232,14 @@ func (t *shmTransport) decide() *shmRoutes {
 	for w, h := range e.peerInfo {
 		r.local[w] = -1
 		l := int(h.shm.local)
-		if w == e.rank || h.shm.seg != own.seg || l >= n || l == t.ep.Rank() || claims[l] != 1 ||
-			t.ep.PeerPID(l) != int(h.shm.pid) {
+		// The pid in the segment is the announced one, or 0: the peer
+		// (which announces a segment only once it has opened it) has
+		// closed it since, as a rank that closes its world at once may
+		// before this rank decides. It decided for the ring too, and said
+		// its bye there: this rank must read that ring (and a check of
+		// the announced pid finds it gone).
+		if pid := t.ep.PeerPID(l); w == e.rank || h.shm.seg != own.seg || l >= n || l == t.ep.Rank() || claims[l] != 1 ||
+			pid != int(h.shm.pid) && pid != 0 {
 			continue
 		}
 		r.local[w], r.world[l], r.any = l, w, true
