@@ -289,6 +289,7 @@ type agentSpawner struct {
 	pings    int   // clock pings answered
 	bestRTT  int64 // the shortest round trip of a ping, ns
 	offset   int64 // the host's clock minus gorun's, from that ping
+	lo, hi   int64 // the offsets every ping allows: it lies in [lo, hi] if the clocks did not drift
 }
 
 // clockPings is how many pings measure a host's clock, keeping the one
@@ -304,7 +305,23 @@ func (s *agentSpawner) ping() {
 func (s *agentSpawner) clock() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.offset
+	return clockOffset(s.lo, s.hi, s.offset)
+}
+
+// clockOffset chooses a host's clock offset from what the pings allow,
+// [lo, hi], and the best single ping's estimate: 0 when the pings allow
+// it (hosts that share a clock, as one machine's namespaces do, must
+// show no skew: an estimate off by half a busy round trip put a
+// message's receipt before its send), else the middle of what they allow,
+// else (the bounds cross: a clock stepped) the best ping's.
+func clockOffset(lo, hi, best int64) int64 {
+	switch {
+	case lo > hi:
+		return best
+	case lo <= 0 && 0 <= hi:
+		return 0
+	}
+	return lo + (hi-lo)/2
 }
 
 // states asks the agent for its ranks' states (see hostRanks.states).
@@ -493,6 +510,12 @@ func (s *agentSpawner) read(spec *spawnSpec, exits chan<- rankExit) {
 			s.mu.Lock()
 			if rtt := t2 - t0; s.pings == 0 || rtt < s.bestRTT {
 				s.bestRTT, s.offset = rtt, t1-(t0+t2)/2
+			}
+			// The agent read its clock between t0 and t2 on gorun's.
+			if lo, hi := t1-t2, t1-t0; s.pings == 0 {
+				s.lo, s.hi = lo, hi
+			} else {
+				s.lo, s.hi = max(s.lo, lo), min(s.hi, hi)
 			}
 			s.pings++
 			more := s.pings < clockPings
