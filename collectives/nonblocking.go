@@ -80,14 +80,14 @@ func Ibcast[T any](c *mpi.Comm, root int, data []T) *Request[[]T] {
 
 // Iallreduce starts an Allreduce of data with op; the Request's result is
 // the combined data on every rank. data must not change until the Request
-// has finished.
+// has finished. It panics if op is nil, as Allreduce does.
 func Iallreduce[T mpi.Number](c *mpi.Comm, data []T, op Op[T]) *Request[[]T] {
 	return startReduce(c, kAllreduce, 0, data, op)
 }
 
 // Ireduce starts a Reduce of data with op to root; the Request's result is
 // the combined data on root, nil elsewhere. data must not change until the
-// Request has finished.
+// Request has finished. It panics if op is nil, as Reduce does.
 func Ireduce[T mpi.Number](c *mpi.Comm, root int, data []T, op Op[T]) *Request[[]T] {
 	return startReduce(c, kReduce, root, data, op)
 }

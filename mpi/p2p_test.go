@@ -726,17 +726,23 @@ func TestCreditShortRendezvous(t *testing.T) {
 		if !bytes.Equal(got, pattern(limit, k)) {
 			return errors.New("the later message arrived wrong")
 		}
-		for i := range k {
-			got, _, err := c.Recv(ctx, 1, 0)
-			if err != nil {
-				return err
-			}
-			if !bytes.Equal(got, pattern(limit, i)) {
-				return fmt.Errorf("message %d arrived wrong", i)
-			}
-		}
-		return nil
+		return recvPatterns(ctx, c, 1, 0, limit, k)
 	}, mpi.WithBuffers(budget, 2<<20), mpi.WithEagerLimit(limit))
+}
+
+// recvPatterns receives k messages of size bytes from src with tag, and
+// checks that message i is pattern(size, i): all there, in order.
+func recvPatterns(ctx context.Context, c *mpi.Comm, src, tag, size, k int) error {
+	for i := range k {
+		got, _, err := c.Recv(ctx, src, tag)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(got, pattern(size, i)) {
+			return fmt.Errorf("message %d arrived wrong", i)
+		}
+	}
+	return nil
 }
 
 // TestCreditReserve: eager messages that a receiver holds unreceived
@@ -772,16 +778,7 @@ func TestCreditReserve(t *testing.T) {
 				return fmt.Errorf("later message %d arrived wrong", i)
 			}
 		}
-		for i := range k {
-			got, _, err := c.Recv(ctx, 1, 0)
-			if err != nil {
-				return err
-			}
-			if !bytes.Equal(got, pattern(limit, i)) {
-				return fmt.Errorf("message %d arrived wrong", i)
-			}
-		}
-		return nil
+		return recvPatterns(ctx, c, 1, 0, limit, k)
 	}, mpi.WithBuffers(1, 2<<20), mpi.WithEagerLimit(limit))
 }
 

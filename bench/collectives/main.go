@@ -70,6 +70,16 @@ func main() {
 	}
 }
 
+// reduceInput is a rank's vector in the reductions: element i is
+// rank + i%3, so that the sum over n ranks is n(n-1)/2 + n(i%3).
+func reduceInput(rank, count int) []float64 {
+	xs := make([]float64, count)
+	for i := range xs {
+		xs[i] = float64(rank + i%3)
+	}
+	return xs
+}
+
 // compute is the work beside an Allreduce in the +compute operations.
 var compute *time.Duration
 
@@ -162,10 +172,7 @@ func operation(c *mpi.Comm, op string, bytes, count int) (func(context.Context) 
 		// An Allreduce and *compute of work that does not need its
 		// result: one after the other, or overlapped (Iallreduce, the
 		// work, Wait).
-		xs := make([]float64, count)
-		for i := range xs {
-			xs[i] = float64(rank + i%3)
-		}
+		xs := reduceInput(rank, count)
 		var got []float64
 		return func(ctx context.Context) error {
 				var err error
@@ -185,10 +192,7 @@ func operation(c *mpi.Comm, op string, bytes, count int) (func(context.Context) 
 				return nil
 			}, count * 8, nil
 	case "allreduce", "reduce":
-		xs := make([]float64, count)
-		for i := range xs {
-			xs[i] = float64(rank + i%3)
-		}
+		xs := reduceInput(rank, count)
 		var got []float64
 		return func(ctx context.Context) error {
 				var err error
