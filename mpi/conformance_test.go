@@ -33,6 +33,7 @@ var confCases = []confCase{
 	{"isolation", caseIsolation},
 	{"split", caseSplit},
 	{"sendall", caseSendAll},
+	{"ssend", caseSsend},
 }
 
 // suite runs every case on c, on c.Dup and on c.Split by parity, with a
@@ -125,6 +126,29 @@ func caseRing(ctx context.Context, c *mpi.Comm) error {
 		}
 		if err := c.Send(ctx, next, 1, []byte{got[0] + 1}); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// caseSsend: synchronous sends around the ring, empty, eager-sized and
+// rendezvous-sized, each received by the rank it went to: an Issend is
+// complete only after its receive (the next rank's Recv) has matched it.
+func caseSsend(ctx context.Context, c *mpi.Comm) error {
+	n, r := c.Size(), c.Rank()
+	next, prev := (r+1)%n, (r+n-1)%n
+	for _, size := range []int{0, 100, 200 << 10} {
+		data := bytes.Repeat([]byte{byte(r)}, size)
+		req := c.Issend(next, 4, data)
+		got, st, err := c.Recv(ctx, prev, 4)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(got, bytes.Repeat([]byte{byte(prev)}, size)) || st.Count != size {
+			return fmt.Errorf("%d bytes from %d, count %d; want %d bytes of %d", len(got), st.Source, st.Count, size, prev)
+		}
+		if _, err := req.Wait(ctx); err != nil {
+			return fmt.Errorf("Issend of %d bytes: %w", size, err)
 		}
 	}
 	return nil

@@ -464,13 +464,14 @@ func TestWaitSome(t *testing.T) {
 }
 
 // TestSsend: an Issend is not complete before its receive matches, and is
-// after (to another rank, small and large, and to itself); an Ssend whose
-// receive is never posted blocks until its ctx ends, and the message is
-// withdrawn.
+// after (to another rank, empty, small and large, and to itself); an Ssend
+// whose receive is never posted blocks until its ctx ends, and the message
+// is withdrawn, empty or not.
 func TestSsend(t *testing.T) {
 	mpitest.Run(t, 2, func(ctx context.Context, c *mpi.Comm) error {
+		sizes := []int{0, 10, 300 << 10}
 		if c.Rank() == 1 {
-			for _, n := range []int{10, 300 << 10} {
+			for _, n := range sizes {
 				if _, _, err := c.Recv(ctx, 0, 1); err != nil { // go
 					return err
 				}
@@ -479,15 +480,18 @@ func TestSsend(t *testing.T) {
 					return fmt.Errorf("Recv: %d bytes, %v; want %d", len(b), err, n)
 				}
 			}
-			// Rank 0's Ssend on tag 6 is never received; after it gave
-			// up, one on tag 7 is.
+			// Rank 0's Ssends on tag 6 are never received; after they
+			// gave up, one on tag 7 is.
 			if _, _, err := c.Recv(ctx, 0, 2); err != nil {
 				return err
+			}
+			if _, ok, _ := c.Iprobe(0, 6); ok {
+				return errors.New("a withdrawn Ssend is still there")
 			}
 			_, _, err := c.Recv(ctx, 0, 7)
 			return err
 		}
-		for _, n := range []int{10, 300 << 10} {
+		for _, n := range sizes {
 			r := c.Issend(1, 5, make([]byte, n))
 			if _, ok, _ := r.Test(); ok {
 				return fmt.Errorf("Issend of %d bytes complete before the receiver was told to receive", n)
@@ -512,11 +516,13 @@ func TestSsend(t *testing.T) {
 		}
 		// Never received: Ssend blocks until ctx ends, and withdraws it.
 		for _, dst := range []int{0, 1} {
-			short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
-			err := c.Ssend(short, dst, 6, []byte("never"))
-			cancel()
-			if !errors.Is(err, context.DeadlineExceeded) {
-				return fmt.Errorf("Ssend to %d with no receive: %v, want the deadline", dst, err)
+			for _, msg := range [][]byte{[]byte("never"), nil} {
+				short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+				err := c.Ssend(short, dst, 6, msg)
+				cancel()
+				if !errors.Is(err, context.DeadlineExceeded) {
+					return fmt.Errorf("Ssend of %d bytes to %d with no receive: %v, want the deadline", len(msg), dst, err)
+				}
 			}
 		}
 		if _, ok, _ := c.Iprobe(0, 6); ok {

@@ -156,7 +156,11 @@
 // message buffer (a single-chunk message is kept as it came) and returns
 // the chunk's bytes to the window. A sender that gives up (its ctx ends)
 // sends cancel: an unmatched RTS is dropped, a matched receive fails with
-// ErrCanceled.
+// ErrCanceled. A synchronous send goes as a rendezvous whatever its size;
+// the RTS of an empty one (n = 0, never multicast, no offer) is answered
+// with done when a receive matches it, and the receive is complete at once.
+// (A cancel that crosses that done finds nothing at the receiver: the
+// receive has the message, and the sender's Ssend reports its ctx's error.)
 //
 // Single copy: when sender and receiver run on one machine (the same boot
 // id and PID namespace, which the offer's identity names), the receiver

@@ -81,7 +81,7 @@ func (e *engine) onFrame(where string, src int, mc bool, h header, data []byte) 
 			e.arrive(h.comm, src, h.tag, data, nil)
 		}
 	case kRTS:
-		v, ok := e.checkRTS(where, h, data)
+		v, ok := e.checkRTS(where, h, data, mc)
 		if ok && e.charge(where, src, frameCost) {
 			e.arrive(h.comm, src, h.tag, nil, v)
 		}
@@ -120,12 +120,22 @@ func (e *engine) checkTag(subj string, tag int) bool {
 }
 
 // checkRTS checks an RTS and its offer, and returns its envelope.
-func (e *engine) checkRTS(subj string, h header, payload []byte) (*envelope, bool) {
+// An empty message comes as an RTS from a synchronous send only, never
+// multicast.
+func (e *engine) checkRTS(subj string, h header, payload []byte, mc bool) (*envelope, bool) {
 	if !e.checkTag(subj, h.tag) {
 		return nil, false
 	}
-	if h.n == 0 || h.n > maxMessage {
-		e.violation(subj, "n", "a message of %d bytes announced; want 1 to %d", h.n, uint64(maxMessage))
+	least := uint64(1)
+	if !mc {
+		least = 0
+	}
+	if h.n < least || h.n > maxMessage {
+		e.violation(subj, "n", "a message of %d bytes announced; want %d to %d", h.n, least, uint64(maxMessage))
+		return nil, false
+	}
+	if h.n == 0 && len(payload) > 0 {
+		e.violation(subj, "offer", "an offer of an empty message")
 		return nil, false
 	}
 	if h.id == 0 {

@@ -73,6 +73,14 @@ func (e *engine) startRecv(r *Request, v *envelope) {
 	r.from = v.src
 	traceArrived(r.c, v.src, r.comm, v.tag)
 	r.status = Status{Source: r.c.commRank(v.src), Tag: v.tag, Count: v.size}
+	if v.size == 0 {
+		// An empty synchronous send: nothing to grant or copy; the done
+		// tells its sender that a receive matched it.
+		e.publish(v.src, header{kind: kDone, src: e.rank, id: v.id}, nil)
+		r.data = r.into[:0]
+		e.finish(r, nil)
+		return
+	}
 	if r.hasInto {
 		if v.size > len(r.into) {
 			// The message is taken, and dropped: the sender is done with it.

@@ -6,9 +6,11 @@ import (
 	"fmt"
 )
 
-// Synchronous sends: a non-empty message goes as a rendezvous whatever its
-// size, so that its sender learns, from the grant or the copy request of
-// the receiver, that a receive has matched it. A synchronous send to this
+// Synchronous sends: a message goes as a rendezvous whatever its size, so
+// that its sender learns, from the grant or the copy request of the
+// receiver, that a receive has matched it; an empty one, which needs no
+// grant, from the done the receiver sends when it matches it
+// (engine.startRecv). A synchronous send to this
 // rank itself is finished by the receive that takes it (engine.take).
 
 // Ssend sends data to rank dst with tag, like Send, and returns only once a
@@ -16,9 +18,8 @@ import (
 // size: a rank that never posts the receive keeps Ssend blocked until ctx
 // ends, when the message is withdrawn and Ssend returns an error wrapping
 // ctx.Err(). Use it to find programs that would deadlock without eager
-// buffering. Unlike MPI, an empty message is sent as Send sends it: it
-// completes once on its way, without waiting for the match. Errors are
-// Send's; with ProcNull it returns nil at once.
+// buffering. An empty message waits for its match as any other does.
+// Errors are Send's; with ProcNull it returns nil at once.
 func (c *Comm) Ssend(ctx context.Context, dst, tag int, data []byte) error {
 	if ctx == nil {
 		return nilContext("ssend")
@@ -66,7 +67,7 @@ func (c *Comm) issend(op string, dst, tag int, data []byte) *Request {
 		return nullRequest(c, true)
 	}
 	r := newRequest(c, true, c.id, c.worldRank(dst), tag, data)
-	r.rdv = len(data) > 0 // a rendezvous: the sender hears of the match
+	r.rdv = true // a rendezvous: the sender hears of the match
 	c.e.mu.Lock()
 	defer c.e.mu.Unlock()
 	if r.peer == c.e.rank {
