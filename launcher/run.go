@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/gorun-hpc/gorun/internal/contract"
 	"os"
 	"os/signal"
 	"runtime"
@@ -111,173 +110,255 @@ func stopped(cause error, what string) *ExitError {
 	return &ExitError{Code: ExitFailure, Msg: "job cancelled: " + cause.Error() + what, Err: cause}
 }
 
+// job is one Run's job as it goes through its phases: the program and the
+// hosts made ready (prepare), the bus opened (openBus), the ranks placed
+// and their spawners made (place), then started and watched (supervise)
+// and reported. Each phase registers what undoes it with onClose.
+type job struct {
+	ctx    context.Context // ends when the job is stopped
+	cancel context.CancelCauseFunc
+	args   []string // the program's arguments
+
+	prog      *Program
+	pre       map[int]*agentConn // remote hosts' agents, until startRemote takes them over
+	info      jobInfo
+	traceFile *os.File // --trace's file, made before the job runs
+	plan      Plan
+	specs     []*spawnSpec // a host's ranks, as its spawner starts them
+	spawners  []spawner    // one per host with ranks, as specs
+
+	sigCh, usr1 chan os.Signal
+	launch      func() // hands sigCh over from the start-up to supervise
+	fault       func(error)
+	endRanks    func() // every rank has ended: the routes' watch is over
+	ranksEnded  chan struct{}
+	closers     []func()
+}
+
+// onClose registers f to run when the job is closed, after what was
+// registered later.
+func (j *job) onClose(f func()) { j.closers = append(j.closers, f) }
+
+// close undoes the phases, the last first.
+func (j *job) close() {
+	for i := len(j.closers) - 1; i >= 0; i-- {
+		j.closers[i]()
+	}
+}
+
+// fail is the ExitError for a phase that failed with err: the job's stop
+// cause if it was stopped meanwhile.
+func (j *job) fail(err error) error {
+	if j.ctx.Err() != nil {
+		return stopped(context.Cause(j.ctx), "")
+	}
+	return &ExitError{Code: ExitFailure, Msg: err.Error(), Err: err}
+}
+
 func (r *runner) run(ctx context.Context, prog string, args []string) error {
 	// Orphans of local ranks become gorun's children, so that sweep ends them.
 	becomeSubreaper()
-	cfg := &r.cfg
-	jobCtx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-
-	var sigCh, usr1 chan os.Signal
-	if cfg.Signals {
-		sigCh = make(chan os.Signal, 4)
-		signal.Notify(sigCh, syscall.SIGINT, syscall.SIGTERM)
-		defer signal.Stop(sigCh)
-		usr1 = make(chan os.Signal, 1)
-		signal.Notify(usr1, syscall.SIGUSR1)
-		defer signal.Stop(usr1)
+	j := r.newJob(ctx, args)
+	defer j.close()
+	for _, phase := range []func(*job) error{
+		func(j *job) error { return r.prepare(j, prog) },
+		r.openBus,
+		r.place,
+	} {
+		if err := phase(j); err != nil {
+			return j.fail(err)
+		}
 	}
-	// Until the ranks start, a signal cancels whatever gorun is doing.
+	if j.ctx.Err() != nil {
+		return j.fail(j.ctx.Err())
+	}
+	return r.supervise(j)
+}
+
+// newJob makes the job's context and, with cfg.Signals, its signal
+// channels: until the ranks start, a signal cancels whatever gorun is
+// doing.
+func (r *runner) newJob(ctx context.Context, args []string) *job {
+	j := &job{args: args, ranksEnded: make(chan struct{})}
+	j.ctx, j.cancel = context.WithCancelCause(ctx)
+	j.onClose(func() { j.cancel(nil) })
+	if r.cfg.Signals {
+		j.sigCh = make(chan os.Signal, 4)
+		signal.Notify(j.sigCh, syscall.SIGINT, syscall.SIGTERM)
+		j.onClose(func() { signal.Stop(j.sigCh) })
+		j.usr1 = make(chan os.Signal, 1)
+		signal.Notify(j.usr1, syscall.SIGUSR1)
+		j.onClose(func() { signal.Stop(j.usr1) })
+	}
 	launched, preDone := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(preDone)
 		select {
-		case s := <-sigCh:
-			cancel(signalCause{s.(syscall.Signal)})
+		case s := <-j.sigCh:
+			j.cancel(signalCause{s.(syscall.Signal)})
 		case <-launched:
 		}
 	}()
-	launch := sync.OnceFunc(func() { close(launched); <-preDone })
-	defer launch()
+	j.launch = sync.OnceFunc(func() { close(launched); <-preDone })
+	j.onClose(j.launch)
 	// fault stops the job for a reason no rank's end tells (a route that
 	// closed), after faultGrace: a host's agent or ranks that died take
 	// its routes with them, and their end, which names them, should be
 	// what gorun reports.
-	fault := func(err error) { time.AfterFunc(faultGrace, func() { cancel(err) }) }
-	// Closed once every rank has ended: the routes' watch is over then.
-	ranksEnded := make(chan struct{})
-	endRanks := sync.OnceFunc(func() { close(ranksEnded) })
-	defer endRanks()
+	j.fault = func(err error) { time.AfterFunc(faultGrace, func() { j.cancel(err) }) }
+	j.endRanks = sync.OnceFunc(func() { close(j.ranksEnded) })
+	j.onClose(j.endRanks)
+	return j
+}
 
-	fail := func(err error) error {
-		if jobCtx.Err() != nil {
-			return stopped(context.Cause(jobCtx), "")
-		}
-		return &ExitError{Code: ExitFailure, Msg: err.Error(), Err: err}
-	}
-
-	// The program, built once if it is Go source.
+// prepare builds the program if it is Go source, asks remote hosts their
+// slot counts over ssh and opens the bus to them (ssh.go), and makes
+// --trace's file, so that a file that cannot be written is said before the
+// job runs.
+func (r *runner) prepare(j *job, prog string) error {
 	t := time.Now()
-	p, err := PrepareProgram(jobCtx, prog, cfg.Stderr)
+	p, err := PrepareProgram(j.ctx, prog, r.cfg.Stderr)
 	if err != nil {
-		return fail(err)
+		return err
 	}
-	defer p.Remove()
+	j.prog = p
+	j.onClose(p.Remove)
 	if p.Built {
 		r.logf("built %s in %v", prog, time.Since(t).Round(time.Millisecond))
 	}
-	// Remote hosts: slot counts asked over ssh, the bus opened to them (ssh.go).
-	pre, err := prepareHosts(jobCtx, cfg, r.logf)
-	if err != nil {
-		return fail(err)
+	if j.pre, err = prepareHosts(j.ctx, &r.cfg, r.logf); err != nil {
+		return err
 	}
-	defer closeAgents(pre, cfg.SSH.timeout()) // those startRemote did not take over
+	j.onClose(func() { closeAgents(j.pre, r.cfg.SSH.timeout()) }) // those startRemote did not take over
+	j.info = jobInfo{ID: uuid.NewString(), SharedMemory: !r.cfg.NoSharedMemory}
+	if r.cfg.Trace != "" {
+		j.info.Trace = r.cfg.TraceSize
+		if j.traceFile, err = os.Create(r.cfg.Trace); err != nil {
+			return fmt.Errorf("--trace: %w", err)
+		}
+		j.onClose(func() { j.traceFile.Close() })
+	}
+	return nil
+}
 
-	// The bus: a server here, and (with remote hosts) one on every other
-	// host of the job, in one cluster whose seed is this one.
-	job := jobInfo{ID: uuid.NewString(), SharedMemory: !cfg.NoSharedMemory}
-	var traceFile *os.File
-	if cfg.Trace != "" {
-		job.Trace = cfg.TraceSize
-		// Made now: a file that cannot be written is said before the job runs.
-		if traceFile, err = os.Create(cfg.Trace); err != nil {
-			return fail(fmt.Errorf("--trace: %w", err))
-		}
-		defer traceFile.Close()
-	}
-	if cfg.NATSURL == "" {
-		users, seeds, err := jobKeys(job.ID, cfg.N)
-		if err != nil {
-			return fail(err)
-		}
-		spec := &serverSpec{Name: "gorun", Host: cfg.NATSHost, JobID: job.ID, Size: cfg.N, Users: users, Verbose: cfg.Verbose, Logf: r.out.printf}
-		var remotes []Host
-		for _, h := range cfg.Hosts {
-			if !h.IsLocal() {
-				remotes = append(remotes, h)
-			}
-		}
-		if len(remotes) > 0 {
-			c, cs, err := clusterFor(jobCtx, cfg, job.ID, users, remotes)
-			if err != nil {
-				return fail(err)
-			}
-			spec, job.Cluster = cs, c
-		}
-		srv, err := startServer(spec)
-		if err != nil {
-			return fail(err)
-		}
-		defer srv.Shutdown()
-		job.NATSURL, job.Server = srv.URL(), srv
-		job.Creds = make(map[int]string, len(seeds))
-		for r, seed := range seeds {
-			job.Creds[r] = seed
-		}
-		r.logf("embedded NATS server listening on %s:%d", cfg.NATSHost, srv.Port())
-		if job.Cluster != nil {
-			job.Cluster.setSeed(spec.Cluster.Advertise, srv.RoutePort())
-			r.logf("the job's cluster: routes (TLS) to this host at %s", job.Cluster.seed)
-			// Until the ranks have ended, a route that closes ends the job.
-			host, _ := os.Hostname()
-			go srv.watchRoutes(host, ranksEnded, func(err error) { fault(jobFault(err.Error())) })
-		}
+// openBus opens the job's bus: the embedded server, or --nats's.
+func (r *runner) openBus(j *job) error {
+	var err error
+	if r.cfg.NATSURL == "" {
+		err = r.embeddedBus(j)
 	} else {
-		bus, err := newExternalBus(cfg)
-		if err != nil {
-			return fail(err)
-		}
-		if urlToken(cfg.NATSURL) != "" {
-			r.out.printf("warning: --nats: a token in the URL shows on gorun's command line to every user of this machine; set GORUN_NATS_TOKEN instead (ranks get it that way, never in their URL)")
-		}
-		expires := time.Now().Add(mintLifetime)
-		if cfg.Timeout > 0 {
-			expires = time.Now().Add(cfg.Timeout + 10*time.Minute)
-		}
-		auth, err := bus.checkOptions(job.ID, expires)
-		if err != nil {
-			return fail(fmt.Errorf("--nats %s: %w", redactURL(cfg.NATSURL), err))
-		}
-		url := stripUserInfo(cfg.NATSURL)
-		cctx, ccancel := context.WithTimeout(jobCtx, cfg.ConnectTimeout)
-		err = checkExternal(cctx, url, cfg.ConnectTimeout, auth)
-		ccancel()
-		if err != nil {
-			return fail(fmt.Errorf("--nats %s: cannot connect: %w", redactURL(cfg.NATSURL), err))
-		}
-		if job.Creds, err = bus.rankCreds(job.ID, cfg.N, expires); err != nil {
-			return fail(fmt.Errorf("--nats-account-key: %w", err))
-		}
-		job.NATSURL, job.TLS = url, bus.tls
-		if bus.isolated() {
-			r.logf("each rank connects as a user of its own, minted for this job (valid until %s)", expires.Format(time.RFC3339))
-		} else {
-			job.Token = bus.token
-			r.out.printf("warning: --nats: the job is not isolated from other users of this server: every rank connects with the same credentials; give --nats-account-key to mint users for each job and rank")
-		}
-		r.logf("using the NATS server at %s", redactURL(cfg.NATSURL))
+		err = r.externalBus(j)
 	}
-	r.logf("job %s", job.ID)
+	if err == nil {
+		r.logf("job %s", j.info.ID)
+	}
+	return err
+}
 
-	// Where each rank runs, and who starts it.
+// embeddedBus starts a server here, and (with remote hosts) one on every
+// other host of the job, in one cluster whose seed is this one.
+func (r *runner) embeddedBus(j *job) error {
+	cfg := &r.cfg
+	users, seeds, err := jobKeys(j.info.ID, cfg.N)
+	if err != nil {
+		return err
+	}
+	spec := &serverSpec{Name: "gorun", Host: cfg.NATSHost, JobID: j.info.ID, Size: cfg.N, Users: users, Verbose: cfg.Verbose, Logf: r.out.printf}
+	var remotes []Host
+	for _, h := range cfg.Hosts {
+		if !h.IsLocal() {
+			remotes = append(remotes, h)
+		}
+	}
+	if len(remotes) > 0 {
+		c, cs, err := clusterFor(j.ctx, cfg, j.info.ID, users, remotes)
+		if err != nil {
+			return err
+		}
+		spec, j.info.Cluster = cs, c
+	}
+	srv, err := startServer(spec)
+	if err != nil {
+		return err
+	}
+	j.onClose(srv.Shutdown)
+	j.info.NATSURL, j.info.Server = srv.URL(), srv
+	j.info.Creds = make(map[int]string, len(seeds))
+	for r, seed := range seeds {
+		j.info.Creds[r] = seed
+	}
+	r.logf("embedded NATS server listening on %s:%d", cfg.NATSHost, srv.Port())
+	if c := j.info.Cluster; c != nil {
+		c.setSeed(spec.Cluster.Advertise, srv.RoutePort())
+		r.logf("the job's cluster: routes (TLS) to this host at %s", c.seed)
+		// Until the ranks have ended, a route that closes ends the job.
+		host, _ := os.Hostname()
+		go srv.watchRoutes(host, j.ranksEnded, func(err error) { j.fault(jobFault(err.Error())) })
+	}
+	return nil
+}
+
+// externalBus checks --nats's server and mints or shares the ranks'
+// credentials on it.
+func (r *runner) externalBus(j *job) error {
+	cfg := &r.cfg
+	bus, err := newExternalBus(cfg)
+	if err != nil {
+		return err
+	}
+	if urlToken(cfg.NATSURL) != "" {
+		r.out.printf("warning: --nats: a token in the URL shows on gorun's command line to every user of this machine; set GORUN_NATS_TOKEN instead (ranks get it that way, never in their URL)")
+	}
+	expires := time.Now().Add(mintLifetime)
+	if cfg.Timeout > 0 {
+		expires = time.Now().Add(cfg.Timeout + 10*time.Minute)
+	}
+	auth, err := bus.checkOptions(j.info.ID, expires)
+	if err != nil {
+		return fmt.Errorf("--nats %s: %w", redactURL(cfg.NATSURL), err)
+	}
+	url := stripUserInfo(cfg.NATSURL)
+	cctx, ccancel := context.WithTimeout(j.ctx, cfg.ConnectTimeout)
+	err = checkExternal(cctx, url, cfg.ConnectTimeout, auth)
+	ccancel()
+	if err != nil {
+		return fmt.Errorf("--nats %s: cannot connect: %w", redactURL(cfg.NATSURL), err)
+	}
+	if j.info.Creds, err = bus.rankCreds(j.info.ID, cfg.N, expires); err != nil {
+		return fmt.Errorf("--nats-account-key: %w", err)
+	}
+	j.info.NATSURL, j.info.TLS = url, bus.tls
+	if bus.isolated() {
+		r.logf("each rank connects as a user of its own, minted for this job (valid until %s)", expires.Format(time.RFC3339))
+	} else {
+		j.info.Token = bus.token
+		r.out.printf("warning: --nats: the job is not isolated from other users of this server: every rank connects with the same credentials; give --nats-account-key to mint users for each job and rank")
+	}
+	r.logf("using the NATS server at %s", redactURL(cfg.NATSURL))
+	return nil
+}
+
+// place decides where each rank runs, checks the remote hosts and copies
+// the program with --copy (ssh.go), and makes a spawner for every host
+// with ranks.
+func (r *runner) place(j *job) error {
+	cfg := &r.cfg
 	plan, err := r.plan()
 	if err != nil {
-		return fail(err)
+		return err
 	}
+	j.plan = plan
 	r.logPaths(plan)
-	r.warnUnused(jobCtx, plan)
-	// Remote hosts checked, the program copied with --copy (ssh.go).
-	rm, err := startRemote(jobCtx, cfg, &plan, p.Path, job, pre, r.logf)
+	r.warnUnused(j.ctx, plan)
+	rm, err := startRemote(j.ctx, cfg, &j.plan, j.prog.Path, j.info, j.pre, r.logf)
 	if err != nil {
-		return fail(err)
+		return err
 	}
-	defer rm.close()
+	j.onClose(rm.close)
 	env := resolveEnv(cfg.Env)
-	var specs []*spawnSpec
-	var spawners []spawner
-	for i, h := range plan.Hosts {
+	for i, h := range j.plan.Hosts {
 		var procs []Proc
-		for _, pr := range plan.Procs {
+		for _, pr := range j.plan.Procs {
 			if pr.Host == i {
 				procs = append(procs, pr)
 			}
@@ -287,63 +368,46 @@ func (r *runner) run(ctx context.Context, prog string, args []string) error {
 		}
 		sp, err := newSpawner(h, i, rm)
 		if err != nil {
-			return fail(err)
+			return err
 		}
 		spec := &spawnSpec{
-			Plan: &plan, Host: i, Procs: procs,
-			Path: p.Path, Args: args, WorkDir: cfg.WorkDir,
-			Env: env, Job: job, Out: r.out,
-			Fail: fault,
+			Plan: &j.plan, Host: i, Procs: procs,
+			Path: j.prog.Path, Args: j.args, WorkDir: cfg.WorkDir,
+			Env: env, Job: j.info, Out: r.out,
+			Fail: j.fault,
 		}
 		if procs[0].Rank == 0 {
 			spec.Stdin = cfg.Stdin
 		}
-		specs = append(specs, spec)
-		spawners = append(spawners, sp)
+		j.specs = append(j.specs, spec)
+		j.spawners = append(j.spawners, sp)
 	}
-	if jobCtx.Err() != nil {
-		return fail(jobCtx.Err())
-	}
+	return nil
+}
 
-	// Start every host's ranks, then watch them.
+// supervise starts every host's ranks, watches them until every rank has
+// ended, and reports: --stats, --trace, the job's result.
+func (r *runner) supervise(j *job) error {
+	cfg := &r.cfg
 	exits := make(chan rankExit, cfg.N)
-	startCtx, stopStarting := context.WithCancel(jobCtx)
+	startCtx, stopStarting := context.WithCancel(j.ctx)
 	defer stopStarting()
 	var starting sync.WaitGroup
-	for k, sp := range spawners {
-		starting.Go(func() { sp.start(startCtx, specs[k], exits) })
+	for k, sp := range j.spawners {
+		starting.Go(func() { sp.start(startCtx, j.specs[k], exits) })
 	}
-	launch() // from here on, the loop below reads sigCh
-	r.logf("starting %d ranks of %s", cfg.N, p.Path)
+	j.launch() // from here on, watch reads sigCh
+	r.logf("starting %d ranks of %s", cfg.N, j.prog.Path)
 
-	hw := &hangWatch{r: r, spawners: spawners, ended: map[int]rankExit{}, spawnerOf: make([]int, cfg.N)}
-	for k, spec := range specs {
-		for _, pr := range spec.Procs {
-			hw.spawnerOf[pr.Rank] = k
-		}
-	}
-	if len(plan.Hosts) > 1 {
-		hw.hostOf = make([]string, cfg.N)
-		for _, pr := range plan.Procs {
-			hw.hostOf[pr.Rank] = plan.Hosts[pr.Host].String()
-		}
-	}
-	res := r.watch(jobCtx, spawners, exits, sigCh, usr1, hw)
+	hw := r.newHangWatch(j)
+	res := r.watch(j.ctx, j.spawners, exits, j.sigCh, j.usr1, hw)
 	if cfg.Stats {
 		hw.printStats()
 	}
-	if traceFile != nil {
-		err := hw.writeTrace(traceFile, r.t0)
-		if cerr := traceFile.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			r.out.printf("--trace %s: %v", cfg.Trace, err)
-		} else {
-			r.logf("wrote the job's trace to %s", cfg.Trace)
-		}
+	if j.traceFile != nil {
+		r.writeTrace(j.traceFile, hw)
 	}
-	endRanks()
+	j.endRanks()
 	stopStarting()
 	starting.Wait()
 	if !r.out.wait(outputDrain) {
@@ -351,6 +415,37 @@ func (r *runner) run(ctx context.Context, prog string, args []string) error {
 	}
 	r.logf("job ended after %v", time.Since(r.t0).Round(time.Millisecond))
 	return res
+}
+
+// newHangWatch returns the hang report's and the trace's view of j's
+// ranks: the spawner and the host of each.
+func (r *runner) newHangWatch(j *job) *hangWatch {
+	hw := &hangWatch{r: r, spawners: j.spawners, ended: map[int]rankExit{}, spawnerOf: make([]int, r.cfg.N)}
+	for k, spec := range j.specs {
+		for _, pr := range spec.Procs {
+			hw.spawnerOf[pr.Rank] = k
+		}
+	}
+	if len(j.plan.Hosts) > 1 {
+		hw.hostOf = make([]string, r.cfg.N)
+		for _, pr := range j.plan.Procs {
+			hw.hostOf[pr.Rank] = j.plan.Hosts[pr.Host].String()
+		}
+	}
+	return hw
+}
+
+// writeTrace writes the job's trace to f, --trace's file, and closes it.
+func (r *runner) writeTrace(f *os.File, hw *hangWatch) {
+	err := hw.writeTrace(f, r.t0)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		r.out.printf("--trace %s: %v", r.cfg.Trace, err)
+	} else {
+		r.logf("wrote the job's trace to %s", r.cfg.Trace)
+	}
 }
 
 // plan places the ranks: on cfg.Hosts, or all on this machine (where more
@@ -414,198 +509,4 @@ func newSpawner(h Host, i int, rm *remote) (spawner, error) {
 		return nil, fmt.Errorf("%s: host %s: not prepared for remote ranks", h.Source, h)
 	}
 	return &agentSpawner{rm: rm, a: rm.agents[i], host: h, idx: i}, nil
-}
-
-// watch waits until every rank has ended, stopping the job at its first
-// failure, on a signal, at the timeout or when ctx is done; it returns the
-// job's result.
-func (r *runner) watch(ctx context.Context, spawners []spawner, exits <-chan rankExit, sigCh, usr1 <-chan os.Signal, hw *hangWatch) error {
-	cfg := &r.cfg
-	if cfg.HangReport > 0 {
-		stop := make(chan struct{})
-		defer close(stop)
-		go hw.watchHangs(cfg.HangReport, stop)
-	}
-	stopAll := func(kill bool) {
-		for _, sp := range spawners {
-			sp.stop(kill)
-		}
-	}
-	var timeoutC, graceC <-chan time.Time
-	if cfg.Timeout > 0 {
-		t := time.NewTimer(cfg.Timeout)
-		defer t.Stop()
-		timeoutC = t.C
-	}
-	var (
-		reason  *ExitError // why the job is being stopped; nil while it runs
-		first   *rankExit  // the rank whose failure ended the job
-		ended   = make(map[int]rankExit)
-		done    = ctx.Done()
-		running = cfg.N
-		// A failure that followed a peer's leave: the job's end waits (at
-		// most blameGrace, on blameC) for that peer's own end (see blame).
-		suspect *rankExit
-		blameC  <-chan time.Time
-	)
-	beginStop := func(why *ExitError) {
-		if reason != nil {
-			return
-		}
-		reason = why
-		hw.stop()
-		timeoutC, done = nil, nil
-		if cfg.Trace != "" && running > 0 {
-			// The ranks about to be stopped give their traces first,
-			// with the calls they are blocked in.
-			var wg sync.WaitGroup
-			for _, sp := range spawners {
-				wg.Go(sp.dumpTraces)
-			}
-			wg.Wait()
-		}
-		if running > 0 {
-			r.logf("stopping %d ranks: SIGTERM, SIGKILL after %v", running, cfg.StopGrace)
-		}
-		stopAll(false)
-		t := time.NewTimer(cfg.StopGrace)
-		graceC = t.C
-	}
-	// failed starts the job's end with the failure of root.
-	failed := func(root rankExit) {
-		first = &root
-		suspect, blameC = nil, nil
-		beginStop(&ExitError{Code: root.exitCode()})
-	}
-	for running > 0 {
-		select {
-		case x := <-exits:
-			running--
-			if running > 0 && x.Code == 0 && x.Signal == 0 && x.Err == nil && x.Report.Inited && !x.Report.Closed && !x.Report.Aborted {
-				// In MPI a rank that leaves while others may still need
-				// it fails the job: they would wait for it forever.
-				x.Unclosed = true
-			}
-			ended[x.Rank] = x
-			hw.exited(x)
-			if x.NotStarted {
-				continue
-			}
-			if cfg.Verbose && reason == nil {
-				r.logf("%v", x)
-			}
-			if reason != nil {
-				continue
-			}
-			if suspect == nil && x.failed() {
-				suspect = &x
-				blameC = time.After(blameGrace)
-			}
-			if suspect != nil {
-				if root, wait := blame(*suspect, ended, cfg.N); wait < 0 {
-					failed(root)
-				} else {
-					r.logf("%s failed after rank %d left the job: waiting up to %v for rank %d's own end", suspect.who(), wait, blameGrace, wait)
-				}
-			}
-		case <-blameC:
-			blameC = nil
-			if reason == nil {
-				root, _ := blame(*suspect, ended, cfg.N)
-				failed(root)
-			}
-		case s := <-sigCh:
-			if reason == nil {
-				r.logf("got %v: stopping the job (again to kill it at once)", signalName(s.(syscall.Signal)))
-				beginStop(stopped(signalCause{s.(syscall.Signal)}, "; every rank stopped"))
-			} else {
-				r.logf("got %v again: killing every rank", signalName(s.(syscall.Signal)))
-				stopAll(true)
-			}
-		case <-done:
-			beginStop(stopped(context.Cause(ctx), "; every rank stopped"))
-		case <-usr1:
-			go hw.report("got SIGUSR1 (the job goes on)", true)
-		case <-timeoutC:
-			hw.report(fmt.Sprintf("the job ran for %v (--timeout)", cfg.Timeout), false)
-			beginStop(&ExitError{Code: ExitTimeout, Msg: fmt.Sprintf("job timed out after %v (--timeout); every rank stopped", cfg.Timeout)})
-		case <-graceC:
-			graceC = nil
-			r.logf("grace of %v over: SIGKILL to %d ranks", cfg.StopGrace, running)
-			stopAll(true)
-		}
-	}
-	if reason == nil && suspect != nil {
-		root, _ := blame(*suspect, ended, cfg.N)
-		first, reason = &root, &ExitError{Code: root.exitCode()}
-	}
-	if reason == nil {
-		return nil
-	}
-	if first == nil {
-		return reason
-	}
-	// A rank failed. Name the rank that called Abort if one did (the others
-	// then exit too, maybe before it), as it reported (never as its output
-	// says), else the first failure.
-	var aborter *rankExit
-	for _, x := range ended {
-		if x.Report.Aborted && (aborter == nil || x.Rank < aborter.Rank) {
-			aborter = &x
-		}
-	}
-	if aborter != nil {
-		code := aborter.Report.AbortCode
-		status := contract.AbortStatus(code)
-		msg := fmt.Sprintf("%s aborted the job with code %d", aborter.who(), code)
-		if status != code {
-			msg += fmt.Sprintf(" (exit status %d: a code outside 1-255 exits 1)", status)
-		}
-		return &ExitError{Code: status, Msg: msg}
-	}
-	r.out.waitRank(first.Rank, outputDrain)
-	first.Panicked = r.out.panicked(first.Rank)
-	msg := first.String()
-	if w := r.out.lastWords(first.Rank); w != "" {
-		msg += ": " + w
-	}
-	return &ExitError{Code: first.exitCode(), Msg: msg, Err: first.Err}
-}
-
-// blameGrace is how long a failure that followed a peer's leave waits for
-// that peer's own end before gorun names the failure.
-const blameGrace = 2 * time.Second
-
-// blame finds the rank whose failure started the job's end, from x, a rank
-// that failed, and the ranks ended so far. A rank that saw a peer leave
-// (its Report.Lost, which mpi reports on the control socket as soon as it
-// knows, so before the rank can fail because of it) failed as a bystander
-// when that peer failed too: a panic or an error on rank k runs k's
-// deferred Close, whose bye fails the peers blocked on k, and they may
-// well exit before k has printed its panic. So blame follows the first
-// lost peer of each rank while that peer failed; a peer that left
-// cleanly (exit status 0) leaves the blame where it is. It returns the
-// rank to name, and wait >= 0 when the answer depends on rank wait, which
-// left but has not ended yet (the caller waits blameGrace at most for
-// it), else -1. n is the job's size.
-func blame(x rankExit, ended map[int]rankExit, n int) (root rankExit, wait int) {
-	seen := map[int]bool{x.Rank: true}
-	for {
-		if len(x.Report.Lost) == 0 {
-			return x, -1
-		}
-		p := x.Report.Lost[0]
-		if seen[p] || p < 0 || p >= n {
-			return x, -1
-		}
-		seen[p] = true
-		e, ok := ended[p]
-		switch {
-		case !ok:
-			return x, p
-		case e.NotStarted || !e.failed():
-			return x, -1
-		}
-		x = e
-	}
 }
