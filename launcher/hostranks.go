@@ -12,7 +12,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"time"
 
 	"github.com/gorun-hpc/gorun/internal/contract"
 )
@@ -270,35 +269,6 @@ func (h *hostRanks) startRank(j *hostJob, p Proc, dir string, env []string, stdi
 	return nil
 }
 
-// waitClosed waits until every one of chans is closed, at most d; it
-// says whether they all were.
-func waitClosed(d time.Duration, chans ...chan struct{}) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	for _, c := range chans {
-		select {
-		case <-c:
-		case <-t.C:
-			return false
-		}
-	}
-	return true
-}
-
-// closeNotifier closes done when the stream is closed (its consumer reached
-// EOF, or gave up on it).
-type closeNotifier struct {
-	io.ReadCloser
-	done chan struct{}
-	once sync.Once
-}
-
-func (c *closeNotifier) Close() error {
-	err := c.ReadCloser.Close()
-	c.once.Do(func() { close(c.done) })
-	return err
-}
-
 // waitResult turns cmd.Wait's error into a rankExit.
 func waitResult(rank int, host string, pid int, err error) rankExit {
 	x := rankExit{Rank: rank, Host: host, Pid: pid}
@@ -382,19 +352,6 @@ func (h *hostRanks) isRank(pid int) bool {
 
 // wait waits until every started rank has been reaped and reported.
 func (h *hostRanks) wait() { h.wg.Wait() }
-
-// isCharDevice says whether f is a terminal or other character device.
-func isCharDevice(f *os.File) bool {
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
-}
-
-// closeAll closes files, on a path that gives up on them.
-func closeAll(files ...*os.File) {
-	for _, f := range files {
-		f.Close()
-	}
-}
 
 // rankInited counts a rank's Init: once every rank of the host has
 // reported it, each has mapped the segment, whose name can go.

@@ -1,0 +1,105 @@
+package launcher
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+)
+
+// openBus opens the job's bus: the embedded server, or --nats's.
+func (r *runner) openBus(j *job) error {
+	var err error
+	if r.cfg.NATSURL == "" {
+		err = r.embeddedBus(j)
+	} else {
+		err = r.externalBus(j)
+	}
+	if err == nil {
+		r.logf("job %s", j.info.ID)
+	}
+	return err
+}
+
+// embeddedBus starts a server here, and (with remote hosts) one on every
+// other host of the job, in one cluster whose seed is this one.
+func (r *runner) embeddedBus(j *job) error {
+	cfg := &r.cfg
+	users, seeds, err := jobKeys(j.info.ID, cfg.N)
+	if err != nil {
+		return err
+	}
+	spec := &serverSpec{Name: "gorun", Host: cfg.NATSHost, JobID: j.info.ID, Size: cfg.N, Users: users, Verbose: cfg.Verbose, Logf: r.out.printf}
+	var remotes []Host
+	for _, h := range cfg.Hosts {
+		if !h.IsLocal() {
+			remotes = append(remotes, h)
+		}
+	}
+	if len(remotes) > 0 {
+		c, cs, err := clusterFor(j.ctx, cfg, j.info.ID, users, remotes)
+		if err != nil {
+			return err
+		}
+		spec, j.info.Cluster = cs, c
+	}
+	srv, err := startServer(spec)
+	if err != nil {
+		return err
+	}
+	j.onClose(srv.Shutdown)
+	j.info.NATSURL, j.info.Server = srv.URL(), srv
+	j.info.Creds = make(map[int]string, len(seeds))
+	for r, seed := range seeds {
+		j.info.Creds[r] = seed
+	}
+	r.logf("embedded NATS server listening on %s:%d", cfg.NATSHost, srv.Port())
+	if c := j.info.Cluster; c != nil {
+		c.setSeed(spec.Cluster.Advertise, srv.RoutePort())
+		r.logf("the job's cluster: routes (TLS) to this host at %s", c.seed)
+		// Until the ranks have ended, a route that closes ends the job.
+		host, _ := os.Hostname()
+		go srv.watchRoutes(host, j.ranksEnded, func(err error) { j.fault(jobFault(err.Error())) })
+	}
+	return nil
+}
+
+// externalBus checks --nats's server and mints or shares the ranks'
+// credentials on it.
+func (r *runner) externalBus(j *job) error {
+	cfg := &r.cfg
+	bus, err := newExternalBus(cfg)
+	if err != nil {
+		return err
+	}
+	if urlToken(cfg.NATSURL) != "" {
+		r.out.printf("warning: --nats: a token in the URL shows on gorun's command line to every user of this machine; set GORUN_NATS_TOKEN instead (ranks get it that way, never in their URL)")
+	}
+	expires := time.Now().Add(mintLifetime)
+	if cfg.Timeout > 0 {
+		expires = time.Now().Add(cfg.Timeout + 10*time.Minute)
+	}
+	auth, err := bus.checkOptions(j.info.ID, expires)
+	if err != nil {
+		return fmt.Errorf("--nats %s: %w", redactURL(cfg.NATSURL), err)
+	}
+	url := stripUserInfo(cfg.NATSURL)
+	cctx, ccancel := context.WithTimeout(j.ctx, cfg.ConnectTimeout)
+	err = checkExternal(cctx, url, cfg.ConnectTimeout, auth)
+	ccancel()
+	if err != nil {
+		return fmt.Errorf("--nats %s: cannot connect: %w", redactURL(cfg.NATSURL), err)
+	}
+	if j.info.Creds, err = bus.rankCreds(j.info.ID, cfg.N, expires); err != nil {
+		return fmt.Errorf("--nats-account-key: %w", err)
+	}
+	j.info.NATSURL, j.info.TLS = url, bus.tls
+	if bus.isolated() {
+		r.logf("each rank connects as a user of its own, minted for this job (valid until %s)", expires.Format(time.RFC3339))
+	} else {
+		j.info.Token = bus.token
+		r.out.printf("warning: --nats: the job is not isolated from other users of this server: every rank connects with the same credentials; give --nats-account-key to mint users for each job and rank")
+	}
+	r.logf("using the NATS server at %s", redactURL(cfg.NATSURL))
+	return nil
+}
