@@ -162,6 +162,14 @@ func (h *hostRanks) startRank(j *hostJob, p Proc, dir string, env []string, stdi
 		return err
 	}
 	defer ctlW.Close()
+	in, stdinW, err := rankStdin(stdin)
+	if err != nil {
+		closeAll(outR, outW, errR, errW, ctl.f)
+		return err
+	}
+	if stdinW != nil {
+		defer in.Close()
+	}
 	cmd := &exec.Cmd{
 		Path:        j.Path,
 		Args:        append([]string{j.Path}, j.Args...),
@@ -172,50 +180,31 @@ func (h *hostRanks) startRank(j *hostJob, p Proc, dir string, env []string, stdi
 		ExtraFiles:  []*os.File{ctlW}, // descriptor 3
 		SysProcAttr: rankProcAttr(),
 	}
-	var stdinW *os.File // the pipe stdin is copied into, if it is
-	if stdin != nil {
-		if f, ok := stdin.(*os.File); ok && !isCharDevice(f) {
-			cmd.Stdin = f // a file or pipe: the rank reads it directly
-		} else {
-			// A terminal (or any other reader): copy it through a pipe, so
-			// the rank, outside the terminal's foreground process group,
-			// never reads the terminal itself (which would stop it with
-			// SIGTTIN).
-			r, w, err := os.Pipe()
-			if err != nil {
-				closeAll(outR, outW, errR, errW, ctl.f)
-				return err
-			}
-			cmd.Stdin = r
-			stdinW = w
-			defer r.Close()
-		}
+	if in != nil {
+		cmd.Stdin = in
 	}
 	err = cmd.Start()
-	outW.Close()
-	errW.Close()
-	ctlW.Close()
+	closeAll(outW, errW, ctlW)
 	if err != nil {
-		outR.Close()
-		errR.Close()
-		ctl.f.Close()
+		closeAll(outR, errR, ctl.f)
 		if stdinW != nil {
 			stdinW.Close()
 		}
 		return err
 	}
-	pid := cmd.Process.Pid
-	// The streams' inodes, to find what holds them should they stay open
-	// after the rank ended.
-	inodes := []uint64{inode(outR), inode(errR), inode(ctl.f)}
+	rp := &rankProc{
+		cmd: cmd, rank: p.Rank, pid: cmd.Process.Pid, stdinW: stdinW, ctl: ctl,
+		out: &closeNotifier{ReadCloser: outR, done: make(chan struct{})},
+		err: &closeNotifier{ReadCloser: errR, done: make(chan struct{})},
+		// The streams' inodes, to find what holds them should they stay
+		// open after the rank ended.
+		inodes: []uint64{inode(outR), inode(errR), inode(ctl.f)},
+	}
 	ctl.pidOf = h.pidOf
 	ctl.onInit = h.rankInited
 	go ctl.read()
-	outDone, errDone := make(chan struct{}), make(chan struct{})
-	outC := &closeNotifier{ReadCloser: outR, done: outDone}
-	errC := &closeNotifier{ReadCloser: errR, done: errDone}
-	h.onOutput(p.Rank, false, outC)
-	h.onOutput(p.Rank, true, errC)
+	h.onOutput(p.Rank, false, rp.out)
+	h.onOutput(p.Rank, true, rp.err)
 	if stdinW != nil {
 		go func() {
 			io.Copy(stdinW, stdin)
@@ -224,49 +213,79 @@ func (h *hostRanks) startRank(j *hostJob, p Proc, dir string, env []string, stdi
 	}
 
 	h.mu.Lock()
-	h.running[p.Rank] = pid
+	h.running[p.Rank] = rp.pid
 	h.ctl[p.Rank] = ctl
 	if h.since == 0 {
-		h.since = startOf(pid)
+		h.since = startOf(rp.pid)
 	}
 	if h.stopSig != 0 {
-		syscall.Kill(-pid, h.stopSig) // stop came while this rank started
+		syscall.Kill(-rp.pid, h.stopSig) // stop came while this rank started
 	}
 	h.mu.Unlock()
 
 	h.wg.Add(1)
-	go func() {
-		defer h.wg.Done()
-		werr := cmd.Wait()
-		h.mu.Lock()
-		delete(h.running, p.Rank)
-		delete(h.ctl, p.Rank)
-		h.mu.Unlock()
-		// Whatever the rank left behind in its group goes with it, and its
-		// output pipes reach EOF.
-		syscall.Kill(-pid, syscall.SIGKILL)
-		if stdinW != nil {
-			stdinW.Close()
-		}
-		// Its output and control socket: every stream to its end, within
-		// outputDrain together. What holds one open longer left the rank's
-		// group (setsid, a daemon): it is the job's leftover, killed now;
-		// what it wrote before still comes out, and the streams are closed
-		// in the end whatever holds them (a process this one cannot see).
-		if !waitClosed(outputDrain, outDone, errDone, ctl.done) {
-			killHolders(inodes, h.isRank)
-			if !waitClosed(outputDrain/4, outDone, errDone, ctl.done) {
-				outC.Close()
-				errC.Close()
-			}
-		}
-		ctl.f.Close() // a descendant holding it open: what came is what counts
-		<-ctl.done
-		x := waitResult(p.Rank, h.host, pid, werr)
-		x.Report = ctl.rep
-		h.onExit(x)
-	}()
+	go h.reap(rp)
 	return nil
+}
+
+// rankStdin returns what a rank reads as its standard input, nil for
+// none: stdin itself if it is a file or pipe; else (a terminal, or any
+// other reader) the read end of a pipe whose write end w the caller feeds
+// from stdin, so that the rank, outside the terminal's foreground process
+// group, never reads the terminal itself (which would stop it with
+// SIGTTIN).
+func rankStdin(stdin io.Reader) (in, w *os.File, err error) {
+	if stdin == nil {
+		return nil, nil, nil
+	}
+	if f, ok := stdin.(*os.File); ok && !isCharDevice(f) {
+		return f, nil, nil
+	}
+	return os.Pipe()
+}
+
+// rankProc is a started rank, as reap needs it.
+type rankProc struct {
+	cmd       *exec.Cmd
+	rank, pid int
+	stdinW    *os.File // the pipe its input is copied into; nil for none
+	ctl       *rankControl
+	out, err  *closeNotifier
+	inodes    []uint64
+}
+
+// reap waits for rank p to end, ends what it left behind, waits a bounded
+// time for its streams, and reports its end.
+func (h *hostRanks) reap(p *rankProc) {
+	defer h.wg.Done()
+	werr := p.cmd.Wait()
+	h.mu.Lock()
+	delete(h.running, p.rank)
+	delete(h.ctl, p.rank)
+	h.mu.Unlock()
+	// Whatever the rank left behind in its group goes with it, and its
+	// output pipes reach EOF.
+	syscall.Kill(-p.pid, syscall.SIGKILL)
+	if p.stdinW != nil {
+		p.stdinW.Close()
+	}
+	// Its output and control socket: every stream to its end, within
+	// outputDrain together. What holds one open longer left the rank's
+	// group (setsid, a daemon): it is the job's leftover, killed now; what
+	// it wrote before still comes out, and the streams are closed in the
+	// end whatever holds them (a process this one cannot see).
+	if !waitClosed(outputDrain, p.out.done, p.err.done, p.ctl.done) {
+		killHolders(p.inodes, h.isRank)
+		if !waitClosed(outputDrain/4, p.out.done, p.err.done, p.ctl.done) {
+			p.out.Close()
+			p.err.Close()
+		}
+	}
+	p.ctl.f.Close() // a descendant holding it open: what came is what counts
+	<-p.ctl.done
+	x := waitResult(p.rank, h.host, p.pid, werr)
+	x.Report = p.ctl.rep
+	h.onExit(x)
 }
 
 // waitResult turns cmd.Wait's error into a rankExit.

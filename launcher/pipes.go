@@ -1,6 +1,7 @@
 package launcher
 
 import (
+	"bytes"
 	"io"
 	"os"
 	"sync"
@@ -47,4 +48,41 @@ func closeAll(files ...*os.File) {
 	for _, f := range files {
 		f.Close()
 	}
+}
+
+// tailBuffer keeps the first max bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	b   bytes.Buffer
+	max int
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if room := t.max - t.b.Len(); room > 0 {
+		t.b.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.b.String()
+}
+
+// isDevNull says whether r is the null device (gorun's stdin in a batch
+// job): a rank then reads EOF without being fed.
+func isDevNull(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	null, err := os.Stat(os.DevNull)
+	return err == nil && os.SameFile(fi, null)
 }

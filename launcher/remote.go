@@ -182,6 +182,17 @@ func startRemote(ctx context.Context, cfg *Config, plan *Plan, prog string, job 
 	}
 	// One login per host: its agent (shipped there first if it lacks this
 	// gorun build).
+	if err := rm.startAgents(ctx, cfg, plan, hosts, pre, logf); err != nil {
+		rm.close()
+		return nil, err
+	}
+	return rm, nil
+}
+
+// startAgents starts the agents of the hosts (indexes into plan.Hosts)
+// that prepareHosts has not started (pre), over ssh, in parallel. A host
+// whose agent does not start fails as its first rank.
+func (rm *remote) startAgents(ctx context.Context, cfg *Config, plan *Plan, hosts []int, pre map[int]*agentConn, logf func(string, ...any)) error {
 	t := time.Now()
 	var mu sync.Mutex
 	rm.agents = map[int]*agentConn{}
@@ -211,11 +222,10 @@ func startRemote(ctx context.Context, cfg *Config, plan *Plan, prog string, job 
 		return nil
 	})
 	if err != nil {
-		rm.close()
-		return nil, err
+		return err
 	}
 	logf("agents started on %d hosts in %v", len(hosts), time.Since(t).Round(time.Millisecond))
-	return rm, nil
+	return nil
 }
 
 // rankExitError is a rank's failure before the job started, as an error

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -175,7 +174,6 @@ func (s *agentSpawner) start(ctx context.Context, spec *spawnSpec, exits chan<- 
 // read handles the agent's frames until its session ends, then reports
 // the ranks it never reported as lost.
 func (s *agentSpawner) read(spec *spawnSpec, exits chan<- rankExit) {
-	name := s.host.String()
 	pipes := map[[2]int]*io.PipeWriter{}
 	pipe := func(rank, kind int) *io.PipeWriter {
 		k := [2]int{rank, kind}
@@ -209,11 +207,9 @@ func (s *agentSpawner) read(spec *spawnSpec, exits chan<- rankExit) {
 		live.handling()
 		switch kind {
 		case frameOutput:
-			if len(b) < 5 {
-				break
+			if len(b) >= 5 {
+				pipe(int(binary.BigEndian.Uint32(b)), int(b[4])).Write(b[5:])
 			}
-			rank := int(binary.BigEndian.Uint32(b))
-			pipe(rank, int(b[4])).Write(b[5:])
 		case frameExit:
 			var e agentExit
 			if json.Unmarshal(b, &e) != nil {
@@ -224,47 +220,13 @@ func (s *agentSpawner) read(spec *spawnSpec, exits chan<- rankExit) {
 					w.Close()
 				}
 			}
-			s.mu.Lock()
-			dup := s.reported[e.Rank]
-			s.reported[e.Rank] = true
-			s.mu.Unlock()
-			if !dup {
-				exits <- exitFromWire(e, name)
+			if s.report(e.Rank) {
+				exits <- exitFromWire(e, s.host.String())
 			}
 		case frameStates, frameDumped:
-			if len(b) < 4 {
-				break
-			}
-			s.mu.Lock()
-			ch := s.replies[binary.BigEndian.Uint32(b)]
-			s.mu.Unlock()
-			if ch != nil {
-				select {
-				case ch <- bytes.Clone(b[4:]): // b is the reader's buffer
-				default:
-				}
-			}
+			s.onReply(b)
 		case frameTime:
-			if len(b) != 16 {
-				break
-			}
-			t0, t1, t2 := int64(binary.BigEndian.Uint64(b)), int64(binary.BigEndian.Uint64(b[8:])), time.Now().UnixNano()
-			s.mu.Lock()
-			if rtt := t2 - t0; s.pings == 0 || rtt < s.bestRTT {
-				s.bestRTT, s.offset = rtt, t1-(t0+t2)/2
-			}
-			// The agent read its clock between t0 and t2 on gorun's.
-			if lo, hi := t1-t2, t1-t0; s.pings == 0 {
-				s.lo, s.hi = lo, hi
-			} else {
-				s.lo, s.hi = max(s.lo, lo), min(s.hi, hi)
-			}
-			s.pings++
-			more := s.pings < clockPings
-			s.mu.Unlock()
-			if more {
-				s.ping()
-			}
+			s.onTime(b)
 		case frameFail:
 			failure = string(b)
 		case frameFault:
@@ -276,30 +238,75 @@ func (s *agentSpawner) read(spec *spawnSpec, exits chan<- rankExit) {
 	for _, w := range pipes {
 		w.Close()
 	}
+	s.lost(spec, failure, exits)
+}
+
+// report marks rank's end reported, and reports whether it was not yet.
+func (s *agentSpawner) report(rank int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	dup := s.reported[rank]
+	s.reported[rank] = true
+	return !dup
+}
+
+// onReply hands a frameStates or frameDumped to the request waiting for
+// it.
+func (s *agentSpawner) onReply(b []byte) {
+	if len(b) < 4 {
+		return
+	}
+	s.mu.Lock()
+	ch := s.replies[binary.BigEndian.Uint32(b)]
+	s.mu.Unlock()
+	if ch != nil {
+		select {
+		case ch <- bytes.Clone(b[4:]): // b is the reader's buffer
+		default:
+		}
+	}
+}
+
+// onTime takes the agent's answer to a clock ping, and pings again until
+// it has clockPings answers.
+func (s *agentSpawner) onTime(b []byte) {
+	if len(b) != 16 {
+		return
+	}
+	t0, t1, t2 := int64(binary.BigEndian.Uint64(b)), int64(binary.BigEndian.Uint64(b[8:])), time.Now().UnixNano()
+	s.mu.Lock()
+	if rtt := t2 - t0; s.pings == 0 || rtt < s.bestRTT {
+		s.bestRTT, s.offset = rtt, t1-(t0+t2)/2
+	}
+	// The agent read its clock between t0 and t2 on gorun's.
+	if lo, hi := t1-t2, t1-t0; s.pings == 0 {
+		s.lo, s.hi = lo, hi
+	} else {
+		s.lo, s.hi = max(s.lo, lo), min(s.hi, hi)
+	}
+	s.pings++
+	more := s.pings < clockPings
+	s.mu.Unlock()
+	if more {
+		s.ping()
+	}
+}
+
+// lost reports, once the agent's session has ended, every rank of the
+// host whose end the agent did not report: not started (the agent's
+// failure, said for the first), lost with a host that sent no heartbeat,
+// or with the session.
+func (s *agentSpawner) lost(spec *spawnSpec, failure string, exits chan<- rankExit) {
 	select {
 	case <-s.a.ended:
 	case <-time.After(2 * time.Second):
 		s.a.kill()
 		<-s.a.ended
 	}
-	how := "ssh ended"
-	if s.a.via != "ssh session" {
-		how = "it ended"
-		if s.a.werr != nil {
-			how = "it failed (" + s.a.werr.Error() + ")"
-		}
-	} else if x := waitResult(0, name, 0, s.a.werr); x.Signal != 0 {
-		how = "ssh was killed by " + signalName(x.Signal)
-	} else if x.Code != 0 {
-		how = "ssh exited with status " + strconv.Itoa(x.Code)
-	}
+	name := s.host.String()
 	first := true
 	for _, p := range spec.Procs {
-		s.mu.Lock()
-		done := s.reported[p.Rank]
-		s.reported[p.Rank] = true
-		s.mu.Unlock()
-		if done {
+		if !s.report(p.Rank) {
 			continue
 		}
 		x := rankExit{Rank: p.Rank, Host: name, Code: ExitFailure}
@@ -311,11 +318,29 @@ func (s *agentSpawner) read(spec *spawnSpec, exits chan<- rankExit) {
 		case s.a.noBeat.Load():
 			x.Err = fmt.Errorf("is lost: host %s: no heartbeat from its agent for %v (the host, or the network to it, is down)", name, HeartbeatTimeout)
 		default:
-			x.Err = fmt.Errorf("lost its %s to the agent on host %s (%s before the rank ended)%s", s.a.via, name, how, stderrNote(s.a.errs.String()))
+			x.Err = fmt.Errorf("lost its %s to the agent on host %s (%s before the rank ended)%s", s.a.via, name, s.sessionEnd(), stderrNote(s.a.errs.String()))
 		}
 		first = false
 		exits <- x
 	}
+}
+
+// sessionEnd says how the agent's session ended.
+func (s *agentSpawner) sessionEnd() string {
+	if s.a.via != "ssh session" {
+		if s.a.werr != nil {
+			return "it failed (" + s.a.werr.Error() + ")"
+		}
+		return "it ended"
+	}
+	x := waitResult(0, s.host.String(), 0, s.a.werr)
+	switch {
+	case x.Signal != 0:
+		return "ssh was killed by " + signalName(x.Signal)
+	case x.Code != 0:
+		return "ssh exited with status " + strconv.Itoa(x.Code)
+	}
+	return "ssh ended"
 }
 
 // stderrNote is ssh's last word, if it said one, for a message.
@@ -347,41 +372,4 @@ func (s *agentSpawner) stop(kill bool) {
 	if s.a.fw.write(frameStop, []byte{b}) != nil && kill {
 		s.a.kill() // the channel is broken: end the session, the agent stops its ranks
 	}
-}
-
-// tailBuffer keeps the first max bytes written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	b   bytes.Buffer
-	max int
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if room := t.max - t.b.Len(); room > 0 {
-		t.b.Write(p[:min(len(p), room)])
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.b.String()
-}
-
-// isDevNull says whether r is the null device (gorun's stdin in a batch
-// job): a rank then reads EOF without being fed.
-func isDevNull(r io.Reader) bool {
-	f, ok := r.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		return false
-	}
-	null, err := os.Stat(os.DevNull)
-	return err == nil && os.SameFile(fi, null)
 }

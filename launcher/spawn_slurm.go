@@ -13,7 +13,6 @@ package launcher
 // protocol (agent.go) over that connection, as they do over ssh.
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -21,7 +20,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -78,34 +76,14 @@ func startSlurmAgents(ctx context.Context, hosts map[int]Host, adv string, logf 
 	if err != nil {
 		return nil, nil, fmt.Errorf("cannot read gorun's own binary: %w", err)
 	}
-	ca, err := newJobCA("agents")
+	ln, pin, err := agentListener(adv)
 	if err != nil {
 		return nil, nil, err
-	}
-	certPEM, keyPEM, err := ca.issue(adv)
-	if err != nil {
-		return nil, nil, err
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		return nil, nil, err
-	}
-	pin := sha256.Sum256(cert.Certificate[0])
-	listen := ":0"
-	if ip := net.ParseIP(adv); ip != nil {
-		listen = net.JoinHostPort(adv, "0")
-	}
-	ln, err := tls.Listen("tcp", listen, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13})
-	if err != nil {
-		return nil, nil, fmt.Errorf("cannot listen for the agents: %w", err)
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	secret := rand.Text() + rand.Text()
-
-	byNode := map[string]int{}
 	var names []string
-	for i, h := range hosts {
-		byNode[h.Name] = i
+	for _, h := range hosts {
 		names = append(names, h.Name)
 	}
 	k := strconv.Itoa(len(hosts))
@@ -129,111 +107,13 @@ func startSlurmAgents(ctx context.Context, hosts map[int]Host, adv string, logf 
 	}
 	logf("srun %s", strings.Join(args, " "))
 	go func() { cmd.Wait(); close(st.ended) }()
-
-	type called struct {
-		idx int
-		a   *agentConn
-	}
-	calls := make(chan called)
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		var seen sync.Map
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				i, a, err := st.admit(c, secret, byNode, &seen, hosts)
-				if err != nil {
-					logf("an agent's call refused: %v", err)
-					c.Close()
-					return
-				}
-				select {
-				case calls <- called{i, a}:
-				case <-stop:
-					a.kill()
-				}
-			})
-		}
-	})
-	agents := map[int]*agentConn{}
-	fail := func(err error) (map[int]*agentConn, *slurmStep, error) {
-		close(stop)
-		ln.Close()
-		for _, a := range agents {
-			a.kill()
-		}
-		st.close(5 * time.Second)
-		wg.Wait()
+	t0 := time.Now()
+	agents, err := st.gather(ctx, hosts, secret, logf)
+	if err != nil {
 		return nil, nil, err
 	}
-	timer := time.NewTimer(slurmAgentTimeout)
-	defer timer.Stop()
-	t0 := time.Now()
-	for len(agents) < len(hosts) {
-		select {
-		case c := <-calls:
-			agents[c.idx] = c.a
-		case <-st.ended:
-			return fail(fmt.Errorf("srun ended before the agents of %d of %d nodes called%s", len(hosts)-len(agents), len(hosts), stderrNote(st.errs.String())))
-		case <-timer.C:
-			return fail(fmt.Errorf("the agents of %d of %d nodes did not call within %v%s", len(hosts)-len(agents), len(hosts), slurmAgentTimeout, stderrNote(st.errs.String())))
-		case <-ctx.Done():
-			return fail(context.Cause(ctx))
-		}
-	}
-	close(stop)
-	ln.Close()
-	wg.Wait()
 	logf("agents of %d nodes started by srun in %v", len(hosts), time.Since(t0).Round(time.Millisecond))
 	return agents, st, nil
-}
-
-// admit reads a calling agent's proof and hello, within a bound.
-func (st *slurmStep) admit(c net.Conn, secret string, byNode map[string]int, seen *sync.Map, hosts map[int]Host) (int, *agentConn, error) {
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	br := bufio.NewReaderSize(c, 64<<10)
-	kind, b, err := readFrame(br, nil)
-	if err != nil {
-		return 0, nil, err
-	}
-	var au agentAuth
-	if kind != frameAuth || len(b) > 4096 || json.Unmarshal(b, &au) != nil {
-		return 0, nil, fmt.Errorf("from %s: not an agent", c.RemoteAddr())
-	}
-	if subtle.ConstantTimeCompare([]byte(au.Secret), []byte(secret)) != 1 {
-		return 0, nil, fmt.Errorf("from %s: wrong secret", c.RemoteAddr())
-	}
-	i, ok := byNode[au.Node]
-	if !ok {
-		return 0, nil, fmt.Errorf("from %s: node %q is not one of the job's", c.RemoteAddr(), au.Node)
-	}
-	if _, dup := seen.LoadOrStore(i, true); dup {
-		return 0, nil, fmt.Errorf("from %s: node %q called twice", c.RemoteAddr(), au.Node)
-	}
-	kind, b, err = readFrame(br, nil)
-	if err != nil {
-		return 0, nil, err
-	}
-	a := &agentConn{host: hosts[i], via: "connection", in: closeWriter{c}, errs: st.errs, ended: make(chan struct{})}
-	if kind != frameHello || json.Unmarshal(b, &a.hello) != nil {
-		return 0, nil, fmt.Errorf("node %s: unexpected answer from the agent", au.Node)
-	}
-	c.SetDeadline(time.Time{})
-	a.fw = &frameWriter{w: c}
-	a.live = newLiveness()
-	a.br = bufio.NewReaderSize(&endReader{r: liveReader{br, a.live}, end: func(err error) {
-		if !errors.Is(err, io.EOF) {
-			a.werr = err
-		}
-		close(a.ended)
-	}}, 64<<10)
-	a.killFn = func() { c.Close() }
-	go beat(a.fw, a.ended)
-	return i, a, nil
 }
 
 // close ends the step: it waits up to d for srun to end (the agents end
