@@ -100,7 +100,7 @@ type agent struct {
 	mu      sync.Mutex
 	job     *agentJob
 	ranks   *hostRanks
-	srv     *Server
+	srv     *natsServer
 	stdinW  *io.PipeWriter
 	left    int
 	goneOne sync.Once

@@ -17,13 +17,13 @@ const clusterJob = "test"
 // startCluster starts n job servers on loopback that form one cluster
 // through the first, as the servers of n hosts do. It returns them and the
 // ranks' seeds.
-func startCluster(t *testing.T, n int, ca *jobCA) ([]*Server, []string) {
+func startCluster(t *testing.T, n int, ca *jobCA) ([]*natsServer, []string) {
 	t.Helper()
 	users, seeds, err := jobKeys(clusterJob, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var srvs []*Server
+	var srvs []*natsServer
 	for i := range n {
 		cert, key, err := ca.issue("127.0.0.1")
 		if err != nil {
@@ -47,7 +47,7 @@ func startCluster(t *testing.T, n int, ca *jobCA) ([]*Server, []string) {
 
 // waitMesh waits until every server has a route to every other, until
 // deadline.
-func waitMesh(t *testing.T, srvs []*Server, deadline time.Time) {
+func waitMesh(t *testing.T, srvs []*natsServer, deadline time.Time) {
 	t.Helper()
 	for _, s := range srvs {
 		for s.ns.NumRoutes() != len(srvs)-1 {

@@ -4,14 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"runtime"
-	"time"
 
 	"github.com/gorun-hpc/gorun/launcher"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nkeys"
 )
 
 func ExampleConfig_Validate() {
@@ -57,32 +53,6 @@ func ExampleExitCode() {
 	// Output: true 7
 }
 
-// The embedded server admits only the job's ranks, each with a key of its own.
-func ExampleStartServer() {
-	srv, err := launcher.StartServer("127.0.0.1", false, "example-job", 2)
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer srv.Shutdown()
-
-	_, err = nats.Connect(srv.URL())
-	fmt.Println("without a key:", err)
-
-	kp, _ := nkeys.FromSeed([]byte(srv.Creds(1)))
-	pub, _ := kp.PublicKey()
-	nc, err := nats.Connect(srv.URL(), nats.Nkey(pub, kp.Sign))
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer nc.Close()
-	fmt.Println("with rank 1's key: connected to", nc.ConnectedUrl() == srv.URL())
-	// Output:
-	// without a key: nats: Authorization Violation
-	// with rank 1's key: connected to true
-}
-
 // A Go package is built once into a temporary directory; Remove deletes it.
 func ExamplePrepareProgram() {
 	dir, _ := os.MkdirTemp("", "example")
@@ -108,15 +78,4 @@ func ExampleDefaultConfig() {
 	cfg := launcher.DefaultConfig()
 	fmt.Println(cfg.N == runtime.NumCPU(), cfg.NATSHost, cfg.StopGrace, cfg.Validate())
 	// Output: true 127.0.0.1 500ms <nil>
-}
-
-// CheckServer fails fast when nothing answers at the URL.
-func ExampleCheckServer() {
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	url := "nats://" + l.Addr().String()
-	l.Close() // nothing listens there now
-
-	err := launcher.CheckServer(context.Background(), url, "", 3*time.Second)
-	fmt.Println(err)
-	// Output: nats: no servers available for connection
 }

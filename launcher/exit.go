@@ -4,9 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/gorun-hpc/gorun/internal/contract"
 	"slices"
 	"syscall"
+
+	"github.com/gorun-hpc/gorun/internal/contract"
 )
 
 // Exit codes of gorun besides a failed rank's own code.

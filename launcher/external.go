@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 
+	"github.com/gorun-hpc/gorun/internal/contract"
 	"github.com/gorun-hpc/gorun/internal/subject"
 )
 
@@ -49,7 +50,7 @@ type tlsFiles struct{ CA, Cert, Key string }
 
 // newExternalBus reads what cfg names for its --nats server.
 func newExternalBus(cfg *Config) (*externalBus, error) {
-	b := &externalBus{token: os.Getenv(EnvNATSToken)}
+	b := &externalBus{token: os.Getenv(contract.NATSToken)}
 	// Absolute, for ranks that start in another directory.
 	for _, f := range []struct {
 		dst  *string

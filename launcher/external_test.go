@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
 
+	"github.com/gorun-hpc/gorun/internal/contract"
 	"github.com/gorun-hpc/gorun/internal/subject"
 )
 
@@ -141,8 +142,8 @@ func TestExternalTLS(t *testing.T) {
 		t.Fatalf("with --nats-ca: %v", err)
 	}
 	env := jobInfo{ID: "job", TLS: bus.tls}.ContractEnv(Proc{}, 1, url)
-	if !slices.Contains(env, EnvNATSCA+"="+caFile) {
-		t.Errorf("ranks' environment %q lacks %s=%s", env, EnvNATSCA, caFile)
+	if !slices.Contains(env, contract.NATSCA+"="+caFile) {
+		t.Errorf("ranks' environment %q lacks %s=%s", env, contract.NATSCA, caFile)
 	}
 	if err := checkExternal(ctx, url, 5*time.Second, nil); err == nil {
 		t.Fatal("connected to a server whose certificate no trusted CA signed")

@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gorun-hpc/gorun/internal/contract"
 	"golang.org/x/sys/unix"
 )
 
@@ -136,7 +137,7 @@ func envMarker(job string) []byte {
 	if job == "" {
 		return nil
 	}
-	return []byte("\x00" + EnvJobID + "=" + job + "\x00")
+	return []byte("\x00" + contract.JobID + "=" + job + "\x00")
 }
 
 // hasEnv says whether pid's environment holds want (see envMarker).

@@ -33,7 +33,7 @@ func (e *routeLost) Error() string {
 // other server is known by its id: its route gone, or another route (a
 // new connection id) in its place, is a loss. A route that NATS closes as
 // a duplicate of one kept is not: the kept one is the one it had.
-func (s *Server) watchRoutes(host string, stop <-chan struct{}, lost func(error)) {
+func (s *natsServer) watchRoutes(host string, stop <-chan struct{}, lost func(error)) {
 	t := time.NewTicker(routePoll)
 	defer t.Stop()
 	had := map[string]uint64{} // remote server id -> its route's connection id

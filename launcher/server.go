@@ -40,10 +40,10 @@ const (
 	serverReadyTimeout = 5 * time.Second
 )
 
-// Server is a NATS server embedded in gorun for one job: it listens on one
+// natsServer is a NATS server embedded in gorun for one job: it listens on one
 // address, on a free port, and admits only the job's ranks, each with an
 // nkey of its own that lets it publish only as itself (see Creds).
-type Server struct {
+type natsServer struct {
 	ns        *server.Server
 	seeds     []string // each rank's nkey seed, by rank; nil on an agent's server
 	host      string
@@ -51,13 +51,13 @@ type Server struct {
 	routePort int // 0 without a cluster
 }
 
-// StartServer starts an embedded NATS server for job (its id) of size
+// startLocalServer starts an embedded NATS server for job (its id) of size
 // ranks, listening on host ("127.0.0.1" when empty; "0.0.0.0" for every
 // interface), on a random free port, with a fresh nkey for every rank (see
 // Creds). It returns once the server accepts connections. verbose lets the
 // server log to stderr, each line as gorun's own: "gorun: nats: Server is
 // ready".
-func StartServer(host string, verbose bool, job string, size int) (*Server, error) {
+func startLocalServer(host string, verbose bool, job string, size int) (*natsServer, error) {
 	users, seeds, err := jobKeys(job, size)
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS server: %w", err)
@@ -163,7 +163,7 @@ func serverOptions(spec *serverSpec, routePort int) (*server.Options, error) {
 // startServer starts a job's server from spec and returns once it accepts
 // connections (and, with a cluster, listens for routes on a port of the
 // range).
-func startServer(spec *serverSpec) (*Server, error) {
+func startServer(spec *serverSpec) (*natsServer, error) {
 	ports := []int{server.RANDOM_PORT}
 	if c := spec.Cluster; c != nil && c.Ports[0] > 0 {
 		ports = ports[:0]
@@ -201,7 +201,7 @@ func cmpOr(a, b string) string {
 	return b
 }
 
-func startOne(spec *serverSpec, routePort int) (*Server, error) {
+func startOne(spec *serverSpec, routePort int) (*natsServer, error) {
 	opts, err := serverOptions(spec, routePort)
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS server: %w", err)
@@ -229,7 +229,7 @@ func startOne(spec *serverSpec, routePort int) (*Server, error) {
 	if a, ok := ns.Addr().(*net.TCPAddr); ok {
 		port = a.Port
 	}
-	s := &Server{ns: ns, host: host, port: port}
+	s := &natsServer{ns: ns, host: host, port: port}
 	if spec.Cluster != nil {
 		a := ns.ClusterAddr()
 		if a == nil {
@@ -289,7 +289,7 @@ func dropped(line string) (rank, why string, ok bool) {
 // URL is the address ranks on this machine connect to, as
 // "nats://host:port" (127.0.0.1 when the server listens on every
 // interface).
-func (s *Server) URL() string {
+func (s *natsServer) URL() string {
 	host := s.host
 	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
 		if ip.To4() != nil {
@@ -303,30 +303,30 @@ func (s *Server) URL() string {
 
 // URLFor is the server's address as seen through host, for ranks on other
 // machines: "nats://host:port".
-func (s *Server) URLFor(host string) string {
+func (s *natsServer) URLFor(host string) string {
 	return "nats://" + net.JoinHostPort(host, strconv.Itoa(s.port))
 }
 
 // RoutePort is the port the server listens on for its cluster's routes (0
 // when it has none).
-func (s *Server) RoutePort() int { return s.routePort }
+func (s *natsServer) RoutePort() int { return s.routePort }
 
 // Port is the port the server listens on.
-func (s *Server) Port() int { return s.port }
+func (s *natsServer) Port() int { return s.port }
 
 // Creds is rank's secret: the seed of its nkey, which lets it publish only
 // as itself. Give it to that rank only, through its environment
 // (GORUN_NATS_CREDS), never on a command line.
-func (s *Server) Creds(rank int) string { return s.seeds[rank] }
+func (s *natsServer) Creds(rank int) string { return s.seeds[rank] }
 
 // Shutdown stops the server and closes every connection.
-func (s *Server) Shutdown() { s.ns.Shutdown() }
+func (s *natsServer) Shutdown() { s.ns.Shutdown() }
 
-// CheckServer connects to an existing NATS server (a comma-separated list
+// checkServer connects to an existing NATS server (a comma-separated list
 // of URLs for a cluster), with token if not empty, and returns an error if
 // none answers within timeout. gorun calls it for --nats, so that a wrong
 // URL fails at once instead of in every rank.
-func CheckServer(ctx context.Context, urls, token string, timeout time.Duration) error {
+func checkServer(ctx context.Context, urls, token string, timeout time.Duration) error {
 	var auth []nats.Option
 	if token != "" {
 		auth = append(auth, nats.Token(token))

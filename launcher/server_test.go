@@ -43,12 +43,12 @@ func connectAs(t *testing.T, url, seed string, errs chan<- error) *nats.Conn {
 // only the job's ranks, each with a key of its own, and takes messages of up
 // to 8 MiB.
 func TestStartServer(t *testing.T) {
-	a, err := StartServer("", false, "job-a", 3)
+	a, err := startLocalServer("", false, "job-a", 3)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Shutdown()
-	b, err := StartServer("127.0.0.1", false, "job-b", 3)
+	b, err := startLocalServer("127.0.0.1", false, "job-b", 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestStartServer(t *testing.T) {
 // nobody) nor subscribe to another rank's inbox; as itself it can.
 func TestRankIdentity(t *testing.T) {
 	const job = "job-id"
-	s, err := StartServer("", false, job, 3)
+	s, err := startLocalServer("", false, job, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func TestRankIdentity(t *testing.T) {
 // A server for remote ranks listens on every interface; ranks here reach it
 // through loopback, others through the address they are given.
 func TestStartServerAllInterfaces(t *testing.T) {
-	s, err := StartServer("0.0.0.0", false, "job", 1)
+	s, err := startLocalServer("0.0.0.0", false, "job", 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,17 +169,17 @@ func TestStartServerAllInterfaces(t *testing.T) {
 func TestCheckServer(t *testing.T) {
 	s := tokenServer(t, "right")
 	ctx := context.Background()
-	if err := CheckServer(ctx, s.ClientURL(), "right", 3*time.Second); err != nil {
+	if err := checkServer(ctx, s.ClientURL(), "right", 3*time.Second); err != nil {
 		t.Fatalf("right token: %v", err)
 	}
-	if err := CheckServer(ctx, s.ClientURL(), "wrong", 3*time.Second); err == nil {
+	if err := checkServer(ctx, s.ClientURL(), "wrong", 3*time.Second); err == nil {
 		t.Fatal("wrong token: no error")
 	}
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	closed := "nats://" + l.Addr().String()
 	l.Close()
 	start := time.Now()
-	if err := CheckServer(ctx, closed, "", 3*time.Second); err == nil {
+	if err := checkServer(ctx, closed, "", 3*time.Second); err == nil {
 		t.Fatal("closed port: no error")
 	}
 	silent, _ := net.Listen("tcp", "127.0.0.1:0")
@@ -193,7 +193,7 @@ func TestCheckServer(t *testing.T) {
 			defer c.Close()
 		}
 	}()
-	if err := CheckServer(ctx, "nats://"+silent.Addr().String(), "", 500*time.Millisecond); err == nil {
+	if err := checkServer(ctx, "nats://"+silent.Addr().String(), "", 500*time.Millisecond); err == nil {
 		t.Fatal("silent server: no error")
 	}
 	if d := time.Since(start); d > 5*time.Second {
@@ -201,7 +201,7 @@ func TestCheckServer(t *testing.T) {
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if err := CheckServer(cctx, "nats://"+silent.Addr().String(), "", time.Minute); err == nil {
+	if err := checkServer(cctx, "nats://"+silent.Addr().String(), "", time.Minute); err == nil {
 		t.Fatal("cancelled: no error")
 	}
 }
@@ -325,5 +325,41 @@ func TestServerNamesSlowConsumer(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("the server logged nothing about the rank it dropped")
+	}
+}
+
+// TestServerKeys: the embedded server admits only the job's ranks, each
+// with a key of its own.
+func TestServerKeys(t *testing.T) {
+	srv, err := startLocalServer("127.0.0.1", false, "example-job", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	if nc, err := nats.Connect(srv.URL()); err == nil {
+		nc.Close()
+		t.Fatal("connected without a key")
+	}
+	kp, _ := nkeys.FromSeed([]byte(srv.Creds(1)))
+	pub, _ := kp.PublicKey()
+	nc, err := nats.Connect(srv.URL(), nats.Nkey(pub, kp.Sign))
+	if err != nil {
+		t.Fatalf("with rank 1's key: %v", err)
+	}
+	nc.Close()
+}
+
+// TestCheckServerNothing: checkServer fails when nothing answers at
+// the URL.
+func TestCheckServerNothing(t *testing.T) {
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	url := "nats://" + l.Addr().String()
+	l.Close() // nothing listens there now
+	start := time.Now()
+	if err := checkServer(context.Background(), url, "", 3*time.Second); err == nil {
+		t.Fatal("CheckServer: nil error with nothing at the URL")
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("CheckServer took %v, beyond its timeout", took)
 	}
 }

@@ -11,22 +11,6 @@ import (
 	"github.com/gorun-hpc/gorun/internal/contract"
 )
 
-// Environment variables of the launch contract, set for every rank (see
-// internal/contract, the one place that names them).
-const (
-	EnvRank      = contract.Rank
-	EnvSize      = contract.Size
-	EnvLocalRank = contract.LocalRank
-	EnvLocalSize = contract.LocalSize
-	EnvJobID     = contract.JobID
-	EnvNATSURL   = contract.NATSURL
-	EnvNATSToken = contract.NATSToken // a shared server's token: only ever in an environment
-	EnvNATSCreds = contract.NATSCreds // the rank's own credentials: only ever in its environment
-	EnvNATSCA    = contract.NATSCA    // a PEM file: the CA of a --nats server's certificate
-	EnvNATSCert  = contract.NATSCert  // a PEM file: the client certificate for a --nats server
-	EnvNATSKey   = contract.NATSKey   // a PEM file: that certificate's key
-)
-
 // A spawner starts the ranks placed on one host and reports how each ended.
 // launcher.Run makes one per host of the plan: a local spawner for this
 // machine, an SSH spawner for each other one. Output forwarding, failure
@@ -93,7 +77,7 @@ type jobInfo struct {
 	// SharedMemory: each host's ranks talk through a segment of its own
 	// (not --shm=false).
 	SharedMemory bool
-	Server       *Server     // the embedded server, nil with --nats
+	Server       *natsServer // the embedded server, nil with --nats
 	Cluster      *jobCluster // how other hosts' servers join it; nil for a job on this machine
 }
 
@@ -101,15 +85,15 @@ type jobInfo struct {
 // size ranks, connecting to natsURL, as VAR=VALUE.
 func (j jobInfo) ContractEnv(p Proc, size int, natsURL string) []string {
 	env := []string{
-		EnvRank + "=" + strconv.Itoa(p.Rank),
-		EnvSize + "=" + strconv.Itoa(size),
-		EnvLocalRank + "=" + strconv.Itoa(p.LocalRank),
-		EnvLocalSize + "=" + strconv.Itoa(p.LocalSize),
-		EnvJobID + "=" + j.ID,
-		EnvNATSURL + "=" + natsURL,
+		contract.Rank + "=" + strconv.Itoa(p.Rank),
+		contract.Size + "=" + strconv.Itoa(size),
+		contract.LocalRank + "=" + strconv.Itoa(p.LocalRank),
+		contract.LocalSize + "=" + strconv.Itoa(p.LocalSize),
+		contract.JobID + "=" + j.ID,
+		contract.NATSURL + "=" + natsURL,
 	}
 	if j.Token != "" {
-		env = append(env, EnvNATSToken+"="+j.Token)
+		env = append(env, contract.NATSToken+"="+j.Token)
 	}
 	if j.Trace > 0 {
 		env = append(env, contract.Trace+"="+strconv.Itoa(j.Trace))
@@ -118,9 +102,9 @@ func (j jobInfo) ContractEnv(p Proc, size int, natsURL string) []string {
 		env = append(env, contract.SharedMemory+"="+j.Shm)
 	}
 	if c := j.Creds[p.Rank]; c != "" {
-		env = append(env, EnvNATSCreds+"="+c)
+		env = append(env, contract.NATSCreds+"="+c)
 	}
-	for _, f := range []struct{ name, path string }{{EnvNATSCA, j.TLS.CA}, {EnvNATSCert, j.TLS.Cert}, {EnvNATSKey, j.TLS.Key}} {
+	for _, f := range []struct{ name, path string }{{contract.NATSCA, j.TLS.CA}, {contract.NATSCert, j.TLS.Cert}, {contract.NATSKey, j.TLS.Key}} {
 		if f.path != "" {
 			env = append(env, f.name+"="+f.path)
 		}
