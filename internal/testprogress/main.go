@@ -16,7 +16,7 @@
 // It exits with go test's status, or 1 if a test failed while go test
 // exited 0. It runs $GO (default go).
 //
-//	go run ./internal/testprogress -race -timeout=20m ./...
+//	go run ./internal/testprogress -race -timeout=60m ./...
 package main
 
 import (
