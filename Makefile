@@ -21,7 +21,7 @@ test-deps:
 	@bash scripts/test-deps.sh
 
 # The whole suite, race detector on, multi-process and multi-host tests
-# included. internal/testprogress runs go test -json and prints each package
+# included. internal/testing/testprogress runs go test -json and prints each package
 # as it finishes (a failure's output as go test prints it), then which groups
 # of tests ran (unit, multi-process, multi-host/SSH, examples) and why any
 # were skipped, and last "N passed, N failed".
@@ -56,7 +56,7 @@ test-short: $(BIN)/testprogress
 
 .PHONY: $(BIN)/testprogress
 $(BIN)/testprogress:
-	@$(GO) build -o $@ ./internal/testprogress
+	@$(GO) build -o $@ ./internal/testing/testprogress
 
 # The product builds, and the tests compile and vet, on macOS and the BSDs
 # too (the Linux-only parts sit in _linux.go files, with fallbacks).
@@ -92,6 +92,8 @@ check-deps:
 	done
 	@if $(GO) list -deps ./launcher ./cmd/gorun | grep -q 'gorun/mpi'; then \
 		echo "the launcher links package mpi: share what both need through internal/contract"; exit 1; fi
+	@bad=$$($(GO) list -deps ./mpi ./collectives ./pool ./shared ./launcher ./cmd/gorun | grep -E 'gorun/(internal/testing/|mpi/mpitest)'); \
+	if [ -n "$$bad" ]; then echo "a product package links test support: $$bad"; exit 1; fi
 
 # go.mod requires the lowest Go that builds gorun, so that a user's module
 # is not made to require a newer one: the highest its dependencies require,

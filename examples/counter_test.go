@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/gorun-hpc/gorun/internal/testbin"
+	"github.com/gorun-hpc/gorun/internal/testing/testbin"
 )
 
 func TestCounter(t *testing.T) {

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorun-hpc/gorun/internal/testbin"
+	"github.com/gorun-hpc/gorun/internal/testing/testbin"
 )
 
 func TestPatterns(t *testing.T) {

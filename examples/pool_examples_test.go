@@ -13,7 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gorun-hpc/gorun/internal/testhosts"
+	"github.com/gorun-hpc/gorun/internal/testing/testhosts"
 )
 
 // poolBins are gorun, balance and pairs, as built for one test.

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorun-hpc/gorun/internal/testbin"
+	"github.com/gorun-hpc/gorun/internal/testing/testbin"
 )
 
 var bin struct{ gorun, sum, pi string }

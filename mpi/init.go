@@ -10,7 +10,6 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/gorun-hpc/gorun/internal/contract"
-	"github.com/gorun-hpc/gorun/internal/memnet"
 	"github.com/gorun-hpc/gorun/internal/subject"
 )
 
@@ -76,7 +75,7 @@ func Init(ctx context.Context, opts ...Option) (*Comm, error) {
 	if err := subject.CheckJob(o.JobID); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInit, err)
 	}
-	mem := memnet.FromContext(ctx)
+	mem := o.memory
 	if mem != nil && mem.Size() != o.Size {
 		return nil, fmt.Errorf("%w: an in-memory network of %d ranks for a job of %d", ErrInit, mem.Size(), o.Size)
 	}

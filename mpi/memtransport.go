@@ -5,12 +5,22 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/gorun-hpc/gorun/internal/memnet"
+	"github.com/gorun-hpc/gorun/mpi/internal/memnet"
+	"github.com/gorun-hpc/gorun/mpi/internal/seam"
 )
 
+func init() {
+	seam.MemoryNetwork = func(n *memnet.Network) any {
+		return Option(func(o *Options) error {
+			o.memory = n
+			return nil
+		})
+	}
+}
+
 // memTransport carries a rank's frames over an in-memory network
-// (internal/memnet), for tests: mpitest's Net puts the network in the ctx
-// given to Init, which then uses it in place of NATS. Every frame is a
+// (internal/memnet), for tests: mpitest's Net gives Init the network with
+// the option seam.MemoryNetwork makes, and Init uses it in place of NATS. Every frame is a
 // binary header (wire.go) and its payload, a chunk's too.
 type memTransport struct {
 	e      *engine

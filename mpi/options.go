@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/gorun-hpc/gorun/mpi/internal/memnet"
 	"github.com/nats-io/nats.go"
 )
 
@@ -86,6 +87,8 @@ type Options struct {
 	fromEnv bool          // the job came from the launch environment
 	envTLS  []nats.Option // TLS files the launch environment names
 	jobSet  bool          // WithJob was given
+
+	memory *memnet.Network // tests: the in-memory network to join over, in place of NATS (seam.MemoryNetwork)
 }
 
 // DefaultOptions returns the settings Init starts from.

@@ -96,7 +96,7 @@
 // transport vouches for (transport.go). The NATS transport
 // (natstransport.go) owns the subjects, the binary header or reply-subject
 // token of each frame, the start-up handshake above and the connection's
-// events; an in-memory one (memtransport.go, over internal/memnet) runs the
+// events; an in-memory one (memtransport.go, over mpi/internal/memnet) runs the
 // same engine in tests, with seeded delays, reordering across senders and
 // streams, ranks cut off and receivers stopped. What a transport must
 // promise: one sender's frames on one stream (inbox, multicast) arrive in

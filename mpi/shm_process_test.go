@@ -18,7 +18,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/gorun-hpc/gorun/internal/shm"
-	"github.com/gorun-hpc/gorun/internal/testbin"
+	"github.com/gorun-hpc/gorun/internal/testing/testbin"
 	"github.com/gorun-hpc/gorun/mpi"
 )
 

@@ -12,8 +12,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gorun-hpc/gorun/internal/testbin"
-	"github.com/gorun-hpc/gorun/internal/testhosts"
+	"github.com/gorun-hpc/gorun/internal/testing/testbin"
+	"github.com/gorun-hpc/gorun/internal/testing/testhosts"
 )
 
 var bin struct{ gorun string }

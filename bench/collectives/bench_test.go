@@ -16,7 +16,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/gorun-hpc/gorun/internal/testbin"
+	"github.com/gorun-hpc/gorun/internal/testing/testbin"
 )
 
 var (

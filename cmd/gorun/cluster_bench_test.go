@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorun-hpc/gorun/internal/testhosts"
+	"github.com/gorun-hpc/gorun/internal/testing/testhosts"
 )
 
 // pingpongBin is examples/pingpong, built once.

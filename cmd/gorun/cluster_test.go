@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorun-hpc/gorun/internal/testbin"
+	"github.com/gorun-hpc/gorun/internal/testing/testbin"
 	"github.com/nats-io/nats-server/v2/server"
 )
 

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorun-hpc/gorun/internal/testbin"
+	"github.com/gorun-hpc/gorun/internal/testing/testbin"
 )
 
 // failBound is how soon after a rank fails gorun must have stopped every

@@ -1,7 +1,7 @@
 package main
 
 // Multi-host end-to-end tests: the real gorun binary runs ranks on network
-// namespace "hosts", each with a real sshd (internal/testhosts), through the
+// namespace "hosts", each with a real sshd (internal/testing/testhosts), through the
 // system's ssh client. They need root, iproute2 and openssh-server: without
 // them they are skipped, except in CI (CI=true) where they fail.
 
@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorun-hpc/gorun/internal/testbin"
-	"github.com/gorun-hpc/gorun/internal/testhosts"
+	"github.com/gorun-hpc/gorun/internal/testing/testbin"
+	"github.com/gorun-hpc/gorun/internal/testing/testhosts"
 )
 
 // hostprog is testdata/hostprog, built once by the first test that needs it.

@@ -1,6 +1,6 @@
 package main
 
-// Tests of gorun inside a real Slurm allocation (internal/testslurm): the
+// Tests of gorun inside a real Slurm allocation (internal/testing/testslurm): the
 // agents start with one srun step, the nodes run no sshd.
 
 import (
@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorun-hpc/gorun/internal/testbin"
-	"github.com/gorun-hpc/gorun/internal/testslurm"
+	"github.com/gorun-hpc/gorun/internal/testing/testbin"
+	"github.com/gorun-hpc/gorun/internal/testing/testslurm"
 )
 
 // newSlurm starts a Slurm cluster of n nodes of 2 CPUs; when t ends it

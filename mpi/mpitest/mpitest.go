@@ -34,8 +34,9 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/gorun-hpc/gorun/internal/invariant"
-	"github.com/gorun-hpc/gorun/internal/memnet"
 	"github.com/gorun-hpc/gorun/internal/subject"
+	"github.com/gorun-hpc/gorun/mpi/internal/memnet"
+	"github.com/gorun-hpc/gorun/mpi/internal/seam"
 
 	"github.com/gorun-hpc/gorun/mpi"
 )
@@ -277,7 +278,7 @@ func (net *Net) World(ctx context.Context, n int, fn func(ctx context.Context, c
 	net.n = mn
 	net.mu.Unlock()
 	return run(ctx, uuid.NewString(), n, fn, opts, func(ctx context.Context, rank int) (context.Context, []mpi.Option) {
-		return memnet.NewContext(ctx, mn), nil
+		return ctx, []mpi.Option{seam.MemoryNetwork(mn).(mpi.Option)}
 	})
 }
 

@@ -1,6 +1,6 @@
 // Package testslurm makes a real Slurm cluster for tests: one slurmctld and
 // several slurmd, Debian's daemons, each on a host of its own made by
-// internal/testhosts (its own network, PID, mount and UTS namespaces and
+// internal/testing/testhosts (its own network, PID, mount and UTS namespaces and
 // host name: ctl, n1, n2, ...), with a munged of the test's own. The nodes
 // run no sshd. The test process stays in the root namespaces, where it runs
 // Slurm's client commands (salloc, sbatch, srun, scancel, scontrol) as a
@@ -30,7 +30,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorun-hpc/gorun/internal/testhosts"
+	"github.com/gorun-hpc/gorun/internal/testing/testhosts"
 )
 
 // Cluster is a running Slurm cluster: Hosts[0] is the controller (ctl),

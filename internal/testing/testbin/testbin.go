@@ -50,7 +50,7 @@ func Main(m *testing.M, prefix string, progs ...Prog) {
 
 // Test groups, as `make test` reports them: a test in a group says so with
 // t.Attr(GroupKey, group), which go test -json passes on as an "attr"
-// event (internal/testprogress counts them). A test in no group is a unit
+// event (internal/testing/testprogress counts them). A test in no group is a unit
 // test.
 const (
 	// GroupKey is the attribute that names a test's group.

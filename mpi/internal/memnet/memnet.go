@@ -108,19 +108,6 @@ func (n *Network) Size() int { return n.size }
 // MaxPayload is what one frame may hold.
 func (n *Network) MaxPayload() int { return n.cfg.MaxPayload }
 
-type ctxKey struct{}
-
-// NewContext returns ctx carrying n, for mpi.Init to join its job over n.
-func NewContext(ctx context.Context, n *Network) context.Context {
-	return context.WithValue(ctx, ctxKey{}, n)
-}
-
-// FromContext returns the network ctx carries, or nil.
-func FromContext(ctx context.Context) *Network {
-	n, _ := ctx.Value(ctxKey{}).(*Network)
-	return n
-}
-
 // Endpoint returns rank's end of the network.
 func (n *Network) Endpoint(rank int) *Endpoint { return n.eps[rank] }
 

@@ -8,7 +8,7 @@
 // A failed test's output (its t.Log lines, a race report, a panic) is
 // printed as go test prints it, without the "=== RUN" framing of -json,
 // and a failed package's own output with it. A test's group is the
-// internal/testbin attribute it sets (multi-process, multi-host); a test
+// internal/testing/testbin attribute it sets (multi-process, multi-host); a test
 // with none is a unit test, an Example an example. The groups line says
 // for each group how many tests ran and how many were skipped, with the
 // reasons the tests gave (-short, no root, no sshd...).
@@ -16,7 +16,7 @@
 // It exits with go test's status, or 1 if a test failed while go test
 // exited 0. It runs $GO (default go).
 //
-//	go run ./internal/testprogress -race -timeout=60m ./...
+//	go run ./internal/testing/testprogress -race -timeout=60m ./...
 package main
 
 import (
