@@ -88,6 +88,22 @@ func TestConformance(t *testing.T) {
 	}
 }
 
+// TestConformanceChunked runs the suite with single copies off, through
+// the server and over the in-memory network with faults: in-process ranks
+// otherwise copy every rendezvous message out of the sender's memory, and
+// no chunk frame is ever carried.
+func TestConformanceChunked(t *testing.T) {
+	for _, n := range []int{2, 3} {
+		t.Run(fmt.Sprintf("server/n=%d", n), func(t *testing.T) {
+			mpitest.Run(t, n, suite, mpi.WithSingleCopy(false), mpi.WithSharedMemory(false))
+		})
+		t.Run(fmt.Sprintf("memory/n=%d", n), func(t *testing.T) {
+			f := mpitest.Chaos(t, *memorySeed, "./mpi -memory.seed")
+			mpitest.NewNet(f).Run(t, n, suite, mpi.WithSingleCopy(false))
+		})
+	}
+}
+
 // TestConformanceMemory runs the suite over the in-memory transport, with
 // seeded delays and frames reordered across senders and streams: what
 // passes over NATS must not depend on its timing. A failure names its
