@@ -34,15 +34,12 @@
 package main
 
 import (
-	"bytes"
 	"cmp"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"net"
 	"os"
 	"slices"
@@ -50,14 +47,8 @@ import (
 	"time"
 
 	"github.com/gorun-hpc/gorun/collectives"
+	"github.com/gorun-hpc/gorun/examples/internal/meter"
 	"github.com/gorun-hpc/gorun/mpi"
-)
-
-// Tags of the measurements.
-const (
-	tagPing = 1
-	tagBw   = 2
-	tagAck  = 3
 )
 
 type config struct {
@@ -246,11 +237,11 @@ func runSchedule(ctx context.Context, c *mpi.Comm, name string, rounds [][][2]in
 		if peer < 0 {
 			continue
 		}
-		lat, k1, err := meter{c, peer, first, cfg.latSize}.latency(ctx, cfg.warmup, cfg.latIters)
+		lat, k1, err := meter.Meter{C: c, Peer: peer, First: first, Size: cfg.latSize, Check: true}.Latency(ctx, cfg.warmup, cfg.latIters)
 		if err != nil {
 			return nil, 0, fmt.Errorf("%s: latency with rank %d: %w", name, peer, err)
 		}
-		bw, k2, err := meter{c, peer, first, cfg.bwSize}.bandwidth(ctx, cfg.window, cfg.warmup, cfg.bwIter)
+		bw, k2, err := meter.Meter{C: c, Peer: peer, First: first, Size: cfg.bwSize, Check: true}.Bandwidth(ctx, cfg.window, cfg.warmup, cfg.bwIter)
 		if err != nil {
 			return nil, 0, fmt.Errorf("%s: bandwidth with rank %d: %w", name, peer, err)
 		}
@@ -350,130 +341,6 @@ func printReport(rep Report, cfg config) {
 		}
 	}
 	fmt.Printf("pairs: OK: %d pairs x 2 schedules measured, %d messages received, every byte checked\n", n*(n-1)/2, rep.Messages)
-}
-
-// meter measures one size between this rank and peer; first is the lower
-// rank of the pair, which pings, sends the bandwidth windows, and times.
-type meter struct {
-	c     *mpi.Comm
-	peer  int
-	first bool
-	size  int
-}
-
-// latency runs warmup+iters round trips and returns the first rank's half
-// round-trip time (zero on the other), and the messages received.
-func (m meter) latency(ctx context.Context, warmup, iters int) (time.Duration, int64, error) {
-	ping, pong := pattern(m.size, 0), pattern(m.size, 1)
-	var start time.Time
-	for i := range warmup + iters {
-		if i == warmup {
-			start = time.Now()
-		}
-		if m.first {
-			if err := m.c.Send(ctx, m.peer, tagPing, ping); err != nil {
-				return 0, 0, err
-			}
-			if err := m.recv(ctx, tagPing, pong); err != nil {
-				return 0, 0, err
-			}
-		} else {
-			if err := m.recv(ctx, tagPing, ping); err != nil {
-				return 0, 0, err
-			}
-			if err := m.c.Send(ctx, m.peer, tagPing, pong); err != nil {
-				return 0, 0, err
-			}
-		}
-	}
-	if !m.first {
-		return 0, int64(warmup + iters), nil
-	}
-	return time.Since(start) / time.Duration(2*iters), int64(warmup + iters), nil
-}
-
-// bandwidth runs warmup+iters windows of window messages from the first
-// rank to the other, each window acknowledged, and returns the first rank's
-// bytes per second (zero on the other) and the messages received.
-func (m meter) bandwidth(ctx context.Context, window, warmup, iters int) (float64, int64, error) {
-	data := pattern(m.size, 2)
-	reqs := make([]*mpi.Request, window)
-	var start time.Time
-	var received int64
-	for i := range warmup + iters {
-		if i == warmup {
-			start = time.Now()
-		}
-		if m.first {
-			for j := range reqs {
-				reqs[j] = m.c.Isend(m.peer, tagBw, data)
-			}
-			if err := mpi.WaitAll(ctx, reqs...); err != nil {
-				return 0, 0, err
-			}
-			if err := m.recv(ctx, tagAck, []byte{1}); err != nil {
-				return 0, 0, err
-			}
-			received++
-			continue
-		}
-		for j := range reqs {
-			reqs[j] = m.c.Irecv(m.peer, tagBw)
-		}
-		if err := mpi.WaitAll(ctx, reqs...); err != nil {
-			return 0, 0, err
-		}
-		for _, r := range reqs {
-			if err := m.verify(r.Data(), data); err != nil {
-				return 0, 0, err
-			}
-		}
-		received += int64(window)
-		if err := m.c.Send(ctx, m.peer, tagAck, []byte{1}); err != nil {
-			return 0, 0, err
-		}
-	}
-	if !m.first {
-		return 0, received, nil
-	}
-	return float64(m.size*window*iters) / time.Since(start).Seconds(), received, nil
-}
-
-// recv receives one message from the peer and checks it against want.
-func (m meter) recv(ctx context.Context, tag int, want []byte) error {
-	got, _, err := m.c.Recv(ctx, m.peer, tag)
-	if err != nil {
-		return err
-	}
-	return m.verify(got, want)
-}
-
-// verify checks a received message byte for byte.
-func (m meter) verify(got, want []byte) error {
-	if len(got) != len(want) {
-		return fmt.Errorf("received %d bytes from rank %d, want %d", len(got), m.peer, len(want))
-	}
-	if !bytes.Equal(got, want) {
-		i := 0
-		for got[i] == want[i] {
-			i++
-		}
-		return fmt.Errorf("message of %d bytes from rank %d differs first at byte %d: %#x, want %#x",
-			len(got), m.peer, i, got[i], want[i])
-	}
-	return nil
-}
-
-// pattern returns size pseudo-random bytes, the same for the same size and
-// stream on every rank, and different for different streams, so a message
-// with a chunk lost, repeated or misplaced does not pass the check.
-func pattern(size, stream int) []byte {
-	var seed [32]byte
-	binary.LittleEndian.PutUint64(seed[:], uint64(size))
-	binary.LittleEndian.PutUint64(seed[8:], uint64(stream))
-	b := make([]byte, size)
-	rand.NewChaCha8(seed).Read(b)
-	return b
 }
 
 // hostLabel is this rank's host: its name, or its first non-loopback IPv4
