@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gorun-hpc/gorun/internal/subject"
+	"github.com/gorun-hpc/gorun/internal/testing/wait"
 )
 
 // clusterJob is the job of startCluster's servers: two ranks.
@@ -50,11 +51,8 @@ func startCluster(t *testing.T, n int, ca *jobCA) ([]*natsServer, []string) {
 func waitMesh(t *testing.T, srvs []*natsServer, deadline time.Time) {
 	t.Helper()
 	for _, s := range srvs {
-		for s.ns.NumRoutes() != len(srvs)-1 {
-			if time.Now().After(deadline) {
-				t.Fatalf("a server has %d routes, want %d", s.ns.NumRoutes(), len(srvs)-1)
-			}
-			time.Sleep(10 * time.Millisecond)
+		if !wait.For(time.Until(deadline), func() bool { return s.ns.NumRoutes() == len(srvs)-1 }) {
+			t.Fatalf("a server has %d routes, want %d", s.ns.NumRoutes(), len(srvs)-1)
 		}
 	}
 }

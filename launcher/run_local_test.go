@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gorun-hpc/gorun/internal/testing/wait"
 )
 
 // syncBuffer is a bytes.Buffer safe to read while Run writes to it.
@@ -65,12 +67,9 @@ func waitGone(t *testing.T, pids []int, d time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for _, pid := range pids {
-		for !gone(pid) {
-			if time.Now().After(deadline) {
-				syscall.Kill(pid, syscall.SIGKILL)
-				t.Fatalf("process %d still runs", pid)
-			}
-			time.Sleep(5 * time.Millisecond)
+		if !wait.For(time.Until(deadline), func() bool { return gone(pid) }) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("process %d still runs", pid)
 		}
 	}
 }
@@ -97,12 +96,8 @@ func TestRunContextCancel(t *testing.T) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	done := make(chan error)
 	go func() { done <- Run(ctx, cfg, "sh", "-c", "echo pid $$; exec sleep 60") }()
-	deadline := time.Now().Add(30 * time.Second)
-	for strings.Count(stdout.String(), "pid ") < 3 {
-		if time.Now().After(deadline) {
-			t.Fatal("ranks did not start")
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !wait.For(30*time.Second, func() bool { return strings.Count(stdout.String(), "pid ") >= 3 }) {
+		t.Fatal("ranks did not start")
 	}
 	cancel(errors.New("enough"))
 	start := time.Now()

@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/gorun-hpc/gorun/internal/testing/wait"
 	"github.com/gorun-hpc/gorun/mpi"
 	"github.com/gorun-hpc/gorun/mpi/mpitest"
 )
@@ -496,12 +497,7 @@ func TestConnectionLost(t *testing.T) {
 	}
 	// Rank 1 learns of the loss on its own connection, asynchronously.
 	var err error
-	for range 100 {
-		if err = comms[1].Send(ctx, 0, 0, nil); err != nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	wait.For(2*time.Second, func() bool { err = comms[1].Send(ctx, 0, 0, nil); return err != nil })
 	if !errors.Is(err, mpi.ErrConnLost) {
 		t.Errorf("Send after the loss: %v, want ErrConnLost", err)
 	}
@@ -590,11 +586,8 @@ func TestSingleton(t *testing.T) {
 func TestNoGoroutineLeak(t *testing.T) {
 	before := runtime.NumGoroutine()
 	mpitest.Run(t, 4, func(ctx context.Context, c *mpi.Comm) error { return caseRing(ctx, c) })
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > before {
+	if !wait.For(5*time.Second, func() bool { return runtime.NumGoroutine() <= before }) {
+		n := runtime.NumGoroutine()
 		buf := make([]byte, 1<<20)
 		t.Errorf("%d goroutines before, %d after:\n%s", before, n, buf[:runtime.Stack(buf, true)])
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorun-hpc/gorun/internal/testing/wait"
 	"github.com/gorun-hpc/gorun/mpi"
 	"github.com/gorun-hpc/gorun/mpi/mpitest"
 	"github.com/gorun-hpc/gorun/pool"
@@ -587,11 +588,8 @@ func TestNoGoroutineLeft(t *testing.T) {
 		}
 		return nil
 	})
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > before {
+	if !wait.For(5*time.Second, func() bool { return runtime.NumGoroutine() <= before }) {
+		n := runtime.NumGoroutine()
 		buf := make([]byte, 1<<20)
 		t.Errorf("%d goroutines left, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
 	}

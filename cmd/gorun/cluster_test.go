@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/gorun-hpc/gorun/internal/testing/testbin"
+	"github.com/gorun-hpc/gorun/internal/testing/wait"
 	"github.com/nats-io/nats-server/v2/server"
 )
 
@@ -428,7 +429,7 @@ func TestHostsCaptureClean(t *testing.T) {
 	j := startJob(t, nil, e.args("-n", "2", "--map-by", "node", "--hostfile", e.hostfile, prog, "exchange", "40")...)
 	// The secret, from a rank's environment while it runs.
 	var token string
-	for deadline := time.Now().Add(30 * time.Second); token == "" && time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+	wait.For(30*time.Second, func() bool {
 		for _, p := range e.Procs() {
 			if !strings.HasSuffix(p.Cmdline, "hostprog exchange 40") {
 				continue
@@ -440,7 +441,8 @@ func TestHostsCaptureClean(t *testing.T) {
 				}
 			}
 		}
-	}
+		return token != ""
+	})
 	if code := j.wait(2 * time.Minute); code != 0 {
 		t.Fatalf("exit %d; stderr:\n%s", code, j.errText())
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/gorun-hpc/gorun/internal/testing/testhosts"
+	"github.com/gorun-hpc/gorun/internal/testing/wait"
 	"github.com/gorun-hpc/gorun/launcher"
 )
 
@@ -75,13 +76,8 @@ func checkLost(t *testing.T, j *job, c *testhosts.Cluster, i int, name string, c
 	if took > bound {
 		t.Errorf("gorun took %v to notice the lost host and end the job, want within %v", took, bound)
 	}
-	deadline := j.exitAt.Add(bound)
-	left := jobProcs(c, i)
-	for len(left) > 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-		left = jobProcs(c, i)
-	}
-	if len(left) > 0 {
+	var left []string
+	if !wait.For(time.Until(j.exitAt.Add(bound)), func() bool { left = jobProcs(c, i); return len(left) == 0 }) {
 		t.Fatalf("%v after gorun exited, the job still runs on the cut-off host: %q", bound, left)
 	}
 	t.Logf("nothing of the job on host %s %v after gorun exited (%v after the cut)",

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/gorun-hpc/gorun/internal/testing/testbin"
+	"github.com/gorun-hpc/gorun/internal/testing/wait"
 )
 
 // Binaries built once for every test.
@@ -179,34 +180,32 @@ func (j *job) errText() string {
 // them.
 func (j *job) waitLines(prefix string, n int, timeout time.Duration) []string {
 	j.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		got := withPrefix(j.lines(), prefix)
-		if len(got) >= n {
-			return got
-		}
+	var got []string
+	exited := false
+	if wait.For(timeout, func() bool {
+		got = withPrefix(j.lines(), prefix)
 		select {
 		case <-j.done:
-			j.t.Fatalf("gorun exited (%d) with %d of %d %q lines; stdout:\n%s\nstderr:\n%s", j.code, len(got), n, prefix,
-				strings.Join(j.lines(), "\n"), j.errText())
+			exited = true
 		default:
 		}
-		if time.Now().After(deadline) {
-			j.t.Fatalf("%d of %d %q lines after %v; stderr:\n%s", len(got), n, prefix, timeout, j.errText())
-		}
-		time.Sleep(5 * time.Millisecond)
+		return len(got) >= n || exited
+	}) && len(got) >= n {
+		return got
 	}
+	if exited {
+		j.t.Fatalf("gorun exited (%d) with %d of %d %q lines; stdout:\n%s\nstderr:\n%s", j.code, len(got), n, prefix,
+			strings.Join(j.lines(), "\n"), j.errText())
+	}
+	j.t.Fatalf("%d of %d %q lines after %v; stderr:\n%s", len(got), n, prefix, timeout, j.errText())
+	return nil
 }
 
 // waitStderr waits until stderr contains s.
 func (j *job) waitStderr(s string, timeout time.Duration) {
 	j.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !strings.Contains(j.errText(), s) {
-		if time.Now().After(deadline) {
-			j.t.Fatalf("stderr has no %q after %v:\n%s", s, timeout, j.errText())
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !wait.For(timeout, func() bool { return strings.Contains(j.errText(), s) }) {
+		j.t.Fatalf("stderr has no %q after %v:\n%s", s, timeout, j.errText())
 	}
 }
 
@@ -350,19 +349,12 @@ func assertNoneLeft(t *testing.T, pids []int, grace time.Duration) {
 	if len(pids) == 0 {
 		t.Fatal("no rank pids to check")
 	}
-	deadline := time.Now().Add(grace)
-	for {
-		left := leftovers(pids)
-		if len(left) == 0 {
-			return
+	var left []string
+	if !wait.For(grace, func() bool { left = leftovers(pids); return len(left) == 0 }) {
+		for _, pid := range pids {
+			syscall.Kill(-pid, syscall.SIGKILL)
 		}
-		if time.Now().After(deadline) {
-			for _, pid := range pids {
-				syscall.Kill(-pid, syscall.SIGKILL)
-			}
-			t.Fatalf("processes left behind: %v", left)
-		}
-		time.Sleep(10 * time.Millisecond)
+		t.Fatalf("processes left behind: %v", left)
 	}
 }
 

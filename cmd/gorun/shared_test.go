@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/gorun-hpc/gorun/internal/subject"
+	"github.com/gorun-hpc/gorun/internal/testing/wait"
 )
 
 // operatorServer starts a nats-server in operator (JWT) mode, as a site
@@ -186,16 +187,11 @@ func TestSharedServerIsolation(t *testing.T) {
 		nc.Publish(s, []byte("forged"))
 	}
 	nc.Flush()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	wait.For(5*time.Second, func() bool {
 		mu.Lock()
-		n := len(errs)
-		mu.Unlock()
-		if n >= len(denySub)+len(denyPub) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		defer mu.Unlock()
+		return len(errs) >= len(denySub)+len(denyPub)
+	})
 	mu.Lock()
 	all := strings.ToLower(strings.Join(errs, "\n"))
 	mu.Unlock()

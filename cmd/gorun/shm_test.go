@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gorun-hpc/gorun/internal/testing/testbin"
+	"github.com/gorun-hpc/gorun/internal/testing/wait"
 )
 
 // shmPaths parses the lines "shm=PATH WORD" that a job's ranks printed
@@ -25,14 +26,10 @@ func shmPaths(t *testing.T, lines []string) (paths, modes []string) {
 
 // waitGone waits up to d for path to be gone.
 func waitGone(path string, d time.Duration) bool {
-	for end := time.Now().Add(d); ; time.Sleep(20 * time.Millisecond) {
-		if _, err := os.Stat(path); os.IsNotExist(err) {
-			return true
-		}
-		if time.Now().After(end) {
-			return false
-		}
-	}
+	return wait.For(d, func() bool {
+		_, err := os.Stat(path)
+		return os.IsNotExist(err)
+	})
 }
 
 const shmProg = `echo "shm=$GORUN_SHM $(stat -c %a "$GORUN_SHM" 2>/dev/null)"`
@@ -135,13 +132,7 @@ func TestHostsShm(t *testing.T) {
 	}
 	j.cmd.Process.Kill()
 	j.wait(30 * time.Second)
-	for end := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		left := strings.Count(shmOf(0)+shmOf(1), "gorun-shm")
-		if left == 0 {
-			break
-		}
-		if time.Now().After(end) {
-			t.Fatalf("segments left on the hosts 10s after gorun was SIGKILLed: %q, %q", shmOf(0), shmOf(1))
-		}
+	if !wait.For(10*time.Second, func() bool { return strings.Count(shmOf(0)+shmOf(1), "gorun-shm") == 0 }) {
+		t.Fatalf("segments left on the hosts 10s after gorun was SIGKILLed: %q, %q", shmOf(0), shmOf(1))
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorun-hpc/gorun/internal/testing/wait"
 )
 
 // TestHostsAreMachines checks that two hosts are as separate as two
@@ -81,13 +83,13 @@ func TestRootPID(t *testing.T) {
 	// The shell execs sleep after it printed its pid: wait for that too.
 	var root int
 	var b []byte
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if root, err = c.RootPID(0, nspid); err == nil {
-			if b, _ = os.ReadFile("/proc/" + strconv.Itoa(root) + "/cmdline"); strings.HasPrefix(string(b), "sleep") {
-				break
-			}
+	wait.For(5*time.Second, func() bool {
+		if root, err = c.RootPID(0, nspid); err != nil {
+			return false
 		}
-	}
+		b, _ = os.ReadFile("/proc/" + strconv.Itoa(root) + "/cmdline")
+		return strings.HasPrefix(string(b), "sleep")
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
