@@ -94,6 +94,8 @@ check-deps:
 		echo "the launcher links package mpi: share what both need through internal/contract"; exit 1; fi
 	@bad=$$($(GO) list -deps ./mpi ./collectives ./pool ./shared ./launcher ./cmd/gorun | grep -E 'gorun/(internal/testing/|mpi/mpitest)'); \
 	if [ -n "$$bad" ]; then echo "a product package links test support: $$bad"; exit 1; fi
+	@bad=$$($(GO) list -deps -f '{{if not .Standard}}{{.ImportPath}}{{end}}' ./launcher/placement | grep -v '/launcher/placement$$'); \
+	if [ -n "$$bad" ]; then echo "launcher/placement uses the standard library only, not $$bad"; exit 1; fi
 
 # go.mod requires the lowest Go that builds gorun, so that a user's module
 # is not made to require a newer one: the highest its dependencies require,

@@ -23,8 +23,8 @@
 // # Where things are
 //
 // Run's phases are in run.go (prepare, openBus, place, supervise); the bus
-// in bus.go, server.go, cluster.go and external.go; placement in plan.go,
-// hostfile.go, slurm.go and place.go; one host's ranks (start, stop, reap,
+// in bus.go, server.go, cluster.go and external.go; placement in package
+// placement (its names kept here in hosts.go) and place.go; one host's ranks (start, stop, reap,
 // control socket, sweep, keeper) in hostranks.go, control.go, reap_linux.go
 // and keeper.go; the agent's two ends in agent.go (the agent) and
 // spawn_agent.go (gorun's side), started by ssh (agentconn.go, remote.go)

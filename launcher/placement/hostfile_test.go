@@ -1,4 +1,4 @@
-package launcher
+package placement
 
 import (
 	"os"
@@ -84,7 +84,7 @@ func TestParseHostList(t *testing.T) {
 
 // TestHostsExample checks that the documented example file parses as it says.
 func TestHostsExample(t *testing.T) {
-	hosts, err := ReadHostfile(filepath.Join("..", "hosts.example"))
+	hosts, err := ReadHostfile(filepath.Join("..", "..", "hosts.example"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func TestHostsExample(t *testing.T) {
 	}
 	for _, h := range hosts {
 		w, ok := want[h.String()]
-		if !strings.HasPrefix(h.Source, filepath.Join("..", "hosts.example")+":") {
+		if !strings.HasPrefix(h.Source, filepath.Join("..", "..", "hosts.example")+":") {
 			t.Errorf("%s: Source = %q", h, h.Source)
 		}
 		h.Source = ""
