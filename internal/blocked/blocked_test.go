@@ -61,6 +61,8 @@ func TestVerdict(t *testing.T) {
 	exited := blocked.Rank{Rank: 2, Ended: "exited with status 0 after closing its world"}
 	moving := world(in(recv(1, 0)), in(recv(0, 0)))
 	moving[1].Moving = true
+	mapCall := barrier(2) // pool numbers its calls on its own: Map call 2 is not Barrier call 2
+	mapCall.Op = "Map"
 	for _, tc := range []struct {
 		name  string
 		ranks []blocked.Rank
@@ -84,6 +86,8 @@ func TestVerdict(t *testing.T) {
 		{"waits on one that waits on one that computes", world(in(recv(1, 0)), in(recv(2, 0)), computing),
 			[]string{"not a deadlock: rank 2 still running"}},
 		{"a rank that moves", moving, []string{"not a deadlock"}},
+		{"two calls of one number", world(in(mapCall), in(barrier(2))),
+			[]string{"deadlock: rank 0 waits for rank 1, rank 1 waits for rank 0"}},
 		{"every rank in the call", world(in(barrier(1)), in(barrier(1))), []string{"not a deadlock: the blocked ranks' messages are under way"}},
 		{"silent rank", world(in(recv(1, 0)), nil), []string{"not a deadlock: rank 1 still running"}},
 		{"nothing blocked", world(computing, computing), nil},

@@ -123,11 +123,16 @@ func (c *Call) members(size int) []int {
 	return all
 }
 
-// collKey names one collective call across ranks.
+// collKey names one collective call across ranks: its communicator, its
+// operation and its number there (packages number their own calls: pool's
+// Map call 2 and a Barrier call 2 on one communicator are two calls).
 type collKey struct {
 	comm string
+	op   string
 	seq  uint32
 }
+
+func keyOf(c *Call) collKey { return collKey{c.Comm, c.Op, c.Seq} }
 
 // analysis is the wait-for graph of a report.
 type analysis struct {
@@ -143,7 +148,7 @@ type analysis struct {
 func (a *analysis) waits(r int, c *Call) []int {
 	switch {
 	case c.Coll:
-		in := a.in[collKey{c.Comm, c.Seq}]
+		in := a.in[keyOf(c)]
 		var out []int
 		for _, m := range c.members(len(a.ranks)) {
 			if !slices.Contains(in, m) {
@@ -171,7 +176,7 @@ func analyse(ranks []Rank) *analysis {
 		}
 		for _, c := range ranks[i].State.Calls {
 			if c.Coll {
-				k := collKey{c.Comm, c.Seq}
+				k := keyOf(&c)
 				a.in[k] = append(a.in[k], i)
 			}
 		}
@@ -286,7 +291,7 @@ func Verdict(ranks []Rank) []string {
 // callIn is rank r's call in collective k.
 func (a *analysis) callIn(r int, k collKey) *Call {
 	for i, c := range a.ranks[r].State.Calls {
-		if c.Coll && (collKey{c.Comm, c.Seq}) == k {
+		if c.Coll && keyOf(&c) == k {
 			return &a.ranks[r].State.Calls[i]
 		}
 	}
