@@ -82,12 +82,18 @@ func (l *lostRecv) Unwrap() error { return l.err }
 // messages from w waiting unreceived on that communicator. Called with
 // e.mu held.
 func (e *engine) recvLost(r *Request, w int, err error) error {
+	return e.waitLost(r.c, r.comm, r.tag, w, err)
+}
+
+// waitLost is recvLost for a receive or a probe of tag on c (context
+// comm). Called with e.mu held.
+func (e *engine) waitLost(c *Comm, comm uint64, tag, w int, err error) error {
 	re, ok := err.(*RankError)
 	if !ok {
 		return err
 	}
-	l := &lostRecv{tag: r.tag, comm: r.c.label(), err: re.Err}
-	if q := e.queues[r.comm]; q != nil {
+	l := &lostRecv{tag: tag, comm: c.label(), err: re.Err}
+	if q := e.queues[comm]; q != nil {
 		for _, v := range q.unexpected {
 			if v.src != w {
 				continue

@@ -14,9 +14,10 @@ import (
 // names the source, the tag it waited on and the communicator, and the
 // messages from that source with other tags that wait unreceived (the
 // usual cause: a tag mismatch); errors.Is still finds ErrPeerLost, and the
-// text says "mpi:" once. So do the errors of a bad rank or tag.
+// text says "mpi:" once. So do a Probe's and an Mprobe's, and the errors of
+// a bad rank or tag.
 func TestPeerLostSaysWhat(t *testing.T) {
-	var got, none, badRank, badTag error
+	var got, probed, mprobed, none, badRank, badTag error
 	mpitest.Run(t, 2, func(ctx context.Context, c *mpi.Comm) error {
 		if c.Rank() == 0 {
 			if err := c.Send(ctx, 1, 5, []byte("sent with tag 5")); err != nil {
@@ -31,6 +32,8 @@ func TestPeerLostSaysWhat(t *testing.T) {
 			return c.Close()
 		}
 		_, _, got = c.Recv(ctx, 0, 6) // waits on tag 6: rank 0 never sends it
+		_, probed = c.Probe(ctx, 0, 6)
+		_, _, mprobed = c.Mprobe(ctx, 0, 6)
 		// With nothing left from rank 0, the error says only what it waited for.
 		for _, tag := range []int{3, 5, 5} {
 			if _, _, err := c.Recv(ctx, 0, tag); err != nil {
@@ -50,6 +53,14 @@ func TestPeerLostSaysWhat(t *testing.T) {
 		"unreceived here from it: a message with tag 3, 2 messages with tag 5 (a tag mismatch?)"
 	if got.Error() != want {
 		t.Errorf("got  %q\nwant %q", got, want)
+	}
+	for _, p := range []struct {
+		op  string
+		err error
+	}{{"probe", probed}, {"mprobe", mprobed}} {
+		if want := strings.Replace(want, "recv", p.op, 1); p.err == nil || p.err.Error() != want || !errors.Is(p.err, mpi.ErrPeerLost) {
+			t.Errorf("%s: got %q, want %q", p.op, p.err, want)
+		}
 	}
 	if want := "mpi: recv rank 0: tag 6, comm world: peer closed its world"; none == nil || none.Error() != want || !errors.Is(none, mpi.ErrPeerLost) {
 		t.Errorf("with nothing waiting: got %q, want %q", none, want)

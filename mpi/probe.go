@@ -129,7 +129,7 @@ func (c *Comm) improbe(op string, src, tag int) (*Message, Status, bool, <-chan 
 		}
 	}
 	if w, lost := e.lost(c, src); lost {
-		return nil, Status{}, false, nil, &RankError{Rank: c.commRank(w), Op: op, Err: ErrPeerLost}
+		return nil, Status{}, false, nil, e.waitLost(c, c.id, tag, w, &RankError{Rank: c.commRank(w), Op: op, Err: ErrPeerLost})
 	}
 	return nil, Status{}, false, e.arrived, nil
 }
