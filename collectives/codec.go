@@ -66,7 +66,7 @@ func rawBytes[T any](xs []T) []byte {
 // encode returns the wire form of xs: for numbers on a little-endian host,
 // xs's own memory (which must not change while the bytes are in use); a
 // converted copy on other hosts; a gob stream for other types.
-func encode[T any](in *elemInfo, xs []T) ([]byte, error) {
+func encode[T any](in *elemInfo, xs []T) (b []byte, err error) {
 	if in.raw {
 		b := rawBytes(xs)
 		if !littleEndian {
@@ -75,6 +75,7 @@ func encode[T any](in *elemInfo, xs []T) ([]byte, error) {
 		}
 		return b, nil
 	}
+	defer recoverCodec(&err, "encoding", in.name)
 	var buf bytes.Buffer
 	if err := gob.NewEncoder(&buf).Encode(xs); err != nil {
 		return nil, fmt.Errorf("encoding []%s with encoding/gob: %w", in.name, err)
@@ -84,7 +85,7 @@ func encode[T any](in *elemInfo, xs []T) ([]byte, error) {
 
 // decode returns the elements whose wire form is b, in memory of its own
 // (never b's).
-func decode[T any](in *elemInfo, b []byte) ([]T, error) {
+func decode[T any](in *elemInfo, b []byte) (_ []T, err error) {
 	if in.raw {
 		if len(b)%in.size != 0 {
 			return nil, fmt.Errorf("%d bytes are not a whole number of %d-byte %s elements", len(b), in.size, in.name)
@@ -93,6 +94,7 @@ func decode[T any](in *elemInfo, b []byte) ([]T, error) {
 		decodeInto(in, xs, b)
 		return xs, nil
 	}
+	defer recoverCodec(&err, "decoding", in.name)
 	var xs []T
 	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&xs); err != nil {
 		return nil, fmt.Errorf("decoding []%s with encoding/gob: %w", in.name, err)
@@ -101,6 +103,16 @@ func decode[T any](in *elemInfo, b []byte) ([]T, error) {
 		xs = []T{}
 	}
 	return xs, nil
+}
+
+// recoverCodec turns a panic of a GobEncode or GobDecode method (a bug in
+// the element type, which gob does not catch) into the call's error, so
+// that the call fails on every rank as for an element gob cannot encode,
+// instead of leaving the other ranks waiting.
+func recoverCodec(err *error, doing, name string) {
+	if v := recover(); v != nil {
+		*err = fmt.Errorf("%s []%s with encoding/gob: a method of the type panicked: %v", doing, name, v)
+	}
 }
 
 // decodeInto copies the wire form b of len(dst) raw elements into dst.

@@ -22,6 +22,19 @@ type mistake struct {
 	fragments []string
 }
 
+// panicky panics in GobEncode when Boom is set: an element type whose
+// encoder has a bug.
+type panicky struct{ Boom bool }
+
+func (p panicky) GobEncode() ([]byte, error) {
+	if p.Boom {
+		panic("panicky: a bug in GobEncode")
+	}
+	return []byte{0}, nil
+}
+
+func (p *panicky) GobDecode([]byte) error { return nil }
+
 func TestMistakes(t *testing.T) {
 	nilOr := func(cond bool, xs []int) []int {
 		if cond {
@@ -132,6 +145,10 @@ func TestMistakes(t *testing.T) {
 			_, err := Gather(ctx, c, 0, []hidden{{1}})
 			return err
 		}, ErrEncode, []string{"Gather", "encoding/gob"}},
+		{"Allgather/GobEncode panics", 3, func(ctx context.Context, c *mpi.Comm) error {
+			_, err := Allgather(ctx, c, []panicky{{Boom: c.Rank() == 1}})
+			return err
+		}, ErrEncode, []string{"Allgather"}},
 		{"different collectives", 2, func(ctx context.Context, c *mpi.Comm) error {
 			if c.Rank() == 0 {
 				return Barrier(ctx, c)

@@ -1,13 +1,19 @@
 package collectives
 
-import "reflect"
+import (
+	"encoding"
+	"encoding/gob"
+	"reflect"
+)
 
 // Fixed-size element types. A struct or array made only of numbers and
 // bools (such as Loc[float64]), with no pointer, string, slice, map,
 // channel, func or interface anywhere in it, and whose struct fields are
 // all exported (as gob would see them: a struct with an unexported field
 // still goes through gob, which refuses or drops it), is its own wire format on a
-// little-endian host: every collective sends a []T of it as the slice's
+// little-endian host, unless it or a type in it has an encoding method of
+// its own (GobEncode, MarshalBinary), which gob then calls: every collective
+// sends a []T of it as the slice's
 // raw memory, padding included, and receives it straight into a []T,
 // without encoding/gob. Its size and name are in the element type's hash
 // that the ranks compare, so ranks that lay it out differently (a 32-bit
@@ -28,8 +34,11 @@ func plainStruct(t reflect.Type) bool {
 }
 
 // plainType reports whether t holds numbers and bools only, in exported
-// fields.
+// fields, with no encoding method of its own anywhere.
 func plainType(t reflect.Type) bool {
+	if encodesItself(t) {
+		return false
+	}
 	switch t.Kind() {
 	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
@@ -44,6 +53,21 @@ func plainType(t reflect.Type) bool {
 			}
 		}
 		return true
+	}
+	return false
+}
+
+var (
+	gobEncoder      = reflect.TypeFor[gob.GobEncoder]()
+	binaryMarshaler = reflect.TypeFor[encoding.BinaryMarshaler]()
+)
+
+// encodesItself reports whether t (or *t) has a method gob encodes it with.
+func encodesItself(t reflect.Type) bool {
+	for _, m := range []reflect.Type{gobEncoder, binaryMarshaler} {
+		if t.Implements(m) || reflect.PointerTo(t).Implements(m) {
+			return true
+		}
 	}
 	return false
 }

@@ -384,6 +384,10 @@ func TestPlainStructRaw(t *testing.T) {
 	if infoOf[named]().raw || infoOf[ptr]().raw || infoOf[hidden]().raw || infoOf[struct{}]().raw || infoOf[string]().raw {
 		t.Errorf("a struct with a string, a pointer or an unexported field, the empty struct or a string would travel raw")
 	}
+	type holds struct{ P [2]panicky } // panicky encodes itself (GobEncode)
+	if infoOf[panicky]().raw || infoOf[holds]().raw {
+		t.Errorf("a struct with an encoding method of its own, or holding one, would travel raw")
+	}
 	mpitest.Run(t, 3, func(ctx context.Context, c *mpi.Comm) error {
 		var in []padded
 		if c.Rank() == 1 {
