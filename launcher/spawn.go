@@ -65,6 +65,18 @@ type spawnSpec struct {
 	Fail  func(error) // stops the job for a reason no rank's end tells (a jobFault)
 }
 
+// hostJob is the part of the job that host (its name) runs, as this
+// machine sees it: a remote host's spawner changes where the program and
+// the bus are.
+func (spec *spawnSpec) hostJob(host string) hostJob {
+	return hostJob{
+		Host: host, Procs: spec.Procs, Size: len(spec.Plan.Procs),
+		Path: spec.Path, Args: spec.Args, WorkDir: spec.WorkDir, Env: spec.Env,
+		JobID: spec.Job.ID, Token: spec.Job.Token, Creds: spec.Job.credsOf(spec.Procs), TLS: spec.Job.TLS,
+		NATSURL: spec.Job.NATSURL, Trace: spec.Job.Trace, Shm: spec.Job.SharedMemory,
+	}
+}
+
 // jobInfo is what identifies a job to its ranks.
 type jobInfo struct {
 	ID      string

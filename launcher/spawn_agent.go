@@ -123,13 +123,12 @@ func (s *agentSpawner) start(ctx context.Context, spec *spawnSpec, exits chan<- 
 		return
 	}
 	j := agentJob{
-		Job: hostJob{
-			Host: name, Procs: spec.Procs, Size: len(spec.Plan.Procs),
-			Path: s.rm.program(s.host, spec.Path), Args: spec.Args, WorkDir: spec.WorkDir, Cwd: s.rm.cwd,
-			Env: spec.Env, JobID: spec.Job.ID, Token: spec.Job.Token, Creds: spec.Job.credsOf(spec.Procs), TLS: spec.Job.TLS, NATSURL: s.rm.natsURL, Remote: true, Trace: spec.Job.Trace, Shm: spec.Job.SharedMemory,
-		},
+		Job:   spec.hostJob(name),
 		Grace: s.rm.grace,
 	}
+	// As the agent's host sees it: the program where --copy put it, the
+	// bus at the address that host reaches.
+	j.Job.Path, j.Job.Cwd, j.Job.NATSURL, j.Job.Remote = s.rm.program(s.host, spec.Path), s.rm.cwd, s.rm.natsURL, true
 	if s.rm.cluster != nil {
 		sp, err := s.rm.cluster.specFor(s.idx, s.host, s.a.hello)
 		if err != nil {

@@ -55,12 +55,8 @@ func (s *localSpawner) start(ctx context.Context, spec *spawnSpec, exits chan<- 
 		hr.stop(*s.killed, spec.Job.ID) // stop came before start
 	}
 	s.mu.Unlock()
-	j := &hostJob{
-		Host: s.host, Procs: spec.Procs, Size: len(spec.Plan.Procs),
-		Path: spec.Path, Args: spec.Args, WorkDir: spec.WorkDir, Env: spec.Env,
-		JobID: spec.Job.ID, Token: spec.Job.Token, Creds: spec.Job.credsOf(spec.Procs), TLS: spec.Job.TLS, NATSURL: spec.Job.NATSURL, Trace: spec.Job.Trace, Shm: spec.Job.SharedMemory,
-	}
-	hr.start(ctx, j, spec.Stdin)
+	j := spec.hostJob(s.host)
+	hr.start(ctx, &j, spec.Stdin)
 }
 
 func (s *localSpawner) states() map[int]*blocked.State {
