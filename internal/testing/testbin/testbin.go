@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/gorun-hpc/gorun/internal/testing/wait"
 )
 
 // Prog is a program to build: the package path (relative to the test's
@@ -87,17 +89,13 @@ func MultiHost(t testing.TB) {
 	}
 }
 
-// WaitFor polls cond every few milliseconds until it holds, and fails t,
+// WaitFor polls cond (wait.For) until it holds, and fails t,
 // saying what it waited for, if it still does not after d. Tests wait for
 // a state with it, never by sleeping: a process that is still starting,
 // one that is still ending.
 func WaitFor(t testing.TB, d time.Duration, cond func() bool, what string) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v, still not %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !wait.For(d, cond) {
+		t.Fatalf("after %v, still not %s", d, what)
 	}
 }
