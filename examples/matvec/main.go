@@ -1,5 +1,4 @@
-// Command matvec computes y = A·x: rank 0 scatters A's rows (three per
-// rank), broadcasts x, and gathers the parts of y (matvec.py: mpi4py).
+// Command matvec computes y = A·x: rank 0 scatters A's rows, broadcasts x and gathers y (matvec.py: mpi4py).
 package main
 
 import (
@@ -11,35 +10,29 @@ import (
 	"github.com/gorun-hpc/gorun/mpi"
 )
 
-func main() {
-	mpi.Main(func(ctx context.Context, world *mpi.Comm) error {
-		n := 3 * world.Size()
-		var rows [][]float64 // on rank 0: A[i][j] = i*n + j, three rows per rank
-		var x []float64
-		if world.Rank() == 0 {
-			a := make([]float64, n*n)
-			for i := range a {
-				a[i] = float64(i)
-			}
-			rows, x = slices.Collect(slices.Chunk(a, 3*n)), slices.Repeat([]float64{1}, n)
+func main() { mpi.Main(run) }
+
+func run(ctx context.Context, world *mpi.Comm) error {
+	n := 3 * world.Size()
+	var a, x []float64 // on rank 0: A[i][j] = a[i*n+j] = i*n + j, and x = (1, ..., 1)
+	if world.Rank() == 0 {
+		a, x = make([]float64, n*n), slices.Repeat([]float64{1}, n)
+		for i := range a {
+			a[i] = float64(i)
 		}
-		mine := mpi.Must(collectives.ScatterValues(ctx, world, 0, rows))
-		x = mpi.Must(collectives.BcastValue(ctx, world, 0, x))
-		part := make([]float64, 3)
-		for i := range part {
-			for j, xj := range x {
-				part[i] += mine[i*n+j] * xj
-			}
+	}
+	mine := mpi.Must(collectives.ScatterValues(ctx, world, 0, slices.Collect(slices.Chunk(a, 3*n))))
+	x = mpi.Must(collectives.BcastValue(ctx, world, 0, x))
+	part := make([]float64, 3) // my three rows times x
+	for k, v := range mine {
+		part[k/n] += v * x[k%n]
+	}
+	for i, yi := range slices.Concat(mpi.Must(collectives.GatherValues(ctx, world, 0, part))...) { // y, on rank 0
+		if want := float64(i*n*n + n*(n-1)/2); yi != want {
+			return fmt.Errorf("matvec: y[%d] = %v, want %v", i, yi, want)
+		} else if i == n-1 { // all of y is right
+			fmt.Printf("matvec: OK: %dx%d matrix over %d ranks, y[%d] = %v\n", n, n, world.Size(), i, yi)
 		}
-		y := slices.Concat(mpi.Must(collectives.GatherValues(ctx, world, 0, part))...)
-		for i, yi := range y {
-			if want := float64(i*n*n + n*(n-1)/2); yi != want {
-				return fmt.Errorf("matvec: y[%d] = %v, want %v", i, yi, want)
-			}
-		}
-		if world.Rank() == 0 {
-			fmt.Printf("matvec: OK: %dx%d matrix over %d ranks, y[%d] = %v\n", n, n, world.Size(), n-1, y[n-1])
-		}
-		return nil
-	})
+	}
+	return nil
 }

@@ -1,5 +1,4 @@
-// Command poolmap is Pool.map: pool.Map hands out the Collatz steps of
-// 1..10000 to every rank, results in order on rank 0 (poolmap.py: multiprocessing).
+// Command poolmap is Pool.map: the Collatz steps of 1..10000, spread over the ranks by pool.Map (poolmap.py: multiprocessing).
 package main
 
 import (
@@ -13,27 +12,23 @@ import (
 
 func collatz(ctx context.Context, n int) (steps int, err error) {
 	for ; n != 1; steps++ {
-		if n%2 == 0 {
-			n /= 2
-		} else {
-			n = 3*n + 1
-		}
+		n = [2]int{n / 2, 3*n + 1}[n%2] // Go's ternary: n/2 if n is even, else 3n+1
 	}
 	return steps, nil
 }
 
-func main() {
-	mpi.Main(func(ctx context.Context, world *mpi.Comm) error {
-		inputs := make([]int, 10000) // read on rank 0 only
-		for i := range inputs {
-			inputs[i] = i + 1
-		}
-		steps := mpi.Must(pool.Map(ctx, world, inputs, collatz))
-		if world.Rank() == 0 && (steps[26] != 111 || slices.Max(steps) != 261 || slices.Index(steps, 261) != 6170) {
-			return fmt.Errorf("poolmap: 27 takes %d steps (want 111), the longest %d (want 261)", steps[26], slices.Max(steps))
-		} else if world.Rank() == 0 {
-			fmt.Printf("poolmap: OK: %d numbers over %d ranks, the longest: 6171 in 261 steps\n", len(steps), world.Size())
-		}
-		return nil
-	})
+func main() { mpi.Main(run) }
+
+func run(ctx context.Context, world *mpi.Comm) error {
+	inputs := make([]int, 10000) // 1..10000, read on rank 0 only
+	for i := range inputs {
+		inputs[i] = i + 1
+	}
+	steps := mpi.Must(pool.Map(ctx, world, inputs, collatz)) // nil but on rank 0
+	if world.Rank() == 0 && (steps[26] != 111 || slices.Max(steps) != 261 || slices.Index(steps, 261) != 6170) {
+		return fmt.Errorf("poolmap: 27 takes %d steps (want 111), the longest %d (want 261)", steps[26], slices.Max(steps))
+	} else if world.Rank() == 0 {
+		fmt.Printf("poolmap: OK: %d numbers over %d ranks, the longest: 6171 in 261 steps\n", len(steps), world.Size())
+	}
+	return nil
 }
