@@ -96,6 +96,8 @@ check-deps:
 	if [ -n "$$bad" ]; then echo "a product package links test support: $$bad"; exit 1; fi
 	@bad=$$($(GO) list -deps -f '{{if not .Standard}}{{.ImportPath}}{{end}}' ./launcher/placement | grep -v '/launcher/placement$$'); \
 	if [ -n "$$bad" ]; then echo "launcher/placement uses the standard library only, not $$bad"; exit 1; fi
+	@bad=$$($(GO) list -f '{{.ImportPath}}: {{join .Imports " "}}' ./... | grep 'nats-server' | grep -v '^[^:]*/internal/bus:' | cut -d: -f1); \
+	if [ -n "$$bad" ]; then echo "only internal/bus starts NATS servers; these import nats-server: $$bad"; exit 1; fi
 
 # go.mod requires the lowest Go that builds gorun, so that a user's module
 # is not made to require a newer one: the highest its dependencies require,

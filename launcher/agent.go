@@ -16,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/gorun-hpc/gorun/internal/bus"
 )
 
 // AgentArg is the hidden first argument that makes the gorun binary a host
@@ -100,7 +102,7 @@ type agent struct {
 	mu      sync.Mutex
 	job     *agentJob
 	ranks   *hostRanks
-	srv     *natsServer
+	srv     *bus.Server
 	stdinW  *io.PipeWriter
 	left    int
 	goneOne sync.Once
@@ -191,7 +193,7 @@ func (a *agent) answer(b []byte, kind byte, do func(*hostRanks) []byte) {
 // start starts the job's server (if any) and its ranks.
 func (a *agent) start(j *agentJob) error {
 	if j.Server != nil {
-		srv, err := startServer(j.Server)
+		srv, err := bus.Start(j.Server)
 		if err != nil {
 			return err
 		}
@@ -200,7 +202,7 @@ func (a *agent) start(j *agentJob) error {
 		a.srv = srv
 		a.mu.Unlock()
 		if j.Server.Cluster != nil {
-			go srv.watchRoutes(j.Job.Host, a.gone, func(err error) {
+			go srv.WatchRoutes(j.Job.Host, a.gone, func(err error) {
 				if a.fw.write(frameFault, []byte(err.Error())) != nil {
 					a.lost()
 				}

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/gorun-hpc/gorun/internal/bus"
 )
 
 // The agent protocol. gorun and an agent talk over the agent's ssh session:
@@ -53,7 +55,7 @@ type agentHello struct {
 // agentJob is what gorun asks an agent to run.
 type agentJob struct {
 	Job    hostJob
-	Server *serverSpec // nil: ranks use Job.NATSURL (--nats)
+	Server *bus.Spec // nil: ranks use Job.NATSURL (--nats)
 	Grace  time.Duration
 }
 

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/gorun-hpc/gorun/internal/bus"
 )
 
 // openBus opens the job's bus: the embedded server, or --nats's.
@@ -25,11 +27,11 @@ func (r *runner) openBus(j *job) error {
 // other host of the job, in one cluster whose seed is this one.
 func (r *runner) embeddedBus(j *job) error {
 	cfg := &r.cfg
-	users, seeds, err := jobKeys(j.info.ID, cfg.N)
+	users, seeds, err := bus.JobKeys(j.info.ID, cfg.N)
 	if err != nil {
 		return err
 	}
-	spec := &serverSpec{Name: "gorun", Host: cfg.NATSHost, JobID: j.info.ID, Size: cfg.N, Users: users, Verbose: cfg.Verbose, Logf: r.out.printf}
+	spec := &bus.Spec{Name: "gorun", Host: cfg.NATSHost, JobID: j.info.ID, Size: cfg.N, Users: users, Verbose: cfg.Verbose, Logf: r.out.printf}
 	var remotes []Host
 	for _, h := range cfg.Hosts {
 		if !h.IsLocal() {
@@ -43,7 +45,7 @@ func (r *runner) embeddedBus(j *job) error {
 		}
 		spec, j.info.Cluster = cs, c
 	}
-	srv, err := startServer(spec)
+	srv, err := bus.Start(spec)
 	if err != nil {
 		return err
 	}
@@ -59,7 +61,7 @@ func (r *runner) embeddedBus(j *job) error {
 		r.logf("the job's cluster: routes (TLS) to this host at %s", c.seed)
 		// Until the ranks have ended, a route that closes ends the job.
 		host, _ := os.Hostname()
-		go srv.watchRoutes(host, j.ranksEnded, func(err error) { j.fault(jobFault(err.Error())) })
+		go srv.WatchRoutes(host, j.ranksEnded, func(err error) { j.fault(jobFault(err.Error())) })
 	}
 	return nil
 }
@@ -68,36 +70,39 @@ func (r *runner) embeddedBus(j *job) error {
 // credentials on it.
 func (r *runner) externalBus(j *job) error {
 	cfg := &r.cfg
-	bus, err := newExternalBus(cfg)
+	ext, err := bus.NewExternal(bus.ExternalConfig{
+		URL: cfg.NATSURL, CA: cfg.NATSCA, Cert: cfg.NATSCert, Key: cfg.NATSKey,
+		Creds: cfg.NATSCreds, AccountKey: cfg.NATSAccountKey, Account: cfg.NATSAccount,
+	})
 	if err != nil {
 		return err
 	}
-	if urlToken(cfg.NATSURL) != "" {
+	if bus.URLToken(cfg.NATSURL) != "" {
 		r.out.printf("warning: --nats: a token in the URL shows on gorun's command line to every user of this machine; set GORUN_NATS_TOKEN instead (ranks get it that way, never in their URL)")
 	}
-	expires := time.Now().Add(mintLifetime)
+	expires := time.Now().Add(bus.MintLifetime)
 	if cfg.Timeout > 0 {
 		expires = time.Now().Add(cfg.Timeout + 10*time.Minute)
 	}
-	auth, err := bus.checkOptions(j.info.ID, expires)
+	auth, err := ext.CheckOptions(j.info.ID, expires)
 	if err != nil {
 		return fmt.Errorf("--nats %s: %w", redactURL(cfg.NATSURL), err)
 	}
-	url := stripUserInfo(cfg.NATSURL)
+	url := bus.StripUserInfo(cfg.NATSURL)
 	cctx, ccancel := context.WithTimeout(j.ctx, cfg.ConnectTimeout)
-	err = checkExternal(cctx, url, cfg.ConnectTimeout, auth)
+	err = bus.CheckExternal(cctx, url, cfg.ConnectTimeout, auth)
 	ccancel()
 	if err != nil {
 		return fmt.Errorf("--nats %s: cannot connect: %w", redactURL(cfg.NATSURL), err)
 	}
-	if j.info.Creds, err = bus.rankCreds(j.info.ID, cfg.N, expires); err != nil {
+	if j.info.Creds, err = ext.RankCreds(j.info.ID, cfg.N, expires); err != nil {
 		return fmt.Errorf("--nats-account-key: %w", err)
 	}
-	j.info.NATSURL, j.info.TLS = url, bus.tls
-	if bus.isolated() {
+	j.info.NATSURL, j.info.TLS = url, ext.TLS
+	if ext.Isolated() {
 		r.logf("each rank connects as a user of its own, minted for this job (valid until %s)", expires.Format(time.RFC3339))
 	} else {
-		j.info.Token = bus.token
+		j.info.Token = ext.Token
 		r.out.printf("warning: --nats: the job is not isolated from other users of this server: every rank connects with the same credentials; give --nats-account-key to mint users for each job and rank")
 	}
 	r.logf("using the NATS server at %s", redactURL(cfg.NATSURL))

@@ -5,15 +5,17 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+
+	"github.com/gorun-hpc/gorun/internal/bus"
 )
 
 // jobCluster is how the servers of one job form a NATS cluster: gorun's
 // own server is the seed every host's server dials; the servers then find
 // each other through it (NATS's route gossip) and connect in a full mesh,
 // so that a message between two hosts goes straight between them. Every
-// route is TLS with a certificate of the job's CA (see clusterSpec).
+// route is TLS with a certificate of the job's CA (see bus.ClusterSpec).
 type jobCluster struct {
-	ca      *jobCA
+	ca      *bus.CA
 	jobID   string
 	size    int
 	users   []string // the ranks' nkeys (public): every server admits them
@@ -26,8 +28,8 @@ type jobCluster struct {
 // (hosts: the remote ones of the plan), and returns the spec of gorun's
 // own server in it. advertise ("" for the address of the interface that
 // routes to the first remote host) is how the hosts reach gorun.
-func clusterFor(ctx context.Context, cfg *Config, jobID string, users []string, hosts []Host) (*jobCluster, *serverSpec, error) {
-	ca, err := newJobCA(jobID)
+func clusterFor(ctx context.Context, cfg *Config, jobID string, users []string, hosts []Host) (*jobCluster, *bus.Spec, error) {
+	ca, err := bus.NewCA(jobID)
 	if err != nil {
 		return nil, nil, fmt.Errorf("job certificates: %w", err)
 	}
@@ -35,14 +37,14 @@ func clusterFor(ctx context.Context, cfg *Config, jobID string, users []string, 
 	if adv == "" {
 		adv = routeAddr(ctx, &cfg.SSH, hosts[0])
 	}
-	cert, key, err := ca.issue(adv)
+	cert, key, err := ca.Issue(adv)
 	if err != nil {
 		return nil, nil, fmt.Errorf("job certificates: %w", err)
 	}
 	c := &jobCluster{ca: ca, jobID: jobID, size: len(users), users: users, ports: cfg.RoutePorts, verbose: cfg.Verbose}
-	spec := &serverSpec{
+	spec := &bus.Spec{
 		Name: "gorun-0", Host: cfg.NATSHost, JobID: jobID, Size: len(users), Users: users, Verbose: cfg.Verbose,
-		Cluster: &clusterSpec{Ports: cfg.RoutePorts, Advertise: adv, CA: ca.certPEM, Cert: cert, Key: key},
+		Cluster: &bus.ClusterSpec{Ports: cfg.RoutePorts, Advertise: adv, CA: ca.CertPEM, Cert: cert, Key: key},
 	}
 	return c, spec, nil
 }
@@ -55,17 +57,17 @@ func (c *jobCluster) setSeed(adv string, port int) {
 // specFor is the spec of host idx's server: listening for ranks on
 // loopback only, for routes on a port of the range, advertised at the
 // address ssh reached the host at, with a key and certificate of its own.
-func (c *jobCluster) specFor(idx int, h Host, hello agentHello) (*serverSpec, error) {
+func (c *jobCluster) specFor(idx int, h Host, hello agentHello) (*bus.Spec, error) {
 	adv := hello.Addr
 	if adv == "" {
 		adv = h.Name
 	}
-	cert, key, err := c.ca.issue(adv, h.Name, hello.Hostname)
+	cert, key, err := c.ca.Issue(adv, h.Name, hello.Hostname)
 	if err != nil {
 		return nil, fmt.Errorf("job certificates: %w", err)
 	}
-	return &serverSpec{
+	return &bus.Spec{
 		Name: "gorun-" + strconv.Itoa(idx+1), Host: "127.0.0.1", JobID: c.jobID, Size: c.size, Users: c.users, Verbose: c.verbose,
-		Cluster: &clusterSpec{Ports: c.ports, Advertise: adv, Seeds: []string{c.seed}, CA: c.ca.certPEM, Cert: cert, Key: key},
+		Cluster: &bus.ClusterSpec{Ports: c.ports, Advertise: adv, Seeds: []string{c.seed}, CA: c.ca.CertPEM, Cert: cert, Key: key},
 	}, nil
 }

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"github.com/gorun-hpc/gorun/internal/bus"
+
 	"github.com/gorun-hpc/gorun/internal/contract"
 )
 
@@ -32,7 +34,7 @@ type hostJob struct {
 	JobID   string
 	Token   string         // a shared server's token, "" when it needs none
 	Creds   map[int]string // rank -> its credentials, for this host's ranks only
-	TLS     tlsFiles       // a --nats server's TLS files
+	TLS     bus.TLSFiles   // a --nats server's TLS files
 	NATSURL string         // the bus as this host's ranks reach it
 	Remote  bool           // the host is not gorun's: the program may be missing there
 	Trace   int            // events each rank keeps for --trace; 0: none

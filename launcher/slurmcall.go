@@ -13,17 +13,19 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/gorun-hpc/gorun/internal/bus"
 )
 
 // agentListener listens, on adv's address if it is one, for the agents'
 // calls, with TLS under a certificate of a CA of its own; pin is the
 // certificate's hash, which the agents check.
 func agentListener(adv string) (ln net.Listener, pin [sha256.Size]byte, err error) {
-	ca, err := newJobCA("agents")
+	ca, err := bus.NewCA("agents")
 	if err != nil {
 		return nil, pin, err
 	}
-	certPEM, keyPEM, err := ca.issue(adv)
+	certPEM, keyPEM, err := ca.Issue(adv)
 	if err != nil {
 		return nil, pin, err
 	}

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/gorun-hpc/gorun/internal/bus"
+
 	"github.com/gorun-hpc/gorun/internal/blocked"
 	"github.com/gorun-hpc/gorun/internal/contract"
 )
@@ -83,13 +85,13 @@ type jobInfo struct {
 	NATSURL string         // the bus as ranks on this machine reach it
 	Token   string         // a shared server's token, "" when it needs none
 	Creds   map[int]string // rank -> its own credentials (GORUN_NATS_CREDS); nil for none
-	TLS     tlsFiles       // a --nats server's TLS files, as paths on every host
+	TLS     bus.TLSFiles   // a --nats server's TLS files, as paths on every host
 	Trace   int            // events each rank keeps for --trace; 0: no tracing
 	Shm     string         // this host's shared-memory segment (contract.SharedMemory); "" for none
 	// SharedMemory: each host's ranks talk through a segment of its own
 	// (not --shm=false).
 	SharedMemory bool
-	Server       *natsServer // the embedded server, nil with --nats
+	Server       *bus.Server // the embedded server, nil with --nats
 	Cluster      *jobCluster // how other hosts' servers join it; nil for a job on this machine
 }
 

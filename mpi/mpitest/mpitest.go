@@ -29,12 +29,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nkeys"
 
+	"github.com/gorun-hpc/gorun/internal/bus"
 	"github.com/gorun-hpc/gorun/internal/invariant"
-	"github.com/gorun-hpc/gorun/internal/subject"
 	"github.com/gorun-hpc/gorun/mpi/internal/memnet"
 	"github.com/gorun-hpc/gorun/mpi/internal/seam"
 
@@ -102,40 +100,20 @@ func world(ctx context.Context, n int, fn func(ctx context.Context, c *mpi.Comm)
 		return err
 	}
 	defer cancel()
-	// Each rank has a key of its own that lets it publish only as itself,
-	// as under gorun.
+	// The job's server is gorun's (its limits, and a key for each rank that
+	// lets it publish only as itself), in this process and listening
+	// nowhere, with chunks of 1 MiB (a test crosses a chunk boundary with
+	// a small message).
 	job := uuid.NewString()
-	users := make([]*server.NkeyUser, n)
-	seeds := make([]string, n)
-	for r := range n {
-		kp, err := nkeys.CreateUser()
-		if err != nil {
-			return fmt.Errorf("mpitest: rank %d's key: %w", r, err)
-		}
-		pubKey, _ := kp.PublicKey()
-		seed, _ := kp.Seed()
-		pub, sub := subject.Permissions(job, r)
-		users[r] = &server.NkeyUser{Nkey: pubKey, Permissions: &server.Permissions{
-			Publish:   &server.SubjectPermission{Allow: pub},
-			Subscribe: &server.SubjectPermission{Allow: sub},
-		}}
-		seeds[r] = string(seed)
+	users, seeds, err := bus.JobKeys(job, n)
+	if err != nil {
+		return fmt.Errorf("mpitest: %w", err)
 	}
-	s, err := server.NewServer(&server.Options{
-		DontListen: true,
-		NoLog:      true,
-		NoSigs:     true,
-		MaxPending: 256 << 20,
-		Nkeys:      users,
-	})
+	s, err := bus.Start(&bus.Spec{Name: "mpitest", JobID: job, Size: n, Users: users, InProcess: true, MaxPayload: 1 << 20})
 	if err != nil {
 		return fmt.Errorf("mpitest: start server: %w", err)
 	}
-	s.Start()
 	defer s.Shutdown()
-	if !s.ReadyForConnections(10 * time.Second) {
-		return errors.New("mpitest: the in-process server did not start")
-	}
 	return run(ctx, job, n, fn, opts, func(ctx context.Context, rank int) (context.Context, []mpi.Option) {
 		conn := []mpi.Option{mpi.WithNATS("", "", nats.InProcessServer(s)), mpi.WithCredentials(seeds[rank])}
 		if perRank != nil {

@@ -1,4 +1,4 @@
-package launcher
+package bus
 
 import (
 	"context"
@@ -43,12 +43,12 @@ func connectAs(t *testing.T, url, seed string, errs chan<- error) *nats.Conn {
 // only the job's ranks, each with a key of its own, and takes messages of up
 // to 8 MiB.
 func TestStartServer(t *testing.T) {
-	a, err := startLocalServer("", false, "job-a", 3)
+	a, err := StartLocal("", false, "job-a", 3)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Shutdown()
-	b, err := startLocalServer("127.0.0.1", false, "job-b", 3)
+	b, err := StartLocal("127.0.0.1", false, "job-b", 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestStartServer(t *testing.T) {
 // nobody) nor subscribe to another rank's inbox; as itself it can.
 func TestRankIdentity(t *testing.T) {
 	const job = "job-id"
-	s, err := startLocalServer("", false, job, 3)
+	s, err := StartLocal("", false, job, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func TestRankIdentity(t *testing.T) {
 // A server for remote ranks listens on every interface; ranks here reach it
 // through loopback, others through the address they are given.
 func TestStartServerAllInterfaces(t *testing.T) {
-	s, err := startLocalServer("0.0.0.0", false, "job", 1)
+	s, err := StartLocal("0.0.0.0", false, "job", 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,12 +280,12 @@ func TestServerNamesSlowConsumer(t *testing.T) {
 		t.Skip("sends 300 MiB through a server; skipped with -short")
 	}
 	const job, size, stopped = "job-sc", 4, 3
-	users, seeds, err := jobKeys(job, size)
+	users, seeds, err := JobKeys(job, size)
 	if err != nil {
 		t.Fatal(err)
 	}
 	logged := make(chan string, 100)
-	s, err := startServer(&serverSpec{Name: "gorun", JobID: job, Size: size, Users: users, Logf: func(format string, args ...any) {
+	s, err := Start(&Spec{Name: "gorun", JobID: job, Size: size, Users: users, Logf: func(format string, args ...any) {
 		logged <- fmt.Sprintf(format, args...)
 	}})
 	if err != nil {
@@ -331,7 +331,7 @@ func TestServerNamesSlowConsumer(t *testing.T) {
 // TestServerKeys: the embedded server admits only the job's ranks, each
 // with a key of its own.
 func TestServerKeys(t *testing.T) {
-	srv, err := startLocalServer("127.0.0.1", false, "example-job", 2)
+	srv, err := StartLocal("127.0.0.1", false, "example-job", 2)
 	if err != nil {
 		t.Fatal(err)
 	}

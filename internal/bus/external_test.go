@@ -1,11 +1,10 @@
-package launcher
+package bus
 
 import (
 	"context"
 	"crypto/tls"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +13,6 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
 
-	"github.com/gorun-hpc/gorun/internal/contract"
 	"github.com/gorun-hpc/gorun/internal/subject"
 )
 
@@ -24,11 +22,11 @@ func TestURLToken(t *testing.T) {
 		{"nats://tok@h:4222", "tok", "nats://h:4222"},
 		{"h:4222,tls://tok@g:4222", "tok", "h:4222,tls://g:4222"},
 	} {
-		if got := urlToken(tt.list); got != tt.token {
-			t.Errorf("urlToken(%q) = %q, want %q", tt.list, got, tt.token)
+		if got := URLToken(tt.list); got != tt.token {
+			t.Errorf("URLToken(%q) = %q, want %q", tt.list, got, tt.token)
 		}
-		if got := stripUserInfo(tt.list); got != tt.stripped {
-			t.Errorf("stripUserInfo(%q) = %q, want %q", tt.list, got, tt.stripped)
+		if got := StripUserInfo(tt.list); got != tt.stripped {
+			t.Errorf("StripUserInfo(%q) = %q, want %q", tt.list, got, tt.stripped)
 		}
 	}
 }
@@ -102,13 +100,14 @@ func TestReadSigner(t *testing.T) {
 }
 
 // --nats-ca: gorun trusts a TLS server whose certificate that CA signed,
-// and no other; ranks get the same file in GORUN_NATS_CA.
+// and no other, and hands the ranks the same file (TLS.CA; launcher puts
+// it in GORUN_NATS_CA).
 func TestExternalTLS(t *testing.T) {
-	ca, err := newJobCA("site")
+	ca, err := NewCA("site")
 	if err != nil {
 		t.Fatal(err)
 	}
-	certPEM, keyPEM, err := ca.issue("127.0.0.1")
+	certPEM, keyPEM, err := ca.Issue("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,22 +129,21 @@ func TestExternalTLS(t *testing.T) {
 	}
 	url := strings.Replace(ns.ClientURL(), "nats://", "tls://", 1)
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	os.WriteFile(caFile, ca.certPEM, 0o644)
+	os.WriteFile(caFile, ca.CertPEM, 0o644)
 	ctx := context.Background()
 
-	bus, err := newExternalBus(&Config{NATSURL: url, NATSCA: caFile})
+	bus, err := NewExternal(ExternalConfig{URL: url, CA: caFile})
 	if err != nil {
 		t.Fatal(err)
 	}
-	auth, _ := bus.checkOptions("job", time.Now().Add(time.Hour))
-	if err := checkExternal(ctx, url, 5*time.Second, auth); err != nil {
+	if bus.TLS.CA != caFile {
+		t.Errorf("the CA file for the ranks is %q, want %q", bus.TLS.CA, caFile)
+	}
+	auth, _ := bus.CheckOptions("job", time.Now().Add(time.Hour))
+	if err := CheckExternal(ctx, url, 5*time.Second, auth); err != nil {
 		t.Fatalf("with --nats-ca: %v", err)
 	}
-	env := jobInfo{ID: "job", TLS: bus.tls}.ContractEnv(Proc{}, 1, url)
-	if !slices.Contains(env, contract.NATSCA+"="+caFile) {
-		t.Errorf("ranks' environment %q lacks %s=%s", env, contract.NATSCA, caFile)
-	}
-	if err := checkExternal(ctx, url, 5*time.Second, nil); err == nil {
+	if err := CheckExternal(ctx, url, 5*time.Second, nil); err == nil {
 		t.Fatal("connected to a server whose certificate no trusted CA signed")
 	}
 }

@@ -1,4 +1,4 @@
-package launcher
+package bus
 
 import (
 	"fmt"
@@ -9,12 +9,12 @@ import (
 	"github.com/gorun-hpc/gorun/internal/subject"
 )
 
-// jobKeys makes a job's identities on the servers gorun embeds: one nkey
+// JobKeys makes a job's identities on the servers gorun embeds: one nkey
 // per rank. users are the public keys, which go into every server's
-// serverSpec (and so to every host of the job); seeds are the secrets, each
+// Spec (and so to every host of the job); seeds are the secrets, each
 // of which reaches its rank only, through its environment
 // (GORUN_NATS_CREDS).
-func jobKeys(job string, size int) (users, seeds []string, err error) {
+func JobKeys(job string, size int) (users, seeds []string, err error) {
 	if err := subject.CheckJob(job); err != nil {
 		return nil, nil, err
 	}
@@ -46,7 +46,7 @@ func jobKeys(job string, size int) (users, seeds []string, err error) {
 // permissions (subject.Permissions) let it publish only subjects that name
 // it as the sender and subscribe only to its own inbox and replies and the
 // job's shared subjects. Nothing else may connect.
-func jobAuthorization(spec *serverSpec, opts *server.Options) error {
+func jobAuthorization(spec *Spec, opts *server.Options) error {
 	if err := subject.CheckJob(spec.JobID); err != nil {
 		return err
 	}

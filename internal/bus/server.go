@@ -1,4 +1,4 @@
-package launcher
+package bus
 
 import (
 	"context"
@@ -40,10 +40,10 @@ const (
 	serverReadyTimeout = 5 * time.Second
 )
 
-// natsServer is a NATS server embedded in gorun for one job: it listens on one
+// Server is a NATS server embedded in gorun for one job: it listens on one
 // address, on a free port, and admits only the job's ranks, each with an
 // nkey of its own that lets it publish only as itself (see Creds).
-type natsServer struct {
+type Server struct {
 	ns        *server.Server
 	seeds     []string // each rank's nkey seed, by rank; nil on an agent's server
 	host      string
@@ -51,18 +51,18 @@ type natsServer struct {
 	routePort int // 0 without a cluster
 }
 
-// startLocalServer starts an embedded NATS server for job (its id) of size
+// StartLocal starts an embedded NATS server for job (its id) of size
 // ranks, listening on host ("127.0.0.1" when empty; "0.0.0.0" for every
 // interface), on a random free port, with a fresh nkey for every rank (see
 // Creds). It returns once the server accepts connections. verbose lets the
 // server log to stderr, each line as gorun's own: "gorun: nats: Server is
 // ready".
-func startLocalServer(host string, verbose bool, job string, size int) (*natsServer, error) {
-	users, seeds, err := jobKeys(job, size)
+func StartLocal(host string, verbose bool, job string, size int) (*Server, error) {
+	users, seeds, err := JobKeys(job, size)
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS server: %w", err)
 	}
-	s, err := startServer(&serverSpec{Name: "gorun", Host: host, JobID: job, Size: size, Users: users, Verbose: verbose})
+	s, err := Start(&Spec{Name: "gorun", Host: host, JobID: job, Size: size, Users: users, Verbose: verbose})
 	if err != nil {
 		return nil, err
 	}
@@ -70,14 +70,14 @@ func startLocalServer(host string, verbose bool, job string, size int) (*natsSer
 	return s, nil
 }
 
-// serverSpec is everything one host's embedded server of a job is made
+// Spec is everything one host's embedded server of a job is made
 // from. gorun makes one for every host of the job, and sends each remote
 // host's to its agent over the agent's ssh channel (it holds the
 // host's private key); serverOptions turns it into the
 // server's options, the same way on every host. So a job-wide setting (the
 // authorization, jobAuthorization) applies to every server of the cluster
 // unchanged.
-type serverSpec struct {
+type Spec struct {
 	Name    string // unique in the job's cluster
 	Host    string // the client listener: "127.0.0.1" (default) for ranks of this host only
 	JobID   string
@@ -87,14 +87,21 @@ type serverSpec struct {
 	// Logf, with Verbose, takes the server's log lines (prefixing them
 	// "gorun: "); nil: stderr. Not sent to agents.
 	Logf    func(format string, args ...any) `json:"-"`
-	Cluster *clusterSpec                     // nil: a server alone (a job on one machine)
+	Cluster *ClusterSpec                     // nil: a server alone (a job on one machine)
+	// InProcess: the server listens nowhere; clients reach it through
+	// nats.InProcessServer(s) only (mpitest's jobs in one process). Not
+	// with Cluster.
+	InProcess bool `json:"-"`
+	// MaxPayload, when above 0, replaces serverMaxPayload: mpitest's 1 MiB
+	// makes its jobs cut messages into chunks at a size tests reach cheaply.
+	MaxPayload int32 `json:"-"`
 }
 
-// clusterSpec makes a server one of the job's cluster: it listens for
+// ClusterSpec makes a server one of the job's cluster: it listens for
 // routes on a port of Ports, says it is at Advertise, dials Seeds, and
 // speaks TLS with the job's certificates on every route (both ends show a
 // certificate of the job's CA, and ask for one).
-type clusterSpec struct {
+type ClusterSpec struct {
 	Listen    string   // route listener address: "0.0.0.0" (default) or one address
 	Ports     [2]int   // the route port range, inclusive; {0, 0}: any free port
 	Advertise string   // this host as the other servers reach it (an address or name)
@@ -110,7 +117,7 @@ const clusterName = "gorun"
 // serverOptions builds the options of a job's server from spec: the one
 // place where they are made, for gorun's own server and every agent's.
 // port is the route port to use when spec has a cluster (-1: any free).
-func serverOptions(spec *serverSpec, routePort int) (*server.Options, error) {
+func serverOptions(spec *Spec, routePort int) (*server.Options, error) {
 	host := spec.Host
 	if host == "" {
 		host = "127.0.0.1"
@@ -125,6 +132,10 @@ func serverOptions(spec *serverSpec, routePort int) (*server.Options, error) {
 		MaxPending:      serverMaxPending,
 		WriteDeadline:   serverWriteDeadline,
 		MaxPayload:      serverMaxPayload,
+		DontListen:      spec.InProcess,
+	}
+	if spec.MaxPayload > 0 {
+		opts.MaxPayload = spec.MaxPayload
 	}
 	if err := jobAuthorization(spec, opts); err != nil {
 		return nil, err
@@ -160,10 +171,10 @@ func serverOptions(spec *serverSpec, routePort int) (*server.Options, error) {
 	return opts, nil
 }
 
-// startServer starts a job's server from spec and returns once it accepts
+// Start starts a job's server from spec and returns once it accepts
 // connections (and, with a cluster, listens for routes on a port of the
 // range).
-func startServer(spec *serverSpec) (*natsServer, error) {
+func Start(spec *Spec) (*Server, error) {
 	ports := []int{server.RANDOM_PORT}
 	if c := spec.Cluster; c != nil && c.Ports[0] > 0 {
 		ports = ports[:0]
@@ -201,7 +212,7 @@ func cmpOr(a, b string) string {
 	return b
 }
 
-func startOne(spec *serverSpec, routePort int) (*natsServer, error) {
+func startOne(spec *Spec, routePort int) (*Server, error) {
 	opts, err := serverOptions(spec, routePort)
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS server: %w", err)
@@ -229,7 +240,7 @@ func startOne(spec *serverSpec, routePort int) (*natsServer, error) {
 	if a, ok := ns.Addr().(*net.TCPAddr); ok {
 		port = a.Port
 	}
-	s := &natsServer{ns: ns, host: host, port: port}
+	s := &Server{ns: ns, host: host, port: port}
 	if spec.Cluster != nil {
 		a := ns.ClusterAddr()
 		if a == nil {
@@ -289,7 +300,7 @@ func dropped(line string) (rank, why string, ok bool) {
 // URL is the address ranks on this machine connect to, as
 // "nats://host:port" (127.0.0.1 when the server listens on every
 // interface).
-func (s *natsServer) URL() string {
+func (s *Server) URL() string {
 	host := s.host
 	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
 		if ip.To4() != nil {
@@ -303,24 +314,29 @@ func (s *natsServer) URL() string {
 
 // URLFor is the server's address as seen through host, for ranks on other
 // machines: "nats://host:port".
-func (s *natsServer) URLFor(host string) string {
+func (s *Server) URLFor(host string) string {
 	return "nats://" + net.JoinHostPort(host, strconv.Itoa(s.port))
 }
 
 // RoutePort is the port the server listens on for its cluster's routes (0
 // when it has none).
-func (s *natsServer) RoutePort() int { return s.routePort }
+func (s *Server) RoutePort() int { return s.routePort }
 
 // Port is the port the server listens on.
-func (s *natsServer) Port() int { return s.port }
+func (s *Server) Port() int { return s.port }
 
 // Creds is rank's secret: the seed of its nkey, which lets it publish only
 // as itself. Give it to that rank only, through its environment
 // (GORUN_NATS_CREDS), never on a command line.
-func (s *natsServer) Creds(rank int) string { return s.seeds[rank] }
+func (s *Server) Creds(rank int) string { return s.seeds[rank] }
+
+// InProcessConn is a client connection to the server through memory,
+// for nats.InProcessServer: how mpitest's ranks reach a server that
+// listens nowhere (Spec.InProcess).
+func (s *Server) InProcessConn() (net.Conn, error) { return s.ns.InProcessConn() }
 
 // Shutdown stops the server and closes every connection.
-func (s *natsServer) Shutdown() { s.ns.Shutdown() }
+func (s *Server) Shutdown() { s.ns.Shutdown() }
 
 // checkServer connects to an existing NATS server (a comma-separated list
 // of URLs for a cluster), with token if not empty, and returns an error if
@@ -331,5 +347,5 @@ func checkServer(ctx context.Context, urls, token string, timeout time.Duration)
 	if token != "" {
 		auth = append(auth, nats.Token(token))
 	}
-	return checkExternal(ctx, urls, timeout, auth)
+	return CheckExternal(ctx, urls, timeout, auth)
 }

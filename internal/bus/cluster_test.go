@@ -1,4 +1,4 @@
-package launcher
+package bus
 
 import (
 	"errors"
@@ -18,25 +18,25 @@ const clusterJob = "test"
 // startCluster starts n job servers on loopback that form one cluster
 // through the first, as the servers of n hosts do. It returns them and the
 // ranks' seeds.
-func startCluster(t *testing.T, n int, ca *jobCA) ([]*natsServer, []string) {
+func startCluster(t *testing.T, n int, ca *CA) ([]*Server, []string) {
 	t.Helper()
-	users, seeds, err := jobKeys(clusterJob, 2)
+	users, seeds, err := JobKeys(clusterJob, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var srvs []*natsServer
+	var srvs []*Server
 	for i := range n {
-		cert, key, err := ca.issue("127.0.0.1")
+		cert, key, err := ca.Issue("127.0.0.1")
 		if err != nil {
 			t.Fatal(err)
 		}
-		spec := &serverSpec{Name: "gorun-" + strconv.Itoa(i), JobID: clusterJob, Size: 2, Users: users, Cluster: &clusterSpec{
-			Listen: "127.0.0.1", Advertise: "127.0.0.1", CA: ca.certPEM, Cert: cert, Key: key,
+		spec := &Spec{Name: "gorun-" + strconv.Itoa(i), JobID: clusterJob, Size: 2, Users: users, Cluster: &ClusterSpec{
+			Listen: "127.0.0.1", Advertise: "127.0.0.1", CA: ca.CertPEM, Cert: cert, Key: key,
 		}}
 		if i > 0 {
 			spec.Cluster.Seeds = []string{net.JoinHostPort("127.0.0.1", strconv.Itoa(srvs[0].RoutePort()))}
 		}
-		s, err := startServer(spec)
+		s, err := Start(spec)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -48,7 +48,7 @@ func startCluster(t *testing.T, n int, ca *jobCA) ([]*natsServer, []string) {
 
 // waitMesh waits until every server has a route to every other, until
 // deadline.
-func waitMesh(t *testing.T, srvs []*natsServer, deadline time.Time) {
+func waitMesh(t *testing.T, srvs []*Server, deadline time.Time) {
 	t.Helper()
 	for _, s := range srvs {
 		if !wait.For(time.Until(deadline), func() bool { return s.ns.NumRoutes() == len(srvs)-1 }) {
@@ -61,7 +61,7 @@ func waitMesh(t *testing.T, srvs []*natsServer, deadline time.Time) {
 // mesh (each has a route to every other), and a message published on one
 // reaches a subscriber on another.
 func TestClusterFullMesh(t *testing.T) {
-	ca, err := newJobCA("test")
+	ca, err := NewCA("test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,13 +90,13 @@ func TestClusterFullMesh(t *testing.T) {
 // TestClusterRejectsOtherCA: a server with a certificate of another job's
 // CA cannot join (TLS on routes authenticates both ends).
 func TestClusterRejectsOtherCA(t *testing.T) {
-	ca, _ := newJobCA("a")
-	other, _ := newJobCA("b")
+	ca, _ := NewCA("a")
+	other, _ := NewCA("b")
 	srvs, _ := startCluster(t, 1, ca)
-	users, _, _ := jobKeys(clusterJob, 1)
-	cert, key, _ := other.issue("127.0.0.1")
-	s, err := startServer(&serverSpec{Name: "intruder", JobID: clusterJob, Size: 1, Users: users, Cluster: &clusterSpec{
-		Listen: "127.0.0.1", Advertise: "127.0.0.1", CA: other.certPEM, Cert: cert, Key: key,
+	users, _, _ := JobKeys(clusterJob, 1)
+	cert, key, _ := other.Issue("127.0.0.1")
+	s, err := Start(&Spec{Name: "intruder", JobID: clusterJob, Size: 1, Users: users, Cluster: &ClusterSpec{
+		Listen: "127.0.0.1", Advertise: "127.0.0.1", CA: other.CertPEM, Cert: cert, Key: key,
 		Seeds: []string{net.JoinHostPort("127.0.0.1", strconv.Itoa(srvs[0].RoutePort()))},
 	}})
 	if err != nil {
@@ -127,11 +127,11 @@ func TestRoutePortRange(t *testing.T) {
 			break
 		}
 	}
-	ca, _ := newJobCA("r")
-	cert, key, _ := ca.issue("127.0.0.1")
-	users, _, _ := jobKeys("r", 1)
-	s, err := startServer(&serverSpec{Name: "r", JobID: "r", Size: 1, Users: users, Cluster: &clusterSpec{
-		Ports: [2]int{taken, taken + 1}, CA: ca.certPEM, Cert: cert, Key: key,
+	ca, _ := NewCA("r")
+	cert, key, _ := ca.Issue("127.0.0.1")
+	users, _, _ := JobKeys("r", 1)
+	s, err := Start(&Spec{Name: "r", JobID: "r", Size: 1, Users: users, Cluster: &ClusterSpec{
+		Ports: [2]int{taken, taken + 1}, CA: ca.CertPEM, Cert: cert, Key: key,
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -140,8 +140,8 @@ func TestRoutePortRange(t *testing.T) {
 	if s.RoutePort() != taken+1 {
 		t.Fatalf("route port %d, want %d (%d is taken)", s.RoutePort(), taken+1, taken)
 	}
-	_, err = startServer(&serverSpec{Name: "r2", JobID: "r", Size: 1, Users: users, Cluster: &clusterSpec{
-		Ports: [2]int{taken, taken}, CA: ca.certPEM, Cert: cert, Key: key,
+	_, err = Start(&Spec{Name: "r2", JobID: "r", Size: 1, Users: users, Cluster: &ClusterSpec{
+		Ports: [2]int{taken, taken}, CA: ca.CertPEM, Cert: cert, Key: key,
 	}})
 	if err == nil {
 		t.Fatal("a server started with its only route port taken")
@@ -152,7 +152,7 @@ func TestRoutePortRange(t *testing.T) {
 // job's cluster with the same permissions: on a server other than the
 // first, rank 1 can neither publish as rank 0 nor read rank 0's inbox.
 func TestClusterRankIdentity(t *testing.T) {
-	ca, err := newJobCA("test")
+	ca, err := NewCA("test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +186,7 @@ func TestClusterRankIdentity(t *testing.T) {
 // and names the route once one it had closes (here: the other server
 // went); after stop, it says nothing more.
 func TestWatchRoutes(t *testing.T) {
-	ca, err := newJobCA("test")
+	ca, err := NewCA("test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,9 +194,9 @@ func TestWatchRoutes(t *testing.T) {
 	waitMesh(t, srvs, time.Now().Add(10*time.Second))
 	lost := make(chan error, 2)
 	stop := make(chan struct{})
-	go srvs[0].watchRoutes("h0", stop, func(err error) { lost <- err })
+	go srvs[0].WatchRoutes("h0", stop, func(err error) { lost <- err })
 	quiet := make(chan struct{})
-	go srvs[1].watchRoutes("h1", quiet, func(err error) { lost <- err })
+	go srvs[1].WatchRoutes("h1", quiet, func(err error) { lost <- err })
 	select {
 	case err := <-lost:
 		t.Fatalf("a route lost while all stay: %v", err)

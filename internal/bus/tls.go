@@ -1,4 +1,4 @@
-package launcher
+package bus
 
 import (
 	"crypto/ecdsa"
@@ -15,22 +15,24 @@ import (
 	"time"
 )
 
-// jobCA is the certificate authority made for one job: it signs one
+// CA is the certificate authority made for one job: it signs one
 // certificate per host of the job, which that host's NATS server shows to,
 // and asks of, every other server of the job's cluster. Nothing outside the
 // job can join the cluster or read its routes; the keys live in memory
 // (gorun's, and each agent's, which gets its own over its ssh channel).
-type jobCA struct {
+type CA struct {
 	cert    *x509.Certificate
 	key     *ecdsa.PrivateKey
-	certPEM []byte
+	CertPEM []byte
 }
 
 // certValidity is how long a job's certificates are valid: longer than any
 // job, since the CA and its keys are thrown away with it.
 const certValidity = 30 * 24 * time.Hour
 
-func newJobCA(job string) (*jobCA, error) {
+// NewCA makes a fresh CA for job (named in its subject), its key in
+// memory only.
+func NewCA(job string) (*CA, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -54,7 +56,7 @@ func newJobCA(job string) (*jobCA, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &jobCA{cert: cert, key: key, certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}, nil
+	return &CA{cert: cert, key: key, CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}, nil
 }
 
 func serial() *big.Int {
@@ -62,9 +64,9 @@ func serial() *big.Int {
 	return n
 }
 
-// issue makes a key and a certificate for one host's server, valid for
+// Issue makes a key and a certificate for one host's server, valid for
 // names (IP addresses and host names) as both server and client.
-func (ca *jobCA) issue(names ...string) (certPEM, keyPEM []byte, err error) {
+func (ca *CA) Issue(names ...string) (certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err

@@ -1,4 +1,4 @@
-package launcher
+package bus
 
 import (
 	"context"
@@ -29,33 +29,44 @@ import (
 // given (a token, a .creds file), and gorun says once that the job is not
 // isolated from the server's other users.
 
-// mintLifetime is how long minted credentials stay valid after the job's
+// MintLifetime is how long minted credentials stay valid after the job's
 // start when the job has no --timeout: long enough for a batch job, short
 // enough that a leaked one does not last.
-const mintLifetime = 24 * time.Hour
+const MintLifetime = 24 * time.Hour
 
-// externalBus is what gorun and its ranks present to a server given with
+// External is what gorun and its ranks present to a server given with
 // --nats.
-type externalBus struct {
-	token string // GORUN_NATS_TOKEN, or the token the URL held
+type External struct {
+	Token string // GORUN_NATS_TOKEN, or the token the URL held
 	creds string // the --nats-creds file's content
-	tls   tlsFiles
+	TLS   TLSFiles
 	// signer mints per-rank users (--nats-account-key), issued for account.
 	signer  nkeys.KeyPair
 	account string
 }
 
-// tlsFiles are the TLS files of --nats-ca, --nats-cert and --nats-key.
-type tlsFiles struct{ CA, Cert, Key string }
+// TLSFiles are the TLS files of --nats-ca, --nats-cert and --nats-key.
+type TLSFiles struct{ CA, Cert, Key string }
 
-// newExternalBus reads what cfg names for its --nats server.
-func newExternalBus(cfg *Config) (*externalBus, error) {
-	b := &externalBus{token: os.Getenv(contract.NATSToken)}
+// ExternalConfig is what gorun was given for a server of its user's
+// (--nats): the URL list, and the files of --nats-ca, --nats-cert,
+// --nats-key, --nats-creds and --nats-account-key, and --nats-account.
+type ExternalConfig struct {
+	URL                 string
+	CA, Cert, Key       string
+	Creds               string
+	AccountKey, Account string
+}
+
+// NewExternal reads the files cfg names, and the token of the URL or of
+// GORUN_NATS_TOKEN.
+func NewExternal(cfg ExternalConfig) (*External, error) {
+	b := &External{Token: os.Getenv(contract.NATSToken)}
 	// Absolute, for ranks that start in another directory.
 	for _, f := range []struct {
 		dst  *string
 		path string
-	}{{&b.tls.CA, cfg.NATSCA}, {&b.tls.Cert, cfg.NATSCert}, {&b.tls.Key, cfg.NATSKey}} {
+	}{{&b.TLS.CA, cfg.CA}, {&b.TLS.Cert, cfg.Cert}, {&b.TLS.Key, cfg.Key}} {
 		if f.path != "" {
 			abs, err := filepath.Abs(f.path)
 			if err != nil {
@@ -64,26 +75,26 @@ func newExternalBus(cfg *Config) (*externalBus, error) {
 			*f.dst = abs
 		}
 	}
-	if t := urlToken(cfg.NATSURL); t != "" {
-		b.token = t
+	if t := URLToken(cfg.URL); t != "" {
+		b.Token = t
 	}
-	if cfg.NATSCreds != "" {
-		data, err := os.ReadFile(cfg.NATSCreds)
+	if cfg.Creds != "" {
+		data, err := os.ReadFile(cfg.Creds)
 		if err != nil {
-			return nil, fmt.Errorf("--nats-creds %s: %w", cfg.NATSCreds, unwrapPath(err))
+			return nil, fmt.Errorf("--nats-creds %s: %w", cfg.Creds, unwrapPath(err))
 		}
 		if _, err := jwt.ParseDecoratedJWT(data); err != nil {
-			return nil, fmt.Errorf("--nats-creds %s: not a NATS .creds file (a user JWT and its seed): %v", cfg.NATSCreds, err)
+			return nil, fmt.Errorf("--nats-creds %s: not a NATS .creds file (a user JWT and its seed): %v", cfg.Creds, err)
 		}
 		if _, err := jwt.ParseDecoratedUserNKey(data); err != nil {
-			return nil, fmt.Errorf("--nats-creds %s: no user seed: %v", cfg.NATSCreds, err)
+			return nil, fmt.Errorf("--nats-creds %s: no user seed: %v", cfg.Creds, err)
 		}
 		b.creds = string(data)
 	}
-	if cfg.NATSAccountKey != "" {
-		kp, account, err := readSigner(cfg.NATSAccountKey, cfg.NATSAccount, b.creds)
+	if cfg.AccountKey != "" {
+		kp, account, err := readSigner(cfg.AccountKey, cfg.Account, b.creds)
 		if err != nil {
-			return nil, fmt.Errorf("--nats-account-key %s: %w", cfg.NATSAccountKey, err)
+			return nil, fmt.Errorf("--nats-account-key %s: %w", cfg.AccountKey, err)
 		}
 		b.signer, b.account = kp, account
 	}
@@ -133,11 +144,11 @@ func readSigner(path, account, creds string) (nkeys.KeyPair, string, error) {
 	return kp, account, nil
 }
 
-// isolated reports whether the job's ranks get users of their own.
-func (b *externalBus) isolated() bool { return b.signer != nil }
+// Isolated reports whether the job's ranks get users of their own.
+func (b *External) Isolated() bool { return b.signer != nil }
 
-// checkOptions are the options of gorun's own connection to the server.
-func (b *externalBus) checkOptions(job string, expires time.Time) ([]nats.Option, error) {
+// CheckOptions are the options of gorun's own connection to the server.
+func (b *External) CheckOptions(job string, expires time.Time) ([]nats.Option, error) {
 	opts := b.tlsOptions()
 	switch {
 	case b.signer != nil:
@@ -158,26 +169,26 @@ func (b *externalBus) checkOptions(job string, expires time.Time) ([]nats.Option
 		}
 		opts = append(opts, opt)
 	}
-	if b.token != "" {
-		opts = append(opts, nats.Token(b.token))
+	if b.Token != "" {
+		opts = append(opts, nats.Token(b.Token))
 	}
 	return opts, nil
 }
 
-func (b *externalBus) tlsOptions() []nats.Option {
+func (b *External) tlsOptions() []nats.Option {
 	var opts []nats.Option
-	if b.tls.CA != "" {
-		opts = append(opts, nats.RootCAs(b.tls.CA))
+	if b.TLS.CA != "" {
+		opts = append(opts, nats.RootCAs(b.TLS.CA))
 	}
-	if b.tls.Cert != "" {
-		opts = append(opts, nats.ClientCert(b.tls.Cert, b.tls.Key))
+	if b.TLS.Cert != "" {
+		opts = append(opts, nats.ClientCert(b.TLS.Cert, b.TLS.Key))
 	}
 	return opts
 }
 
-// rankCreds returns each rank's credentials: minted users of their own
+// RankCreds returns each rank's credentials: minted users of their own
 // with a signing key, else the same .creds for every rank (nil without).
-func (b *externalBus) rankCreds(job string, size int, expires time.Time) (map[int]string, error) {
+func (b *External) RankCreds(job string, size int, expires time.Time) (map[int]string, error) {
 	if b.signer == nil && b.creds == "" {
 		return nil, nil
 	}
@@ -199,7 +210,7 @@ func (b *externalBus) rankCreds(job string, size int, expires time.Time) (map[in
 // mint makes a user of the job for rank (-1: gorun itself, which may
 // publish and subscribe to nothing), signed with b's key, valid until
 // expires, in the .creds format.
-func (b *externalBus) mint(job string, rank int, expires time.Time) (string, error) {
+func (b *External) mint(job string, rank int, expires time.Time) (string, error) {
 	return mintUser(b.signer, b.account, job, rank, expires)
 }
 
@@ -263,9 +274,9 @@ func credsOption(creds string) (nats.Option, error) {
 	return nats.UserJWTAndSeed(tok, string(seed)), nil
 }
 
-// urlToken returns the token (user info without a password) of the first
+// URLToken returns the token (user info without a password) of the first
 // URL of list that has one.
-func urlToken(list string) string {
+func URLToken(list string) string {
 	for _, s := range strings.Split(list, ",") {
 		if u, err := url.Parse(withScheme(strings.TrimSpace(s))); err == nil && u.User != nil {
 			if _, hasPass := u.User.Password(); !hasPass {
@@ -276,9 +287,9 @@ func urlToken(list string) string {
 	return ""
 }
 
-// stripUserInfo removes user info from every URL of list: what ranks get
+// StripUserInfo removes user info from every URL of list: what ranks get
 // as GORUN_NATS_URL (the token travels in GORUN_NATS_TOKEN).
-func stripUserInfo(list string) string {
+func StripUserInfo(list string) string {
 	parts := strings.Split(list, ",")
 	for i, s := range parts {
 		s = strings.TrimSpace(s)
@@ -297,9 +308,9 @@ func withScheme(s string) string {
 	return s
 }
 
-// checkExternal connects to the --nats server as gorun and returns an error
+// CheckExternal connects to the --nats server as gorun and returns an error
 // if none of urls answers within timeout.
-func checkExternal(ctx context.Context, urls string, timeout time.Duration, auth []nats.Option) error {
+func CheckExternal(ctx context.Context, urls string, timeout time.Duration, auth []nats.Option) error {
 	opts := append([]nats.Option{
 		nats.Name("gorun"),
 		nats.Timeout(timeout),
@@ -331,4 +342,14 @@ func checkExternal(ctx context.Context, urls string, timeout time.Duration, auth
 		}()
 		return context.Cause(ctx)
 	}
+}
+
+// unwrapPath turns "open x: no such file or directory" into "no such file
+// or directory", since the caller names the path already.
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }

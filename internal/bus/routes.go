@@ -1,4 +1,4 @@
-package launcher
+package bus
 
 import (
 	"fmt"
@@ -14,7 +14,7 @@ const routePoll = 50 * time.Millisecond
 // was published while it was down, without a word to any client: NATS
 // dials it again, and the ranks at both ends see nothing but a message
 // that never comes. mpi promises no loss, so every server of the job
-// watches its routes (watchRoutes), and a route it had that closes (or
+// watches its routes (WatchRoutes), and a route it had that closes (or
 // was replaced by a new one between two looks) ends the job, with a
 // message naming both hosts.
 
@@ -28,12 +28,12 @@ func (e *routeLost) Error() string {
 	return fmt.Sprintf("the route between the job's NATS servers on host %s and at %s closed while the job ran (messages between them may be lost)", e.host, e.peer)
 }
 
-// watchRoutes calls lost, at most once, when a route this server has had
+// WatchRoutes calls lost, at most once, when a route this server has had
 // to another server of its cluster closes, until stop is closed. Each
 // other server is known by its id: its route gone, or another route (a
 // new connection id) in its place, is a loss. A route that NATS closes as
 // a duplicate of one kept is not: the kept one is the one it had.
-func (s *natsServer) watchRoutes(host string, stop <-chan struct{}, lost func(error)) {
+func (s *Server) WatchRoutes(host string, stop <-chan struct{}, lost func(error)) {
 	t := time.NewTicker(routePoll)
 	defer t.Stop()
 	had := map[string]uint64{} // remote server id -> its route's connection id
