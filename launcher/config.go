@@ -215,6 +215,12 @@ func (cfg *Config) Validate() error {
 	if p := cfg.RoutePorts; p != [2]int{} && (p[0] < 1 || p[1] < p[0] || p[1] > 65535) {
 		return fmt.Errorf("--route-ports %d-%d: want LOW-HIGH, 1 <= LOW <= HIGH <= 65535", p[0], p[1])
 	}
+	return cfg.validateNATS()
+}
+
+// validateNATS checks the --nats flags: the files they name exist, and
+// none is given without --nats, or without its partner.
+func (cfg *Config) validateNATS() error {
 	if cfg.NATSURL != "" {
 		if err := checkNATSURL(cfg.NATSURL); err != nil {
 			return fmt.Errorf("--nats %s: %w", redactURL(cfg.NATSURL), err)
