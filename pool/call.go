@@ -12,7 +12,7 @@ import (
 	"github.com/gorun-hpc/gorun/mpi"
 )
 
-// A call of Map or MapUnordered is, for gorun --stats, --trace and the
+// A call of Map, MapUnordered or Run is, for gorun --stats, --trace and the
 // hang report, one call of its own, as a collective is: entered in the
 // blocked-call registry for its whole length (its blocked time is the
 // time the calling goroutine waited for tasks and results), one slice in
@@ -23,9 +23,10 @@ import (
 var (
 	opMap          = blocked.NewOp("Map")
 	opMapUnordered = blocked.NewOp("MapUnordered")
+	opRun          = blocked.NewOp("Run")
 )
 
-// poolCall is one call of Map or MapUnordered on this rank.
+// poolCall is one call of Map, MapUnordered or Run on this rank.
 type poolCall struct {
 	op    string
 	entry blocked.Entry
@@ -41,9 +42,12 @@ func enter(ctx context.Context, c *mpi.Comm, op string, seq int) *poolCall {
 	if blocked.IsQuiet(ctx) {
 		return x // inside a call of gorun's own: that call is the one shown
 	}
-	if op == "MapUnordered" {
+	switch op {
+	case "MapUnordered":
 		opMapUnordered.Count(ctx)
-	} else {
+	case "Run":
+		opRun.Count(ctx)
+	default:
 		opMap.Count(ctx)
 	}
 	name, group := blocked.CommInfo(c)

@@ -65,11 +65,32 @@
 //
 // # Statistics and trace
 //
-// gorun --stats counts Map and MapUnordered as calls of their own, with
+// gorun --stats counts Map, MapUnordered and Run as calls of their own, with
 // the time the calling goroutine waited in them; gorun --trace shows each
 // call as one slice per rank, with the tasks that rank ran; the hang report
 // shows a rank blocked in one as Map(world). The messages and waits a call
 // is made of are its own business, and appear in none of them.
+//
+// # Futures
+//
+// Run is mpi4py.futures' MPIPoolExecutor (and concurrent.futures'
+// executors): a body on rank 0 submits tasks while others run, and takes
+// each result as it comes, while every rank serves tasks with Map's
+// hand-out and failure rules:
+//
+//	err := pool.Run(ctx, world, simulate, func(ctx context.Context, ex *pool.Executor[Params, Result]) error {
+//		var fs []*pool.Future[Result]
+//		for _, p := range start {
+//			fs = append(fs, ex.Submit(p))
+//		}
+//		for f, err := range ex.AsCompleted(ctx, fs...) {
+//			... // err: the task's; f.Wait(ctx) is its result; ex.Submit more
+//		}
+//		return nil
+//	})
+//
+// Future.Cancel withdraws a task no rank has taken yet. Run returns once
+// the body has returned and every task it submitted has finished.
 //
 // # Queue
 //

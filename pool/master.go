@@ -65,17 +65,22 @@ type master[In, Out any] struct {
 	store    func(start int, outs []Out) error
 	cfg      config
 	n        int
-	chunk    int    // default chunk size (when cfg.chunk is 0)
-	next     int    // dynamic: the first task not yet handed out
-	blocks   []span // static: what is left of each rank's block
-	queued   [][]span
-	stopped  []bool // told there is no more work
-	done     int    // tasks whose results are in
-	sends    []sending
+	chunk    int // default chunk size (when cfg.chunk is 0)
+	// ex is Run's executor, nil for Map: the tasks are what its body has
+	// submitted so far (inputs follows ex.tasks), and more may come until
+	// the body returns.
+	ex      *Executor[In, Out]
+	kick    <-chan struct{} // ex's: a task submitted or canceled, or the body returned
+	next    int             // dynamic: the first task not yet handed out
+	blocks  []span          // static: what is left of each rank's block
+	queued  [][]span
+	stopped []bool // told there is no more work
+	done    int    // tasks whose results are in
+	sends   []sending
 
 	runCtx    context.Context
 	cancelRun context.CancelCauseFunc
-	localWork chan span
+	localWork chan chunk[In]
 	localDone chan localResult[Out]
 	localEnd  bool // localDone closed and seen
 }
@@ -91,7 +96,7 @@ func newMaster[In, Out any](ctx context.Context, c *mpi.Comm, down int, inputs [
 	n := c.Size()
 	m := &master[In, Out]{ctx: ctx, qctx: quiet(ctx), ran: ran, c: c, down: down, up: down + 1, inputs: inputs, fn: fn, store: store, cfg: cfg, n: n,
 		chunk: defaultChunk(len(inputs), n), queued: make([][]span, n), stopped: make([]bool, n),
-		localWork: make(chan span, 1), localDone: make(chan localResult[Out], 1)}
+		localWork: make(chan chunk[In], 1), localDone: make(chan localResult[Out], 1)}
 	if cfg.static {
 		m.blocks = make([]span, n)
 		for r := range n {
@@ -134,7 +139,7 @@ func (m *master[In, Out]) run(bad error) error {
 		}
 		return m.handle(st.Source, data)
 	}
-	for m.done < len(m.inputs) {
+	for !m.finished() {
 		if req == nil {
 			req = m.c.Irecv(mpi.AnySource, m.up)
 		}
@@ -171,9 +176,21 @@ func (m *master[In, Out]) run(bad error) error {
 			if err := m.accept(0, r.s, r.outs); err != nil {
 				return m.fail(err, -1, nil)
 			}
+		case <-m.kick:
+			if err := m.ex.bodyErr(); err != nil {
+				return m.fail(err, -1, nil)
+			}
+			if err := m.refillAll(); err != nil {
+				return m.fail(err, -1, nil)
+			}
 		case <-m.ctx.Done():
 			return m.fail(fmt.Errorf("pool: %w", m.ctx.Err()), -1, nil)
 		}
+	}
+	// Every result is in (and Run's body has returned): the ranks, which
+	// wait for a stop or a failure, are told to stop.
+	if err := m.refillAll(); err != nil {
+		return m.fail(err, -1, nil)
 	}
 	m.stopLocal(nil)
 	// Every chunk has come back, so only stop messages can be in flight.
@@ -222,8 +239,39 @@ func (m *master[In, Out]) accept(w int, s span, outs []Out) error {
 	return m.refill(w)
 }
 
+// finished reports whether every task is done: Map's all stored, Run's
+// body returned and every task it submitted stored or canceled.
+func (m *master[In, Out]) finished() bool {
+	if m.ex == nil {
+		return m.done == len(m.inputs)
+	}
+	if !m.ex.sync(m) || m.ex.bodyErr() != nil {
+		return false // body may submit more, or failed (seen at the kick)
+	}
+	for _, q := range m.queued {
+		if len(q) > 0 {
+			return false
+		}
+	}
+	return m.next == len(m.inputs)
+}
+
+// refillAll refills every rank not yet stopped: Run's new tasks, or its
+// end.
+func (m *master[In, Out]) refillAll() error {
+	for w := range m.n {
+		if err := m.refill(w); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // take returns the next chunk for rank w, if any is left.
 func (m *master[In, Out]) take(w int) (span, bool) {
+	if m.ex != nil {
+		return m.ex.take(m)
+	}
 	if m.cfg.static {
 		b := &m.blocks[w]
 		if b.count == 0 {
@@ -251,7 +299,7 @@ func (m *master[In, Out]) take(w int) (span, bool) {
 }
 
 // refill hands rank w chunks until it holds as many as it may, or tells it
-// to stop when nothing is left for it and it holds none.
+// to stop once every result of the call is in.
 func (m *master[In, Out]) refill(w int) error {
 	limit := window
 	switch {
@@ -271,7 +319,7 @@ func (m *master[In, Out]) refill(w int) error {
 		}
 		m.queued[w] = append(m.queued[w], s)
 		if w == 0 {
-			m.localWork <- s
+			m.localWork <- chunk[In]{s, m.inputs[s.start : s.start+s.count]}
 			continue
 		}
 		msg, err := appendChunk(msgChunk, s, m.inputs[s.start:s.start+s.count])
@@ -280,7 +328,10 @@ func (m *master[In, Out]) refill(w int) error {
 		}
 		m.post(w, msg)
 	}
-	if len(m.queued[w]) > 0 || m.stopped[w] {
+	if len(m.queued[w]) > 0 || m.stopped[w] || !m.finished() {
+		// Busy, stopped, or the call's outcome is not known yet: a rank
+		// told to stop hears of no failure after, and would return nil
+		// from a call that failed.
 		return nil
 	}
 	m.stopped[w] = true
@@ -350,6 +401,9 @@ func (m *master[In, Out]) fail(err error, except int, raw []byte) error {
 	}
 	m.sends = nil
 	m.stopLocal(err)
+	if m.ex != nil {
+		m.ex.fail(err)
+	}
 	return err
 }
 
@@ -374,9 +428,9 @@ func (m *master[In, Out]) stopLocal(cause error) {
 // one fails.
 func (m *master[In, Out]) runLocal() {
 	defer close(m.localDone)
-	for s := range m.localWork {
-		outs, err := runChunk(m.runCtx, m.fn, m.inputs[s.start:s.start+s.count], s.start, 0, m.ran)
-		m.localDone <- localResult[Out]{s, outs, err}
+	for ch := range m.localWork {
+		outs, err := runChunk(m.runCtx, m.fn, ch.ins, ch.s.start, 0, m.ran)
+		m.localDone <- localResult[Out]{ch.s, outs, err}
 		if err != nil {
 			return
 		}

@@ -72,3 +72,31 @@ func TestTaskPanic(t *testing.T) {
 		}
 	}
 }
+
+// TestFailureReachesIdleRanks: the last task fails long after the other
+// ranks have run out of work; they still return its TaskError, not nil (a
+// rank told to stop before the outcome was known heard of no failure).
+func TestFailureReachesIdleRanks(t *testing.T) {
+	const n = 4
+	errs := make([]error, n)
+	mpitest.Run(t, n, func(ctx context.Context, c *mpi.Comm) error {
+		var in []int
+		if c.Rank() == 0 {
+			in = seq(20)
+		}
+		_, errs[c.Rank()] = pool.Map(ctx, c, in, func(ctx context.Context, x int) (int, error) {
+			if x == 19 {
+				time.Sleep(300 * time.Millisecond) // every other rank is idle by now
+				return 0, errors.New("the last task fails")
+			}
+			return x, nil
+		})
+		return nil
+	})
+	for r, err := range errs {
+		var te *pool.TaskError
+		if !errors.As(err, &te) || te.Index != 19 {
+			t.Errorf("rank %d: %v, want task 19's TaskError", r, err)
+		}
+	}
+}

@@ -17,8 +17,9 @@ import (
 // returns the results in input order on rank 0 and nil on the other ranks.
 // Every rank of c calls it with the same fn; inputs is read on rank 0 only
 // (the other ranks may pass nil), and every rank, rank 0 included, runs fn
-// on the tasks it is handed, each task exactly once. It blocks until every
-// result is in (rank 0) or rank 0 says there is no more work.
+// on the tasks it is handed, each task exactly once. It blocks, on every
+// rank, until every result is in on rank 0 or the call has failed, so that
+// every rank returns the call's outcome.
 //
 // Errors: a *TaskError on every rank when fn fails on a task; ctx's error
 // (wrapped) on a rank whose ctx ends, and an error wrapping ErrStopped on
