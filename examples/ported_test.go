@@ -1,7 +1,7 @@
 package examples
 
 // End-to-end tests of the examples ported from mpi4py and multiprocessing
-// (cpi, matvec, masterworker, poolmap, queue): the real gorun runs them as
+// (cpi, matvec, masterworker, poolmap, queue, futures): the real gorun runs them as
 // real rank processes, and each checks its own answer.
 
 import (
@@ -17,7 +17,7 @@ import (
 func TestPorted(t *testing.T) {
 	testbin.MultiProcess(t)
 	dir := t.TempDir()
-	names := []string{"cpi", "matvec", "masterworker", "poolmap", "queue"}
+	names := []string{"cpi", "matvec", "masterworker", "poolmap", "queue", "futures"}
 	build := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "../cmd/gorun")
 	for _, name := range names {
 		build.Args = append(build.Args, "./"+name)
@@ -41,6 +41,8 @@ func TestPorted(t *testing.T) {
 		{"poolmap", 4, "poolmap: OK: 10000 numbers over 4 ranks"},
 		{"queue", 1, "queue: OK: 1000 items from 1 producers, got by 1 ranks"},
 		{"queue", 5, "queue: OK: 3000 items from 3 producers, got by 5 ranks"},
+		{"futures", 1, "futures: OK: the integral of sqrt(x) over [0, 1] = 0.6666666667 from 491 intervals over 1 ranks"},
+		{"futures", 4, "futures: OK: the integral of sqrt(x) over [0, 1] = 0.6666666667 from 491 intervals over 4 ranks"},
 	} {
 		t.Run(fmt.Sprintf("%s/n=%d", c.name, c.n), func(t *testing.T) {
 			out := runOK(t, gorun, "-n", fmt.Sprint(c.n), filepath.Join(dir, c.name))
