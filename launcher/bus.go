@@ -108,3 +108,17 @@ func (r *runner) externalBus(j *job) error {
 	r.logf("using the NATS server at %s", redactURL(cfg.NATSURL))
 	return nil
 }
+
+// deathNotice bounds how long gorun tries to tell the ranks that one died.
+const deathNotice = 5 * time.Second
+
+// announceDeath tells every rank of j that rank died and the job goes on
+// (--on-failure continue); gorun says so if it cannot.
+func (r *runner) announceDeath(j *job, rank int) {
+	ctx, cancel := context.WithTimeout(j.ctx, deathNotice)
+	defer cancel()
+	auth := bus.RankAuth{Creds: j.info.Creds[rank], Token: j.info.Token, TLS: j.info.TLS}
+	if err := bus.AnnounceDeath(ctx, j.info.NATSURL, auth, j.info.ID, rank); err != nil {
+		r.out.printf("warning: could not tell the other ranks that rank %d died: %v (what waits for it may hang)", rank, err)
+	}
+}

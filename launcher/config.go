@@ -44,6 +44,14 @@ type Config struct {
 	// ranks also inherit gorun's whole environment.
 	Env []string
 
+	// OnFailure is what a failing rank does to the job: OnFailureAbort
+	// ("" too) ends it, stopping every other rank; OnFailureContinue lets a
+	// rank other than 0 die while the others go on: gorun names it, tells
+	// every other rank (what waits for it fails with mpi.ErrPeerDied, and
+	// pool re-runs its tasks), and exits 0 if rank 0 and the others do,
+	// listing the dead ranks. Rank 0's failure ends the job either way.
+	OnFailure string
+
 	// Timeout ends the job when it runs longer; 0 means no limit. A job
 	// that times out ends with ExitTimeout.
 	Timeout time.Duration
@@ -147,6 +155,12 @@ type Config struct {
 // DefaultTraceSize is how many events each rank keeps for --trace.
 const DefaultTraceSize = 50000
 
+// What a failing rank does to the job (Config.OnFailure).
+const (
+	OnFailureAbort    = "abort"    // the job ends, as in MPI
+	OnFailureContinue = "continue" // a rank other than 0 may die; the job goes on
+)
+
 // DefaultConfig returns a Config for a local job with one rank per CPU,
 // the embedded NATS server on the loopback interface, and gorun's own
 // standard input and output.
@@ -187,6 +201,11 @@ func (cfg *Config) Validate() error {
 	case "", "slot", "node":
 	default:
 		return fmt.Errorf("--map-by %q: must be slot or node", cfg.MapBy)
+	}
+	switch cfg.OnFailure {
+	case "", OnFailureAbort, OnFailureContinue:
+	default:
+		return fmt.Errorf("--on-failure %q: must be abort or continue", cfg.OnFailure)
 	}
 	switch cfg.Launcher {
 	case "", LauncherSSH:

@@ -255,7 +255,7 @@ func (r *runner) supervise(j *job) error {
 	r.logf("starting %d ranks of %s", cfg.N, j.prog.Path)
 
 	hw := r.newHangWatch(j)
-	res := r.watch(j.ctx, j.spawners, exits, j.sigCh, j.usr1, hw)
+	res := r.watch(j.ctx, j.spawners, exits, j.sigCh, j.usr1, hw, func(rank int) { go r.announceDeath(j, rank) })
 	if cfg.Stats {
 		hw.printStats()
 	}

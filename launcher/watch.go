@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -32,19 +34,23 @@ type watcher struct {
 	timeoutC <-chan time.Time
 	ctxDone  <-chan struct{}
 	graceC   <-chan time.Time
+	// --on-failure continue: the ranks that died while the job went on,
+	// and how the others are told of one.
+	dead []rankExit
+	died func(rank int)
 }
 
 // watch waits until every rank has ended, stopping the job at its first
 // failure, on a signal, at the timeout or when ctx is done; it returns the
 // job's result.
-func (r *runner) watch(ctx context.Context, spawners []spawner, exits <-chan rankExit, sigCh, usr1 <-chan os.Signal, hw *hangWatch) error {
+func (r *runner) watch(ctx context.Context, spawners []spawner, exits <-chan rankExit, sigCh, usr1 <-chan os.Signal, hw *hangWatch, died func(rank int)) error {
 	cfg := &r.cfg
 	if cfg.HangReport > 0 {
 		stop := make(chan struct{})
 		defer close(stop)
 		go hw.watchHangs(cfg.HangReport, stop)
 	}
-	w := &watcher{r: r, ctx: ctx, spawners: spawners, hw: hw, ended: make(map[int]rankExit), running: cfg.N, ctxDone: ctx.Done()}
+	w := &watcher{r: r, ctx: ctx, spawners: spawners, hw: hw, ended: make(map[int]rankExit), running: cfg.N, ctxDone: ctx.Done(), died: died}
 	if cfg.Timeout > 0 {
 		t := time.NewTimer(cfg.Timeout)
 		defer t.Stop()
@@ -133,7 +139,7 @@ func (w *watcher) exited(x rankExit) {
 	if cfg.Verbose && w.reason == nil {
 		w.r.logf("%v", x)
 	}
-	if w.reason != nil {
+	if w.reason != nil || w.goesOn(x) {
 		return
 	}
 	if w.suspect == nil && x.failed() {
@@ -147,6 +153,20 @@ func (w *watcher) exited(x rankExit) {
 			w.r.logf("%s failed after rank %d left the job: waiting up to %v for rank %d's own end", w.suspect.who(), wait, blameGrace, wait)
 		}
 	}
+}
+
+// goesOn takes, under --on-failure continue, the failure of x, a rank
+// other than 0: gorun names it, the others are told, and the job goes on.
+func (w *watcher) goesOn(x rankExit) bool {
+	if w.r.cfg.OnFailure != OnFailureContinue || x.Rank == 0 || !x.failed() {
+		return false
+	}
+	w.dead = append(w.dead, x)
+	w.r.out.printf("%v; the job goes on without it (--on-failure continue)", x)
+	if w.running > 0 && w.died != nil {
+		w.died(x.Rank)
+	}
+	return true
 }
 
 // signaled takes SIGINT or SIGTERM: the first stops the job, the next
@@ -168,6 +188,7 @@ func (w *watcher) result() error {
 		w.first, w.reason = &root, &ExitError{Code: root.exitCode()}
 	}
 	if w.reason == nil {
+		w.sayDead()
 		return nil
 	}
 	if w.first == nil {
@@ -199,6 +220,18 @@ func (w *watcher) result() error {
 		msg += ": " + words
 	}
 	return &ExitError{Code: first.exitCode(), Msg: msg, Err: first.Err}
+}
+
+// sayDead lists, at the end of a job that went on, the ranks that died.
+func (w *watcher) sayDead() {
+	if len(w.dead) == 0 {
+		return
+	}
+	var ranks []string
+	for _, x := range w.dead {
+		ranks = append(ranks, strconv.Itoa(x.Rank))
+	}
+	w.r.out.printf("the job went on without %d of %d ranks (--on-failure continue), which died: %s", len(w.dead), w.r.cfg.N, strings.Join(ranks, ", "))
 }
 
 // blameGrace is how long a failure that followed a peer's leave waits for

@@ -39,7 +39,7 @@
 // call returns when its ctx is done, with an error wrapping ctx.Err(). Errors
 // wrap the sentinels in errors.go (ErrInit, ErrRank, ErrTag, ErrClosed,
 // ErrAborted, ErrConnLost, ErrCanceled, ErrTruncate, ErrPeerLost,
-// ErrProtocol, ErrNilContext: a nil ctx is an error, never a panic, and
+// ErrPeerDied, ErrProtocol, ErrNilContext: a nil ctx is an error, never a panic, and
 // leaves the communicator usable). Numbers travel as raw little-endian bytes (SendSlice,
 // RecvSlice, AsBytes, FromBytes), never gob. Nothing is global: many worlds
 // can live in one process, as mpitest shows.
@@ -51,7 +51,11 @@
 // send to it and a SendAll fail at once with ErrPeerLost (inside a
 // *RankError naming it), where MPI would wait forever. A receive from
 // AnySource waits on. Under gorun, a rank that leaves without closing fails
-// the job.
+// the job, and so does a rank that dies, unless gorun runs with
+// --on-failure continue: then gorun tells every rank as soon as the
+// process ends (a few milliseconds on one host), and what waits for the
+// dead rank fails with ErrPeerDied (which is ErrPeerLost too), as for a
+// rank that closed; the job goes on without it.
 //
 // # When a job hangs
 //

@@ -74,6 +74,7 @@ type peer struct {
 	bye      bool       // the peer said it closed its world...
 	byeAfter uint64     // ...after this many multicast frames
 	gone     bool       // ...and they have all been handled: it will never send again
+	died     bool       // gone because gorun said it died (not its bye): ErrPeerDied
 }
 
 type xferKey struct {

@@ -42,6 +42,11 @@ var (
 	// sent. (A receive from AnySource is left waiting: another goroutine
 	// of the rank may still send to it.)
 	ErrPeerLost = errors.New("mpi: peer closed its world")
+	// ErrPeerDied is ErrPeerLost (errors.Is says both) for a rank that died
+	// while the job goes on without it (gorun --on-failure continue): gorun
+	// tells every rank as soon as it sees the process end, and what waits
+	// for the dead rank fails then, as for a rank that closed.
+	ErrPeerDied error = peerDied{}
 	// ErrProtocol is returned by every blocked or later operation once a
 	// frame from another rank broke the protocol (a field out of range, a
 	// frame that claims another sender, an offer naming a process that is
@@ -88,3 +93,11 @@ func (e *AbortError) Error() string {
 
 // Unwrap returns ErrAborted.
 func (e *AbortError) Unwrap() error { return ErrAborted }
+
+// peerDied is ErrPeerDied: its own text, and ErrPeerLost for errors.Is.
+type peerDied struct{}
+
+func (peerDied) Error() string {
+	return "mpi: peer died (gorun --on-failure continue goes on without it)"
+}
+func (peerDied) Is(target error) bool { return target == ErrPeerLost }

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nkeys"
 
 	"github.com/gorun-hpc/gorun/internal/subject"
 )
@@ -501,33 +500,4 @@ func (g *gathering) ranks() []int {
 	}
 	slices.Sort(ranks)
 	return ranks
-}
-
-// credsOption turns a rank's credentials (GORUN_NATS_CREDS) into a nats.go
-// option: a user JWT and seed in the .creds format, or a bare nkey seed.
-func credsOption(creds string) (nats.Option, error) {
-	if strings.Contains(creds, "BEGIN NATS USER JWT") {
-		jwt, err := nkeys.ParseDecoratedJWT([]byte(creds))
-		if err != nil {
-			return nil, fmt.Errorf("no user JWT: %v", err)
-		}
-		kp, err := nkeys.ParseDecoratedNKey([]byte(creds))
-		if err != nil {
-			return nil, fmt.Errorf("no user seed: %v", err)
-		}
-		seed, err := kp.Seed()
-		if err != nil {
-			return nil, err
-		}
-		return nats.UserJWTAndSeed(jwt, string(seed)), nil
-	}
-	kp, err := nkeys.FromSeed([]byte(strings.TrimSpace(creds)))
-	if err != nil {
-		return nil, errors.New("neither a user JWT and seed nor an nkey seed")
-	}
-	pub, err := kp.PublicKey()
-	if err != nil {
-		return nil, err
-	}
-	return nats.Nkey(pub, kp.Sign), nil
 }

@@ -22,7 +22,7 @@ func (e *engine) startSendAll(r *Request) bool {
 	r.counted = true
 	for w := range e.peers {
 		if e.peers[w].gone {
-			e.finish(r, peerLost(r, w))
+			e.finish(r, e.peerLost(r, w))
 			return true
 		}
 	}

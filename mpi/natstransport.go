@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/gorun-hpc/gorun/internal/natsauth"
 	"github.com/gorun-hpc/gorun/internal/subject"
 )
 
@@ -30,6 +31,8 @@ type natsTransport struct {
 	inboxPfx   string   // what the subjects of this rank's inbox start with; the sender follows
 	mcastPfx   string   // what every multicast subject starts with
 	abortPfx   string   // what every abort subject starts with
+	diedPfx    string   // what every Died subject starts with
+	diedSub    *nats.Subscription
 	bufPool    sync.Pool
 }
 
@@ -77,7 +80,7 @@ func (t *natsTransport) connect(ctx context.Context) error {
 		nopts = append(nopts, nats.Token(o.Token))
 	}
 	if o.Creds != "" {
-		opt, err := credsOption(o.Creds)
+		opt, err := natsauth.Option(o.Creds)
 		if err != nil {
 			return fmt.Errorf("%w: rank %d: %s: %v", ErrInit, o.Rank, EnvNATSCreds, err)
 		}
@@ -115,6 +118,10 @@ func (t *natsTransport) connect(ctx context.Context) error {
 		return fail(err)
 	}
 	if t.abortSub, err = nc.Subscribe(subject.AbortAll(t.job), t.onAbort); err != nil {
+		return fail(err)
+	}
+	t.diedPfx = subject.DiedPrefix(t.job)
+	if t.diedSub, err = nc.Subscribe(subject.DiedAll(t.job), t.onDied); err != nil {
 		return fail(err)
 	}
 	if o.Multicast && t.size > 2 {
@@ -228,6 +235,17 @@ func (t *natsTransport) decode(m *nats.Msg, src int, mc bool) {
 	default:
 		t.e.onFrame(m.Subject, src, mc, h, m.Data[hdrLen:])
 	}
+}
+
+// onDied takes gorun's word that a rank died (published with that rank's
+// credentials, so the server vouches for it): what waits for it fails.
+func (t *natsTransport) onDied(m *nats.Msg) {
+	src, ok := subject.Sender(m.Subject, t.diedPfx, t.size)
+	if !ok || src == t.rank {
+		t.e.drops.Add(1)
+		return
+	}
+	go t.e.peerDied(src) // waits for the start: not on the client's goroutine
 }
 
 // onAbort hands another rank's Abort to the engine.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/gorun-hpc/gorun/internal/natsauth"
 	"github.com/gorun-hpc/gorun/mpi/internal/memnet"
 	"github.com/nats-io/nats.go"
 )
@@ -165,7 +166,7 @@ func WithNATS(url, token string, opts ...nats.Option) Option {
 // the .creds format.
 func WithCredentials(creds string) Option {
 	return func(o *Options) error {
-		if _, err := credsOption(creds); err != nil {
+		if _, err := natsauth.Option(creds); err != nil {
 			return fmt.Errorf("mpi: WithCredentials: %v", err)
 		}
 		o.Creds = creds

@@ -50,7 +50,7 @@ func (e *engine) goneNow(src int) {
 		q.posted = kept
 	}
 	for _, r := range p.queue {
-		e.finish(r, peerLost(r, src))
+		e.finish(r, e.peerLost(r, src))
 	}
 	p.queue = nil
 	for id, r := range e.sends {
@@ -61,11 +61,11 @@ func (e *engine) goneNow(src int) {
 				// The other ranks may have matched it: withdraw it there.
 				e.publish(toAll, header{kind: kCancel, src: e.rank, comm: r.comm, tag: r.tag, id: r.id}, nil)
 			}
-			e.finish(r, peerLost(r, src))
+			e.finish(r, e.peerLost(r, src))
 		}
 	}
 	for _, r := range e.mcQueue {
-		e.finish(r, peerLost(r, src))
+		e.finish(r, e.peerLost(r, src))
 	}
 	e.mcQueue = nil
 	for k, r := range e.recvs {
@@ -75,7 +75,7 @@ func (e *engine) goneNow(src int) {
 			delete(e.recvs, k)
 			e.window += int64(r.granted - r.off)
 			e.grantQ = removeItem(e.grantQ, r)
-			e.finish(r, peerLost(r, src))
+			e.finish(r, e.peerLost(r, src))
 		}
 	}
 	e.pumpGrants()
@@ -104,19 +104,40 @@ func (e *engine) lostFor(r *Request) error {
 		src = r.c.commRank(src)
 	}
 	if w, lost := e.lost(r.c, src); lost {
-		return e.recvLost(r, w, &RankError{Rank: r.c.commRank(w), Op: "recv", Err: ErrPeerLost})
+		return e.recvLost(r, w, &RankError{Rank: r.c.commRank(w), Op: "recv", Err: e.lostErr(w)})
 	}
 	return nil
 }
 
 // peerLost is the error of r, a send to or a receive from world rank w,
-// which is gone.
-func peerLost(r *Request, w int) error {
+// which is gone. Called with e.mu held.
+func (e *engine) peerLost(r *Request, w int) error {
 	op := "recv"
 	if r.send {
 		op = "send"
 	}
-	return &RankError{Rank: r.c.commRank(w), Op: op, Err: ErrPeerLost}
+	return &RankError{Rank: r.c.commRank(w), Op: op, Err: e.lostErr(w)}
+}
+
+// lostErr is why world rank w, gone, cannot answer: ErrPeerDied or
+// ErrPeerLost. Called with e.mu held.
+func (e *engine) lostErr(w int) error {
+	if e.peers[w].died {
+		return ErrPeerDied
+	}
+	return ErrPeerLost
+}
+
+// peerDied marks world rank src gone at once: gorun saw its process end,
+// and the job goes on without it (--on-failure continue).
+func (e *engine) peerDied(src int) {
+	<-e.started
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if p := &e.peers[src]; !p.gone && e.err == nil {
+		p.died = true
+		e.goneNow(src)
+	}
 }
 
 // sayBye tells every other rank that this one has closed its world, after

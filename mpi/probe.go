@@ -129,7 +129,7 @@ func (c *Comm) improbe(op string, src, tag int) (*Message, Status, bool, <-chan 
 		}
 	}
 	if w, lost := e.lost(c, src); lost {
-		return nil, Status{}, false, nil, e.waitLost(c, c.id, tag, w, &RankError{Rank: c.commRank(w), Op: op, Err: ErrPeerLost})
+		return nil, Status{}, false, nil, e.waitLost(c, c.id, tag, w, &RankError{Rank: c.commRank(w), Op: op, Err: e.lostErr(w)})
 	}
 	return nil, Status{}, false, e.arrived, nil
 }
@@ -163,7 +163,7 @@ func (m *Message) Recv() ([]byte, error) {
 		e.finish(r, &RankError{Rank: c.commRank(v.src), Op: "recv", Err: fmt.Errorf("sender withdrew the message: %w", ErrCanceled)})
 	case v.rts && e.peers[v.src].gone:
 		delete(e.probed, key)
-		e.finish(r, peerLost(r, v.src))
+		e.finish(r, e.peerLost(r, v.src))
 	case v.rts:
 		delete(e.probed, key)
 		e.startRecv(r, v)

@@ -328,7 +328,7 @@ func (e *engine) probe(c *Comm, comm uint64, src, tag int) (Status, bool, <-chan
 		src = c.commRank(src) // lost takes a rank of c
 	}
 	if w, lost := e.lost(c, src); lost {
-		return Status{}, false, nil, e.waitLost(c, comm, tag, w, &RankError{Rank: c.commRank(w), Op: "probe", Err: ErrPeerLost})
+		return Status{}, false, nil, e.waitLost(c, comm, tag, w, &RankError{Rank: c.commRank(w), Op: "probe", Err: e.lostErr(w)})
 	}
 	return Status{}, false, e.arrived, nil
 }

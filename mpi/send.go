@@ -26,7 +26,7 @@ func (e *engine) startSend(r *Request) {
 		return
 	}
 	if e.peers[r.peer].gone {
-		e.finish(r, peerLost(r, r.peer))
+		e.finish(r, e.peerLost(r, r.peer))
 		return
 	}
 	traceSent(r.c, r.peer, r.comm, r.tag)

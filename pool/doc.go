@@ -63,6 +63,13 @@
 // worker's exception in the caller): the process that ran it lives on, and
 // every rank's *TaskError says "panic:", the panic's value and its line.
 //
+// A rank other than 0 that is lost during a call (it died under gorun
+// --on-failure continue, or closed its world) does not end it: the tasks
+// it held go to the other ranks, each result still comes once, in order,
+// and the others return as if nothing happened. A task that loses more
+// ranks than Retries allows (2 by default) ends the call with a
+// *TaskError naming it.
+//
 // # Statistics and trace
 //
 // gorun --stats counts Map, MapUnordered and Run as calls of their own, with

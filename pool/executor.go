@@ -35,7 +35,7 @@ func Run[In, Out any](ctx context.Context, c *mpi.Comm, fn func(ctx context.Cont
 	if c == nil {
 		return errors.New("pool: nil communicator")
 	}
-	var cfg config
+	cfg := config{retries: defaultRetries}
 	var bad error
 	for _, o := range opts {
 		if err := o(&cfg); err != nil && bad == nil {

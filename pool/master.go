@@ -75,8 +75,16 @@ type master[In, Out any] struct {
 	blocks  []span          // static: what is left of each rank's block
 	queued  [][]span
 	stopped []bool // told there is no more work
-	done    int    // tasks whose results are in
-	sends   []sending
+	// A rank other than 0 that is lost (gorun --on-failure continue) hands
+	// back what it held: its chunks go to the others (retry first), each
+	// task at most cfg.retries times (tries).
+	dead  []bool
+	retry []span
+	tries map[int]int
+	watch []*mpi.Request // per rank: a receive nothing matches, which fails when the rank is lost
+	lostC chan int       // the rank whose watch ended
+	done  int            // tasks whose results are in
+	sends []sending
 
 	runCtx    context.Context
 	cancelRun context.CancelCauseFunc
@@ -95,7 +103,7 @@ func newMaster[In, Out any](ctx context.Context, c *mpi.Comm, down int, inputs [
 	fn func(ctx context.Context, in In) (Out, error), store func(start int, outs []Out) error, cfg config, ran *atomic.Int64) *master[In, Out] {
 	n := c.Size()
 	m := &master[In, Out]{ctx: ctx, qctx: quiet(ctx), ran: ran, c: c, down: down, up: down + 1, inputs: inputs, fn: fn, store: store, cfg: cfg, n: n,
-		chunk: defaultChunk(len(inputs), n), queued: make([][]span, n), stopped: make([]bool, n),
+		chunk: defaultChunk(len(inputs), n), queued: make([][]span, n), stopped: make([]bool, n), dead: make([]bool, n),
 		localWork: make(chan chunk[In], 1), localDone: make(chan localResult[Out], 1)}
 	if cfg.static {
 		m.blocks = make([]span, n)
@@ -115,6 +123,14 @@ func (m *master[In, Out]) run(bad error) error {
 	if bad != nil {
 		return m.fail(bad, -1, nil)
 	}
+	m.watchRanks()
+	defer func() {
+		for _, r := range m.watch {
+			if r != nil {
+				r.Cancel()
+			}
+		}
+	}()
 	for w := 1; w < m.n; w++ {
 		if err := m.refill(w); err != nil {
 			return m.fail(err, -1, nil)
@@ -176,6 +192,10 @@ func (m *master[In, Out]) run(bad error) error {
 			if err := m.accept(0, r.s, r.outs); err != nil {
 				return m.fail(err, -1, nil)
 			}
+		case w := <-m.lostC:
+			if err := m.lost(w); err != nil {
+				return m.fail(err, -1, nil)
+			}
 		case <-m.kick:
 			if err := m.ex.bodyErr(); err != nil {
 				return m.fail(err, -1, nil)
@@ -195,7 +215,7 @@ func (m *master[In, Out]) run(bad error) error {
 	m.stopLocal(nil)
 	// Every chunk has come back, so only stop messages can be in flight.
 	for _, s := range m.sends {
-		if _, err := s.r.Wait(m.qctx); err != nil {
+		if _, err := s.r.Wait(m.qctx); err != nil && !errors.Is(err, mpi.ErrPeerLost) {
 			return m.fail(fmt.Errorf("pool: stopping rank %d: %w", s.to, err), -1, nil)
 		}
 	}
@@ -203,8 +223,98 @@ func (m *master[In, Out]) run(bad error) error {
 	return nil
 }
 
+// watchRanks posts, for every rank but 0, a receive that no message
+// matches (on the down tag, which only rank 0 sends on): it ends when that
+// rank is lost, and its end comes on m.lostC.
+func (m *master[In, Out]) watchRanks() {
+	m.lostC = make(chan int, m.n)
+	m.watch = make([]*mpi.Request, m.n)
+	for w := 1; w < m.n; w++ {
+		r := m.c.Irecv(w, m.down)
+		m.watch[w] = r
+		go func() {
+			<-r.Done()
+			m.lostC <- w
+		}()
+	}
+}
+
+// lost takes the end of rank w's watch: when w is lost, its chunks go to
+// the others.
+func (m *master[In, Out]) lost(w int) error {
+	_, err := m.watch[w].Wait(m.qctx)
+	if !errors.Is(err, mpi.ErrPeerLost) {
+		return fmt.Errorf("pool: watching rank %d: %v", w, err)
+	}
+	return m.lose(w)
+}
+
+// lose hands what rank w, lost, held to the other ranks: each task of its
+// chunks is run again. The task it was running (a worker runs its chunks
+// in order, the first in hand) is charged with the loss, once alone in its
+// chunk: a task charged more than cfg.retries times (one that kills the
+// ranks that run it) fails the call.
+func (m *master[In, Out]) lose(w int) error {
+	if m.dead[w] {
+		return nil
+	}
+	m.dead[w], m.stopped[w] = true, true
+	if m.tries == nil {
+		m.tries = make(map[int]int)
+	}
+	for j, s := range m.queued[w] {
+		switch {
+		case j > 0:
+			m.retry = append(m.retry, s) // held in reserve: never started
+		case s.count == 1:
+			// The task it was running, alone: charged with the loss.
+			m.tries[s.start]++
+			if k := m.tries[s.start]; k > m.cfg.retries {
+				return &TaskError{Index: s.start, Rank: w, Err: fmt.Errorf("rank %d was lost while it ran the task, the %s rank lost so (Retries(%d))", w, ordinal(k), m.cfg.retries)}
+			}
+			m.retry = append(m.retry, s)
+		default:
+			// One task of the chunk it was running killed it, maybe: they
+			// go again one by one, so that a second loss names that one.
+			for i := s.start; i < s.start+s.count; i++ {
+				m.retry = append(m.retry, span{i, 1})
+			}
+		}
+	}
+	m.queued[w] = nil
+	keep := m.sends[:0]
+	for _, s := range m.sends {
+		if s.to == w {
+			s.r.Cancel()
+		} else {
+			keep = append(keep, s)
+		}
+	}
+	clear(m.sends[len(keep):])
+	m.sends = keep
+	return m.refillAll()
+}
+
+// ordinal is 1st, 2nd, 3rd, 4th...
+func ordinal(k int) string {
+	switch {
+	case k%100/10 == 1:
+		return fmt.Sprintf("%dth", k)
+	case k%10 == 1:
+		return fmt.Sprintf("%dst", k)
+	case k%10 == 2:
+		return fmt.Sprintf("%dnd", k)
+	case k%10 == 3:
+		return fmt.Sprintf("%drd", k)
+	}
+	return fmt.Sprintf("%dth", k)
+}
+
 // handle is a message from rank w.
 func (m *master[In, Out]) handle(w int, data []byte) error {
+	if m.dead[w] {
+		return nil // its tasks went to others: what it sent before it was lost is dropped
+	}
 	if len(data) == 0 {
 		return m.fail(fmt.Errorf("pool: rank %d sent an empty message", w), -1, nil)
 	}
@@ -253,7 +363,7 @@ func (m *master[In, Out]) finished() bool {
 			return false
 		}
 	}
-	return m.next == len(m.inputs)
+	return m.next == len(m.inputs) && len(m.retry) == 0
 }
 
 // refillAll refills every rank not yet stopped: Run's new tasks, or its
@@ -269,6 +379,11 @@ func (m *master[In, Out]) refillAll() error {
 
 // take returns the next chunk for rank w, if any is left.
 func (m *master[In, Out]) take(w int) (span, bool) {
+	if len(m.retry) > 0 {
+		s := m.retry[0]
+		m.retry = m.retry[1:]
+		return s, true
+	}
 	if m.ex != nil {
 		return m.ex.take(m)
 	}
@@ -301,6 +416,9 @@ func (m *master[In, Out]) take(w int) (span, bool) {
 // refill hands rank w chunks until it holds as many as it may, or tells it
 // to stop once every result of the call is in.
 func (m *master[In, Out]) refill(w int) error {
+	if m.stopped[w] {
+		return nil // told to stop, or lost
+	}
 	limit := window
 	switch {
 	case w == 0:
@@ -310,6 +428,11 @@ func (m *master[In, Out]) refill(w int) error {
 	case len(m.inputs)-m.next <= m.n*window:
 		// The last few tasks go only to ranks that have none in hand, so
 		// that none waits behind a slow rank's reserve.
+		limit = 1
+	}
+	if len(m.retry) > 0 {
+		// A lost rank's tasks go to ranks with nothing in hand, one chunk
+		// each: a rank lost with one is lost running it (see lose).
 		limit = 1
 	}
 	for len(m.queued[w]) < limit {
@@ -328,7 +451,7 @@ func (m *master[In, Out]) refill(w int) error {
 		}
 		m.post(w, msg)
 	}
-	if len(m.queued[w]) > 0 || m.stopped[w] || !m.finished() {
+	if len(m.queued[w]) > 0 || !m.finished() {
 		// Busy, stopped, or the call's outcome is not known yet: a rank
 		// told to stop hears of no failure after, and would return nil
 		// from a call that failed.
@@ -355,10 +478,13 @@ func (m *master[In, Out]) post(w int, msg []byte) {
 func (m *master[In, Out]) sent() error {
 	keep := m.sends[:0]
 	var first error
+	var lost []int
 	for _, s := range m.sends {
 		select {
 		case <-s.r.Done():
-			if _, err := s.r.Wait(m.qctx); err != nil && first == nil {
+			if _, err := s.r.Wait(m.qctx); errors.Is(err, mpi.ErrPeerLost) {
+				lost = append(lost, s.to) // as its watch will say
+			} else if err != nil && first == nil {
 				first = fmt.Errorf("pool: sending to rank %d: %w", s.to, err)
 			}
 		default:
@@ -367,6 +493,11 @@ func (m *master[In, Out]) sent() error {
 	}
 	clear(m.sends[len(keep):])
 	m.sends = keep
+	for _, w := range lost {
+		if err := m.lose(w); err != nil && first == nil {
+			first = err
+		}
+	}
 	return first
 }
 

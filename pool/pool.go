@@ -71,9 +71,15 @@ func MapUnordered[In, Out any](ctx context.Context, c *mpi.Comm, inputs []In,
 type Option func(*config) error
 
 type config struct {
-	chunk  int  // tasks per hand-out; 0: chosen from the task count
-	static bool // one block per rank, up front
+	chunk   int  // tasks per hand-out; 0: chosen from the task count
+	static  bool // one block per rank, up front
+	retries int  // how often a task lost with its rank is run again
 }
+
+// defaultRetries is how often a task lost with its rank is run again
+// unless Retries says otherwise: as Dask, which gives up on a task after
+// its third lost worker.
+const defaultRetries = 2
 
 // Chunk makes Map hand out k tasks at a time (the last chunk may be
 // smaller). Larger chunks cost fewer messages, smaller ones balance better;
@@ -85,6 +91,24 @@ func Chunk(k int) Option {
 			return fmt.Errorf("pool: Chunk(%d): a chunk is at least 1 task", k)
 		}
 		cfg.chunk = k
+		return nil
+	}
+}
+
+// Retries bounds how often a task is run again after the rank running it
+// was lost (it died under gorun --on-failure continue, or closed its
+// world): a task that loses more than n ranks ends the call with a
+// *TaskError naming it, as one that kills every rank it touches must. The
+// tasks a lost rank held are all run again; those of a chunk it was
+// running go again one by one, so that the one to blame is found. The
+// default is 2 (a third rank lost to one task fails the call); n must be
+// at least 0.
+func Retries(n int) Option {
+	return func(cfg *config) error {
+		if n < 0 {
+			return fmt.Errorf("pool: Retries(%d): must not be negative", n)
+		}
+		cfg.retries = n
 		return nil
 	}
 }
@@ -134,7 +158,7 @@ func run[In, Out any](ctx context.Context, c *mpi.Comm, op string, inputs []In,
 	if c == nil {
 		return errors.New("pool: nil communicator")
 	}
-	var cfg config
+	cfg := config{retries: defaultRetries}
 	var bad error
 	for _, o := range opts {
 		if err := o(&cfg); err != nil && bad == nil {

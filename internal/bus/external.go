@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/gorun-hpc/gorun/internal/contract"
+	"github.com/gorun-hpc/gorun/internal/natsauth"
 	"github.com/gorun-hpc/gorun/internal/subject"
 )
 
@@ -157,13 +158,13 @@ func (b *External) CheckOptions(job string, expires time.Time) ([]nats.Option, e
 		if err != nil {
 			return nil, err
 		}
-		opt, err := credsOption(creds)
+		opt, err := natsauth.Option(creds)
 		if err != nil {
 			return nil, err
 		}
 		opts = append(opts, opt)
 	case b.creds != "":
-		opt, err := credsOption(b.creds)
+		opt, err := natsauth.Option(b.creds)
 		if err != nil {
 			return nil, err
 		}
@@ -255,23 +256,6 @@ func mintUser(signer nkeys.KeyPair, account, job string, rank int, expires time.
 		return "", err
 	}
 	return string(creds), nil
-}
-
-// credsOption is a .creds file's content as a nats.go option.
-func credsOption(creds string) (nats.Option, error) {
-	tok, err := jwt.ParseDecoratedJWT([]byte(creds))
-	if err != nil {
-		return nil, err
-	}
-	kp, err := jwt.ParseDecoratedUserNKey([]byte(creds))
-	if err != nil {
-		return nil, err
-	}
-	seed, err := kp.Seed()
-	if err != nil {
-		return nil, err
-	}
-	return nats.UserJWTAndSeed(tok, string(seed)), nil
 }
 
 // URLToken returns the token (user info without a password) of the first

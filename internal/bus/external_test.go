@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
 
+	"github.com/gorun-hpc/gorun/internal/natsauth"
 	"github.com/gorun-hpc/gorun/internal/subject"
 )
 
@@ -58,7 +59,7 @@ func TestMintUser(t *testing.T) {
 	if strings.Join(uc.Pub.Allow, " ") != strings.Join(pub, " ") || strings.Join(uc.Sub.Allow, " ") != strings.Join(sub, " ") {
 		t.Errorf("permissions pub %q sub %q, want %q %q", uc.Pub.Allow, uc.Sub.Allow, pub, sub)
 	}
-	if _, err := credsOption(creds); err != nil {
+	if _, err := natsauth.Option(creds); err != nil {
 		t.Error(err)
 	}
 	// gorun's own user may do nothing.

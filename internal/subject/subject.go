@@ -25,6 +25,7 @@ const (
 	readyT = Root + ".%s.ctl.ready.%d"   // job, src: start-up handshake, answered by rank 0
 	replyT = Root + ".%s.ctl.reply.%d"   // job, rank: prefix of the rank's reply subjects
 	abortT = Root + ".%s.ctl.abort.%d"   // job, src: Abort, to every rank
+	diedT  = Root + ".%s.ctl.died.%d"    // job, rank: gorun says the rank died (--on-failure continue)
 	reachT = Root + ".%s.ctl.reach.%d"   // job, dst: prefix of the start-up probes of dst
 	backT  = Root + ".%s.ctl.reached.%d" // job, prober: prefix of the answers to its probes
 	mcastT = Root + ".%s.mc.%d"          // job, src: frames for every rank but the sender
@@ -69,6 +70,18 @@ func AbortPrefix(job string) string { return Root + "." + job + ".ctl.abort." }
 
 // AbortAll is every rank's subscription to the others' Abort.
 func AbortAll(job string) string { return fmt.Sprintf(wildT, job, "ctl.abort") }
+
+// Died is the subject on which gorun, connected as rank (with its
+// credentials), tells every rank that rank died and the job goes on
+// without it (gorun --on-failure continue).
+func Died(job string, rank int) string { return fmt.Sprintf(diedT, job, rank) }
+
+// DiedPrefix is what every Died subject starts with; the dead rank follows
+// it.
+func DiedPrefix(job string) string { return Root + "." + job + ".ctl.died." }
+
+// DiedAll is every rank's subscription to the deaths of the others.
+func DiedAll(job string) string { return fmt.Sprintf(wildT, job, "ctl.died") }
 
 // Reach is the subject on which rank src probes, at start-up, whether its
 // server knows rank dst's subscriptions (see mpi's doc, Start-up).
@@ -137,15 +150,17 @@ func Sender(subj, prefix string, size int) (int, bool) {
 // SubjectPermission.Allow, or a user JWT's Pub.Allow and Sub.Allow):
 // publish only subjects that name rank as the sender (its frames to every
 // inbox, its multicasts, its Abort, its start-up request, its start-up
-// probes and its answers to others' probes; rank 0 also answers start-up
-// requests), subscribe only to its own inbox, its own replies, the probes
-// of it and the answers to its own probes, and the job's shared subjects
-// (multicast, Abort; rank 0 also the start-up requests).
+// probes and its answers to others' probes, the news of its own death;
+// rank 0 also answers start-up requests), subscribe only to its own inbox,
+// its own replies, the probes of it and the answers to its own probes, and
+// the job's shared subjects (multicast, Abort, deaths; rank 0 also the
+// start-up requests).
 func Permissions(job string, rank int) (pub, sub []string) {
 	pub = []string{
 		fmt.Sprintf(anyT, job, rank),
 		Multicast(job, rank),
 		Abort(job, rank),
+		Died(job, rank),
 		Ready(job, rank),
 		Root + "." + job + ".ctl.reach.*." + strconv.Itoa(rank),
 		Root + "." + job + ".ctl.reached.*." + strconv.Itoa(rank),
@@ -154,6 +169,7 @@ func Permissions(job string, rank int) (pub, sub []string) {
 		InboxAll(job, rank),
 		MulticastAll(job),
 		AbortAll(job),
+		DiedAll(job),
 		fmt.Sprintf(replyO, job, rank),
 		ReachAll(job, rank),
 		ReachedAll(job, rank),
