@@ -200,7 +200,7 @@ func (sh *shadow) enter(ctx context.Context, c *mpi.Comm, k kind, elem *elemInfo
 	x.seq = sh.seq
 	sh.active++
 	if sh.active > 1 {
-		sh.poisonLocked(fmt.Errorf("collectives: %s: %w on rank %d", k, ErrConcurrent, c.Rank()), true)
+		sh.poisonLocked(fmt.Errorf("collectives: %s: %w on rank %d", k, ErrConcurrent, c.Rank()), true, nil)
 	}
 	return x, sh.poison, nil
 }
@@ -239,6 +239,9 @@ func done[T any](x *call, out []T, err error) ([]T, error) {
 	}
 	x.sh.mu.Lock()
 	x.sh.heardLocked()
+	if err != nil {
+		x.sh.poisonLost(err)
+	}
 	poison := x.sh.poison
 	x.sh.mu.Unlock()
 	if poison != nil {
@@ -305,7 +308,7 @@ func (x *call) checkConcurrent() {
 	x.sh.heardLocked()
 	poison := x.sh.poison
 	x.sh.mu.Unlock()
-	if poison != nil {
+	if errors.Is(poison, ErrConcurrent) {
 		x.fail(codeConcurrent, "another collective call ran at the same time")
 	}
 }
@@ -314,7 +317,7 @@ func (x *call) checkConcurrent() {
 // call in progress on this rank fails with err, and so does every later
 // one. With tell, the other ranks are told, so that theirs fail too.
 // Called with sh.mu held.
-func (sh *shadow) poisonLocked(err error, tell bool) {
+func (sh *shadow) poisonLocked(err error, tell bool, news []byte) {
 	if sh.poison != nil {
 		return
 	}
@@ -325,9 +328,43 @@ func (sh *shadow) poisonLocked(err error, tell bool) {
 	}
 	for r := range sh.comm.Size() {
 		if r != sh.comm.Rank() {
-			sh.comm.Isend(r, poisonTag, nil) // completes by itself: eager, or fails with the comm
+			sh.comm.Isend(r, poisonTag, news) // completes by itself: eager, or fails with the comm
 		}
 	}
+}
+
+// lostNews is the news that rank lost of the communicator is gone
+// (mpi.ErrPeerLost; died: mpi.ErrPeerDied): its rank, 4 bytes, and 1 if it
+// died. Empty news is ErrConcurrent's.
+func lostNews(lost int, died bool) []byte {
+	b := binary.LittleEndian.AppendUint32(nil, uint32(lost))
+	if died {
+		return append(b, 1)
+	}
+	return append(b, 0)
+}
+
+// lostError is the error of every collective on a communicator one of
+// whose ranks is lost: none can complete. from is the rank that said so.
+func lostError(lost, from int, died bool) error {
+	why := mpi.ErrPeerLost
+	if died {
+		why = mpi.ErrPeerDied
+	}
+	return &mpi.RankError{Rank: lost, Op: fmt.Sprintf("collectives (rank %d saw it lost)", from), Err: why}
+}
+
+// poisonLost poisons the communicator, and tells the others, when err says
+// that one of its ranks is lost: every rank's calls in progress and to
+// come on it fail naming that rank, where some would wait forever for a
+// peer that failed because of it. Called with sh.mu held.
+func (sh *shadow) poisonLost(err error) {
+	var re *mpi.RankError
+	if !errors.Is(err, mpi.ErrPeerLost) || !errors.As(err, &re) || sh.comm == nil {
+		return
+	}
+	died := errors.Is(err, mpi.ErrPeerDied)
+	sh.poisonLocked(lostError(re.Rank, sh.comm.Rank(), died), true, lostNews(re.Rank, died))
 }
 
 // drop forgets the shadow of a communicator the program dropped, and ends
@@ -368,8 +405,13 @@ func (sh *shadow) heardLocked() {
 	default:
 		return
 	}
-	if st, err := sh.news.Wait(quiet); err == nil {
-		sh.poisonLocked(fmt.Errorf("collectives: %w on rank %d", ErrConcurrent, st.Source), false)
+	st, err := sh.news.Wait(quiet)
+	switch news := sh.news.Data(); {
+	case err != nil:
+	case len(news) == 5 && int(binary.LittleEndian.Uint32(news)) < sh.comm.Size():
+		sh.poisonLocked(lostError(int(binary.LittleEndian.Uint32(news)), st.Source, news[4] == 1), false, nil)
+	default:
+		sh.poisonLocked(fmt.Errorf("collectives: %w on rank %d", ErrConcurrent, st.Source), false, nil)
 	}
 }
 

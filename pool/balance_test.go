@@ -91,8 +91,9 @@ func balanceRun(tb testing.TB, opts ...pool.Option) (wall, ideal time.Duration) 
 // slower, the dynamic hand-out's wall time is within 1.25x of the ideal, and
 // Static's is clearly worse. The tasks sleep, so this is about scheduling,
 // not CPU; still, a loaded machine may delay wake-ups, so the dynamic run
-// gets three tries and the comparison with Static a wide margin (Static
-// is expected near 2.6x the ideal here).
+// gets three tries and the comparison with Static a wide margin, each run
+// measured against the ideal of its own work (Static is expected near
+// 2.6x the ideal here).
 func TestBalanceNearIdeal(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: a few seconds of timing")
@@ -115,9 +116,13 @@ func TestBalanceNearIdeal(t *testing.T) {
 		t.Errorf("dynamic: at best %.2fx the ideal, want at most 1.25x", best)
 	}
 	static, id := balanceRun(t, pool.Static())
-	t.Logf("static: %v, %.2fx the ideal %v", static.Round(time.Millisecond), float64(static)/float64(id), id.Round(time.Millisecond))
-	if float64(static) < 1.5*float64(bestWall) {
-		t.Errorf("static: %v, not clearly worse than dynamic's %v", static, bestWall)
+	staticX := float64(static) / float64(id)
+	t.Logf("static: %v, %.2fx the ideal %v (dynamic: %v)", static.Round(time.Millisecond), staticX, id.Round(time.Millisecond), bestWall.Round(time.Millisecond))
+	// Each run against the ideal of its own work as done: the two runs may
+	// see a machine loaded differently (a raw wall time of one against the
+	// other failed so under two CPU hogs).
+	if staticX < 1.5*best {
+		t.Errorf("static: %.2fx its ideal, not clearly worse than dynamic's %.2fx", staticX, best)
 	}
 }
 
