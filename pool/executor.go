@@ -29,23 +29,12 @@ import (
 // others. ctx's end, or a lost rank, ends it as it ends Map.
 func Run[In, Out any](ctx context.Context, c *mpi.Comm, fn func(ctx context.Context, in In) (Out, error),
 	body func(ctx context.Context, ex *Executor[In, Out]) error, opts ...Option) error {
-	if ctx == nil {
-		return fmt.Errorf("pool: %w", mpi.ErrNilContext)
-	}
-	if c == nil {
-		return errors.New("pool: nil communicator")
-	}
-	cfg := config{retries: defaultRetries}
-	var bad error
-	for _, o := range opts {
-		if err := o(&cfg); err != nil && bad == nil {
-			bad = err
-		}
+	cfg, bad, err := configure(ctx, c, fn == nil, opts)
+	if err != nil {
+		return err
 	}
 	switch {
 	case bad != nil:
-	case fn == nil:
-		bad = errors.New("pool: nil fn")
 	case cfg.static:
 		bad = errors.New("pool: Run: Static needs every task up front: use Map")
 	case body == nil && c.Rank() == 0:

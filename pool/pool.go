@@ -152,21 +152,9 @@ func (e *TaskError) Unwrap() error { return e.Err }
 // start, start+1, ... on rank 0.
 func run[In, Out any](ctx context.Context, c *mpi.Comm, op string, inputs []In,
 	fn func(ctx context.Context, in In) (Out, error), store func(start int, outs []Out) error, opts []Option) error {
-	if ctx == nil {
-		return fmt.Errorf("pool: %w", mpi.ErrNilContext)
-	}
-	if c == nil {
-		return errors.New("pool: nil communicator")
-	}
-	cfg := config{retries: defaultRetries}
-	var bad error
-	for _, o := range opts {
-		if err := o(&cfg); err != nil && bad == nil {
-			bad = err
-		}
-	}
-	if fn == nil && bad == nil {
-		bad = errors.New("pool: nil fn")
+	cfg, bad, err := configure(ctx, c, fn == nil, opts)
+	if err != nil {
+		return err
 	}
 	if c.Size() == 1 {
 		if bad != nil {
@@ -187,6 +175,29 @@ func run[In, Out any](ctx context.Context, c *mpi.Comm, op string, inputs []In,
 		return m.run(bad)
 	}
 	return work(ctx, sh, tag, fn, bad, &x.ran)
+}
+
+// configure checks a call's arguments: an error for a nil ctx or
+// communicator, which ends the call on this rank at once, else the options'
+// config and bad, the first mistake in them or a nil fn, which ends the
+// call on every rank.
+func configure(ctx context.Context, c *mpi.Comm, nilFn bool, opts []Option) (cfg config, bad, err error) {
+	if ctx == nil {
+		return cfg, nil, fmt.Errorf("pool: %w", mpi.ErrNilContext)
+	}
+	if c == nil {
+		return cfg, nil, errors.New("pool: nil communicator")
+	}
+	cfg.retries = defaultRetries
+	for _, o := range opts {
+		if err := o(&cfg); err != nil && bad == nil {
+			bad = err
+		}
+	}
+	if nilFn && bad == nil {
+		bad = errors.New("pool: nil fn")
+	}
+	return cfg, bad, nil
 }
 
 // loop is the call on a world of one.
