@@ -50,6 +50,7 @@ type Comm struct {
 
 	closed  atomic.Bool
 	derived atomic.Uint64 // communicators derived from this one so far
+	agreed  atomic.Uint64 // Agree (and Shrink) calls on it so far
 }
 
 // Rank returns this process's rank in the communicator, in [0, Size()).

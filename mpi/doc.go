@@ -55,7 +55,10 @@
 // --on-failure continue: then gorun tells every rank as soon as the
 // process ends (a few milliseconds on one host), and what waits for the
 // dead rank fails with ErrPeerDied (which is ErrPeerLost too), as for a
-// rank that closed; the job goes on without it.
+// rank that closed; the job goes on without it. The others can then decide
+// together (Agree: an AND that every survivor gets alike, even if more ranks
+// are lost meanwhile) and go on on a communicator of themselves (Shrink),
+// as ULFM's MPIX_Comm_agree and MPIX_Comm_shrink do.
 //
 // # When a job hangs
 //

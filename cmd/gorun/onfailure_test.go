@@ -19,7 +19,8 @@ const deathNews = 5 * time.Second
 // TestOnFailureContinue: under --on-failure continue, a rank other than 0
 // that is SIGKILLed is named, every other rank blocked in Recv from it
 // fails promptly with mpi.ErrPeerDied, the job goes on and gorun exits 0,
-// listing the dead rank; pool.Map re-runs the dead rank's tasks. Without
+// listing the dead rank; pool.Map re-runs the dead rank's tasks; the
+// survivors Agree alike and Shrink to a working communicator. Without
 // the flag, or when rank 0 dies, the job ends with the dead rank's status.
 func TestOnFailureContinue(t *testing.T) {
 	prog := survivorprog.build(t, "survivorprog", "./testdata/survivorprog")
@@ -62,6 +63,38 @@ func TestOnFailureContinue(t *testing.T) {
 		}
 		if !strings.Contains(stderr, "gorun: rank 3 (pid ") || !strings.Contains(stderr, gone) || !strings.Contains(stderr, "which died: 3") {
 			t.Errorf("gorun does not name rank 3 as dead:\n%s", stderr)
+		}
+	})
+	t.Run("shrink", func(t *testing.T) {
+		const n, dead = 5, 3
+		code, out, stderr := runJob(t, time.Minute, "-n", strconv.Itoa(n), "--on-failure", "continue", prog, "shrink", strconv.Itoa(dead))
+		if code != 0 {
+			t.Fatalf("exit %d, want 0; stdout:\n%s\nstderr:\n%s", code, strings.Join(out, "\n"), stderr)
+		}
+		// Every survivor: the same Agree (the AND of ^(1<<r) over the
+		// survivors, with or without the dead rank's flag, which never
+		// gave one), a communicator of n-1 in the old order, and the sum
+		// of the survivors' old ranks.
+		agree, sum := ^0, 0
+		for r := range n {
+			if r != dead {
+				agree &^= 1 << r
+				sum += r
+			}
+		}
+		got := 0
+		for _, l := range out {
+			var r, a, sr, ss, s int
+			if _, err := fmt.Sscanf(l, "shrink: rank %d: agreed %d, rank %d of %d, sum of old ranks %d", &r, &a, &sr, &ss, &s); err != nil {
+				continue
+			}
+			got++
+			if want := r - btoi(r > dead); a != agree || sr != want || ss != n-1 || s != sum {
+				t.Errorf("rank %d: %q; want agreed %d, rank %d of %d, sum %d", r, l, agree, want, n-1, sum)
+			}
+		}
+		if got != n-1 {
+			t.Errorf("%d survivors said what they got, want %d:\n%s", got, n-1, strings.Join(out, "\n"))
 		}
 	})
 	for _, c := range []struct {

@@ -5,6 +5,8 @@
 //	                      each says when it learnt (mpi.ErrPeerDied), then closes and exits 0
 //	survivorprog map K    pool.Map of 1000 tasks, K dies running its 25th; rank 0 checks
 //	                      every result and prints "map: OK"
+//	survivorprog shrink K K dies; the others Agree (rank r's flag: all bits but bit r), Shrink,
+//	                      and Allreduce their old ranks on the new communicator, and say what they got
 //
 // The times are Unix nanoseconds on the machine's clock: the test, on one
 // host, computes how long the news of a death took.
@@ -37,6 +39,8 @@ func main() {
 			return recv(ctx, world, k)
 		case "map":
 			return mapTasks(ctx, world, k)
+		case "shrink":
+			return shrink(ctx, world, k)
 		}
 		return fmt.Errorf("unknown mode %q", os.Args[1])
 	})
@@ -98,5 +102,28 @@ func mapTasks(ctx context.Context, world *mpi.Comm, k int) error {
 		}
 		fmt.Printf("map: OK: %d results\n", len(out))
 	}
+	return nil
+}
+
+func shrink(ctx context.Context, world *mpi.Comm, k int) error {
+	if err := collectives.Barrier(ctx, world); err != nil {
+		return err
+	}
+	if world.Rank() == k {
+		die()
+	}
+	agreed, err := world.Agree(ctx, ^(1 << world.Rank()))
+	if err != nil {
+		return err
+	}
+	s, err := world.Shrink(ctx)
+	if err != nil {
+		return err
+	}
+	sum, err := collectives.AllreduceValue(ctx, s, world.Rank(), collectives.Sum)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("shrink: rank %d: agreed %d, rank %d of %d, sum of old ranks %d\n", world.Rank(), agreed, s.Rank(), s.Size(), sum)
 	return nil
 }
