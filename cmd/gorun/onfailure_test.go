@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorun-hpc/gorun/internal/testing/wait"
+	"github.com/gorun-hpc/gorun/launcher"
 )
 
 var survivorprog lazyProg
@@ -116,5 +119,41 @@ func TestOnFailureContinue(t *testing.T) {
 				t.Errorf("gorun said %q; want one line naming rank %d, and the job ended", lines, c.rank)
 			}
 		})
+	}
+}
+
+// TestHostsOnFailureContinue: under --on-failure continue, a host cut off
+// mid-Map (its link down, its processes alive) loses its ranks, not the
+// job: gorun names them lost after HeartbeatTimeout, tells the others, and
+// pool.Map hands their tasks on; every result comes, in order, gorun exits
+// 0 listing the dead, and the cut-off host's agent stops its ranks (nothing
+// of the job is left there).
+func TestHostsOnFailureContinue(t *testing.T) {
+	e := newHosts(t, 2, 2)
+	prog := survivorprog.build(t, "survivorprog", "./testdata/survivorprog")
+	j := startJob(t, nil, e.args("--ssh-timeout", "30s", "-n", "4", "--on-failure", "continue", "--hostfile", e.hostfile, prog, "slowmap")...)
+	j.waitLines("rank ", 4, time.Minute)
+	time.Sleep(500 * time.Millisecond) // a few hundred tasks in
+	cut := time.Now()
+	linkDown(t, e.Cluster, 1)
+	code := j.wait(2 * time.Minute)
+	t.Logf("gorun exited %d %v after host 1's link went down", code, time.Since(cut).Round(time.Millisecond))
+	out, stderr := strings.Join(j.lines(), "\n"), j.errText()
+	if code != 0 || !strings.Contains(out, "map: OK: 1000 results") {
+		t.Fatalf("exit %d, want 0 and every result; stdout:\n%s\nstderr:\n%s", code, out, stderr)
+	}
+	t.Logf("gorun said: %q", gorunLines(stderr))
+	name := e.Hosts[1].Addr
+	for _, r := range []int{2, 3} {
+		if !strings.Contains(stderr, fmt.Sprintf("gorun: rank %d (", r)) || !strings.Contains(stderr, "is lost: host "+name) {
+			t.Errorf("gorun does not name rank %d lost with host %s:\n%s", r, name, stderr)
+		}
+	}
+	if !strings.Contains(stderr, "which died: 2, 3") && !strings.Contains(stderr, "which died: 3, 2") {
+		t.Errorf("gorun does not list ranks 2 and 3 as dead:\n%s", stderr)
+	}
+	var left []string
+	if !wait.For(launcher.AgentHeartbeatTimeout+5*time.Second, func() bool { left = jobProcs(e.Cluster, 1); return len(left) == 0 }) {
+		t.Errorf("the job still runs on the cut-off host: %q", left)
 	}
 }

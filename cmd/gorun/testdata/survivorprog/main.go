@@ -5,6 +5,8 @@
 //	                      each says when it learnt (mpi.ErrPeerDied), then closes and exits 0
 //	survivorprog map K    pool.Map of 1000 tasks, K dies running its 25th; rank 0 checks
 //	                      every result and prints "map: OK"
+//	survivorprog slowmap  every rank says "ready", then pool.Map of 1000 tasks of 10 ms (for a
+//	                      test that cuts a host off meanwhile); rank 0 prints "map: OK"
 //	survivorprog shrink K K dies; the others Agree (rank r's flag: all bits but bit r), Shrink,
 //	                      and Allreduce their old ranks on the new communicator, and say what they got
 //
@@ -29,9 +31,12 @@ import (
 )
 
 func main() {
-	k, err := strconv.Atoi(os.Args[2])
-	if err != nil {
-		log.Fatal(err)
+	k := -1
+	if len(os.Args) > 2 {
+		var err error
+		if k, err = strconv.Atoi(os.Args[2]); err != nil {
+			log.Fatal(err)
+		}
 	}
 	mpi.Main(func(ctx context.Context, world *mpi.Comm) error {
 		switch os.Args[1] {
@@ -41,6 +46,8 @@ func main() {
 			return mapTasks(ctx, world, k)
 		case "shrink":
 			return shrink(ctx, world, k)
+		case "slowmap":
+			return slowMap(ctx, world)
 		}
 		return fmt.Errorf("unknown mode %q", os.Args[1])
 	})
@@ -125,5 +132,34 @@ func shrink(ctx context.Context, world *mpi.Comm, k int) error {
 		return err
 	}
 	fmt.Printf("shrink: rank %d: agreed %d, rank %d of %d, sum of old ranks %d\n", world.Rank(), agreed, s.Rank(), s.Size(), sum)
+	return nil
+}
+
+func slowMap(ctx context.Context, world *mpi.Comm) error {
+	if err := collectives.Barrier(ctx, world); err != nil {
+		return err
+	}
+	fmt.Printf("rank %d ready\n", world.Rank())
+	var in []int
+	if world.Rank() == 0 {
+		for i := range 1000 {
+			in = append(in, i)
+		}
+	}
+	out, err := pool.Map(ctx, world, in, func(ctx context.Context, x int) (int, error) {
+		time.Sleep(10 * time.Millisecond)
+		return 3 * x, nil
+	}, pool.Chunk(1))
+	if err != nil {
+		return err
+	}
+	if world.Rank() == 0 {
+		for i, v := range out {
+			if v != 3*i {
+				return fmt.Errorf("map: result %d = %d, want %d", i, v, 3*i)
+			}
+		}
+		fmt.Printf("map: OK: %d results\n", len(out))
+	}
 	return nil
 }
