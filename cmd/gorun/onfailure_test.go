@@ -37,27 +37,7 @@ func TestOnFailureContinue(t *testing.T) {
 			!strings.Contains(stderr, "which died: 2") {
 			t.Errorf("gorun does not name rank 2 as dead, and the job as gone on:\n%s", stderr)
 		}
-		var died int64
-		learnt := map[int]int64{}
-		for _, l := range out {
-			var r int
-			var at int64
-			if _, err := fmt.Sscanf(l, "rank %d dies at %d", &r, &at); err == nil {
-				died = at
-			} else if _, err := fmt.Sscanf(l, "rank %d learnt at %d", &r, &at); err == nil {
-				learnt[r] = at
-			}
-		}
-		if died == 0 || len(learnt) != 3 {
-			t.Fatalf("rank 2 died at %d, and %d ranks learnt of it (want 3):\n%s", died, len(learnt), strings.Join(out, "\n"))
-		}
-		for r, at := range learnt {
-			took := time.Duration(at - died)
-			t.Logf("rank %d learnt of rank 2's death %v after it", r, took)
-			if took > deathNews {
-				t.Errorf("rank %d learnt of rank 2's death %v after it", r, took)
-			}
-		}
+		checkDeathNews(t, out, 2, 3)
 	})
 	t.Run("map", func(t *testing.T) {
 		code, out, stderr := runJob(t, 2*time.Minute, "-n", "8", "--on-failure", "continue", prog, "map", "3")
@@ -156,4 +136,46 @@ func TestHostsOnFailureContinue(t *testing.T) {
 	if !wait.For(launcher.AgentHeartbeatTimeout+5*time.Second, func() bool { left = jobProcs(e.Cluster, 1); return len(left) == 0 }) {
 		t.Errorf("the job still runs on the cut-off host: %q", left)
 	}
+}
+
+// checkDeathNews checks, from survivorprog recv's output, that the others
+// (want of them) each learnt of rank dead's death, and logs how long after
+// it each did.
+func checkDeathNews(t *testing.T, out []string, dead, want int) {
+	t.Helper()
+	var died int64
+	learnt := map[int]int64{}
+	for _, l := range out {
+		var r int
+		var at int64
+		if _, err := fmt.Sscanf(l, "rank %d dies at %d", &r, &at); err == nil {
+			died = at
+		} else if _, err := fmt.Sscanf(l, "rank %d learnt at %d", &r, &at); err == nil {
+			learnt[r] = at
+		}
+	}
+	if died == 0 || len(learnt) != want {
+		t.Fatalf("rank %d died at %d, and %d ranks learnt of it (want %d):\n%s", dead, died, len(learnt), want, strings.Join(out, "\n"))
+	}
+	for r, at := range learnt {
+		took := time.Duration(at - died)
+		t.Logf("rank %d learnt of rank %d's death %v after it", r, dead, took)
+		if took > deathNews {
+			t.Errorf("rank %d learnt of rank %d's death %v after it", r, dead, took)
+		}
+	}
+}
+
+// TestHostsDeathNews: a rank that dies on one namespace host is news to
+// the ranks of the others (through its agent, gorun, and the job's
+// cluster) within deathNews; the figure is logged. The hosts share this
+// machine's clock.
+func TestHostsDeathNews(t *testing.T) {
+	e := newHosts(t, 2, 2)
+	prog := survivorprog.build(t, "survivorprog", "./testdata/survivorprog")
+	code, out, stderr := runJob(t, 2*time.Minute, e.args("-n", "4", "--on-failure", "continue", "--hostfile", e.hostfile, prog, "recv", "2")...)
+	if code != 0 {
+		t.Fatalf("exit %d, want 0; stdout:\n%s\nstderr:\n%s", code, strings.Join(out, "\n"), stderr)
+	}
+	checkDeathNews(t, out, 2, 3)
 }
