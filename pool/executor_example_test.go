@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/gorun-hpc/gorun/mpi"
 	"github.com/gorun-hpc/gorun/mpi/mpitest"
@@ -69,4 +70,56 @@ func ExampleFuture_Cancel() {
 	// canceled: true
 	// pool: task 1: context canceled
 	// task 0 gave 0 <nil>
+}
+
+// AsCompleted yields futures as they finish, whatever order they were
+// submitted in; Submit never blocks, and Wait gives a finished task's
+// result at once.
+func ExampleExecutor_AsCompleted() {
+	nap := func(ctx context.Context, ms int) (int, error) {
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+		return ms, nil
+	}
+	mpitest.World(context.Background(), 3, func(ctx context.Context, c *mpi.Comm) error {
+		return pool.Run(ctx, c, nap, func(ctx context.Context, ex *pool.Executor[int, int]) error {
+			slow, fast := ex.Submit(1000), ex.Submit(1)
+			for f, err := range ex.AsCompleted(ctx, slow, fast) {
+				if err != nil {
+					return err
+				}
+				ms, _ := f.Wait(ctx)
+				fmt.Printf("task %d: %d ms\n", f.Index(), ms)
+			}
+			return nil
+		})
+	})
+	// Output:
+	// task 1: 1 ms
+	// task 0: 1000 ms
+}
+
+// A rank lost in the middle of a Map (here cut off the in-memory network;
+// under gorun --on-failure continue, a rank that died) hands its tasks to
+// the others; Retries bounds how many ranks one task may take down.
+func ExampleRetries() {
+	net := mpitest.NewNet(mpitest.Faults{})
+	net.World(context.Background(), 3, func(ctx context.Context, c *mpi.Comm) error {
+		var in []int
+		if c.Rank() == 0 {
+			in = []int{1, 2, 3, 4, 5, 6}
+		}
+		out, err := pool.Map(ctx, c, in, func(ctx context.Context, x int) (int, error) {
+			if c.Rank() == 2 {
+				net.Cut(2) // rank 2 is lost with the task it was handed
+				<-ctx.Done()
+				return 0, ctx.Err()
+			}
+			return x * x, nil
+		}, pool.Retries(2))
+		if c.Rank() == 0 {
+			fmt.Println(out, err)
+		}
+		return nil
+	})
+	// Output: [1 4 9 16 25 36] <nil>
 }
