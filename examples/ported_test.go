@@ -6,6 +6,7 @@ package examples
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -55,4 +56,35 @@ func TestPorted(t *testing.T) {
 			t.Errorf("exit %d, want non-zero with one message; stdout:\n%s\nstderr:\n%s", code, out, stderr)
 		}
 	})
+}
+
+// TestPortedLines: each port is within twice the non-blank lines of its
+// Python original (counted as the README counts them: every non-blank
+// line, comments and imports included).
+func TestPortedLines(t *testing.T) {
+	for _, c := range []struct{ dir, py string }{
+		{"cpi", "cpi.py"}, {"matvec", "matvec.py"}, {"masterworker", "masterworker.py"},
+		{"poolmap", "poolmap.py"}, {"queue", "producers.py"}, {"futures", "futures.py"},
+	} {
+		goLines, pyLines := nonBlank(t, filepath.Join(c.dir, "main.go")), nonBlank(t, filepath.Join(c.dir, c.py))
+		t.Logf("%s: %d lines of Go, %d of Python: %.2fx", c.dir, goLines, pyLines, float64(goLines)/float64(pyLines))
+		if goLines > 2*pyLines {
+			t.Errorf("%s: %d lines of Go, more than twice the %d of %s", c.dir, goLines, pyLines, c.py)
+		}
+	}
+}
+
+func nonBlank(t *testing.T, path string) int {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for l := range strings.SplitSeq(string(b), "\n") {
+		if strings.TrimSpace(l) != "" {
+			n++
+		}
+	}
+	return n
 }
