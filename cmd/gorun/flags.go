@@ -35,7 +35,7 @@ func newFlagSet(cfg *launcher.Config, showVersion *bool) *flag.FlagSet {
 		cfg.Env = append(cfg.Env, s)
 		return nil
 	})
-	fs.StringVar(&cfg.OnFailure, "on-failure", launcher.OnFailureAbort, "what a failing rank does: `abort` the job (default), or continue without it (a rank other than 0; the others are told, and pool re-runs its tasks)")
+	fs.StringVar(&cfg.OnFailure, "on-failure", launcher.OnFailureAbort, "what a failing rank does, `MODE`: abort (the default) ends the job; continue goes on without a failed rank other than 0 (the others are told, and pool re-runs its tasks)")
 	fs.DurationVar(&cfg.Timeout, "timeout", 0, "stop the job when it runs longer than `DURATION` (e.g. 90s, 5m), exit 124")
 	fs.Var((*secondsValue)(&cfg.HangReport), "hang-report", "print where every rank is blocked, and the verdict, once every running rank has been\n"+
 		"blocked in gorun's calls for `SECONDS` (or a duration: 90s, 5m); 0 turns it off (default 30)")
