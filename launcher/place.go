@@ -41,7 +41,7 @@ func (r *runner) place(j *job) error {
 			Plan: &j.plan, Host: i, Procs: procs,
 			Path: j.prog.Path, Args: j.args, WorkDir: cfg.WorkDir,
 			Env: env, Job: j.info, Out: r.out,
-			Fail: j.fault,
+			Fail: j.fault, HostLost: j.hostLost,
 		}
 		if procs[0].Rank == 0 {
 			spec.Stdin = cfg.Stdin

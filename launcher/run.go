@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/gorun-hpc/gorun/internal/bus"
 )
 
 // outputDrain bounds the wait for the ranks' output once every rank has
@@ -129,7 +130,9 @@ type job struct {
 	sigCh, usr1 chan os.Signal
 	launch      func() // hands sigCh over from the start-up to supervise
 	fault       func(error)
-	endRanks    func() // every rank has ended: the routes' watch is over
+	lostMu      sync.Mutex
+	lostAddrs   map[string]bool // addresses of hosts held lost (their routes' end is no news)
+	endRanks    func()          // every rank has ended: the routes' watch is over
 	ranksEnded  chan struct{}
 	closers     []func()
 }
@@ -143,6 +146,30 @@ func (j *job) close() {
 	for i := len(j.closers) - 1; i >= 0; i-- {
 		j.closers[i]()
 	}
+}
+
+// hostLost records the addresses of a host held lost (--on-failure
+// continue goes on without it).
+func (j *job) hostLost(addrs ...string) {
+	j.lostMu.Lock()
+	defer j.lostMu.Unlock()
+	if j.lostAddrs == nil {
+		j.lostAddrs = make(map[string]bool)
+	}
+	for _, a := range addrs {
+		if a != "" {
+			j.lostAddrs[a] = true
+		}
+	}
+}
+
+// routeToLost reports whether err is the end of a route to a host held
+// lost.
+func (j *job) routeToLost(err error) bool {
+	peer, ok := bus.LostRoutePeer(err.Error())
+	j.lostMu.Lock()
+	defer j.lostMu.Unlock()
+	return ok && j.lostAddrs[peer]
 }
 
 // fail is the ExitError for a phase that failed with err: the job's stop
@@ -204,7 +231,21 @@ func (r *runner) newJob(ctx context.Context, args []string) *job {
 	// closed), after faultGrace: a host's agent or ranks that died take
 	// its routes with them, and their end, which names them, should be
 	// what gorun reports.
-	j.fault = func(err error) { time.AfterFunc(faultGrace, func() { j.cancel(err) }) }
+	j.fault = func(err error) {
+		if r.cfg.OnFailure != OnFailureContinue {
+			time.AfterFunc(faultGrace, func() { j.cancel(err) })
+			return
+		}
+		// The job goes on without a lost host: the end of a route to it
+		// (maybe before gorun holds it lost) is no news.
+		time.AfterFunc(HeartbeatTimeout+faultGrace, func() {
+			if j.routeToLost(err) {
+				r.logf("%v: that host is lost, and the job goes on without it", err)
+				return
+			}
+			j.cancel(err)
+		})
+	}
 	j.endRanks = sync.OnceFunc(func() { close(j.ranksEnded) })
 	j.onClose(j.endRanks)
 	return j

@@ -65,6 +65,9 @@ type spawnSpec struct {
 	Stdin io.Reader // rank 0's standard input, nil for none
 	Out   *output
 	Fail  func(error) // stops the job for a reason no rank's end tells (a jobFault)
+	// HostLost records the addresses of a host held lost (no heartbeat):
+	// under --on-failure continue, the end of a route to it is no fault.
+	HostLost func(addrs ...string)
 }
 
 // hostJob is the part of the job that host (its name) runs, as this

@@ -316,6 +316,9 @@ func (s *agentSpawner) lost(spec *spawnSpec, failure string, exits chan<- rankEx
 			x.NotStarted = true
 		case s.a.noBeat.Load():
 			x.Err = fmt.Errorf("is lost: host %s: no heartbeat from its agent for %v (the host, or the network to it, is down)", name, HeartbeatTimeout)
+			if spec.HostLost != nil {
+				spec.HostLost(s.a.hello.Addr, s.host.Name)
+			}
 		default:
 			x.Err = fmt.Errorf("lost its %s to the agent on host %s (%s before the rank ended)%s", s.a.via, name, s.sessionEnd(), stderrNote(s.a.errs.String()))
 		}

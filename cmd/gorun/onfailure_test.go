@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -111,7 +112,7 @@ func TestOnFailureContinue(t *testing.T) {
 func TestHostsOnFailureContinue(t *testing.T) {
 	e := newHosts(t, 2, 2)
 	prog := survivorprog.build(t, "survivorprog", "./testdata/survivorprog")
-	j := startJob(t, nil, e.args("--ssh-timeout", "30s", "-n", "4", "--on-failure", "continue", "--hostfile", e.hostfile, prog, "slowmap")...)
+	j := startJob(t, nil, e.args("--ssh-timeout", "30s", "-n", "4", "--on-failure", "continue", "--hostfile", e.hostfile, prog, "slowmap", "1000")...)
 	j.waitLines("rank ", 4, time.Minute)
 	time.Sleep(500 * time.Millisecond) // a few hundred tasks in
 	cut := time.Now()
@@ -178,4 +179,35 @@ func TestHostsDeathNews(t *testing.T) {
 		t.Fatalf("exit %d, want 0; stdout:\n%s\nstderr:\n%s", code, strings.Join(out, "\n"), stderr)
 	}
 	checkDeathNews(t, out, 2, 3)
+}
+
+// TestHostsOnFailureFlap: a host held lost whose link comes back: its
+// agent, which gorun has left, stops its ranks and exits, and the route
+// from its server closes while the job still runs. That route's end is the
+// lost host's, not news: the job goes on and exits 0 (without the filter
+// it ended with "the route ... closed").
+func TestHostsOnFailureFlap(t *testing.T) {
+	e := newHosts(t, 2, 2)
+	prog := survivorprog.build(t, "survivorprog", "./testdata/survivorprog")
+	j := startJob(t, nil, e.args("--ssh-timeout", "30s", "-n", "4", "--on-failure", "continue", "--hostfile", e.hostfile, prog, "slowmap", "2500")...)
+	j.waitLines("rank ", 4, time.Minute)
+	time.Sleep(500 * time.Millisecond)
+	linkDown(t, e.Cluster, 1)
+	if !wait.For(launcher.HeartbeatTimeout+10*time.Second, func() bool { return strings.Count(j.errText(), "is lost: host") == 2 }) {
+		t.Fatalf("gorun did not hold host 1's ranks lost:\n%s", j.errText())
+	}
+	veth := e.Hosts[1].Veth
+	if out, err := exec.Command("ip", "link", "set", "dev", veth, "up").CombinedOutput(); err != nil {
+		t.Fatalf("ip link set %s up: %v: %s", veth, err, out)
+	}
+	up := time.Now()
+	code := j.wait(2 * time.Minute)
+	out, stderr := strings.Join(j.lines(), "\n"), j.errText()
+	t.Logf("gorun exited %d %v after the link came back; it said: %q", code, time.Since(up).Round(time.Millisecond), gorunLines(stderr))
+	if code != 0 || !strings.Contains(out, "map: OK: 2500 results") {
+		t.Fatalf("exit %d, want 0 and every result; stdout:\n%s\nstderr:\n%s", code, out, stderr)
+	}
+	if !wait.For(launcher.AgentHeartbeatTimeout+5*time.Second, func() bool { return len(jobProcs(e.Cluster, 1)) == 0 }) {
+		t.Errorf("the job still runs on the lost host: %q", jobProcs(e.Cluster, 1))
+	}
 }

@@ -222,3 +222,15 @@ func TestWatchRoutes(t *testing.T) {
 	case <-time.After(10 * routePoll):
 	}
 }
+
+// LostRoutePeer reads back the peer of a route's loss from its text, as an
+// agent sends it; other faults have none.
+func TestLostRoutePeer(t *testing.T) {
+	err := &routeLost{host: "h1", peer: "10.213.1.3"}
+	if peer, ok := LostRoutePeer(err.Error()); !ok || peer != "10.213.1.3" {
+		t.Errorf("LostRoutePeer(%q) = %q, %v", err, peer, ok)
+	}
+	if _, ok := LostRoutePeer("host h2: no heartbeat from its agent for 3s"); ok {
+		t.Error("a heartbeat fault read as a route's loss")
+	}
+}

@@ -2,6 +2,7 @@ package bus
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -26,6 +27,18 @@ type routeLost struct {
 
 func (e *routeLost) Error() string {
 	return fmt.Sprintf("the route between the job's NATS servers on host %s and at %s closed while the job ran (messages between them may be lost)", e.host, e.peer)
+}
+
+// LostRoutePeer reads, from the text of a route's loss (WatchRoutes's
+// error, as gorun has it or as an agent sends it), the address of the
+// server at the other end.
+func LostRoutePeer(msg string) (peer string, ok bool) {
+	_, rest, ok := strings.Cut(msg, " and at ")
+	if !ok {
+		return "", false
+	}
+	peer, _, ok = strings.Cut(rest, " closed while the job ran")
+	return peer, ok && peer != ""
 }
 
 // WatchRoutes calls lost, at most once, when a route this server has had

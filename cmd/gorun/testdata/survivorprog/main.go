@@ -5,7 +5,7 @@
 //	                      each says when it learnt (mpi.ErrPeerDied), then closes and exits 0
 //	survivorprog map K    pool.Map of 1000 tasks, K dies running its 25th; rank 0 checks
 //	                      every result and prints "map: OK"
-//	survivorprog slowmap  every rank says "ready", then pool.Map of 1000 tasks of 10 ms (for a
+//	survivorprog slowmap N every rank says "ready", then pool.Map of N tasks of 10 ms (for a
 //	                      test that cuts a host off meanwhile); rank 0 prints "map: OK"
 //	survivorprog shrink K K dies; the others Agree (rank r's flag: all bits but bit r), Shrink,
 //	                      and Allreduce their old ranks on the new communicator, and say what they got
@@ -47,7 +47,7 @@ func main() {
 		case "shrink":
 			return shrink(ctx, world, k)
 		case "slowmap":
-			return slowMap(ctx, world)
+			return slowMap(ctx, world, k)
 		}
 		return fmt.Errorf("unknown mode %q", os.Args[1])
 	})
@@ -135,14 +135,14 @@ func shrink(ctx context.Context, world *mpi.Comm, k int) error {
 	return nil
 }
 
-func slowMap(ctx context.Context, world *mpi.Comm) error {
+func slowMap(ctx context.Context, world *mpi.Comm, tasks int) error {
 	if err := collectives.Barrier(ctx, world); err != nil {
 		return err
 	}
 	fmt.Printf("rank %d ready\n", world.Rank())
 	var in []int
 	if world.Rank() == 0 {
-		for i := range 1000 {
+		for i := range tasks {
 			in = append(in, i)
 		}
 	}
