@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"time"
 	"weak"
 
 	"github.com/gorun-hpc/gorun/internal/blocked"
@@ -345,13 +346,13 @@ func lostNews(lost int, died bool) []byte {
 }
 
 // lostError is the error of every collective on a communicator one of
-// whose ranks is lost: none can complete. from is the rank that said so.
-func lostError(lost, from int, died bool) error {
+// whose ranks is lost: none can complete.
+func lostError(lost int, died bool) error {
 	why := mpi.ErrPeerLost
 	if died {
 		why = mpi.ErrPeerDied
 	}
-	return &mpi.RankError{Rank: lost, Op: fmt.Sprintf("collectives (rank %d saw it lost)", from), Err: why}
+	return &mpi.RankError{Rank: lost, Op: "collective", Err: why}
 }
 
 // poisonLost poisons the communicator, and tells the others, when err says
@@ -364,7 +365,7 @@ func (sh *shadow) poisonLost(err error) {
 		return
 	}
 	died := errors.Is(err, mpi.ErrPeerDied)
-	sh.poisonLocked(lostError(re.Rank, sh.comm.Rank(), died), true, lostNews(re.Rank, died))
+	sh.poisonLocked(lostError(re.Rank, died), true, lostNews(re.Rank, died))
 }
 
 // drop forgets the shadow of a communicator the program dropped, and ends
@@ -378,17 +379,54 @@ func (sh *shadow) drop() {
 	sh.mu.Unlock()
 }
 
-// listen waits for another rank's news that it saw two calls at once, for
-// as long as the communicator lives.
+// listen waits for another rank's news, for as long as the communicator
+// lives: that it saw two calls at once, or that a rank is lost.
 func (sh *shadow) listen() {
 	select {
 	case <-sh.news.Done():
+		if lost, died, ok := sh.lostNews(); ok {
+			sh.confirmLost(lost)
+			sh.mu.Lock()
+			sh.poisonLocked(lostError(lost, died), false, nil)
+			sh.mu.Unlock()
+			return
+		}
 		sh.mu.Lock()
 		sh.heardLocked()
 		sh.mu.Unlock()
 	case <-sh.ctx.Done():
 		sh.news.Cancel()
 	}
+}
+
+// lostNews reads the news, once come, that a rank of the communicator is
+// lost (see lostNews, the function).
+func (sh *shadow) lostNews() (lost int, died, ok bool) {
+	if _, err := sh.news.Wait(quiet); err != nil {
+		return 0, false, false
+	}
+	news := sh.news.Data()
+	if len(news) != 5 || int(binary.LittleEndian.Uint32(news)) >= sh.comm.Size() {
+		return 0, false, false
+	}
+	return int(binary.LittleEndian.Uint32(news)), news[4] == 1, true
+}
+
+// lostConfirm bounds how long a rank told that another is lost waits to
+// see it lost itself.
+const lostConfirm = 2 * time.Second
+
+// confirmLost waits, at most lostConfirm, until this rank's own engine
+// holds rank lost of the communicator lost (its bye, or gorun's word that
+// it died, reaches every rank): gorun then hears from this rank that it
+// lost that peer before the collective fails here, and names the lost
+// rank, not this one, as the job's failure.
+func (sh *shadow) confirmLost(lost int) {
+	r := sh.comm.Irecv(lost, poisonTag) // fails once lost is gone
+	ctx, cancel := context.WithTimeout(quiet, lostConfirm)
+	defer cancel()
+	r.Wait(ctx)
+	r.Cancel()
 }
 
 // quiet is a context for waits that are the collectives' own business.
@@ -406,11 +444,7 @@ func (sh *shadow) heardLocked() {
 		return
 	}
 	st, err := sh.news.Wait(quiet)
-	switch news := sh.news.Data(); {
-	case err != nil:
-	case len(news) == 5 && int(binary.LittleEndian.Uint32(news)) < sh.comm.Size():
-		sh.poisonLocked(lostError(int(binary.LittleEndian.Uint32(news)), st.Source, news[4] == 1), false, nil)
-	default:
+	if _, _, lost := sh.lostNews(); err == nil && !lost { // a lost rank's news is listen's
 		sh.poisonLocked(fmt.Errorf("collectives: %w on rank %d", ErrConcurrent, st.Source), false, nil)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,9 +26,21 @@ func TestLostMember(t *testing.T) {
 		t.Run(op, func(t *testing.T) {
 			net := mpitest.NewNet(mpitest.Faults{})
 			errs := make([][2]error, n)
+			// The survivors leave together: one that closed its world early
+			// would be a lost rank too, to one still in a call.
+			var in, done sync.WaitGroup
+			in.Add(n)
+			done.Add(n - 1)
 			net.Run(t, n, func(ctx context.Context, c *mpi.Comm) error {
-				if _, err := collectives.Allreduce(ctx, c, []int{1}, collectives.Sum); err != nil {
-					return err // everyone in
+				_, err := collectives.Allreduce(ctx, c, []int{1}, collectives.Sum) // everyone in
+				in.Done()
+				in.Wait() // and out of it, before the cut
+				if c.Rank() != lost {
+					defer done.Wait()
+					defer done.Done()
+				}
+				if err != nil {
+					return err
 				}
 				if c.Rank() == lost {
 					net.Cut(lost)

@@ -42,9 +42,10 @@ var (
 	// sent. (A receive from AnySource is left waiting: another goroutine
 	// of the rank may still send to it.)
 	ErrPeerLost = errors.New("mpi: peer closed its world")
-	// ErrPeerDied is ErrPeerLost (errors.Is says both) for a rank that died
-	// while the job goes on without it (gorun --on-failure continue): gorun
-	// tells every rank as soon as it sees the process end, and what waits
+	// ErrPeerDied is ErrPeerLost (errors.Is says both) for a rank whose
+	// process died: gorun tells every rank as soon as it sees the process
+	// end, when the job goes on without it (gorun --on-failure continue),
+	// and a rank that shares memory with it finds its pid gone; what waits
 	// for the dead rank fails then, as for a rank that closed.
 	ErrPeerDied error = peerDied{}
 	// ErrProtocol is returned by every blocked or later operation once a
@@ -98,6 +99,6 @@ func (e *AbortError) Unwrap() error { return ErrAborted }
 type peerDied struct{}
 
 func (peerDied) Error() string {
-	return "mpi: peer died (gorun --on-failure continue goes on without it)"
+	return "mpi: peer died (its process ended)"
 }
 func (peerDied) Is(target error) bool { return target == ErrPeerLost }

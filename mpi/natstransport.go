@@ -245,7 +245,10 @@ func (t *natsTransport) onDied(m *nats.Msg) {
 		t.e.drops.Add(1)
 		return
 	}
-	go t.e.peerDied(src) // waits for the start: not on the client's goroutine
+	go func() { // after the start: not on the client's goroutine
+		<-t.e.started
+		t.e.peerDied(src)
+	}()
 }
 
 // onAbort hands another rank's Abort to the engine.

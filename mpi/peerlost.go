@@ -128,10 +128,10 @@ func (e *engine) lostErr(w int) error {
 	return ErrPeerLost
 }
 
-// peerDied marks world rank src gone at once: gorun saw its process end,
-// and the job goes on without it (--on-failure continue).
+// peerDied marks world rank src gone at once because its process died:
+// gorun saw it end, and the job goes on without it (--on-failure
+// continue), or the shared-memory transport found its pid gone.
 func (e *engine) peerDied(src int) {
-	<-e.started
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if p := &e.peers[src]; !p.gone && e.err == nil {

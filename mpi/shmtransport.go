@@ -449,7 +449,7 @@ func (t *shmTransport) checkPeers(r *shmRoutes, dead []bool) {
 				break
 			}
 		}
-		t.e.peerCut(w)
+		t.e.peerDied(w)
 	}
 }
 
