@@ -98,18 +98,7 @@ func mapTasks(ctx context.Context, world *mpi.Comm, k int) error {
 		time.Sleep(time.Millisecond)
 		return 3 * x, nil
 	})
-	if err != nil {
-		return err
-	}
-	if world.Rank() == 0 {
-		for i, v := range out {
-			if v != 3*i {
-				return fmt.Errorf("map: result %d = %d, want %d", i, v, 3*i)
-			}
-		}
-		fmt.Printf("map: OK: %d results\n", len(out))
-	}
-	return nil
+	return checkMap(world, out, err)
 }
 
 func shrink(ctx context.Context, world *mpi.Comm, k int) error {
@@ -150,16 +139,20 @@ func slowMap(ctx context.Context, world *mpi.Comm, tasks int) error {
 		time.Sleep(10 * time.Millisecond)
 		return 3 * x, nil
 	}, pool.Chunk(1))
-	if err != nil {
+	return checkMap(world, out, err)
+}
+
+// checkMap checks, on rank 0, that the Map's results are 3x their inputs,
+// in order, and says so.
+func checkMap(world *mpi.Comm, out []int, err error) error {
+	if err != nil || world.Rank() != 0 {
 		return err
 	}
-	if world.Rank() == 0 {
-		for i, v := range out {
-			if v != 3*i {
-				return fmt.Errorf("map: result %d = %d, want %d", i, v, 3*i)
-			}
+	for i, v := range out {
+		if v != 3*i {
+			return fmt.Errorf("map: result %d = %d, want %d", i, v, 3*i)
 		}
-		fmt.Printf("map: OK: %d results\n", len(out))
 	}
+	fmt.Printf("map: OK: %d results\n", len(out))
 	return nil
 }
