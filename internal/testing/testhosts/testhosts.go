@@ -143,6 +143,10 @@ func NewWith(t testing.TB, n int, opts Options) *Cluster {
 	}
 	unlock := lock(t)
 	removeStale(t)
+	if err := roomForNeighbors(n); err != nil {
+		unlock()
+		t.Fatal(err)
+	}
 	k := clusters.Add(1)
 	pid := os.Getpid()
 	c := &Cluster{
@@ -597,6 +601,47 @@ func removeStale(t testing.TB) {
 			run("ip", "link", "del", name)
 		}
 	}
+}
+
+// The kernel's ARP table is one for every network namespace, and its
+// limits (net.ipv4.neigh.default.gc_thresh1-3: 128, 512 and 1024 by
+// default) count every namespace's entries together: 33 hosts that each
+// talk to all the others fill it, and the kernel then drops packets to
+// new neighbors ("neighbor table overflow!"): a job's servers could not
+// dial some of the others for good, where real machines, each with its
+// own table, would. neighThresh are the limits roomForNeighbors raises
+// to, per neighbor entry that n hosts (and the test, and a cluster
+// beside it) may hold: n*n.
+var neighThresh = []struct {
+	file    string
+	perPair int
+}{
+	{"/proc/sys/net/ipv4/neigh/default/gc_thresh1", 1},
+	{"/proc/sys/net/ipv4/neigh/default/gc_thresh2", 2},
+	{"/proc/sys/net/ipv4/neigh/default/gc_thresh3", 4},
+}
+
+// roomForNeighbors raises the ARP table's limits (never lowers them) so
+// that n hosts that each talk to every other fit in it, with room for
+// another cluster of as many beside.
+func roomForNeighbors(n int) error {
+	pairs := (n + 1) * (n + 1)
+	for _, th := range neighThresh {
+		b, err := os.ReadFile(th.file)
+		if err != nil {
+			return fmt.Errorf("testhosts: %v", err)
+		}
+		have, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil {
+			return fmt.Errorf("testhosts: %s: %v", th.file, err)
+		}
+		if want := 2 * pairs * th.perPair; want > have {
+			if err := os.WriteFile(th.file, []byte(strconv.Itoa(want)), 0o644); err != nil {
+				return fmt.Errorf("testhosts: raising the ARP table's limit for %d hosts: %v", n, err)
+			}
+		}
+	}
+	return nil
 }
 
 // freeSubnet picks a 10.213.X.0/24 that no interface of the root namespace
