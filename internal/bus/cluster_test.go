@@ -234,3 +234,53 @@ func TestLostRoutePeer(t *testing.T) {
 		t.Error("a heartbeat fault read as a route's loss")
 	}
 }
+
+// TestAddRoutes: servers that know no other form a mesh once each is given
+// the others' route listeners, and keep it.
+func TestAddRoutes(t *testing.T) {
+	ca, err := NewCA("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	users, _, err := JobKeys(clusterJob, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var srvs []*Server
+	for i := range 3 {
+		cert, key, err := ca.Issue("127.0.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := Start(&Spec{Name: "gorun-" + strconv.Itoa(i), JobID: clusterJob, Size: 2, Users: users, Cluster: &ClusterSpec{
+			Listen: "127.0.0.1", Advertise: "127.0.0.1", CA: ca.CertPEM, Cert: cert, Key: key,
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Shutdown)
+		srvs = append(srvs, s)
+	}
+	addr := func(s *Server) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.RoutePort())) }
+	if got := srvs[1].Unrouted([]string{"gorun-0", "gorun-2"}); len(got) != 2 {
+		t.Fatalf("a server with no seeds has routes: it lacks only %v", got)
+	}
+	if err := srvs[1].AddRoutes([]string{addr(srvs[0])}); err != nil {
+		t.Fatal(err)
+	}
+	if err := srvs[2].AddRoutes([]string{addr(srvs[0]), addr(srvs[1])}); err != nil {
+		t.Fatal(err)
+	}
+	waitMesh(t, srvs, time.Now().Add(10*time.Second))
+	for i, s := range srvs {
+		var peers []string
+		for k := range srvs {
+			if k != i {
+				peers = append(peers, "gorun-"+strconv.Itoa(k))
+			}
+		}
+		if got := s.Unrouted(peers); len(got) != 0 {
+			t.Errorf("server %d lacks %v", i, got)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package bus
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -83,4 +84,49 @@ func (s *Server) WatchRoutes(host string, stop <-chan struct{}, lost func(error)
 			had[id] = rid
 		}
 	}
+}
+
+// Unrouted returns the servers of peers (their names, as Spec.Name gives
+// them) to which this server has no route yet; none once its part of the
+// job's mesh is up.
+func (s *Server) Unrouted(peers []string) []string {
+	rz, err := s.ns.Routez(&server.RoutezOptions{})
+	if err != nil {
+		return peers
+	}
+	have := make(map[string]bool, len(rz.Routes))
+	for _, r := range rz.Routes {
+		have[r.RemoteName] = true
+	}
+	var missing []string
+	for _, p := range peers {
+		if !have[p] {
+			missing = append(missing, p)
+		}
+	}
+	return missing
+}
+
+// AddRoutes makes this server dial the servers at addrs (host:port of
+// their route listeners) as routes of its own, as if its spec had listed
+// them in Seeds: it dials each until the route stands. A server that
+// gossip did not connect to one of its peers is given that peer so (see
+// the launcher's mesh repair).
+func (s *Server) AddRoutes(addrs []string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := *s.opts
+	o.Routes = append([]*url.URL(nil), s.opts.Routes...)
+	for _, a := range addrs {
+		u, err := url.Parse("nats-route://" + a)
+		if err != nil {
+			return fmt.Errorf("route %s: %w", a, err)
+		}
+		o.Routes = append(o.Routes, u)
+	}
+	if err := s.ns.ReloadOptions(&o); err != nil {
+		return fmt.Errorf("adding routes: %w", err)
+	}
+	s.opts = &o
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -38,6 +39,10 @@ const (
 	serverMaxPayload = 8 << 20
 	// serverReadyTimeout bounds the wait for the listener.
 	serverReadyTimeout = 5 * time.Second
+	// routeConnectRetries is how often a server dials again, a second
+	// apart, a route that gossip told it of and that failed (see
+	// serverOptions).
+	routeConnectRetries = 10
 )
 
 // Server is a NATS server embedded in gorun for one job: it listens on one
@@ -49,6 +54,8 @@ type Server struct {
 	host      string
 	port      int
 	routePort int // 0 without a cluster
+	mu        sync.Mutex
+	opts      *server.Options // what it runs with (AddRoutes reloads them)
 }
 
 // StartLocal starts an embedded NATS server for job (its id) of size
@@ -106,8 +113,12 @@ type ClusterSpec struct {
 	Ports     [2]int   // the route port range, inclusive; {0, 0}: any free port
 	Advertise string   // this host as the other servers reach it (an address or name)
 	Seeds     []string // host:port of servers to dial (the launcher's)
-	CA        []byte   // the job CA's certificate (PEM)
-	Cert, Key []byte   // this server's certificate and key (PEM)
+	// Peers names every other server of the cluster (their Spec.Name):
+	// the mesh is up, for this server, once it has a route to each
+	// (Server.Unrouted).
+	Peers     []string
+	CA        []byte // the job CA's certificate (PEM)
+	Cert, Key []byte // this server's certificate and key (PEM)
 }
 
 // clusterName names every job cluster (servers of one job find each other
@@ -157,6 +168,12 @@ func serverOptions(spec *Spec, routePort int) (*server.Options, error) {
 			TLSTimeout:  5,
 			PoolSize:    -1, // one route per pair of servers: route interest arrives in the order given (see mpi's Init)
 			Compression: server.CompressionOpts{Mode: server.CompressionOff},
+			// An implicit route (one that gossip told it of) that fails is
+			// dialed again, routeConnectRetries times a second apart: NATS's
+			// default gives up after the first try, and a job's mesh then
+			// lacks that pair for good (64 servers starting at once left one
+			// pair unrouted after 60 s).
+			ConnectRetries: routeConnectRetries,
 		}
 		// A host without a port: the server adds the port it listens on.
 		opts.Cluster.Advertise = c.Advertise
@@ -240,7 +257,7 @@ func startOne(spec *Spec, routePort int) (*Server, error) {
 	if a, ok := ns.Addr().(*net.TCPAddr); ok {
 		port = a.Port
 	}
-	s := &Server{ns: ns, host: host, port: port}
+	s := &Server{ns: ns, host: host, port: port, opts: opts}
 	if spec.Cluster != nil {
 		a := ns.ClusterAddr()
 		if a == nil {
