@@ -12,8 +12,10 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -69,7 +71,7 @@ func RunAgent(in io.Reader, out io.Writer, errOut io.Writer) int {
 	if err := fw.json(frameHello, hello); err != nil {
 		return 1
 	}
-	a := &agent{fw: fw, errOut: errOut, gone: make(chan struct{}), done: make(chan struct{})}
+	a := &agent{fw: fw, errOut: errOut, gone: make(chan struct{}), stopped: make(chan struct{}), goAhead: make(chan struct{}), done: make(chan struct{})}
 	live := newLiveness()
 	br := bufio.NewReaderSize(liveReader{in, live}, 64<<10)
 	go a.read(br, live)
@@ -77,8 +79,9 @@ func RunAgent(in io.Reader, out io.Writer, errOut io.Writer) int {
 	// not heard from for AgentHeartbeatTimeout is gone (its host or the network
 	// between is down, with no EOF to tell), and the ranks stop.
 	go beat(fw, a.gone)
-	go live.watch(AgentHeartbeatTimeout, a.gone, func() {
-		fmt.Fprintf(errOut, "gorun agent on %s: nothing from gorun for %v (no heartbeat): stopping the host's ranks\n", hostname, AgentHeartbeatTimeout)
+	limit := silenceLimit(AgentHeartbeatTimeout, 2*StartHeartbeatTimeout, a.joined.Load, time.Now())
+	go live.watch(limit, a.gone, func() {
+		fmt.Fprintf(errOut, "gorun agent on %s: nothing from gorun for %v (no heartbeat): stopping the host's ranks\n", hostname, limit())
 		a.lost()
 	})
 	sigs := make(chan os.Signal, 1)
@@ -106,11 +109,23 @@ type agent struct {
 	stdinW  *io.PipeWriter
 	left    int
 	goneOne sync.Once
-	gone    chan struct{} // gorun or the ssh session is gone (or the job is over)
+	gone    chan struct{}     // gorun or the ssh session is gone (or the job is over)
+	joined  atomic.Bool       // every rank of the host returned from Init
+	mesh    map[string]string // every server of the job's cluster -> its route listener (frameMesh)
+	goOne   sync.Once
+	goAhead chan struct{} // gorun said go: the job's cluster has formed
+	stopOne sync.Once
+	stopped chan struct{} // gorun said stop (or is gone): ranks not started yet never will be
 	done    chan struct{} // closed when every rank has been reported
 }
 
-func (a *agent) lost() { a.goneOne.Do(func() { close(a.gone) }) }
+func (a *agent) lost() {
+	a.goneOne.Do(func() { close(a.gone) })
+	a.stop()
+}
+
+// stop says that ranks not started yet are not to start.
+func (a *agent) stop() { a.stopOne.Do(func() { close(a.stopped) }) }
 
 // read handles gorun's frames until EOF. While it hands one on (rank 0's
 // input to a rank that does not read it, say), live does not count the
@@ -161,7 +176,17 @@ func (a *agent) read(br *bufio.Reader, live *liveness) {
 			if len(b) == 8 {
 				a.fw.write(frameTime, b, binary.BigEndian.AppendUint64(nil, uint64(time.Now().UnixNano())))
 			}
+		case frameMesh:
+			var m map[string]string
+			if json.Unmarshal(b, &m) == nil {
+				a.mu.Lock()
+				a.mesh = m
+				a.mu.Unlock()
+			}
+		case frameGo:
+			a.goOne.Do(func() { close(a.goAhead) })
 		case frameStop:
+			a.stop()
 			a.mu.Lock()
 			hr, j := a.ranks, a.job
 			a.mu.Unlock()
@@ -202,11 +227,9 @@ func (a *agent) start(j *agentJob) error {
 		a.srv = srv
 		a.mu.Unlock()
 		if j.Server.Cluster != nil {
-			go srv.WatchRoutes(j.Job.Host, a.gone, func(err error) {
-				if a.fw.write(frameFault, []byte(err.Error())) != nil {
-					a.lost()
-				}
-			})
+			if a.fw.write(frameListen, []byte(net.JoinHostPort(j.Server.Cluster.Advertise, strconv.Itoa(srv.RoutePort())))) != nil {
+				a.lost()
+			}
 		}
 	}
 	var stdin io.Reader
@@ -238,14 +261,118 @@ func (a *agent) start(j *agentJob) error {
 			close(a.done)
 		}
 	})
+	hr.onJoined = func() {
+		a.joined.Store(true)
+		if a.fw.write(frameJoined) != nil {
+			a.lost()
+		}
+	}
 	a.mu.Lock()
 	a.job, a.ranks = j, hr
+	srv := a.srv
 	a.mu.Unlock()
 	if len(j.Job.Procs) == 0 {
 		close(a.done)
 	}
-	go hr.start(context.Background(), &j.Job, stdin)
+	go a.startRanks(hr, j, srv, stdin)
 	return nil
+}
+
+// startRanks starts the host's ranks once the job's cluster (if the
+// host's server is one of it) has formed: the server tells gorun when it
+// has a route to every other server of the job (frameRouted), and gorun
+// says go (frameGo) once every server has. The ranks' interest then
+// reaches every server at once, and no route changes under them (while
+// the mesh formed, NATS closing one of two routes to a peer was no loss;
+// from then on a route that closes may lose messages, and ends the job).
+// A server still without some routes after ClusterFormTimeout says which
+// it lacks: gorun ends the job, naming the hosts. Ranks not started when
+// gorun says stop are reported as never started.
+func (a *agent) startRanks(hr *hostRanks, j *agentJob, srv *bus.Server, stdin io.Reader) {
+	ctx := context.Background()
+	if srv != nil && j.Server.Cluster != nil {
+		lacks := awaitRoutes(srv, j.Server.Cluster.Peers, a.stopped, a.repair)
+		if lacks == nil {
+			lacks = []string{}
+		}
+		if a.fw.json(frameRouted, lacks) != nil {
+			a.lost()
+		}
+		select {
+		case <-a.goAhead:
+			go srv.WatchRoutes(j.Job.Host, a.gone, func(err error) {
+				if a.fw.write(frameFault, []byte(err.Error())) != nil {
+					a.lost()
+				}
+			})
+		case <-a.stopped:
+		}
+	}
+	select {
+	case <-a.stopped:
+		c, cancel := context.WithCancel(ctx)
+		cancel()
+		ctx = c
+	default:
+	}
+	hr.start(ctx, &j.Job, stdin)
+}
+
+// routesPoll is how often an agent looks whether its server has every
+// route of the job's mesh.
+const routesPoll = 20 * time.Millisecond
+
+// meshRepairAfter is how long a server may lack routes before it dials
+// the peers it lacks itself (see jobCluster.listens).
+const meshRepairAfter = 3 * time.Second
+
+// repair makes the host's server dial the servers of lacks that gorun has
+// said where to find (frameMesh); it reports whether it could.
+func (a *agent) repair(srv *bus.Server, lacks []string) bool {
+	a.mu.Lock()
+	m := a.mesh
+	a.mu.Unlock()
+	if m == nil {
+		return false
+	}
+	var addrs []string
+	for _, l := range lacks {
+		if addr, ok := m[l]; ok {
+			addrs = append(addrs, addr)
+		}
+	}
+	if err := srv.AddRoutes(addrs); err != nil {
+		fmt.Fprintf(a.errOut, "gorun agent: %v\n", err)
+	}
+	return true
+}
+
+// awaitRoutes waits until srv has a route to every server of peers, and
+// returns nil; or returns those it still lacks after ClusterFormTimeout,
+// or when stop closes. Those it still lacks after meshRepairAfter, it
+// dials itself (repair, when not nil: once it could).
+func awaitRoutes(srv *bus.Server, peers []string, stop <-chan struct{}, repair func(*bus.Server, []string) bool) []string {
+	deadline := time.NewTimer(ClusterFormTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(routesPoll)
+	defer tick.Stop()
+	t0 := time.Now()
+	for {
+		lacks := srv.Unrouted(peers)
+		if len(lacks) == 0 {
+			return nil
+		}
+		if repair != nil && time.Since(t0) > meshRepairAfter && repair(srv, lacks) {
+			repair = nil
+		}
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			return srv.Unrouted(peers)
+		case <-stop:
+			return srv.Unrouted(peers)
+		}
+	}
 }
 
 // forward sends one output stream of a rank to gorun, in chunks as they

@@ -112,8 +112,55 @@ type agentConn struct {
 	killFn func() // ends the session at once
 	once   sync.Once
 
-	live   *liveness   // what br has heard from the agent (heartbeat.go)
-	noBeat atomic.Bool // gorun ended the session: nothing came for HeartbeatTimeout
+	live    *liveness     // what br has heard from the agent (heartbeat.go)
+	noBeat  atomic.Bool   // gorun ended the session: nothing came for silence
+	silence time.Duration // set before noBeat
+
+	login time.Duration // from the bootstrap sent to its first answer: ssh's login
+
+	claimMu sync.Mutex
+	claimed bool // the host's spawner reads the session: it reports the session's end
+}
+
+// claim says that the host's spawner now reads the session, and reports
+// its end; watchEarly stops watching.
+func (a *agentConn) claim() {
+	a.claimMu.Lock()
+	a.claimed = true
+	a.claimMu.Unlock()
+}
+
+// watchEarly calls abort, naming the host, if the agent's session ends
+// before the host's spawner claims it: a host whose agent dies while
+// others still start is named at once, not when the job would start.
+func (a *agentConn) watchEarly(abort func(error)) {
+	go func() {
+		<-a.ended
+		a.claimMu.Lock()
+		claimed := a.claimed
+		a.claimMu.Unlock()
+		if !claimed {
+			abort(jobFault(fmt.Sprintf("host %s: its agent ended before the job started (%s)%s", a.host, a.sessionEnd(), stderrNote(a.errs.String()))))
+		}
+	}()
+}
+
+// sessionEnd says how the agent's session ended, once it has.
+func (a *agentConn) sessionEnd() string {
+	if a.via != "ssh session" {
+		if a.werr != nil {
+			return "it failed (" + a.werr.Error() + ")"
+		}
+		return "it ended"
+	}
+	x := waitResult(0, a.host.String(), 0, a.werr)
+	switch {
+	case x.Signal != 0:
+		return "ssh was killed by " + signalName(x.Signal)
+	case x.Code != 0:
+		return "ssh exited with status " + strconv.Itoa(x.Code)
+	}
+	return "ssh ended"
 }
 
 // startAgent logs in to h once and starts its agent, shipping this gorun
@@ -197,6 +244,9 @@ func (a *agentConn) handshake(path, hash string, size int64, logf func(string, .
 			return nil, a.loginError(err)
 		}
 		line = strings.TrimRight(line, "\r\n")
+		if a.login == 0 && (line == agentHave || strings.HasPrefix(line, agentNeed)) {
+			a.login = time.Since(t0)
+		}
 		if line == agentHave {
 			logf("host %s: this gorun is there already (its cache, %s), nothing copied", a.host, hash[:12])
 			break
@@ -258,6 +308,7 @@ func (a *agentConn) kill() { a.killFn() }
 // close tells the agent the job is over (EOF), and waits up to d for its
 // session to end.
 func (a *agentConn) close(d time.Duration) {
+	a.claim() // its end is no news
 	a.once.Do(func() {
 		a.in.Close()
 		select {

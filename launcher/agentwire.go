@@ -27,6 +27,8 @@ const (
 	frameAsk   = 'Q' // 4-byte id: the states of the host's ranks, for the hang report
 	frameClock = 'C' // 8 bytes, gorun's time: the agent answers frameTime
 	frameDump  = 'D' // 4-byte id: the ranks give their traces so far; the agent answers frameDumped
+	frameMesh  = 'M' // JSON map server name -> host:port: every route listener of the job's cluster (mesh repair)
+	frameGo    = 'G' // empty: the job's cluster has formed, the host's ranks may start
 	// agent to gorun
 	frameHello  = 'H' // JSON agentHello, first thing the agent says
 	frameOutput = 'O' // 4-byte rank, 1 byte stream (1 stdout, 2 stderr), then output bytes
@@ -36,6 +38,9 @@ const (
 	frameStates = 'T' // the 4-byte id of a frameAsk, then JSON: rank -> its blocked.State
 	frameTime   = 'K' // a frameClock's 8 bytes, then the agent's time (Unix ns, 8 bytes)
 	frameDumped = 'E' // the 4-byte id of a frameDump: done
+	frameRouted = 'U' // JSON []string: the host's server has routes to every other of the job's (empty), or after ClusterFormTimeout lacks those
+	frameJoined = 'N' // empty: every rank of the host has returned from Init
+	frameListen = 'L' // text host:port: where the host's server listens for routes
 	// either way: frameBeat, a heartbeat (heartbeat.go)
 
 	// maxFrame bounds a frame: larger ones are refused as a broken stream.

@@ -3,7 +3,6 @@ package launcher
 import (
 	"context"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/gorun-hpc/gorun/internal/bus"
@@ -59,9 +58,6 @@ func (r *runner) embeddedBus(j *job) error {
 	if c := j.info.Cluster; c != nil {
 		c.setSeed(spec.Cluster.Advertise, srv.RoutePort())
 		r.logf("the job's cluster: routes (TLS) to this host at %s", c.seed)
-		// Until the ranks have ended, a route that closes ends the job.
-		host, _ := os.Hostname()
-		go srv.WatchRoutes(host, j.ranksEnded, func(err error) { j.fault(jobFault(err.Error())) })
 	}
 	return nil
 }

@@ -2,9 +2,14 @@ package launcher
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
+	"strings"
+	"sync"
+	"time"
 
 	"github.com/gorun-hpc/gorun/internal/bus"
 )
@@ -14,6 +19,18 @@ import (
 // each other through it (NATS's route gossip) and connect in a full mesh,
 // so that a message between two hosts goes straight between them. Every
 // route is TLS with a certificate of the job's CA (see bus.ClusterSpec).
+//
+// The mesh is checked, not trusted: each server knows the names of all
+// the others (bus.ClusterSpec.Peers), a host's agent starts its ranks only
+// once its server has a route to every one of them, and says so (or, after
+// ClusterFormTimeout, which it still lacks); gorun says "cluster formed"
+// once every server has, and otherwise ends the job naming the hosts whose
+// routes did not come up (formed, below). Gossip through one seed was
+// measured against explicit routes from every server to every other: on
+// 32 and 64 servers starting at once, explicit lists made two to ten
+// times the route connections a mesh needs (each pair dialing both ways,
+// and NATS closing the duplicates), gossip with retried dials (see
+// bus.serverOptions) about the number it needs.
 type jobCluster struct {
 	ca      *bus.CA
 	jobID   string
@@ -22,6 +39,193 @@ type jobCluster struct {
 	seed    string   // host:port of gorun's route listener, as the hosts reach it
 	ports   [2]int
 	verbose bool
+
+	mu      sync.Mutex
+	members map[string]string   // server name -> its host, as gorun names it; gorun's own included
+	lacks   map[string][]string // server name -> the servers it had no route to, as it reported
+	start   time.Time           // the first host's server started
+	done    bool                // formed or failed: said once
+	addrs   map[string]string   // server name -> host:port of its route listener, as reported
+	agents  map[string]*frameWriter
+	formed  chan struct{} // closed once every agent has been told go (frameGo)
+}
+
+// ClusterFormTimeout bounds how long a job's servers may take to form
+// their mesh before gorun ends the job, naming the hosts without routes.
+const ClusterFormTimeout = 30 * time.Second
+
+// ownServer is the name of gorun's own server in a job's cluster.
+const ownServer = "gorun-0"
+
+// serverName is the name of the server of host idx (an index into the
+// plan's hosts) in a job's cluster.
+func serverName(idx int) string { return "gorun-" + strconv.Itoa(idx+1) }
+
+// setMembers records the servers of the job's cluster: gorun's own (on
+// this host) and one per remote host with ranks (indexes into hosts).
+func (c *jobCluster) setMembers(hosts []Host, idx []int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.members = map[string]string{ownServer: "(gorun's own)"}
+	for _, i := range idx {
+		c.members[serverName(i)] = hosts[i].String()
+	}
+	c.lacks = map[string][]string{}
+	c.formed = make(chan struct{})
+}
+
+// peersOf lists the servers other than name.
+func (c *jobCluster) peersOf(name string) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var p []string
+	for m := range c.members {
+		if m != name {
+			p = append(p, m)
+		}
+	}
+	slices.Sort(p)
+	return p
+}
+
+// routed records a server's report: it has a route to every other server
+// of the job (lacks empty), or had none to those of lacks when
+// ClusterFormTimeout passed. Once every server has reported, it returns
+// the verdict, once: ok true and how long the mesh took; or ok false and
+// an error naming the hosts whose routes did not come up.
+func (c *jobCluster) routed(name string, lacks []string) (took time.Duration, ok bool, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done || c.members == nil {
+		return 0, false, nil
+	}
+	if _, known := c.members[name]; !known {
+		return 0, false, nil
+	}
+	c.lacks[name] = lacks
+	if len(c.lacks) < len(c.members) {
+		return 0, false, nil
+	}
+	c.done = true
+	if e := c.formError(); e != nil {
+		return 0, false, e
+	}
+	ws := make([]*frameWriter, 0, len(c.agents))
+	for _, w := range c.agents {
+		ws = append(ws, w)
+	}
+	go func() {
+		for _, w := range ws {
+			w.write(frameGo) // a session that fails is reported by its reader
+		}
+		close(c.formed)
+	}()
+	return time.Since(c.start), true, nil
+}
+
+// The mesh repair. Gossip leaves a pair of servers unrouted now and then
+// (on 64 namespace hosts, a few pairs of the 2080, their dials failed and
+// never retried): a server still without some of its routes after
+// meshRepairAfter dials those peers itself, as explicit routes that NATS
+// dials until they stand. For that every agent reports where its server
+// listens (frameListen), and gorun, once it knows every server's, tells
+// every agent (frameMesh).
+
+// listens records where a host's server listens for routes, and the
+// agent that runs it; once every server's is known, every agent is told
+// all of them.
+func (c *jobCluster) listens(name, addr string, fw *frameWriter) {
+	c.mu.Lock()
+	if c.addrs == nil {
+		c.addrs = map[string]string{ownServer: c.seed}
+		c.agents = map[string]*frameWriter{}
+	}
+	c.addrs[name] = addr
+	c.agents[name] = fw
+	var msg []byte
+	var to []*frameWriter
+	if len(c.addrs) == len(c.members) {
+		msg, _ = json.Marshal(c.addrs)
+		for _, w := range c.agents {
+			to = append(to, w)
+		}
+	}
+	c.mu.Unlock()
+	for _, w := range to {
+		w.write(frameMesh, msg) // a session that fails is reported by its reader
+	}
+}
+
+// started marks when the first server of a host started forming the mesh.
+func (c *jobCluster) started() {
+	c.mu.Lock()
+	if c.start.IsZero() {
+		c.start = time.Now()
+	}
+	c.mu.Unlock()
+}
+
+// overdue is the verdict when some servers never reported within the
+// formation's time: those are named as not having formed routes.
+func (c *jobCluster) overdue() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done || c.members == nil {
+		return nil
+	}
+	c.done = true
+	for m := range c.members {
+		if _, ok := c.lacks[m]; !ok {
+			c.lacks[m] = []string{"?"}
+		}
+	}
+	return c.formError()
+}
+
+// formError names the hosts whose routes did not come up: for each
+// server that lacked a route, the hosts it lacked, the servers that
+// lacked most first (a host no other reaches shows as lacking all).
+// Called with c.mu held, once every server has reported.
+func (c *jobCluster) formError() error {
+	type host struct {
+		name  string
+		lacks []string
+	}
+	var bad []host
+	for m, l := range c.lacks {
+		if len(l) > 0 {
+			bad = append(bad, host{m, l})
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	slices.SortFunc(bad, func(a, b host) int {
+		if d := len(b.lacks) - len(a.lacks); d != 0 {
+			return d
+		}
+		return strings.Compare(a.name, b.name)
+	})
+	var parts []string
+	for k, b := range bad {
+		if k == 4 {
+			parts = append(parts, fmt.Sprintf("and %d more", len(bad)-k))
+			break
+		}
+		if len(b.lacks) == 1 && b.lacks[0] == "?" {
+			parts = append(parts, fmt.Sprintf("host %s never said its routes were up", c.members[b.name]))
+			continue
+		}
+		var to []string
+		for _, l := range b.lacks {
+			to = append(to, c.members[l])
+		}
+		if len(to) > 3 {
+			to = append(to[:3], fmt.Sprintf("%d more", len(to)-3))
+		}
+		parts = append(parts, fmt.Sprintf("host %s has no route to %d of the %d others (%s)", c.members[b.name], len(b.lacks), len(c.members)-1, strings.Join(to, ", ")))
+	}
+	return jobFault(fmt.Sprintf("the job's NATS servers did not form their cluster within %v: %s (are the route ports, --route-ports, open between the hosts?)", ClusterFormTimeout, strings.Join(parts, "; ")))
 }
 
 // clusterFor readies the cluster of a job that has ranks on other hosts
@@ -43,7 +247,7 @@ func clusterFor(ctx context.Context, cfg *Config, jobID string, users []string, 
 	}
 	c := &jobCluster{ca: ca, jobID: jobID, size: len(users), users: users, ports: cfg.RoutePorts, verbose: cfg.Verbose}
 	spec := &bus.Spec{
-		Name: "gorun-0", Host: cfg.NATSHost, JobID: jobID, Size: len(users), Users: users, Verbose: cfg.Verbose,
+		Name: ownServer, Host: cfg.NATSHost, JobID: jobID, Size: len(users), Users: users, Verbose: cfg.Verbose,
 		Cluster: &bus.ClusterSpec{Ports: cfg.RoutePorts, Advertise: adv, CA: ca.CertPEM, Cert: cert, Key: key},
 	}
 	return c, spec, nil
@@ -67,7 +271,7 @@ func (c *jobCluster) specFor(idx int, h Host, hello agentHello) (*bus.Spec, erro
 		return nil, fmt.Errorf("job certificates: %w", err)
 	}
 	return &bus.Spec{
-		Name: "gorun-" + strconv.Itoa(idx+1), Host: "127.0.0.1", JobID: c.jobID, Size: c.size, Users: c.users, Verbose: c.verbose,
-		Cluster: &bus.ClusterSpec{Ports: c.ports, Advertise: adv, Seeds: []string{c.seed}, CA: c.ca.CertPEM, Cert: cert, Key: key},
+		Name: serverName(idx), Host: "127.0.0.1", JobID: c.jobID, Size: c.size, Users: c.users, Verbose: c.verbose,
+		Cluster: &bus.ClusterSpec{Ports: c.ports, Advertise: adv, Seeds: []string{c.seed}, Peers: c.peersOf(serverName(idx)), CA: c.ca.CertPEM, Cert: cert, Key: key},
 	}, nil
 }

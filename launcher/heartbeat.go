@@ -45,7 +45,34 @@ const (
 	// stopped 64 ranks so in one test run. A cut-off host is still clean
 	// about 3 s after gorun has ended the job.
 	AgentHeartbeatTimeout = 2 * HeartbeatTimeout
+
+	// StartHeartbeatTimeout replaces HeartbeatTimeout (and twice it
+	// AgentHeartbeatTimeout) while a host's ranks start: from the job's
+	// start on the host until every rank of it has returned from Init,
+	// for at most startGraceMax. A wide job's start (gorun shipped to
+	// every host, the servers forming their mesh of TLS routes, the
+	// ranks' processes) kept a 2-core machine running 16 namespace hosts
+	// so busy that a host's beats came more than 3 s apart, and one
+	// running 64 more than 10 s apart. A host cut off while it starts is
+	// named after as long a silence as ssh's own keepalive allows.
+	StartHeartbeatTimeout = 30 * time.Second
+
+	// startGraceMax bounds the start's longer silence: a host whose ranks
+	// never call Init is held to HeartbeatTimeout after it.
+	startGraceMax = 2 * time.Minute
 )
+
+// silenceLimit is how long one side waits for the other before it holds
+// it lost: long, while the host's ranks start (joined not yet true, and
+// less than startGraceMax after since), then short.
+func silenceLimit(short, long time.Duration, joined func() bool, since time.Time) func() time.Duration {
+	return func() time.Duration {
+		if joined() || time.Since(since) > startGraceMax {
+			return short
+		}
+		return long
+	}
+}
 
 // frameBeat is a heartbeat, either way: an empty frame (see
 // HeartbeatInterval).
@@ -86,10 +113,10 @@ func (l *liveness) silent(now time.Time) time.Duration {
 	return now.Sub(time.Unix(0, l.last.Load()))
 }
 
-// watch calls lost, and returns, once the reader has waited timeout for a
+// watch calls lost, and returns, once the reader has waited limit() for a
 // byte in vain; it returns without calling it once stop is closed.
-func (l *liveness) watch(timeout time.Duration, stop <-chan struct{}, lost func()) {
-	t := time.NewTimer(timeout)
+func (l *liveness) watch(limit func() time.Duration, stop <-chan struct{}, lost func()) {
+	t := time.NewTimer(min(limit(), HeartbeatInterval))
 	defer t.Stop()
 	for {
 		select {
@@ -97,12 +124,12 @@ func (l *liveness) watch(timeout time.Duration, stop <-chan struct{}, lost func(
 			return
 		case <-t.C:
 		}
-		s := l.silent(time.Now())
-		if s >= timeout {
+		s, d := l.silent(time.Now()), limit()
+		if s >= d {
 			lost()
 			return
 		}
-		t.Reset(timeout - s)
+		t.Reset(min(d-s, HeartbeatInterval))
 	}
 }
 

@@ -75,6 +75,10 @@ type hostRanks struct {
 	shm     string // the host's shared-memory segment until it is removed; "" for none
 	inited  int    // ranks that reported Init: the segment goes once all have
 	ranks   int    // the ranks of the host
+	procs   int    // the ranks start starts
+	// onJoined, if set before start, is called once every rank of the
+	// host has returned from Init.
+	onJoined func()
 }
 
 // liveJobs counts the jobs whose ranks run in this process (hostRanks from
@@ -105,6 +109,9 @@ func (h *hostRanks) start(ctx context.Context, j *hostJob, stdin io.Reader) {
 		}
 	}
 	info := jobInfo{ID: j.JobID, Token: j.Token, Creds: j.Creds, TLS: j.TLS, Trace: j.Trace}
+	h.mu.Lock()
+	h.procs = len(j.Procs)
+	h.mu.Unlock()
 	if j.Shm && len(j.Procs) > 1 {
 		// Without a segment the ranks talk through the bus: slower, as
 		// right.
@@ -375,14 +382,19 @@ func (h *hostRanks) isRank(pid int) bool {
 func (h *hostRanks) wait() { h.wg.Wait() }
 
 // rankInited counts a rank's Init: once every rank of the host has
-// reported it, each has mapped the segment, whose name can go.
+// reported it, each has mapped the segment, whose name can go, and the
+// host's ranks have joined the job (onJoined).
 func (h *hostRanks) rankInited() {
 	h.mu.Lock()
 	h.inited++
 	all := h.inited == h.ranks
+	joined := h.inited == h.procs
 	h.mu.Unlock()
 	if all {
 		h.dropSegment()
+	}
+	if joined && h.onJoined != nil {
+		h.onJoined()
 	}
 }
 

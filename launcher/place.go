@@ -17,11 +17,16 @@ func (r *runner) place(j *job) error {
 	j.plan = plan
 	r.logPaths(plan)
 	r.warnUnused(j.ctx, plan)
-	rm, err := startRemote(j.ctx, cfg, &j.plan, j.prog.Path, j.info, j.pre, r.logf)
+	rm, err := startRemote(j.ctx, cfg, &j.plan, j.prog.Path, j.info, j.pre, j.cancel, r.logf)
 	if err != nil {
 		return err
 	}
 	j.onClose(rm.close)
+	var c *jobCluster
+	if rm != nil {
+		c = rm.cluster
+	}
+	j.phases = newPhases(r, j, c)
 	env := resolveEnv(cfg.Env)
 	for i, h := range j.plan.Hosts {
 		var procs []Proc
@@ -42,6 +47,7 @@ func (r *runner) place(j *job) error {
 			Path: j.prog.Path, Args: j.args, WorkDir: cfg.WorkDir,
 			Env: env, Job: j.info, Out: r.out,
 			Fail: j.fault, HostLost: j.hostLost,
+			Routed: j.phases.routed, Joined: j.phases.hostJoined,
 		}
 		if procs[0].Rank == 0 {
 			spec.Stdin = cfg.Stdin
@@ -49,6 +55,7 @@ func (r *runner) place(j *job) error {
 		j.specs = append(j.specs, spec)
 		j.spawners = append(j.spawners, sp)
 	}
+	j.phases.hosts = len(j.spawners)
 	return nil
 }
 

@@ -25,6 +25,8 @@ type remote struct {
 	agents  map[int]*agentConn
 	step    *slurmStep // with LauncherSlurm: the srun step of the agents
 
+	abort func(error) // ends the job's start: an agent died before its ranks started
+
 	mu      sync.Mutex
 	progs   map[string]string // host -> the program's path there (with Copy)
 	holders []holder          // with Copy: one session per host that removes the copy at EOF
@@ -128,7 +130,7 @@ func capSlots(n, max int) int {
 // (one login each). It returns nil when no rank is remote. close undoes
 // what it did: it ends the agents (which end whatever is left of their
 // ranks) and removes the copies.
-func startRemote(ctx context.Context, cfg *Config, plan *Plan, prog string, job jobInfo, pre map[int]*agentConn, logf func(string, ...any)) (*remote, error) {
+func startRemote(ctx context.Context, cfg *Config, plan *Plan, prog string, job jobInfo, pre map[int]*agentConn, abort func(error), logf func(string, ...any)) (*remote, error) {
 	used := map[int]bool{}
 	for _, p := range plan.Procs {
 		used[p.Host] = true
@@ -148,7 +150,7 @@ func startRemote(ctx context.Context, cfg *Config, plan *Plan, prog string, job 
 		return nil, nil
 	}
 	cwd, _ := os.Getwd()
-	rm := &remote{opts: cfg.SSH, grace: cfg.StopGrace, cwd: cwd, progs: map[string]string{}}
+	rm := &remote{opts: cfg.SSH, grace: cfg.StopGrace, cwd: cwd, progs: map[string]string{}, abort: abort}
 	if cfg.SSH.Copy && cfg.Launcher != LauncherSlurm {
 		t := time.Now()
 		err := forEachHost(hosts, func(i int) error { return rm.copyProgram(ctx, plan.Hosts[i], prog) })
@@ -167,6 +169,7 @@ func startRemote(ctx context.Context, cfg *Config, plan *Plan, prog string, job 
 		}
 	} else {
 		rm.cluster = job.Cluster
+		rm.cluster.setMembers(plan.Hosts, hosts)
 	}
 	if cfg.Launcher == LauncherSlurm {
 		use := map[int]Host{}
@@ -199,6 +202,7 @@ func (rm *remote) startAgents(ctx context.Context, cfg *Config, plan *Plan, host
 	for _, i := range hosts {
 		if a := pre[i]; a != nil {
 			rm.agents[i] = a
+			a.watchEarly(rm.abort)
 		}
 	}
 	err := forEachHost(hosts, func(i int) error {
@@ -206,6 +210,9 @@ func (rm *remote) startAgents(ctx context.Context, cfg *Config, plan *Plan, host
 			return nil // started by prepareHosts
 		}
 		a, err := startAgent(ctx, &cfg.SSH, plan.Hosts[i], logf)
+		if err != nil && ctx.Err() != nil {
+			return context.Cause(ctx) // another host's agent ended the start
+		}
 		if err != nil {
 			first := 0
 			for _, p := range plan.Procs {
@@ -216,6 +223,7 @@ func (rm *remote) startAgents(ctx context.Context, cfg *Config, plan *Plan, host
 			}
 			return rankExitError{rankExit{Rank: first, Host: plan.Hosts[i].String(), Err: err}}
 		}
+		a.watchEarly(rm.abort)
 		mu.Lock()
 		rm.agents[i] = a
 		mu.Unlock()
@@ -224,8 +232,22 @@ func (rm *remote) startAgents(ctx context.Context, cfg *Config, plan *Plan, host
 	if err != nil {
 		return err
 	}
+	logLogins(rm.agents, logf)
 	logf("agents started on %d hosts in %v", len(hosts), time.Since(t).Round(time.Millisecond))
 	return nil
+}
+
+// logLogins says how long the slowest of the agents' ssh logins took.
+func logLogins(agents map[int]*agentConn, logf func(string, ...any)) {
+	var slow *agentConn
+	for _, a := range agents {
+		if slow == nil || a.login > slow.login {
+			slow = a
+		}
+	}
+	if slow != nil {
+		logf("logins: %d hosts, one ssh login each, the slowest %v (host %s)", len(agents), slow.login.Round(time.Millisecond), slow.host)
+	}
 }
 
 // rankExitError is a rank's failure before the job started, as an error

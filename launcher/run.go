@@ -126,6 +126,7 @@ type job struct {
 	plan      Plan
 	specs     []*spawnSpec // a host's ranks, as its spawner starts them
 	spawners  []spawner    // one per host with ranks, as specs
+	phases    *phases      // the start's phases, once placed
 
 	sigCh, usr1 chan os.Signal
 	launch      func() // hands sigCh over from the start-up to supervise
@@ -289,6 +290,7 @@ func (r *runner) supervise(j *job) error {
 	startCtx, stopStarting := context.WithCancel(j.ctx)
 	defer stopStarting()
 	var starting sync.WaitGroup
+	j.phases.start()
 	for k, sp := range j.spawners {
 		starting.Go(func() { sp.start(startCtx, j.specs[k], exits) })
 	}

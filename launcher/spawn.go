@@ -68,6 +68,11 @@ type spawnSpec struct {
 	// HostLost records the addresses of a host held lost (no heartbeat):
 	// under --on-failure continue, the end of a route to it is no fault.
 	HostLost func(addrs ...string)
+	// Routed takes a host's report on its server's routes (see
+	// jobCluster.routed); Joined, that every rank of the host returned
+	// from Init. Either may be nil.
+	Routed func(server string, lacks []string)
+	Joined func()
 }
 
 // hostJob is the part of the job that host (its name) runs, as this

@@ -7,8 +7,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorun-hpc/gorun/internal/blocked"
@@ -20,6 +20,8 @@ type agentSpawner struct {
 	a    *agentConn
 	host Host
 	idx  int
+
+	joined atomic.Bool // every rank of the host returned from Init
 
 	mu       sync.Mutex
 	reported map[int]bool
@@ -137,6 +139,7 @@ func (s *agentSpawner) start(ctx context.Context, spec *spawnSpec, exits chan<- 
 			return
 		}
 		j.Server = sp
+		s.rm.cluster.started()
 	}
 	s.mu.Lock()
 	s.reported = map[int]bool{}
@@ -149,12 +152,23 @@ func (s *agentSpawner) start(ctx context.Context, spec *spawnSpec, exits chan<- 
 	if stop != 0 {
 		s.stop(stop == 2)
 	}
+	s.a.claim()
 	go s.read(spec, exits)
 	if spec.Job.Trace > 0 {
 		s.ping()
 	}
 	if spec.Stdin != nil && !isDevNull(spec.Stdin) && spec.Procs[0].Rank == 0 {
 		go func() {
+			// Rank 0's input goes once its agent has been told go: the
+			// agent hands it to the rank (and waits while it does not
+			// read), and a rank that has not started reads nothing.
+			if c := s.rm.cluster; c != nil {
+				select {
+				case <-c.formed:
+				case <-ctx.Done():
+					return
+				}
+			}
 			buf := make([]byte, 32<<10)
 			for {
 				n, err := spec.Stdin.Read(buf)
@@ -193,7 +207,9 @@ func (s *agentSpawner) read(spec *spawnSpec, exits chan<- rankExit) {
 	live := s.a.live
 	watchDone := make(chan struct{})
 	live.reading()
-	go live.watch(HeartbeatTimeout, watchDone, func() {
+	limit := silenceLimit(HeartbeatTimeout, StartHeartbeatTimeout, s.joined.Load, time.Now())
+	go live.watch(limit, watchDone, func() {
+		s.a.silence = limit()
 		s.a.noBeat.Store(true)
 		s.a.kill()
 	})
@@ -226,6 +242,20 @@ func (s *agentSpawner) read(spec *spawnSpec, exits chan<- rankExit) {
 			s.onReply(b)
 		case frameTime:
 			s.onTime(b)
+		case frameRouted:
+			var lacks []string
+			if json.Unmarshal(b, &lacks) == nil && spec.Routed != nil {
+				spec.Routed(serverName(s.idx), lacks)
+			}
+		case frameListen:
+			if s.rm.cluster != nil {
+				s.rm.cluster.listens(serverName(s.idx), string(b), s.a.fw)
+			}
+		case frameJoined:
+			s.joined.Store(true)
+			if spec.Joined != nil {
+				spec.Joined()
+			}
 		case frameFail:
 			failure = string(b)
 		case frameFault:
@@ -315,12 +345,12 @@ func (s *agentSpawner) lost(spec *spawnSpec, failure string, exits chan<- rankEx
 		case failure != "":
 			x.NotStarted = true
 		case s.a.noBeat.Load():
-			x.Err = fmt.Errorf("is lost: host %s: no heartbeat from its agent for %v (the host, or the network to it, is down)", name, HeartbeatTimeout)
+			x.Err = fmt.Errorf("is lost: host %s: no heartbeat from its agent for %v (the host, or the network to it, is down)", name, s.a.silence)
 			if spec.HostLost != nil {
 				spec.HostLost(s.a.hello.Addr, s.host.Name)
 			}
 		default:
-			x.Err = fmt.Errorf("lost its %s to the agent on host %s (%s before the rank ended)%s", s.a.via, name, s.sessionEnd(), stderrNote(s.a.errs.String()))
+			x.Err = fmt.Errorf("lost its %s to the agent on host %s (%s before the rank ended)%s", s.a.via, name, s.a.sessionEnd(), stderrNote(s.a.errs.String()))
 		}
 		first = false
 		exits <- x
@@ -328,22 +358,6 @@ func (s *agentSpawner) lost(spec *spawnSpec, failure string, exits chan<- rankEx
 }
 
 // sessionEnd says how the agent's session ended.
-func (s *agentSpawner) sessionEnd() string {
-	if s.a.via != "ssh session" {
-		if s.a.werr != nil {
-			return "it failed (" + s.a.werr.Error() + ")"
-		}
-		return "it ended"
-	}
-	x := waitResult(0, s.host.String(), 0, s.a.werr)
-	switch {
-	case x.Signal != 0:
-		return "ssh was killed by " + signalName(x.Signal)
-	case x.Code != 0:
-		return "ssh exited with status " + strconv.Itoa(x.Code)
-	}
-	return "ssh ended"
-}
 
 // stderrNote is ssh's last word, if it said one, for a message.
 func stderrNote(s string) string {

@@ -49,6 +49,7 @@ func (s *localSpawner) start(ctx context.Context, spec *spawnSpec, exits chan<- 
 			}
 			exits <- x
 		})
+	hr.onJoined = spec.Joined
 	s.mu.Lock()
 	s.ranks, s.job = hr, spec.Job.ID
 	if s.killed != nil {

@@ -24,7 +24,7 @@ import (
 // hostprog is testdata/hostprog, built once by the first test that needs it.
 var hostprog lazyProg
 
-func buildHostprog(t *testing.T) string { return hostprog.build(t, "hostprog", "./testdata/hostprog") }
+func buildHostprog(t testing.TB) string { return hostprog.build(t, "hostprog", "./testdata/hostprog") }
 
 // hostsEnv is a namespace cluster set up for gorun.
 type hostsEnv struct {

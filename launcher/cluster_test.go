@@ -1,0 +1,70 @@
+package launcher
+
+import (
+	"strings"
+	"testing"
+)
+
+// formCluster is a jobCluster of gorun's server and hosts a, b and c (plan
+// indexes 0, 1, 2).
+func formCluster() *jobCluster {
+	c := &jobCluster{}
+	c.setMembers([]Host{{Name: "a"}, {Name: "b"}, {Name: "c"}}, []int{0, 1, 2})
+	c.started()
+	return c
+}
+
+// TestClusterFormed: the verdict comes once every server has reported,
+// and only once; each server waits for the names of all the others.
+func TestClusterFormed(t *testing.T) {
+	c := formCluster()
+	if got := strings.Join(c.peersOf(serverName(1)), " "); got != "gorun-0 gorun-1 gorun-3" {
+		t.Errorf("peers of host b's server: %s", got)
+	}
+	for _, s := range []string{ownServer, serverName(0), serverName(1)} {
+		if _, ok, err := c.routed(s, nil); ok || err != nil {
+			t.Fatalf("a verdict (%v, %v) before every server reported", ok, err)
+		}
+	}
+	if _, ok, err := c.routed("gorun-9", nil); ok || err != nil {
+		t.Fatalf("a server not of the job counted: %v %v", ok, err)
+	}
+	if _, ok, err := c.routed(serverName(2), nil); !ok || err != nil {
+		t.Fatalf("every server reported all its routes: ok %v, err %v", ok, err)
+	}
+	if _, ok, err := c.routed(serverName(2), nil); ok || err != nil {
+		t.Fatalf("a second verdict: %v %v", ok, err)
+	}
+	if err := c.overdue(); err != nil {
+		t.Fatalf("overdue after the verdict: %v", err)
+	}
+}
+
+// TestClusterFormFails: a host that no server reaches is named first, as
+// lacking routes to all the others; a host that never reported is named
+// as such.
+func TestClusterFormFails(t *testing.T) {
+	c := formCluster()
+	b := serverName(1)
+	c.routed(ownServer, []string{b})
+	c.routed(serverName(0), []string{b})
+	_, ok, err := c.routed(b, []string{ownServer, serverName(0), serverName(2)})
+	if ok || err != nil {
+		t.Fatalf("a verdict before host c reported: %v %v", ok, err)
+	}
+	err = c.overdue()
+	if err == nil {
+		t.Fatal("no error for a cluster that did not form")
+	}
+	msg := err.Error()
+	first := strings.Index(msg, "host b has no route to 3 of the 3 others")
+	if first < 0 || first > strings.Index(msg, "host a has no route to 1") {
+		t.Errorf("host b, which no one reached, is not named first: %s", msg)
+	}
+	if !strings.Contains(msg, "host c never said its routes were up") {
+		t.Errorf("host c, which never reported, is not named: %s", msg)
+	}
+	if _, isFault := err.(jobFault); !isFault {
+		t.Errorf("the error is a %T, want a jobFault (it names no rank)", err)
+	}
+}
