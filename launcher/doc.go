@@ -23,12 +23,14 @@
 // # Where things are
 //
 // Run's phases are in run.go (prepare, openBus, place, supervise); the bus
-// in bus.go, server.go, cluster.go and external.go; placement in package
+// in bus.go (its servers in package internal/bus); placement in package
 // placement (its names kept here in hosts.go) and place.go; one host's ranks (start, stop, reap,
 // control socket, sweep, keeper) in hostranks.go, control.go, reap_linux.go
 // and keeper.go; the agent's two ends in agent.go (the agent) and
 // spawn_agent.go (gorun's side), started by ssh (agentconn.go, remote.go)
 // or srun (spawn_slurm.go, slurmcall.go), speaking agentwire.go's frames;
 // the watch over a running job in watch.go, and its report in exit.go,
-// output.go and hang.go.
+// output.go and hang.go. A job's start on many hosts (the cluster formed
+// and checked, the ranks let go, each phase timed) is in cluster.go and
+// phases.go; the heartbeats between gorun and its agents in heartbeat.go.
 package launcher

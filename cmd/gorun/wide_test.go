@@ -35,6 +35,7 @@ var widePhases = []struct{ name, line string }{
 // and what gorun wrote.
 type wideRun struct {
 	at   map[string]time.Duration
+	line map[string]string // the line that ended each phase
 	out  []string
 	code int
 	wall time.Duration
@@ -93,7 +94,7 @@ func (e *wideEnv) run(tb testing.TB, prog string, n int, extra ...string) *wideR
 		tb.Fatal(err)
 	}
 	cmd.Stderr = cmd.Stdout // one stream, in arrival order
-	w := &wideRun{at: map[string]time.Duration{}}
+	w := &wideRun{at: map[string]time.Duration{}, line: map[string]string{}}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
@@ -105,7 +106,7 @@ func (e *wideEnv) run(tb testing.TB, prog string, n int, extra ...string) *wideR
 		w.out = append(w.out, line)
 		for _, p := range widePhases {
 			if _, ok := w.at[p.name]; !ok && strings.HasPrefix(line, p.line) {
-				w.at[p.name] = t
+				w.at[p.name], w.line[p.name] = t, line
 			}
 		}
 	}
@@ -173,6 +174,9 @@ func BenchmarkWideJob(b *testing.B) {
 			for b.Loop() {
 				w := e.run(b, prog, n)
 				b.Logf("%dx%d warm: exit %d, %v; %s", c.hosts, c.slots, w.code, w.wall.Round(time.Millisecond), w.phases())
+				for _, p := range widePhases {
+					b.Log(w.line[p.name])
+				}
 				if w.code != 0 {
 					b.Fatalf("exit %d:\n%s", w.code, tail(w.out, 30))
 				}
