@@ -36,7 +36,7 @@ type hostsEnv struct {
 
 // newHosts makes n namespace hosts and a hostfile giving each slots slots.
 // When t ends it checks that nothing is left on any host.
-func newHosts(t *testing.T, n, slots int) *hostsEnv {
+func newHosts(t testing.TB, n, slots int) *hostsEnv {
 	t.Helper()
 	testbin.MultiHost(t)
 	c := testhosts.New(t, n)

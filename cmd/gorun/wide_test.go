@@ -7,9 +7,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -17,7 +15,6 @@ import (
 	"time"
 
 	"github.com/gorun-hpc/gorun/internal/testing/testbin"
-	"github.com/gorun-hpc/gorun/internal/testing/testhosts"
 )
 
 // widePhases are the -v lines that end each phase of a job's start, in
@@ -54,36 +51,9 @@ func (w *wideRun) phases() string {
 	return strings.TrimSpace(b.String())
 }
 
-// wideEnv is a namespace cluster for wide jobs and its hostfile.
-type wideEnv struct {
-	*testhosts.Cluster
-	hostfile string
-	ssh      []string
-}
-
-func newWide(tb testing.TB, hosts, slots int) *wideEnv {
-	tb.Helper()
-	testbin.MultiHost(tb)
-	c := testhosts.New(tb, hosts)
-	e := &wideEnv{Cluster: c, hostfile: filepath.Join(c.Dir, "hosts")}
-	var b strings.Builder
-	for _, h := range c.Hosts {
-		fmt.Fprintf(&b, "%s slots=%d\n", h.Addr, slots)
-	}
-	if err := os.WriteFile(e.hostfile, []byte(b.String()), 0o644); err != nil {
-		tb.Fatal(err)
-	}
-	var q []string
-	for _, o := range c.SSHOpts() {
-		q = append(q, "'"+o+"'")
-	}
-	e.ssh = []string{"--ssh-opts", strings.Join(q, " "), "--ssh-timeout", loadedSSHTimeout}
-	return e
-}
-
 // run runs hostprog's check (a ring and an Allreduce) on every slot of
 // every host, with -v, and times its phases.
-func (e *wideEnv) run(tb testing.TB, prog string, n int, extra ...string) *wideRun {
+func runWide(tb testing.TB, e *hostsEnv, prog string, n int, extra ...string) *wideRun {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -125,10 +95,10 @@ func (e *wideEnv) run(tb testing.TB, prog string, n int, extra ...string) *wideR
 // -v names each phase of the start with its time.
 func TestHostsWide(t *testing.T) {
 	const hosts = 16
-	e := newWide(t, hosts, 1)
+	e := newHosts(t, hosts, 1)
 	prog := buildHostprog(t)
 	logins := countingSSH(t)
-	w := e.run(t, prog, hosts)
+	w := runWide(t, e, prog, hosts)
 	t.Logf("%d hosts x 1: %v; %s", hosts, w.wall.Round(time.Millisecond), w.phases())
 	if w.code != 0 {
 		t.Fatalf("exit %d:\n%s", w.code, strings.Join(w.out, "\n"))
@@ -146,9 +116,6 @@ func TestHostsWide(t *testing.T) {
 	if n := logins(); n != hosts {
 		t.Errorf("%d ssh logins for %d hosts, want %d", n, hosts, hosts)
 	}
-	if ps := e.WaitNoProcs(3 * time.Second); len(ps) != 0 {
-		t.Errorf("processes left on the hosts: %+v", ps)
-	}
 }
 
 // BenchmarkWideJob runs hostprog's check (a ring and an Allreduce) on 8,
@@ -163,16 +130,16 @@ func TestHostsWide(t *testing.T) {
 func BenchmarkWideJob(b *testing.B) {
 	for _, c := range []struct{ hosts, slots int }{{8, 1}, {16, 1}, {32, 1}, {64, 1}, {32, 4}} {
 		b.Run(fmt.Sprintf("%dx%d", c.hosts, c.slots), func(b *testing.B) {
-			e := newWide(b, c.hosts, c.slots)
+			e := newHosts(b, c.hosts, c.slots)
 			prog := buildHostprog(b)
 			n := c.hosts * c.slots
-			cold := e.run(b, prog, n)
+			cold := runWide(b, e, prog, n)
 			b.Logf("%dx%d cold: exit %d, %v; %s", c.hosts, c.slots, cold.code, cold.wall.Round(time.Millisecond), cold.phases())
 			if cold.code != 0 {
 				b.Fatalf("exit %d:\n%s", cold.code, tail(cold.out, 30))
 			}
 			for b.Loop() {
-				w := e.run(b, prog, n)
+				w := runWide(b, e, prog, n)
 				b.Logf("%dx%d warm: exit %d, %v; %s", c.hosts, c.slots, w.code, w.wall.Round(time.Millisecond), w.phases())
 				for _, p := range widePhases {
 					b.Log(w.line[p.name])
