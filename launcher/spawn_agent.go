@@ -242,20 +242,8 @@ func (s *agentSpawner) read(spec *spawnSpec, exits chan<- rankExit) {
 			s.onReply(b)
 		case frameTime:
 			s.onTime(b)
-		case frameRouted:
-			var lacks []string
-			if json.Unmarshal(b, &lacks) == nil && spec.Routed != nil {
-				spec.Routed(serverName(s.idx), lacks)
-			}
-		case frameListen:
-			if s.rm.cluster != nil {
-				s.rm.cluster.listens(serverName(s.idx), string(b), s.a.fw)
-			}
-		case frameJoined:
-			s.joined.Store(true)
-			if spec.Joined != nil {
-				spec.Joined()
-			}
+		case frameRouted, frameListen, frameJoined:
+			s.onStart(spec, kind, b)
 		case frameFail:
 			failure = string(b)
 		case frameFault:
@@ -268,6 +256,28 @@ func (s *agentSpawner) read(spec *spawnSpec, exits chan<- rankExit) {
 		w.Close()
 	}
 	s.lost(spec, failure, exits)
+}
+
+// onStart takes the agent's news of the job's start on its host: its
+// server's routes (frameRouted), where it listens for them (frameListen),
+// its ranks all past Init (frameJoined).
+func (s *agentSpawner) onStart(spec *spawnSpec, kind byte, b []byte) {
+	switch kind {
+	case frameRouted:
+		var lacks []string
+		if json.Unmarshal(b, &lacks) == nil && spec.Routed != nil {
+			spec.Routed(serverName(s.idx), lacks)
+		}
+	case frameListen:
+		if s.rm.cluster != nil {
+			s.rm.cluster.listens(serverName(s.idx), string(b), s.a.fw)
+		}
+	case frameJoined:
+		s.joined.Store(true)
+		if spec.Joined != nil {
+			spec.Joined()
+		}
+	}
 }
 
 // report marks rank's end reported, and reports whether it was not yet.
