@@ -1,8 +1,14 @@
 package launcher
 
 import (
+	"io"
+	"net"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/gorun-hpc/gorun/internal/bus"
 )
 
 // formCluster is a jobCluster of gorun's server and hosts a, b and c (plan
@@ -66,5 +72,55 @@ func TestClusterFormFails(t *testing.T) {
 	}
 	if _, isFault := err.(jobFault); !isFault {
 		t.Errorf("the error is a %T, want a jobFault (it names no rank)", err)
+	}
+}
+
+// TestMeshRepair: a server that gossip left without its peers (here it
+// was given none) dials them itself once it has lacked them for
+// meshRepairAfter, from the listeners gorun told its agent of: the wait
+// for its routes then ends, well before ClusterFormTimeout.
+func TestMeshRepair(t *testing.T) {
+	ca, err := bus.NewCA("repair")
+	if err != nil {
+		t.Fatal(err)
+	}
+	users, _, err := bus.JobKeys("repair", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mesh := map[string]string{}
+	var srvs []*bus.Server
+	for i := range 3 {
+		cert, key, err := ca.Issue("127.0.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := serverName(i)
+		s, err := bus.Start(&bus.Spec{Name: name, JobID: "repair", Size: 1, Users: users, Cluster: &bus.ClusterSpec{
+			Listen: "127.0.0.1", Advertise: "127.0.0.1", CA: ca.CertPEM, Cert: cert, Key: key,
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Shutdown)
+		srvs = append(srvs, s)
+		mesh[name] = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.RoutePort()))
+	}
+	a := &agent{errOut: io.Discard, mesh: mesh}
+	start := time.Now()
+	done := make(chan []string, 1)
+	go func() {
+		done <- awaitRoutes(srvs[0], []string{serverName(1), serverName(2)}, make(chan struct{}), a.repair)
+	}()
+	select {
+	case lacks := <-done:
+		if len(lacks) != 0 {
+			t.Fatalf("still lacks %v", lacks)
+		}
+		if took := time.Since(start); took < meshRepairAfter {
+			t.Errorf("routes up after %v: before any repair, so the test shows nothing", took)
+		}
+	case <-time.After(meshRepairAfter + 10*time.Second):
+		t.Fatalf("no mesh %v after the wait began: the server did not dial its peers", meshRepairAfter+10*time.Second)
 	}
 }
