@@ -136,13 +136,22 @@ func (a *agentConn) claim() {
 func (a *agentConn) watchEarly(abort func(error)) {
 	go func() {
 		<-a.ended
-		a.claimMu.Lock()
-		claimed := a.claimed
-		a.claimMu.Unlock()
-		if !claimed {
-			abort(jobFault(fmt.Sprintf("host %s: its agent ended before the job started (%s)%s", a.host, a.sessionEnd(), stderrNote(a.errs.String()))))
+		if err := a.endedEarly(); err != nil {
+			abort(err)
 		}
 	}()
+}
+
+// endedEarly is, once the session has ended, the fault that names the
+// host if the spawner had not claimed it; nil if it had.
+func (a *agentConn) endedEarly() error {
+	a.claimMu.Lock()
+	claimed := a.claimed
+	a.claimMu.Unlock()
+	if claimed {
+		return nil
+	}
+	return jobFault(fmt.Sprintf("host %s: its agent ended before the job started (%s)%s", a.host, a.sessionEnd(), stderrNote(a.errs.String())))
 }
 
 // sessionEnd says how the agent's session ended, once it has.

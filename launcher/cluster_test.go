@@ -124,3 +124,27 @@ func TestMeshRepair(t *testing.T) {
 		t.Fatalf("no mesh %v after the wait began: the server did not dial its peers", meshRepairAfter+10*time.Second)
 	}
 }
+
+// TestWatchEarly: an agent whose session ends before its host's spawner
+// took it over ends the job's start with a fault naming its host; one
+// taken over does not.
+func TestWatchEarly(t *testing.T) {
+	taken := &agentConn{host: Host{Name: "h3"}, via: "connection", ended: make(chan struct{}), errs: &tailBuffer{max: 1 << 10}}
+	taken.claim()
+	close(taken.ended)
+	if err := taken.endedEarly(); err != nil {
+		t.Errorf("an agent its spawner took over ended the start: %v", err)
+	}
+	aborts := make(chan error, 1)
+	a := &agentConn{host: Host{Name: "h7"}, via: "connection", ended: make(chan struct{}), errs: &tailBuffer{max: 1 << 10}}
+	a.watchEarly(func(err error) { aborts <- err })
+	close(a.ended)
+	select {
+	case err := <-aborts:
+		if _, ok := err.(jobFault); !ok || !strings.Contains(err.Error(), "host h7: its agent ended before the job started") {
+			t.Fatalf("abort with %T %q, want a jobFault naming host h7", err, err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no abort for an agent that ended before the job started")
+	}
+}
