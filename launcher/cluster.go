@@ -25,7 +25,7 @@ import (
 // once its server has a route to every one of them, and says so (or, after
 // ClusterFormTimeout, which it still lacks); gorun says "cluster formed"
 // once every server has, and otherwise ends the job naming the hosts whose
-// routes did not come up (formed, below). Gossip through one seed was
+// routes did not come up (routed, below). Gossip through one seed was
 // measured against explicit routes from every server to every other: on
 // 32 and 64 servers starting at once, explicit lists made two to ten
 // times the route connections a mesh needs (each pair dialing both ways,
