@@ -122,8 +122,10 @@ func (c *Comm) Err() error {
 
 // Multicast reports whether SendAll on c is one publish that the bus fans
 // out to every other rank: c spans the whole world, the world has more than
-// two ranks, and the Multicast option is on. Otherwise SendAll sends to each
-// rank in turn.
+// two ranks, the Multicast option is on, and no two ranks of the world
+// share a host's shared memory (there SendAll over the rings is faster).
+// Otherwise SendAll sends to each rank in turn. Every rank of c gives the
+// same answer, if every rank was given the same options.
 func (c *Comm) Multicast() bool {
 	return c.e.multicast() && c.Size() == c.e.size
 }

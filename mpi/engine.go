@@ -22,6 +22,9 @@ type engine struct {
 	peerInfo   []hello       // what each rank announced at start-up (pid, host, the credit it grants)
 	drops      atomic.Int64  // frames dropped because no job member can have sent them
 	mcSent     atomic.Uint64 // multicast frames this rank published, for its bye
+	// sharing is set when two ranks of the world announced one
+	// shared-memory segment: then no rank multicasts (see multicast).
+	sharing atomic.Bool
 	started    chan struct{} // closed once peerInfo is known (or Init failed): frames wait for it
 	startOnce  sync.Once
 	chunk      int                                          // payload bytes of one rendezvous chunk
@@ -190,7 +193,16 @@ func (e *engine) publish(dst int, h header, data []byte) bool {
 }
 
 // multicast reports whether SendAll can go out as one frame to every rank.
-func (e *engine) multicast() bool { return e.tr != nil && e.tr.multicast() }
+// Every rank of the world answers the same, as collectives choose their
+// algorithms by it: where ranks share a host's rings, SendAll to each peer
+// in turn (over the rings where it can) beats one publish through the bus,
+// and then every rank sends so, the ranks alone on their hosts too. The
+// transports' own answers agree where the ranks were given the same
+// options; whether ranks share a segment, every rank reads from the same
+// table of what the ranks announced at start-up.
+func (e *engine) multicast() bool {
+	return e.tr != nil && e.tr.multicast() && !e.sharing.Load()
+}
 
 // countSent counts n messages of size bytes sent. Called with e.mu held.
 // pathStats counts what left a rank by each path (gorun --stats), as the

@@ -143,6 +143,13 @@ func (e *engine) own() hello {
 // is done.
 func (e *engine) setPeers(ctx context.Context, peers []hello) {
 	vouched := e.vouch(ctx, peers)
+	segs := make(map[uint64]bool, len(peers))
+	for _, h := range peers {
+		if h.shm.seg != 0 && segs[h.shm.seg] {
+			e.sharing.Store(true)
+		}
+		segs[h.shm.seg] = true
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	copy(e.peerInfo, peers)

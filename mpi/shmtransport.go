@@ -141,12 +141,9 @@ func newShmTransport(e *engine) transport {
 	return &shmTransport{e: e, nats: newNATSTransport(e), done: make(chan struct{}), kick: make(chan struct{}, 1)}
 }
 
-func (t *shmTransport) multicast() bool {
-	if r := t.routes.Load(); r != nil && r.any {
-		return false
-	}
-	return t.nats.multicast()
-}
+// multicast: a publish to every rank goes through the bus. The engine
+// does not multicast where ranks share a segment (engine.multicast).
+func (t *shmTransport) multicast() bool { return t.nats.multicast() }
 
 func (t *shmTransport) start(ctx context.Context) error {
 	e := t.e
