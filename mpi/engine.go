@@ -22,9 +22,7 @@ type engine struct {
 	peerInfo   []hello       // what each rank announced at start-up (pid, host, the credit it grants)
 	drops      atomic.Int64  // frames dropped because no job member can have sent them
 	mcSent     atomic.Uint64 // multicast frames this rank published, for its bye
-	// sharing is set when two ranks of the world announced one
-	// shared-memory segment: then no rank multicasts (see multicast).
-	sharing atomic.Bool
+	sharing    atomic.Bool   // two ranks of the world announced one shared-memory segment: no rank multicasts (see multicast)
 	started    chan struct{} // closed once peerInfo is known (or Init failed): frames wait for it
 	startOnce  sync.Once
 	chunk      int                                          // payload bytes of one rendezvous chunk
