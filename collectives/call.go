@@ -34,6 +34,7 @@ type shadow struct {
 	key    weak.Pointer[mpi.Comm]
 	mu     sync.Mutex
 	comm   *mpi.Comm // nil until made
+	starts []int     // where the agreement tree's groups start (agreeGroups)
 	seq    uint32    // calls so far
 	active int       // calls in progress on this rank
 	// nbSeq numbers the non-blocking calls, apart from the blocking ones
@@ -186,6 +187,7 @@ func (sh *shadow) enter(ctx context.Context, c *mpi.Comm, k kind, elem *elemInfo
 		}
 		blocked.QuietComm(d)
 		sh.comm = d
+		sh.starts = agreeGroups(d.Size(), d.Hosts())
 		sh.ctx, sh.cancel = context.WithCancelCause(context.Background())
 		sh.news = d.Irecv(mpi.AnySource, poisonTag)
 		invariant.Standing(sh.news)

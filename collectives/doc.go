@@ -55,9 +55,11 @@
 // mpi.ErrRank and says which ranks passed what, rather than hang. The first
 // phase of every call is the same for every collective: each rank sends a
 // small header with what the ranks must agree on up a tree to rank 0 (a star
-// up to 64 ranks; through group leaders beyond), which merges them, takes
-// the verdict and sends it back down. Small data rides in those messages, so
-// a small call costs two hops and 2(n-1) messages, the check included;
+// up to 64 ranks; through group leaders beyond; on ranks spread over hosts,
+// through one leader per host, so that only the leaders' messages cross
+// hosts: see mpi.Comm.Hosts), which merges them, takes the verdict and
+// sends it back down. Small data rides in those messages, so a small call
+// costs two hops (four on hosts) and 2(n-1) messages, the check included;
 // large data moves in a second phase once the ranks agree. The
 // communicator stays usable after such an error.
 //

@@ -198,11 +198,11 @@ func encodeOffer[T any](x *call, data []T) (enc, offer []byte) {
 // subtree, its own offer first (nil where a rank offered none).
 func (x *call) collectUp(offer []byte) func(kids [][]byte) []byte {
 	return func(kids [][]byte) []byte {
-		_, children, lo, hi := agreeTree(x.rank, x.size)
+		_, children, lo, hi := x.tree(x.rank)
 		entries := make([][]byte, 1, hi-lo)
 		entries[0] = offer
 		for i, ch := range children {
-			_, _, clo, chi := agreeTree(ch, x.size)
+			_, _, clo, chi := x.tree(ch)
 			b, err := parseBlocks(kids[i])
 			if kids[i] == nil || err != nil || len(b) != chi-clo {
 				b = make([][]byte, chi-clo) // a mismatched call; the verdict will say so

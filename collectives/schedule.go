@@ -1,5 +1,7 @@
 package collectives
 
+import "slices"
+
 // The schedules: who sends what to whom at each step. They are pure
 // functions of ranks and sizes, tested by tables in schedule_test.go; the
 // I/O that follows them lives in the collective's own file.
@@ -68,47 +70,83 @@ func subtree(d, size int) (lo, hi int) {
 	return d, min(d+lowbit(d, size), size)
 }
 
-// starMax is the largest communicator whose agreement tree is a star.
+// starMax is the largest communicator whose agreement tree is a star
+// (unless its ranks are on several hosts).
 const starMax = 64
 
-// agreeTree returns rank's parent (-1 for rank 0, the leader), its children
-// in increasing order, and the ranks [lo, hi) of its subtree, in the tree
-// that the first phase of every call runs along. Up to starMax ranks it is a
-// star around rank 0: on a bus where every message goes through the server
-// anyway, two hops and 2(n-1) messages beat any deeper tree. Beyond, ranks
-// form groups of about sqrt(size) consecutive ranks; each group's first rank
-// leads it, and the group leaders (and group 0) hang off rank 0. Subtrees
-// are contiguous and children come in rank order, so combining up the tree
-// in that order combines in rank order.
-func agreeTree(rank, size int) (parent int, children []int, lo, hi int) {
-	if size <= starMax {
-		if rank == 0 {
-			for r := 1; r < size; r++ {
-				children = append(children, r)
+// agreeGroups returns where the groups of the agreement tree start, in
+// increasing order, the first at 0 (see agreeTree). hosts is, for each
+// rank, the lowest rank on its host (mpi.Comm.Hosts), or nil.
+//
+// On a communicator whose ranks are on several hosts, each host's ranks
+// consecutive and some host with more than one, the groups are the hosts:
+// then only the group leaders' messages cross hosts, two per host and
+// call (one up, one down), and the rest go between ranks of one host,
+// through shared memory. Otherwise, up to starMax ranks, one group (a star
+// around rank 0: on a bus where every message goes through the server
+// anyway, two hops and 2(n-1) messages beat any deeper tree); beyond,
+// groups of about sqrt(size) consecutive ranks.
+func agreeGroups(size int, hosts []int) []int {
+	if len(hosts) == size && size > 1 {
+		starts := []int{0}
+		ok := hosts[0] == 0
+		for r := 1; r < size && ok; r++ {
+			switch hosts[r] {
+			case hosts[r-1]: // the same host as the rank before
+			case r: // the first rank of a host
+				starts = append(starts, r)
+			default: // a host's ranks are not consecutive
+				ok = false
 			}
-			return -1, children, 0, size
 		}
-		return 0, nil, rank, rank + 1
+		if ok && len(starts) > 1 && len(starts) < size {
+			return starts
+		}
+	}
+	if size <= starMax {
+		return []int{0}
 	}
 	g := 1
 	for g*g < size {
 		g++
 	}
-	lead := rank / g * g
+	starts := make([]int, 0, (size+g-1)/g)
+	for r := 0; r < size; r += g {
+		starts = append(starts, r)
+	}
+	return starts
+}
+
+// agreeTree returns rank's parent (-1 for rank 0, the leader), its children
+// in increasing order, and the ranks [lo, hi) of its subtree, in the tree
+// that the first phase of every call runs along, of the groups of
+// consecutive ranks that start at starts (agreeGroups). Each group's first
+// rank leads it; the group leaders, and the rest of group 0, hang off rank
+// 0; one group is a star around rank 0. Subtrees are contiguous and
+// children come in rank order, so combining up the tree in that order
+// combines in rank order.
+func agreeTree(rank, size int, starts []int) (parent int, children []int, lo, hi int) {
+	end := func(i int) int { // where group i ends
+		if i+1 < len(starts) {
+			return starts[i+1]
+		}
+		return size
+	}
+	i, _ := slices.BinarySearch(starts, rank+1)
+	i-- // rank's group: the last that starts at or before it
+	lead := starts[i]
 	switch {
 	case rank == 0:
-		for r := 1; r < g; r++ {
+		for r := 1; r < end(0); r++ {
 			children = append(children, r)
 		}
-		for r := g; r < size; r += g {
-			children = append(children, r)
-		}
+		children = append(children, starts[1:]...)
 		return -1, children, 0, size
 	case rank == lead:
-		for r := rank + 1; r < min(rank+g, size); r++ {
+		for r := rank + 1; r < end(i); r++ {
 			children = append(children, r)
 		}
-		return 0, children, rank, min(rank+g, size)
+		return 0, children, rank, end(i)
 	}
 	return lead, nil, rank, rank + 1
 }

@@ -154,7 +154,7 @@ func TestAgreeTree(t *testing.T) {
 		{63, 65, node{0, []int{64}, 63, 65}},
 		{64, 65, node{63, nil, 64, 65}},
 	} {
-		p, c, lo, hi := agreeTree(tt.rank, tt.size)
+		p, c, lo, hi := agreeTree(tt.rank, tt.size, agreeGroups(tt.size, nil))
 		got := node{p, c, lo, hi}
 		if got.parent != tt.want.parent || !slices.Equal(got.children, tt.want.children) || got.lo != tt.want.lo || got.hi != tt.want.hi {
 			t.Errorf("agreeTree(%d, %d) = %+v, want %+v", tt.rank, tt.size, got, tt.want)
@@ -162,36 +162,97 @@ func TestAgreeTree(t *testing.T) {
 	}
 }
 
-// TestAgreeTreeShape checks, for every size, that the tree spans every rank
+// TestAgreeTreeShape checks, for every size, with the default groups and
+// with hosts of every size from 1 to 9 ranks, that the tree spans every rank
 // once, that parents and children agree, and that the children's subtrees
 // tile the parent's in rank order right after the parent.
 func TestAgreeTreeShape(t *testing.T) {
 	for size := 1; size <= 300; size++ {
-		seen := 0
-		var walk func(r int)
-		walk = func(r int) {
-			seen++
-			_, cs, lo, hi := agreeTree(r, size)
-			if lo != r {
-				t.Fatalf("size %d: rank %d's subtree starts at %d", size, r, lo)
-			}
-			next := r + 1
-			for _, c := range cs {
-				p, _, clo, chi := agreeTree(c, size)
-				if p != r || clo != next {
-					t.Fatalf("size %d: child %d of %d: parent %d, subtree [%d,%d), want it to start at %d", size, c, r, p, clo, chi, next)
-				}
-				next = chi
-				walk(c)
-			}
-			if next != hi {
-				t.Fatalf("size %d: rank %d's children cover up to %d, subtree ends at %d", size, r, next, hi)
-			}
+		groupings := [][]int{agreeGroups(size, nil)}
+		for per := 1; per <= 9; per++ {
+			groupings = append(groupings, agreeGroups(size, blockHosts(size, per)))
 		}
-		walk(0)
-		if seen != size {
-			t.Fatalf("size %d: tree has %d ranks", size, seen)
+		for _, starts := range groupings {
+			checkTreeShape(t, size, starts)
 		}
+	}
+}
+
+// blockHosts is the hosts table (as mpi.Comm.Hosts gives it) of size
+// ranks placed per to a host, in rank order.
+func blockHosts(size, per int) []int {
+	hosts := make([]int, size)
+	for r := range hosts {
+		hosts[r] = r / per * per
+	}
+	return hosts
+}
+
+func checkTreeShape(t *testing.T, size int, starts []int) {
+	t.Helper()
+	seen := 0
+	var walk func(r int)
+	walk = func(r int) {
+		seen++
+		_, cs, lo, hi := agreeTree(r, size, starts)
+		if lo != r {
+			t.Fatalf("size %d, groups %v: rank %d's subtree starts at %d", size, starts, r, lo)
+		}
+		next := r + 1
+		for _, c := range cs {
+			p, _, clo, chi := agreeTree(c, size, starts)
+			if p != r || clo != next {
+				t.Fatalf("size %d, groups %v: child %d of %d: parent %d, subtree [%d,%d), want it to start at %d", size, starts, c, r, p, clo, chi, next)
+			}
+			next = chi
+			walk(c)
+		}
+		if next != hi {
+			t.Fatalf("size %d, groups %v: rank %d's children cover up to %d, subtree ends at %d", size, starts, r, next, hi)
+		}
+	}
+	walk(0)
+	if seen != size {
+		t.Fatalf("size %d, groups %v: tree has %d ranks", size, starts, seen)
+	}
+}
+
+// TestAgreeGroups: the groups are the hosts when each host's ranks are
+// consecutive and the ranks are on several hosts, not all alone; else the
+// default (a star, or sqrt groups past starMax). On hosts, the only edges
+// of the tree between ranks of different hosts are a leader's to rank 0:
+// two messages per host and call.
+func TestAgreeGroups(t *testing.T) {
+	for _, tc := range []struct {
+		hosts []int
+		want  []int
+	}{
+		{nil, []int{0}},
+		{[]int{0}, []int{0}},
+		{[]int{0, 0, 0, 0}, []int{0}},                                   // one host: a star
+		{[]int{0, 1, 2, 3}, []int{0}},                                   // every rank alone: a star
+		{[]int{0, 0, 2, 2, 4, 4}, []int{0, 2, 4}},                       // three hosts of two
+		{[]int{0, 0, 0, 3, 4, 4}, []int{0, 3, 4}},                       // hosts of 3, 1 and 2
+		{[]int{0, 1, 0, 1}, []int{0}},                                   // round robin: not consecutive
+		{[]int{0, 0, 2, 2, 0}, []int{0}},                                // a host's ranks in two runs
+		{blockHosts(starMax+6, starMax+6), agreeGroups(starMax+6, nil)}, // one host past starMax: sqrt groups
+	} {
+		if got := agreeGroups(len(tc.hosts), tc.hosts); !slices.Equal(got, tc.want) {
+			t.Errorf("agreeGroups(%v) = %v, want %v", tc.hosts, got, tc.want)
+		}
+	}
+	// 64 ranks on 4 hosts: 6 messages of a call cross hosts, not 48 + 1.
+	const size, per = 64, 16
+	hosts := blockHosts(size, per)
+	starts := agreeGroups(size, hosts)
+	crossing := 0
+	for r := range size {
+		if p, _, _, _ := agreeTree(r, size, starts); p >= 0 && hosts[p] != hosts[r] {
+			crossing += 2 // up and down
+		}
+	}
+	if want := 2 * (size/per - 1); crossing != want {
+		t.Errorf("%d ranks on %d hosts: %d messages cross hosts per call, want %d", size, size/per, crossing, want)
 	}
 }
 

@@ -54,3 +54,18 @@ func TestRandomShared(t *testing.T) {
 		})
 	}
 }
+
+// TestConformanceHosts runs the suite with the ranks on hosts of two
+// consecutive ranks each (the last alone when n is odd), each host's on a
+// segment of its own: the agreement tree then has a group per host
+// (agreeGroups), whose leaders alone talk across hosts, through the server.
+func TestConformanceHosts(t *testing.T) {
+	conformance(t, func(t testing.TB, n int, fn func(ctx context.Context, c *mpi.Comm) error, opts ...mpi.Option) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := mpitest.WorldHosts(ctx, blockHosts(n, 2), fn, opts...); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

@@ -28,20 +28,35 @@ func (c *Comm) hostKeys() []hostKey {
 	return keys
 }
 
-// sharedColor is the color of rank in SplitShared: the first rank whose
-// host is rank's, so that every rank of one host computes the same color
-// from the same table, and ranks of different hosts different ones.
-func sharedColor(keys []hostKey, rank int) int {
-	if !keys[rank].known() {
-		return rank
-	}
+// hostsOf is, for each rank of keys, the first rank of its host, so that
+// every rank of one host computes the same number (its color in
+// SplitShared) from the same table, and ranks of different hosts different
+// ones. A rank whose host is not known is alone.
+func hostsOf(keys []hostKey) []int {
+	first := make(map[hostKey]int, len(keys))
+	hosts := make([]int, len(keys))
 	for r, k := range keys {
-		if k == keys[rank] {
-			return r
+		hosts[r] = r
+		if !k.known() {
+			continue
+		}
+		if f, ok := first[k]; ok {
+			hosts[r] = f
+		} else {
+			first[k] = r
 		}
 	}
-	return rank
+	return hosts
 }
+
+// Hosts tells which ranks of c share a host: for each rank of c, in rank
+// order, the lowest rank of c on the same host, so that ranks with equal
+// entries share one (SplitShared would put them in one communicator; a
+// host as SplitShared tells them apart). Every rank computes the same
+// table from what the ranks announced at Init: Hosts sends nothing, and
+// every rank of c gets the same answer. Hierarchical algorithms use it to
+// keep most messages between ranks of one host.
+func (c *Comm) Hosts() []int { return hostsOf(c.hostKeys()) }
 
 // SplitShared returns the ranks of c on this rank's host, ranked in their
 // order in c, as MPI_Comm_split_type with MPI_COMM_TYPE_SHARED. A host is
@@ -59,5 +74,5 @@ func (c *Comm) SplitShared(ctx context.Context) (*Comm, error) {
 	if err := c.check(); err != nil {
 		return nil, err
 	}
-	return c.Split(ctx, sharedColor(c.hostKeys(), c.rank), c.rank)
+	return c.Split(ctx, c.Hosts()[c.rank], c.rank)
 }

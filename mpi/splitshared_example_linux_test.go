@@ -23,3 +23,16 @@ func ExampleComm_SplitShared() {
 	})
 	// Output: rank 2 is rank 2 of 3 on its host
 }
+
+// Four ranks on two hosts, as gorun would place them with two slots a
+// host: each rank's entry names the lowest rank on its host.
+func ExampleComm_Hosts() {
+	hosts := []int{0, 0, 1, 1} // the in-process harness's placement
+	mpitest.WorldHosts(context.Background(), hosts, func(ctx context.Context, c *mpi.Comm) error {
+		if c.Rank() == 0 {
+			fmt.Println(c.Hosts())
+		}
+		return nil
+	})
+	// Output: [0 0 2 2]
+}

@@ -70,3 +70,21 @@ func TestSplitSharedHosts(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestHosts: every rank gets the same table, naming for each rank the
+// lowest rank on its host; a rank without a segment is alone.
+func TestHosts(t *testing.T) {
+	hosts := []int{0, 1, 0, 2, 1, 0, -1}
+	want := []int{0, 1, 0, 3, 1, 0, 6}
+	ctx, cancel := context.WithTimeout(context.Background(), mpitest.DefaultTimeout)
+	defer cancel()
+	err := mpitest.WorldHosts(ctx, hosts, func(ctx context.Context, c *mpi.Comm) error {
+		if got := c.Hosts(); !slices.Equal(got, want) {
+			return fmt.Errorf("rank %d: Hosts() = %v, want %v", c.Rank(), got, want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

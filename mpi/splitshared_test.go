@@ -5,9 +5,9 @@ import (
 	"testing"
 )
 
-// TestSharedColor: the color of each rank is the first rank of its host,
-// and a rank whose host mpi cannot tell is alone.
-func TestSharedColor(t *testing.T) {
+// TestHostsOf: each rank's host (its color in SplitShared) is the first
+// rank of its host, and a rank whose host mpi cannot tell is alone.
+func TestHostsOf(t *testing.T) {
 	a, b, c := hostKey{host: 7, seg: 1}, hostKey{host: 7, seg: 3}, hostKey{host: 9, seg: 1}
 	noShm := hostKey{host: 7}
 	unknown := hostKey{}
@@ -23,12 +23,8 @@ func TestSharedColor(t *testing.T) {
 		{[]hostKey{unknown, unknown, a}, []int{0, 1, 2}}, // no identity at all: alone
 		{[]hostKey{b, a, unknown, a, b}, []int{0, 1, 2, 1, 0}},
 	} {
-		got := make([]int, len(tc.keys))
-		for r := range tc.keys {
-			got[r] = sharedColor(tc.keys, r)
-		}
-		if !slices.Equal(got, tc.want) {
-			t.Errorf("colors of %v = %v, want %v", tc.keys, got, tc.want)
+		if got := hostsOf(tc.keys); !slices.Equal(got, tc.want) {
+			t.Errorf("hosts of %v = %v, want %v", tc.keys, got, tc.want)
 		}
 	}
 }
