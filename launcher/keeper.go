@@ -96,9 +96,30 @@ func runKeeper(in io.Reader, job string, parent int) int {
 			tree.kill()
 		}
 		sweepOrphans(job)
+		// The segments' creator is the parent: the sweep takes a live
+		// creator's segments for in use, and a parent whose end closed
+		// this pipe may still be exiting (a process's files close before
+		// it is a zombie). Once this keeper has a new parent, the old one
+		// has left that far.
+		waitOrphaned(parent, parentGoneWait)
 		sweepSegments() // its creator is gone: the host's shared memory goes too
 	}
 	return 0
+}
+
+// parentGoneWait bounds how long a keeper waits for its parent's exit to
+// finish before it sweeps.
+const parentGoneWait = 10 * time.Second
+
+// waitOrphaned waits until this process's parent is no longer parent,
+// polling, for at most d.
+func waitOrphaned(parent int, d time.Duration) {
+	if parent <= 1 {
+		return
+	}
+	for deadline := time.Now().Add(d); os.Getppid() == parent && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // keeper is a started keeper, as its parent holds it.
