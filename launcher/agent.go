@@ -358,12 +358,13 @@ func awaitRoutes(srv *bus.Server, peers []string, stop <-chan struct{}, repair f
 	defer tick.Stop()
 	t0 := time.Now()
 	for {
-		lacks := srv.Unrouted(peers)
-		if len(lacks) == 0 {
+		if srv.NumRoutes() >= len(peers) && len(srv.Unrouted(peers)) == 0 {
 			return nil
 		}
-		if repair != nil && time.Since(t0) > meshRepairAfter && repair(srv, lacks) {
-			repair = nil
+		if repair != nil && time.Since(t0) > meshRepairAfter {
+			if lacks := srv.Unrouted(peers); len(lacks) > 0 && repair(srv, lacks) {
+				repair = nil
+			}
 		}
 		select {
 		case <-tick.C:

@@ -35,6 +35,7 @@ type wideRun struct {
 	line map[string]string // the line that ended each phase
 	out  []string
 	code int
+	from time.Time // when gorun started
 	wall time.Duration
 }
 
@@ -66,6 +67,7 @@ func runWide(tb testing.TB, e *hostsEnv, prog string, n int, extra ...string) *w
 	cmd.Stderr = cmd.Stdout // one stream, in arrival order
 	w := &wideRun{at: map[string]time.Duration{}, line: map[string]string{}}
 	start := time.Now()
+	w.from = start
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}
@@ -140,7 +142,10 @@ func BenchmarkWideJob(b *testing.B) {
 			}
 			for b.Loop() {
 				w := runWide(b, e, prog, n)
-				b.Logf("%dx%d warm: exit %d, %v; %s", c.hosts, c.slots, w.code, w.wall.Round(time.Millisecond), w.phases())
+				// The Unix times bound the job in a profile of the machine
+				// (perf record -k realtime; perf report --time from,to).
+				b.Logf("%dx%d warm: exit %d, %v (Unix %.3f to %.3f); %s", c.hosts, c.slots, w.code, w.wall.Round(time.Millisecond),
+					float64(w.from.UnixNano())/1e9, float64(w.from.Add(w.wall).UnixNano())/1e9, w.phases())
 				for _, p := range widePhases {
 					b.Log(w.line[p.name])
 				}

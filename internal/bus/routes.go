@@ -67,7 +67,9 @@ func (s *Server) WatchRoutes(host string, stop <-chan struct{}, lost func(error)
 			if _, ok := now[r.RemoteID]; !ok || r.Rid == had[r.RemoteID] {
 				now[r.RemoteID] = r.Rid
 			}
-			addr[r.RemoteID] = r.IP
+			if r.IP != "" { // none while the route closes: keep the last known
+				addr[r.RemoteID] = r.IP
+			}
 		}
 		for id, rid := range had {
 			if now[id] != rid {
@@ -85,6 +87,12 @@ func (s *Server) WatchRoutes(host string, stop <-chan struct{}, lost func(error)
 		}
 	}
 }
+
+// NumRoutes is how many routes this server has. Fewer than its peers
+// says its part of the mesh is not up, and costs a count, where Unrouted
+// holds the server's lock while it describes every route: polled by every
+// server of a forming mesh, that held up the forming.
+func (s *Server) NumRoutes() int { return s.ns.NumRoutes() }
 
 // Unrouted returns the servers of peers (their names, as Spec.Name gives
 // them) to which this server has no route yet; none once its part of the
