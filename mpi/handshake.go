@@ -245,6 +245,12 @@ func (t *natsTransport) handshake(ctx context.Context) error {
 	return t.readyRoot(ctx)
 }
 
+// askAgainMax bounds how long a rank waits before it asks rank 0 again,
+// when rank 0 is not listening yet: from 2 ms, doubling. At a fixed 2 ms,
+// 64 ranks waiting for rank 0 send 32,000 requests a second, each
+// answered by its server, on the cores rank 0 needs to start.
+const askAgainMax = 20 * time.Millisecond
+
 // request sends this rank's start-up request of round to rank 0 until rank
 // 0 answers, and returns the answer.
 func (t *natsTransport) request(ctx context.Context, round byte) ([]byte, error) {
@@ -253,7 +259,7 @@ func (t *natsTransport) request(ctx context.Context, round byte) ([]byte, error)
 	if id := t.nc.ConnectedServerId(); len(id) <= maxServerID {
 		msg = append(msg, id...)
 	}
-	for {
+	for delay := 2 * time.Millisecond; ; delay = min(2*delay, askAgainMax) {
 		reply, err := t.nc.RequestWithContext(ctx, subject.Ready(t.job, t.rank), msg)
 		if err == nil {
 			return reply.Data, nil
@@ -262,7 +268,7 @@ func (t *natsTransport) request(ctx context.Context, round byte) ([]byte, error)
 			// Rank 0 is not listening yet (or its server's interest has
 			// not reached ours).
 			select {
-			case <-time.After(2 * time.Millisecond):
+			case <-time.After(delay):
 				continue
 			case <-ctx.Done():
 			}
