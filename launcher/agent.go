@@ -291,7 +291,7 @@ func (a *agent) start(j *agentJob) error {
 func (a *agent) startRanks(hr *hostRanks, j *agentJob, srv *bus.Server, stdin io.Reader) {
 	ctx := context.Background()
 	if srv != nil && j.Server.Cluster != nil {
-		lacks := awaitRoutes(srv, j.Server.Cluster.Peers, a.stopped, a.repair)
+		lacks := awaitRoutes(srv, j.Server.Cluster.Peers, a.stopped, func(l []string) bool { return a.repair(srv, l) })
 		if lacks == nil {
 			lacks = []string{}
 		}
@@ -322,8 +322,8 @@ func (a *agent) startRanks(hr *hostRanks, j *agentJob, srv *bus.Server, stdin io
 // route of the job's mesh.
 const routesPoll = 20 * time.Millisecond
 
-// meshRepairAfter is how long a server may lack routes before it dials
-// the peers it lacks itself (see jobCluster.listens).
+// meshRepairAfter is how long a server may lack routes, none coming,
+// before it dials the peers it lacks itself (see jobCluster.listens).
 const meshRepairAfter = 3 * time.Second
 
 // repair makes the host's server dial the servers of lacks that gorun has
@@ -347,22 +347,36 @@ func (a *agent) repair(srv *bus.Server, lacks []string) bool {
 	return true
 }
 
+// routeCounter is what awaitRoutes asks of a server (bus.Server).
+type routeCounter interface {
+	NumRoutes() int
+	Unrouted(peers []string) []string
+}
+
 // awaitRoutes waits until srv has a route to every server of peers, and
 // returns nil; or returns those it still lacks after ClusterFormTimeout,
-// or when stop closes. Those it still lacks after meshRepairAfter, it
-// dials itself (repair, when not nil: once it could).
-func awaitRoutes(srv *bus.Server, peers []string, stop <-chan struct{}, repair func(*bus.Server, []string) bool) []string {
+// or when stop closes. Those it still lacks once its routes have stopped
+// coming for meshRepairAfter, it dials itself (repair, when not nil: once
+// it could). While routes keep coming, gossip is at work: routes dialed
+// by hand then would be explicit ones, whose news NATS passes on with its
+// gossip override (every server that learns of a peer that way tells all
+// its routes again), and a forming mesh of many servers drowns in it.
+func awaitRoutes(srv routeCounter, peers []string, stop <-chan struct{}, repair func(lacks []string) bool) []string {
 	deadline := time.NewTimer(ClusterFormTimeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(routesPoll)
 	defer tick.Stop()
-	t0 := time.Now()
+	have, moved := -1, time.Now() // the route count, and when it last changed
 	for {
-		if srv.NumRoutes() >= len(peers) && len(srv.Unrouted(peers)) == 0 {
+		n := srv.NumRoutes()
+		if n >= len(peers) && len(srv.Unrouted(peers)) == 0 {
 			return nil
 		}
-		if repair != nil && time.Since(t0) > meshRepairAfter {
-			if lacks := srv.Unrouted(peers); len(lacks) > 0 && repair(srv, lacks) {
+		if n != have {
+			have, moved = n, time.Now()
+		}
+		if repair != nil && time.Since(moved) > meshRepairAfter {
+			if lacks := srv.Unrouted(peers); len(lacks) > 0 && repair(lacks) {
 				repair = nil
 			}
 		}

@@ -127,9 +127,10 @@ func (c *jobCluster) routed(name string, lacks []string) (took time.Duration, ok
 
 // The mesh repair. Gossip leaves a pair of servers unrouted now and then
 // (on 64 namespace hosts, a few pairs of the 2080, their dials failed and
-// never retried): a server still without some of its routes after
-// meshRepairAfter dials those peers itself, as explicit routes that NATS
-// dials until they stand. For that every agent reports where its server
+// never retried): a server still without some of its routes, none having
+// come for meshRepairAfter, dials those peers itself, as explicit routes
+// that NATS dials until they stand (not while routes still come: see
+// awaitRoutes). For that every agent reports where its server
 // listens (frameListen), and gorun, once it knows every server's, tells
 // every agent (frameMesh).
 

@@ -5,6 +5,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -110,7 +111,7 @@ func TestMeshRepair(t *testing.T) {
 	start := time.Now()
 	done := make(chan []string, 1)
 	go func() {
-		done <- awaitRoutes(srvs[0], []string{serverName(1), serverName(2)}, make(chan struct{}), a.repair)
+		done <- awaitRoutes(srvs[0], []string{serverName(1), serverName(2)}, make(chan struct{}), func(l []string) bool { return a.repair(srvs[0], l) })
 	}()
 	select {
 	case lacks := <-done:
@@ -146,5 +147,54 @@ func TestWatchEarly(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("no abort for an agent that ended before the job started")
+	}
+}
+
+// growingMesh is a server whose routes come one by one, every step, until
+// it has stop of them; then none come until repair is called, which
+// brings the rest.
+type growingMesh struct {
+	start    time.Time
+	step     time.Duration
+	stop     int
+	mu       sync.Mutex
+	repaired time.Time
+}
+
+func (g *growingMesh) NumRoutes() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.repaired.IsZero() {
+		return 10
+	}
+	return min(g.stop, int(time.Since(g.start)/g.step))
+}
+
+func (g *growingMesh) Unrouted(peers []string) []string { return peers[g.NumRoutes():] }
+
+// TestRepairWaitsForStall: a server whose routes keep coming is not
+// repaired (routes dialed by hand while gossip works spread NATS's gossip
+// override); once none has come for meshRepairAfter, it is.
+func TestRepairWaitsForStall(t *testing.T) {
+	peers := make([]string, 10)
+	for i := range peers {
+		peers[i] = serverName(i)
+	}
+	g := &growingMesh{start: time.Now(), step: meshRepairAfter / 3, stop: 4} // routes until 4 steps: 1.33 x meshRepairAfter
+	lastRoute := g.start.Add(time.Duration(g.stop) * g.step)
+	lacks := awaitRoutes(g, peers, make(chan struct{}), func([]string) bool {
+		g.mu.Lock()
+		g.repaired = time.Now()
+		g.mu.Unlock()
+		return true
+	})
+	if len(lacks) != 0 {
+		t.Fatalf("still lacks %v", lacks)
+	}
+	if g.repaired.IsZero() {
+		t.Fatal("never repaired")
+	}
+	if quiet := g.repaired.Sub(lastRoute); quiet < meshRepairAfter {
+		t.Errorf("repaired %v after the last route came, while routes came until %v after the wait began: want at least %v of quiet", quiet, lastRoute.Sub(g.start), meshRepairAfter)
 	}
 }
