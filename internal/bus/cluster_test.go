@@ -2,9 +2,11 @@ package bus
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -282,5 +284,83 @@ func TestAddRoutes(t *testing.T) {
 		if got := s.Unrouted(peers); len(got) != 0 {
 			t.Errorf("server %d lacks %v", i, got)
 		}
+	}
+}
+
+// TestWatchedRedialsQuiet: once WatchRoutes watches a server's routes, its
+// log (-v) leaves out its dials of a lost route again, which the watch
+// reports; a server nobody watches still prints them. (The servers that
+// dial a lost route again are those that dialed it first: the last of five
+// to join was dialed by the middle three.)
+func TestWatchedRedialsQuiet(t *testing.T) {
+	ca, err := NewCA("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	users, _, err := JobKeys(clusterJob, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 5
+	var mu sync.Mutex
+	redials := map[string]int{}
+	var srvs []*Server
+	for i := range n {
+		cert, key, err := ca.Issue("127.0.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := "gorun-" + strconv.Itoa(i)
+		spec := &Spec{Name: name, JobID: clusterJob, Size: 2, Users: users, Verbose: true, Cluster: &ClusterSpec{
+			Listen: "127.0.0.1", Advertise: "127.0.0.1", CA: ca.CertPEM, Cert: cert, Key: key,
+		}, Logf: func(format string, args ...any) {
+			if strings.Contains(fmt.Sprintf(format, args...), redial) {
+				mu.Lock()
+				redials[name]++
+				mu.Unlock()
+			}
+		}}
+		if i > 0 {
+			spec.Cluster.Seeds = []string{net.JoinHostPort("127.0.0.1", strconv.Itoa(srvs[0].RoutePort()))}
+		}
+		s, err := Start(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Shutdown)
+		srvs = append(srvs, s)
+		waitMesh(t, srvs, time.Now().Add(10*time.Second)) // one at a time: each dials those before it
+	}
+	last := "gorun-" + strconv.Itoa(n-1)
+	var dialers []int // the servers that dialed the last one
+	for i, s := range srvs[1 : n-1] {
+		rz, _ := s.ns.Routez(nil)
+		for _, r := range rz.Routes {
+			if r.RemoteName == last && r.DidSolicit {
+				dialers = append(dialers, i+1)
+			}
+		}
+	}
+	if len(dialers) < 2 {
+		t.Fatalf("servers %v dialed %s: want two, one watched and one not", dialers, last)
+	}
+	watched, unwatched := "gorun-"+strconv.Itoa(dialers[0]), "gorun-"+strconv.Itoa(dialers[1])
+	stop := make(chan struct{})
+	defer close(stop)
+	go srvs[dialers[0]].WatchRoutes("h", stop, func(error) {})
+	time.Sleep(2 * routePoll) // the watch has begun
+	srvs[n-1].Shutdown()
+	if !wait.For(10*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return redials[unwatched] > 0
+	}) {
+		t.Fatalf("%s, unwatched, printed no dial of the lost route: the test shows nothing", unwatched)
+	}
+	time.Sleep(2 * time.Second) // NATS dials again every second
+	mu.Lock()
+	defer mu.Unlock()
+	if k := redials[watched]; k > 0 {
+		t.Errorf("%s, watched, printed %d dials of the lost route (%s, unwatched: %d)", watched, k, unwatched, redials[unwatched])
 	}
 }

@@ -46,8 +46,11 @@ func LostRoutePeer(msg string) (peer string, ok bool) {
 // to another server of its cluster closes, until stop is closed. Each
 // other server is known by its id: its route gone, or another route (a
 // new connection id) in its place, is a loss. A route that NATS closes as
-// a duplicate of one kept is not: the kept one is the one it had.
+// a duplicate of one kept is not: the kept one is the one it had. From
+// then on, the server's log (with Spec.Verbose) leaves out its attempts to
+// dial routes again: a loss is this watch's to report.
 func (s *Server) WatchRoutes(host string, stop <-chan struct{}, lost func(error)) {
+	s.watched.Store(true)
 	t := time.NewTicker(routePoll)
 	defer t.Stop()
 	had := map[string]uint64{} // remote server id -> its route's connection id

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -56,6 +57,7 @@ type Server struct {
 	routePort int // 0 without a cluster
 	mu        sync.Mutex
 	opts      *server.Options // what it runs with (AddRoutes reloads them)
+	watched   *atomic.Bool    // WatchRoutes runs: see serverLog
 }
 
 // StartLocal starts an embedded NATS server for job (its id) of size
@@ -244,7 +246,8 @@ func startOne(spec *Spec, routePort int) (*Server, error) {
 		logf = func(format string, args ...any) { fmt.Fprintf(os.Stderr, "gorun: "+format+"\n", args...) }
 	}
 	// Without -v the log still says why the server dropped a rank.
-	ns.SetLogger(serverLog{printf: logf, all: spec.Verbose}, false, false)
+	watched := new(atomic.Bool)
+	ns.SetLogger(serverLog{printf: logf, all: spec.Verbose, watched: watched}, false, false)
 	// Start returns once the client listener is bound; ReadyForConnections
 	// then succeeds at its first check, without the 25 ms sleep it takes
 	// after `go ns.Start()`.
@@ -257,7 +260,7 @@ func startOne(spec *Spec, routePort int) (*Server, error) {
 	if a, ok := ns.Addr().(*net.TCPAddr); ok {
 		port = a.Port
 	}
-	s := &Server{ns: ns, host: host, port: port, opts: opts}
+	s := &Server{ns: ns, host: host, port: port, opts: opts, watched: watched}
 	if spec.Cluster != nil {
 		a := ns.ClusterAddr()
 		if a == nil {
@@ -277,7 +280,15 @@ func startOne(spec *Spec, routePort int) (*Server, error) {
 type serverLog struct {
 	printf func(format string, args ...any)
 	all    bool // -v: every line; else only a dropped rank's (see dropped)
+	// watched is set once WatchRoutes watches the server's routes: a
+	// route's loss is then its to report, and the server's own dials of
+	// it again (which at a job's end go on until every server has
+	// stopped) are not printed.
+	watched *atomic.Bool
 }
+
+// redial is how the server's log says it dialed a route and failed.
+const redial = "Error trying to connect to route"
 
 func (l serverLog) Noticef(format string, v ...any) { l.log("", format, v) }
 func (l serverLog) Warnf(format string, v ...any)   { l.log("warning: ", format, v) }
@@ -293,7 +304,7 @@ func (l serverLog) log(level, format string, v []any) {
 	for line := range strings.SplitSeq(msg, "\n") {
 		if rank, why, ok := dropped(line); ok {
 			l.printf("rank %s: its NATS server dropped it: %s", rank, why)
-		} else if l.all {
+		} else if l.all && !(l.watched != nil && l.watched.Load() && strings.Contains(line, redial)) {
 			l.printf("nats: %s%s", level, line)
 		}
 	}
