@@ -3,6 +3,8 @@ package launcher
 import (
 	"errors"
 	"os"
+	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -111,5 +113,29 @@ func TestExitCodes(t *testing.T) {
 	}
 	if ExitCode(nil) != 0 || ExitCode(errors.New("x")) != ExitFailure || ExitCode(&ExitError{Code: 9}) != 9 {
 		t.Error("ExitCode")
+	}
+}
+
+// TestSlotLocal: a host that is this machine and has no slot count gets
+// one per core (at most its max); a remote one without is named for its
+// agent (or, under Slurm, an error) to count; counts given stay.
+func TestSlotLocal(t *testing.T) {
+	cores := runtime.NumCPU()
+	hosts := []Host{
+		{Name: "localhost"},
+		{Name: "localhost", MaxSlots: 1},
+		{Name: "localhost", Slots: 7},
+		{Name: "node1"},
+		{Name: "node2", Slots: 3},
+		{Name: "node3", MaxSlots: 2},
+	}
+	unslotted := slotLocal(hosts)
+	if want := []int{3, 5}; !slices.Equal(unslotted, want) {
+		t.Errorf("unslotted %v, want %v", unslotted, want)
+	}
+	for i, want := range []int{cores, 1, 7, 0, 3, 0} {
+		if hosts[i].Slots != want {
+			t.Errorf("host %d (%+v): %d slots, want %d", i, hosts[i], hosts[i].Slots, want)
+		}
 	}
 }

@@ -73,18 +73,7 @@ func prepareHosts(ctx context.Context, cfg *Config, logf func(string, ...any)) (
 	if cfg.Launcher == LauncherSlurm {
 		return nil, prepareSlurm(ctx, cfg, logf)
 	}
-	var ask []int
-	for i, h := range cfg.Hosts {
-		if h.IsLocal() {
-			if h.Slots == 0 {
-				cfg.Hosts[i].Slots = capSlots(runtime.NumCPU(), h.MaxSlots)
-			}
-			continue
-		}
-		if h.Slots == 0 {
-			ask = append(ask, i)
-		}
-	}
+	ask := slotLocal(cfg.Hosts)
 	agents := map[int]*agentConn{}
 	var mu sync.Mutex
 	err := forEachHost(ask, func(i int) error {
@@ -107,6 +96,22 @@ func prepareHosts(ctx context.Context, cfg *Config, logf func(string, ...any)) (
 		return nil, err
 	}
 	return agents, nil
+}
+
+// slotLocal gives every host of hosts that is this machine and has no
+// slot count one slot per core here (at most its max), and returns the
+// indexes of the other hosts that have none.
+func slotLocal(hosts []Host) (unslotted []int) {
+	for i, h := range hosts {
+		switch {
+		case h.Slots != 0:
+		case h.IsLocal():
+			hosts[i].Slots = capSlots(runtime.NumCPU(), h.MaxSlots)
+		default:
+			unslotted = append(unslotted, i)
+		}
+	}
+	return unslotted
 }
 
 // closeAgents ends agents (see agentConn.close).

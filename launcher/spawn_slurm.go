@@ -26,7 +26,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -225,19 +224,15 @@ func dialGorun() (net.Conn, error) {
 // cfg.SSH.Advertise says it, the nodes reach gorun at the address of this
 // machine's interface that routes to the first other node.
 func prepareSlurm(ctx context.Context, cfg *Config, logf func(string, ...any)) error {
+	if u := slotLocal(cfg.Hosts); len(u) > 0 {
+		h := cfg.Hosts[u[0]]
+		return fmt.Errorf("%s: node %s has no slot count: give -n", h.Source, h)
+	}
 	first := ""
-	for i, h := range cfg.Hosts {
-		if h.IsLocal() {
-			if h.Slots == 0 {
-				cfg.Hosts[i].Slots = capSlots(runtime.NumCPU(), h.MaxSlots)
-			}
-			continue
-		}
-		if h.Slots == 0 {
-			return fmt.Errorf("%s: node %s has no slot count: give -n", h.Source, h)
-		}
-		if first == "" {
+	for _, h := range cfg.Hosts {
+		if !h.IsLocal() {
 			first = h.Name
+			break
 		}
 	}
 	if cfg.SSH.Copy {
