@@ -139,6 +139,28 @@ func (m *master[In, Out]) run(bad error) error {
 	if err := m.refill(0); err != nil {
 		return m.fail(err, -1, nil)
 	}
+	if err := m.collect(); err != nil {
+		return err
+	}
+	// Every result is in (and Run's body has returned): the ranks, which
+	// wait for a stop or a failure, are told to stop.
+	if err := m.refillAll(); err != nil {
+		return m.fail(err, -1, nil)
+	}
+	m.stopLocal(nil)
+	// Every chunk has come back, so only stop messages can be in flight.
+	for _, s := range m.sends {
+		if _, err := s.r.Wait(m.qctx); err != nil && !errors.Is(err, mpi.ErrPeerLost) {
+			return m.fail(fmt.Errorf("pool: stopping rank %d: %w", s.to, err), -1, nil)
+		}
+	}
+	m.sends = nil
+	return nil
+}
+
+// collect takes the ranks' results, and hands out more, until every
+// result is in; its errors have been through fail.
+func (m *master[In, Out]) collect() error {
 	var req *mpi.Request
 	defer func() {
 		if req != nil {
@@ -172,55 +194,44 @@ func (m *master[In, Out]) run(bad error) error {
 		if err := m.sent(); err != nil {
 			return m.fail(err, -1, nil)
 		}
+		var err error
 		select {
 		case <-req.Done():
 			if err := receive(); err != nil {
 				return err
 			}
 		case r, ok := <-m.localDone:
-			if !ok {
-				m.localEnd = true
-				m.localDone = nil
-				continue
-			}
-			if r.err != nil {
-				if errors.As(r.err, new(*TaskError)) {
-					return m.fail(r.err, -1, nil)
-				}
-				return m.fail(fmt.Errorf("pool: %w", r.err), -1, nil)
-			}
-			if err := m.accept(0, r.s, r.outs); err != nil {
-				return m.fail(err, -1, nil)
-			}
+			err = m.local(r, ok)
 		case w := <-m.lostC:
-			if err := m.lost(w); err != nil {
-				return m.fail(err, -1, nil)
-			}
+			err = m.lost(w)
 		case <-m.kick:
-			if err := m.ex.bodyErr(); err != nil {
-				return m.fail(err, -1, nil)
-			}
-			if err := m.refillAll(); err != nil {
-				return m.fail(err, -1, nil)
+			if err = m.ex.bodyErr(); err == nil {
+				err = m.refillAll()
 			}
 		case <-m.ctx.Done():
-			return m.fail(fmt.Errorf("pool: %w", m.ctx.Err()), -1, nil)
+			err = fmt.Errorf("pool: %w", m.ctx.Err())
+		}
+		if err != nil {
+			return m.fail(err, -1, nil)
 		}
 	}
-	// Every result is in (and Run's body has returned): the ranks, which
-	// wait for a stop or a failure, are told to stop.
-	if err := m.refillAll(); err != nil {
-		return m.fail(err, -1, nil)
-	}
-	m.stopLocal(nil)
-	// Every chunk has come back, so only stop messages can be in flight.
-	for _, s := range m.sends {
-		if _, err := s.r.Wait(m.qctx); err != nil && !errors.Is(err, mpi.ErrPeerLost) {
-			return m.fail(fmt.Errorf("pool: stopping rank %d: %w", s.to, err), -1, nil)
-		}
-	}
-	m.sends = nil
 	return nil
+}
+
+// local takes the results of rank 0's own chunk; ok false: its runner
+// has ended.
+func (m *master[In, Out]) local(r localResult[Out], ok bool) error {
+	switch {
+	case !ok:
+		m.localEnd = true
+		m.localDone = nil
+		return nil
+	case r.err == nil:
+		return m.accept(0, r.s, r.outs)
+	case errors.As(r.err, new(*TaskError)):
+		return r.err
+	}
+	return fmt.Errorf("pool: %w", r.err)
 }
 
 // handle is a message from rank w.

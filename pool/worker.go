@@ -31,24 +31,7 @@ func work[In, Out any](ctx context.Context, c *mpi.Comm, down int, fn func(ctx c
 	defer cancelRun(nil)
 	todo := make(chan chunk[In])
 	runnerDone := make(chan error, 1)
-	go func() {
-		for ch := range todo {
-			outs, err := runChunk(runCtx, fn, ch.ins, ch.s.start, rank, ran)
-			if err == nil {
-				var msg []byte
-				if msg, err = appendChunk(msgChunk, ch.s, outs); err != nil {
-					err = fmt.Errorf("pool: results of tasks [%d, %d) on rank %d: %w", ch.s.start, ch.s.start+ch.s.count, rank, err)
-				} else if err = c.Send(quiet(runCtx), 0, up, msg); err != nil {
-					err = fmt.Errorf("pool: sending results to rank 0: %w", err)
-				}
-			}
-			if err != nil {
-				runnerDone <- err
-				return
-			}
-		}
-		runnerDone <- nil
-	}()
+	go func() { runnerDone <- runChunks(runCtx, c, up, fn, todo, ran) }()
 
 	var (
 		queue    []chunk[In]
@@ -100,30 +83,18 @@ func work[In, Out any](ctx context.Context, c *mpi.Comm, down int, fn func(ctx c
 				err = fmt.Errorf("pool: %w", err)
 				return end(err, err)
 			}
-			if len(data) == 0 {
-				err := fmt.Errorf("pool: rank 0 sent an empty message")
-				tell(ctx, c, up, appendFailure(err, rank))
-				return end(err, err)
-			}
-			switch data[0] {
-			case msgChunk:
-				s, ins, err := parseChunk[In](data[1:])
-				if err != nil {
-					err = fmt.Errorf("pool: tasks from rank 0 on rank %d: %w", rank, err)
+			ch, stop, ours, err := fromRank0[In](data, rank)
+			switch {
+			case err != nil:
+				if ours {
 					tell(ctx, c, up, appendFailure(err, rank))
-					return end(err, err)
 				}
-				queue = append(queue, chunk[In]{s, ins})
-				req = c.Irecv(0, down)
-			case msgStop:
+				return end(err, err)
+			case stop:
 				stopped = true
-			case msgAbort:
-				err := parseFailure(data[1:])
-				return end(err, err)
 			default:
-				err := fmt.Errorf("pool: rank 0 sent a message of unknown kind %d", data[0])
-				tell(ctx, c, up, appendFailure(err, rank))
-				return end(err, err)
+				queue = append(queue, ch)
+				req = c.Irecv(0, down)
 			}
 		case err := <-runnerDone:
 			finished = true
@@ -141,6 +112,48 @@ func work[In, Out any](ctx context.Context, c *mpi.Comm, down int, fn func(ctx c
 			return end(err, err)
 		}
 	}
+}
+
+// runChunks runs the chunks of todo in order and sends rank 0 each one's
+// results, until todo closes (nil) or a chunk fails (its error).
+func runChunks[In, Out any](ctx context.Context, c *mpi.Comm, up int, fn func(ctx context.Context, in In) (Out, error), todo <-chan chunk[In], ran *atomic.Int64) error {
+	rank := c.Rank()
+	for ch := range todo {
+		outs, err := runChunk(ctx, fn, ch.ins, ch.s.start, rank, ran)
+		if err != nil {
+			return err
+		}
+		msg, err := appendChunk(msgChunk, ch.s, outs)
+		if err != nil {
+			return fmt.Errorf("pool: results of tasks [%d, %d) on rank %d: %w", ch.s.start, ch.s.start+ch.s.count, rank, err)
+		}
+		if err := c.Send(quiet(ctx), 0, up, msg); err != nil {
+			return fmt.Errorf("pool: sending results to rank 0: %w", err)
+		}
+	}
+	return nil
+}
+
+// fromRank0 reads a message from rank 0 to worker rank: a chunk of tasks,
+// or stop; or err, rank 0's abort (ours false) or a message this rank
+// cannot read (ours: this rank tells rank 0).
+func fromRank0[In any](data []byte, rank int) (ch chunk[In], stop, ours bool, err error) {
+	if len(data) == 0 {
+		return ch, false, true, fmt.Errorf("pool: rank 0 sent an empty message")
+	}
+	switch data[0] {
+	case msgChunk:
+		s, ins, err := parseChunk[In](data[1:])
+		if err != nil {
+			return ch, false, true, fmt.Errorf("pool: tasks from rank 0 on rank %d: %w", rank, err)
+		}
+		return chunk[In]{s, ins}, false, false, nil
+	case msgStop:
+		return ch, true, false, nil
+	case msgAbort:
+		return ch, false, false, parseFailure(data[1:])
+	}
+	return ch, false, true, fmt.Errorf("pool: rank 0 sent a message of unknown kind %d", data[0])
 }
 
 // tell sends rank 0 a failure message, trying for a bounded time even when
