@@ -44,6 +44,14 @@ const (
 	// apart, a route that gossip told it of and that failed (see
 	// serverOptions).
 	routeConnectRetries = 10
+
+	// routeTLSTimeout bounds a route's TLS handshake. NATS's 5 s made
+	// 64 servers forming their mesh on 2 cores collapse: thousands of
+	// handshakes at once each took longer than that, were dropped, and
+	// were dialed again (a fifth of the machine's time went to redials,
+	// and no mesh in a minute). A handshake left to finish is work done
+	// once; a stuck one is still ended by the job's mesh timeout.
+	routeTLSTimeout = time.Minute
 )
 
 // Server is a NATS server embedded in gorun for one job: it listens on one
@@ -167,7 +175,7 @@ func serverOptions(spec *Spec, routePort int) (*server.Options, error) {
 			Host:        listen,
 			Port:        routePort,
 			TLSConfig:   tc,
-			TLSTimeout:  5,
+			TLSTimeout:  routeTLSTimeout.Seconds(),
 			PoolSize:    -1, // one route per pair of servers: route interest arrives in the order given (see mpi's Init)
 			Compression: server.CompressionOpts{Mode: server.CompressionOff},
 			// An implicit route (one that gossip told it of) that fails is
