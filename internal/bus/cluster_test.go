@@ -21,6 +21,13 @@ const clusterJob = "test"
 // through the first, as the servers of n hosts do. It returns them and the
 // ranks' seeds.
 func startCluster(t *testing.T, n int, ca *CA) ([]*Server, []string) {
+	return startClusterWith(t, n, ca, nil, false)
+}
+
+// startClusterWith is startCluster with tune changing each server's spec
+// (when not nil), and, with oneByOne, each server in the mesh before the
+// next starts (so that each is dialed by those before it).
+func startClusterWith(t *testing.T, n int, ca *CA, tune func(i int, spec *Spec), oneByOne bool) ([]*Server, []string) {
 	t.Helper()
 	users, seeds, err := JobKeys(clusterJob, 2)
 	if err != nil {
@@ -38,12 +45,18 @@ func startCluster(t *testing.T, n int, ca *CA) ([]*Server, []string) {
 		if i > 0 {
 			spec.Cluster.Seeds = []string{net.JoinHostPort("127.0.0.1", strconv.Itoa(srvs[0].RoutePort()))}
 		}
+		if tune != nil {
+			tune(i, spec)
+		}
 		s, err := Start(spec)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(s.Shutdown)
 		srvs = append(srvs, s)
+		if oneByOne {
+			waitMesh(t, srvs, time.Now().Add(10*time.Second))
+		}
 	}
 	return srvs, seeds
 }
@@ -297,40 +310,19 @@ func TestWatchedRedialsQuiet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	users, _, err := JobKeys(clusterJob, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
 	const n = 5
 	var mu sync.Mutex
 	redials := map[string]int{}
-	var srvs []*Server
-	for i := range n {
-		cert, key, err := ca.Issue("127.0.0.1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		name := "gorun-" + strconv.Itoa(i)
-		spec := &Spec{Name: name, JobID: clusterJob, Size: 2, Users: users, Verbose: true, Cluster: &ClusterSpec{
-			Listen: "127.0.0.1", Advertise: "127.0.0.1", CA: ca.CertPEM, Cert: cert, Key: key,
-		}, Logf: func(format string, args ...any) {
+	srvs, _ := startClusterWith(t, n, ca, func(i int, spec *Spec) {
+		spec.Verbose = true
+		spec.Logf = func(format string, args ...any) {
 			if strings.Contains(fmt.Sprintf(format, args...), redial) {
 				mu.Lock()
-				redials[name]++
+				redials[spec.Name]++
 				mu.Unlock()
 			}
-		}}
-		if i > 0 {
-			spec.Cluster.Seeds = []string{net.JoinHostPort("127.0.0.1", strconv.Itoa(srvs[0].RoutePort()))}
 		}
-		s, err := Start(spec)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(s.Shutdown)
-		srvs = append(srvs, s)
-		waitMesh(t, srvs, time.Now().Add(10*time.Second)) // one at a time: each dials those before it
-	}
+	}, true)
 	last := "gorun-" + strconv.Itoa(n-1)
 	var dialers []int // the servers that dialed the last one
 	for i, s := range srvs[1 : n-1] {
