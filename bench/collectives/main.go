@@ -136,14 +136,17 @@ func parseOps(s string) ([]string, error) {
 	return ops, nil
 }
 
+// maxSize bounds a size of -sizes: 1 GiB (alltoall holds n times it).
+const maxSize = 1 << 30
+
 // parseSizes reads -sizes: lo:hi, every power of two times lo up to hi; or
 // a comma-separated list.
 func parseSizes(s string) ([]int, error) {
-	bad := fmt.Errorf("-sizes %q: want lo:hi (as 8:8388608) or a list of sizes in bytes (as 8,1024,65536)", s)
+	bad := fmt.Errorf("-sizes %q: want lo:hi (as 8:8388608) or a list of sizes in bytes (as 8,1024,65536), each at most %d", s, maxSize)
 	if lo, hi, ok := strings.Cut(s, ":"); ok {
 		a, err1 := strconv.Atoi(lo)
 		b, err2 := strconv.Atoi(hi)
-		if err1 != nil || err2 != nil || a < 1 || b < a {
+		if err1 != nil || err2 != nil || a < 1 || b < a || b > maxSize {
 			return nil, bad
 		}
 		var list []int
@@ -155,7 +158,7 @@ func parseSizes(s string) ([]int, error) {
 	var list []int
 	for f := range strings.SplitSeq(s, ",") {
 		x, err := strconv.Atoi(f)
-		if err != nil || x < 0 {
+		if err != nil || x < 0 || x > maxSize {
 			return nil, bad
 		}
 		list = append(list, x)

@@ -164,3 +164,19 @@ func BenchmarkSweep(b *testing.B) {
 		}
 	}
 }
+
+// TestParseSizes: -sizes doubles from lo to hi or takes a list, and
+// refuses what is not sizes, and sizes past maxSize, with one error.
+func TestParseSizes(t *testing.T) {
+	if got, err := parseSizes("8:100"); err != nil || fmt.Sprint(got) != "[8 16 32 64]" {
+		t.Errorf("8:100 = %v, %v", got, err)
+	}
+	if got, err := parseSizes("3,1001"); err != nil || fmt.Sprint(got) != "[3 1001]" {
+		t.Errorf("3,1001 = %v, %v", got, err)
+	}
+	for _, bad := range []string{"0:8", "9:8", "8:x", "8,,16", "-1", "8:9223372036854775807", strconv.Itoa(maxSize + 1)} {
+		if _, err := parseSizes(bad); err == nil || !strings.Contains(err.Error(), "-sizes") {
+			t.Errorf("%q: %v, want an error naming -sizes", bad, err)
+		}
+	}
+}
