@@ -12,6 +12,7 @@ import (
 	"weak"
 
 	"github.com/gorun-hpc/gorun/internal/blocked"
+	"github.com/gorun-hpc/gorun/internal/hostsync"
 	"github.com/gorun-hpc/gorun/internal/invariant"
 	"github.com/gorun-hpc/gorun/internal/trace"
 	"github.com/gorun-hpc/gorun/mpi"
@@ -35,8 +36,12 @@ type shadow struct {
 	mu     sync.Mutex
 	comm   *mpi.Comm // nil until made
 	starts []int     // where the agreement tree's groups start (agreeGroups)
-	seq    uint32    // calls so far
-	active int       // calls in progress on this rank
+	// flags, where every rank is on one host's shared memory, are where
+	// each blocking call arrives, with its number and kind: a Barrier
+	// there waits on them alone (see Barrier).
+	flags  hostsync.Flags
+	seq    uint32 // calls so far
+	active int    // calls in progress on this rank
 	// nbSeq numbers the non-blocking calls, apart from the blocking ones
 	// (their tags are apart too); nbq holds those started and not yet run,
 	// which one goroutine at a time (while nbRunning) runs in order.
@@ -188,6 +193,7 @@ func (sh *shadow) enter(ctx context.Context, c *mpi.Comm, k kind, elem *elemInfo
 		blocked.QuietComm(d)
 		sh.comm = d
 		sh.starts = agreeGroups(d.Size(), d.Hosts())
+		sh.flags = hostsync.Open(d)
 		sh.ctx, sh.cancel = context.WithCancelCause(context.Background())
 		sh.news = d.Irecv(mpi.AnySource, poisonTag)
 		invariant.Standing(sh.news)
@@ -201,6 +207,9 @@ func (sh *shadow) enter(ctx context.Context, c *mpi.Comm, k kind, elem *elemInfo
 	}
 	sh.seq++
 	x.seq = sh.seq
+	if sh.flags != nil {
+		sh.flags.Arrive(x.seq, byte(k))
+	}
 	sh.active++
 	if sh.active > 1 {
 		sh.poisonLocked(fmt.Errorf("collectives: %s: %w on rank %d", k, ErrConcurrent, c.Rank()), true, nil)

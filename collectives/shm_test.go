@@ -4,8 +4,11 @@ package collectives
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -68,4 +71,60 @@ func TestConformanceHosts(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestBarrierOnFlags: on ranks that share a host's memory, a Barrier waits
+// on the communicator's flags and takes no agreement (no message: its
+// first phase never runs); a rank that calls another collective at that
+// point makes every rank take the agreement, which names the mismatch;
+// and a communicator on ranks of several hosts has no flags.
+func TestBarrierOnFlags(t *testing.T) {
+	const n, rounds = 4, 50
+	mpitest.RunShared(t, n, func(ctx context.Context, c *mpi.Comm) error {
+		if err := Barrier(ctx, c); err != nil { // makes the shadow
+			return err
+		}
+		sh := shadowOf(c)
+		if sh.flags == nil {
+			return errors.New("no flags on one host's ranks")
+		}
+		var agreed atomic.Int32
+		sh.beforeUp = func() { agreed.Add(1) }
+		for range rounds {
+			if err := Barrier(ctx, c); err != nil {
+				return err
+			}
+		}
+		if k := agreed.Load(); k != 0 {
+			return fmt.Errorf("rank %d: %d of %d barriers ran the agreement", c.Rank(), k, rounds)
+		}
+		var err error
+		if c.Rank() == 1 {
+			_, err = Allgather(ctx, c, []int{1})
+		} else {
+			err = Barrier(ctx, c)
+		}
+		if !errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), "called different collectives") {
+			return fmt.Errorf("rank %d: a Barrier beside an Allgather: %v, want ErrMismatch", c.Rank(), err)
+		}
+		if agreed.Load() != 1 {
+			return fmt.Errorf("rank %d: the mismatched call ran the agreement %d times, want once", c.Rank(), agreed.Load())
+		}
+		// The communicator is still usable, on the flags.
+		return Barrier(ctx, c)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := mpitest.WorldHosts(ctx, []int{0, 0, 1, 1}, func(ctx context.Context, c *mpi.Comm) error {
+		if err := Barrier(ctx, c); err != nil {
+			return err
+		}
+		if shadowOf(c).flags != nil {
+			return errors.New("flags on ranks of two hosts")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

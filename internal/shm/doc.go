@@ -30,6 +30,8 @@
 //	128 + n*128       n*(n-1) rings, one per ordered (sender, receiver) pair:
 //	                  a control block (the tail's line, the head's line:
 //	                  256 B) then c bytes of data
+//	page-aligned      the channel area: Channels channels, each a
+//	                  communicator's flags for collectives (coll.go)
 //
 // One single-producer single-consumer ring per pair, rather than one ring
 // per receiver that all senders share: a frame's sender is the ring it came

@@ -19,6 +19,7 @@ import (
 // same or another); Close when no call is under way.
 type Endpoint struct {
 	mem  []byte
+	area *area // the channel area, mapped apart (coll.go)
 	l    layout
 	rank int
 	out  []writer // by destination; out[rank] unused
@@ -38,7 +39,7 @@ type Endpoint struct {
 // 0600, and its header must agree with its size; no other process may have
 // the rank open.
 func Open(path string, rank int) (*Endpoint, error) {
-	mem, l, err := mapSegment(path)
+	mem, a, l, err := mapSegment(path)
 	if err != nil {
 		return nil, err
 	}
@@ -46,7 +47,7 @@ func Open(path string, rank int) (*Endpoint, error) {
 		unix.Munmap(mem)
 		return nil, fmt.Errorf("shm: open %s: rank %d, but the segment has %d local ranks", path, rank, l.n)
 	}
-	e := &Endpoint{mem: mem, l: l, rank: rank, out: make([]writer, l.n), in: make([]reader, l.n), full: make([]atomic.Uint64, l.n)}
+	e := &Endpoint{mem: mem, area: a, l: l, rank: rank, out: make([]writer, l.n), in: make([]reader, l.n), full: make([]atomic.Uint64, l.n)}
 	// A ring has one writer and one reader: a second process as the same
 	// rank would break both.
 	if !atomic.CompareAndSwapUint32(e.pidp(rank), 0, uint32(os.Getpid())) {
@@ -257,7 +258,7 @@ func (e *Endpoint) Close() error {
 		e.in[p].ring, e.out[p].ring = ring{}, ring{}
 	}
 	mem := e.mem
-	e.mem = nil
+	e.mem, e.area = nil, nil // channels keep the area mapped while they live
 	return unix.Munmap(mem)
 }
 

@@ -46,7 +46,7 @@ const (
 	hdrRing    = 16                 // uint32: ring bytes
 	hdrSize    = 24                 // uint64: the file's size
 	magic      = 0x6d68736e75726f67 // "gorunshm", little-endian
-	version    = 1
+	version    = 2                  // 2: the channel area at the end (coll.go)
 )
 
 // layout is where everything is, from the header's two figures.
@@ -61,7 +61,8 @@ const bellPID = 8
 func (l layout) bell(r int) int { return lineSize + r*lineSize }
 func (l layout) ringsOff() int  { return lineSize + l.n*lineSize }
 func (l layout) stride() int    { return ctlSize + l.ring }
-func (l layout) size() int      { return l.ringsOff() + l.n*(l.n-1)*l.stride() }
+func (l layout) ringsEnd() int  { return l.ringsOff() + l.n*(l.n-1)*l.stride() }
+func (l layout) size() int      { return l.areaOff() + l.areaSize() }
 func (l layout) ringOff(src, dst int) int {
 	k := src*(l.n-1) + dst
 	if dst > src {
@@ -192,42 +193,48 @@ func Sweep(dir string) ([]string, error) {
 }
 
 // mapSegment opens and maps the segment at path and checks its header
-// against the file: the segment is untrusted input.
-func mapSegment(path string) ([]byte, layout, error) {
+// against the file: the segment is untrusted input. It maps the channel
+// area apart as well (see coll.go).
+func mapSegment(path string) ([]byte, *area, layout, error) {
 	fd, err := unix.Open(path, unix.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, layout{}, &fs.PathError{Op: "shm: open", Path: path, Err: err}
+		return nil, nil, layout{}, &fs.PathError{Op: "shm: open", Path: path, Err: err}
 	}
 	defer unix.Close(fd)
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return nil, layout{}, &fs.PathError{Op: "shm: open", Path: path, Err: err}
+		return nil, nil, layout{}, &fs.PathError{Op: "shm: open", Path: path, Err: err}
 	}
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("shm: open %s: %s", path, fmt.Sprintf(format, args...))
 	}
 	switch {
 	case st.Mode&unix.S_IFMT != unix.S_IFREG:
-		return nil, layout{}, bad("not a regular file")
+		return nil, nil, layout{}, bad("not a regular file")
 	case int(st.Uid) != os.Getuid():
-		return nil, layout{}, bad("owned by uid %d, not this user (%d)", st.Uid, os.Getuid())
+		return nil, nil, layout{}, bad("owned by uid %d, not this user (%d)", st.Uid, os.Getuid())
 	case st.Mode&0o077 != 0:
-		return nil, layout{}, bad("mode %#o lets other users in; a segment must be 0600", st.Mode&0o777)
+		return nil, nil, layout{}, bad("mode %#o lets other users in; a segment must be 0600", st.Mode&0o777)
 	case st.Size < lineSize:
-		return nil, layout{}, bad("%d bytes, shorter than a header", st.Size)
+		return nil, nil, layout{}, bad("%d bytes, shorter than a header", st.Size)
 	case st.Size > int64(MaxRanks)*MaxRanks*(MaxRingBytes+ctlSize):
-		return nil, layout{}, bad("%d bytes, larger than any segment", st.Size)
+		return nil, nil, layout{}, bad("%d bytes, larger than any segment", st.Size)
 	}
 	mem, err := unix.Mmap(fd, 0, int(st.Size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
-		return nil, layout{}, &fs.PathError{Op: "shm: map", Path: path, Err: err}
+		return nil, nil, layout{}, &fs.PathError{Op: "shm: map", Path: path, Err: err}
 	}
 	l, err := readHeader(mem)
 	if err != nil {
 		unix.Munmap(mem)
-		return nil, layout{}, bad("%v", err)
+		return nil, nil, layout{}, bad("%v", err)
 	}
-	return mem, l, nil
+	a, err := mapArea(fd, l)
+	if err != nil {
+		unix.Munmap(mem)
+		return nil, nil, layout{}, &fs.PathError{Op: "shm: map", Path: path, Err: err}
+	}
+	return mem, a, l, nil
 }
 
 func readHeader(mem []byte) (layout, error) {

@@ -1,0 +1,27 @@
+// Package hostsync lets package collectives use what package mpi knows of
+// a communicator's host without mpi exporting it: flags in the host's
+// shared memory, on which a collective of ranks that are all on one host
+// can run without a message. mpi sets Open when it is initialised.
+package hostsync
+
+import "context"
+
+// Flags are one rank's view of a communicator's flags in its host's
+// shared memory, where every rank of the communicator is on that host.
+// Every rank arrives at each of its blocking collective calls, in order,
+// with the call's number and kind.
+type Flags interface {
+	// Arrive records that this rank has come to its call number seq (the
+	// first is 1), of kind.
+	Arrive(seq uint32, kind byte)
+	// Wait returns once every rank has arrived at call seq; same reports
+	// whether every rank arrived there with kind (false: a rank called
+	// another collective at that point). It returns ctx's error if ctx
+	// ends first.
+	Wait(ctx context.Context, seq uint32, kind byte) (same bool, err error)
+}
+
+// Open returns the flags of c (an *mpi.Comm), or nil where c has none: a
+// rank of c on another host, or no shared memory, or no room for more. It
+// answers alike on every rank of c.
+var Open = func(c any) Flags { return nil }
