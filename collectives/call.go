@@ -50,10 +50,18 @@ type shadow struct {
 	nbRunning bool
 	// poison, once set, is the ErrConcurrent error every call in progress
 	// and every later call on the communicator returns. ctx is cancelled
-	// with it as the cause, which ends the calls blocked in mpi.
+	// with it as the cause (cancelLocked), and so is every call in calls,
+	// which ends the calls blocked in mpi.
 	poison error
 	ctx    context.Context
 	cancel context.CancelCauseFunc
+	// quiet is ctx for the hang report's quiet calls: the context of
+	// every call whose own context never ends (Done is nil), so that such
+	// a call makes no context of its own.
+	quiet context.Context
+	// calls are the calls in progress with a context of their own (one
+	// the caller's can end): cancelLocked ends them too.
+	calls map[*call]struct{}
 	// news is the receive of another rank's news that it saw two calls at
 	// once (see listen).
 	news *mpi.Request
@@ -96,12 +104,11 @@ type call struct {
 	st         *status   // merged status so far
 	local      *argError // this rank's own argument error
 	sh         *shadow
-	user       *mpi.Comm   // the caller's, kept alive until end: its cleanup ends the shadow
-	stop       func() bool // stops the poison's cancelling of ctx
-	cancel     context.CancelCauseFunc
-	entry      blocked.Entry // the call in the hang report
-	traced     blocked.Call  // the call as traced, when tracing is on
-	start      int64         // when it began, when tracing is on
+	user       *mpi.Comm               // the caller's, kept alive until end: its cleanup ends the shadow
+	cancel     context.CancelCauseFunc // ends ctx, where the call has one of its own; else nil
+	entry      blocked.Entry           // the call in the hang report
+	traced     blocked.Call            // the call as traced, when tracing is on
+	start      int64                   // when it began, when tracing is on
 	// opPanic holds what this rank's Op panicked with (recovered by
 	// apply), to panic with again once the call is over here. failed is
 	// set once the call failed so: an Op panicked here, or a rank sent the
@@ -144,10 +151,8 @@ func beginCall(ctx context.Context, c *mpi.Comm, k kind, elem *elemInfo, root, l
 	if err != nil {
 		return nil, err
 	}
-	x.ctx, x.cancel = context.WithCancelCause(ctx)
-	x.stop = context.AfterFunc(sh.ctx, func() { x.cancel(context.Cause(sh.ctx)) })
-	// The hang report shows the call as itself, not its messages.
-	x.ctx = blocked.Quiet(x.ctx)
+	// x.ctx ends with ctx or the poison; the hang report shows the call
+	// as itself, not its messages.
 	name, group := blocked.CommInfo(c)
 	op := k.String()
 	if nb {
@@ -195,11 +200,24 @@ func (sh *shadow) enter(ctx context.Context, c *mpi.Comm, k kind, elem *elemInfo
 		sh.starts = agreeGroups(d.Size(), d.Hosts())
 		sh.flags = hostsync.Open(d)
 		sh.ctx, sh.cancel = context.WithCancelCause(context.Background())
+		sh.quiet = blocked.Quiet(sh.ctx)
+		sh.calls = make(map[*call]struct{})
 		sh.news = d.Irecv(mpi.AnySource, poisonTag)
 		invariant.Standing(sh.news)
 		go sh.listen()
 	}
 	x := &call{k: k, c: sh.comm, rank: c.Rank(), size: c.Size(), elem: elem, sh: sh, user: c, nb: nb}
+	if ctx.Done() == nil {
+		x.ctx = sh.quiet // ends with the poison alone, and costs nothing
+	} else {
+		cctx, cancel := context.WithCancelCause(ctx)
+		x.ctx, x.cancel = blocked.Quiet(cctx), cancel
+		if sh.poison != nil || sh.ctx.Err() != nil {
+			cancel(context.Cause(sh.ctx))
+		} else {
+			sh.calls[x] = struct{}{}
+		}
+	}
 	if nb {
 		sh.nbSeq++
 		x.seq = sh.nbSeq
@@ -227,12 +245,16 @@ func (x *call) end() {
 		}
 		t.Record(e)
 	}
-	x.stop()
-	x.cancel(nil)
-	if !x.nb {
+	if x.cancel != nil || !x.nb {
 		x.sh.mu.Lock()
-		x.sh.active--
+		delete(x.sh.calls, x)
+		if !x.nb {
+			x.sh.active--
+		}
 		x.sh.mu.Unlock()
+	}
+	if x.cancel != nil {
+		x.cancel(nil)
 	}
 	runtime.KeepAlive(x.user)
 }
@@ -334,7 +356,7 @@ func (sh *shadow) poisonLocked(err error, tell bool, news []byte) {
 		return
 	}
 	sh.poison = err
-	sh.cancel(err)
+	sh.cancelLocked(err)
 	if !tell {
 		return
 	}
@@ -385,9 +407,19 @@ func (sh *shadow) drop() {
 	shadows.Delete(sh.key)
 	sh.mu.Lock()
 	if sh.cancel != nil {
-		sh.cancel(mpi.ErrClosed)
+		sh.cancelLocked(mpi.ErrClosed)
 	}
 	sh.mu.Unlock()
+}
+
+// cancelLocked cancels sh.ctx with err, and every call in progress with a
+// context of its own. Called with sh.mu held.
+func (sh *shadow) cancelLocked(err error) {
+	sh.cancel(err)
+	cause := context.Cause(sh.ctx) // err, unless an earlier cancel's
+	for x := range sh.calls {
+		x.cancel(cause)
+	}
 }
 
 // listen waits for another rank's news, for as long as the communicator

@@ -90,12 +90,23 @@ func TestConcurrentCalls(t *testing.T) {
 // TestConcurrentPoisonsEveryRank has only rank 0 run two calls at once,
 // the other ranks joining once both have begun: the other ranks' single
 // calls must fail too, not hang, and a later call on the communicator fails
-// at once, while a Dup of it works.
+// at once, while a Dup of it works. The calls run with a context that
+// can end and with one that never does (which a call does not copy: the
+// poison alone ends it).
 func TestConcurrentPoisonsEveryRank(t *testing.T) {
+	for _, never := range []bool{false, true} {
+		t.Run(fmt.Sprintf("never-ending=%v", never), func(t *testing.T) { concurrentPoisons(t, never) })
+	}
+}
+
+func concurrentPoisons(t *testing.T, never bool) {
 	release := make(chan struct{}) // closed once rank 0's two calls are in
 	mpitest.Run(t, 3, func(ctx context.Context, c *mpi.Comm) error {
 		if err := Barrier(ctx, c); err != nil {
 			return err
+		}
+		if never {
+			ctx = context.Background()
 		}
 		calls := 1
 		if c.Rank() == 0 {
