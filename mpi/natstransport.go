@@ -63,7 +63,10 @@ func (t *natsTransport) connect(ctx context.Context) error {
 	}
 	nopts := []nats.Option{
 		nats.Name(fmt.Sprintf("gorun %s rank %d", o.JobID, o.Rank)),
-		nats.Timeout(min(timeout, 5*time.Second)),
+		// The whole connection, authentication included: a rank whose
+		// process gets no core for a while (an oversubscribed host) still
+		// connects within Init's bound.
+		nats.Timeout(timeout),
 		nats.NoReconnect(),
 		nats.NoEcho(), // multicast frames are for the others
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {

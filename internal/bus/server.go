@@ -52,6 +52,13 @@ const (
 	// and no mesh in a minute). A handshake left to finish is work done
 	// once; a stuck one is still ended by the job's mesh timeout.
 	routeTLSTimeout = time.Minute
+	// clientAuthTimeout is how long a rank may take from its connection to
+	// its signed CONNECT. NATS's 2 s dropped ranks of oversubscribed jobs
+	// (and goroutine ranks of parallel tests) whose process got no core
+	// for that long ("Authentication Timeout" at Init); only job's ranks
+	// reach the server, and a rank's own Init bound (mpi's Timeout) ends
+	// one that never authenticates.
+	clientAuthTimeout = time.Minute
 )
 
 // Server is a NATS server embedded in gorun for one job: it listens on one
@@ -154,6 +161,7 @@ func serverOptions(spec *Spec, routePort int) (*server.Options, error) {
 		WriteDeadline:   serverWriteDeadline,
 		MaxPayload:      serverMaxPayload,
 		DontListen:      spec.InProcess,
+		AuthTimeout:     clientAuthTimeout.Seconds(),
 	}
 	if spec.MaxPayload > 0 {
 		opts.MaxPayload = spec.MaxPayload

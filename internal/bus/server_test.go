@@ -76,6 +76,33 @@ func TestStartServer(t *testing.T) {
 	}
 }
 
+// TestSlowRankConnects: a rank that gets no core for longer than NATS's
+// authentication timeout between its connection and its CONNECT (an
+// oversubscribed host) is still admitted: the server waits
+// clientAuthTimeout.
+func TestSlowRankConnects(t *testing.T) {
+	s, err := StartLocal("", false, "job-slow", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown()
+	kp, _ := nkeys.FromSeed([]byte(s.Creds(0)))
+	pub, _ := kp.PublicKey()
+	stall := server.AUTH_TIMEOUT + time.Second // past NATS's default
+	if stall >= clientAuthTimeout {
+		t.Fatalf("the stall %v is not within clientAuthTimeout %v", stall, clientAuthTimeout)
+	}
+	sign := func(nonce []byte) ([]byte, error) {
+		time.Sleep(stall)
+		return kp.Sign(nonce)
+	}
+	nc, err := nats.Connect(s.URL(), nats.Nkey(pub, sign), nats.Timeout(clientAuthTimeout))
+	if err != nil {
+		t.Fatalf("a rank that signed after %v: %v", stall, err)
+	}
+	nc.Close()
+}
+
 // TestRankIdentity (acceptance 3): a process holding rank 1's credentials
 // cannot publish as another rank (the server refuses, and the frame reaches
 // nobody) nor subscribe to another rank's inbox; as itself it can.
