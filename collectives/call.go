@@ -118,6 +118,9 @@ type call struct {
 	failed  bool
 	markers bool // the data phase may carry the failure marker
 	nb      bool // a non-blocking call (nonblocking.go)
+	// posts: the call arrives on the flags as it posts its data there
+	// (postsData); posted once it has, or has arrived without (end).
+	posts, posted bool
 }
 
 // begin starts a call of collective k on c: it finds or makes c's shadow and
@@ -147,7 +150,7 @@ func beginCall(ctx context.Context, c *mpi.Comm, k kind, elem *elemInfo, root, l
 		}
 	}
 	sh := v.(*shadow)
-	x, poison, err := sh.enter(ctx, c, k, elem, nb)
+	x, poison, err := sh.enter(ctx, c, k, elem, length, nb)
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +190,7 @@ func beginCall(ctx context.Context, c *mpi.Comm, k kind, elem *elemInfo, root, l
 // It returns the call, and the poison it must fail with if the
 // communicator is poisoned. sh.mu is released however enter ends, a panic
 // included: a lock held past a panic would block every later call.
-func (sh *shadow) enter(ctx context.Context, c *mpi.Comm, k kind, elem *elemInfo, nb bool) (*call, error, error) {
+func (sh *shadow) enter(ctx context.Context, c *mpi.Comm, k kind, elem *elemInfo, length int, nb bool) (*call, error, error) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if sh.comm == nil {
@@ -226,7 +229,11 @@ func (sh *shadow) enter(ctx context.Context, c *mpi.Comm, k kind, elem *elemInfo
 	sh.seq++
 	x.seq = sh.seq
 	if sh.flags != nil {
-		sh.flags.Arrive(x.seq, byte(k))
+		// A call that posts its data arrives as it does (postsData);
+		// every other arrives now.
+		if x.posts = postsData(k, elem, length, sh.flags); !x.posts {
+			sh.flags.Arrive(x.seq, byte(k))
+		}
 	}
 	sh.active++
 	if sh.active > 1 {
@@ -244,6 +251,13 @@ func (x *call) end() {
 			e.Root, e.Flags = x.traced.Root, trace.HasRoot
 		}
 		t.Record(e)
+	}
+	if x.posts && !x.posted {
+		// Every call arrives, or the other ranks would wait for this one
+		// at every later call: without data, which makes theirs take
+		// the agreement.
+		x.posted = true
+		x.sh.flags.Arrive(x.seq, byte(x.k))
 	}
 	if x.cancel != nil || !x.nb {
 		x.sh.mu.Lock()

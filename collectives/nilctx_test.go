@@ -178,7 +178,7 @@ func TestShadowUnlockedOnPanic(t *testing.T) {
 		v, _ := shadows.LoadOrStore(weak.Make(c), &shadow{key: weak.Make(c)})
 		func() {
 			defer func() { recover() }()
-			v.(*shadow).enter(noCtx, c, kBarrier, noElem, false)
+			v.(*shadow).enter(noCtx, c, kBarrier, noElem, 0, false)
 		}()
 		done := make(chan error, 1)
 		go func() { done <- Barrier(ctx, c) }()

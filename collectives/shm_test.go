@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorun-hpc/gorun/internal/shm"
 	"github.com/gorun-hpc/gorun/mpi"
 	"github.com/gorun-hpc/gorun/mpi/mpitest"
 )
@@ -127,4 +128,64 @@ func TestBarrierOnFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestAllreduceOnFlags: on ranks that share a host's memory, an Allreduce
+// of at most a slot's data is combined from the slots, without the
+// agreement, and right, round after round, a Bcast between two (with its
+// agreement) and a slow rank (its Op sleeps) included (that a slot is not
+// written again while a rank may read it is TestHostFlagsPostWaits's, in
+// mpi); a rank whose Allreduce has another length, or data too large for a
+// slot, makes every rank take the agreement, which names the mismatch.
+func TestAllreduceOnFlags(t *testing.T) {
+	const n, rounds = 4, 30
+	elems := shm.SlotData / 8
+	mpitest.RunShared(t, n, func(ctx context.Context, c *mpi.Comm) error {
+		if err := Barrier(ctx, c); err != nil { // makes the shadow
+			return err
+		}
+		sh := shadowOf(c)
+		var agreed atomic.Int32
+		sh.beforeUp = func() { agreed.Add(1) }
+		data := make([]float64, elems)
+		for k := range rounds {
+			for i := range data {
+				data[i] = float64(c.Rank()*1000 + k + i)
+			}
+			op := Op[float64](Sum[float64])
+			if c.Rank() == 2 && k%3 == 0 {
+				op = func(acc, in []float64) { time.Sleep(20 * time.Millisecond); Sum(acc, in) }
+			}
+			got, err := Allreduce(ctx, c, data, op)
+			if err != nil {
+				return err
+			}
+			for i, v := range got {
+				if want := float64(1000*n*(n-1)/2 + n*(k+i)); v != want {
+					return fmt.Errorf("rank %d round %d: [%d] = %v, want %v", c.Rank(), k, i, v, want)
+				}
+			}
+			if _, err := Bcast(ctx, c, 3, []byte{byte(k)}); err != nil {
+				return err
+			}
+		}
+		if a := agreed.Load(); a != rounds { // the Bcasts'
+			return fmt.Errorf("rank %d: %d agreements in %d rounds of an Allreduce and a Bcast, want %d", c.Rank(), a, rounds, rounds)
+		}
+		for _, other := range []int{elems - 1, elems + 1} {
+			mine := elems
+			if c.Rank() == 1 {
+				mine = other
+			}
+			_, err := Allreduce(ctx, c, make([]float64, mine), Sum)
+			if !errors.Is(err, ErrMismatch) {
+				return fmt.Errorf("rank %d: Allreduce of %d elements beside one of %d: %v, want ErrMismatch", c.Rank(), mine, other, err)
+			}
+		}
+		got, err := Allreduce(ctx, c, []int32{int32(c.Rank())}, Sum) // still usable
+		if err != nil || got[0] != n*(n-1)/2 {
+			return fmt.Errorf("rank %d: after the mismatches: %v, %v", c.Rank(), got, err)
+		}
+		return nil
+	})
 }

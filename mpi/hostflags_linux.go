@@ -5,6 +5,7 @@ package mpi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/gorun-hpc/gorun/internal/hostsync"
@@ -68,16 +69,58 @@ func word(seq uint32, kind byte) uint64 { return uint64(seq)<<8 | uint64(kind) }
 
 func (f *hostFlags) Arrive(seq uint32, kind byte) { f.ch.Arrive(word(seq, kind), f.n*seq) }
 
+func (f *hostFlags) SlotData() int { return shm.SlotData }
+
+// wait waits until every rank has arrived at call seq.
+func (f *hostFlags) wait(ctx context.Context, seq uint32) error {
+	err := f.ch.Wait(f.n*seq, f.spin, hostFlagsTick, func() bool { return ctx.Err() != nil })
+	if errors.Is(err, shm.ErrStopped) {
+		return ctx.Err()
+	}
+	return err
+}
+
+// Post: a rank reads the slots of call seq-2 before it arrives at call
+// seq-1; once all have arrived there, this rank's slot of seq's parity is
+// free. (Today a rank can only have finished call seq-1 once every rank
+// entered it, as each collective waits for all, on the flags or in its
+// agreement, so the wait returns at once; it keeps Post safe for a call
+// that a rank could finish alone, a rooted one's root.)
+func (f *hostFlags) Post(ctx context.Context, seq uint32, kind byte, args uint64, data []byte) error {
+	if seq > 1 {
+		if err := f.wait(ctx, seq-1); err != nil {
+			return err
+		}
+	}
+	if !f.ch.Put(seq, kind, args, data) {
+		return fmt.Errorf("mpi: %d bytes posted in a slot of %d", len(data), shm.SlotData)
+	}
+	f.ch.Arrive(word(seq, kind), f.n*seq)
+	return nil
+}
+
+func (f *hostFlags) Collect(ctx context.Context, seq uint32, kind byte, args uint64, each func(rank int, data []byte)) (bool, error) {
+	if err := f.wait(ctx, seq); err != nil {
+		return false, err
+	}
+	for _, l := range f.locals {
+		if _, ok := f.ch.Slot(seq, kind, args, l); !ok {
+			return false, nil
+		}
+	}
+	for r, l := range f.locals {
+		d, _ := f.ch.Slot(seq, kind, args, l)
+		each(r, d)
+	}
+	return true, nil
+}
+
 // Wait: once the count says every rank came to call seq, each rank's cell
 // holds that call's word, or a later call's (a rank that has gone past
 // seq: it could only once every rank had come to seq, as the others'
 // calls did).
 func (f *hostFlags) Wait(ctx context.Context, seq uint32, kind byte) (bool, error) {
-	err := f.ch.Wait(f.n*seq, f.spin, hostFlagsTick, func() bool { return ctx.Err() != nil })
-	if errors.Is(err, shm.ErrStopped) {
-		return false, ctx.Err()
-	}
-	if err != nil {
+	if err := f.wait(ctx, seq); err != nil {
 		return false, err
 	}
 	want := word(seq, kind)

@@ -17,6 +17,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/gorun-hpc/gorun/internal/hostsync"
 	"github.com/gorun-hpc/gorun/mpi"
 	"github.com/gorun-hpc/gorun/mpi/mpitest"
 )
@@ -303,6 +304,40 @@ func TestShmFullRingQueues(t *testing.T) {
 			if got := binary.LittleEndian.Uint32(b); len(b) != size || got != uint32(i) {
 				return fmt.Errorf("message %d: %d bytes, number %d", i, len(b), got)
 			}
+		}
+		return nil
+	})
+}
+
+// TestHostFlagsPostWaits: a rank's Post of call seq waits until every rank
+// has arrived at call seq-1, so that none still reads its slot of seq's
+// parity (the one call seq-2 used); Collect gives every rank's data, in
+// rank order, once all have posted.
+func TestHostFlagsPostWaits(t *testing.T) {
+	const kind, args = 9, 7
+	var arriving atomic.Bool // rank 1 is about to arrive at call 1
+	mpitest.RunShared(t, 2, func(ctx context.Context, c *mpi.Comm) error {
+		f := hostsync.Open(c)
+		if f == nil {
+			return errors.New("no flags on one host's ranks")
+		}
+		if c.Rank() == 1 {
+			time.Sleep(100 * time.Millisecond) // rank 0 is at call 2 by now
+			arriving.Store(true)
+		}
+		me := []byte{byte(c.Rank())}
+		for seq := uint32(1); seq <= 2; seq++ {
+			if err := f.Post(ctx, seq, kind, args, me); err != nil {
+				return err
+			}
+		}
+		if !arriving.Load() {
+			return errors.New("rank 0 posted call 2 before rank 1 arrived at call 1")
+		}
+		var got []byte
+		same, err := f.Collect(ctx, 2, kind, args, func(_ int, d []byte) { got = append(got, d...) })
+		if err != nil || !same || !bytes.Equal(got, []byte{0, 1}) {
+			return fmt.Errorf("rank %d: Collect: %v, %v, data %v, want true, nil, [0 1]", c.Rank(), same, err, got)
 		}
 		return nil
 	})

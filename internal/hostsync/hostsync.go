@@ -1,7 +1,7 @@
 // Package hostsync lets package collectives use what package mpi knows of
-// a communicator's host without mpi exporting it: flags in the host's
-// shared memory, on which a collective of ranks that are all on one host
-// can run without a message. mpi sets Open when it is initialised.
+// a communicator's host without mpi exporting it: flags and slots in the
+// host's shared memory, on which a collective of ranks that are all on one
+// host can run without a message. mpi sets Open when it is initialised.
 package hostsync
 
 import "context"
@@ -19,6 +19,19 @@ type Flags interface {
 	// another collective at that point). It returns ctx's error if ctx
 	// ends first.
 	Wait(ctx context.Context, seq uint32, kind byte) (same bool, err error)
+	// Post is Arrive for a call that gives the others data (at most
+	// SlotData bytes) in shared memory: it waits until no rank reads this
+	// rank's slot for the call any more, puts data and args there, and
+	// arrives at seq. It returns ctx's error if ctx ends first.
+	Post(ctx context.Context, seq uint32, kind byte, args uint64, data []byte) error
+	// Collect waits until every rank has arrived at call seq, and calls
+	// each with every rank's data for it, in rank order, if every rank
+	// posted it with kind and args; same reports whether they all did
+	// (false: each was not called). The data is shared memory, to read
+	// before Collect returns.
+	Collect(ctx context.Context, seq uint32, kind byte, args uint64, each func(rank int, data []byte)) (same bool, err error)
+	// SlotData is the most data a rank can Post.
+	SlotData() int
 }
 
 // Open returns the flags of c (an *mpi.Comm), or nil where c has none: a

@@ -3,6 +3,7 @@
 package shm
 
 import (
+	"encoding/binary"
 	"errors"
 	"runtime"
 	"sync/atomic"
@@ -14,7 +15,9 @@ import (
 
 // Channels: the flags that collectives of one communicator run on, where
 // every rank of it is on this segment. A barrier there costs each rank an
-// atomic add and a look at a counter, and no message.
+// atomic add and a look at a counter, and no message; a small Allreduce
+// the same, each rank having put its data in its slot first (Put), and
+// combined everyone's after.
 //
 // The channel area is the segment's last part, page-aligned, so that each
 // rank maps it apart from the rest (Open does, while it has the file):
@@ -27,6 +30,13 @@ import (
 //	  +64    count: a uint32 every member adds 1 to at each of its calls
 //	  +68    sleepers: how many members sleep on count (futex)
 //	  +128   one 8-byte cell per local rank: the word of its last call
+//	  then   the slots: two sets (by a call number's parity) of one
+//	         SlotBytes slot per local rank, each a header (the call's
+//	         number, its data's length, its kind, its args) and the data
+//
+// A slot of call seq is written again for call seq+2 only: its writer
+// first waits until every rank has arrived at call seq+1, which a rank
+// does once it has read everything of call seq.
 //
 // A channel is claimed for good: a segment lives for one job, and a job
 // that makes more communicators than Channels runs the later ones without.
@@ -42,9 +52,27 @@ const (
 	pageSize     = 4096
 )
 
+// SlotBytes is the size of a rank's slot in a channel, its header
+// included: SlotData bytes of data.
+const SlotBytes = 256
+
+// SlotData is the most data a call puts in a slot.
+const SlotData = SlotBytes - slotHeader
+
+// A slot's header: the call's number (uint32), its data's length
+// (uint16), its kind (byte), one byte unused, its args (uint64).
+const (
+	slotSeq    = 0
+	slotLen    = 4
+	slotKind   = 6
+	slotArgs   = 8
+	slotHeader = 16
+)
+
 func alignUp(x, a int) int { return (x + a - 1) / a * a }
 
-func (l layout) chanStride() int { return lineSize + alignUp(8*l.n, lineSize) }
+func (l layout) cellsSize() int  { return alignUp(8*l.n, lineSize) }
+func (l layout) chanStride() int { return lineSize + l.cellsSize() + 2*l.n*SlotBytes }
 func (l layout) areaOff() int    { return alignUp(l.ringsEnd(), pageSize) }
 func (l layout) areaSize() int   { return alignUp(Channels*l.chanStride(), pageSize) }
 
@@ -123,6 +151,54 @@ func (ch *Channel) Cell(local int) uint64 {
 		return 0
 	}
 	return atomic.LoadUint64(ch.cell(local))
+}
+
+// slot is local rank local's slot for calls of parity seq%2, or nil for a
+// local rank out of range.
+func (ch *Channel) slot(seq uint32, local int) []byte {
+	n := ch.a.l.n
+	if local < 0 || local >= n {
+		return nil
+	}
+	off := ch.base + chanCells + ch.a.l.cellsSize() + (int(seq%2)*n+local)*SlotBytes
+	return ch.a.mem[off : off+SlotBytes : off+SlotBytes]
+}
+
+// Put writes data (at most SlotData bytes) in this rank's slot for call
+// seq, with the call's kind and args; it reports false, writing nothing,
+// for more data. The caller must know that no rank reads the slot still:
+// that every rank has arrived at call seq-1 (see the layout above). The
+// others see the slot once this rank arrives at seq (Arrive).
+func (ch *Channel) Put(seq uint32, kind byte, args uint64, data []byte) bool {
+	if len(data) > SlotData {
+		return false
+	}
+	b := ch.slot(seq, ch.local)
+	binary.LittleEndian.PutUint32(b[slotSeq:], seq)
+	binary.LittleEndian.PutUint16(b[slotLen:], uint16(len(data)))
+	b[slotKind] = kind
+	binary.LittleEndian.PutUint64(b[slotArgs:], args)
+	copy(b[slotHeader:], data)
+	return true
+}
+
+// Slot returns the data local rank local put for call seq, where its slot
+// holds that call with kind and args; ok is false where it holds another
+// (that rank did not put its data there for this call, or put another
+// kind's, or other args), or its header is out of bounds. The caller must
+// know that local has arrived at seq. The data is the segment's memory,
+// which its writer does not write again before every rank has arrived at
+// seq+1.
+func (ch *Channel) Slot(seq uint32, kind byte, args uint64, local int) (data []byte, ok bool) {
+	b := ch.slot(seq, local)
+	if b == nil || binary.LittleEndian.Uint32(b[slotSeq:]) != seq || b[slotKind] != kind || binary.LittleEndian.Uint64(b[slotArgs:]) != args {
+		return nil, false
+	}
+	n := int(binary.LittleEndian.Uint16(b[slotLen:]))
+	if n > SlotData {
+		return nil, false
+	}
+	return b[slotHeader : slotHeader+n : slotHeader+n], true
 }
 
 // ErrStopped is Wait's answer when stop said to stop.
