@@ -56,6 +56,11 @@ func Bcast[T any](ctx context.Context, c *mpi.Comm, root int, data []T) (out []T
 
 // bcast is Bcast's work, once begun.
 func bcast[T any](x *call, root int, data []T) ([]T, error) {
+	if x.posts {
+		if out, done, err := postedBcast(x, root, data); done {
+			return out, err
+		}
+	}
 	elem := x.elem
 	var offer []byte // root's data, if it goes with the check
 	if x.checkRoot(root) && x.rank == root {

@@ -79,6 +79,11 @@ func Allgather[T any](ctx context.Context, c *mpi.Comm, data []T) (out []T, err 
 
 // allgather is Allgather's work, once begun.
 func allgather[T any](x *call, data []T) ([]T, error) {
+	if x.posts {
+		if out, done, err := postedAllgather(x, data); done {
+			return out, err
+		}
+	}
 	enc, offer := encodeOffer(x, data)
 	common, _, err := x.agree(x.collectUp(offer), func(all []byte) downPayload {
 		x.st.info = 0

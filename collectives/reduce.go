@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/gorun-hpc/gorun/internal/hostsync"
-
 	"github.com/gorun-hpc/gorun/mpi"
 )
 
@@ -383,48 +381,4 @@ func (r *reducer[T]) gatherBlocks(root int) error {
 		}
 	}
 	return nil
-}
-
-// postsData reports whether a call of k, with length elements of elem,
-// posts its data on flags: an Allreduce of at most flags.SlotData bytes
-// (see postedAllreduce).
-func postsData(k kind, elem *elemInfo, length int, flags hostsync.Flags) bool {
-	return k == kAllreduce && elem.raw && length*elem.size <= flags.SlotData()
-}
-
-// postedAllreduce is a small Allreduce on the flags of ranks that share a
-// host's memory: each rank posts its data there, waits until all have,
-// and combines everyone's itself, in rank order (so that every rank gets
-// bit-for-bit the same result): one wait, no message. done is false, the
-// call not done, where some rank posted no data for the call, or data of
-// another type or length: every rank sees the same slots, so every rank
-// then takes the agreement, which names the mismatch.
-func postedAllreduce[T mpi.Number](x *call, data []T, op Op[T]) (out []T, done bool, err error) {
-	f := x.sh.flags
-	args := uint64(x.elem.id)
-	if err := f.Post(x.ctx, x.seq, byte(x.k), args, mpi.AsBytes(data)); err != nil {
-		return nil, true, opError(x.k, err) // not arrived: end arrives
-	}
-	x.posted = true
-	acc := make([]T, len(data))
-	lengths := true
-	same, err := f.Collect(x.ctx, x.seq, byte(x.k), args, func(r int, b []byte) {
-		in, err := mpi.FromBytes[T](b)
-		switch {
-		case err != nil || len(in) != len(acc):
-			lengths = false
-		case !lengths:
-		case r == 0:
-			copy(acc, in)
-		default:
-			apply(x, op, acc, in) // a panic is done's to raise again
-		}
-	})
-	if err != nil {
-		return nil, true, opError(x.k, err)
-	}
-	if !same || !lengths {
-		return nil, false, nil
-	}
-	return acc, true, nil
 }

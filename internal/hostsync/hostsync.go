@@ -27,8 +27,8 @@ type Flags interface {
 	// Collect waits until every rank has arrived at call seq, and calls
 	// each with every rank's data for it, in rank order, if every rank
 	// posted it with kind and args; same reports whether they all did
-	// (false: each was not called). The data is shared memory, to read
-	// before Collect returns.
+	// (false: each was not called). The data is shared memory, which
+	// stays as it is until this rank arrives at its next call.
 	Collect(ctx context.Context, seq uint32, kind byte, args uint64, each func(rank int, data []byte)) (same bool, err error)
 	// SlotData is the most data a rank can Post.
 	SlotData() int

@@ -1,0 +1,139 @@
+package collectives
+
+import (
+	"fmt"
+
+	"github.com/gorun-hpc/gorun/internal/hostsync"
+	"github.com/gorun-hpc/gorun/mpi"
+)
+
+// Posted calls. Where every rank of a communicator is on one host's shared
+// memory, its shadow has flags there (hostsync): a Barrier waits on them
+// alone, and a small Allreduce, Bcast or Allgather runs on them too. Each
+// rank posts its data (at most a slot's: hostsync.Flags.SlotData) with
+// the call's arguments in its slot, waits until every rank has arrived,
+// and reads what it needs of everyone's slots: one wait, no message. The
+// check that the calls match is the slots' headers: where some rank posted
+// nothing for the call (its data did not fit, or it called another
+// collective) or other arguments, every rank sees it in the same slots
+// and takes the agreement, which names the mismatch.
+
+// postsData reports whether a call of k, with length elements of elem,
+// arrives on flags as it posts its data (post), rather than at its
+// beginning (shadow.enter): an Allreduce of at most a slot, any Bcast or
+// Allgather (their ranks that cannot post arrive without data).
+func postsData(k kind, elem *elemInfo, length int, flags hostsync.Flags) bool {
+	switch k {
+	case kAllreduce:
+		return elem.raw && length*elem.size <= flags.SlotData()
+	case kBcast, kAllgather:
+		return true
+	}
+	return false
+}
+
+// post puts mine in this rank's slot for call x with args, or, where ok is
+// false, arrives without data, which makes every rank take the agreement.
+func (x *call) post(args uint64, mine []byte, ok bool) error {
+	f := x.sh.flags
+	if !ok || len(mine) > f.SlotData() {
+		x.posted = true
+		f.Arrive(x.seq, byte(x.k))
+		return nil
+	}
+	if err := f.Post(x.ctx, x.seq, byte(x.k), args, mine); err != nil {
+		return opError(x.k, err) // not arrived: end arrives
+	}
+	x.posted = true
+	return nil
+}
+
+// collect waits for every rank's post of call x and gives each its data,
+// in rank order; same is false where some rank posted none, or other args.
+func (x *call) collect(args uint64, each func(rank int, data []byte)) (same bool, err error) {
+	same, err = x.sh.flags.Collect(x.ctx, x.seq, byte(x.k), args, each)
+	if err != nil {
+		return false, opError(x.k, err)
+	}
+	return same, nil
+}
+
+// postedAllreduce is a small Allreduce on the flags: every rank combines
+// everyone's data itself, in rank order, so that every rank gets
+// bit-for-bit the same result. done is false where the call must take the
+// agreement.
+func postedAllreduce[T mpi.Number](x *call, data []T, op Op[T]) (out []T, done bool, err error) {
+	args := uint64(x.elem.id)
+	if err := x.post(args, mpi.AsBytes(data), true); err != nil {
+		return nil, true, err
+	}
+	acc := make([]T, len(data))
+	lengths := true
+	same, err := x.collect(args, func(r int, b []byte) {
+		in, err := mpi.FromBytes[T](b)
+		switch {
+		case err != nil || len(in) != len(acc):
+			lengths = false
+		case !lengths:
+		case r == 0:
+			copy(acc, in)
+		default:
+			apply(x, op, acc, in) // a panic is done's to raise again
+		}
+	})
+	if err != nil || !same || !lengths {
+		return nil, err != nil, err
+	}
+	return acc, true, nil
+}
+
+// postedBcast is a Bcast on the flags: root posts its encoded data where
+// it fits a slot, the others nothing but the call's arguments, and each
+// decodes root's. done is false where the call must take the agreement
+// (root's data did not fit, or a root out of range).
+func postedBcast[T any](x *call, root int, data []T) (out []T, done bool, err error) {
+	args := uint64(x.elem.id) ^ uint64(root)<<32
+	ok := root >= 0 && root < x.size
+	var mine []byte
+	if ok && x.rank == root {
+		var err error
+		mine, err = encode(x.elem, data)
+		ok = err == nil // the agreement reports the error
+	}
+	if err := x.post(args, mine, ok); err != nil {
+		return nil, true, err
+	}
+	var derr error
+	same, err := x.collect(args, func(r int, b []byte) {
+		if r == root && x.rank != root {
+			out, derr = decode[T](x.elem, b) // a copy
+		}
+	})
+	switch {
+	case err != nil || !same:
+		return nil, err != nil, err
+	case x.rank == root:
+		return clone(data), true, nil
+	case derr != nil:
+		return nil, true, opError(x.k, fmt.Errorf("%w: %v", ErrEncode, derr))
+	}
+	return out, true, nil
+}
+
+// postedAllgather is an Allgather on the flags: every rank posts its
+// encoded data where it fits a slot, and decodes everyone's. done is false
+// where the call must take the agreement.
+func postedAllgather[T any](x *call, data []T) (out []T, done bool, err error) {
+	args := uint64(x.elem.id)
+	mine, eerr := encode(x.elem, data)
+	if err := x.post(args, mine, eerr == nil); err != nil {
+		return nil, true, err
+	}
+	blocks := make([][]byte, x.size)
+	same, err := x.collect(args, func(r int, b []byte) { blocks[r] = b })
+	if err != nil || !same {
+		return nil, err != nil, err
+	}
+	out, err = decodeAll[T](x, blocks) // copies out of the slots
+	return out, true, err
+}
