@@ -58,8 +58,11 @@ func Gather[T any](ctx context.Context, c *mpi.Comm, root int, data []T) (out []
 // rank order. The ranks' lengths may differ. The result never shares memory
 // with data.
 //
-// When every rank's data is at most 16 KiB and all of it at most 256 KiB,
-// it goes with the call's check, through rank 0 to every rank. Otherwise,
+// Where every rank of c is on one host's shared memory and every rank's
+// data encodes to at most 240 bytes, each puts it in a slot there and
+// reads everyone's once all have arrived: no message. Else when every
+// rank's data is at most 16 KiB and all of it at most 256 KiB, it goes
+// with the call's check, through rank 0 to every rank. Otherwise,
 // after the check, every rank publishes its data once for the bus to fan
 // out (on a communicator that spans the world), or a Bruck allgather runs:
 // ceil(log2 n) rounds in which every rank sends and receives one message.
