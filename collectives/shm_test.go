@@ -272,3 +272,36 @@ func TestBcastAllgatherOnFlags(t *testing.T) {
 		return nil
 	})
 }
+
+// BenchmarkShared: collectives on goroutine ranks that share a segment,
+// as one host's ranks do under gorun: the per-call cost of the calls on
+// the flags (bench/collectives measures real processes).
+func BenchmarkShared(b *testing.B) {
+	for _, n := range []int{2, 4} {
+		for _, op := range []string{"barrier", "allreduce8"} {
+			b.Run(fmt.Sprintf("%s/n=%d", op, n), func(b *testing.B) {
+				mpitest.RunShared(b, n, func(ctx context.Context, c *mpi.Comm) error {
+					x := []float64{1}
+					if err := Barrier(ctx, c); err != nil {
+						return err
+					}
+					if c.Rank() == 0 {
+						b.ResetTimer()
+					}
+					for range b.N {
+						var err error
+						if op == "barrier" {
+							err = Barrier(ctx, c)
+						} else {
+							_, err = Allreduce(ctx, c, x, Sum)
+						}
+						if err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+			})
+		}
+	}
+}
