@@ -69,7 +69,6 @@ type hostRanks struct {
 	stopSig syscall.Signal       // the strongest signal stop has sent; 0 if none
 	wg      sync.WaitGroup       // rank reapers
 	keeper  chan *keeper         // the keeper, once started (nil in it: none)
-	ended   chan struct{}        // closed by finish: no keeper is needed any more
 	since   uint64               // when the first rank started (procStat.start), 0 before
 	over    bool                 // finish has run: the job no longer counts in liveJobs
 	finish1 sync.Once
@@ -90,7 +89,7 @@ var liveJobs atomic.Int32
 
 func newHostRanks(host string, onOutput func(int, bool, io.ReadCloser), onExit func(rankExit)) *hostRanks {
 	liveJobs.Add(1)
-	return &hostRanks{host: host, onOutput: onOutput, onExit: onExit, running: make(map[int]int), ctl: make(map[int]*rankControl), keeper: make(chan *keeper, 1), ended: make(chan struct{})}
+	return &hostRanks{host: host, onOutput: onOutput, onExit: onExit, running: make(map[int]int), ctl: make(map[int]*rankControl), keeper: make(chan *keeper, 1)}
 }
 
 // start starts j's ranks; stdin (nil: none) goes to the host's first rank
@@ -123,7 +122,9 @@ func (h *hostRanks) start(ctx context.Context, j *hostJob, stdin io.Reader) {
 			info.Shm = path
 		}
 	}
-	go startKeeperLate(j.JobID, keeperDelay, h.ended, h.keeper)
+	// The keeper starts beside the ranks (it is needed only once they
+	// have started something, and costs the launch nothing so).
+	go func() { h.keeper <- startKeeper(j.JobID) }()
 	for i, p := range j.Procs {
 		if ctx.Err() != nil {
 			h.notStarted(j.Procs[i:])
@@ -344,7 +345,6 @@ func (h *hostRanks) finish(jobID string) {
 		h.over = true
 		h.mu.Unlock()
 		liveJobs.Add(-1)
-		close(h.ended)
 		go func() { (<-h.keeper).release() }()
 	})
 }

@@ -17,9 +17,9 @@ import (
 // agent, and nothing else is left on the host to end it.
 //
 // So gorun (for its own machine's ranks) and every agent start a keeper
-// once their ranks have run keeperDelay: this very program again, with
-// keeperArg, the job's id and its parent's pid, in a session of its own,
-// its stdin a pipe from the parent. The keeper waits for that pipe's end. When the parent dies,
+// beside their ranks: this very program again, with keeperArg, the job's
+// id and its parent's pid, in a session of its own, its stdin a pipe from
+// the parent. The keeper waits for that pipe's end. When the parent dies,
 // however it dies, the pipe ends without a word, and the keeper kills
 //
 //   - every process it last saw descending from its parent (the ranks,
@@ -119,30 +119,6 @@ func waitOrphaned(parent int, d time.Duration) {
 	}
 	for deadline := time.Now().Add(d); os.Getppid() == parent && time.Now().Before(deadline); {
 		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// keeperDelay is how long a job runs before its keeper starts. Until then
-// the ranks need none: they die with their parent by themselves
-// (Pdeathsig), a segment they have not all mapped yet is swept by the next
-// job on the host (newSegment), and what a keeper adds, ending what the
-// ranks started, matters once they have had time to start something. A
-// keeper costs about 30 ms of CPU (a Go program of gorun's size starting,
-// its first record of the tree), as much as two ranks' start: on a busy
-// machine a fifth of launching 8 hello ranks. A job shorter than
-// keeperDelay never pays it.
-const keeperDelay = 250 * time.Millisecond
-
-// startKeeperLate sends on to the keeper of job started once delay has
-// passed, or nil if ended closes first.
-func startKeeperLate(job string, delay time.Duration, ended <-chan struct{}, to chan<- *keeper) {
-	t := time.NewTimer(delay)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		to <- startKeeper(job)
-	case <-ended:
-		to <- nil
 	}
 }
 

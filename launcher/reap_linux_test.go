@@ -163,25 +163,3 @@ func BenchmarkLineageRecord(b *testing.B) {
 	b.ReportMetric(float64((cpu()-c0).Microseconds())/float64(b.N), "cpu-us/op")
 	b.ReportMetric(float64(len(readProcs())), "procs")
 }
-
-// TestKeeperLate: a job that ends before keeperDelay has passed starts no
-// keeper; once it has passed, the keeper starts, and release ends it.
-func TestKeeperLate(t *testing.T) {
-	to := make(chan *keeper, 1)
-	ended := make(chan struct{})
-	close(ended)
-	startKeeperLate("keeper-late-test", time.Hour, ended, to)
-	if k := <-to; k != nil {
-		k.release()
-		t.Fatal("a keeper started for a job that ended before the delay")
-	}
-	startKeeperLate("keeper-late-test", 0, make(chan struct{}), to)
-	k := <-to
-	if k == nil {
-		t.Fatal("no keeper once the delay had passed")
-	}
-	k.release()
-	if k.cmd.ProcessState == nil || !k.cmd.ProcessState.Exited() {
-		t.Errorf("the released keeper did not exit: %v", k.cmd.ProcessState)
-	}
-}

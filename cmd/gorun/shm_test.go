@@ -83,9 +83,8 @@ func TestShmSweptAfterKill(t *testing.T) {
 	if paths[0] == "" {
 		t.Fatalf("no segment: %q", paths)
 	}
-	// The keeper starts a quarter second after the ranks: a gorun killed
-	// before it ran would have nobody to sweep after it (the next job on
-	// the host would).
+	// The keeper starts beside the ranks: a gorun killed before it ran
+	// would have nobody to sweep after it (the next job on the host would).
 	testbin.WaitFor(t, 30*time.Second, func() bool { return len(keeperPids(j.cmd.Process.Pid)) == 1 }, "gorun's keeper")
 	j.cmd.Process.Kill()
 	j.wait(30 * time.Second)
