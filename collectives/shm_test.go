@@ -305,3 +305,36 @@ func BenchmarkShared(b *testing.B) {
 		}
 	}
 }
+
+// TestFlagsPeerGone: a rank that leaves (closes its world) while the others
+// wait for it on the flags makes their calls fail with mpi.ErrPeerLost
+// naming it, as a message it never sends would: a Barrier and a small
+// Allreduce, which no message of the gone rank could end (fails, hanging
+// until the test's deadline, without the flags' look at the ranks).
+func TestFlagsPeerGone(t *testing.T) {
+	for _, op := range []string{"barrier", "allreduce"} {
+		t.Run(op, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			err := mpitest.WorldShared(ctx, 3, func(ctx context.Context, c *mpi.Comm) error {
+				if err := Barrier(ctx, c); err != nil || c.Rank() == 2 {
+					return err // rank 2 leaves: its world closes
+				}
+				var err error
+				if op == "barrier" {
+					err = Barrier(ctx, c)
+				} else {
+					_, err = Allreduce(ctx, c, []float64{1}, Sum)
+				}
+				var re *mpi.RankError
+				if !errors.Is(err, mpi.ErrPeerLost) || !errors.As(err, &re) || re.Rank != 2 {
+					return fmt.Errorf("rank %d: %s without rank 2: %v, want mpi.ErrPeerLost naming rank 2", c.Rank(), op, err)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}

@@ -22,7 +22,7 @@ func init() {
 }
 
 // hostFlagsTick is how often a rank asleep on its communicator's flags
-// looks at its ctx.
+// looks at its ctx, and whether the wait can still end (broken).
 const hostFlagsTick = 20 * time.Millisecond
 
 // hostFlags returns c's channel in the segment of this rank's host (see
@@ -53,12 +53,13 @@ func (c *Comm) hostFlags() hostsync.Flags {
 	if !ok {
 		return nil
 	}
-	return &hostFlags{ch: ch, locals: locals, n: uint32(c.Size()), spin: t.spin}
+	return &hostFlags{c: c, ch: ch, locals: locals, n: uint32(c.Size()), spin: t.spin}
 }
 
 // hostFlags are a communicator's flags: a call's word is its number and
 // kind; the count reaches n*seq once every rank has arrived at call seq.
 type hostFlags struct {
+	c      *Comm
 	ch     *shm.Channel
 	locals []int // by rank of the communicator: its local rank, whose cell it writes
 	n      uint32
@@ -71,13 +72,42 @@ func (f *hostFlags) Arrive(seq uint32, kind byte) { f.ch.Arrive(word(seq, kind),
 
 func (f *hostFlags) SlotData() int { return shm.SlotData }
 
-// wait waits until every rank has arrived at call seq.
+// wait waits until every rank has arrived at call seq, or ctx ends, or the
+// wait can never end (broken).
 func (f *hostFlags) wait(ctx context.Context, seq uint32) error {
-	err := f.ch.Wait(f.n*seq, f.spin, hostFlagsTick, func() bool { return ctx.Err() != nil })
+	var why error
+	err := f.ch.Wait(f.n*seq, f.spin, hostFlagsTick, func() bool {
+		if why = ctx.Err(); why == nil {
+			why = f.broken()
+		}
+		return why != nil
+	})
 	if errors.Is(err, shm.ErrStopped) {
-		return ctx.Err()
+		return why
 	}
 	return err
+}
+
+// broken is why no wait on c's flags can end any more, or nil: c is
+// closed, the world failed (aborted, its connection lost), or a rank of c
+// is gone (closed its world, or died), as a receive from it would fail.
+func (f *hostFlags) broken() error {
+	c := f.c
+	if err := c.check(); err != nil {
+		return err
+	}
+	e := c.e
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.err != nil {
+		return e.err
+	}
+	for r := range c.Size() {
+		if w := c.worldRank(r); e.peers[w].gone {
+			return &RankError{Rank: r, Op: "collective", Err: e.lostErr(w)}
+		}
+	}
+	return nil
 }
 
 // Post: a rank reads the slots of call seq-2 before it arrives at call
