@@ -25,6 +25,11 @@ func Gather[T any](ctx context.Context, c *mpi.Comm, root int, data []T) (out []
 		return nil, err
 	}
 	defer func() { out, err = done(x, out, err) }()
+	if x.posts {
+		if out, done, err := postedGather(x, root, data); done {
+			return out, err
+		}
+	}
 	x.checkRoot(root)
 	enc, offer := encodeOffer(x, data)
 	_, mine, err := x.agree(x.collectUp(offer), func(all []byte) downPayload {
@@ -83,7 +88,7 @@ func Allgather[T any](ctx context.Context, c *mpi.Comm, data []T) (out []T, err 
 // allgather is Allgather's work, once begun.
 func allgather[T any](x *call, data []T) ([]T, error) {
 	if x.posts {
-		if out, done, err := postedAllgather(x, data); done {
+		if out, done, err := postedGather(x, -1, data); done {
 			return out, err
 		}
 	}

@@ -9,7 +9,8 @@ import (
 
 // Posted calls. Where every rank of a communicator is on one host's shared
 // memory, its shadow has flags there (hostsync): a Barrier waits on them
-// alone, and a small Allreduce, Bcast or Allgather runs on them too. Each
+// alone, and a small Reduce, Allreduce, Scan, Exscan, Bcast, Gather or
+// Allgather runs on them too. Each
 // rank posts its data (at most a slot's: hostsync.Flags.SlotData) with
 // the call's arguments in its slot, waits until every rank has arrived,
 // and reads what it needs of everyone's slots: one wait, no message. The
@@ -20,13 +21,13 @@ import (
 
 // postsData reports whether a call of k, with length elements of elem,
 // arrives on flags as it posts its data (post), rather than at its
-// beginning (shadow.enter): an Allreduce of at most a slot, any Bcast or
-// Allgather (their ranks that cannot post arrive without data).
+// beginning (shadow.enter): a reduction of at most a slot, any Bcast,
+// Gather or Allgather (their ranks that cannot post arrive without data).
 func postsData(k kind, elem *elemInfo, length int, flags hostsync.Flags) bool {
 	switch k {
-	case kAllreduce:
+	case kReduce, kAllreduce, kScan, kExscan:
 		return elem.raw && length*elem.size <= flags.SlotData()
-	case kBcast, kAllgather:
+	case kBcast, kGather, kAllgather:
 		return true
 	}
 	return false
@@ -58,14 +59,25 @@ func (x *call) collect(args uint64, each func(rank int, data []byte)) (same bool
 	return same, nil
 }
 
-// postedAllreduce is a small Allreduce on the flags: every rank combines
-// everyone's data itself, in rank order, so that every rank gets
-// bit-for-bit the same result. done is false where the call must take the
-// agreement.
-func postedAllreduce[T mpi.Number](x *call, data []T, op Op[T]) (out []T, done bool, err error) {
-	args := uint64(x.elem.id)
-	if err := x.post(args, mpi.AsBytes(data), true); err != nil {
+// postedReduce is a small reduction (x.k) on the flags: each rank that
+// has a result combines the data it needs itself, in rank order: every
+// rank's for an Allreduce (so that every rank gets bit-for-bit the same
+// result) and for a Reduce on root, ranks 0 to this one's for a Scan, to
+// the one before for an Exscan. done is false where the call must take
+// the agreement.
+func postedReduce[T mpi.Number](x *call, root int, data []T, op Op[T]) (out []T, done bool, err error) {
+	args := uint64(x.elem.id) ^ uint64(root)<<32
+	if err := x.post(args, mpi.AsBytes(data), root >= 0 && root < x.size); err != nil {
 		return nil, true, err
+	}
+	upto := x.size // the ranks whose data this rank combines
+	switch {
+	case x.k == kScan:
+		upto = x.rank + 1
+	case x.k == kExscan:
+		upto = x.rank
+	case x.k == kReduce && x.rank != root:
+		upto = 0
 	}
 	acc := make([]T, len(data))
 	lengths := true
@@ -73,8 +85,8 @@ func postedAllreduce[T mpi.Number](x *call, data []T, op Op[T]) (out []T, done b
 		in, err := mpi.FromBytes[T](b)
 		switch {
 		case err != nil || len(in) != len(acc):
-			lengths = false
-		case !lengths:
+			lengths = false // every rank looks at every rank's: they all see it
+		case !lengths || r >= upto:
 		case r == 0:
 			copy(acc, in)
 		default:
@@ -83,6 +95,9 @@ func postedAllreduce[T mpi.Number](x *call, data []T, op Op[T]) (out []T, done b
 	})
 	if err != nil || !same || !lengths {
 		return nil, err != nil, err
+	}
+	if upto == 0 {
+		return nil, true, nil // a Reduce off root, an Exscan on rank 0
 	}
 	return acc, true, nil
 }
@@ -120,19 +135,24 @@ func postedBcast[T any](x *call, root int, data []T) (out []T, done bool, err er
 	return out, true, nil
 }
 
-// postedAllgather is an Allgather on the flags: every rank posts its
-// encoded data where it fits a slot, and decodes everyone's. done is false
-// where the call must take the agreement.
-func postedAllgather[T any](x *call, data []T) (out []T, done bool, err error) {
-	args := uint64(x.elem.id)
+// postedGather is a Gather (on root) or an Allgather (root -1) on the
+// flags: every rank posts its encoded data where it fits a slot, and root,
+// or every rank, decodes everyone's. done is false where the call must
+// take the agreement.
+func postedGather[T any](x *call, root int, data []T) (out []T, done bool, err error) {
+	args := uint64(x.elem.id) ^ uint64(root)<<32
 	mine, eerr := encode(x.elem, data)
-	if err := x.post(args, mine, eerr == nil); err != nil {
+	ok := eerr == nil && (x.k == kAllgather || root >= 0 && root < x.size)
+	if err := x.post(args, mine, ok); err != nil {
 		return nil, true, err
 	}
 	blocks := make([][]byte, x.size)
 	same, err := x.collect(args, func(r int, b []byte) { blocks[r] = b })
 	if err != nil || !same {
 		return nil, err != nil, err
+	}
+	if x.k == kGather && x.rank != root {
+		return nil, true, nil
 	}
 	out, err = decodeAll[T](x, blocks) // copies out of the slots
 	return out, true, err

@@ -80,7 +80,7 @@ func reduceBody[T mpi.Number](x *call, root int, data []T, op Op[T]) ([]T, error
 		x.checkRoot(root)
 	}
 	if x.posts {
-		if out, done, err := postedAllreduce(x, data, op); done {
+		if out, done, err := postedReduce(x, root, data, op); done {
 			return out, err
 		}
 	}

@@ -41,6 +41,11 @@ func scan[T mpi.Number](ctx context.Context, c *mpi.Comm, k kind, data []T, op O
 		return nil, err
 	}
 	defer func() { out, err = done(x, out, err) }()
+	if x.posts {
+		if out, done, err := postedReduce(x, 0, data, op); done {
+			return out, err
+		}
+	}
 	x.markers = true
 	var offer []byte
 	if len(data)*elem.size <= gatherInline {

@@ -338,3 +338,63 @@ func TestFlagsPeerGone(t *testing.T) {
 		})
 	}
 }
+
+// TestReduceScanGatherOnFlags: on ranks that share a host's memory, a
+// small Reduce, Scan, Exscan and Gather run on the flags, without the
+// agreement, with the right results on the ranks that get one and nil on
+// the others; different roots still give ErrMismatch.
+func TestReduceScanGatherOnFlags(t *testing.T) {
+	const n = 3
+	mpitest.RunShared(t, n, func(ctx context.Context, c *mpi.Comm) error {
+		if err := Barrier(ctx, c); err != nil { // makes the shadow
+			return err
+		}
+		var agreed atomic.Int32
+		shadowOf(c).beforeUp = func() { agreed.Add(1) }
+		me := c.Rank()
+		mine := []int{me + 1, 10 * (me + 1)}
+		prefix := func(upto int) []int { // ranks 0..upto-1
+			if upto == 0 {
+				return nil
+			}
+			s := (upto * (upto + 1)) / 2
+			return []int{s, 10 * s}
+		}
+		for root := range n {
+			got, err := Reduce(ctx, c, root, mine, Sum)
+			want := prefix(n)
+			if me != root {
+				want = nil
+			}
+			if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+				return fmt.Errorf("rank %d: Reduce to %d: %v, %v, want %v", me, root, got, err, want)
+			}
+			gathered, err := Gather(ctx, c, root, []string{fmt.Sprint("r", me)})
+			wantG := "[]"
+			if me == root {
+				wantG = "[r0 r1 r2]"
+			}
+			if err != nil || fmt.Sprint(gathered) != wantG {
+				return fmt.Errorf("rank %d: Gather to %d: %v, %v, want %s", me, root, gathered, err, wantG)
+			}
+		}
+		got, err := Scan(ctx, c, mine, Sum)
+		if err != nil || fmt.Sprint(got) != fmt.Sprint(prefix(me+1)) {
+			return fmt.Errorf("rank %d: Scan: %v, %v, want %v", me, got, err, prefix(me+1))
+		}
+		got, err = Exscan(ctx, c, mine, Sum)
+		if err != nil || fmt.Sprint(got) != fmt.Sprint(prefix(me)) {
+			return fmt.Errorf("rank %d: Exscan: %v, %v, want %v", me, got, err, prefix(me))
+		}
+		if a := agreed.Load(); a != 0 {
+			return fmt.Errorf("rank %d: %d agreements, want none", me, a)
+		}
+		if _, err := Reduce(ctx, c, me%2, mine, Sum); !errors.Is(err, ErrMismatch) {
+			return fmt.Errorf("rank %d: Reduce with different roots: %v, want ErrMismatch", me, err)
+		}
+		if _, err := Gather(ctx, c, me%2, mine); !errors.Is(err, ErrMismatch) {
+			return fmt.Errorf("rank %d: Gather with different roots: %v, want ErrMismatch", me, err)
+		}
+		return nil
+	})
+}
