@@ -10,14 +10,14 @@ import (
 // Posted calls. Where every rank of a communicator is on one host's shared
 // memory, its shadow has flags there (hostsync): a Barrier waits on them
 // alone, and a small Reduce, Allreduce, Scan, Exscan, Bcast, Gather or
-// Allgather runs on them too. Each
-// rank posts its data (at most a slot's: hostsync.Flags.SlotData) with
-// the call's arguments in its slot, waits until every rank has arrived,
-// and reads what it needs of everyone's slots: one wait, no message. The
-// check that the calls match is the slots' headers: where some rank posted
-// nothing for the call (its data did not fit, or it called another
-// collective) or other arguments, every rank sees it in the same slots
-// and takes the agreement, which names the mismatch.
+// Allgather runs on them too. Each rank posts its data (at most a slot's:
+// hostsync.Flags.SlotData) with the call's arguments in its slot, waits
+// until every rank has arrived, and reads what it needs of everyone's
+// slots: one wait, no message. The check that the calls match is the
+// slots' headers: where some rank posted nothing for the call (its data
+// did not fit, or it called another collective) or other arguments, every
+// rank sees it in the same slots and takes the agreement, which names the
+// mismatch.
 
 // postsData reports whether a call of k, with length elements of elem,
 // arrives on flags as it posts its data (post), rather than at its
