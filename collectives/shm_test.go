@@ -398,3 +398,33 @@ func TestReduceScanGatherOnFlags(t *testing.T) {
 		return nil
 	})
 }
+
+// TestPostedOpPanic: in an Allreduce on the flags an Op that panics on
+// rank 0 panics there once the call is over, with its own value; the other
+// ranks, which combine the data themselves, return the right result; and
+// the communicator stays usable.
+func TestPostedOpPanic(t *testing.T) {
+	const n = 3
+	mpitest.RunShared(t, n, func(ctx context.Context, c *mpi.Comm) error {
+		op := func(acc, in []float64) {
+			if c.Rank() == 0 {
+				panic("boom on rank 0")
+			}
+			Sum(acc, in)
+		}
+		var got []float64
+		var err error
+		v := func() (v any) {
+			defer func() { v = recover() }()
+			got, err = Allreduce(ctx, c, []float64{float64(c.Rank())}, op)
+			return nil
+		}()
+		switch {
+		case c.Rank() == 0 && v != "boom on rank 0":
+			return fmt.Errorf("rank 0: recovered %v, want its Op's panic", v)
+		case c.Rank() != 0 && (v != nil || err != nil || len(got) != 1 || got[0] != 3):
+			return fmt.Errorf("rank %d: %v, %v, panic %v; want [3]", c.Rank(), got, err, v)
+		}
+		return Barrier(ctx, c)
+	})
+}
