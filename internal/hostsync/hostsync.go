@@ -17,12 +17,15 @@ type Flags interface {
 	// Wait returns once every rank has arrived at call seq; same reports
 	// whether every rank arrived there with kind (false: a rank called
 	// another collective at that point). It returns ctx's error if ctx
-	// ends first.
+	// ends first, and an error wrapping mpi.ErrPeerLost (an
+	// *mpi.RankError naming it) once a rank of the communicator is gone,
+	// or the world's failure, as no wait could end then; so do Post and
+	// Collect.
 	Wait(ctx context.Context, seq uint32, kind byte) (same bool, err error)
 	// Post is Arrive for a call that gives the others data (at most
 	// SlotData bytes) in shared memory: it waits until no rank reads this
 	// rank's slot for the call any more, puts data and args there, and
-	// arrives at seq. It returns ctx's error if ctx ends first.
+	// arrives at seq. Where it returns an error, it has not arrived.
 	Post(ctx context.Context, seq uint32, kind byte, args uint64, data []byte) error
 	// Collect waits until every rank has arrived at call seq, and calls
 	// each with every rank's data for it, in rank order, if every rank
