@@ -115,7 +115,7 @@ func (f *hostFlags) broken() error {
 // free. (Today a rank can only have finished call seq-1 once every rank
 // entered it, as each collective waits for all, on the flags or in its
 // agreement, so the wait returns at once; it keeps Post safe for a call
-// that a rank could finish alone, a rooted one's root.)
+// that a rank could finish alone, which none is today.)
 func (f *hostFlags) Post(ctx context.Context, seq uint32, kind byte, args uint64, data []byte) error {
 	if seq > 1 {
 		if err := f.wait(ctx, seq-1); err != nil {
