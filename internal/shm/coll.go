@@ -225,7 +225,7 @@ func (ch *Channel) Wait(target uint32, spin, tick time.Duration, stop func() boo
 					break
 				}
 				runtime.Gosched()
-				unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
+				Yield()
 			}
 		}
 	}

@@ -69,8 +69,10 @@
 // # Waiting
 //
 // Each rank has a doorbell: a 32-bit word in the segment. Wait first spins
-// on the rings for a while (only when the host has a core per rank: the
-// caller's spin duration, zero otherwise), then sets the doorbell to armed,
+// on the rings for the caller's spin duration, yielding the core (Yield)
+// between looks so that a rank waiting for a core gets it (the caller
+// spins longer where the host has fewer cores than ranks: the ranks then
+// take turns, and the one waited for runs at once), then sets the doorbell to armed,
 // checks the rings again, and sleeps on the word with FUTEX_WAIT (a shared
 // futex: not FUTEX_PRIVATE_FLAG, the word is in a shared mapping), with a
 // timeout so that a dead peer never strands it. A sender, after publishing

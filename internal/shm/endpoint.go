@@ -32,6 +32,8 @@ type Endpoint struct {
 	full  []atomic.Uint64
 	nfull atomic.Int32
 	kick  atomic.Bool // Wake was called: the next ready says so
+
+	yields atomic.Int64 // how often Wait's spins yielded the core (tests)
 }
 
 // Open maps the segment at path as local rank rank, and writes its pid in
@@ -195,11 +197,10 @@ func (e *Endpoint) ready() bool {
 
 // Wait returns when a frame may be waiting for Recv, or a ring that Send
 // found full may have room, or after about timeout. It first polls the
-// rings for up to spin, yielding its core (sched_yield) every 64 polls so
+// rings for up to spin, yielding its core (Yield) every 64 polls so
 // that a peer waiting for a core gets it (and runtime.Gosched, so that the
-// program's goroutines waiting for this P do) (give zero spin when the host has
-// fewer cores than local ranks: spinning would take the core a peer
-// needs; a spin is spent on each call), then sleeps on its
+// program's goroutines waiting for this P do) (a spin is spent on each
+// call), then sleeps on its
 // doorbell: it arms it, checks the rings once more, and waits on it with
 // FUTEX_WAIT. It may return early and for nothing (a signal): callers loop.
 func (e *Endpoint) Wait(spin, timeout time.Duration) error {
@@ -229,8 +230,9 @@ func (e *Endpoint) WaitUnless(spin, timeout time.Duration, unless func() bool) e
 				if time.Since(start) >= spin {
 					break
 				}
-				runtime.Gosched()                           // this process's goroutines first,
-				unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0) // then the host's processes
+				runtime.Gosched() // this process's goroutines first,
+				Yield()           // then the host's processes
+				e.yields.Add(1)
 			}
 		}
 	}
@@ -247,6 +249,14 @@ func (e *Endpoint) WaitUnless(spin, timeout time.Duration, unless func() bool) e
 	atomic.StoreUint32(b, 0)
 	return err
 }
+
+// Yield gives this thread's core to another process that waits for one,
+// if any does (sched_yield): a spin calls it between its looks. It is a
+// raw system call, which the runtime does not see: it never blocks, but
+// on a busy host it returns only once the others have had their turn, and
+// a system call that lasts makes the runtime hand this thread's P to
+// another thread and take it back after.
+func Yield() { unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0) }
 
 // Close unmaps the segment. The endpoint must not be used after.
 func (e *Endpoint) Close() error {

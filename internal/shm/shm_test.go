@@ -494,3 +494,18 @@ func TestSweep(t *testing.T) {
 		t.Errorf("removing a removed segment: %v", err)
 	}
 }
+
+// TestWaitYields: a Wait that spins gives its core away between looks
+// (Yield): on a host with more ranks than cores the rank it waits for may
+// need that core to send what it waits for.
+func TestWaitYields(t *testing.T) {
+	path := segment(t, 2, 4096)
+	e := open(t, path, 0)
+	open(t, path, 1)
+	if err := e.Wait(20*time.Millisecond, time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if e.yields.Load() == 0 {
+		t.Fatal("a Wait that spun 20 ms never yielded its core")
+	}
+}
