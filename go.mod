@@ -3,6 +3,7 @@ module github.com/gorun-hpc/gorun
 go 1.26.0
 
 require (
+	filippo.io/edwards25519 v1.2.0
 	github.com/google/uuid v1.6.0
 	github.com/nats-io/jwt/v2 v2.8.2
 	github.com/nats-io/nats-server/v2 v2.15.2
