@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -19,7 +20,8 @@ import (
 // So gorun (for its own machine's ranks) and every agent start a keeper
 // beside their ranks: this very program again, with keeperArg, the job's
 // id and its parent's pid, in a session of its own, its stdin a pipe from
-// the parent. The keeper waits for that pipe's end. When the parent dies,
+// the parent (first a shell that becomes it if the parent dies: see
+// keeperLate). The keeper waits for that pipe's end. When the parent dies,
 // however it dies, the pipe ends without a word, and the keeper kills
 //
 //   - every process it last saw descending from its parent (the ranks,
@@ -122,10 +124,37 @@ func waitOrphaned(parent int, d time.Duration) {
 	}
 }
 
-// keeper is a started keeper, as its parent holds it.
+// A job's keeper starts in two steps, so that a short job pays for a small
+// process only: at once a shell (shellKeeper) that waits for the pipe's
+// end and, if its parent died, execs this program as a keeper, which then
+// sweeps by the job's id (it has no record of the tree: the parent is
+// gone); and keeperLate later, if the job still runs, this program as the
+// keeper that records the tree, which replaces the shell. A job that ends
+// sooner never starts it: the keeper, a re-exec of this whole program with
+// its runtime and package init and a first read of every /proc/PID/stat,
+// cost about 20 ms of a 2-core machine's time at each launch of 8 ranks.
+// What a rank starts is recorded within lineagePoll of its start as
+// before: keeperLate is less than lineagePoll, and the keeper records at
+// once when it starts.
+const keeperLate = lineagePoll / 2
+
+// shellKeeper is the shell's script: $0 is keeperArg (so that isKeeper
+// knows it), $1 this program, $2 the job's id, $3 the parent's pid. read
+// gives up at the pipe's end; keeperDone releases it.
+const shellKeeper = `read -r line; [ "$line" = done ] && exit 0; exec "$1" "$0" "$2" "$3"`
+
+// shell is the shell that the first step runs.
+const shell = "/bin/sh"
+
+// keeper is a started keeper, as its parent holds it: the shell, then the
+// recording keeper once it has replaced it.
 type keeper struct {
-	cmd *exec.Cmd
-	w   *os.File // its stdin's write end: see release
+	job, exe string
+	mu       sync.Mutex
+	cmd      *exec.Cmd
+	w        *os.File    // its stdin's write end: see release
+	late     *time.Timer // starts the recording keeper; nil once it has run
+	released bool
 }
 
 // startKeeper starts a keeper for job, or returns nil where it cannot
@@ -138,14 +167,33 @@ func startKeeper(job string) *keeper {
 	if err != nil {
 		return nil
 	}
+	k := &keeper{job: job, exe: exe}
+	if _, err := os.Stat(shell); err != nil {
+		// No shell: the recording keeper at once.
+		if k.cmd, k.w = k.start(exe, keeperArg, job, strconv.Itoa(os.Getpid())); k.cmd == nil {
+			return nil
+		}
+		return k
+	}
+	k.cmd, k.w = k.start(shell, "-c", shellKeeper, keeperArg, exe, job, strconv.Itoa(os.Getpid()))
+	if k.cmd == nil {
+		return nil
+	}
+	k.late = time.AfterFunc(keeperLate, k.record)
+	return k
+}
+
+// start starts a keeper process: path with args, stdin the read end of a
+// pipe whose write end it returns.
+func (k *keeper) start(path string, args ...string) (*exec.Cmd, *os.File) {
 	r, w, err := os.Pipe()
 	if err != nil {
-		return nil
+		return nil, nil
 	}
 	defer r.Close()
 	cmd := &exec.Cmd{
-		Path:  exe,
-		Args:  []string{exe, keeperArg, job, strconv.Itoa(os.Getpid())},
+		Path:  path,
+		Args:  append([]string{path}, args...),
 		Env:   []string{}, // not the job's id: it must not sweep itself
 		Stdin: r,
 		// Out of gorun's process group and session: a signal to either
@@ -154,9 +202,34 @@ func startKeeper(job string) *keeper {
 	}
 	if err := cmd.Start(); err != nil {
 		w.Close()
-		return nil
+		return nil, nil
 	}
-	return &keeper{cmd: cmd, w: w}
+	return cmd, w
+}
+
+// record replaces the shell with the keeper that records the parent's
+// tree, unless the job is over (released). The shell stays where the
+// keeper cannot start.
+func (k *keeper) record() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.released {
+		return
+	}
+	cmd, w := k.start(k.exe, keeperArg, k.job, strconv.Itoa(os.Getpid()))
+	if cmd == nil {
+		return
+	}
+	old, oldw := k.cmd, k.w
+	k.cmd, k.w = cmd, w
+	free(old, oldw)
+}
+
+// free releases one keeper process and waits for it.
+func free(cmd *exec.Cmd, w *os.File) {
+	w.Write([]byte(keeperDone))
+	w.Close()
+	cmd.Wait()
 }
 
 // release tells the keeper the job is over here: it exits without a
@@ -165,7 +238,11 @@ func (k *keeper) release() {
 	if k == nil {
 		return
 	}
-	k.w.Write([]byte(keeperDone))
-	k.w.Close()
-	k.cmd.Wait()
+	if k.late != nil {
+		k.late.Stop()
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.released = true
+	free(k.cmd, k.w)
 }

@@ -53,7 +53,11 @@ func becomeSubreaper() {
 func sweep(s sweepSpec) {
 	self := os.Getpid()
 	want := envMarker(s.job)
-	kill(func(pid int, t procTable) bool {
+	read := readProcs
+	if s.first > 0 && newerOnly(s.first, s.firstAt) {
+		read = func() procTable { return newerProcs(s.first, self) }
+	}
+	kill(read, func(pid int, t procTable) bool {
 		if !descends(t, pid, self) {
 			return false
 		}
@@ -108,7 +112,8 @@ func isKeeper(pid int) bool {
 		return false
 	}
 	f := bytes.Split(b, []byte{0})
-	return len(f) > 1 && string(f[1]) == keeperArg
+	// This program as a keeper, or the shell that becomes one (keeper.go).
+	return len(f) > 1 && string(f[1]) == keeperArg || len(f) > 3 && string(f[1]) == "-c" && string(f[3]) == keeperArg
 }
 
 // sweepOrphans kills every process of this user whose environment carries
@@ -121,7 +126,7 @@ func sweepOrphans(job string) {
 		return
 	}
 	uid := uint32(os.Getuid())
-	kill(func(pid int, _ procTable) bool {
+	kill(readProcs, func(pid int, _ procTable) bool {
 		fi, err := os.Stat("/proc/" + strconv.Itoa(pid))
 		if err != nil {
 			return false
@@ -147,12 +152,13 @@ func hasEnv(pid int, want []byte) bool {
 }
 
 // kill SIGKILLs the live processes, other than this one, that match says
-// are to end, then calls reaped on each. It repeats while it finds some (a
-// process may fork while it runs), five rounds at most.
-func kill(match func(pid int, t procTable) bool, reaped func(pid int, t procTable)) {
+// are to end (of those read lists), then calls reaped on each. It repeats
+// while it finds some (a process may fork while it runs), five rounds at
+// most.
+func kill(read func() procTable, match func(pid int, t procTable) bool, reaped func(pid int, t procTable)) {
 	self := os.Getpid()
 	for round := range 5 {
-		t := readProcs()
+		t := read()
 		var found []int
 		for pid, p := range t {
 			if pid == self || p.state == 'Z' && (reaped == nil || p.ppid != self) || !match(pid, t) {
@@ -220,6 +226,51 @@ func readProcs() procTable {
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
+			continue
+		}
+		if p, ok := readStat(pid); ok {
+			t[pid] = p
+		}
+	}
+	return t
+}
+
+// A process started after the job's first rank has a larger pid than that
+// rank's, unless the pids wrapped around in between (the kernel hands them
+// out in turn, up to pid_max): so where they have not, what a job's sweep
+// looks for (the job's processes, all started after its first rank) is
+// among the larger pids, and the sweep need not read the others' stat
+// (about 1.8 ms of CPU of a launch of 8 ranks, at the end of the job, when
+// it read every process's). The pids have not wrapped if the last one
+// handed out is not below first and the job is younger than a whole round
+// of pids could take (pidRound: millions of forks).
+const pidRound = 10 * time.Second
+
+// newerOnly says whether every process started since first (at firstAt)
+// has a larger pid than first (see pidRound).
+func newerOnly(first int, firstAt time.Time) bool {
+	if time.Since(firstAt) >= pidRound {
+		return false
+	}
+	b, err := os.ReadFile("/proc/sys/kernel/ns_last_pid")
+	if err != nil {
+		return false
+	}
+	last, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	return err == nil && last >= first
+}
+
+// newerProcs is readProcs of the processes whose pid is at least first,
+// and of self.
+func newerProcs(first, self int) procTable {
+	t := procTable{}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return t
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid < first && pid != self {
 			continue
 		}
 		if p, ok := readStat(pid); ok {

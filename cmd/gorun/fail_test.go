@@ -258,7 +258,11 @@ func keeperPids(parent int) []int {
 		if err != nil {
 			continue
 		}
-		if f := strings.Split(string(b), "\x00"); len(f) > 3 && f[1] == "__gorun_keeper" && f[3] == strconv.Itoa(parent) {
+		// gorun as a keeper, or the shell that becomes one:
+		// sh -c script __gorun_keeper gorun job parent.
+		f := strings.Split(string(b), "\x00")
+		if len(f) > 3 && f[1] == "__gorun_keeper" && f[3] == strconv.Itoa(parent) ||
+			len(f) > 6 && f[1] == "-c" && f[3] == "__gorun_keeper" && f[6] == strconv.Itoa(parent) {
 			pid, _ := strconv.Atoi(e.Name())
 			pids = append(pids, pid)
 		}
