@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/gorun-hpc/gorun/internal/bus"
 
@@ -70,6 +71,8 @@ type hostRanks struct {
 	wg      sync.WaitGroup       // rank reapers
 	keeper  chan *keeper         // the keeper, once started (nil in it: none)
 	since   uint64               // when the first rank started (procStat.start), 0 before
+	first   int                  // the first rank's pid, 0 before
+	firstAt time.Time            // when this process started it
 	over    bool                 // finish has run: the job no longer counts in liveJobs
 	finish1 sync.Once
 	shm     string // the host's shared-memory segment until it is removed; "" for none
@@ -226,6 +229,7 @@ func (h *hostRanks) startRank(j *hostJob, p Proc, dir string, env []string, stdi
 	h.ctl[p.Rank] = ctl
 	if h.since == 0 {
 		h.since = startOf(rp.pid)
+		h.first, h.firstAt = rp.pid, time.Now()
 	}
 	if h.stopSig != 0 {
 		syscall.Kill(-rp.pid, h.stopSig) // stop came while this rank started
@@ -355,7 +359,7 @@ func (h *hostRanks) finish(jobID string) {
 func (h *hostRanks) sweepSpec(job string) sweepSpec {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return sweepSpec{job: job, running: h.isRank, orphans: !h.over && liveJobs.Load() == 1, since: h.since}
+	return sweepSpec{job: job, running: h.isRank, orphans: !h.over && liveJobs.Load() == 1, since: h.since, first: h.first, firstAt: h.firstAt}
 }
 
 // sweepSpec says what sweep ends.
@@ -364,6 +368,8 @@ type sweepSpec struct {
 	running func(pid int) bool // the job's running ranks; nil: none
 	orphans bool               // this process runs this job only: its orphans are the job's
 	since   uint64             // when the job's first rank here started (procStat.start); 0: unknown
+	first   int                // that rank's pid (0: unknown): see newerProcs
+	firstAt time.Time          // when it started, by this process's clock
 }
 
 // isRank says whether pid is a running rank (reaped by its own waiter).

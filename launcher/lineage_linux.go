@@ -50,7 +50,7 @@ func (l *lineage) kill() {
 	if len(seen) == 0 {
 		return
 	}
-	kill(func(pid int, t procTable) bool {
+	kill(readProcs, func(pid int, t procTable) bool {
 		q := pid
 		for range 64 {
 			if q <= 1 {

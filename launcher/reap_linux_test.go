@@ -3,6 +3,7 @@ package launcher
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -162,4 +163,46 @@ func BenchmarkLineageRecord(b *testing.B) {
 	// CPU time, not wall: what the keeper takes from the ranks' cores.
 	b.ReportMetric(float64((cpu()-c0).Microseconds())/float64(b.N), "cpu-us/op")
 	b.ReportMetric(float64(len(readProcs())), "procs")
+}
+
+// The sweep at a job's end reads only the processes with pids from the
+// job's first rank's on (newerProcs), where the pids have not wrapped
+// around since (newerOnly): a child started after a given pid is among
+// them, and pid 1 is not; a first pid above the last one handed out
+// (wrapped), or a job older than pidRound, takes every process.
+func TestNewerProcs(t *testing.T) {
+	self := os.Getpid()
+	first := exec.Command("sleep", "60")
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	child := exec.Command("sleep", "60")
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, c := range []*exec.Cmd{first, child} {
+			c.Process.Kill()
+			c.Wait()
+		}
+	})
+	f := first.Process.Pid
+	if !newerOnly(f, time.Now()) {
+		t.Fatalf("pid %d, just started: the pids have wrapped, says newerOnly", f)
+	}
+	tab := newerProcs(f, self)
+	for _, pid := range []int{self, f, child.Process.Pid} {
+		if _, ok := tab[pid]; !ok {
+			t.Errorf("pid %d missing from newerProcs(%d): %v", pid, f, tab)
+		}
+	}
+	if _, ok := tab[1]; ok && f > 1 {
+		t.Errorf("newerProcs(%d) read pid 1", f)
+	}
+	if newerOnly(f, time.Now().Add(-pidRound)) {
+		t.Error("a job as old as pidRound: newerOnly still trusts the pids")
+	}
+	if newerOnly(1<<30, time.Now()) {
+		t.Error("a first pid above the last handed out (the pids wrapped): newerOnly still trusts them")
+	}
 }
