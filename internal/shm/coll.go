@@ -28,8 +28,10 @@ import (
 //	areaOff + k*chanStride   channel k (of Channels):
 //	  +0     the communicator's id, claimed by compare-and-swap (0: free)
 //	  +64    count: a uint32 every member adds 1 to at each of its calls
-//	  +68    sleepers: how many members sleep on count (futex)
+//	  +68    sleepers: how many members sleep on count's futex
 //	  +128   one 8-byte cell per local rank: the word of its last call
+//	  then   one 4-byte word per local rank: armBell while it sleeps on
+//	         its bell for this channel (bell.go)
 //	  then   the slots: two sets (by a call number's parity) of one
 //	         SlotBytes slot per local rank, each a header (the call's
 //	         number, its data's length, its kind, its args) and the data
@@ -72,7 +74,8 @@ const (
 func alignUp(x, a int) int { return (x + a - 1) / a * a }
 
 func (l layout) cellsSize() int  { return alignUp(8*l.n, lineSize) }
-func (l layout) chanStride() int { return lineSize + l.cellsSize() + 2*l.n*SlotBytes }
+func (l layout) bellsSize() int  { return alignUp(4*l.n, lineSize) }
+func (l layout) chanStride() int { return lineSize + l.cellsSize() + l.bellsSize() + 2*l.n*SlotBytes }
 func (l layout) areaOff() int    { return alignUp(l.ringsEnd(), pageSize) }
 func (l layout) areaSize() int   { return alignUp(Channels*l.chanStride(), pageSize) }
 
@@ -97,8 +100,9 @@ func mapArea(fd int, l layout) (*area, error) {
 // uses them.
 type Channel struct {
 	a     *area
-	base  int // the channel's offset in a.mem
-	local int // this rank's cell
+	base  int   // the channel's offset in a.mem
+	local int   // this rank's cell
+	b     *bell // nil: sleep on the count's futex
 }
 
 // Channel finds the channel of the communicator id (not 0), or claims a
@@ -116,7 +120,7 @@ func (e *Endpoint) Channel(id uint64) (ch *Channel, ok bool) {
 		base := k * a.l.chanStride()
 		p := (*uint64)(unsafe.Pointer(&a.mem[base+chanID]))
 		if atomic.LoadUint64(p) == id || atomic.CompareAndSwapUint64(p, 0, id) || atomic.LoadUint64(p) == id {
-			return &Channel{a: a, base: base, local: e.rank}, true
+			return &Channel{a: a, base: base, local: e.rank, b: e.b}, true
 		}
 	}
 	return nil, false
@@ -134,14 +138,29 @@ func (ch *Channel) cell(local int) *uint64 {
 	return (*uint64)(unsafe.Pointer(&ch.a.mem[ch.base+chanCells+8*local]))
 }
 
+func (ch *Channel) armed(local int) *uint32 {
+	return (*uint32)(unsafe.Pointer(&ch.a.mem[ch.base+chanCells+ch.a.l.cellsSize()+4*local]))
+}
+
 // Arrive records word as this rank's last call and counts it. target is
 // what the count reaches once every member has arrived at this call (the
 // count wraps at 2^32: members*calls, as uint32): the rank whose arrival
 // reaches it wakes the members asleep in Wait.
 func (ch *Channel) Arrive(word uint64, target uint32) {
 	atomic.StoreUint64(ch.cell(ch.local), word)
-	if atomic.AddUint32(ch.count(), 1) == target && atomic.LoadUint32(ch.sleepers()) > 0 {
+	if atomic.AddUint32(ch.count(), 1) != target {
+		return
+	}
+	if atomic.LoadUint32(ch.sleepers()) > 0 {
 		futexWakeAll(ch.count())
+	}
+	if ch.b == nil {
+		return // a rank on its bell sleeps a tick
+	}
+	for r := range ch.a.l.n {
+		if r != ch.local && atomic.LoadUint32(ch.armed(r)) == armBell && atomic.SwapUint32(ch.armed(r), 0) == armBell {
+			ch.b.ring(r, ch.local)
+		}
 	}
 }
 
@@ -160,7 +179,7 @@ func (ch *Channel) slot(seq uint32, local int) []byte {
 	if local < 0 || local >= n {
 		return nil
 	}
-	off := ch.base + chanCells + ch.a.l.cellsSize() + (int(seq%2)*n+local)*SlotBytes
+	off := ch.base + chanCells + ch.a.l.cellsSize() + ch.a.l.bellsSize() + (int(seq%2)*n+local)*SlotBytes
 	return ch.a.mem[off : off+SlotBytes : off+SlotBytes]
 }
 
@@ -229,6 +248,9 @@ func (ch *Channel) Wait(target uint32, spin, tick time.Duration, stop func() boo
 			}
 		}
 	}
+	if ch.b != nil {
+		return ch.sleep(target, tick, stop)
+	}
 	for {
 		if stop != nil && stop() {
 			return ErrStopped
@@ -245,6 +267,33 @@ func (ch *Channel) Wait(target uint32, spin, tick time.Duration, stop func() boo
 			return err
 		}
 		if reached(atomic.LoadUint32(cnt)) {
+			return nil
+		}
+	}
+}
+
+// sleep is Wait's sleep on the bell: this rank's word armed, then the
+// count looked at once more before the sleep (Arrive adds to the count,
+// then reads the words).
+func (ch *Channel) sleep(target uint32, tick time.Duration, stop func() bool) error {
+	cnt := ch.count()
+	t := time.NewTimer(tick)
+	defer t.Stop()
+	for {
+		if stop != nil && stop() {
+			return ErrStopped
+		}
+		woken := ch.b.next()
+		atomic.StoreUint32(ch.armed(ch.local), armBell)
+		if int32(atomic.LoadUint32(cnt)-target) < 0 {
+			t.Reset(tick)
+			select {
+			case <-woken:
+			case <-t.C:
+			}
+		}
+		atomic.StoreUint32(ch.armed(ch.local), 0)
+		if int32(atomic.LoadUint32(cnt)-target) >= 0 {
 			return nil
 		}
 	}

@@ -12,11 +12,20 @@ import (
 
 // TestChannelBarrier: ranks that arrive at each call and wait for the
 // count all see every other's word of that call once they pass, round
-// after round; with no spin, every wait sleeps on the count, and the last
-// arrival wakes it: a sleeper is otherwise woken only by its tick (5 s
-// here), and the rounds run out of their minute. A rank never passes
-// before the others arrived.
+// after round; with no spin, every wait sleeps (on its bell, or on the
+// count's futex), and the last arrival wakes it: a sleeper is otherwise
+// woken only by its tick (5 s here), and the rounds run out of their
+// minute. A rank never passes before the others arrived.
 func TestChannelBarrier(t *testing.T) {
+	t.Run("bell", func(t *testing.T) { testChannelBarrier(t) })
+	t.Run("futex", func(t *testing.T) {
+		noBell = true
+		defer func() { noBell = false }()
+		testChannelBarrier(t)
+	})
+}
+
+func testChannelBarrier(t *testing.T) {
 	const n, rounds, tick = 4, 500, 5 * time.Second
 	for _, spin := range []time.Duration{0, 20 * time.Microsecond} {
 		path := segment(t, n, 4096)

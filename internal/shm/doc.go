@@ -72,13 +72,20 @@
 // on the rings for the caller's spin duration, yielding the core (Yield)
 // between looks so that a rank waiting for a core gets it (the caller
 // spins longer where the host has fewer cores than ranks: the ranks then
-// take turns, and the one waited for runs at once), then sets the doorbell to armed,
-// checks the rings again, and sleeps on the word with FUTEX_WAIT (a shared
-// futex: not FUTEX_PRIVATE_FLAG, the word is in a shared mapping), with a
-// timeout so that a dead peer never strands it. A sender, after publishing
-// a frame, rings the receiver's doorbell (FUTEX_WAKE) only if it is armed,
-// as UCX's UCT_MM_IFACE_FIFO_HEAD_EVENT_ARMED: a busy receiver costs its
-// senders no system call. A sender that found a ring full sets the ring's
-// want-room word; the receiver that makes room there rings the sender's
-// doorbell the same way.
+// take turns, and the one waited for runs at once), then arms the
+// doorbell, checks the rings again, and sleeps, with a timeout so that a
+// dead peer never strands it. It sleeps on its bell (bell.go): a datagram
+// socket of its own, named after the segment and the rank, read through
+// Go's network poller, so that no thread waits in a system call and the
+// process's other I/O (its NATS connection) is served at once; where the
+// socket cannot be had, on the doorbell's word with FUTEX_WAIT (a shared
+// futex: not FUTEX_PRIVATE_FLAG, the word is in a shared mapping). The
+// armed word says which (armBell, armFutex). A sender, after publishing a
+// frame, rings the receiver's doorbell (one datagram, or FUTEX_WAKE) only
+// if it is armed, as UCX's UCT_MM_IFACE_FIFO_HEAD_EVENT_ARMED: a busy
+// receiver costs its senders no system call. A sender that found a ring
+// full sets the ring's want-room word; the receiver that makes room there
+// rings the sender's doorbell the same way. A channel's waiters (coll.go)
+// sleep the same way, each armed in a word of the channel's, and the last
+// arrival rings them.
 package shm

@@ -34,6 +34,9 @@ type Endpoint struct {
 	kick  atomic.Bool // Wake was called: the next ready says so
 
 	yields atomic.Int64 // how often Wait's spins yielded the core (tests)
+
+	b     *bell       // nil: sleep on the doorbell's futex (bell.go)
+	sleep *time.Timer // Wait's timeout on the bell
 }
 
 // Open maps the segment at path as local rank rank, and writes its pid in
@@ -65,8 +68,14 @@ func Open(path string, rank int) (*Endpoint, error) {
 		e.in[p].ring = e.ringOf(p, rank)
 		e.in[p].src = p
 	}
+	if !noBell {
+		e.b, _ = openBell(path, rank, l.n) // without: the futex
+	}
 	return e, nil
 }
+
+// noBell makes Open leave the bell out, for the tests of the futex.
+var noBell bool
 
 func (e *Endpoint) pidp(r int) *uint32 {
 	return (*uint32)(unsafe.Pointer(&e.mem[e.l.bell(r)+bellPID]))
@@ -123,11 +132,19 @@ func (e *Endpoint) Send(dst int, stream byte, hdr, payload []byte) error {
 }
 
 // ring wakes local rank r if its doorbell is armed: the one system call a
-// sender makes, and only towards a sleeping receiver.
+// sender makes, and only towards a sleeping receiver; the word says how.
 func (e *Endpoint) ring(r int) {
 	b := e.bell(r)
-	if atomic.LoadUint32(b) != 0 && atomic.CompareAndSwapUint32(b, 1, 0) {
+	if atomic.LoadUint32(b) == 0 {
+		return
+	}
+	switch atomic.SwapUint32(b, 0) {
+	case armFutex:
 		futexWake(b)
+	case armBell:
+		if e.b != nil {
+			e.b.ring(r, e.rank)
+		}
 	}
 }
 
@@ -240,12 +257,32 @@ func (e *Endpoint) WaitUnless(spin, timeout time.Duration, unless func() bool) e
 		return nil
 	}
 	b := e.bell(e.rank)
-	atomic.StoreUint32(b, 1) // armed: senders wake this rank from now on
+	if e.b != nil {
+		woken := e.b.next()
+		atomic.StoreUint32(b, armBell) // senders wake this rank from now on
+		if e.ready() {
+			atomic.StoreUint32(b, 0)
+			return nil
+		}
+		if e.sleep == nil {
+			e.sleep = time.NewTimer(timeout)
+		} else {
+			e.sleep.Reset(timeout)
+		}
+		select {
+		case <-woken:
+		case <-e.sleep.C:
+		}
+		e.sleep.Stop()
+		atomic.StoreUint32(b, 0)
+		return nil
+	}
+	atomic.StoreUint32(b, armFutex)
 	if e.ready() {
 		atomic.StoreUint32(b, 0)
 		return nil
 	}
-	err := futexWait(b, 1, timeout)
+	err := futexWait(b, armFutex, timeout)
 	atomic.StoreUint32(b, 0)
 	return err
 }
@@ -266,6 +303,9 @@ func (e *Endpoint) Close() error {
 	atomic.CompareAndSwapUint32(e.pidp(e.rank), uint32(os.Getpid()), 0)
 	for p := range e.in {
 		e.in[p].ring, e.out[p].ring = ring{}, ring{}
+	}
+	if e.b != nil {
+		e.b.close()
 	}
 	mem := e.mem
 	e.mem, e.area = nil, nil // channels keep the area mapped while they live

@@ -40,6 +40,7 @@ func TestMain(m *testing.M) {
 }
 
 func child(role string) error {
+	noBell = os.Getenv("GORUN_SHM_NOBELL") != ""
 	path := os.Getenv("GORUN_SHM_PATH")
 	rank, _ := strconv.Atoi(os.Getenv("GORUN_SHM_RANK"))
 	switch role {
@@ -270,13 +271,28 @@ func waitExit(t *testing.T, cmd *exec.Cmd, d time.Duration, why string) {
 	}
 }
 
-// TestDoorbellWakesSleeper: a receiver asleep on its doorbell (a futex
-// wait of a minute) is woken by the frame a sender publishes, well before
-// its timeout. Without the sender's FUTEX_WAKE it sleeps the full minute.
-func TestDoorbellWakesSleeper(t *testing.T) {
+// bellOrFutex runs test twice: with the ranks asleep on their bells, and
+// on their doorbells' futexes (noBell, here and in the children: the env
+// returned).
+func bellOrFutex(t *testing.T, test func(t *testing.T, env ...string)) {
+	t.Run("bell", func(t *testing.T) { test(t) })
+	t.Run("futex", func(t *testing.T) {
+		noBell = true
+		defer func() { noBell = false }()
+		test(t, "GORUN_SHM_NOBELL=1")
+	})
+}
+
+// TestDoorbellWakesSleeper: a receiver asleep on its doorbell (a wait of a
+// minute, on its bell or its futex) is woken by the frame a sender
+// publishes, well before its timeout. Without the sender's ring (a
+// datagram, or FUTEX_WAKE) it sleeps the full minute.
+func TestDoorbellWakesSleeper(t *testing.T) { bellOrFutex(t, testDoorbellWakesSleeper) }
+
+func testDoorbellWakesSleeper(t *testing.T, env ...string) {
 	path := segment(t, 2, 4096)
 	e := open(t, path, 0)
-	cmd := start(t, context.Background(), "sleeper", "GORUN_SHM_PATH="+path, "GORUN_SHM_RANK=1")
+	cmd := start(t, context.Background(), "sleeper", append(env, "GORUN_SHM_PATH="+path, "GORUN_SHM_RANK=1")...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -293,10 +309,12 @@ func TestDoorbellWakesSleeper(t *testing.T) {
 // TestDoorbellWakesFullSender: a sender asleep after its ring filled is
 // woken when the receiver takes a frame (the ring's want-room word makes
 // the receiver ring its doorbell).
-func TestDoorbellWakesFullSender(t *testing.T) {
+func TestDoorbellWakesFullSender(t *testing.T) { bellOrFutex(t, testDoorbellWakesFullSender) }
+
+func testDoorbellWakesFullSender(t *testing.T, env ...string) {
 	path := segment(t, 2, 4096)
 	e := open(t, path, 0)
-	cmd := start(t, context.Background(), "fullsender", "GORUN_SHM_PATH="+path, "GORUN_SHM_RANK=1")
+	cmd := start(t, context.Background(), "fullsender", append(env, "GORUN_SHM_PATH="+path, "GORUN_SHM_RANK=1")...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // segment creates a segment in Dir for n ranks with rings of ringBytes,
@@ -508,4 +510,62 @@ func TestWaitYields(t *testing.T) {
 	if e.yields.Load() == 0 {
 		t.Fatal("a Wait that spun 20 ms never yielded its core")
 	}
+}
+
+// TestWaitSleepsOnBell: a Wait asleep on its bell holds no thread in a
+// system call (a goroutine parked in Go's network poller), where on its
+// doorbell's futex one thread of this process waits in FUTEX_WAIT on the
+// doorbell's word: the runtime then gives that thread's P to another
+// thread and back at each wake-up, and network I/O of a process whose
+// only P sleeps there waits for the runtime's monitor (up to 10 ms).
+func TestWaitSleepsOnBell(t *testing.T) {
+	for _, futex := range []bool{false, true} {
+		noBell = futex
+		path := segment(t, 2, 4096)
+		e := open(t, path, 0)
+		noBell = false
+		open(t, path, 1)
+		if futex != (e.b == nil) {
+			t.Fatalf("futex %v, but the endpoint's bell is %v", futex, e.b)
+		}
+		done := make(chan error, 1)
+		go func() { done <- e.Wait(0, time.Minute) }()
+		deadline := time.Now().Add(20 * time.Second)
+		for atomic.LoadUint32(e.bell(0)) == 0 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		word := uintptr(unsafe.Pointer(e.bell(0)))
+		var inFutex bool
+		for time.Now().Before(deadline) {
+			if inFutex = futexWaiter(t, word); inFutex || !futex {
+				break
+			}
+			time.Sleep(time.Millisecond) // armed; the futex call comes next
+		}
+		if inFutex != futex {
+			t.Errorf("futex %v: a thread waits in FUTEX_WAIT on the doorbell: %v", futex, inFutex)
+		}
+		e.Wake()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// futexWaiter says whether a thread of this process is in a futex system
+// call on addr (/proc/self/task/TID/syscall: the call's number, then its
+// arguments).
+func futexWaiter(t *testing.T, addr uintptr) bool {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("%d 0x%x ", unix.SYS_FUTEX, addr)
+	for _, task := range tasks {
+		b, err := os.ReadFile("/proc/self/task/" + task.Name() + "/syscall")
+		if err == nil && strings.HasPrefix(string(b), want) {
+			return true
+		}
+	}
+	return false
 }
