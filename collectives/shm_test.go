@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 	"sync/atomic"
+	"sync"
 	"testing"
 	"time"
 
@@ -310,12 +311,16 @@ func BenchmarkShared(b *testing.B) {
 // wait for it on the flags makes their calls fail with mpi.ErrPeerLost
 // naming it, as a message it never sends would: a Barrier and a small
 // Allreduce, which no message of the gone rank could end (fails, hanging
-// until the test's deadline, without the flags' look at the ranks).
+// until the test's deadline, without the flags' look at the ranks). Ranks
+// 0 and 1 keep their worlds open until both have failed: one that closed
+// its own first would be the gone rank the other names.
 func TestFlagsPeerGone(t *testing.T) {
 	for _, op := range []string{"barrier", "allreduce"} {
 		t.Run(op, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
+			var failed sync.WaitGroup
+			failed.Add(2)
 			err := mpitest.WorldShared(ctx, 3, func(ctx context.Context, c *mpi.Comm) error {
 				if err := Barrier(ctx, c); err != nil || c.Rank() == 2 {
 					return err // rank 2 leaves: its world closes
@@ -326,6 +331,8 @@ func TestFlagsPeerGone(t *testing.T) {
 				} else {
 					_, err = Allreduce(ctx, c, []float64{1}, Sum)
 				}
+				failed.Done()
+				failed.Wait()
 				var re *mpi.RankError
 				if !errors.Is(err, mpi.ErrPeerLost) || !errors.As(err, &re) || re.Rank != 2 {
 					return fmt.Errorf("rank %d: %s without rank 2: %v, want mpi.ErrPeerLost naming rank 2", c.Rank(), op, err)
