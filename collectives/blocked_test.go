@@ -17,8 +17,15 @@ import (
 
 // TestBlockedAsItself: ranks waiting in a collective show in the hang
 // report's registry as the collective (its name, root, communicator and
-// number, the program's line), never as the messages it is made of.
+// number, the program's line), never as the messages it is made of:
+// over messages, and on a host's shared-memory flags (where the call's
+// stack is taken only as it goes to sleep: blocked.Parking).
 func TestBlockedAsItself(t *testing.T) {
+	t.Run("messages", func(t *testing.T) { testBlockedAsItself(t, mpitest.Run) })
+	t.Run("flags", func(t *testing.T) { testBlockedAsItself(t, mpitest.RunShared) })
+}
+
+func testBlockedAsItself(t *testing.T, run func(testing.TB, int, func(context.Context, *mpi.Comm) error, ...mpi.Option)) {
 	src, err := os.ReadFile("blocked_test.go")
 	if err != nil {
 		t.Fatal(err)
@@ -29,7 +36,7 @@ func TestBlockedAsItself(t *testing.T) {
 			at = "blocked_test.go:" + strconv.Itoa(i+1)
 		}
 	}
-	mpitest.Run(t, 3, func(ctx context.Context, c *mpi.Comm) error {
+	run(t, 3, func(ctx context.Context, c *mpi.Comm) error {
 		data := []int{c.Rank()}
 		if c.Rank() == 2 {
 			// The others are in Bcast: wait until both show, then join.

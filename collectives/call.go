@@ -165,7 +165,15 @@ func beginCall(ctx context.Context, c *mpi.Comm, k kind, elem *elemInfo, root, l
 	if k.hasRoot() {
 		bc.Root = root
 	}
-	x.entry = blocked.Enter(bc)
+	if nb {
+		x.entry = blocked.Enter(bc) // its work runs in another goroutine, without the caller's frames
+	} else {
+		// The stack is taken only if the call blocks (Parking, where
+		// its messages or flags wait): most calls on shared memory end
+		// first.
+		x.entry = blocked.EnterLazy(bc)
+		x.ctx = blocked.QuietFor(x.ctx, x.entry)
+	}
 	kindOps[k].Count(ctx)
 	if !blocked.IsQuiet(ctx) && trace.On() != nil {
 		x.traced, x.start = bc, trace.Now()

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/gorun-hpc/gorun/internal/blocked"
 	"github.com/gorun-hpc/gorun/internal/hostsync"
 	"github.com/gorun-hpc/gorun/internal/shm"
 )
@@ -76,7 +77,12 @@ func (f *hostFlags) SlotData() int { return shm.SlotData }
 // wait can never end (broken).
 func (f *hostFlags) wait(ctx context.Context, seq uint32) error {
 	var why error
+	parked := false
 	err := f.ch.Wait(f.n*seq, f.spin, hostFlagsTick, func() bool {
+		if !parked { // asked first as the wait is about to sleep
+			parked = true
+			blocked.Parking(ctx)
+		}
 		if why = ctx.Err(); why == nil {
 			why = f.broken()
 		}

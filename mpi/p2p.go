@@ -197,7 +197,10 @@ func (c *Comm) Probe(ctx context.Context, src, tag int) (Status, error) {
 		if err != nil || ok {
 			return st, err
 		}
-		if !entered && !blocked.IsQuiet(ctx) {
+		if !entered && blocked.IsQuiet(ctx) {
+			entered = true
+			blocked.Parking(ctx)
+		} else if !entered {
 			entered = true
 			bc := blocked.Call{Op: "Probe", Comm: c.label(), Group: c.group, Peer: src, PeerWorld: wsrc, Tag: tag, Root: blocked.None, Bytes: -1}
 			defer blocked.Enter(bc).Exit()

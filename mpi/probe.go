@@ -74,7 +74,10 @@ func (c *Comm) Mprobe(ctx context.Context, src, tag int) (*Message, Status, erro
 		if err != nil || ok {
 			return m, st, err
 		}
-		if !entered && !blocked.IsQuiet(ctx) {
+		if !entered && blocked.IsQuiet(ctx) {
+			entered = true
+			blocked.Parking(ctx)
+		} else if !entered {
 			entered = true
 			bc := blocked.Call{Op: "Mprobe", Comm: c.label(), Group: c.group, Peer: src, PeerWorld: src, Tag: tag, Root: blocked.None, Bytes: -1}
 			if src >= 0 {

@@ -131,6 +131,8 @@ func (r *Request) wait(ctx context.Context, op string) (Status, error) {
 	}
 	if !blocked.IsQuiet(ctx) {
 		defer blocked.Enter(r.blockedCall(op)).Exit()
+	} else {
+		blocked.Parking(ctx)
 	}
 	select {
 	case <-r.done:

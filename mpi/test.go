@@ -112,7 +112,10 @@ func WaitAny(ctx context.Context, reqs ...*Request) (int, Status, error) {
 		if !active {
 			return -1, Status{}, nil
 		}
-		if !entered && !blocked.IsQuiet(ctx) {
+		if !entered && blocked.IsQuiet(ctx) {
+			entered = true
+			blocked.Parking(ctx)
+		} else if !entered {
 			entered = true
 			defer blocked.Enter(anyCall(reqs, "WaitAny")).Exit()
 		}
@@ -162,7 +165,10 @@ func WaitSome(ctx context.Context, reqs ...*Request) ([]int, error) {
 		if len(idx) > 0 || !active {
 			return idx, errors.Join(errs...)
 		}
-		if !entered && !blocked.IsQuiet(ctx) {
+		if !entered && blocked.IsQuiet(ctx) {
+			entered = true
+			blocked.Parking(ctx)
+		} else if !entered {
 			entered = true
 			defer blocked.Enter(anyCall(reqs, "WaitSome")).Exit()
 		}

@@ -3,7 +3,8 @@
 //
 // Package mpi enters a call when a blocking operation finds it must wait
 // (never on the fast path), and collectives enters each collective call as
-// itself and hides the messages inside it (Quiet). A rank started by gorun
+// itself and hides the messages inside it (Quiet): as it begins, but
+// taking its stack only if it blocks (EnterLazy, QuietFor, Parking). A rank started by gorun
 // answers gorun's question on its control descriptor with a State; gorun
 // prints one line per rank (Line) and the verdict (Verdict). The package
 // imports only the standard library, so the launcher uses it without
@@ -65,6 +66,8 @@ type entry struct {
 	since time.Time
 	pcs   [24]uintptr
 	npc   int
+	gen   uint64 // which Enter made it (entries are reused): see QuietFor
+	lazy  bool   // its stack is still to take (EnterLazy), under mu
 }
 
 var (
@@ -72,6 +75,7 @@ var (
 	calls    = map[*entry]struct{}{}
 	progress atomic.Uint64
 	pool     = sync.Pool{New: func() any { return new(entry) }}
+	gens     atomic.Uint64
 )
 
 // Entry is a call entered in the registry; Exit removes it.
@@ -81,19 +85,65 @@ type Entry struct{ e *entry }
 // with its stack, from which Snapshot takes the call site.
 func Enter(c Call) Entry {
 	e := pool.Get().(*entry)
-	e.c, e.since = c, time.Now()
-	// The caller's site is a few frames up from any of gorun's calls:
-	// walking the rest of a deep stack cost a collective on shared memory
-	// a tenth of its time. Only when those frames are all gorun's own is
-	// the whole stack taken.
-	e.npc = runtime.Callers(2, e.pcs[:shallow])
-	if e.npc == shallow && !reachesCaller(e.pcs[:shallow]) {
-		e.npc = runtime.Callers(2, e.pcs[:])
-	}
+	e.c, e.since, e.gen = c, time.Now(), gens.Add(1)
+	e.npc = stack(&e.pcs, 3)
 	mu.Lock()
 	calls[e] = struct{}{}
 	mu.Unlock()
 	return Entry{e}
+}
+
+// EnterLazy is Enter for a call that may well not block at all (a
+// collective, entered as it begins): it takes no stack, which costs more
+// than such a call on shared memory (runtime.Callers was a third of a
+// 2-rank Barrier's time). Parking takes it, for the call whose quiet
+// context (QuietFor) it is given, as the call's goroutine is about to
+// block.
+func EnterLazy(c Call) Entry {
+	e := pool.Get().(*entry)
+	e.c, e.since, e.gen, e.lazy = c, time.Now(), gens.Add(1), true
+	mu.Lock()
+	calls[e] = struct{}{}
+	mu.Unlock()
+	return Entry{e}
+}
+
+// stack takes the calling goroutine's stack into pcs, skipping skip
+// frames (runtime.Callers's count), and returns how many it took. The
+// caller's site is a few frames up from any of gorun's calls: walking the
+// rest of a deep stack cost a collective on shared memory a tenth of its
+// time. Only when those frames are all gorun's own is the whole stack
+// taken.
+func stack(pcs *[24]uintptr, skip int) int {
+	n := runtime.Callers(skip, pcs[:shallow])
+	if n == shallow && !reachesCaller(pcs[:shallow]) {
+		n = runtime.Callers(skip, pcs[:])
+	}
+	return n
+}
+
+// Parking takes the stack of the call that ctx is the quiet context of
+// (QuietFor), if it was entered lazily and has none yet: the calling
+// goroutine, the call's, is about to block. It does nothing for any
+// other ctx.
+func Parking(ctx context.Context) {
+	v, ok := ctx.Value(quietKey{}).(quietCall)
+	if !ok || v.e == nil {
+		return
+	}
+	mu.Lock()
+	lazy := v.e.gen == v.gen && v.e.lazy
+	mu.Unlock()
+	if !lazy {
+		return
+	}
+	var pcs [24]uintptr
+	n := stack(&pcs, 3)
+	mu.Lock()
+	if v.e.gen == v.gen && v.e.lazy {
+		v.e.pcs, v.e.npc, v.e.lazy = pcs, n, false
+	}
+	mu.Unlock()
 }
 
 // Exit ends the entry, counting it as progress and its time as blocked
@@ -104,10 +154,11 @@ func (t Entry) Exit() {
 	}
 	mu.Lock()
 	delete(calls, t.e)
+	op, since := t.e.c.Op, t.e.since
+	*t.e = entry{} // under mu: Parking may look at it still
 	mu.Unlock()
-	counter(t.e.c.Op).blocked.Add(int64(time.Since(t.e.since)))
+	counter(op).blocked.Add(int64(time.Since(since)))
 	progress.Add(1)
-	*t.e = entry{}
 	pool.Put(t.e)
 }
 
@@ -228,10 +279,12 @@ func cpuTime() time.Duration {
 // ownPackages are the packages whose frames a call site skips: gorun's
 // own (the mpitest harness is the caller's), and the runtime's.
 var ownPackages = map[string]bool{
-	"github.com/gorun-hpc/gorun/mpi":              true,
-	"github.com/gorun-hpc/gorun/collectives":      true,
-	"github.com/gorun-hpc/gorun/pool":             true,
-	"github.com/gorun-hpc/gorun/internal/blocked": true,
+	"github.com/gorun-hpc/gorun/mpi":               true,
+	"github.com/gorun-hpc/gorun/collectives":       true,
+	"github.com/gorun-hpc/gorun/pool":              true,
+	"github.com/gorun-hpc/gorun/internal/blocked":  true,
+	"github.com/gorun-hpc/gorun/internal/shm":      true, // a wait on the flags: Parking
+	"github.com/gorun-hpc/gorun/internal/hostsync": true,
 	"runtime": true,
 	"context": true,
 }
@@ -291,10 +344,26 @@ func baseName(path string) string {
 
 type quietKey struct{}
 
+// quietCall is a quiet context's value: the call it is quiet for, if any
+// (and which of the entry's uses: gen).
+type quietCall struct {
+	e   *entry
+	gen uint64
+}
+
 // Quiet returns ctx marked so that the calls made with it are not entered:
 // a collective enters itself, and hides the messages it is made of.
 func Quiet(ctx context.Context) context.Context {
-	return context.WithValue(ctx, quietKey{}, true)
+	return context.WithValue(ctx, quietKey{}, quietCall{})
+}
+
+// QuietFor is Quiet for the calls that make up the call t entered
+// (EnterLazy): where one of them blocks, Parking takes t's stack.
+func QuietFor(ctx context.Context, t Entry) context.Context {
+	if t.e == nil {
+		return Quiet(ctx)
+	}
+	return context.WithValue(ctx, quietKey{}, quietCall{t.e, t.e.gen})
 }
 
 // IsQuiet reports whether ctx comes from Quiet.
