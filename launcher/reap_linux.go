@@ -217,23 +217,7 @@ type procTable map[int]procStat
 
 // readProcs reads every process's /proc/PID/stat: one small read each
 // (about 15 us of CPU a process on this project's 2-core machines, busy).
-func readProcs() procTable {
-	t := procTable{}
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return t
-	}
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if p, ok := readStat(pid); ok {
-			t[pid] = p
-		}
-	}
-	return t
-}
+func readProcs() procTable { return newerProcs(0, 0) }
 
 // A process started after the job's first rank has a larger pid than that
 // rank's, unless the pids wrapped around in between (the kernel hands them
@@ -260,7 +244,7 @@ func newerOnly(first int, firstAt time.Time) bool {
 	return err == nil && last >= first
 }
 
-// newerProcs is readProcs of the processes whose pid is at least first,
+// newerProcs reads the stat of the processes whose pid is at least first,
 // and of self.
 func newerProcs(first, self int) procTable {
 	t := procTable{}
