@@ -311,7 +311,9 @@ func BenchmarkShared(b *testing.B) {
 // wait for it on the flags makes their calls fail with mpi.ErrPeerLost
 // naming it, as a message it never sends would: a Barrier and a small
 // Allreduce, which no message of the gone rank could end (fails, hanging
-// until the test's deadline, without the flags' look at the ranks). Ranks
+// until the test's deadline, without the flags' look at the ranks). Rank 2
+// leaves once the others have passed the first Barrier (a rank still in it
+// when the other's failure poisons the communicator fails too), and ranks
 // 0 and 1 keep their worlds open until both have failed: one that closed
 // its own first would be the gone rank the other names.
 func TestFlagsPeerGone(t *testing.T) {
@@ -319,13 +321,20 @@ func TestFlagsPeerGone(t *testing.T) {
 		t.Run(op, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			var failed sync.WaitGroup
+			var passed, failed sync.WaitGroup
+			passed.Add(2)
 			failed.Add(2)
 			err := mpitest.WorldShared(ctx, 3, func(ctx context.Context, c *mpi.Comm) error {
-				if err := Barrier(ctx, c); err != nil || c.Rank() == 2 {
+				err := Barrier(ctx, c)
+				if c.Rank() == 2 {
+					passed.Wait()
 					return err // rank 2 leaves: its world closes
 				}
-				var err error
+				passed.Done()
+				if err != nil {
+					failed.Done()
+					return err
+				}
 				if op == "barrier" {
 					err = Barrier(ctx, c)
 				} else {

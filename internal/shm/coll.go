@@ -252,8 +252,11 @@ func (ch *Channel) Wait(target uint32, spin, tick time.Duration, stop func() boo
 		return ch.sleep(target, tick, stop)
 	}
 	for {
-		if stop != nil && stop() {
+		if ch.stopped(target, stop) {
 			return ErrStopped
+		}
+		if reached(atomic.LoadUint32(cnt)) {
+			return nil // stop said so, but too late
 		}
 		atomic.AddUint32(ch.sleepers(), 1)
 		c := atomic.LoadUint32(cnt)
@@ -280,8 +283,11 @@ func (ch *Channel) sleep(target uint32, tick time.Duration, stop func() bool) er
 	t := time.NewTimer(tick)
 	defer t.Stop()
 	for {
-		if stop != nil && stop() {
+		if ch.stopped(target, stop) {
 			return ErrStopped
+		}
+		if int32(atomic.LoadUint32(cnt)-target) >= 0 {
+			return nil // stop said so, but too late
 		}
 		woken := ch.b.next()
 		atomic.StoreUint32(ch.armed(ch.local), armBell)
@@ -297,6 +303,14 @@ func (ch *Channel) sleep(target uint32, tick time.Duration, stop func() bool) er
 			return nil
 		}
 	}
+}
+
+// stopped says whether a wait for target is to stop: stop says so, and
+// the count has not reached target since it was last looked at. A member
+// may arrive and then leave (stop then says it is gone) between that look
+// and stop's: the call it arrived at is complete all the same.
+func (ch *Channel) stopped(target uint32, stop func() bool) bool {
+	return stop != nil && stop() && int32(atomic.LoadUint32(ch.count())-target) < 0
 }
 
 // futexWakeAll wakes every waiter on addr.

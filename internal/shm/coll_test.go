@@ -121,3 +121,23 @@ func TestChannelWaitStops(t *testing.T) {
 		t.Fatalf("Wait = %v, want ErrStopped", err)
 	}
 }
+
+// TestChannelWaitArrivedThenGone: the last member arrives and then leaves
+// (stop says it is gone) while a wait is about to sleep: the call is
+// complete, and the wait returns nil, not ErrStopped (a Barrier that every
+// rank had reached failed so, on the rank that looked last).
+func TestChannelWaitArrivedThenGone(t *testing.T) {
+	bellOrFutex(t, func(t *testing.T, _ ...string) {
+		path := segment(t, 2, 4096)
+		ch, _ := open(t, path, 0).Channel(9)
+		other, _ := open(t, path, 1).Channel(9)
+		ch.Arrive(1, 2)
+		stop := func() bool {
+			other.Arrive(1, 2) // arrives, then is gone
+			return true
+		}
+		if err := ch.Wait(2, 0, time.Minute, stop); err != nil {
+			t.Fatalf("Wait = %v, want nil: every member arrived", err)
+		}
+	})
+}
