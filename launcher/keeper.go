@@ -153,7 +153,7 @@ type keeper struct {
 	mu       sync.Mutex
 	cmd      *exec.Cmd
 	w        *os.File    // its stdin's write end: see release
-	late     *time.Timer // starts the recording keeper; nil once it has run
+	late     *time.Timer // starts the recording keeper; nil where it started at once
 	released bool
 }
 
