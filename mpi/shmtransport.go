@@ -307,12 +307,12 @@ func (t *shmTransport) flush(r *shmRoutes) error {
 // host with a core for each local rank, shmSpin; on one with more local
 // ranks than cores, shmSpinShared, yielding the core to the others between
 // looks (as Open MPI does with mpi_yield_when_idle, which it sets when
-// oversubscribed). A sleep and a wake-up cost a futex call each and, in
-// Go, the thread's P handed to another thread and back; where the ranks
-// take turns on the cores, a waiting rank that yields lets the one it
-// waits for run at once and sees its message at its next turn.
-// Measured (1-D stencil, 1000 points a rank, 8 ranks on 2 cores): 330-440
-// us a step sleeping at once, 115-125 with shmSpinShared (Open MPI: 42-52);
+// oversubscribed). A sleep and a wake-up cost system calls and thread
+// switches in both ranks; where the ranks take turns on the cores, a
+// waiting rank that yields lets the one it waits for run at once and sees
+// its message at its next turn. Measured (1-D stencil, 1000 points a
+// rank, 8 ranks on 2 cores, sleeping on the futex then): 330-440 us a
+// step sleeping at once, 115-125 with shmSpinShared (Open MPI: 42-52);
 // 2 ranks with 100,000 points each (each waits about as long as its
 // neighbour's compute differs from its own): the same with both.
 const (
