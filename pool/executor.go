@@ -259,19 +259,26 @@ func (ex *Executor[In, Out]) bodyErr() error {
 func (ex *Executor[In, Out]) sync(m *master[In, Out]) bool {
 	ex.mu.Lock()
 	defer ex.mu.Unlock()
+	ex.syncLocked(m)
+	return ex.closed
+}
+
+// syncLocked is sync's work, with ex.mu held.
+func (ex *Executor[In, Out]) syncLocked(m *master[In, Out]) {
 	m.inputs = ex.tasks
 	for m.next < len(ex.futs) && ex.futs[m.next].state == canceled {
 		m.next++
 	}
-	return ex.closed
 }
 
 // take is master.take for Run: up to a chunk of the next tasks, none
-// canceled, which become running.
+// canceled, which become running. The inputs and the futures are read
+// under one hold of ex.mu: a task submitted between two would be handed
+// out with no input in m.inputs (a slice out of range in refill).
 func (ex *Executor[In, Out]) take(m *master[In, Out]) (span, bool) {
-	ex.sync(m)
 	ex.mu.Lock()
 	defer ex.mu.Unlock()
+	ex.syncLocked(m)
 	s := span{start: m.next}
 	for k := max(1, m.cfg.chunk); s.count < k && m.next < len(ex.futs) && ex.futs[m.next].state == pending; s.count++ {
 		ex.futs[m.next].state = running
