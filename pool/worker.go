@@ -101,6 +101,10 @@ func work[In, Out any](ctx context.Context, c *mpi.Comm, down int, fn func(ctx c
 			if err == nil {
 				return end(nil, nil) // stopped, and every chunk done
 			}
+			if ferr := failedFirst[In](qctx, req, rank); ferr != nil {
+				req = nil
+				return end(ferr, ferr)
+			}
 			if ctx.Err() != nil {
 				err = fmt.Errorf("pool: %w", ctx.Err())
 			}
@@ -112,6 +116,29 @@ func work[In, Out any](ctx context.Context, c *mpi.Comm, down int, fn func(ctx c
 			return end(err, err)
 		}
 	}
+}
+
+// failedFirst is rank 0's word that the call failed, if it has come on
+// req already (nil if not, or if it is a chunk or stop): a worker whose
+// runner failed because rank 0 left (its results could not be sent) heard
+// rank 0's failure first, as rank 0 said it before it left, and that is
+// the call's outcome, not the lost send.
+func failedFirst[In any](ctx context.Context, req *mpi.Request, rank int) error {
+	if req == nil {
+		return nil
+	}
+	select {
+	case <-req.Done():
+	default:
+		return nil
+	}
+	if _, err := req.Wait(ctx); err != nil {
+		return nil
+	}
+	if _, _, ours, err := fromRank0[In](req.Data(), rank); err != nil && !ours {
+		return err
+	}
+	return nil
 }
 
 // runChunks runs the chunks of todo in order and sends rank 0 each one's
