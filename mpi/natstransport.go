@@ -178,7 +178,13 @@ func (t *natsTransport) close(d time.Duration) {
 	if t.nc == nil { // it never connected
 		return
 	}
-	if d > 0 {
+	// The flush (a round trip to the server) makes sure the server has
+	// every frame this rank published before the connection closes. A
+	// rank that published none since the start-up, whose own publishes the
+	// handshake's replies confirmed, has nothing to flush: its frames went
+	// through the rings, and the round trip would cost its Close the
+	// server's attention (milliseconds while other ranks still start).
+	if d > 0 && t.e.paths.busFrames.Load() > 0 {
 		_ = t.nc.FlushTimeout(d)
 	}
 	t.nc.Close()
