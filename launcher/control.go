@@ -123,6 +123,33 @@ func (c *rankControl) answerPid(r int) {
 	c.f.Write([]byte(contract.PidAnswer(r, pid) + "\n"))
 }
 
+// tellPids gives every rank this host runs, on its control socket and
+// unasked, the pid of each rank this host started (contract.PidAnswer
+// lines), once all have started: a rank checks the pids its peers on this
+// host announced (mpi's vouch, at Init) against these, with no question
+// and answer through gorun (a round trip that cost every rank's Init 1-2
+// ms on a busy host). A rank asks about what it was not told, as before.
+func (h *hostRanks) tellPids() {
+	h.mu.Lock()
+	if len(h.running) < 2 {
+		h.mu.Unlock()
+		return // no peer on this host to check
+	}
+	var b []byte
+	for r, pid := range h.running {
+		b = append(append(b, contract.PidAnswer(r, pid)...), '\n')
+	}
+	ctls := make([]*rankControl, 0, len(h.ctl))
+	for _, c := range h.ctl {
+		ctls = append(ctls, c)
+	}
+	h.mu.Unlock()
+	for _, c := range ctls {
+		c.f.SetWriteDeadline(time.Now().Add(stateTimeout))
+		c.f.Write(b)
+	}
+}
+
 // pidOf is the pid of world rank r if this host started it and has not
 // reaped it yet, else 0.
 func (h *hostRanks) pidOf(r int) int {

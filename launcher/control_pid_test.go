@@ -54,3 +54,37 @@ func TestControlAnswersPid(t *testing.T) {
 		t.Errorf("about a reaped rank: %q, want %q", answers.Text(), "pid 3 -")
 	}
 }
+
+// TestTellPids: once a host's ranks have started, each is told, unasked, on
+// its control socket, the pid of every rank the host started: what mpi's
+// Init checks its peers' pids against, with no question (whose answer came
+// through a busy gorun) on its way.
+func TestTellPids(t *testing.T) {
+	h := &hostRanks{running: map[int]int{3: 4242, 5: 4343}, ctl: map[int]*rankControl{}}
+	ends := map[int]*bufio.Scanner{}
+	for _, r := range []int{3, 5} {
+		c, rankEnd, err := newControl()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rankEnd.Close()
+		defer c.f.Close()
+		h.ctl[r] = c
+		ends[r] = bufio.NewScanner(rankEnd)
+	}
+	h.tellPids()
+	for r, sc := range ends {
+		got := map[string]bool{}
+		for range 2 {
+			if !sc.Scan() {
+				t.Fatalf("rank %d was told %v only: %v", r, got, sc.Err())
+			}
+			got[sc.Text()] = true
+		}
+		for _, want := range []string{contract.PidAnswer(3, 4242), contract.PidAnswer(5, 4343)} {
+			if !got[want] {
+				t.Errorf("rank %d was told %v, not %q", r, got, want)
+			}
+		}
+	}
+}

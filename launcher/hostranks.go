@@ -147,6 +147,7 @@ func (h *hostRanks) start(ctx context.Context, j *hostJob, stdin io.Reader) {
 			return
 		}
 	}
+	h.tellPids()
 }
 
 func (h *hostRanks) notStarted(procs []Proc) {

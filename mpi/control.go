@@ -27,7 +27,12 @@ var control struct {
 	sock           bool             // f is a socket, on which gorun asks too (a pipe takes reports only)
 	inited, closed bool             // as reported
 	pids           map[int]chan int // askPids's questions waiting for gorun's answer, by world rank
+	told           map[int]int      // pids gorun gave unasked (its host's ranks, once started), by world rank
 }
+
+// maxTold bounds the pids a rank keeps of what gorun told it unasked:
+// ranks of one host.
+const maxTold = 1 << 16
 
 func init() {
 	v, ok := os.LookupEnv(contract.Control)
@@ -68,6 +73,12 @@ func serveControl(f *os.File) {
 			control.mu.Lock()
 			ch := control.pids[r]
 			delete(control.pids, r)
+			if ch == nil && pid > 0 && len(control.told) < maxTold {
+				if control.told == nil {
+					control.told = make(map[int]int)
+				}
+				control.told[r] = pid
+			}
 			control.mu.Unlock()
 			if ch != nil {
 				ch <- pid // buffered: askPids may have given up
@@ -134,8 +145,10 @@ func report(event string, code int) {
 // askPids asks gorun (or its host's agent), on the control socket, which
 // process it started as each of ranks (world ranks), and returns the
 // answers it got before ctx ended: a pid, or 0 for a rank it did not start
-// or that has ended. It returns nil, false when this process has no
-// control socket to ask on (it was not started by gorun).
+// or that has ended. What gorun told unasked (its host's ranks, once all
+// started: launcher's tellPids) needs no question. It returns nil, false
+// when this process has no control socket to ask on (it was not started
+// by gorun).
 func askPids(ctx context.Context, ranks []int) (map[int]int, bool) {
 	control.mu.Lock()
 	if !control.sock {
@@ -145,16 +158,23 @@ func askPids(ctx context.Context, ranks []int) (map[int]int, bool) {
 	if control.pids == nil {
 		control.pids = make(map[int]chan int)
 	}
+	got := make(map[int]int, len(ranks))
 	waits := make(map[int]chan int, len(ranks))
 	var b []byte
 	for _, r := range ranks {
+		if pid, ok := control.told[r]; ok {
+			got[r] = pid
+			continue
+		}
 		ch := make(chan int, 1)
 		control.pids[r], waits[r] = ch, ch
 		b = append(append(b, contract.PidQuery(r)...), '\n')
 	}
-	_, err := control.f.Write(b)
+	var err error
+	if len(b) > 0 {
+		_, err = control.f.Write(b)
+	}
 	control.mu.Unlock()
-	got := make(map[int]int, len(ranks))
 	for r, ch := range waits {
 		if err != nil {
 			break

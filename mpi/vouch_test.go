@@ -1,15 +1,19 @@
 package mpi
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"os"
 	"os/exec"
 	"slices"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/gorun-hpc/gorun/internal/contract"
 )
 
 // TestLyingPid (issue #30): a rank with its own genuine key that announced
@@ -138,5 +142,69 @@ func TestVouch(t *testing.T) {
 	e.opts.pidsOf = func(context.Context, []int) (map[int]int, bool) { return nil, false }
 	if got := e.vouch(context.Background(), peers); !slices.Equal(got, []bool{false, true, false, false, false, false, false}) {
 		t.Errorf("without a launcher: vouched %v, want this process only", got)
+	}
+}
+
+// TestAskPidsTold: pids the launcher gave unasked on the control socket
+// (its host's ranks, once all started) answer askPids with no question on
+// the socket; a rank it did not tell of is asked about, as before.
+func TestAskPidsTold(t *testing.T) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syscall.SetNonblock(fds[0], true)
+	ours, launcherEnd := os.NewFile(uintptr(fds[0]), "control"), os.NewFile(uintptr(fds[1]), "launcher")
+	defer launcherEnd.Close()
+	control.mu.Lock()
+	f, sock, pids, told := control.f, control.sock, control.pids, control.told
+	control.f, control.sock, control.pids, control.told = ours, true, nil, nil
+	control.mu.Unlock()
+	defer func() {
+		ours.Close()
+		control.mu.Lock()
+		control.f, control.sock, control.pids, control.told = f, sock, pids, told
+		control.mu.Unlock()
+	}()
+	go serveControl(ours)
+	if _, err := launcherEnd.Write([]byte(contract.PidAnswer(2, 1001) + "\n" + contract.PidAnswer(3, 1002) + "\n")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		control.mu.Lock()
+		n := len(control.told)
+		control.mu.Unlock()
+		if n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the told pids were not taken")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	got, ok := askPids(ctx, []int{2, 3})
+	if !ok || got[2] != 1001 || got[3] != 1002 {
+		t.Errorf("askPids = %v, %v; want 2: 1001, 3: 1002", got, ok)
+	}
+	// Nothing was asked: the next line the launcher reads is the question
+	// about rank 4.
+	questions := bufio.NewScanner(launcherEnd)
+	answered := make(chan map[int]int, 1)
+	go func() {
+		got, _ := askPids(ctx, []int{4})
+		answered <- got
+	}()
+	if !questions.Scan() {
+		t.Fatal(questions.Err())
+	}
+	if q, want := questions.Text(), contract.PidQuery(4); q != want {
+		t.Fatalf("the launcher was asked %q first, want %q", q, want)
+	}
+	launcherEnd.Write([]byte(contract.PidAnswer(4, 1003) + "\n"))
+	if got := <-answered; got[4] != 1003 {
+		t.Errorf("askPids about rank 4 = %v, want 1003", got)
 	}
 }
