@@ -24,6 +24,7 @@ import (
 	"os"
 	"runtime/debug"
 
+	_ "github.com/gorun-hpc/gorun/internal/warmup" // crypto tables, made as gorun starts
 	"github.com/gorun-hpc/gorun/launcher"
 )
 
