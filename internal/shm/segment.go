@@ -46,7 +46,7 @@ const (
 	hdrRing    = 16                 // uint32: ring bytes
 	hdrSize    = 24                 // uint64: the file's size
 	magic      = 0x6d68736e75726f67 // "gorunshm", little-endian
-	version    = 4                  // 2: the channel area at the end (coll.go); 3: its slots; 4: its bell words
+	version    = 5                  // 2: the channel area at the end (coll.go); 3: its slots; 4: its bell words; 5: 4 KiB slots
 )
 
 // layout is where everything is, from the header's two figures.
