@@ -33,10 +33,10 @@ const (
 // same root. It blocks until this rank has its copy and has passed it on.
 //
 // Where every rank of c is on one host's shared memory and root's data
-// encodes to at most 240 bytes, root puts it in a slot there and the
-// others copy it out once all have arrived: no message. Else up to 60 KiB,
-// the data goes with the call's check, from root through rank
-// 0 to every rank (two hops). Larger data moves after the check in one
+// encodes to at most 4144 bytes (4 KiB and a little more), root puts it in
+// a slot there and the others copy it out once all have arrived: no
+// message. Else up to 60 KiB, the data goes with the call's check, from
+// root through rank 0 to every rank (two hops). Larger data moves after the check in one
 // publish from root that the bus fans out to every rank (on a communicator
 // that spans the world; between ranks of one machine, each copies it out of
 // root's memory), or else along a binomial tree from root, pipelined in

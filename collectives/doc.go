@@ -111,9 +111,9 @@
 // Where every rank of a communicator is on one host's shared memory (gorun
 // gives each host's ranks a segment), the communicator also has flags
 // there: a Barrier, and a Reduce, Allreduce, Scan, Exscan, Bcast, Gather
-// or Allgather whose data fits a slot (240 bytes a rank), wait on them
-// alone, each rank having put its data in its slot first, and need no
-// message; the slots' headers are the check (see posted.go). The others
+// or Allgather whose data fits a slot (4144 bytes a rank: 4 KiB and a
+// little more), wait on them alone, each rank having put its data in its
+// slot first, and need no message; the slots' headers are the check (see posted.go). The others
 // arrive on the flags and run as above.
 //
 // The schedules (who sends what to whom at each step) are pure functions in

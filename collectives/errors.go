@@ -50,7 +50,7 @@ var (
 	// depends on the panicking rank's (every rank of Allreduce, the root of
 	// Reduce, the ranks above it in Scan). The communicator stays usable.
 	// A call on the shared-memory flags (every rank on one host, at most
-	// 240 bytes a rank: see the package doc) is combined by each rank
+	// 4144 bytes a rank: see the package doc) is combined by each rank
 	// itself: the Op panics where it panics, and the other ranks return
 	// their own results, which its panic did not touch.
 	ErrOpPanicked = errors.New("collectives: the reduction's Op panicked")

@@ -64,13 +64,14 @@ func Gather[T any](ctx context.Context, c *mpi.Comm, root int, data []T) (out []
 // with data.
 //
 // Where every rank of c is on one host's shared memory and every rank's
-// data encodes to at most 240 bytes, each puts it in a slot there and
-// reads everyone's once all have arrived: no message. Else when every
-// rank's data is at most 16 KiB and all of it at most 256 KiB, it goes
-// with the call's check, through rank 0 to every rank. Otherwise,
-// after the check, every rank publishes its data once for the bus to fan
-// out (on a communicator that spans the world), or a Bruck allgather runs:
-// ceil(log2 n) rounds in which every rank sends and receives one message.
+// data encodes to at most 4144 bytes (4 KiB and a little more), each puts
+// it in a slot there and reads everyone's once all have arrived: no
+// message. Else when every rank's data is at most 16 KiB and all of it at
+// most 256 KiB, it goes with the call's check, through rank 0 to every
+// rank. Otherwise, after the check, every rank publishes its data once
+// for the bus to fan out (on a communicator that spans the world), or a
+// Bruck allgather runs: ceil(log2 n) rounds in which every rank sends and
+// receives one message.
 //
 // Every rank returns an error wrapping ErrMismatch if the ranks pass
 // different element types, ErrEncode if a rank cannot encode its data; and

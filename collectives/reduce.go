@@ -19,9 +19,10 @@ const reduceInline = 60 << 10
 // root and the same len(data). data is not changed, and the result never
 // shares memory with it. It panics if op is nil.
 //
-// Where every rank of c is on one host's shared memory, up to 240 bytes
-// per rank, each rank puts its data in a slot there, waits until all have,
-// and combines everyone's itself in rank order: no message, one wait.
+// Where every rank of c is on one host's shared memory, up to 4144 bytes
+// (4 KiB and a little more) per rank, each rank puts its data in a slot
+// there, waits until all have, and combines everyone's itself in rank
+// order: no message, one wait.
 // Else up to 60 KiB per rank, the data goes with the call's check to rank 0,
 // which combines it in rank order and sends the result to root. Larger data
 // is reduced after the check by a reduce-scatter (recursive halving on a
@@ -41,9 +42,10 @@ func Reduce[T mpi.Number](ctx context.Context, c *mpi.Comm, root int, data []T, 
 // Every rank must pass the same len(data). data is not changed, and the
 // result never shares memory with it. It panics if op is nil.
 //
-// Where every rank of c is on one host's shared memory, up to 240 bytes
-// per rank, each rank puts its data in a slot there, waits until all have,
-// and combines everyone's itself in rank order: no message, one wait.
+// Where every rank of c is on one host's shared memory, up to 4144 bytes
+// (4 KiB and a little more) per rank, each rank puts its data in a slot
+// there, waits until all have, and combines everyone's itself in rank
+// order: no message, one wait.
 // Else up to 60 KiB per rank, the data goes with the call's check to rank 0,
 // which combines it in rank order and sends the result to every rank (two
 // hops). Larger data is reduced after the check by a reduce-scatter
