@@ -102,6 +102,7 @@ type call struct {
 	seq        uint32
 	elem       *elemInfo
 	st         *status   // merged status so far
+	own        status    // this rank's, where st starts (one allocation less a call)
 	local      *argError // this rank's own argument error
 	sh         *shadow
 	user       *mpi.Comm               // the caller's, kept alive until end: its cleanup ends the shadow
@@ -190,7 +191,8 @@ func beginCall(ctx context.Context, c *mpi.Comm, k kind, elem *elemInfo, root, l
 		x.end()
 		return nil, opError(k, err)
 	}
-	x.st = newStatus(x.rank, k, elem.id, root, length)
+	x.own.init(x.rank, k, elem.id, root, length)
+	x.st = &x.own
 	return x, nil
 }
 
@@ -222,7 +224,10 @@ func (sh *shadow) enter(ctx context.Context, c *mpi.Comm, k kind, elem *elemInfo
 		x.ctx = sh.quiet // ends with the poison alone, and costs nothing
 	} else {
 		cctx, cancel := context.WithCancelCause(ctx)
-		x.ctx, x.cancel = blocked.Quiet(cctx), cancel
+		x.ctx, x.cancel = cctx, cancel
+		if nb {
+			x.ctx = blocked.Quiet(cctx) // a blocking call's is made quiet for it (beginCall)
+		}
 		if sh.poison != nil || sh.ctx.Err() != nil {
 			cancel(context.Cause(sh.ctx))
 		} else {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -443,4 +444,46 @@ func TestPostedOpPanic(t *testing.T) {
 		}
 		return Barrier(ctx, c)
 	})
+}
+
+// maxBarrierAllocs is the most allocations a Barrier on the flags may
+// make on each rank: the call, its context's cancellation (two) and its
+// quiet context for the hang report (one). The status is the call's own,
+// and the quiet context one allocation, not two.
+const maxBarrierAllocs = 4
+
+// TestBarrierOnFlagsAllocs: a Barrier on the flags allocates at most
+// maxBarrierAllocs times a rank (every allocation is paid at every call of
+// a program that synchronizes often). Counted over both goroutine ranks of
+// one process and many calls, so that a stray allocation elsewhere does
+// not count.
+func TestBarrierOnFlagsAllocs(t *testing.T) {
+	const calls = 2000
+	var before, after runtime.MemStats
+	mpitest.RunShared(t, 2, func(ctx context.Context, c *mpi.Comm) error {
+		for range 10 { // the shadow, the flags, the first calls' pages
+			if err := Barrier(ctx, c); err != nil {
+				return err
+			}
+		}
+		// Rank 1 may be one call ahead of rank 0's reads, no more: a
+		// call's allocations, against thousands counted.
+		if c.Rank() == 0 {
+			runtime.ReadMemStats(&before)
+		}
+		for range calls {
+			if err := Barrier(ctx, c); err != nil {
+				return err
+			}
+		}
+		if c.Rank() == 0 {
+			runtime.ReadMemStats(&after)
+		}
+		return nil
+	})
+	per := float64(after.Mallocs-before.Mallocs) / calls / 2
+	t.Logf("%.2f allocations a Barrier a rank", per)
+	if per > maxBarrierAllocs+0.5 { // the race detector's own, a few in a hundred calls
+		t.Errorf("a Barrier on the flags made %.2f allocations a rank, want at most %d", per, maxBarrierAllocs)
+	}
 }

@@ -102,14 +102,13 @@ type status struct {
 	errText string // that rank's error message
 }
 
-// newStatus returns the status of one rank's call before it has heard from
+// init sets s to the status of one rank's call before it has heard from
 // any other.
-func newStatus(rank int, k kind, typeID int64, root, length int) *status {
-	s := &status{info: -1, errRank: -1}
+func (s *status) init(rank int, k kind, typeID int64, root, length int) {
+	*s = status{info: -1, errRank: -1}
 	for i, v := range [nFields]int64{int64(k), typeID, int64(root), int64(length)} {
 		s.f[i] = extremes{lo: v, hi: v, loRank: int32(rank), hiRank: int32(rank)}
 	}
-	return s
 }
 
 // fail records this rank's local error.

@@ -127,7 +127,7 @@ func stack(pcs *[24]uintptr, skip int) int {
 // goroutine, the call's, is about to block. It does nothing for any
 // other ctx.
 func Parking(ctx context.Context) {
-	v, ok := ctx.Value(quietKey{}).(quietCall)
+	v, ok := ctx.Value(quietKey{}).(*quietCall)
 	if !ok || v.e == nil {
 		return
 	}
@@ -354,16 +354,34 @@ type quietCall struct {
 // Quiet returns ctx marked so that the calls made with it are not entered:
 // a collective enters itself, and hides the messages it is made of.
 func Quiet(ctx context.Context) context.Context {
-	return context.WithValue(ctx, quietKey{}, quietCall{})
+	return context.WithValue(ctx, quietKey{}, &noCall) // a pointer: no allocation for the value
 }
 
+// noCall is the value of a context that is quiet for no call.
+var noCall quietCall
+
 // QuietFor is Quiet for the calls that make up the call t entered
-// (EnterLazy): where one of them blocks, Parking takes t's stack.
+// (EnterLazy): where one of them blocks, Parking takes t's stack. It costs
+// one allocation (a collective makes one at every call).
 func QuietFor(ctx context.Context, t Entry) context.Context {
 	if t.e == nil {
 		return Quiet(ctx)
 	}
-	return context.WithValue(ctx, quietKey{}, quietCall{t.e, t.e.gen})
+	return &quietCtx{Context: ctx, q: quietCall{t.e, t.e.gen}}
+}
+
+// quietCtx is QuietFor's context: its parent, and the call's value under
+// quietKey; every other key and all else are the parent's.
+type quietCtx struct {
+	context.Context
+	q quietCall
+}
+
+func (c *quietCtx) Value(key any) any {
+	if key == (quietKey{}) {
+		return &c.q
+	}
+	return c.Context.Value(key)
 }
 
 // IsQuiet reports whether ctx comes from Quiet.

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -286,8 +287,12 @@ func (ch *Channel) Wait(target uint32, spin, tick time.Duration, stop func() boo
 // then reads the words).
 func (ch *Channel) sleep(target uint32, tick time.Duration, stop func() bool) error {
 	cnt := ch.count()
-	t := time.NewTimer(tick)
-	defer t.Stop()
+	t := sleepTimers.Get().(*time.Timer)
+	t.Reset(tick)
+	defer func() {
+		t.Stop()
+		sleepTimers.Put(t)
+	}()
 	for {
 		if ch.stopped(target, stop) {
 			return ErrStopped
@@ -310,6 +315,15 @@ func (ch *Channel) sleep(target uint32, tick time.Duration, stop func() bool) er
 		}
 	}
 }
+
+// sleepTimers are sleep's timers, kept between sleeps: a collective that
+// sleeps at every call (ranks that outnumber the cores) would make one
+// each time.
+var sleepTimers = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}}
 
 // stopped says whether a wait for target is to stop: stop says so, and
 // the count has not reached target since it was last looked at. A member
