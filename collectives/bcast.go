@@ -32,16 +32,20 @@ const (
 // root's data is read; the others may pass nil. Every rank must pass the
 // same root. It blocks until this rank has its copy and has passed it on.
 //
-// Where every rank of c is on one host's shared memory and root's data
-// encodes to at most 4144 bytes (4 KiB and a little more), root puts it in
-// a slot there and the others copy it out once all have arrived: no
-// message. Else up to 60 KiB, the data goes with the call's check, from
-// root through rank 0 to every rank (two hops). Larger data moves after the check in one
-// publish from root that the bus fans out to every rank (on a communicator
-// that spans the world; between ranks of one machine, each copies it out of
-// root's memory), or else along a binomial tree from root, pipelined in
-// 512 KiB segments. Numbers travel as raw little-endian bytes, other
-// element types with encoding/gob.
+// Where every rank of c is on one host's shared memory, no message moves:
+// root's data, where it encodes to less than 4144 bytes (4 KiB and a
+// little more), goes in root's slot there, and the others copy it out
+// once all have arrived; larger data, root lends (where the ranks may read
+// each other's memory: mpi.WithSingleCopy, the default), and each rank
+// copies it straight out of root's memory into its result, root returning
+// once all have. Elsewhere, data up to 60 KiB goes with the call's check,
+// from root through rank 0 to every rank (two hops). Larger data moves
+// after the check in one publish from root that the bus fans out to every
+// rank (on a communicator that spans the world; between ranks of one
+// machine, each copies it out of root's memory), or else along a binomial
+// tree from root, pipelined in 512 KiB segments. Numbers travel as raw
+// little-endian bytes, other element types with encoding/gob. BcastInto
+// receives into the caller's buffer instead, as MPI_Bcast.
 //
 // Every rank returns an error wrapping mpi.ErrRank if root is out of range
 // on any rank, ErrMismatch if the ranks pass different roots or element
@@ -57,13 +61,52 @@ func Bcast[T any](ctx context.Context, c *mpi.Comm, root int, data []T) (out []T
 	return bcast(x, root, data)
 }
 
+// BcastInto is Bcast into buf, as MPI_Bcast: root sends buf, and every
+// other rank receives root's data into its own buf, whose length must be
+// root's on every rank (else every rank returns an error wrapping
+// ErrMismatch that names two ranks and their lengths). Nothing is
+// allocated for the result, and root's buf is not copied for root.
+//
+// Where every rank of c is on one host's shared memory and may read the
+// others' memory (mpi.WithSingleCopy, the default), a buf larger than a
+// slot (4144 bytes) moves with no message at all: each rank copies it
+// straight out of root's buf into its own (one copy, by the kernel), and
+// root returns once every rank has. Elsewhere it moves as Bcast's data
+// does, and each rank then copies its result into buf.
+//
+// The errors are Bcast's.
+func BcastInto[T mpi.Number](ctx context.Context, c *mpi.Comm, root int, buf []T) (err error) {
+	x, err := begin(ctx, c, kBcast, infoOf[T](), root, len(buf))
+	if err != nil {
+		return err
+	}
+	defer func() { _, err = done[T](x, nil, err) }()
+	if x.posts {
+		_, done, err := postedBcast(x, root, buf, true)
+		if done {
+			return err
+		}
+	}
+	out, err := bcastAgreed(x, root, buf)
+	if err == nil && x.rank != root {
+		copy(buf, out) // the agreement made sure the lengths are the same
+	}
+	return err
+}
+
 // bcast is Bcast's work, once begun.
 func bcast[T any](x *call, root int, data []T) ([]T, error) {
 	if x.posts {
-		if out, done, err := postedBcast(x, root, data); done {
+		if out, done, err := postedBcast(x, root, data, false); done {
 			return out, err
 		}
 	}
+	return bcastAgreed(x, root, data)
+}
+
+// bcastAgreed is a Bcast's work where it does not run on the flags: the
+// agreement, with the data where it is small, then the data.
+func bcastAgreed[T any](x *call, root int, data []T) ([]T, error) {
 	elem := x.elem
 	var offer []byte // root's data, if it goes with the check
 	if x.checkRoot(root) && x.rank == root {

@@ -68,6 +68,9 @@ type shadow struct {
 	// beforeUp, set by tests only, runs in every call's first phase just
 	// before this rank's status leaves it.
 	beforeUp func()
+	// lentHook, set by tests only, runs once a root has posted the loan
+	// of its data (lent.go).
+	lentHook func()
 }
 
 // tagCalls is how many calls have distinct tags before tags repeat; each
@@ -122,6 +125,11 @@ type call struct {
 	// posts: the call arrives on the flags as it posts its data there
 	// (postsData); posted once it has, or has arrived without (end).
 	posts, posted bool
+	// release is the number reserved for the release of a Bcast whose
+	// root lent its data (lent.go), 0 where none; released once this
+	// rank has arrived there (or end arrives).
+	release  uint32
+	released bool
 }
 
 // begin starts a call of collective k on c: it finds or makes c's shadow and
@@ -271,6 +279,10 @@ func (x *call) end() {
 		// the agreement.
 		x.posted = true
 		x.sh.flags.Arrive(x.seq, byte(x.k))
+	}
+	if x.release != 0 && !x.released {
+		x.released = true
+		x.sh.flags.Arrive(x.release, byte(x.k))
 	}
 	if x.cancel != nil || !x.nb {
 		x.sh.mu.Lock()

@@ -113,8 +113,10 @@
 // there: a Barrier, and a Reduce, Allreduce, Scan, Exscan, Bcast, Gather
 // or Allgather whose data fits a slot (4144 bytes a rank: 4 KiB and a
 // little more), wait on them alone, each rank having put its data in its
-// slot first, and need no message; the slots' headers are the check (see posted.go). The others
-// arrive on the flags and run as above.
+// slot first, and need no message; the slots' headers are the check (see
+// posted.go). A Bcast of more is lent: root posts where its data lies, and
+// every rank copies it out of root's memory (lent.go). The others arrive
+// on the flags and run as above.
 //
 // The schedules (who sends what to whom at each step) are pure functions in
 // schedule.go.

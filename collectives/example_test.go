@@ -48,6 +48,33 @@ func ExampleBcast() {
 	// rank 2 has [0.5 1e-06 42]
 }
 
+// BcastInto fills each rank's own buffer, as MPI_Bcast does: a loop that
+// broadcasts a large array every step allocates nothing for it.
+func ExampleBcastInto() {
+	err := mpitest.World(context.Background(), 3, func(ctx context.Context, c *mpi.Comm) error {
+		field := make([]float64, 4) // the same length on every rank
+		for step := range 2 {
+			if c.Rank() == 0 {
+				for i := range field {
+					field[i] = float64(10*step + i) // rank 0's new field
+				}
+			}
+			if err := collectives.BcastInto(ctx, c, 0, field); err != nil {
+				return err
+			}
+		}
+		fmt.Printf("rank %d has %v\n", c.Rank(), field)
+		return nil
+	})
+	if err != nil {
+		fmt.Println(err)
+	}
+	// Unordered output:
+	// rank 0 has [10 11 12 13]
+	// rank 1 has [10 11 12 13]
+	// rank 2 has [10 11 12 13]
+}
+
 // Any element type that encoding/gob handles can be broadcast.
 func ExampleBcast_struct() {
 	type Config struct {

@@ -103,33 +103,70 @@ func postedReduce[T mpi.Number](x *call, root int, data []T, op Op[T]) (out []T,
 }
 
 // postedBcast is a Bcast on the flags: root posts its encoded data where
-// it fits a slot, the others nothing but the call's arguments, and each
-// decodes root's. done is false where the call must take the agreement
-// (root's data did not fit, or a root out of range).
-func postedBcast[T any](x *call, root int, data []T) (out []T, done bool, err error) {
+// it fits a slot, or lends it (lentBcast), the others nothing but the
+// call's arguments, and each decodes or copies root's: into data, where
+// into is set (BcastInto: its length is in the arguments), else into a
+// result of its own. done is false where the call must take the agreement
+// (root's data did not fit and it could not lend it, or a root out of
+// range, or arguments that differ).
+func postedBcast[T any](x *call, root int, data []T, into bool) (out []T, done bool, err error) {
 	args := uint64(x.elem.id) ^ uint64(root)<<32
+	if into {
+		args ^= uint64(len(data)+1) * 0x9e3779b97f4a7c15
+	}
 	ok := root >= 0 && root < x.size
-	var mine []byte
+	var mine, lent []byte
 	if ok && x.rank == root {
-		var err error
-		mine, err = encode(x.elem, data)
-		ok = err == nil // the agreement reports the error
+		enc, err := encode(x.elem, data)
+		switch {
+		case err != nil:
+			ok = false // the agreement reports the error
+		case len(enc) < x.sh.flags.SlotData():
+			mine = enc
+		default:
+			if mine, ok = x.lend(enc); ok {
+				lent = enc
+			}
+		}
 	}
 	if err := x.post(args, mine, ok); err != nil {
 		return nil, true, err
 	}
+	if lent != nil && x.sh.lentHook != nil {
+		x.sh.lentHook()
+	}
 	var derr error
+	var loan []byte // root's slot, where it lent its data
 	same, err := x.collect(args, func(r int, b []byte) {
-		if r == root && x.rank != root {
+		switch {
+		case r != root:
+		case len(b) == x.sh.flags.SlotData():
+			loan = b
+		case x.rank == root:
+		case into && len(b) != len(data)*x.elem.size:
+			derr = fmt.Errorf("%d bytes from rank %d, want %d", len(b), root, len(data)*x.elem.size)
+		case into:
+			decodeInto(x.elem, data, b)
+		default:
 			out, derr = decode[T](x.elem, b) // a copy
 		}
 	})
 	switch {
-	case err != nil || !same:
-		return nil, err != nil, err
+	case err != nil:
+		if lent != nil {
+			x.withdraw(lent)
+		}
+		return nil, true, err
+	case !same:
+		return nil, false, nil
+	case loan != nil:
+		out, err = lentBcast(x, root, data, into, args, lent, loan)
+		return out, true, err
+	case into:
 	case x.rank == root:
 		return clone(data), true, nil
-	case derr != nil:
+	}
+	if derr != nil {
 		return nil, true, opError(x.k, fmt.Errorf("%w: %v", ErrEncode, derr))
 	}
 	return out, true, nil

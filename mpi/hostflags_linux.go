@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unsafe"
 
 	"github.com/gorun-hpc/gorun/internal/blocked"
 	"github.com/gorun-hpc/gorun/internal/hostsync"
@@ -74,24 +75,44 @@ func (f *hostFlags) Arrive(seq uint32, kind byte) { f.ch.Arrive(word(seq, kind),
 func (f *hostFlags) SlotData() int { return shm.SlotData }
 
 // wait waits until every rank has arrived at call seq, or ctx ends, or the
-// wait can never end (broken).
+// wait can never end (broken). The count says so once it reaches n*seq,
+// unless a rank gave a call up (its ctx ended) and went on to later ones
+// before every rank came to it: then the count runs ahead of the calls,
+// and the cells say which ranks have come to seq (a rank's cell only ever
+// moves on). A wait for the count to run ahead ends only on a tick or a
+// spin: the arrival that reaches n*seq wakes the sleepers, and that one
+// has passed.
 func (f *hostFlags) wait(ctx context.Context, seq uint32) error {
 	var why error
 	parked := false
-	err := f.ch.Wait(f.n*seq, f.spin, hostFlagsTick, func() bool {
-		if !parked { // asked first as the wait is about to sleep
-			parked = true
-			blocked.Parking(ctx)
+	for target := f.n * seq; ; target++ {
+		err := f.ch.Wait(target, f.spin, hostFlagsTick, func() bool {
+			if !parked { // asked first as the wait is about to sleep
+				parked = true
+				blocked.Parking(ctx)
+			}
+			if why = ctx.Err(); why == nil {
+				why = f.broken()
+			}
+			return why != nil
+		})
+		if errors.Is(err, shm.ErrStopped) {
+			return why
 		}
-		if why = ctx.Err(); why == nil {
-			why = f.broken()
+		if err != nil || f.came(seq) {
+			return err
 		}
-		return why != nil
-	})
-	if errors.Is(err, shm.ErrStopped) {
-		return why
 	}
-	return err
+}
+
+// came reports whether every rank's cell says it has come to call seq.
+func (f *hostFlags) came(seq uint32) bool {
+	for _, l := range f.locals {
+		if int32(uint32(f.ch.Cell(l)>>8)-seq) < 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // broken is why no wait on c's flags can end any more, or nil: c is
@@ -150,6 +171,45 @@ func (f *hostFlags) Collect(ctx context.Context, seq uint32, kind byte, args uin
 	}
 	return true, nil
 }
+
+// Lend: a rank's own memory, as another rank of the host reads it (the
+// single copies' address, see singlecopy.go); none where single copies
+// are off.
+func (f *hostFlags) Lend(data []byte) (uint64, bool) {
+	if f.c.e.host == 0 || len(data) == 0 {
+		return 0, false
+	}
+	return uint64(uintptr(unsafe.Pointer(unsafe.SliceData(data)))), true
+}
+
+// Copy reads rank's memory as a single copy does: only a process that is
+// that rank (the pid it announced, vouched for at start-up), tried once
+// per peer (canRead); then it checks that rank still lends it.
+func (f *hostFlags) Copy(seq uint32, rank int, addr uint64, dst []byte) error {
+	c := f.c
+	e := c.e
+	if rank < 0 || rank >= c.Size() || len(dst) == 0 {
+		return fmt.Errorf("mpi: a copy of %d bytes from rank %d of %d", len(dst), rank, c.Size())
+	}
+	w := c.worldRank(rank)
+	e.mu.Lock()
+	ann := e.peerInfo[w]
+	ok := e.canRead(w, offer{pid: ann.pid, host: ann.host, addr: addr})
+	e.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("mpi: rank %d cannot read the memory of rank %d", c.Rank(), rank)
+	}
+	if err := e.read(ann.pid, addr, dst); err != nil {
+		return fmt.Errorf("mpi: reading %d bytes of rank %d: %w", len(dst), rank, err)
+	}
+	if !f.ch.Holds(seq, f.locals[rank]) {
+		return fmt.Errorf("mpi: copying %d bytes of rank %d: %w", len(dst), rank, hostsync.ErrWithdrawn)
+	}
+	e.paths.copyBytes.Add(int64(len(dst)))
+	return nil
+}
+
+func (f *hostFlags) Withdraw(seq uint32) { f.ch.Withdraw(seq) }
 
 // Wait: once the count says every rank came to call seq, each rank's cell
 // holds that call's word, or a later call's (a rank that has gone past

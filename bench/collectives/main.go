@@ -8,7 +8,7 @@
 //	gorun -n 8 ./bench/collectives -op barrier
 //	gorun -n 8 ./bench/collectives -op bcast -single-copy=false -multicast=false
 //
-// A sweep times every operation named (-op all: barrier, bcast, scatter,
+// A sweep times every operation named (-op all: barrier, bcast, bcast_into, scatter,
 // gather, allgather, alltoall, reduce, allreduce, reduce_scatter, scan) at
 // every size of -sizes (lo:hi doubles from lo to hi; or a list), and prints
 // a table per operation, as osu_allreduce and its siblings do:
@@ -50,7 +50,7 @@ import (
 )
 
 // sweepOps are the operations of -op all, in the order they are timed.
-var sweepOps = []string{"barrier", "bcast", "scatter", "gather", "allgather", "alltoall", "reduce", "allreduce", "reduce_scatter", "scan"}
+var sweepOps = []string{"barrier", "bcast", "bcast_into", "scatter", "gather", "allgather", "alltoall", "reduce", "allreduce", "reduce_scatter", "scan"}
 
 // reductions are the operations whose size is a vector of float64.
 var reductions = []string{"reduce", "allreduce", "reduce_scatter", "scan", "allreduce+compute", "iallreduce+compute"}
@@ -210,6 +210,8 @@ func sizeMeaning(op string) string {
 		return "no data"
 	case "bcast":
 		return "bytes the root sends"
+	case "bcast_into":
+		return "bytes the root sends, into each rank's buffer (BcastInto, as MPI_Bcast)"
 	case "scatter":
 		return "bytes each rank gets from the root"
 	case "gather":
@@ -371,6 +373,14 @@ func operation(c *mpi.Comm, op string, size int) (func(context.Context) error, f
 			got, err = collectives.Bcast(ctx, c, 0, data)
 			return err
 		}, func() error { return checkBlocks(op, got, 1, size, zero, zero) }, size, nil
+	case "bcast_into":
+		buf := make([]byte, size)
+		if rank == 0 {
+			buf = pattern(0, size)
+		}
+		return func(ctx context.Context) error {
+			return collectives.BcastInto(ctx, c, 0, buf)
+		}, func() error { return checkBlocks(op, buf, 1, size, zero, zero) }, size, nil
 	case "scatter":
 		var data []byte
 		if rank == 0 {

@@ -49,7 +49,8 @@ func parseSweep(out []byte) []sweepRow {
 
 // sideBySide writes gorun's rows beside Open MPI's of the same operation
 // and size (a dash where Open MPI has none), with gorun's time over Open
-// MPI's.
+// MPI's. An operation into the caller's buffer (bcast_into) is beside
+// Open MPI's of the same name without the suffix: MPI's own work so.
 func sideBySide(w *bufio.Writer, gorun, ompi []sweepRow) {
 	theirs := map[string]float64{}
 	for _, r := range ompi {
@@ -58,7 +59,7 @@ func sideBySide(w *bufio.Writer, gorun, ompi []sweepRow) {
 	fmt.Fprintf(w, "%-15s %10s %12s %12s %8s\n", "op", "size(B)", "gorun(us)", "openmpi(us)", "ratio")
 	for _, r := range gorun {
 		o, ratio := "-", "-"
-		if t, ok := theirs[r.op+"/"+strconv.Itoa(r.size)]; ok {
+		if t, ok := theirs[strings.TrimSuffix(r.op, "_into")+"/"+strconv.Itoa(r.size)]; ok {
 			o = fmt.Sprintf("%.2f", t)
 			if t > 0 {
 				ratio = fmt.Sprintf("%.2fx", r.avg/t)

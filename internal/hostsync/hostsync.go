@@ -4,7 +4,14 @@
 // host can run without a message. mpi sets Open when it is initialised.
 package hostsync
 
-import "context"
+import (
+	"context"
+	"errors"
+)
+
+// ErrWithdrawn is what Flags.Copy's error wraps where the rank that lent
+// the memory withdrew its post before the copy ended.
+var ErrWithdrawn = errors.New("the rank withdrew what it lent")
 
 // Flags are one rank's view of a communicator's flags in its host's
 // shared memory, where every rank of the communicator is on that host.
@@ -35,6 +42,23 @@ type Flags interface {
 	Collect(ctx context.Context, seq uint32, kind byte, args uint64, each func(rank int, data []byte)) (same bool, err error)
 	// SlotData is the most data a rank can Post.
 	SlotData() int
+	// Lend returns where data lies in this process's memory, for the
+	// other ranks to Copy while this rank keeps it as it is; ok is false
+	// where this rank lends nothing (single copies are off). The caller
+	// keeps data alive, and unchanged, until the others are done, or it
+	// has withdrawn what it posted (Withdraw).
+	Lend(data []byte) (addr uint64, ok bool)
+	// Copy copies len(dst) bytes at addr in the memory of rank, which lent
+	// them (Lend) in what it posted for call seq, into dst. It returns an
+	// error where this rank cannot read rank's memory (another machine,
+	// single copies off, a process not vouched for, not permitted), or
+	// not there, or (wrapping ErrWithdrawn) where rank withdrew its post
+	// before the copy ended: then dst holds nothing of use.
+	Copy(seq uint32, rank int, addr uint64, dst []byte) error
+	// Withdraw takes back what this rank lent in its post for call seq: a
+	// Copy of it fails from then on, and so does one under way. The post
+	// stays as it was for Collect.
+	Withdraw(seq uint32)
 }
 
 // Open returns the flags of c (an *mpi.Comm), or nil where c has none: a

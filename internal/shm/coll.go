@@ -69,14 +69,20 @@ const SlotBytes = 4096 + lineSize
 const SlotData = SlotBytes - slotHeader
 
 // A slot's header: the call's number (uint32), its data's length
-// (uint16), its kind (byte), one byte unused, its args (uint64).
+// (uint16), its kind (byte), its flags (byte: slotWithdrawn), its args
+// (uint64).
 const (
 	slotSeq    = 0
 	slotLen    = 4
 	slotKind   = 6
+	slotFlags  = 7
 	slotArgs   = 8
 	slotHeader = 16
 )
+
+// slotWithdrawn is the flag of a withdrawn slot (Withdraw), in the header's
+// second word (from slotLen: little-endian, so its top byte is slotFlags).
+const slotWithdrawn = 1 << 24
 
 func alignUp(x, a int) int { return (x + a - 1) / a * a }
 
@@ -203,6 +209,7 @@ func (ch *Channel) Put(seq uint32, kind byte, args uint64, data []byte) bool {
 	binary.LittleEndian.PutUint32(b[slotSeq:], seq)
 	binary.LittleEndian.PutUint16(b[slotLen:], uint16(len(data)))
 	b[slotKind] = kind
+	b[slotFlags] = 0
 	binary.LittleEndian.PutUint64(b[slotArgs:], args)
 	copy(b[slotHeader:], data)
 	return true
@@ -225,6 +232,26 @@ func (ch *Channel) Slot(seq uint32, kind byte, args uint64, local int) (data []b
 		return nil, false
 	}
 	return b[slotHeader : slotHeader+n : slotHeader+n], true
+}
+
+// Withdraw marks what this rank put for call seq as withdrawn: the
+// others still see it (Slot), but Holds says it is no longer so. For a
+// rank that lent memory of its own in its slot and must stop lending
+// before the others have said they are done.
+func (ch *Channel) Withdraw(seq uint32) {
+	b := ch.slot(seq, ch.local)
+	if binary.LittleEndian.Uint32(b[slotSeq:]) == seq {
+		atomic.OrUint32((*uint32)(unsafe.Pointer(&b[slotLen])), slotWithdrawn)
+	}
+}
+
+// Holds reports whether local rank local's slot holds call seq, not
+// withdrawn (not written for a later call either): read after using what
+// the slot lent, it says that the lender kept it as it was until then.
+func (ch *Channel) Holds(seq uint32, local int) bool {
+	b := ch.slot(seq, local)
+	return b != nil && atomic.LoadUint32((*uint32)(unsafe.Pointer(&b[slotSeq]))) == seq &&
+		atomic.LoadUint32((*uint32)(unsafe.Pointer(&b[slotLen])))&slotWithdrawn == 0
 }
 
 // ErrStopped is Wait's answer when stop said to stop.

@@ -1,0 +1,188 @@
+package collectives
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"runtime"
+
+	"github.com/gorun-hpc/gorun/internal/hostsync"
+	"github.com/gorun-hpc/gorun/mpi"
+)
+
+// Lent data. A Bcast whose data does not fit a slot, on flags whose ranks
+// may read each other's memory (single copies, see mpi.WithSingleCopy),
+// moves with no message: root posts where its encoded data lies and how
+// long it is, a slot filled to the brim (data that fits is shorter), and
+// every other rank copies it straight out of root's memory into its
+// result (one copy, by the kernel), then arrives at the call's release:
+// one more call number, which every rank reserves once it has seen root's
+// loan (they all see it in the same slot). Root returns once every rank
+// has arrived there, and keeps its data as it is until then. A rank that
+// could not copy (its kernel would not let it) says so in its post for
+// the release, with one byte, and root sends it the data in a message.
+// Where root gives up before every rank has copied (its ctx ended, a rank
+// died), it withdraws its post: a copy under way, or made later, then
+// fails on that rank (hostsync.Flags.Copy checks after copying that root
+// still lends), and no rank uses what root's memory holds after root
+// returned. The slot is written again only for the call after the
+// release, once every rank has arrived there, so it holds the loan for as
+// long as any rank reads it.
+
+// A loan, in root's slot: where the data lies, and its length.
+const (
+	loanAddr = 0
+	loanLen  = 8
+)
+
+// lend returns the slot to post for root's data enc, lent; ok is false
+// where this rank cannot lend.
+func (x *call) lend(enc []byte) (slot []byte, ok bool) {
+	addr, ok := x.sh.flags.Lend(enc)
+	if !ok {
+		return nil, false
+	}
+	slot = make([]byte, x.sh.flags.SlotData())
+	binary.LittleEndian.PutUint64(slot[loanAddr:], addr)
+	binary.LittleEndian.PutUint64(slot[loanLen:], uint64(len(enc)))
+	return slot, true
+}
+
+// reserve numbers the call's release: the call after this one, which
+// every rank reserves alike (it has seen the same loan). end arrives
+// there where the call did not.
+func (x *call) reserve() uint32 {
+	x.sh.mu.Lock()
+	x.sh.seq++
+	x.release = x.sh.seq
+	x.sh.mu.Unlock()
+	return x.release
+}
+
+// withdraw takes back root's loan of lent, as root returns before every
+// rank has copied it; the call's release is still reserved (the others
+// reserve it once they see the loan).
+func (x *call) withdraw(lent []byte) {
+	x.sh.flags.Withdraw(x.seq)
+	runtime.KeepAlive(lent)
+	if x.release == 0 {
+		x.reserve()
+	}
+}
+
+// lentBcast is a Bcast whose root lent its data (lent, on root; its slot
+// is loan, on every rank): into data where into is set (BcastInto), else
+// into a result of its own.
+func lentBcast[T any](x *call, root int, data []T, into bool, args uint64, lent, loan []byte) ([]T, error) {
+	f := x.sh.flags
+	rel := x.reserve()
+	if x.rank == root {
+		var out []T
+		if !into {
+			out = clone(data) // while the others copy
+		}
+		var short []int
+		err := x.arriveReleased(rel, args, nil)
+		if err == nil {
+			var same bool
+			same, err = f.Collect(x.ctx, rel, byte(x.k), args, func(r int, b []byte) {
+				if len(b) > 0 {
+					short = append(short, r)
+				}
+			})
+			if err == nil && !same {
+				err = fmt.Errorf("collectives: Bcast: a rank arrived at call #%d, this Bcast's release, with another call", rel)
+			}
+		}
+		if err != nil {
+			x.withdraw(lent)
+			return nil, opError(x.k, err)
+		}
+		sends := make([]*mpi.Request, 0, len(short))
+		for _, r := range short {
+			sends = append(sends, x.send(r, lent))
+		}
+		err = x.waitAll(sends)
+		runtime.KeepAlive(lent)
+		return out, err
+	}
+	addr := binary.LittleEndian.Uint64(loan[loanAddr:])
+	n64 := binary.LittleEndian.Uint64(loan[loanLen:])
+	if n64 < uint64(f.SlotData()) || n64 > math.MaxInt || x.elem.raw && n64%uint64(x.elem.size) != 0 {
+		x.arriveReleased(rel, args, nil)
+		return nil, fmt.Errorf("collectives: Bcast: rank %d lent %d bytes of %s", root, n64, x.elem.name)
+	}
+	n := int(n64)
+	var out []T
+	var buf []byte
+	var err error
+	switch {
+	case into && n != len(data)*x.elem.size:
+		err = fmt.Errorf("collectives: Bcast: rank %d lent %d bytes, want %d", root, n, len(data)*x.elem.size)
+		x.arriveReleased(rel, args, nil)
+		return nil, opError(x.k, err)
+	case n > probeAbove:
+		err = f.Copy(x.seq, root, addr+uint64(n-1), make([]byte, 1)) // root has that many bytes, before they are allocated
+	}
+	if err == nil {
+		switch {
+		case into:
+			out, buf = data, rawBytes(data)
+		case x.elem.raw:
+			out = make([]T, n/x.elem.size)
+			buf = rawBytes(out)
+		default:
+			buf = make([]byte, n)
+		}
+		err = f.Copy(x.seq, root, addr, buf)
+	}
+	if errors.Is(err, hostsync.ErrWithdrawn) {
+		x.arriveReleased(rel, args, nil)
+		return nil, opError(x.k, err)
+	}
+	if err != nil {
+		// Root sends it in a message.
+		if err := x.arriveReleased(rel, args, []byte{1}); err != nil {
+			return nil, err
+		}
+		p, err := x.recv(root)
+		if err == nil && len(p) != n {
+			err = fmt.Errorf("collectives: Bcast: %d bytes from rank %d, want %d", len(p), root, n)
+		}
+		switch {
+		case err != nil:
+			return nil, err
+		case into:
+			decodeInto(x.elem, data, p)
+			return data, nil
+		}
+		if v, ok := viewRaw[T](x.elem, p); ok {
+			return v, nil
+		}
+		return decodeResult[T](x, p)
+	}
+	if err := x.arriveReleased(rel, args, nil); err != nil {
+		return nil, err
+	}
+	if out != nil {
+		fromWire(x.elem, buf)
+		return out, nil
+	}
+	return decodeResult[T](x, buf)
+}
+
+// arriveReleased posts this rank's word for release rel: nothing where it
+// copied root's loan, one byte where it could not.
+func (x *call) arriveReleased(rel uint32, args uint64, post []byte) error {
+	if err := x.sh.flags.Post(x.ctx, rel, byte(x.k), args, post); err != nil {
+		return opError(x.k, err) // not arrived: end arrives
+	}
+	x.released = true
+	return nil
+}
+
+// probeAbove is the size of a loan above which a rank first copies its
+// last byte, before it allocates that much (a root that says it lent more
+// than it has makes no rank allocate it).
+const probeAbove = 64 << 20

@@ -1,0 +1,248 @@
+//go:build linux
+
+package collectives
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorun-hpc/gorun/internal/hostsync"
+	"github.com/gorun-hpc/gorun/internal/shm"
+	"github.com/gorun-hpc/gorun/mpi"
+	"github.com/gorun-hpc/gorun/mpi/mpitest"
+)
+
+// TestBcastLent: on ranks that share a host's memory, a Bcast or a
+// BcastInto whose data does not fit a slot moves with no message (root
+// lends it, the others copy it out of root's memory), numbers and
+// gob-encoded values alike, from every root, at the slot's edge (data one
+// byte short of a slot goes in it, a slot's worth is lent) and far above;
+// with single copies off it takes the agreement, and is right too; and
+// BcastInto with different lengths fails with ErrMismatch on every rank.
+func TestBcastLent(t *testing.T) {
+	const n = 3
+	sizes := []int{shm.SlotData - 1, shm.SlotData, 1 << 20} // bytes
+	for _, single := range []bool{true, false} {
+		t.Run(fmt.Sprint("single-copy=", single), func(t *testing.T) {
+			mpitest.RunShared(t, n, func(ctx context.Context, c *mpi.Comm) error {
+				if err := Barrier(ctx, c); err != nil { // makes the shadow
+					return err
+				}
+				var agreed atomic.Int32
+				shadowOf(c).beforeUp = func() { agreed.Add(1) }
+				check := func(what string, size int, err error, ok bool) error {
+					want := int32(0)
+					if !single && size >= shm.SlotData {
+						want = 1
+					}
+					a := agreed.Swap(0)
+					switch {
+					case err != nil:
+						return fmt.Errorf("rank %d: %s of %d bytes: %w", c.Rank(), what, size, err)
+					case !ok:
+						return fmt.Errorf("rank %d: %s of %d bytes: wrong result", c.Rank(), what, size)
+					case a != want:
+						return fmt.Errorf("rank %d: %s of %d bytes: %d agreements, want %d", c.Rank(), what, size, a, want)
+					}
+					return nil
+				}
+				for _, size := range sizes {
+					for root := range n {
+						data := make([]byte, size)
+						if c.Rank() == root {
+							for i := range data {
+								data[i] = byte(root*7 + i)
+							}
+						}
+						want := make([]byte, size)
+						for i := range want {
+							want[i] = byte(root*7 + i)
+						}
+						got, err := Bcast(ctx, c, root, data)
+						if err := check(fmt.Sprint("Bcast from ", root), size, err, slices.Equal(got, want)); err != nil {
+							return err
+						}
+						buf := slices.Clone(data)
+						err = BcastInto(ctx, c, root, buf)
+						if err := check(fmt.Sprint("BcastInto from ", root), size, err, slices.Equal(buf, want)); err != nil {
+							return err
+						}
+					}
+				}
+				// gob: a string a slot long encodes longer.
+				var s []string
+				if c.Rank() == 1 {
+					s = []string{strings.Repeat("x", shm.SlotData), "y"}
+				}
+				got, err := Bcast(ctx, c, 1, s)
+				ok := len(got) == 2 && len(got[0]) == shm.SlotData && got[1] == "y"
+				if err := check("Bcast of strings", shm.SlotData, err, ok); err != nil {
+					return err
+				}
+				agreed.Store(0)
+				buf := make([]float64, shm.SlotData/8+c.Rank()) // different lengths
+				if err := BcastInto(ctx, c, 0, buf); !errors.Is(err, ErrMismatch) {
+					return fmt.Errorf("rank %d: BcastInto with different lengths: %v, want ErrMismatch", c.Rank(), err)
+				}
+				return Barrier(ctx, c) // still usable
+			}, mpi.WithSingleCopy(single))
+		})
+	}
+}
+
+// copyFails is a rank's flags whose copies fail, as where the kernel does
+// not let a rank read another's memory.
+type copyFails struct {
+	hostsync.Flags
+	tried atomic.Int32
+}
+
+func (f *copyFails) Copy(seq uint32, rank int, addr uint64, dst []byte) error {
+	f.tried.Add(1)
+	return errors.New("not permitted")
+}
+
+// TestBcastLentCopyFails: a rank that cannot copy root's lent data says so
+// at the release, and root sends it the data in a message; every rank has
+// it right, and the communicator goes on on the flags.
+func TestBcastLentCopyFails(t *testing.T) {
+	const n, size = 3, 3 * shm.SlotData
+	mpitest.RunShared(t, n, func(ctx context.Context, c *mpi.Comm) error {
+		if err := Barrier(ctx, c); err != nil { // makes the shadow
+			return err
+		}
+		sh := shadowOf(c)
+		var fails *copyFails
+		if c.Rank() == 2 {
+			fails = &copyFails{Flags: sh.flags}
+			sh.flags = fails
+		}
+		for round := range 3 {
+			buf := make([]int32, size/4)
+			if c.Rank() == 0 {
+				for i := range buf {
+					buf[i] = int32(round*size + i)
+				}
+			}
+			if err := BcastInto(ctx, c, 0, buf); err != nil {
+				return fmt.Errorf("rank %d: %w", c.Rank(), err)
+			}
+			for i, v := range buf {
+				if v != int32(round*size+i) {
+					return fmt.Errorf("rank %d, round %d: element %d is %d", c.Rank(), round, i, v)
+				}
+			}
+		}
+		if fails != nil && fails.tried.Load() != 3 {
+			return fmt.Errorf("rank 2 tried %d copies, want 3 (the data came another way)", fails.tried.Load())
+		}
+		return Barrier(ctx, c)
+	})
+}
+
+// TestBcastLentWithdrawn: a root whose call ends (its ctx) before every
+// rank has copied its data withdraws the loan: a rank that comes later
+// fails, never returning what root's memory holds by then, and the
+// communicator stays usable.
+func TestBcastLentWithdrawn(t *testing.T) {
+	const n, size = 3, 2 * shm.SlotData
+	mpitest.RunShared(t, n, func(ctx context.Context, c *mpi.Comm) error {
+		if err := Barrier(ctx, c); err != nil { // makes the shadow
+			return err
+		}
+		buf := make([]byte, size)
+		switch c.Rank() {
+		case 0:
+			for i := range buf {
+				buf[i] = 1
+			}
+			cctx, cancel := context.WithCancel(ctx)
+			shadowOf(c).lentHook = cancel // once root has lent its data
+			err := BcastInto(cctx, c, 0, buf)
+			cancel()
+			if !errors.Is(err, context.Canceled) {
+				return fmt.Errorf("root: %v, want Canceled", err)
+			}
+			for i := range buf {
+				buf[i] = 0xee // what a late copy would find
+			}
+			if err := c.Send(ctx, 2, 7, nil); err != nil {
+				return err
+			}
+		case 2:
+			if _, _, err := c.Recv(ctx, 0, 7); err != nil { // root gave up
+				return err
+			}
+			fallthrough
+		default:
+			err := BcastInto(ctx, c, 0, buf)
+			if !errors.Is(err, hostsync.ErrWithdrawn) {
+				return fmt.Errorf("rank %d: %v (first byte %#x), want the withdrawal", c.Rank(), err, buf[0])
+			}
+		}
+		return Barrier(ctx, c)
+	})
+}
+
+// TestFlagsCountRunsAhead: a rank that gives a call on the flags up and
+// goes on to the next arrives twice before a slow rank arrives once; a
+// rank waiting for the first call still waits for the slow one (the flags
+// count every arrival: the wait also reads each rank's cell).
+func TestFlagsCountRunsAhead(t *testing.T) {
+	const n = 3
+	var slowCame atomic.Bool
+	mpitest.RunShared(t, n, func(ctx context.Context, c *mpi.Comm) error {
+		if err := Barrier(ctx, c); err != nil { // makes the shadow
+			return err
+		}
+		sh := shadowOf(c)
+		sh.mu.Lock()
+		seq := sh.seq + 1
+		sh.seq += 2 // the two calls below, numbered alike on every rank
+		sh.mu.Unlock()
+		f, k := sh.flags, byte(kBarrier)
+		switch c.Rank() {
+		case 0: // gives call seq up, and goes on to seq+1
+			f.Arrive(seq, k)
+			f.Arrive(seq+1, k)
+		case 1:
+			f.Arrive(seq, k)
+			if _, err := f.Wait(ctx, seq, k); err != nil {
+				return err
+			}
+			if !slowCame.Load() {
+				return errors.New("rank 1's wait for call seq ended before rank 2 came to it")
+			}
+			f.Arrive(seq+1, k)
+		case 2:
+			if err := c.Send(ctx, 0, 1, nil); err != nil { // a round trip: rank 0 has arrived twice
+				return err
+			}
+			if _, _, err := c.Recv(ctx, 0, 1); err != nil {
+				return err
+			}
+			time.Sleep(50 * time.Millisecond) // rank 1 waits meanwhile
+			slowCame.Store(true)
+			f.Arrive(seq, k)
+			f.Arrive(seq+1, k)
+		}
+		if c.Rank() == 0 {
+			if _, _, err := c.Recv(ctx, 2, 1); err != nil {
+				return err
+			}
+			if err := c.Send(ctx, 2, 1, nil); err != nil {
+				return err
+			}
+		}
+		if _, err := f.Wait(ctx, seq+1, k); err != nil {
+			return err
+		}
+		return Barrier(ctx, c)
+	})
+}
