@@ -125,11 +125,11 @@ type call struct {
 	// posts: the call arrives on the flags as it posts its data there
 	// (postsData); posted once it has, or has arrived without (end).
 	posts, posted bool
-	// release is the number reserved for the release of a Bcast whose
-	// root lent its data (lent.go), 0 where none; released once this
-	// rank has arrived there (or end arrives).
-	release  uint32
-	released bool
+	// rel is the last of the numbers after seq that the call reserved
+	// (lent.go: a Bcast whose root lent its data, an Allreduce of lent
+	// data), 0 where none; at the last of them this rank has arrived at
+	// (end arrives at the others).
+	rel, at uint32
 }
 
 // begin starts a call of collective k on c: it finds or makes c's shadow and
@@ -280,9 +280,9 @@ func (x *call) end() {
 		x.posted = true
 		x.sh.flags.Arrive(x.seq, byte(x.k))
 	}
-	if x.release != 0 && !x.released {
-		x.released = true
-		x.sh.flags.Arrive(x.release, byte(x.k))
+	for s := max(x.at, x.seq) + 1; x.rel != 0 && s <= x.rel; s++ {
+		x.sh.flags.Arrive(s, byte(x.k))
+		x.at = s
 	}
 	if x.cancel != nil || !x.nb {
 		x.sh.mu.Lock()

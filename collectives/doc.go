@@ -1,9 +1,9 @@
 // Package collectives provides MPI's collective operations over package
-// mpi's communicators: Barrier, Bcast, Scatter, Scatterv, Gather, Gatherv,
-// Allgather, Allgatherv, Reduce, Allreduce, ReduceScatter,
-// ReduceScatterBlock, Alltoall, Alltoallv, Scan and Exscan; and ReduceFunc
-// and AllreduceFunc, with Loc, MinLoc and MaxLoc, for elements an Op would
-// split.
+// mpi's communicators: Barrier, Bcast, BcastInto, Scatter, Scatterv,
+// Gather, Gatherv, Allgather, Allgatherv, Reduce, Allreduce,
+// AllreduceInto, ReduceScatter, ReduceScatterBlock, Alltoall, Alltoallv,
+// Scan and Exscan; and ReduceFunc and AllreduceFunc, with Loc, MinLoc and
+// MaxLoc, for elements an Op would split.
 //
 // # Usage
 //
@@ -115,8 +115,12 @@
 // little more), wait on them alone, each rank having put its data in its
 // slot first, and need no message; the slots' headers are the check (see
 // posted.go). A Bcast of more is lent: root posts where its data lies, and
-// every rank copies it out of root's memory (lent.go). The others arrive
-// on the flags and run as above.
+// every rank copies it out of root's memory (lent.go); so is an Allreduce
+// of more, each rank combining one block of everyone's data and copying
+// the others' blocks out of their owners' results (lentreduce.go).
+// BcastInto and AllreduceInto write into the caller's buffers, as MPI
+// does, and then allocate nothing. The others arrive on the flags and run
+// as above.
 //
 // The schedules (who sends what to whom at each step) are pure functions in
 // schedule.go.

@@ -75,6 +75,26 @@ func ExampleBcastInto() {
 	// rank 2 has [10 11 12 13]
 }
 
+// AllreduceInto sums into a buffer of the caller's, here in place of the
+// data, as MPI_Allreduce with MPI_IN_PLACE.
+func ExampleAllreduceInto() {
+	err := mpitest.World(context.Background(), 3, func(ctx context.Context, c *mpi.Comm) error {
+		grad := []float64{1, 2, float64(c.Rank())} // this rank's part of a gradient
+		if err := collectives.AllreduceInto(ctx, c, grad, grad, collectives.Sum); err != nil {
+			return err
+		}
+		fmt.Printf("rank %d has %v\n", c.Rank(), grad)
+		return nil
+	})
+	if err != nil {
+		fmt.Println(err)
+	}
+	// Unordered output:
+	// rank 0 has [3 6 3]
+	// rank 1 has [3 6 3]
+	// rank 2 has [3 6 3]
+}
+
 // Any element type that encoding/gob handles can be broadcast.
 func ExampleBcast_struct() {
 	type Config struct {

@@ -49,24 +49,27 @@ func (x *call) lend(enc []byte) (slot []byte, ok bool) {
 	return slot, true
 }
 
-// reserve numbers the call's release: the call after this one, which
-// every rank reserves alike (it has seen the same loan). end arrives
-// there where the call did not.
+// reserve numbers a step of the call: the next call number, which every
+// rank reserves alike (it has seen the same loans). end arrives there
+// where the call did not.
 func (x *call) reserve() uint32 {
 	x.sh.mu.Lock()
 	x.sh.seq++
-	x.release = x.sh.seq
+	x.rel = x.sh.seq
 	x.sh.mu.Unlock()
-	return x.release
+	return x.rel
 }
 
-// withdraw takes back root's loan of lent, as root returns before every
-// rank has copied it; the call's release is still reserved (the others
-// reserve it once they see the loan).
-func (x *call) withdraw(lent []byte) {
-	x.sh.flags.Withdraw(x.seq)
-	runtime.KeepAlive(lent)
-	if x.release == 0 {
+// giveUp withdraws what this rank lent for the call (in its posts from
+// seq to seq+k), as it returns before every rank is done with it: keep
+// is what it lent, alive until then. The k numbers after seq stay
+// reserved: the others reserve them alike once they see the loans.
+func (x *call) giveUp(k uint32, keep ...[]byte) {
+	for s := x.seq; s <= x.seq+k; s++ {
+		x.sh.flags.Withdraw(s)
+	}
+	runtime.KeepAlive(keep)
+	for x.rel < x.seq+k {
 		x.reserve()
 	}
 }
@@ -83,7 +86,7 @@ func lentBcast[T any](x *call, root int, data []T, into bool, args uint64, lent,
 			out = clone(data) // while the others copy
 		}
 		var short []int
-		err := x.arriveReleased(rel, args, nil)
+		err := x.arriveAt(rel, args, nil)
 		if err == nil {
 			var same bool
 			same, err = f.Collect(x.ctx, rel, byte(x.k), args, func(r int, b []byte) {
@@ -96,7 +99,7 @@ func lentBcast[T any](x *call, root int, data []T, into bool, args uint64, lent,
 			}
 		}
 		if err != nil {
-			x.withdraw(lent)
+			x.giveUp(1, lent)
 			return nil, opError(x.k, err)
 		}
 		sends := make([]*mpi.Request, 0, len(short))
@@ -110,7 +113,7 @@ func lentBcast[T any](x *call, root int, data []T, into bool, args uint64, lent,
 	addr := binary.LittleEndian.Uint64(loan[loanAddr:])
 	n64 := binary.LittleEndian.Uint64(loan[loanLen:])
 	if n64 < uint64(f.SlotData()) || n64 > math.MaxInt || x.elem.raw && n64%uint64(x.elem.size) != 0 {
-		x.arriveReleased(rel, args, nil)
+		x.arriveAt(rel, args, nil)
 		return nil, fmt.Errorf("collectives: Bcast: rank %d lent %d bytes of %s", root, n64, x.elem.name)
 	}
 	n := int(n64)
@@ -120,7 +123,7 @@ func lentBcast[T any](x *call, root int, data []T, into bool, args uint64, lent,
 	switch {
 	case into && n != len(data)*x.elem.size:
 		err = fmt.Errorf("collectives: Bcast: rank %d lent %d bytes, want %d", root, n, len(data)*x.elem.size)
-		x.arriveReleased(rel, args, nil)
+		x.arriveAt(rel, args, nil)
 		return nil, opError(x.k, err)
 	case n > probeAbove:
 		err = f.Copy(x.seq, root, addr+uint64(n-1), make([]byte, 1)) // root has that many bytes, before they are allocated
@@ -138,12 +141,12 @@ func lentBcast[T any](x *call, root int, data []T, into bool, args uint64, lent,
 		err = f.Copy(x.seq, root, addr, buf)
 	}
 	if errors.Is(err, hostsync.ErrWithdrawn) {
-		x.arriveReleased(rel, args, nil)
+		x.arriveAt(rel, args, nil)
 		return nil, opError(x.k, err)
 	}
 	if err != nil {
 		// Root sends it in a message.
-		if err := x.arriveReleased(rel, args, []byte{1}); err != nil {
+		if err := x.arriveAt(rel, args, []byte{1}); err != nil {
 			return nil, err
 		}
 		p, err := x.recv(root)
@@ -162,7 +165,7 @@ func lentBcast[T any](x *call, root int, data []T, into bool, args uint64, lent,
 		}
 		return decodeResult[T](x, p)
 	}
-	if err := x.arriveReleased(rel, args, nil); err != nil {
+	if err := x.arriveAt(rel, args, nil); err != nil {
 		return nil, err
 	}
 	if out != nil {
@@ -172,13 +175,13 @@ func lentBcast[T any](x *call, root int, data []T, into bool, args uint64, lent,
 	return decodeResult[T](x, buf)
 }
 
-// arriveReleased posts this rank's word for release rel: nothing where it
-// copied root's loan, one byte where it could not.
-func (x *call) arriveReleased(rel uint32, args uint64, post []byte) error {
-	if err := x.sh.flags.Post(x.ctx, rel, byte(x.k), args, post); err != nil {
+// arriveAt posts this rank's word for step s of the call (a number it
+// reserved), and arrives there.
+func (x *call) arriveAt(s uint32, args uint64, post []byte) error {
+	if err := x.sh.flags.Post(x.ctx, s, byte(x.k), args, post); err != nil {
 		return opError(x.k, err) // not arrived: end arrives
 	}
-	x.released = true
+	x.at = s
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -245,4 +246,131 @@ func TestFlagsCountRunsAhead(t *testing.T) {
 		}
 		return Barrier(ctx, c)
 	})
+}
+
+// TestAllreduceLent: on ranks that share a host's memory, an Allreduce of
+// more than a slot a rank runs with no message (each rank combines its
+// block of everyone's lent data, then copies the others' blocks out of
+// their results), right and the same to the last bit on every rank, at
+// the slot's edge and far above, on 3 ranks (blocks of unequal length) and
+// 4, for floats (the same to the last bit everywhere) and ints, with Sum
+// and an Op of the program's own; with single copies off it takes the agreement, and is
+// right too; a rank that cannot copy makes every rank take the agreement.
+func TestAllreduceLent(t *testing.T) {
+	sizes := []int{shm.SlotData/8 + 1, 100_003} // float64s a rank
+	for _, n := range []int{3, 4} {
+		for _, mode := range []string{"lent", "single-copy=false", "copy-fails"} {
+			t.Run(fmt.Sprintf("n=%d/%s", n, mode), func(t *testing.T) {
+				mpitest.RunShared(t, n, func(ctx context.Context, c *mpi.Comm) error {
+					if err := Barrier(ctx, c); err != nil { // makes the shadow
+						return err
+					}
+					sh := shadowOf(c)
+					var agreed atomic.Int32
+					sh.beforeUp = func() { agreed.Add(1) }
+					want := int32(0)
+					switch mode {
+					case "single-copy=false":
+						want = 1
+					case "copy-fails":
+						want = 1
+						if c.Rank() == n-1 {
+							sh.flags = &copyFails{Flags: sh.flags}
+						}
+					}
+					for _, size := range sizes {
+						data := make([]float64, size)
+						ints := make([]int64, size)
+						for i := range data {
+							data[i] = 1 / float64(c.Rank()*size+i+1) // sums that round
+							ints[i] = int64(c.Rank()*size + i)
+						}
+						got, err := Allreduce(ctx, c, data, Sum)
+						if err != nil {
+							return fmt.Errorf("rank %d: Allreduce of %d float64: %w", c.Rank(), size, err)
+						}
+						for i, v := range got {
+							w := 0.0 // in rank order: the paths combine in their own
+							for r := range n {
+								w += 1 / float64(r*size+i+1)
+							}
+							if math.Abs(v-w) > 1e-12*w {
+								return fmt.Errorf("rank %d: element %d of %d is %v, want %v", c.Rank(), i, size, v, w)
+							}
+						}
+						all, err := Allgather(ctx, c, []float64{got[size/2], got[size-1]})
+						if err != nil {
+							return err
+						}
+						for r := 1; r < n; r++ {
+							if all[2*r] != all[0] || all[2*r+1] != all[1] {
+								return fmt.Errorf("rank %d's result differs from rank 0's", r)
+							}
+						}
+						maxOf := func(acc, in []int64) {
+							for i := range acc {
+								acc[i] = max(acc[i], in[i])
+							}
+						}
+						gotInts, err := Allreduce(ctx, c, ints, maxOf)
+						if err != nil {
+							return fmt.Errorf("rank %d: Allreduce of %d int64: %w", c.Rank(), size, err)
+						}
+						for i, v := range gotInts {
+							if w := int64((n-1)*size + i); v != w {
+								return fmt.Errorf("rank %d: max element %d of %d is %d, want %d", c.Rank(), i, size, v, w)
+							}
+						}
+						if a := agreed.Swap(0); a != 2*want {
+							return fmt.Errorf("rank %d: %d agreements in two Allreduces of %d, want %d (the Allgather's on the flags)", c.Rank(), a, size, 2*want)
+						}
+					}
+					return Barrier(ctx, c)
+				}, mpi.WithSingleCopy(mode != "single-copy=false"))
+			})
+		}
+	}
+}
+
+// TestAllreduceInto: AllreduceInto puts the result in out, apart from the
+// data or in its place, lent (on ranks that share a host's memory) or by
+// the bus, small and large; and an out of another length fails the call on
+// every rank with ErrCounts.
+func TestAllreduceInto(t *testing.T) {
+	const n = 3
+	runs := map[string]func(t testing.TB, n int, fn func(ctx context.Context, c *mpi.Comm) error, opts ...mpi.Option){
+		"bus": mpitest.Run, "shared": mpitest.RunShared,
+	}
+	for where, run := range runs {
+		t.Run(where, func(t *testing.T) {
+			run(t, n, func(ctx context.Context, c *mpi.Comm) error {
+				for _, size := range []int{5, shm.SlotData, 100_000} { // int32s
+					for _, inPlace := range []bool{false, true} {
+						data := make([]int32, size)
+						for i := range data {
+							data[i] = int32(c.Rank()*size + i)
+						}
+						out := make([]int32, size)
+						if inPlace {
+							out = data
+						}
+						if err := AllreduceInto(ctx, c, data, out, Sum); err != nil {
+							return fmt.Errorf("rank %d: %d int32, in place %v: %w", c.Rank(), size, inPlace, err)
+						}
+						for i, v := range out {
+							if w := int32(n*i + size*(0+1+2)); v != w {
+								return fmt.Errorf("rank %d: %d int32, in place %v: element %d is %d, want %d", c.Rank(), size, inPlace, i, v, w)
+							}
+						}
+					}
+				}
+				data := make([]int32, 2000)
+				err := AllreduceInto(ctx, c, data, make([]int32, 2000+c.Rank()%2), Sum)
+				if !errors.Is(err, ErrCounts) {
+					return fmt.Errorf("rank %d: an out of another length: %v, want ErrCounts", c.Rank(), err)
+				}
+				return Barrier(ctx, c)
+			})
+		})
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -79,7 +80,9 @@ func TestNilContext(t *testing.T) {
 // gets ErrOpPanicked, or the right result where the panic could not touch
 // it), and the communicator stays usable: the next Barrier and Allreduce
 // work. Small data (combined along the call's check) and large data (the
-// data phase's failure marker), on 3 ranks (a ring) and 4 (halving).
+// data phase's failure marker), on 3 ranks (a ring) and 4 (halving); and
+// on ranks that share a host's memory (the slots, and a lent Allreduce's
+// status), on Linux.
 func TestOpPanic(t *testing.T) {
 	type kase struct {
 		name  string
@@ -96,75 +99,82 @@ func TestOpPanic(t *testing.T) {
 			kase{"large/every", k, large, func(int) bool { return true }},
 		)
 	}
-	for _, n := range []int{3, 4} {
-		for _, tc := range cases {
-			t.Run(fmt.Sprintf("%s/%s/n=%d", tc.k, tc.name, n), func(t *testing.T) {
-				mpitest.Run(t, n, func(ctx context.Context, c *mpi.Comm) error {
-					data := make([]float64, tc.elems)
-					for i := range data {
-						data[i] = float64(c.Rank() + i)
-					}
-					op := func(acc, in []float64) {
-						if tc.bad(c.Rank()) {
-							panic(fmt.Sprintf("boom on rank %d", c.Rank()))
+	runs := map[string]func(t testing.TB, n int, fn func(ctx context.Context, c *mpi.Comm) error, opts ...mpi.Option){"bus": mpitest.Run}
+	if runtime.GOOS == "linux" {
+		runs["shared"] = mpitest.RunShared
+	}
+	for where, run := range runs {
+		for _, n := range []int{3, 4} {
+			for _, tc := range cases {
+				t.Run(fmt.Sprintf("%s/%s/%s/n=%d", where, tc.k, tc.name, n), func(t *testing.T) {
+					run(t, n, func(ctx context.Context, c *mpi.Comm) error {
+						data := make([]float64, tc.elems)
+						for i := range data {
+							data[i] = float64(c.Rank() + i)
 						}
-						Sum(acc, in)
-					}
-					var got []float64
-					var err error
-					recovered := func() (v any) {
-						defer func() { v = recover() }()
-						switch tc.k {
-						case kAllreduce:
-							got, err = Allreduce(ctx, c, data, op)
-						case kReduce:
-							got, err = Reduce(ctx, c, 0, data, op)
-						case kScan:
-							got, err = Scan(ctx, c, data, op)
+						op := func(acc, in []float64) {
+							if tc.bad(c.Rank()) {
+								panic(fmt.Sprintf("boom on rank %d", c.Rank()))
+							}
+							Sum(acc, in)
+						}
+						var got []float64
+						var err error
+						recovered := func() (v any) {
+							defer func() { v = recover() }()
+							switch tc.k {
+							case kAllreduce:
+								got, err = Allreduce(ctx, c, data, op)
+							case kReduce:
+								got, err = Reduce(ctx, c, 0, data, op)
+							case kScan:
+								got, err = Scan(ctx, c, data, op)
+							}
+							return nil
+						}()
+						want := fmt.Sprintf("boom on rank %d", c.Rank())
+						// Every rank's result depends on the panicking ranks'
+						// in a small call on the bus (combined along the
+						// check; on the slots each rank combines its own)
+						// and in a large Allreduce; the root's in Reduce.
+						mustFail := tc.elems < large && where == "bus" || tc.elems >= large && (tc.k == kAllreduce || tc.k == kReduce && c.Rank() == 0)
+						switch {
+						case recovered == nil && mustFail && !errors.Is(err, ErrOpPanicked):
+							return fmt.Errorf("got %d elements and %v; want an error wrapping ErrOpPanicked", len(got), err)
+						case recovered != nil && recovered != want:
+							return fmt.Errorf("panicked with %v, want %q", recovered, want)
+						case recovered == nil && err == nil && got != nil:
+							// The right result, then: the sum over the ranks
+							// that count.
+							top := c.Size() - 1
+							if tc.k == kScan {
+								top = c.Rank()
+							}
+							for i, v := range got {
+								w := 0.0
+								for r := 0; r <= top; r++ {
+									w += float64(r + i)
+								}
+								if v != w {
+									return fmt.Errorf("element %d is %v, want %v: a result the panic spoiled", i, v, w)
+								}
+							}
+						case recovered == nil && err != nil && !errors.Is(err, ErrOpPanicked):
+							return fmt.Errorf("got %v, want an error wrapping ErrOpPanicked", err)
+						case recovered == nil && err == nil && (tc.k != kReduce || c.Rank() == 0):
+							return errors.New("no result and no error")
+						}
+						if err := Barrier(ctx, c); err != nil {
+							return fmt.Errorf("Barrier after the panic: %v", err)
+						}
+						sum, err := Allreduce(ctx, c, []int{1}, Sum)
+						if err != nil || sum[0] != c.Size() {
+							return fmt.Errorf("Allreduce after the panic: %v, %v", sum, err)
 						}
 						return nil
-					}()
-					want := fmt.Sprintf("boom on rank %d", c.Rank())
-					// Every rank's result depends on the panicking ranks'
-					// in a small call and in Allreduce; the root's in
-					// Reduce.
-					mustFail := tc.elems < large || tc.k == kAllreduce || (tc.k == kReduce && c.Rank() == 0)
-					switch {
-					case recovered == nil && mustFail && !errors.Is(err, ErrOpPanicked):
-						return fmt.Errorf("got %d elements and %v; want an error wrapping ErrOpPanicked", len(got), err)
-					case recovered != nil && recovered != want:
-						return fmt.Errorf("panicked with %v, want %q", recovered, want)
-					case recovered == nil && err == nil && got != nil:
-						// The right result, then: the sum over the ranks
-						// that count.
-						top := c.Size() - 1
-						if tc.k == kScan {
-							top = c.Rank()
-						}
-						for i, v := range got {
-							w := 0.0
-							for r := 0; r <= top; r++ {
-								w += float64(r + i)
-							}
-							if v != w {
-								return fmt.Errorf("element %d is %v, want %v: a result the panic spoiled", i, v, w)
-							}
-						}
-					case recovered == nil && err != nil && !errors.Is(err, ErrOpPanicked):
-						return fmt.Errorf("got %v, want an error wrapping ErrOpPanicked", err)
-					case recovered == nil && err == nil && (tc.k != kReduce || c.Rank() == 0):
-						return errors.New("no result and no error")
-					}
-					if err := Barrier(ctx, c); err != nil {
-						return fmt.Errorf("Barrier after the panic: %v", err)
-					}
-					sum, err := Allreduce(ctx, c, []int{1}, Sum)
-					if err != nil || sum[0] != c.Size() {
-						return fmt.Errorf("Allreduce after the panic: %v, %v", sum, err)
-					}
-					return nil
+					})
 				})
-			})
+			}
 		}
 	}
 }

@@ -96,7 +96,7 @@ func startReduce[T mpi.Number](c *mpi.Comm, k kind, root int, data []T, op Op[T]
 	if op == nil {
 		panic(fmt.Sprintf("collectives: I%s: nil Op", k))
 	}
-	return startNB(c, k, infoOf[T](), root, len(data), func(x *call) ([]T, error) { return reduceBody(x, root, data, op) })
+	return startNB(c, k, infoOf[T](), root, len(data), func(x *call) ([]T, error) { return reduceBody(x, root, data, op, nil) })
 }
 
 // Iallgather starts an Allgather: the Request's result is every rank's

@@ -25,7 +25,9 @@ import (
 // Gather or Allgather (their ranks that cannot post arrive without data).
 func postsData(k kind, elem *elemInfo, length int, flags hostsync.Flags) bool {
 	switch k {
-	case kReduce, kAllreduce, kScan, kExscan:
+	case kAllreduce:
+		return elem.raw // more than a slot is lent (lentAllreduce)
+	case kReduce, kScan, kExscan:
 		return elem.raw && length*elem.size <= flags.SlotData()
 	case kBcast, kGather, kAllgather:
 		return true
@@ -65,9 +67,12 @@ func (x *call) collect(args uint64, each func(rank int, data []byte)) (same bool
 // result) and for a Reduce on root, ranks 0 to this one's for a Scan, to
 // the one before for an Exscan. done is false where the call must take
 // the agreement.
-func postedReduce[T mpi.Number](x *call, root int, data []T, op Op[T]) (out []T, done bool, err error) {
+func postedReduce[T mpi.Number](x *call, root int, data []T, op Op[T], into []T) (out []T, done bool, err error) {
+	if x.k == kAllreduce && len(data)*x.elem.size > x.sh.flags.SlotData() {
+		return lentAllreduce(x, data, op, into)
+	}
 	args := uint64(x.elem.id) ^ uint64(root)<<32
-	if err := x.post(args, mpi.AsBytes(data), root >= 0 && root < x.size); err != nil {
+	if err := x.post(args, mpi.AsBytes(data), root >= 0 && root < x.size && x.local == nil); err != nil {
 		return nil, true, err
 	}
 	upto := x.size // the ranks whose data this rank combines
@@ -154,7 +159,7 @@ func postedBcast[T any](x *call, root int, data []T, into bool) (out []T, done b
 	switch {
 	case err != nil:
 		if lent != nil {
-			x.withdraw(lent)
+			x.giveUp(1, lent)
 		}
 		return nil, true, err
 	case !same:

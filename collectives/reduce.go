@@ -45,7 +45,12 @@ func Reduce[T mpi.Number](ctx context.Context, c *mpi.Comm, root int, data []T, 
 // Where every rank of c is on one host's shared memory, up to 4144 bytes
 // (4 KiB and a little more) per rank, each rank puts its data in a slot
 // there, waits until all have, and combines everyone's itself in rank
-// order: no message, one wait.
+// order: no message, one wait. Larger data, the ranks lend (where they may
+// read each other's memory: mpi.WithSingleCopy, the default): each rank
+// combines one block of the vector from every rank's data, copied
+// straight out of that rank's memory, then copies the other blocks out of
+// their owners' results; three waits, no message (AllreduceInto, into a
+// buffer of the caller's, allocates nothing).
 // Else up to 60 KiB per rank, the data goes with the call's check to rank 0,
 // which combines it in rank order and sends the result to every rank (two
 // hops). Larger data is reduced after the check by a reduce-scatter
@@ -62,6 +67,42 @@ func Allreduce[T mpi.Number](ctx context.Context, c *mpi.Comm, data []T, op Op[T
 	return reduce(ctx, c, kAllreduce, 0, data, op)
 }
 
+// AllreduceInto is Allreduce into out, as MPI_Allreduce: out, as long as
+// data, receives the result, and nothing is allocated for it. out may be
+// data itself, for the result in place of the data (as MPI_IN_PLACE), or
+// else must not overlap it.
+//
+// Where every rank of c is on one host's shared memory and may read the
+// others' memory (mpi.WithSingleCopy, the default), data larger than a
+// slot (4144 bytes) is reduced with no message at all: each rank combines
+// one block of every rank's data, copied straight out of that rank's
+// memory, into its out, then copies the other blocks out of the others'
+// out; a loop that reduces a large vector every step then allocates and
+// zeroes nothing for it. Elsewhere it runs as Allreduce does, and copies
+// the result into out.
+//
+// The errors are Allreduce's, and one wrapping ErrCounts on every rank
+// where some rank's out is not as long as its data. It panics if op is
+// nil.
+func AllreduceInto[T mpi.Number](ctx context.Context, c *mpi.Comm, data, out []T, op Op[T]) (err error) {
+	if op == nil {
+		panic("collectives: Allreduce: nil Op")
+	}
+	x, err := begin(ctx, c, kAllreduce, infoOf[T](), 0, len(data))
+	if err != nil {
+		return err
+	}
+	defer func() { _, err = done[T](x, nil, err) }()
+	if len(out) != len(data) {
+		x.fail(codeCounts, "len(out) = %d, want len(data) = %d", len(out), len(data))
+	}
+	res, err := reduceBody(x, 0, data, op, out)
+	if err == nil && len(res) == len(out) && len(res) > 0 && &res[0] != &out[0] {
+		copy(out, res)
+	}
+	return err
+}
+
 func reduce[T mpi.Number](ctx context.Context, c *mpi.Comm, k kind, root int, data []T, op Op[T]) (out []T, err error) {
 	if op == nil {
 		panic(fmt.Sprintf("collectives: %s: nil Op", k))
@@ -72,17 +113,19 @@ func reduce[T mpi.Number](ctx context.Context, c *mpi.Comm, k kind, root int, da
 		return nil, err
 	}
 	defer func() { out, err = done(x, out, err) }()
-	return reduceBody(x, root, data, op)
+	return reduceBody(x, root, data, op, nil)
 }
 
-// reduceBody is Reduce's or Allreduce's work (x.k), once begun.
-func reduceBody[T mpi.Number](x *call, root int, data []T, op Op[T]) ([]T, error) {
+// reduceBody is Reduce's or Allreduce's work (x.k), once begun; into, where
+// not nil, is where an Allreduce's result may go (AllreduceInto: it copies
+// the result there where it is not already).
+func reduceBody[T mpi.Number](x *call, root int, data []T, op Op[T], into []T) ([]T, error) {
 	k, elem := x.k, x.elem
 	if k == kReduce {
 		x.checkRoot(root)
 	}
 	if x.posts {
-		if out, done, err := postedReduce(x, root, data, op); done {
+		if out, done, err := postedReduce(x, root, data, op, into); done {
 			return out, err
 		}
 	}

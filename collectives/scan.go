@@ -42,7 +42,7 @@ func scan[T mpi.Number](ctx context.Context, c *mpi.Comm, k kind, data []T, op O
 	}
 	defer func() { out, err = done(x, out, err) }()
 	if x.posts {
-		if out, done, err := postedReduce(x, 0, data, op); done {
+		if out, done, err := postedReduce(x, 0, data, op, nil); done {
 			return out, err
 		}
 	}

@@ -8,8 +8,9 @@
 //	gorun -n 8 ./bench/collectives -op barrier
 //	gorun -n 8 ./bench/collectives -op bcast -single-copy=false -multicast=false
 //
-// A sweep times every operation named (-op all: barrier, bcast, bcast_into, scatter,
-// gather, allgather, alltoall, reduce, allreduce, reduce_scatter, scan) at
+// A sweep times every operation named (-op all: barrier, bcast, bcast_into,
+// scatter, gather, allgather, alltoall, reduce, allreduce, allreduce_into,
+// reduce_scatter, scan) at
 // every size of -sizes (lo:hi doubles from lo to hi; or a list), and prints
 // a table per operation, as osu_allreduce and its siblings do:
 //
@@ -50,10 +51,10 @@ import (
 )
 
 // sweepOps are the operations of -op all, in the order they are timed.
-var sweepOps = []string{"barrier", "bcast", "bcast_into", "scatter", "gather", "allgather", "alltoall", "reduce", "allreduce", "reduce_scatter", "scan"}
+var sweepOps = []string{"barrier", "bcast", "bcast_into", "scatter", "gather", "allgather", "alltoall", "reduce", "allreduce", "allreduce_into", "reduce_scatter", "scan"}
 
 // reductions are the operations whose size is a vector of float64.
-var reductions = []string{"reduce", "allreduce", "reduce_scatter", "scan", "allreduce+compute", "iallreduce+compute"}
+var reductions = []string{"reduce", "allreduce", "allreduce_into", "reduce_scatter", "scan", "allreduce+compute", "iallreduce+compute"}
 
 func main() {
 	op := flag.String("op", "barrier", "the operations, comma-separated, or all: "+strings.Join(sweepOps, ", ")+"; or allreduce+compute, iallreduce+compute")
@@ -421,7 +422,7 @@ func operation(c *mpi.Comm, op string, size int) (func(context.Context) error, f
 			}, func() error {
 				return checkBlocks(op, got, n, size, ranks, func(int) int { return rank * size })
 			}, size, nil
-	case "reduce", "allreduce", "scan", "allreduce+compute", "iallreduce+compute":
+	case "reduce", "allreduce", "allreduce_into", "scan", "allreduce+compute", "iallreduce+compute":
 		k := max(1, size/8)
 		xs := reduceInput(rank, k)
 		var got []float64
@@ -436,6 +437,11 @@ func operation(c *mpi.Comm, op string, size int) (func(context.Context) error, f
 			call = func(ctx context.Context) (err error) {
 				got, err = collectives.Allreduce(ctx, c, xs, collectives.Sum)
 				return err
+			}
+		case "allreduce_into":
+			got = make([]float64, len(xs))
+			call = func(ctx context.Context) error {
+				return collectives.AllreduceInto(ctx, c, xs, got, collectives.Sum)
 			}
 		case "scan":
 			call = func(ctx context.Context) (err error) {
