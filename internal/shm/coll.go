@@ -158,10 +158,13 @@ func (ch *Channel) armed(local int) *uint32 {
 // Arrive records word as this rank's last call and counts it. target is
 // what the count reaches once every member has arrived at this call (the
 // count wraps at 2^32: members*calls, as uint32): the rank whose arrival
-// reaches it wakes the members asleep in Wait.
+// reaches it wakes the members asleep in Wait, and so does every arrival
+// past it (a member that went on to a later call before this one's last
+// arrived, as a lent Bcast's do: a member waiting for this call then waits
+// for a count past its own target, see mpi's hostFlags.wait).
 func (ch *Channel) Arrive(word uint64, target uint32) {
 	atomic.StoreUint64(ch.cell(ch.local), word)
-	if atomic.AddUint32(ch.count(), 1) != target {
+	if int32(atomic.AddUint32(ch.count(), 1)-target) < 0 {
 		return
 	}
 	if atomic.LoadUint32(ch.sleepers()) > 0 {

@@ -141,3 +141,38 @@ func TestChannelWaitArrivedThenGone(t *testing.T) {
 		}
 	})
 }
+
+// TestChannelArrivalPastTarget: a member that goes on to a later call
+// before another's last arrival at this one makes the count run past this
+// call's target; a member asleep waiting for a count past its own target
+// (mpi's wait, which then reads the cells) is woken by that later arrival,
+// not left to its tick (a minute here: the test would run out first).
+func TestChannelArrivalPastTarget(t *testing.T) {
+	bellOrFutex(t, func(t *testing.T, _ ...string) {
+		const n = 3
+		path := segment(t, n, 4096)
+		chs := make([]*Channel, n)
+		for r := range chs {
+			chs[r], _ = open(t, path, r).Channel(11)
+		}
+		chs[0].Arrive(1, n) // call 1, then on to call 2
+		chs[0].Arrive(2, 2*n)
+		chs[1].Arrive(1, n)
+		done := make(chan error, 1)
+		go func() {
+			// Rank 1 waits for call 1: the count (3) has reached 3 but rank
+			// 2 has not come, so it waits for one more arrival.
+			done <- chs[1].Wait(n+1, 0, time.Minute, func() bool { return false })
+		}()
+		time.Sleep(20 * time.Millisecond) // asleep by now, most likely
+		chs[2].Arrive(1, n)               // the count reaches 4, past call 1's target
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("the arrival past the target woke no one")
+		}
+	})
+}
