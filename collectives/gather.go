@@ -11,8 +11,13 @@ import (
 // order, and nil on the other ranks. The ranks' lengths may differ. Every
 // rank must pass the same root. The result never shares memory with data.
 //
-// Contributions of up to 16 KiB go with the call's check, through rank 0
-// to root; larger ones go straight to root after the check.
+// Where every rank of c is on one host's shared memory, no message moves:
+// a rank whose data encodes to less than 4144 bytes (4 KiB and a little
+// more) puts it in its slot there; one with more lends it (where the ranks
+// may read each other's memory: mpi.WithSingleCopy, the default), and root
+// copies it straight out of that rank's memory, which returns once root
+// has. Elsewhere, contributions of up to 16 KiB go with the call's check,
+// through rank 0 to root; larger ones go straight to root after the check.
 //
 // Every rank returns an error wrapping mpi.ErrRank if root is out of range
 // on any rank, ErrMismatch if the ranks pass different roots or element
@@ -63,10 +68,13 @@ func Gather[T any](ctx context.Context, c *mpi.Comm, root int, data []T) (out []
 // rank order. The ranks' lengths may differ. The result never shares memory
 // with data.
 //
-// Where every rank of c is on one host's shared memory and every rank's
-// data encodes to at most 4144 bytes (4 KiB and a little more), each puts
-// it in a slot there and reads everyone's once all have arrived: no
-// message. Else when every rank's data is at most 16 KiB and all of it at
+// Where every rank of c is on one host's shared memory, no message moves:
+// a rank whose data encodes to less than 4144 bytes (4 KiB and a little
+// more) puts it in its slot there, and every rank reads everyone's once
+// all have arrived; one with more lends it (where the ranks may read each
+// other's memory: mpi.WithSingleCopy, the default), and every rank copies
+// it straight out of that rank's memory, which returns once all have.
+// Elsewhere, when every rank's data is at most 16 KiB and all of it at
 // most 256 KiB, it goes with the call's check, through rank 0 to every
 // rank. Otherwise, after the check, every rank publishes its data once
 // for the bus to fan out (on a communicator that spans the world), or a

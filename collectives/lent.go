@@ -1,6 +1,7 @@
 package collectives
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -29,6 +30,11 @@ import (
 // returned. The slot is written again only for the call after the
 // release, once every rank has arrived there, so it holds the loan for as
 // long as any rank reads it.
+//
+// A Gather or an Allgather lends the same way, each rank whose data does
+// not fit its slot (lentGather): root, or every rank, copies the lent
+// blocks, and a rank that lent waits at the release for the readers. An
+// Allreduce lends every rank's data (lentreduce.go).
 
 // A loan, in root's slot: where the data lies, and its length.
 const (
@@ -189,3 +195,151 @@ func (x *call) arriveAt(s uint32, args uint64, post []byte) error {
 // last byte, before it allocates that much (a root that says it lent more
 // than it has makes no rank allocate it).
 const probeAbove = 64 << 20
+
+// lentGather is a Gather (on root) or an Allgather (root -1) on the flags
+// where some ranks lent their data (blocks holds every rank's slot: its
+// data, or a loan; lent is this rank's data where it lent it). The ranks
+// that read (root, or all) copy the lent blocks out of their owners'
+// memory, then every rank arrives at the call's release; a rank that lent
+// waits there until every rank has (its data is read until then). A
+// reader that could not copy says so there, with one byte, and every rank
+// that lent sends it its data in a message.
+func lentGather[T any](x *call, root int, blocks [][]byte, lent []byte) ([]T, error) {
+	f := x.sh.flags
+	rel := x.reserve()
+	args := uint64(x.elem.id) ^ uint64(root)<<32
+	reads := x.k == kAllgather || x.rank == root
+	var out []T
+	var err error
+	if reads {
+		out, err = copyBlocks[T](x, blocks, lent)
+	}
+	lenders := make([]int, 0, x.size)
+	for r, b := range blocks {
+		if len(b) == f.SlotData() && r != x.rank {
+			lenders = append(lenders, r)
+		}
+	}
+	var post []byte
+	switch {
+	case errors.Is(err, hostsync.ErrWithdrawn) || errors.Is(err, ErrEncode):
+		x.arriveAt(rel, args, nil)
+		return nil, err
+	case err != nil:
+		post = []byte{1} // the lenders send their data
+		for r, b := range blocks {
+			if len(b) != f.SlotData() {
+				blocks[r] = bytes.Clone(b) // the slots change once all have arrived
+			}
+		}
+	}
+	// The inline blocks are read: the slots may change once all arrive.
+	if err := x.arriveAt(rel, args, post); err != nil {
+		return nil, err
+	}
+	if lent != nil {
+		var short []int
+		same, err := f.Collect(x.ctx, rel, byte(x.k), args, func(r int, b []byte) {
+			if len(b) > 0 {
+				short = append(short, r)
+			}
+		})
+		if err == nil && !same {
+			err = fmt.Errorf("collectives: %s: a rank arrived at call #%d, this call's release, with another call", x.k, rel)
+		}
+		if err != nil {
+			x.giveUp(1, lent)
+			return nil, opError(x.k, err)
+		}
+		sends := make([]*mpi.Request, 0, len(short))
+		for _, r := range short {
+			sends = append(sends, x.send(r, lent))
+		}
+		err = x.waitAll(sends)
+		runtime.KeepAlive(lent)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if post == nil {
+		return out, nil
+	}
+	// This rank could not copy: every lender sends its data.
+	for _, r := range lenders {
+		p, err := x.recv(r)
+		if err != nil {
+			return nil, err
+		}
+		blocks[r] = p
+	}
+	if lent != nil {
+		blocks[x.rank] = lent
+	}
+	return decodeAll[T](x, blocks)
+}
+
+// copyBlocks returns every rank's data of blocks, in rank order, decoded:
+// a slot's data, or a lent block copied out of its owner's memory (this
+// rank's own is lent, where it lent it). It replaces each loan in blocks
+// with a block of its own where the elements are not raw.
+func copyBlocks[T any](x *call, blocks [][]byte, lent []byte) ([]T, error) {
+	f := x.sh.flags
+	size := make([]int, len(blocks))
+	addr := make([]uint64, len(blocks))
+	total := 0
+	for r, b := range blocks {
+		size[r] = len(b)
+		if len(b) == f.SlotData() {
+			n := binary.LittleEndian.Uint64(b[loanLen:])
+			if n < uint64(f.SlotData()) || n > math.MaxInt/2 || x.elem.raw && n%uint64(x.elem.size) != 0 {
+				return nil, opError(x.k, fmt.Errorf("%w: rank %d lent %d bytes of %s", ErrEncode, r, n, x.elem.name))
+			}
+			size[r], addr[r] = int(n), binary.LittleEndian.Uint64(b[loanAddr:])
+			if r != x.rank && n > probeAbove {
+				// That rank has that many bytes, before they are allocated.
+				if err := f.Copy(x.seq, r, addr[r]+n-1, make([]byte, 1)); err != nil {
+					return nil, opError(x.k, err)
+				}
+			}
+		}
+		total += size[r]
+	}
+	if !x.elem.raw {
+		for r, b := range blocks {
+			switch {
+			case len(b) != f.SlotData():
+			case r == x.rank:
+				blocks[r] = lent
+			default:
+				buf := make([]byte, size[r])
+				if err := f.Copy(x.seq, r, addr[r], buf); err != nil {
+					return nil, opError(x.k, err)
+				}
+				blocks[r] = buf
+			}
+		}
+		return decodeAll[T](x, blocks)
+	}
+	if total%x.elem.size != 0 {
+		return nil, opError(x.k, fmt.Errorf("%w: %d bytes are not a whole number of %s", ErrEncode, total, x.elem.name))
+	}
+	out := make([]T, total/x.elem.size)
+	wire := rawBytes(out)
+	at := 0
+	for r, b := range blocks {
+		dst := wire[at : at+size[r]]
+		at += size[r]
+		switch {
+		case len(b) != f.SlotData():
+			copy(dst, b)
+		case r == x.rank:
+			copy(dst, lent)
+		default:
+			if err := f.Copy(x.seq, r, addr[r], dst); err != nil {
+				return nil, opError(x.k, err)
+			}
+		}
+	}
+	fromWire(x.elem, wire)
+	return out, nil
+}

@@ -374,3 +374,108 @@ func TestAllreduceInto(t *testing.T) {
 		})
 	}
 }
+
+// TestGatherLent: on ranks that share a host's memory, a Gather or an
+// Allgather where some ranks' data does not fit a slot runs with no
+// message: those ranks lend it, and the readers (root, or all) copy it out
+// of their memory; right with one rank lending or all, numbers and
+// gob-encoded values, on 3 and 4 ranks; with single copies off it takes
+// the agreement; a rank that cannot copy gets the lent data in messages.
+func TestGatherLent(t *testing.T) {
+	big := shm.SlotData // bytes: lent
+	for _, n := range []int{3, 4} {
+		for _, mode := range []string{"lent", "single-copy=false", "copy-fails"} {
+			t.Run(fmt.Sprintf("n=%d/%s", n, mode), func(t *testing.T) {
+				mpitest.RunShared(t, n, func(ctx context.Context, c *mpi.Comm) error {
+					if err := Barrier(ctx, c); err != nil { // makes the shadow
+						return err
+					}
+					sh := shadowOf(c)
+					var agreed atomic.Int32
+					sh.beforeUp = func() { agreed.Add(1) }
+					want := int32(0)
+					switch mode {
+					case "single-copy=false":
+						want = 1
+					case "copy-fails":
+						if c.Rank() == n-1 {
+							sh.flags = &copyFails{Flags: sh.flags}
+						}
+					}
+					lenOf := func(r int, all bool) int {
+						if all || r == 1 {
+							return big + 1000*r
+						}
+						return 10 + r
+					}
+					for _, all := range []bool{false, true} {
+						mine := make([]byte, lenOf(c.Rank(), all))
+						for i := range mine {
+							mine[i] = byte(c.Rank()*31 + i)
+						}
+						var wantAll []byte
+						for r := range n {
+							for i := range lenOf(r, all) {
+								wantAll = append(wantAll, byte(r*31+i))
+							}
+						}
+						got, err := Allgather(ctx, c, mine)
+						if err != nil || !slices.Equal(got, wantAll) {
+							return fmt.Errorf("rank %d: Allgather (all lend: %v): %d bytes, %v", c.Rank(), all, len(got), err)
+						}
+						for root := range n {
+							got, err := Gather(ctx, c, root, mine)
+							if err != nil || c.Rank() == root && !slices.Equal(got, wantAll) || c.Rank() != root && got != nil {
+								return fmt.Errorf("rank %d: Gather to %d (all lend: %v): %d bytes, %v", c.Rank(), root, all, len(got), err)
+							}
+						}
+						strs, err := Allgather(ctx, c, []string{strings.Repeat("s", lenOf(c.Rank(), all))})
+						if err != nil || len(strs) != n || len(strs[1]) != lenOf(1, all) {
+							return fmt.Errorf("rank %d: Allgather of strings (all lend: %v): %v", c.Rank(), all, err)
+						}
+						if a := agreed.Swap(0); a != int32(2+n)*want {
+							return fmt.Errorf("rank %d: %d agreements in %d calls (all lend: %v), want %d", c.Rank(), a, 2+n, all, int32(2+n)*want)
+						}
+					}
+					return Barrier(ctx, c)
+				}, mpi.WithSingleCopy(mode != "single-copy=false"))
+			})
+		}
+	}
+}
+
+// TestFlagsGoneAfterArriving: a rank that came to a call, went on, and
+// closed its world is no reason for a rank still waiting for another's
+// arrival at that call to fail: the wait ends once the slow rank comes.
+func TestFlagsGoneAfterArriving(t *testing.T) {
+	const n = 3
+	mpitest.RunShared(t, n, func(ctx context.Context, c *mpi.Comm) error {
+		if err := Barrier(ctx, c); err != nil { // makes the shadow
+			return err
+		}
+		sh := shadowOf(c)
+		sh.mu.Lock()
+		seq := sh.seq + 1
+		sh.seq += 2
+		sh.mu.Unlock()
+		f, k := sh.flags, byte(kBarrier)
+		switch c.Rank() {
+		case 0: // comes, goes on, and leaves
+			f.Arrive(seq, k)
+			f.Arrive(seq+1, k)
+			return nil
+		case 1:
+			f.Arrive(seq, k)
+			if _, err := f.Wait(ctx, seq, k); err != nil {
+				return fmt.Errorf("rank 1: %w", err)
+			}
+		case 2:
+			if _, _, err := c.Recv(ctx, 0, 1); !errors.Is(err, mpi.ErrPeerLost) { // rank 0 is gone
+				return fmt.Errorf("rank 2: a receive from rank 0: %v, want ErrPeerLost", err)
+			}
+			time.Sleep(100 * time.Millisecond) // rank 1 learns it too, and looks on its ticks
+			f.Arrive(seq, k)
+		}
+		return nil
+	})
+}

@@ -185,13 +185,32 @@ func postedGather[T any](x *call, root int, data []T) (out []T, done bool, err e
 	args := uint64(x.elem.id) ^ uint64(root)<<32
 	mine, eerr := encode(x.elem, data)
 	ok := eerr == nil && (x.k == kAllgather || root >= 0 && root < x.size)
+	var lent []byte
+	if ok && len(mine) >= x.sh.flags.SlotData() {
+		if slot, can := x.lend(mine); can {
+			lent, mine = mine, slot
+		}
+	}
 	if err := x.post(args, mine, ok); err != nil {
 		return nil, true, err
 	}
 	blocks := make([][]byte, x.size)
-	same, err := x.collect(args, func(r int, b []byte) { blocks[r] = b })
-	if err != nil || !same {
-		return nil, err != nil, err
+	loans := false
+	same, err := x.collect(args, func(r int, b []byte) {
+		blocks[r] = b
+		loans = loans || len(b) == x.sh.flags.SlotData()
+	})
+	switch {
+	case err != nil:
+		if lent != nil {
+			x.giveUp(1, lent)
+		}
+		return nil, true, err
+	case !same:
+		return nil, false, nil
+	case loans:
+		out, err = lentGather[T](x, root, blocks, lent)
+		return out, true, err
 	}
 	if x.k == kGather && x.rank != root {
 		return nil, true, nil

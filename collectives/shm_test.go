@@ -194,10 +194,10 @@ func TestAllreduceOnFlags(t *testing.T) {
 
 // TestBcastAllgatherOnFlags: on ranks that share a host's memory, a Bcast
 // or an Allgather whose data fits a slot runs on the flags, without the
-// agreement, and right, numbers and gob-encoded values alike; an Allgather
-// whose data does not fit (on one rank only, or on all) takes the
-// agreement and is right too (a Bcast's is lent: TestBcastLent); different
-// roots make every rank fail with ErrMismatch.
+// agreement, and right, numbers and gob-encoded values alike; data that
+// does not fit (on one rank only, or on all) is lent, and right too (see
+// TestBcastLent, TestGatherLent); different roots make every rank fail
+// with ErrMismatch.
 func TestBcastAllgatherOnFlags(t *testing.T) {
 	const n = 3
 	small, large := shm.SlotData/8, shm.SlotData/8+1 // float64s
@@ -220,10 +220,6 @@ func TestBcastAllgatherOnFlags(t *testing.T) {
 			return nil
 		}
 		for _, size := range []int{0, small, large} {
-			onFlags := int32(0)
-			if size > small {
-				onFlags = 1
-			}
 			for root := range n {
 				data := make([]float64, size)
 				if c.Rank() == root {
@@ -244,7 +240,7 @@ func TestBcastAllgatherOnFlags(t *testing.T) {
 			// agreement.
 			mine := make([]float64, size)
 			if c.Rank() == 1 && size == small {
-				mine = make([]float64, large)
+				mine = make([]float64, large) // lent
 			}
 			for i := range mine {
 				mine[i] = float64(c.Rank())
@@ -254,14 +250,14 @@ func TestBcastAllgatherOnFlags(t *testing.T) {
 			for r := range n {
 				k := size
 				if r == 1 && size == small {
-					k, onFlags = large, 1
+					k = large
 				}
 				for range k {
 					ok = ok && at < len(got) && got[at] == float64(r)
 					at++
 				}
 			}
-			if err := check(fmt.Sprintf("Allgather of %d", size), onFlags, err, ok && at == len(got)); err != nil {
+			if err := check(fmt.Sprintf("Allgather of %d", size), 0, err, ok && at == len(got)); err != nil {
 				return err
 			}
 		}

@@ -92,7 +92,7 @@ func (f *hostFlags) wait(ctx context.Context, seq uint32) error {
 				blocked.Parking(ctx)
 			}
 			if why = ctx.Err(); why == nil {
-				why = f.broken()
+				why = f.broken(seq)
 			}
 			return why != nil
 		})
@@ -115,10 +115,12 @@ func (f *hostFlags) came(seq uint32) bool {
 	return true
 }
 
-// broken is why no wait on c's flags can end any more, or nil: c is
-// closed, the world failed (aborted, its connection lost), or a rank of c
-// is gone (closed its world, or died), as a receive from it would fail.
-func (f *hostFlags) broken() error {
+// broken is why the wait for call seq on c's flags can never end, or nil:
+// c is closed, the world failed (aborted, its connection lost), or a rank
+// of c that has not come to seq is gone (closed its world, or died), as a
+// receive from it would fail. A rank gone after it came is no reason: the
+// wait may be for another's arrival still (the count ran ahead, see wait).
+func (f *hostFlags) broken(seq uint32) error {
 	c := f.c
 	if err := c.check(); err != nil {
 		return err
@@ -130,7 +132,8 @@ func (f *hostFlags) broken() error {
 		return e.err
 	}
 	for r := range c.Size() {
-		if w := c.worldRank(r); e.peers[w].gone {
+		w := c.worldRank(r)
+		if e.peers[w].gone && int32(uint32(f.ch.Cell(f.locals[r])>>8)-seq) < 0 {
 			return &RankError{Rank: r, Op: "collective", Err: e.lostErr(w)}
 		}
 	}
