@@ -117,9 +117,9 @@
 // posted.go). A Bcast of more is lent: root posts where its data lies, and
 // every rank copies it out of root's memory (lent.go); so is a Gather's or
 // Allgather's contribution of more, which root, or every rank, copies out
-// of its owner's memory; and an Allreduce of more, each rank combining one
-// block of everyone's data and copying the others' blocks out of their
-// owners' results (lentreduce.go).
+// of its owner's memory; and an Allreduce or a Reduce of more, each rank
+// combining one block of everyone's data, then copying the others' blocks
+// out of their owners' results (on a Reduce, root alone: lentreduce.go).
 // BcastInto and AllreduceInto write into the caller's buffers, as MPI
 // does, and then allocate nothing. The others arrive on the flags and run
 // as above.

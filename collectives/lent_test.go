@@ -256,6 +256,7 @@ func TestFlagsCountRunsAhead(t *testing.T) {
 // 4, for floats (the same to the last bit everywhere) and ints, with Sum
 // and an Op of the program's own; with single copies off it takes the agreement, and is
 // right too; a rank that cannot copy makes every rank take the agreement.
+// A Reduce to each root likewise (only root copies the blocks).
 func TestAllreduceLent(t *testing.T) {
 	sizes := []int{shm.SlotData/8 + 1, 100_003} // float64s a rank
 	for _, n := range []int{3, 4} {
@@ -321,8 +322,24 @@ func TestAllreduceLent(t *testing.T) {
 								return fmt.Errorf("rank %d: max element %d of %d is %d, want %d", c.Rank(), i, size, v, w)
 							}
 						}
-						if a := agreed.Swap(0); a != 2*want {
-							return fmt.Errorf("rank %d: %d agreements in two Allreduces of %d, want %d (the Allgather's on the flags)", c.Rank(), a, size, 2*want)
+						for root := range n {
+							red, err := Reduce(ctx, c, root, ints, Sum)
+							switch {
+							case err != nil:
+								return fmt.Errorf("rank %d: Reduce to %d of %d int64: %w", c.Rank(), root, size, err)
+							case c.Rank() != root && red != nil:
+								return fmt.Errorf("rank %d: Reduce to %d: a result off root", c.Rank(), root)
+							case c.Rank() == root && len(red) != size:
+								return fmt.Errorf("rank %d: Reduce to %d: %d elements, want %d", c.Rank(), root, len(red), size)
+							}
+							for i, v := range red {
+								if w := int64(n*i + size*n*(n-1)/2); v != w {
+									return fmt.Errorf("rank %d: Reduce to %d: element %d of %d is %d, want %d", c.Rank(), root, i, size, v, w)
+								}
+							}
+						}
+						if a := agreed.Swap(0); a != int32(2+n)*want {
+							return fmt.Errorf("rank %d: %d agreements in two Allreduces and %d Reduces of %d, want %d (the Allgather's on the flags)", c.Rank(), a, n, size, int32(2+n)*want)
 						}
 					}
 					return Barrier(ctx, c)

@@ -43,13 +43,13 @@ const (
 	reducedPanicked  // the Op panicked on this rank
 )
 
-// lentAllreduce is an Allreduce of data larger than a slot, on the flags:
-// into the result into, where not nil (AllreduceInto: as long as data, and
-// data itself or apart from it). done is false where the call must take
-// the agreement.
-func lentAllreduce[T mpi.Number](x *call, data []T, op Op[T], into []T) (out []T, done bool, err error) {
+// lentAllreduce is an Allreduce (root -1) or a Reduce of data larger than
+// a slot, on the flags: into the result into, where not nil (AllreduceInto:
+// as long as data, and data itself or apart from it). done is false where
+// the call must take the agreement.
+func lentAllreduce[T mpi.Number](x *call, root int, data []T, op Op[T], into []T) (out []T, done bool, err error) {
 	f := x.sh.flags
-	args := uint64(x.elem.id) ^ uint64(len(data)+1)*0x9e3779b97f4a7c15
+	args := uint64(x.elem.id) ^ uint64(root)<<32 ^ uint64(len(data)+1)*0x9e3779b97f4a7c15
 	enc, err := encode(x.elem, data)
 	var loan []byte
 	ok := err == nil && x.local == nil
@@ -76,21 +76,33 @@ func lentAllreduce[T mpi.Number](x *call, data []T, op Op[T], into []T) (out []T
 	}
 	for r, a := range addrs {
 		if a == 0 {
-			return nil, true, fmt.Errorf("collectives: Allreduce: rank %d lent no data of %d bytes", r, len(enc))
+			return nil, true, opError(x.k, fmt.Errorf("rank %d lent no data of %d bytes", r, len(enc)))
 		}
 	}
 	mid := x.reserve()
 	rel := x.reserve()
-	out = into
-	if out == nil {
-		out = make([]T, len(data))
-	}
 	lo, hi := evenBlock(len(data), x.size, x.rank)
-	copy(out[lo:hi], data[lo:hi]) // this rank's block starts from its own data: an Op commutes
-	status := reduceLent(x, out[lo:hi], addrs, lo, op)
+	var acc []T // this rank's block of the result
+	switch {
+	case into != nil:
+		out = into
+	case root < 0 || x.rank == root:
+		out = make([]T, len(data))
+	default:
+		acc = make([]T, hi-lo) // a Reduce off root: only the block root reads
+	}
+	if out != nil {
+		acc = out[lo:hi]
+	}
+	copy(acc, data[lo:hi]) // this rank's block starts from its own data: an Op commutes
+	status := reduceLent(x, acc, addrs, lo, op)
 
-	// The middle: every rank's status, and where its result lies.
-	res, _ := x.lend(rawBytes(out))
+	// The middle: every rank's status, and where its block lies.
+	res := make([]byte, f.SlotData())
+	if addr, ok := f.Lend(rawBytes(acc)); ok { // not an empty block
+		binary.LittleEndian.PutUint64(res[loanAddr:], addr)
+	}
+	binary.LittleEndian.PutUint64(res[loanLen:], uint64(len(acc)*x.elem.size))
 	binary.LittleEndian.PutUint64(res[loanStatus:], uint64(status))
 	if err := x.arriveAt(mid, args, res); err != nil {
 		x.giveUp(2, enc)
@@ -107,10 +119,10 @@ func lentAllreduce[T mpi.Number](x *call, data []T, op Op[T], into []T) (out []T
 	})
 	switch {
 	case err != nil:
-		x.giveUp(2, enc, rawBytes(out))
+		x.giveUp(2, enc, rawBytes(acc))
 		return nil, true, opError(x.k, err)
 	case !same || worst == reducedWithdrawn:
-		x.giveUp(2, enc, rawBytes(out))
+		x.giveUp(2, enc, rawBytes(acc))
 		return nil, true, opError(x.k, fmt.Errorf("a rank gave the call up: %w", hostsync.ErrWithdrawn))
 	case worst == reducedPanicked:
 		x.failed = true // done says so, and panics again where the Op did
@@ -120,25 +132,30 @@ func lentAllreduce[T mpi.Number](x *call, data []T, op Op[T], into []T) (out []T
 		return nil, false, x.arriveAt(rel, args, nil)
 	}
 	for r := range x.size {
-		if r == x.rank {
+		if r == x.rank || root >= 0 && x.rank != root {
 			continue
 		}
 		rlo, rhi := evenBlock(len(data), x.size, r)
 		if rlo == rhi {
 			continue
 		}
-		if err := f.Copy(mid, r, addrs[r]+uint64(rlo*x.elem.size), rawBytes(out[rlo:rhi])); err != nil {
-			x.giveUp(2, enc, rawBytes(out))
+		if err := f.Copy(mid, r, addrs[r], rawBytes(out[rlo:rhi])); err != nil {
+			x.giveUp(2, enc, rawBytes(acc))
 			return nil, true, opError(x.k, err)
 		}
 	}
-	// The release: the others read this rank's result until they arrive.
-	if err := x.arriveAt(rel, args, nil); err == nil {
+	// The release: the readers read this rank's block until they arrive
+	// (a Reduce's root reads, and no rank reads root's).
+	err = x.arriveAt(rel, args, nil)
+	if err == nil && (root < 0 || x.rank != root) {
 		_, err = f.Wait(x.ctx, rel, byte(x.k))
 	}
 	if err != nil {
-		x.giveUp(2, enc, rawBytes(out))
+		x.giveUp(2, enc, rawBytes(acc))
 		return nil, true, opError(x.k, err)
+	}
+	if out == nil {
+		return nil, true, nil
 	}
 	fromWire(x.elem, rawBytes(out))
 	return out, true, nil

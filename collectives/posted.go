@@ -25,9 +25,9 @@ import (
 // Gather or Allgather (their ranks that cannot post arrive without data).
 func postsData(k kind, elem *elemInfo, length int, flags hostsync.Flags) bool {
 	switch k {
-	case kAllreduce:
+	case kAllreduce, kReduce:
 		return elem.raw // more than a slot is lent (lentAllreduce)
-	case kReduce, kScan, kExscan:
+	case kScan, kExscan:
 		return elem.raw && length*elem.size <= flags.SlotData()
 	case kBcast, kGather, kAllgather:
 		return true
@@ -68,8 +68,11 @@ func (x *call) collect(args uint64, each func(rank int, data []byte)) (same bool
 // the one before for an Exscan. done is false where the call must take
 // the agreement.
 func postedReduce[T mpi.Number](x *call, root int, data []T, op Op[T], into []T) (out []T, done bool, err error) {
-	if x.k == kAllreduce && len(data)*x.elem.size > x.sh.flags.SlotData() {
-		return lentAllreduce(x, data, op, into)
+	switch {
+	case x.k == kAllreduce && len(data)*x.elem.size > x.sh.flags.SlotData():
+		return lentAllreduce(x, -1, data, op, into)
+	case x.k == kReduce && len(data)*x.elem.size > x.sh.flags.SlotData():
+		return lentAllreduce(x, root, data, op, nil)
 	}
 	args := uint64(x.elem.id) ^ uint64(root)<<32
 	if err := x.post(args, mpi.AsBytes(data), root >= 0 && root < x.size && x.local == nil); err != nil {

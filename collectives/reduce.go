@@ -22,7 +22,9 @@ const reduceInline = 60 << 10
 // Where every rank of c is on one host's shared memory, up to 4144 bytes
 // (4 KiB and a little more) per rank, each rank puts its data in a slot
 // there, waits until all have, and combines everyone's itself in rank
-// order: no message, one wait.
+// order: no message, one wait. Larger data, the ranks lend (where they may
+// read each other's memory: mpi.WithSingleCopy, the default), as in
+// Allreduce, and root alone copies the reduced blocks.
 // Else up to 60 KiB per rank, the data goes with the call's check to rank 0,
 // which combines it in rank order and sends the result to root. Larger data
 // is reduced after the check by a reduce-scatter (recursive halving on a
