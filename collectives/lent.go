@@ -343,3 +343,82 @@ func copyBlocks[T any](x *call, blocks [][]byte, lent []byte) ([]T, error) {
 	fromWire(x.elem, wire)
 	return out, nil
 }
+
+// lentScatter is a Scatter whose root lent its data (lent, on root; its
+// slot is loan, on every rank): each rank copies its block out of root's
+// memory, as lentBcast's ranks copy all of it, and root returns once all
+// have arrived at the release (sending its block in a message to a rank
+// that could not copy).
+func lentScatter[T any](x *call, root int, data []T, args uint64, lent, loan []byte) ([]T, error) {
+	f := x.sh.flags
+	rel := x.reserve()
+	addr := binary.LittleEndian.Uint64(loan[loanAddr:])
+	n64 := binary.LittleEndian.Uint64(loan[loanLen:])
+	if n64 > math.MaxInt/2 || n64%uint64(x.elem.size) != 0 {
+		x.arriveAt(rel, args, nil)
+		return nil, opError(x.k, fmt.Errorf("%w: rank %d lent %d bytes of %s", ErrEncode, root, n64, x.elem.name))
+	}
+	o := offsets(blockCounts(int(n64)/x.elem.size, x.size))
+	block := func(r int) (off, n int) { return o[r] * x.elem.size, (o[r+1] - o[r]) * x.elem.size }
+	if x.rank == root {
+		off, n := block(root)
+		out := make([]T, n/x.elem.size)
+		copy(rawBytes(out), lent[off:off+n])
+		fromWire(x.elem, rawBytes(out))
+		var short []int
+		err := x.arriveAt(rel, args, nil)
+		if err == nil {
+			var same bool
+			same, err = f.Collect(x.ctx, rel, byte(x.k), args, func(r int, b []byte) {
+				if len(b) > 0 {
+					short = append(short, r)
+				}
+			})
+			if err == nil && !same {
+				err = fmt.Errorf("a rank arrived at call #%d, this Scatter's release, with another call", rel)
+			}
+		}
+		if err != nil {
+			x.giveUp(1, lent)
+			return nil, opError(x.k, err)
+		}
+		sends := make([]*mpi.Request, 0, len(short))
+		for _, r := range short {
+			off, n := block(r)
+			sends = append(sends, x.send(r, lent[off:off+n]))
+		}
+		err = x.waitAll(sends)
+		runtime.KeepAlive(lent)
+		return out, err
+	}
+	off, n := block(x.rank)
+	out := make([]T, n/x.elem.size)
+	var err error
+	if n > 0 {
+		err = f.Copy(x.seq, root, addr+uint64(off), rawBytes(out))
+	}
+	switch {
+	case errors.Is(err, hostsync.ErrWithdrawn):
+		x.arriveAt(rel, args, nil)
+		return nil, opError(x.k, err)
+	case err != nil:
+		// Root sends it in a message.
+		if err := x.arriveAt(rel, args, []byte{1}); err != nil {
+			return nil, err
+		}
+		p, err := x.recv(root)
+		if err == nil && len(p) != n {
+			err = fmt.Errorf("collectives: %s: %d bytes from rank %d, want %d", x.k, len(p), root, n)
+		}
+		if err != nil {
+			return nil, err
+		}
+		decodeInto(x.elem, out, p)
+		return out, nil
+	}
+	if err := x.arriveAt(rel, args, nil); err != nil {
+		return nil, err
+	}
+	fromWire(x.elem, rawBytes(out))
+	return out, nil
+}

@@ -496,3 +496,62 @@ func TestFlagsGoneAfterArriving(t *testing.T) {
 		return nil
 	})
 }
+
+// TestScatterLent: on ranks that share a host's memory, a Scatter of
+// numbers runs with no message: from root's slot where its data fits
+// (fewer elements than ranks too), else lent, each rank copying its block
+// out of root's memory; from every root, on 3 and 4 ranks; with single
+// copies off the lent sizes take the agreement; a rank that cannot copy
+// gets its block in a message.
+func TestScatterLent(t *testing.T) {
+	sizes := []int{2, 100, shm.SlotData/8 - 1, shm.SlotData / 8, 100_003} // float64s
+	for _, n := range []int{3, 4} {
+		for _, mode := range []string{"lent", "single-copy=false", "copy-fails"} {
+			t.Run(fmt.Sprintf("n=%d/%s", n, mode), func(t *testing.T) {
+				mpitest.RunShared(t, n, func(ctx context.Context, c *mpi.Comm) error {
+					if err := Barrier(ctx, c); err != nil { // makes the shadow
+						return err
+					}
+					sh := shadowOf(c)
+					var agreed atomic.Int32
+					sh.beforeUp = func() { agreed.Add(1) }
+					if mode == "copy-fails" && c.Rank() == n-1 {
+						sh.flags = &copyFails{Flags: sh.flags}
+					}
+					for _, size := range sizes {
+						want := int32(0)
+						if mode == "single-copy=false" && size*8 >= shm.SlotData {
+							want = 1
+						}
+						for root := range n {
+							var data []float64
+							if c.Rank() == root {
+								data = make([]float64, size)
+								for i := range data {
+									data[i] = float64(root*1000000 + i)
+								}
+							}
+							got, err := Scatter(ctx, c, root, data)
+							if err != nil {
+								return fmt.Errorf("rank %d: Scatter of %d from %d: %w", c.Rank(), size, root, err)
+							}
+							o := offsets(blockCounts(size, n))
+							if len(got) != o[c.Rank()+1]-o[c.Rank()] {
+								return fmt.Errorf("rank %d: Scatter of %d from %d: %d elements, want %d", c.Rank(), size, root, len(got), o[c.Rank()+1]-o[c.Rank()])
+							}
+							for i, v := range got {
+								if w := float64(root*1000000 + o[c.Rank()] + i); v != w {
+									return fmt.Errorf("rank %d: Scatter of %d from %d: element %d is %v, want %v", c.Rank(), size, root, i, v, w)
+								}
+							}
+							if a := agreed.Swap(0); a != want {
+								return fmt.Errorf("rank %d: Scatter of %d from %d: %d agreements, want %d", c.Rank(), size, root, a, want)
+							}
+						}
+					}
+					return Barrier(ctx, c)
+				}, mpi.WithSingleCopy(mode != "single-copy=false"))
+			})
+		}
+	}
+}

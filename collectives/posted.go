@@ -27,6 +27,8 @@ func postsData(k kind, elem *elemInfo, length int, flags hostsync.Flags) bool {
 	switch k {
 	case kAllreduce, kReduce:
 		return elem.raw // more than a slot is lent (lentAllreduce)
+	case kScatter:
+		return elem.raw // more than a slot is lent (lentScatter)
 	case kScan, kExscan:
 		return elem.raw && length*elem.size <= flags.SlotData()
 	case kBcast, kGather, kAllgather:
@@ -220,4 +222,55 @@ func postedGather[T any](x *call, root int, data []T) (out []T, done bool, err e
 	}
 	out, err = decodeAll[T](x, blocks) // copies out of the slots
 	return out, true, err
+}
+
+// postedScatter is a Scatter of numbers on the flags: root posts its data
+// where it fits a slot, or lends it (lentScatter), the others nothing but
+// the call's arguments, and each copies its block out of root's. done is
+// false where the call must take the agreement (root out of range, or it
+// could not lend).
+func postedScatter[T any](x *call, root int, data []T) (out []T, done bool, err error) {
+	args := uint64(x.elem.id) ^ uint64(root)<<32
+	ok := x.checkRoot(root)
+	var mine, lent []byte
+	if ok && x.rank == root {
+		enc, err := encode(x.elem, data)
+		switch {
+		case err != nil:
+			ok = false // the agreement reports the error
+		case len(enc) < x.sh.flags.SlotData():
+			mine = enc
+		default:
+			if mine, ok = x.lend(enc); ok {
+				lent = enc
+			}
+		}
+	}
+	if err := x.post(args, mine, ok); err != nil {
+		return nil, true, err
+	}
+	var all []byte // root's slot
+	same, err := x.collect(args, func(r int, b []byte) {
+		if r == root {
+			all = b
+		}
+	})
+	switch {
+	case err != nil:
+		if lent != nil {
+			x.giveUp(1, lent)
+		}
+		return nil, true, err
+	case !same:
+		return nil, false, nil
+	case len(all) == x.sh.flags.SlotData():
+		out, err = lentScatter[T](x, root, data, args, lent, all)
+		return out, true, err
+	case len(all)%x.elem.size != 0:
+		return nil, true, opError(x.k, fmt.Errorf("%w: rank %d posted %d bytes of %s", ErrEncode, root, len(all), x.elem.name))
+	}
+	o := offsets(blockCounts(len(all)/x.elem.size, x.size))
+	out = make([]T, o[x.rank+1]-o[x.rank])
+	decodeInto(x.elem, out, all[o[x.rank]*x.elem.size:o[x.rank+1]*x.elem.size])
+	return out, true, nil
 }

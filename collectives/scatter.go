@@ -13,9 +13,15 @@ import (
 // read; the others may pass nil. Every rank must pass the same root. The
 // result never shares memory with data.
 //
-// Up to 60 KiB in all, the blocks go with the call's check, from root
-// through rank 0 to each rank (two hops); larger data goes from the root
-// straight to each rank after the check.
+// Where every rank of c is on one host's shared memory and the elements
+// are numbers, no message moves: root's data, where it is less than 4144
+// bytes, goes in root's slot there, and each rank copies its block out of
+// it; larger data, root lends (where the ranks may read each other's
+// memory: mpi.WithSingleCopy, the default), and each rank copies its
+// block straight out of root's memory, root returning once all have.
+// Elsewhere, up to 60 KiB in all, the blocks go with the call's check,
+// from root through rank 0 to each rank (two hops); larger data goes from
+// the root straight to each rank after the check.
 //
 // Every rank returns an error wrapping mpi.ErrRank if root is out of range
 // on any rank, ErrMismatch if the ranks pass different roots or element
@@ -41,6 +47,11 @@ func scatter[T any](ctx context.Context, c *mpi.Comm, k kind, root int, data []T
 		return nil, err
 	}
 	defer func() { out, err = done(x, out, err) }()
+	if x.posts {
+		if out, done, err := postedScatter(x, root, data); done {
+			return out, err
+		}
+	}
 	var blocks [][]byte // on root: the wire form of each rank's block
 	var offer []byte    // on root: the blocks, if they go with the check
 	if x.checkRoot(root) && x.rank == root {
