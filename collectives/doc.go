@@ -65,7 +65,11 @@
 //
 // Errors of the communicator (mpi.ErrClosed, mpi.ErrAborted,
 // mpi.ErrConnLost) and ctx.Err() are returned wrapped; a nil ctx gets an
-// error wrapping mpi.ErrNilContext at once. A reduction's Op that panics
+// error wrapping mpi.ErrNilContext at once. A call that ends with its
+// ctx's error on one rank leaves the others' calls to end with theirs (or
+// with an error of its own, where that rank had lent them data): as in
+// MPI, a collective is not withdrawn halfway, and a communicator on which
+// one ended so is not fit for more collectives. A reduction's Op that panics
 // on one rank fails the call on the others with ErrOpPanicked (see there)
 // and panics again on its own rank once the call is over there; the
 // communicator stays usable either way.
