@@ -116,17 +116,18 @@
 // gives each host's ranks a segment), the communicator also has flags
 // there: a Barrier, and a Reduce, Allreduce, Scan, Exscan, Bcast, Gather
 // or Allgather whose data fits a slot (4144 bytes a rank: 4 KiB and a
-// little more), wait on them alone, each rank having put its data in its
-// slot first, and need no message; the slots' headers are the check (see
-// posted.go). A Bcast of more is lent: root posts where its data lies, and
-// every rank copies it out of root's memory (lent.go); so is a Gather's or
-// Allgather's contribution of more, which root, or every rank, copies out
-// of its owner's memory; and an Allreduce or a Reduce of more, each rank
-// combining one block of everyone's data, then copying the others' blocks
-// out of their owners' results (on a Reduce, root alone: lentreduce.go).
-// BcastInto and AllreduceInto write into the caller's buffers, as MPI
-// does, and then allocate nothing. The others arrive on the flags and run
-// as above.
+// little more), or a Scatter of numbers whose data fits root's, wait on
+// them alone, each rank having put its data in its slot first, and need no
+// message; the slots' headers are the check (see posted.go). Larger data
+// is lent: its owner posts where it lies, and the ranks that need it copy
+// it out of the owner's memory (lent.go): root's whole data for a Bcast,
+// each rank's block of it for a Scatter of numbers, each contribution for
+// root (Gather) or every rank (Allgather); for an Allreduce or a Reduce,
+// each rank combines one block of everyone's data, then the others' blocks
+// are copied out of their owners' results (by root alone on a Reduce:
+// lentreduce.go). BcastInto and AllreduceInto write into the caller's
+// buffers, as MPI does, and then allocate nothing. The others arrive on
+// the flags and run as above.
 //
 // The schedules (who sends what to whom at each step) are pure functions in
 // schedule.go.
