@@ -91,30 +91,14 @@ func lentBcast[T any](x *call, root int, data []T, into bool, args uint64, lent,
 		if !into {
 			out = clone(data) // while the others copy
 		}
-		var short []int
-		err := x.arriveAt(rel, args, nil)
-		if err == nil {
-			var same bool
-			same, err = f.Collect(x.ctx, rel, byte(x.k), args, func(r int, b []byte) {
-				if len(b) > 0 {
-					short = append(short, r)
-				}
-			})
-			if err == nil && !same {
-				err = fmt.Errorf("collectives: Bcast: a rank arrived at call #%d, this Bcast's release, with another call", rel)
-			}
-		}
-		if err != nil {
+		if err := x.arriveAt(rel, args, nil); err != nil {
 			x.giveUp(1, lent)
-			return nil, opError(x.k, err)
+			return nil, err
 		}
-		sends := make([]*mpi.Request, 0, len(short))
-		for _, r := range short {
-			sends = append(sends, x.send(r, lent))
+		if err := x.lenderRelease(rel, args, lent, func(int) []byte { return lent }); err != nil {
+			return nil, err
 		}
-		err = x.waitAll(sends)
-		runtime.KeepAlive(lent)
-		return out, err
+		return out, nil
 	}
 	addr := binary.LittleEndian.Uint64(loan[loanAddr:])
 	n64 := binary.LittleEndian.Uint64(loan[loanLen:])
@@ -181,6 +165,33 @@ func lentBcast[T any](x *call, root int, data []T, into bool, args uint64, lent,
 	return decodeResult[T](x, buf)
 }
 
+// lenderRelease is what a rank that lent its data (lent) does once it has
+// arrived at the call's release rel: it waits until every rank has, then
+// sends part(r) in a message to each rank r that said there it could not
+// copy. Where the wait fails, it withdraws its loan.
+func (x *call) lenderRelease(rel uint32, args uint64, lent []byte, part func(r int) []byte) error {
+	var short []int
+	same, err := x.sh.flags.Collect(x.ctx, rel, byte(x.k), args, func(r int, b []byte) {
+		if len(b) > 0 {
+			short = append(short, r)
+		}
+	})
+	if err == nil && !same {
+		err = fmt.Errorf("a rank arrived at call #%d, this call's release, with another call", rel)
+	}
+	if err != nil {
+		x.giveUp(1, lent)
+		return opError(x.k, err)
+	}
+	sends := make([]*mpi.Request, 0, len(short))
+	for _, r := range short {
+		sends = append(sends, x.send(r, part(r)))
+	}
+	err = x.waitAll(sends)
+	runtime.KeepAlive(lent)
+	return err
+}
+
 // arriveAt posts this rank's word for step s of the call (a number it
 // reserved), and arrives there.
 func (x *call) arriveAt(s uint32, args uint64, post []byte) error {
@@ -235,29 +246,13 @@ func lentGather[T any](x *call, root int, blocks [][]byte, lent []byte) ([]T, er
 	}
 	// The inline blocks are read: the slots may change once all arrive.
 	if err := x.arriveAt(rel, args, post); err != nil {
+		if lent != nil {
+			x.giveUp(1, lent)
+		}
 		return nil, err
 	}
 	if lent != nil {
-		var short []int
-		same, err := f.Collect(x.ctx, rel, byte(x.k), args, func(r int, b []byte) {
-			if len(b) > 0 {
-				short = append(short, r)
-			}
-		})
-		if err == nil && !same {
-			err = fmt.Errorf("collectives: %s: a rank arrived at call #%d, this call's release, with another call", x.k, rel)
-		}
-		if err != nil {
-			x.giveUp(1, lent)
-			return nil, opError(x.k, err)
-		}
-		sends := make([]*mpi.Request, 0, len(short))
-		for _, r := range short {
-			sends = append(sends, x.send(r, lent))
-		}
-		err = x.waitAll(sends)
-		runtime.KeepAlive(lent)
-		if err != nil {
+		if err := x.lenderRelease(rel, args, lent, func(int) []byte { return lent }); err != nil {
 			return nil, err
 		}
 	}
@@ -365,31 +360,18 @@ func lentScatter[T any](x *call, root int, data []T, args uint64, lent, loan []b
 		out := make([]T, n/x.elem.size)
 		copy(rawBytes(out), lent[off:off+n])
 		fromWire(x.elem, rawBytes(out))
-		var short []int
-		err := x.arriveAt(rel, args, nil)
-		if err == nil {
-			var same bool
-			same, err = f.Collect(x.ctx, rel, byte(x.k), args, func(r int, b []byte) {
-				if len(b) > 0 {
-					short = append(short, r)
-				}
-			})
-			if err == nil && !same {
-				err = fmt.Errorf("a rank arrived at call #%d, this Scatter's release, with another call", rel)
-			}
-		}
-		if err != nil {
+		if err := x.arriveAt(rel, args, nil); err != nil {
 			x.giveUp(1, lent)
-			return nil, opError(x.k, err)
+			return nil, err
 		}
-		sends := make([]*mpi.Request, 0, len(short))
-		for _, r := range short {
+		err := x.lenderRelease(rel, args, lent, func(r int) []byte {
 			off, n := block(r)
-			sends = append(sends, x.send(r, lent[off:off+n]))
+			return lent[off : off+n]
+		})
+		if err != nil {
+			return nil, err
 		}
-		err = x.waitAll(sends)
-		runtime.KeepAlive(lent)
-		return out, err
+		return out, nil
 	}
 	off, n := block(x.rank)
 	out := make([]T, n/x.elem.size)

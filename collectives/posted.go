@@ -127,17 +127,7 @@ func postedBcast[T any](x *call, root int, data []T, into bool) (out []T, done b
 	ok := root >= 0 && root < x.size
 	var mine, lent []byte
 	if ok && x.rank == root {
-		enc, err := encode(x.elem, data)
-		switch {
-		case err != nil:
-			ok = false // the agreement reports the error
-		case len(enc) < x.sh.flags.SlotData():
-			mine = enc
-		default:
-			if mine, ok = x.lend(enc); ok {
-				lent = enc
-			}
-		}
+		mine, lent, ok = rootPost(x, data)
 	}
 	if err := x.post(args, mine, ok); err != nil {
 		return nil, true, err
@@ -234,17 +224,7 @@ func postedScatter[T any](x *call, root int, data []T) (out []T, done bool, err 
 	ok := x.checkRoot(root)
 	var mine, lent []byte
 	if ok && x.rank == root {
-		enc, err := encode(x.elem, data)
-		switch {
-		case err != nil:
-			ok = false // the agreement reports the error
-		case len(enc) < x.sh.flags.SlotData():
-			mine = enc
-		default:
-			if mine, ok = x.lend(enc); ok {
-				lent = enc
-			}
-		}
+		mine, lent, ok = rootPost(x, data)
 	}
 	if err := x.post(args, mine, ok); err != nil {
 		return nil, true, err
@@ -273,4 +253,23 @@ func postedScatter[T any](x *call, root int, data []T) (out []T, done bool, err 
 	out = make([]T, o[x.rank+1]-o[x.rank])
 	decodeInto(x.elem, out, all[o[x.rank]*x.elem.size:o[x.rank+1]*x.elem.size])
 	return out, true, nil
+}
+
+// rootPost is what root posts of its data on the flags, for a Bcast or a
+// Scatter: the encoded data where it fits a slot, else the loan of it
+// (lent); ok is false where it can do neither (the agreement runs, and
+// reports an encoding error).
+func rootPost[T any](x *call, data []T) (post, lent []byte, ok bool) {
+	enc, err := encode(x.elem, data)
+	switch {
+	case err != nil:
+		return nil, nil, false
+	case len(enc) < x.sh.flags.SlotData():
+		return enc, nil, true
+	}
+	post, ok = x.lend(enc)
+	if !ok {
+		return nil, nil, false
+	}
+	return post, enc, true
 }
