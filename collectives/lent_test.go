@@ -351,16 +351,25 @@ func TestAllreduceLent(t *testing.T) {
 
 // TestAllreduceInto: AllreduceInto puts the result in out, apart from the
 // data or in its place, lent (on ranks that share a host's memory) or by
-// the bus, small and large; and an out of another length fails the call on
-// every rank with ErrCounts.
+// the bus, small and large, and in place where a rank cannot copy (every
+// rank then takes the agreement, with the data as it was); and an out of
+// another length fails the call on every rank with ErrCounts.
 func TestAllreduceInto(t *testing.T) {
 	const n = 3
 	runs := map[string]func(t testing.TB, n int, fn func(ctx context.Context, c *mpi.Comm) error, opts ...mpi.Option){
-		"bus": mpitest.Run, "shared": mpitest.RunShared,
+		"bus": mpitest.Run, "shared": mpitest.RunShared, "copy-fails": mpitest.RunShared,
 	}
 	for where, run := range runs {
 		t.Run(where, func(t *testing.T) {
 			run(t, n, func(ctx context.Context, c *mpi.Comm) error {
+				if where == "copy-fails" {
+					if err := Barrier(ctx, c); err != nil { // makes the shadow
+						return err
+					}
+					if sh := shadowOf(c); c.Rank() == n-1 {
+						sh.flags = &copyFails{Flags: sh.flags}
+					}
+				}
 				for _, size := range []int{5, shm.SlotData, 100_000} { // int32s
 					for _, inPlace := range []bool{false, true} {
 						data := make([]int32, size)

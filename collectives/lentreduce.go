@@ -83,16 +83,20 @@ func lentAllreduce[T mpi.Number](x *call, root int, data []T, op Op[T], into []T
 	rel := x.reserve()
 	lo, hi := evenBlock(len(data), x.size, x.rank)
 	var acc []T // this rank's block of the result
+	inPlace := len(into) > 0 && &into[0] == &data[0]
 	switch {
 	case into != nil:
 		out = into
 	case root < 0 || x.rank == root:
 		out = make([]T, len(data))
-	default:
-		acc = make([]T, hi-lo) // a Reduce off root: only the block root reads
 	}
-	if out != nil {
+	if out != nil && !inPlace {
 		acc = out[lo:hi]
+	} else {
+		// A Reduce off root keeps only the block root reads; in place, the
+		// block goes into the data once every rank has combined its own
+		// (the data must stay as it was if they all take the agreement).
+		acc = make([]T, hi-lo)
 	}
 	copy(acc, data[lo:hi]) // this rank's block starts from its own data: an Op commutes
 	status := reduceLent(x, acc, addrs, lo, op)
@@ -130,6 +134,8 @@ func lentAllreduce[T mpi.Number](x *call, root int, data []T, op Op[T], into []T
 	case worst == reducedCopyFails:
 		// Nothing lent is read any more: every rank takes the agreement.
 		return nil, false, x.arriveAt(rel, args, nil)
+	case inPlace:
+		copy(out[lo:hi], acc) // no rank reads this rank's data any more
 	}
 	for r := range x.size {
 		if r == x.rank || root >= 0 && x.rank != root {
