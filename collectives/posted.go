@@ -53,6 +53,16 @@ func (x *call) post(args uint64, mine []byte, ok bool) error {
 	return nil
 }
 
+// collectLent is collect for a call where this rank may have lent its data
+// (lent; nil where it did not): where the wait fails, it withdraws the loan.
+func (x *call) collectLent(args uint64, lent []byte, each func(rank int, data []byte)) (same bool, err error) {
+	same, err = x.collect(args, each)
+	if err != nil && lent != nil {
+		x.giveUp(1, lent)
+	}
+	return same, err
+}
+
 // collect waits for every rank's post of call x and gives each its data,
 // in rank order; same is false where some rank posted none, or other args.
 func (x *call) collect(args uint64, each func(rank int, data []byte)) (same bool, err error) {
@@ -137,7 +147,7 @@ func postedBcast[T any](x *call, root int, data []T, into bool) (out []T, done b
 	}
 	var derr error
 	var loan []byte // root's slot, where it lent its data
-	same, err := x.collect(args, func(r int, b []byte) {
+	same, err := x.collectLent(args, lent, func(r int, b []byte) {
 		switch {
 		case r != root:
 		case len(b) == x.sh.flags.SlotData():
@@ -153,9 +163,6 @@ func postedBcast[T any](x *call, root int, data []T, into bool) (out []T, done b
 	})
 	switch {
 	case err != nil:
-		if lent != nil {
-			x.giveUp(1, lent)
-		}
 		return nil, true, err
 	case !same:
 		return nil, false, nil
@@ -191,15 +198,12 @@ func postedGather[T any](x *call, root int, data []T) (out []T, done bool, err e
 	}
 	blocks := make([][]byte, x.size)
 	loans := false
-	same, err := x.collect(args, func(r int, b []byte) {
+	same, err := x.collectLent(args, lent, func(r int, b []byte) {
 		blocks[r] = b
 		loans = loans || len(b) == x.sh.flags.SlotData()
 	})
 	switch {
 	case err != nil:
-		if lent != nil {
-			x.giveUp(1, lent)
-		}
 		return nil, true, err
 	case !same:
 		return nil, false, nil
@@ -230,16 +234,13 @@ func postedScatter[T any](x *call, root int, data []T) (out []T, done bool, err 
 		return nil, true, err
 	}
 	var all []byte // root's slot
-	same, err := x.collect(args, func(r int, b []byte) {
+	same, err := x.collectLent(args, lent, func(r int, b []byte) {
 		if r == root {
 			all = b
 		}
 	})
 	switch {
 	case err != nil:
-		if lent != nil {
-			x.giveUp(1, lent)
-		}
 		return nil, true, err
 	case !same:
 		return nil, false, nil
