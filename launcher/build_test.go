@@ -2,6 +2,7 @@ package launcher
 
 import (
 	"context"
+	"debug/elf"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -192,6 +193,66 @@ func main() {
 				}
 			}
 		})
+	}
+}
+
+// TestPrepareStatic: a program gorun builds links statically where it has
+// no C of its own (no dynamic loader to run at each rank's start), even
+// though it uses the name resolver and user lookup, which link libc by
+// default where cgo is on; tags the user's GOFLAGS choose are kept.
+func TestPrepareStatic(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds programs: skipped with -short")
+	}
+	t.Setenv("CGO_ENABLED", "1")
+	t.Setenv("GOFLAGS", "")
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module example.com/static\n\ngo 1.22\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "main.go"), []byte(`package main
+
+import (
+	"fmt"
+	"net"
+	"os/user"
+)
+
+var tag = "none"
+
+func main() {
+	_, err := user.Current()
+	fmt.Println(tag, net.ParseIP("127.0.0.1") != nil, err == nil)
+}
+`), 0o644)
+	os.WriteFile(filepath.Join(dir, "own.go"), []byte("//go:build owntag\n\npackage main\n\nfunc init() { tag = \"own\" }\n"), 0o644)
+	build := func() (string, bool) {
+		t.Helper()
+		var stderr strings.Builder
+		p, err := PrepareProgram(context.Background(), dir, &stderr)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, stderr.String())
+		}
+		defer p.Remove()
+		f, err := elf.Open(p.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		dynamic := false
+		for _, prog := range f.Progs {
+			dynamic = dynamic || prog.Type == elf.PT_INTERP
+		}
+		out, err := exec.Command(p.Path).Output()
+		if err != nil {
+			t.Fatalf("the program failed: %v", err)
+		}
+		return string(out), dynamic
+	}
+	if out, dynamic := build(); dynamic || out != "none true true\n" {
+		t.Errorf("built by default: printed %q, dynamically linked %v; want \"none true true\", static", out, dynamic)
+	}
+	t.Setenv("GOFLAGS", "-tags=owntag")
+	if out, _ := build(); out != "own true true\n" {
+		t.Errorf("built with GOFLAGS=-tags=owntag: printed %q, want the user's tag kept", out)
 	}
 }
 
