@@ -6,6 +6,7 @@ import (
 	"errors"
 	"hash/fnv"
 	"os"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -13,8 +14,12 @@ import (
 // hostIdentity names this machine and PID namespace: two ranks with the same
 // identity see each other's process IDs, so one may read the other's memory
 // with process_vm_readv. It returns 0 when it cannot tell (and single-copy
-// transfers stay off).
-func hostIdentity() uint64 {
+// transfers stay off). It is read once a process: Init asks for it twice
+// (the engine, the segment's identity), and each read opens two files in
+// /proc.
+var hostIdentity = sync.OnceValue(readHostIdentity)
+
+func readHostIdentity() uint64 {
 	boot, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
 	if err != nil {
 		return 0

@@ -115,14 +115,14 @@ func serveControl(f *os.File) {
 // reportStats gives gorun the rank's statistics (gorun --stats), as a
 // line "stats JSON", if gorun started this process.
 func reportStats(st blocked.Stats) {
-	b, err := json.Marshal(st)
-	if err != nil || len(b) > contract.MaxStateLine-len(contract.Stats)-2 {
+	line := append(st.AppendJSON([]byte(contract.Stats+" ")), '\n')
+	if len(line) > contract.MaxStateLine {
 		return
 	}
 	control.mu.Lock()
 	defer control.mu.Unlock()
 	if control.sock {
-		control.f.Write(append(append([]byte(contract.Stats+" "), b...), '\n'))
+		control.f.Write(line)
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode/utf8"
 )
 
 // Peer, Tag and Root values that are not ranks or tags.
@@ -398,3 +399,86 @@ var CommInfo func(comm any) (name string, group []int)
 // collectives' shadow: its calls and messages are not the program's own,
 // and are not traced.
 var QuietComm func(comm any)
+
+// AppendJSON appends st as encoding/json would write it (the same fields,
+// names and order) to b. A rank writes its statistics once, at Close:
+// encoding/json's first use in a process costs more than the rest of
+// Close (it builds its reflection cache), so they are written by hand.
+func (st Stats) AppendJSON(b []byte) []byte {
+	b = append(b, `{"sent_msgs":`...)
+	b = strconv.AppendInt(b, st.SentMsgs, 10)
+	b = append(b, `,"sent_bytes":`...)
+	b = strconv.AppendInt(b, st.SentBytes, 10)
+	b = append(b, `,"recv_msgs":`...)
+	b = strconv.AppendInt(b, st.RecvMsgs, 10)
+	b = append(b, `,"recv_bytes":`...)
+	b = strconv.AppendInt(b, st.RecvBytes, 10)
+	b = append(b, `,"largest":`...)
+	b = strconv.AppendInt(b, st.Largest, 10)
+	b = append(b, `,"ops":`...)
+	if st.Ops == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, o := range st.Ops {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"op":`...)
+			b = appendJSONString(b, o.Op)
+			b = append(b, `,"calls":`...)
+			b = strconv.AppendInt(b, o.Calls, 10)
+			b = append(b, `,"blocked":`...)
+			b = strconv.AppendInt(b, int64(o.Blocked), 10)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `,"bus_frames":`...)
+	b = strconv.AppendInt(b, st.BusFrames, 10)
+	b = append(b, `,"bus_bytes":`...)
+	b = strconv.AppendInt(b, st.BusBytes, 10)
+	b = append(b, `,"ring_frames":`...)
+	b = strconv.AppendInt(b, st.RingFrames, 10)
+	b = append(b, `,"ring_bytes":`...)
+	b = strconv.AppendInt(b, st.RingBytes, 10)
+	b = append(b, `,"copy_bytes":`...)
+	b = strconv.AppendInt(b, st.CopyBytes, 10)
+	return append(b, '}')
+}
+
+// appendJSONString appends s as a JSON string. Operation names are Go
+// identifiers; anything else is escaped (\u00XX for control bytes and the
+// characters HTML would misread, as encoding/json does; invalid UTF-8 as
+// \ufffd).
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		i += n
+		switch {
+		case r == utf8.RuneError && n == 1:
+			b = append(b, `\ufffd`...)
+		case r == '"' || r == '\\':
+			b = append(b, '\\', byte(r))
+		case r == '\n':
+			b = append(b, `\n`...)
+		case r == '\r':
+			b = append(b, `\r`...)
+		case r == '\t':
+			b = append(b, `\t`...)
+		case r == '\b':
+			b = append(b, `\b`...)
+		case r == '\f':
+			b = append(b, `\f`...)
+		case r < 0x20 || r == '<' || r == '>' || r == '&':
+			b = append(b, '\\', 'u', '0', '0', hex[r>>4], hex[r&0xf])
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		default:
+			b = utf8.AppendRune(b, r)
+		}
+	}
+	return append(b, '"')
+}

@@ -190,3 +190,31 @@ func TestSnapshotBound(t *testing.T) {
 		}
 	}
 }
+
+// TestStatsAppendJSON: the hand-written encoding of a rank's statistics is
+// byte for byte what encoding/json writes (gorun decodes it with
+// encoding/json), for operation names with every kind of character.
+func TestStatsAppendJSON(t *testing.T) {
+	names := []string{"Recv", "", `q"uo\te`, "a\nb\rc\td\be\ff", "\x00\x1f<>&", "é€😀", "\u2028\u2029", "bad\xffutf8\xc3"}
+	cases := []blocked.Stats{
+		{},
+		{SentMsgs: 1, SentBytes: -2, RecvMsgs: 1 << 62, RecvBytes: 7, Largest: 8, Ops: []blocked.OpStat{},
+			BusFrames: 9, BusBytes: 10, RingFrames: 11, RingBytes: 12, CopyBytes: 13},
+	}
+	for i, n := range names {
+		cases = append(cases, blocked.Stats{SentMsgs: int64(i), Ops: []blocked.OpStat{
+			{Op: n, Calls: int64(i), Blocked: time.Duration(i) * time.Millisecond}, {Op: "Send", Calls: -1}}})
+	}
+	for r := rune(0); r < 0x3000; r++ {
+		cases = append(cases, blocked.Stats{Ops: []blocked.OpStat{{Op: "x" + string(r) + "y"}}})
+	}
+	for _, st := range cases {
+		want, err := json.Marshal(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := st.AppendJSON([]byte("prefix ")); string(got) != "prefix "+string(want) {
+			t.Fatalf("AppendJSON of %+v:\n got %s\nwant prefix %s", st, got, want)
+		}
+	}
+}
