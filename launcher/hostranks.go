@@ -70,6 +70,7 @@ type hostRanks struct {
 	stopSig syscall.Signal       // the strongest signal stop has sent; 0 if none
 	wg      sync.WaitGroup       // rank reapers
 	keeper  chan *keeper         // the keeper, once started (nil in it: none)
+	early   *earlyKeeper         // the keeper started ahead of start, if any
 	since   uint64               // when the first rank started (procStat.start), 0 before
 	first   int                  // the first rank's pid, 0 before
 	firstAt time.Time            // when this process started it
@@ -118,7 +119,11 @@ func (h *hostRanks) start(ctx context.Context, j *hostJob, stdin io.Reader) {
 	// The keeper first, before the segment and the ranks it sweeps should
 	// this process die. Started beside the ranks (as it was), its fork
 	// and exec held up theirs: launches of 8 ranks took 3-5% longer.
-	h.keeper <- startKeeper(j.JobID)
+	if h.early != nil {
+		h.keeper <- h.early.take()
+	} else {
+		h.keeper <- startKeeper(j.JobID)
+	}
 	if j.Shm && len(j.Procs) > 1 {
 		// Without a segment the ranks talk through the bus: slower, as
 		// right.

@@ -52,6 +52,9 @@ func (r *runner) place(j *job) error {
 		if procs[0].Rank == 0 {
 			spec.Stdin = cfg.Stdin
 		}
+		if _, local := sp.(*localSpawner); local {
+			spec.keeper = j.keeper
+		}
 		j.specs = append(j.specs, spec)
 		j.spawners = append(j.spawners, sp)
 	}

@@ -127,6 +127,7 @@ type job struct {
 	specs     []*spawnSpec // a host's ranks, as its spawner starts them
 	spawners  []spawner    // one per host with ranks, as specs
 	phases    *phases      // the start's phases, once placed
+	keeper    *earlyKeeper // this machine's keeper, started in prepare (a job on this machine alone)
 
 	sigCh, usr1 chan os.Signal
 	launch      func() // hands sigCh over from the start-up to supervise
@@ -272,6 +273,12 @@ func (r *runner) prepare(j *job, prog string) error {
 	}
 	j.onClose(func() { closeAgents(j.pre, r.cfg.SSH.timeout()) }) // those startRemote did not take over
 	j.info = jobInfo{ID: uuid.NewString(), SharedMemory: !r.cfg.NoSharedMemory}
+	if len(r.cfg.Hosts) == 0 {
+		// Every rank runs here: the keeper starts now, beside the keys
+		// and the server, not on the way to the first rank.
+		j.keeper = startKeeperEarly(j.info.ID)
+		j.onClose(j.keeper.release)
+	}
 	if r.cfg.Trace != "" {
 		j.info.Trace = r.cfg.TraceSize
 		if j.traceFile, err = os.Create(r.cfg.Trace); err != nil {

@@ -73,6 +73,8 @@ type spawnSpec struct {
 	// from Init. Either may be nil.
 	Routed func(server string, lacks []string)
 	Joined func()
+
+	keeper *earlyKeeper // this machine's keeper, started ahead (local spawner only; may be nil)
 }
 
 // hostJob is the part of the job that host (its name) runs, as this

@@ -50,6 +50,7 @@ func (s *localSpawner) start(ctx context.Context, spec *spawnSpec, exits chan<- 
 			exits <- x
 		})
 	hr.onJoined = spec.Joined
+	hr.early = spec.keeper
 	s.mu.Lock()
 	s.ranks, s.job = hr, spec.Job.ID
 	if s.killed != nil {
