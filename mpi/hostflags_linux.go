@@ -65,7 +65,7 @@ type hostFlags struct {
 	ch     *shm.Channel
 	locals []int // by rank of the communicator: its local rank, whose cell it writes
 	n      uint32
-	spin   time.Duration
+	spin   shm.Spin
 }
 
 func word(seq uint32, kind byte) uint64 { return uint64(seq)<<8 | uint64(kind) }

@@ -58,7 +58,7 @@ type shmTransport struct {
 	nats *natsTransport
 	ep   *shm.Endpoint // nil: no segment (every frame goes over NATS)
 
-	spin time.Duration // how long poll spins before it sleeps
+	spin shm.Spin      // how poll and drain spin before they sleep
 	wait time.Duration // the longest it sleeps at once
 
 	routes atomic.Pointer[shmRoutes] // set once at start; nil before: the bus
@@ -201,12 +201,13 @@ func (t *shmTransport) open() error {
 	// The host's cores, not this process's GOMAXPROCS: gorun gives each
 	// rank its share of them (GOMAXPROCS=1 for 2 ranks on 2 cores), and
 	// one spinning goroutine a rank then leaves each a core.
-	t.spin = shmSpin
+	t.spin = shm.Spin{For: shmSpin, Pure: shmSpin}
 	if ep.Size() > runtime.NumCPU() {
-		t.spin = shmSpinShared
+		t.spin = shm.Spin{For: shmSpinShared}
 	}
 	if o.shmSpin != nil {
-		t.spin = *o.shmSpin
+		t.spin.For = *o.shmSpin
+		t.spin.Pure = min(t.spin.Pure, t.spin.For)
 	}
 	if o.shmWait > 0 {
 		t.wait = o.shmWait
@@ -304,10 +305,11 @@ func (t *shmTransport) flush(r *shmRoutes) error {
 }
 
 // How long a rank looks for work before it sleeps on its doorbell: on a
-// host with a core for each local rank, shmSpin; on one with more local
-// ranks than cores, shmSpinShared, yielding the core to the others between
-// looks (as Open MPI does with mpi_yield_when_idle, which it sets when
-// oversubscribed). A sleep and a wake-up cost system calls and thread
+// host with a core for each local rank, shmSpin, keeping its core (the
+// rank it waits for has one: a yield, a system call, would only delay the
+// look that sees it); on one with more local ranks than cores,
+// shmSpinShared, yielding the core to the others between looks (as Open
+// MPI does with mpi_yield_when_idle, which it sets when oversubscribed). A sleep and a wake-up cost system calls and thread
 // switches in both ranks; where the ranks take turns on the cores, a
 // waiting rank that yields lets the one it waits for run at once and sees
 // its message at its next turn. Measured (1-D stencil, 1000 points a
@@ -412,8 +414,8 @@ func (t *shmTransport) drain(done <-chan struct{}) bool {
 	}
 	t.draining.Add(1)
 	got := false
-	start := time.Now()
-	for i := 1; !t.stop.Load(); i++ {
+	s := t.spin.Start()
+	for !t.stop.Load() {
 		f, ok, err := t.ep.Recv(nil)
 		if err != nil {
 			t.corrupt(r, f.Src, err)
@@ -427,15 +429,11 @@ func (t *shmTransport) drain(done <-chan struct{}) bool {
 			got = true
 		default:
 		}
-		if got || !ok && (t.spin == 0 || i%16 == 0 && time.Since(start) >= t.spin) {
+		if got || !ok && (t.spin.For == 0 || !s.Next()) {
 			break
 		}
-		if i%64 == 0 {
-			runtime.Gosched() // this process's goroutines,
-			shm.Yield()       // then the host's processes
-			t.yields.Add(1)
-		}
 	}
+	t.yields.Add(int64(s.Yields()))
 	t.rmu.Unlock()
 	if t.draining.Add(-1) == 0 && !got {
 		select {

@@ -261,27 +261,21 @@ func (ch *Channel) Holds(seq uint32, local int) bool {
 var ErrStopped = errors.New("shm: channel wait stopped")
 
 // Wait returns once the count has reached target (every member arrived),
-// spinning for up to spin (yielding the core between looks), then sleeping
-// on the count; every tick it asks stop, and returns ErrStopped if stop
-// says so.
-func (ch *Channel) Wait(target uint32, spin, tick time.Duration, stop func() bool) error {
+// looking at it as spin says (see Spin), then sleeping on it; every tick
+// it asks stop, and returns ErrStopped if stop says so.
+func (ch *Channel) Wait(target uint32, spin Spin, tick time.Duration, stop func() bool) error {
 	reached := func(c uint32) bool { return int32(c-target) >= 0 }
 	cnt := ch.count()
 	if reached(atomic.LoadUint32(cnt)) {
 		return nil
 	}
-	if spin > 0 {
-		start := time.Now()
-		for i := 1; ; i++ {
+	if spin.For > 0 {
+		for s := spin.Start(); ; {
 			if reached(atomic.LoadUint32(cnt)) {
 				return nil
 			}
-			if i%16 == 0 {
-				if time.Since(start) >= spin {
-					break
-				}
-				runtime.Gosched()
-				Yield()
+			if !s.Next() {
+				break
 			}
 		}
 	}

@@ -45,7 +45,7 @@ func testChannelBarrier(t *testing.T) {
 				defer wg.Done()
 				for k := 1; k <= rounds; k++ {
 					ch.Arrive(uint64(k), uint32(n*k))
-					if err := ch.Wait(uint32(n*k), spin, tick, stop); err != nil {
+					if err := ch.Wait(uint32(n*k), Spin{For: spin}, tick, stop); err != nil {
 						errs <- err
 						return
 					}
@@ -104,7 +104,7 @@ func TestChannelOutlivesClose(t *testing.T) {
 	e.Close()
 	runtime.GC()
 	ch.Arrive(1, 1)
-	if err := ch.Wait(1, 0, time.Millisecond, nil); err != nil || ch.Cell(0) != 1 {
+	if err := ch.Wait(1, Spin{}, time.Millisecond, nil); err != nil || ch.Cell(0) != 1 {
 		t.Fatalf("after Close: %v, cell %d", err, ch.Cell(0))
 	}
 }
@@ -116,7 +116,7 @@ func TestChannelWaitStops(t *testing.T) {
 	ch, _ := open(t, path, 0).Channel(5)
 	ch.Arrive(1, 2)
 	deadline := time.Now().Add(50 * time.Millisecond)
-	err := ch.Wait(2, 0, 5*time.Millisecond, func() bool { return time.Now().After(deadline) })
+	err := ch.Wait(2, Spin{}, 5*time.Millisecond, func() bool { return time.Now().After(deadline) })
 	if !errors.Is(err, ErrStopped) {
 		t.Fatalf("Wait = %v, want ErrStopped", err)
 	}
@@ -136,7 +136,7 @@ func TestChannelWaitArrivedThenGone(t *testing.T) {
 			other.Arrive(1, 2) // arrives, then is gone
 			return true
 		}
-		if err := ch.Wait(2, 0, time.Minute, stop); err != nil {
+		if err := ch.Wait(2, Spin{}, time.Minute, stop); err != nil {
 			t.Fatalf("Wait = %v, want nil: every member arrived", err)
 		}
 	})
@@ -162,7 +162,7 @@ func TestChannelArrivalPastTarget(t *testing.T) {
 		go func() {
 			// Rank 1 waits for call 1: the count (3) has reached 3 but rank
 			// 2 has not come, so it waits for one more arrival.
-			done <- chs[1].Wait(n+1, 0, time.Minute, func() bool { return false })
+			done <- chs[1].Wait(n+1, Spin{}, time.Minute, func() bool { return false })
 		}()
 		time.Sleep(20 * time.Millisecond) // asleep by now, most likely
 		chs[2].Arrive(1, n)               // the count reaches 4, past call 1's target

@@ -69,10 +69,11 @@
 // # Waiting
 //
 // Each rank has a doorbell: a 32-bit word in the segment. Wait first spins
-// on the rings for the caller's spin duration, yielding the core (Yield)
-// between looks so that a rank waiting for a core gets it (the caller
-// spins longer where the host has fewer cores than ranks: the ranks then
-// take turns, and the one waited for runs at once), then arms the
+// on the rings as the caller's Spin says: where the host has a core for
+// each rank, looking without a break at first, then yielding the core
+// (Yield) between looks; where it has more ranks than cores, yielding from
+// the first look, and for longer (the ranks then take turns, and the one
+// waited for runs at once). Then it arms the
 // doorbell, checks the rings again, and sleeps, with a timeout so that a
 // dead peer never strands it. It sleeps on its bell (bell.go): a datagram
 // socket of its own, named after the segment and the rank, read through

@@ -214,13 +214,11 @@ func (e *Endpoint) ready() bool {
 
 // Wait returns when a frame may be waiting for Recv, or a ring that Send
 // found full may have room, or after about timeout. It first polls the
-// rings for up to spin, yielding its core (Yield) every 64 polls so
-// that a peer waiting for a core gets it (and runtime.Gosched, so that the
-// program's goroutines waiting for this P do) (a spin is spent on each
-// call), then sleeps on its
-// doorbell: it arms it, checks the rings once more, and waits on it with
-// FUTEX_WAIT. It may return early and for nothing (a signal): callers loop.
-func (e *Endpoint) Wait(spin, timeout time.Duration) error {
+// rings as spin says (a spin is spent on each call; see Spin), then
+// sleeps on its doorbell: it arms it, checks the rings once more, and
+// waits on it. It may return early and for nothing (a signal): callers
+// loop.
+func (e *Endpoint) Wait(spin Spin, timeout time.Duration) error {
 	return e.WaitUnless(spin, timeout, nil)
 }
 
@@ -230,28 +228,26 @@ func (e *Endpoint) Wait(spin, timeout time.Duration) error {
 // learn of frames (another goroutine taking them for a while) uses it to
 // stop spinning, and to sleep elsewhere than on the doorbell, whose
 // ringing costs every sender a system call.
-func (e *Endpoint) WaitUnless(spin, timeout time.Duration, unless func() bool) error {
+func (e *Endpoint) WaitUnless(spin Spin, timeout time.Duration, unless func() bool) error {
 	if e.ready() {
 		return nil
 	}
-	if spin > 0 {
-		start := time.Now()
-		for i := 1; ; i++ {
+	if spin.For > 0 {
+		s := spin.Start()
+		for {
 			if e.ready() {
+				e.yields.Add(int64(s.yields))
 				return nil
 			}
-			if i%64 == 0 {
-				if unless != nil && unless() {
-					return nil
-				}
-				if time.Since(start) >= spin {
-					break
-				}
-				runtime.Gosched() // this process's goroutines first,
-				Yield()           // then the host's processes
-				e.yields.Add(1)
+			if s.looks%spinCheck == spinCheck-1 && unless != nil && unless() {
+				e.yields.Add(int64(s.yields))
+				return nil
+			}
+			if !s.Next() {
+				break
 			}
 		}
+		e.yields.Add(int64(s.yields))
 	}
 	if unless != nil && unless() {
 		return nil
@@ -294,6 +290,58 @@ func (e *Endpoint) WaitUnless(spin, timeout time.Duration, unless func() bool) e
 // a system call that lasts makes the runtime hand this thread's P to
 // another thread and take it back after.
 func Yield() { unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0) }
+
+// A Spin says how a waiter looks for what it waits for before it sleeps:
+// for how long in all (For), and for how much of that it keeps its core
+// (Pure), looking without a break but for this process's goroutines
+// (runtime.Gosched, now and then); past Pure it also yields its core to
+// the host's other processes between looks (Yield). Where the host has a
+// core for each rank, the rank waited for runs meanwhile, and a yield (a
+// system call, and the scheduler) only delays the look that sees it come:
+// Open MPI and MPICH spin so. Where the host has more ranks than cores,
+// Pure is 0: the rank waited for may need this very core.
+type Spin struct{ For, Pure time.Duration }
+
+// Spinning is the state of one spin (Spin.Start): the spinner calls Next
+// after each look that found nothing.
+type Spinning struct {
+	Spin
+	start  time.Time
+	looks  int
+	yields int // how often it yielded its core
+}
+
+// spinCheck is how many looks a spin makes between two looks at the clock
+// (a clock read costs about as much as several looks at a word).
+const spinCheck = 16
+
+// Start starts a spin.
+func (s Spin) Start() Spinning { return Spinning{Spin: s, start: time.Now()} }
+
+// Yields is how often the spin yielded its core.
+func (s *Spinning) Yields() int { return s.yields }
+
+// Next counts a look; it reports false once the spin is over, and
+// otherwise yields as the spin says.
+func (s *Spinning) Next() bool {
+	s.looks++
+	if s.looks%spinCheck != 0 {
+		return true
+	}
+	d := time.Since(s.start)
+	switch {
+	case d >= s.For:
+		return false
+	case d >= s.Pure:
+		runtime.Gosched() // this process's goroutines first,
+		Yield()           // then the host's processes
+		s.yields++
+		return true
+	case s.looks%(16*spinCheck) == 0:
+		runtime.Gosched() // this process's goroutines, now and then
+	}
+	return true
+}
 
 // Close unmaps the segment. The endpoint must not be used after.
 func (e *Endpoint) Close() error {

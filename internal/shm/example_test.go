@@ -45,7 +45,7 @@ func Example() {
 			fmt.Printf("from local rank %d, stream %d: %s\n", f.Src, f.Stream, f.Data)
 			break
 		}
-		b.Wait(0, time.Second)
+		b.Wait(shm.Spin{}, time.Second)
 	}
 	// Output: from local rank 0, stream 7: header|payload
 }
@@ -72,7 +72,7 @@ func ExampleEndpoint_Send() {
 	b.Recv(nil) // the receiver takes one
 	err := a.Send(1, 0, nil, frame)
 	for errors.Is(err, shm.ErrFull) {
-		a.Wait(0, time.Second)
+		a.Wait(shm.Spin{}, time.Second)
 		err = a.Send(1, 0, nil, frame)
 	}
 	fmt.Println("sent once there was room:", err == nil)

@@ -84,7 +84,7 @@ func child(role string) error {
 				}
 				return nil
 			}
-			if err := e.Wait(0, time.Minute); err != nil {
+			if err := e.Wait(Spin{}, time.Minute); err != nil {
 				return err
 			}
 		}
@@ -93,7 +93,7 @@ func child(role string) error {
 		var before, after unix.Rusage
 		unix.Getrusage(unix.RUSAGE_SELF, &before)
 		for t0 := time.Now(); time.Since(t0) < 2*time.Second; {
-			if err := e.Wait(0, 100*time.Millisecond); err != nil {
+			if err := e.Wait(Spin{}, 100*time.Millisecond); err != nil {
 				return err
 			}
 		}
@@ -109,7 +109,7 @@ func child(role string) error {
 			case err == nil:
 				i++
 			case errors.Is(err, ErrFull):
-				e.Wait(0, time.Second)
+				e.Wait(Spin{}, time.Second)
 			default:
 				return err
 			}
@@ -133,7 +133,7 @@ func child(role string) error {
 			if !errors.Is(err, ErrFull) {
 				return err
 			}
-			if err := e.Wait(0, time.Minute); err != nil {
+			if err := e.Wait(Spin{}, time.Minute); err != nil {
 				return err
 			}
 		}
@@ -210,7 +210,7 @@ func exchange(e *Endpoint, frames int) error {
 			got[src]++
 		}
 		if !moved {
-			if err := e.Wait(0, time.Second); err != nil {
+			if err := e.Wait(Spin{}, time.Second); err != nil {
 				return err
 			}
 		}
@@ -422,7 +422,7 @@ func TestSenderKilled(t *testing.T) {
 	}
 	for got < 1000 {
 		if !check() {
-			e.Wait(0, time.Second)
+			e.Wait(Spin{}, time.Second)
 		}
 	}
 	cmd.Process.Kill()
@@ -442,7 +442,7 @@ func echo(e *Endpoint, spin time.Duration) error {
 			return err
 		}
 		if !ok {
-			if err := e.Wait(spin, time.Second); err != nil {
+			if err := e.Wait(Spin{For: spin}, time.Second); err != nil {
 				return err
 			}
 			continue
@@ -459,7 +459,7 @@ func echo(e *Endpoint, spin time.Duration) error {
 			if !errors.Is(err, ErrFull) {
 				return err
 			}
-			e.Wait(spin, time.Second)
+			e.Wait(Spin{For: spin}, time.Second)
 		}
 	}
 }
@@ -525,7 +525,7 @@ func benchShm(b *testing.B, size int, spin time.Duration, handoff bool) {
 				buf = f
 				return
 			}
-			e.Wait(spin, time.Second)
+			e.Wait(Spin{For: spin}, time.Second)
 		}
 	}
 	if handoff {
@@ -545,7 +545,7 @@ func benchShm(b *testing.B, size int, spin time.Duration, handoff bool) {
 					panic(err)
 				}
 				if !ok {
-					e.Wait(spin, 10*time.Millisecond)
+					e.Wait(Spin{For: spin}, 10*time.Millisecond)
 					continue
 				}
 				select {

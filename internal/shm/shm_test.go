@@ -291,12 +291,12 @@ func TestConcurrentSendRecv(t *testing.T) {
 				return
 			}
 			if !ok {
-				b.Wait(0, 100*time.Millisecond)
+				b.Wait(Spin{}, 100*time.Millisecond)
 				continue
 			}
 			buf = fr.Data
 			for b.Send(0, fr.Stream, nil, fr.Data) != nil {
-				b.Wait(0, 100*time.Millisecond)
+				b.Wait(Spin{}, 100*time.Millisecond)
 			}
 			n++
 		}
@@ -322,7 +322,7 @@ func TestConcurrentSendRecv(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !ok {
-			a.Wait(0, 100*time.Millisecond)
+			a.Wait(Spin{}, 100*time.Millisecond)
 			continue
 		}
 		buf = fr.Data
@@ -504,7 +504,7 @@ func TestWaitYields(t *testing.T) {
 	path := segment(t, 2, 4096)
 	e := open(t, path, 0)
 	open(t, path, 1)
-	if err := e.Wait(20*time.Millisecond, time.Millisecond); err != nil {
+	if err := e.Wait(Spin{For: 20 * time.Millisecond}, time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
 	if e.yields.Load() == 0 {
@@ -529,7 +529,7 @@ func TestWaitSleepsOnBell(t *testing.T) {
 			t.Fatalf("futex %v, but the endpoint's bell is %v", futex, e.b)
 		}
 		done := make(chan error, 1)
-		go func() { done <- e.Wait(0, time.Minute) }()
+		go func() { done <- e.Wait(Spin{}, time.Minute) }()
 		deadline := time.Now().Add(20 * time.Second)
 		for atomic.LoadUint32(e.bell(0)) == 0 && time.Now().Before(deadline) {
 			time.Sleep(time.Millisecond)
@@ -568,4 +568,28 @@ func futexWaiter(t *testing.T, addr uintptr) bool {
 		}
 	}
 	return false
+}
+
+// TestSpinPure: a spin keeps its core (no Yield) for its Pure part, and
+// yields between looks after it, to its end.
+func TestSpinPure(t *testing.T) {
+	spinFor := func(sp Spin) Spinning {
+		s := sp.Start()
+		for s.Next() {
+		}
+		if d := time.Since(s.start); d < sp.For {
+			t.Fatalf("%+v ended after %v", sp, d)
+		}
+		return s
+	}
+	if s := spinFor(Spin{For: 5 * time.Millisecond, Pure: 5 * time.Millisecond}); s.Yields() != 0 {
+		t.Errorf("a pure spin yielded %d times", s.Yields())
+	}
+	if s := spinFor(Spin{For: 5 * time.Millisecond}); s.Yields() == 0 {
+		t.Error("a spin with no pure part never yielded")
+	}
+	s := spinFor(Spin{For: 10 * time.Millisecond, Pure: 5 * time.Millisecond})
+	if s.Yields() == 0 || s.Yields() > s.looks/spinCheck/2+1 {
+		t.Errorf("a spin half pure yielded %d times in %d looks", s.Yields(), s.looks)
+	}
 }
