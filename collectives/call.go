@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"weak"
 
@@ -30,6 +31,12 @@ import (
 // shadows maps a communicator (weakly, so that a communicator the program
 // drops can be collected) to its shadow.
 var shadows sync.Map // weak.Pointer[mpi.Comm] -> *shadow
+
+// lastShadow is the shadow begin found last: a program that calls
+// collectives on one communicator, call after call, finds it without
+// weak.Make and the map, which took a tenth of a 2-rank Barrier on shared
+// memory. Its key names the communicator (nil once that is collected).
+var lastShadow atomic.Pointer[shadow]
 
 type shadow struct {
 	key    weak.Pointer[mpi.Comm]
@@ -111,6 +118,7 @@ type call struct {
 	user       *mpi.Comm               // the caller's, kept alive until end: its cleanup ends the shadow
 	cancel     context.CancelCauseFunc // ends ctx, where the call has one of its own; else nil
 	entry      blocked.Entry           // the call in the hang report
+	quiet      blocked.QuietCtx        // ctx, quiet for the entry (blocked.QuietIn)
 	traced     blocked.Call            // the call as traced, when tracing is on
 	start      int64                   // when it began, when tracing is on
 	// opPanic holds what this rank's Op panicked with (recovered by
@@ -149,16 +157,20 @@ func beginCall(ctx context.Context, c *mpi.Comm, k kind, elem *elemInfo, root, l
 	if c == nil {
 		return nil, fmt.Errorf("collectives: %s: nil communicator", k)
 	}
-	key := weak.Make(c)
-	v, ok := shadows.Load(key)
-	if !ok {
-		var loaded bool
-		v, loaded = shadows.LoadOrStore(key, &shadow{key: key})
-		if !loaded {
-			runtime.AddCleanup(c, (*shadow).drop, v.(*shadow))
+	sh := lastShadow.Load()
+	if sh == nil || sh.key.Value() != c {
+		key := weak.Make(c)
+		v, ok := shadows.Load(key)
+		if !ok {
+			var loaded bool
+			v, loaded = shadows.LoadOrStore(key, &shadow{key: key})
+			if !loaded {
+				runtime.AddCleanup(c, (*shadow).drop, v.(*shadow))
+			}
 		}
+		sh = v.(*shadow)
+		lastShadow.Store(sh)
 	}
-	sh := v.(*shadow)
 	x, poison, err := sh.enter(ctx, c, k, elem, length, nb)
 	if err != nil {
 		return nil, err
@@ -181,7 +193,7 @@ func beginCall(ctx context.Context, c *mpi.Comm, k kind, elem *elemInfo, root, l
 		// its messages or flags wait): most calls on shared memory end
 		// first.
 		x.entry = blocked.EnterLazy(bc)
-		x.ctx = blocked.QuietFor(x.ctx, x.entry)
+		x.ctx = blocked.QuietIn(&x.quiet, x.ctx, x.entry)
 	}
 	kindOps[k].Count(ctx)
 	if !blocked.IsQuiet(ctx) && trace.On() != nil {
@@ -444,6 +456,7 @@ func (sh *shadow) poisonLost(err error) {
 // its listen.
 func (sh *shadow) drop() {
 	shadows.Delete(sh.key)
+	lastShadow.CompareAndSwap(sh, nil)
 	sh.mu.Lock()
 	if sh.cancel != nil {
 		sh.cancelLocked(mpi.ErrClosed)

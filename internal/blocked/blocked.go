@@ -64,12 +64,20 @@ const MaxCalls = 32
 // entry is a Call in the registry.
 type entry struct {
 	c     Call
-	since time.Time
+	since time.Duration // when it began: mono()
 	pcs   [24]uintptr
 	npc   int
 	gen   uint64 // which Enter made it (entries are reused): see QuietFor
 	lazy  bool   // its stack is still to take (EnterLazy), under mu
 }
+
+// epoch is when this process began, as far as mono is concerned.
+var epoch = time.Now()
+
+// mono is the time since epoch, by the monotonic clock: one clock read,
+// where time.Now makes two (the wall clock too), for each call's start
+// and end.
+func mono() time.Duration { return time.Since(epoch) }
 
 var (
 	mu       sync.Mutex
@@ -86,7 +94,7 @@ type Entry struct{ e *entry }
 // with its stack, from which Snapshot takes the call site.
 func Enter(c Call) Entry {
 	e := pool.Get().(*entry)
-	e.c, e.since, e.gen = c, time.Now(), gens.Add(1)
+	e.c, e.since, e.gen = c, mono(), gens.Add(1)
 	e.npc = stack(&e.pcs, 3)
 	mu.Lock()
 	calls[e] = struct{}{}
@@ -102,7 +110,7 @@ func Enter(c Call) Entry {
 // block.
 func EnterLazy(c Call) Entry {
 	e := pool.Get().(*entry)
-	e.c, e.since, e.gen, e.lazy = c, time.Now(), gens.Add(1), true
+	e.c, e.since, e.gen, e.lazy = c, mono(), gens.Add(1), true
 	mu.Lock()
 	calls[e] = struct{}{}
 	mu.Unlock()
@@ -158,7 +166,7 @@ func (t Entry) Exit() {
 	op, since := t.e.c.Op, t.e.since
 	*t.e = entry{} // under mu: Parking may look at it still
 	mu.Unlock()
-	counter(op).blocked.Add(int64(time.Since(since)))
+	counter(op).blocked.Add(int64(mono() - since))
 	progress.Add(1)
 	pool.Put(t.e)
 }
@@ -166,14 +174,45 @@ func (t Entry) Exit() {
 // opCounter counts one operation's calls and the time they were blocked.
 type opCounter struct{ calls, blocked atomic.Int64 }
 
-var ops sync.Map // op -> *opCounter
+// ops is every operation's counter, by name: a map that is replaced,
+// never written, so that Exit finds a counter with no lock and no
+// interface hashing (sync.Map's cost a tenth of a 2-rank Barrier on
+// shared memory); opsMu orders the replacements.
+var (
+	ops   atomic.Pointer[map[string]*opCounter]
+	opsMu sync.Mutex
+)
 
 func counter(op string) *opCounter {
-	if v, ok := ops.Load(op); ok {
-		return v.(*opCounter)
+	if m := ops.Load(); m != nil {
+		if c, ok := (*m)[op]; ok {
+			return c
+		}
 	}
-	v, _ := ops.LoadOrStore(op, new(opCounter))
-	return v.(*opCounter)
+	opsMu.Lock()
+	defer opsMu.Unlock()
+	old := ops.Load()
+	if old != nil {
+		if c, ok := (*old)[op]; ok {
+			return c
+		}
+	}
+	m := make(map[string]*opCounter, 1+len(ptrMap(old)))
+	for k, c := range ptrMap(old) {
+		m[k] = c
+	}
+	c := new(opCounter)
+	m[op] = c
+	ops.Store(&m)
+	return c
+}
+
+// ptrMap is *m, or nil.
+func ptrMap(m *map[string]*opCounter) map[string]*opCounter {
+	if m == nil {
+		return nil
+	}
+	return *m
 }
 
 // Op is one operation's call counter, made once (NewOp) so that counting
@@ -223,13 +262,11 @@ type Stats struct {
 // Ops returns every operation's calls and blocked time so far, by name.
 func Ops() []OpStat {
 	var out []OpStat
-	ops.Range(func(k, v any) bool {
-		c := v.(*opCounter)
+	for op, c := range ptrMap(ops.Load()) {
 		if n := c.calls.Load(); n > 0 {
-			out = append(out, OpStat{Op: k.(string), Calls: n, Blocked: time.Duration(c.blocked.Load())})
+			out = append(out, OpStat{Op: op, Calls: n, Blocked: time.Duration(c.blocked.Load())})
 		}
-		return true
-	})
+	}
 	slices.SortFunc(out, func(a, b OpStat) int { return strings.Compare(a.Op, b.Op) })
 	return out
 }
@@ -240,13 +277,13 @@ func Tick() { progress.Add(1) }
 // Snapshot returns the calls in progress, the longest blocked first, at
 // most MaxCalls of them, and how many more there are.
 func Snapshot() ([]Call, int) {
-	now := time.Now()
+	now := mono()
 	mu.Lock()
 	out := make([]Call, 0, len(calls))
 	stacks := make([][]uintptr, 0, len(calls))
 	for e := range calls {
 		c := e.c
-		c.For = now.Sub(e.since)
+		c.For = now - e.since
 		out = append(out, c)
 		stacks = append(stacks, append([]uintptr(nil), e.pcs[:e.npc]...))
 	}
@@ -363,22 +400,31 @@ var noCall quietCall
 
 // QuietFor is Quiet for the calls that make up the call t entered
 // (EnterLazy): where one of them blocks, Parking takes t's stack. It costs
-// one allocation (a collective makes one at every call).
+// one allocation; QuietIn none.
 func QuietFor(ctx context.Context, t Entry) context.Context {
+	return QuietIn(new(QuietCtx), ctx, t)
+}
+
+// QuietIn is QuietFor, made in q: a collective, which makes one at every
+// call, keeps q in its call's own memory. q must not be used for another
+// context while this one is.
+func QuietIn(q *QuietCtx, ctx context.Context, t Entry) context.Context {
 	if t.e == nil {
 		return Quiet(ctx)
 	}
-	return &quietCtx{Context: ctx, q: quietCall{t.e, t.e.gen}}
+	*q = QuietCtx{Context: ctx, q: quietCall{t.e, t.e.gen}}
+	return q
 }
 
-// quietCtx is QuietFor's context: its parent, and the call's value under
+// A QuietCtx is QuietFor's context: its parent, and the call's value under
 // quietKey; every other key and all else are the parent's.
-type quietCtx struct {
+type QuietCtx struct {
 	context.Context
 	q quietCall
 }
 
-func (c *quietCtx) Value(key any) any {
+// Value is the call's value under quietKey, else the parent's.
+func (c *QuietCtx) Value(key any) any {
 	if key == (quietKey{}) {
 		return &c.q
 	}
