@@ -308,12 +308,17 @@ type Spinning struct {
 	Spin
 	start  time.Time
 	looks  int
-	yields int // how often it yielded its core
+	yields int           // how often it yielded its core
+	sched  time.Duration // when it last let this process's goroutines run
 }
 
 // spinCheck is how many looks a spin makes between two looks at the clock
 // (a clock read costs about as much as several looks at a word).
 const spinCheck = 16
+
+// spinSched is how often a pure spin lets this process's other goroutines
+// run (runtime.Gosched): where a rank has one P, they wait for it.
+const spinSched = 2 * time.Microsecond
 
 // Start starts a spin. Its clock starts at the first look at it
 // (spinCheck looks in): a wait that ends sooner, as most do where the
@@ -341,9 +346,9 @@ func (s *Spinning) Next() bool {
 		runtime.Gosched() // this process's goroutines first,
 		Yield()           // then the host's processes
 		s.yields++
-		return true
-	case s.looks%(16*spinCheck) == 0:
+	case d-s.sched >= spinSched:
 		runtime.Gosched() // this process's goroutines, now and then
+		s.sched = d
 	}
 	return true
 }
