@@ -309,16 +309,19 @@ func (t *shmTransport) flush(r *shmRoutes) error {
 // rank it waits for has one: a yield, a system call, would only delay the
 // look that sees it); on one with more local ranks than cores,
 // shmSpinShared, yielding the core to the others between looks (as Open
-// MPI does with mpi_yield_when_idle, which it sets when oversubscribed). A sleep and a wake-up cost system calls and thread
-// switches in both ranks; where the ranks take turns on the cores, a
-// waiting rank that yields lets the one it waits for run at once and sees
-// its message at its next turn. Measured (1-D stencil, 1000 points a
-// rank, 8 ranks on 2 cores, sleeping on the futex then): 330-440 us a
-// step sleeping at once, 115-125 with shmSpinShared (Open MPI: 42-52);
-// 2 ranks with 100,000 points each (each waits about as long as its
-// neighbour's compute differs from its own): the same with both.
+// MPI does with mpi_yield_when_idle, which it sets when oversubscribed).
+// A sleep and a wake-up cost system calls and thread switches in both
+// ranks; where the ranks take turns on the cores, a waiting rank that
+// yields lets the one it waits for run at once and sees its message at its
+// next turn. Measured (1-D stencil, 1000 points a rank, 8 ranks on 2
+// cores, sleeping on the futex then): 330-440 us a step sleeping at once,
+// 115-125 with shmSpinShared (Open MPI: 42-52). With 2 ranks of 100,000
+// points each on 2 cores, each waits about as long as its neighbour's
+// compute differs from its own, often more than 20 us: a 100 us spin
+// (Open MPI spins without end) took 0.75-0.93x a 20 us one's step (two
+// series of 8 and 10 alternated rounds; no spin at all, 1.11x).
 const (
-	shmSpin       = 20 * time.Microsecond
+	shmSpin       = 100 * time.Microsecond
 	shmSpinShared = 200 * time.Microsecond
 )
 
