@@ -259,94 +259,76 @@ func TestFlagsCountRunsAhead(t *testing.T) {
 // A Reduce to each root likewise (only root copies the blocks).
 func TestAllreduceLent(t *testing.T) {
 	sizes := []int{shm.SlotData/8 + 1, 100_003} // float64s a rank
-	for _, n := range []int{3, 4} {
-		for _, mode := range []string{"lent", "single-copy=false", "copy-fails"} {
-			t.Run(fmt.Sprintf("n=%d/%s", n, mode), func(t *testing.T) {
-				mpitest.RunShared(t, n, func(ctx context.Context, c *mpi.Comm) error {
-					if err := Barrier(ctx, c); err != nil { // makes the shadow
-						return err
-					}
-					sh := shadowOf(c)
-					var agreed atomic.Int32
-					sh.beforeUp = func() { agreed.Add(1) }
-					want := int32(0)
-					switch mode {
-					case "single-copy=false":
-						want = 1
-					case "copy-fails":
-						want = 1
-						if c.Rank() == n-1 {
-							sh.flags = &copyFails{Flags: sh.flags}
-						}
-					}
-					for _, size := range sizes {
-						data := make([]float64, size)
-						ints := make([]int64, size)
-						for i := range data {
-							data[i] = 1 / float64(c.Rank()*size+i+1) // sums that round
-							ints[i] = int64(c.Rank()*size + i)
-						}
-						got, err := Allreduce(ctx, c, data, Sum)
-						if err != nil {
-							return fmt.Errorf("rank %d: Allreduce of %d float64: %w", c.Rank(), size, err)
-						}
-						for i, v := range got {
-							w := 0.0 // in rank order: the paths combine in their own
-							for r := range n {
-								w += 1 / float64(r*size+i+1)
-							}
-							if math.Abs(v-w) > 1e-12*w {
-								return fmt.Errorf("rank %d: element %d of %d is %v, want %v", c.Rank(), i, size, v, w)
-							}
-						}
-						all, err := Allgather(ctx, c, []float64{got[size/2], got[size-1]})
-						if err != nil {
-							return err
-						}
-						for r := 1; r < n; r++ {
-							if all[2*r] != all[0] || all[2*r+1] != all[1] {
-								return fmt.Errorf("rank %d's result differs from rank 0's", r)
-							}
-						}
-						maxOf := func(acc, in []int64) {
-							for i := range acc {
-								acc[i] = max(acc[i], in[i])
-							}
-						}
-						gotInts, err := Allreduce(ctx, c, ints, maxOf)
-						if err != nil {
-							return fmt.Errorf("rank %d: Allreduce of %d int64: %w", c.Rank(), size, err)
-						}
-						for i, v := range gotInts {
-							if w := int64((n-1)*size + i); v != w {
-								return fmt.Errorf("rank %d: max element %d of %d is %d, want %d", c.Rank(), i, size, v, w)
-							}
-						}
-						for root := range n {
-							red, err := Reduce(ctx, c, root, ints, Sum)
-							switch {
-							case err != nil:
-								return fmt.Errorf("rank %d: Reduce to %d of %d int64: %w", c.Rank(), root, size, err)
-							case c.Rank() != root && red != nil:
-								return fmt.Errorf("rank %d: Reduce to %d: a result off root", c.Rank(), root)
-							case c.Rank() == root && len(red) != size:
-								return fmt.Errorf("rank %d: Reduce to %d: %d elements, want %d", c.Rank(), root, len(red), size)
-							}
-							for i, v := range red {
-								if w := int64(n*i + size*n*(n-1)/2); v != w {
-									return fmt.Errorf("rank %d: Reduce to %d: element %d of %d is %d, want %d", c.Rank(), root, i, size, v, w)
-								}
-							}
-						}
-						if a := agreed.Swap(0); a != int32(2+n)*want {
-							return fmt.Errorf("rank %d: %d agreements in two Allreduces and %d Reduces of %d, want %d (the Allgather's on the flags)", c.Rank(), a, n, size, int32(2+n)*want)
-						}
-					}
-					return Barrier(ctx, c)
-				}, mpi.WithSingleCopy(mode != "single-copy=false"))
-			})
+	lentModes(t, func(ctx context.Context, c *mpi.Comm, n int, mode string, agreed *atomic.Int32) error {
+		want := int32(0) // calls that take the agreement
+		if mode != "lent" {
+			want = 1
 		}
-	}
+		for _, size := range sizes {
+			data := make([]float64, size)
+			ints := make([]int64, size)
+			for i := range data {
+				data[i] = 1 / float64(c.Rank()*size+i+1) // sums that round
+				ints[i] = int64(c.Rank()*size + i)
+			}
+			got, err := Allreduce(ctx, c, data, Sum)
+			if err != nil {
+				return fmt.Errorf("rank %d: Allreduce of %d float64: %w", c.Rank(), size, err)
+			}
+			for i, v := range got {
+				w := 0.0 // in rank order: the paths combine in their own
+				for r := range n {
+					w += 1 / float64(r*size+i+1)
+				}
+				if math.Abs(v-w) > 1e-12*w {
+					return fmt.Errorf("rank %d: element %d of %d is %v, want %v", c.Rank(), i, size, v, w)
+				}
+			}
+			all, err := Allgather(ctx, c, []float64{got[size/2], got[size-1]})
+			if err != nil {
+				return err
+			}
+			for r := 1; r < n; r++ {
+				if all[2*r] != all[0] || all[2*r+1] != all[1] {
+					return fmt.Errorf("rank %d's result differs from rank 0's", r)
+				}
+			}
+			maxOf := func(acc, in []int64) {
+				for i := range acc {
+					acc[i] = max(acc[i], in[i])
+				}
+			}
+			gotInts, err := Allreduce(ctx, c, ints, maxOf)
+			if err != nil {
+				return fmt.Errorf("rank %d: Allreduce of %d int64: %w", c.Rank(), size, err)
+			}
+			for i, v := range gotInts {
+				if w := int64((n-1)*size + i); v != w {
+					return fmt.Errorf("rank %d: max element %d of %d is %d, want %d", c.Rank(), i, size, v, w)
+				}
+			}
+			for root := range n {
+				red, err := Reduce(ctx, c, root, ints, Sum)
+				switch {
+				case err != nil:
+					return fmt.Errorf("rank %d: Reduce to %d of %d int64: %w", c.Rank(), root, size, err)
+				case c.Rank() != root && red != nil:
+					return fmt.Errorf("rank %d: Reduce to %d: a result off root", c.Rank(), root)
+				case c.Rank() == root && len(red) != size:
+					return fmt.Errorf("rank %d: Reduce to %d: %d elements, want %d", c.Rank(), root, len(red), size)
+				}
+				for i, v := range red {
+					if w := int64(n*i + size*n*(n-1)/2); v != w {
+						return fmt.Errorf("rank %d: Reduce to %d: element %d of %d is %d, want %d", c.Rank(), root, i, size, v, w)
+					}
+				}
+			}
+			if a := agreed.Swap(0); a != int32(2+n)*want {
+				return fmt.Errorf("rank %d: %d agreements in two Allreduces and %d Reduces of %d, want %d (the Allgather's on the flags)", c.Rank(), a, n, size, int32(2+n)*want)
+			}
+		}
+		return Barrier(ctx, c)
+	})
 }
 
 // TestAllreduceInto: AllreduceInto puts the result in out, apart from the
@@ -409,65 +391,48 @@ func TestAllreduceInto(t *testing.T) {
 // the agreement; a rank that cannot copy gets the lent data in messages.
 func TestGatherLent(t *testing.T) {
 	big := shm.SlotData // bytes: lent
-	for _, n := range []int{3, 4} {
-		for _, mode := range []string{"lent", "single-copy=false", "copy-fails"} {
-			t.Run(fmt.Sprintf("n=%d/%s", n, mode), func(t *testing.T) {
-				mpitest.RunShared(t, n, func(ctx context.Context, c *mpi.Comm) error {
-					if err := Barrier(ctx, c); err != nil { // makes the shadow
-						return err
-					}
-					sh := shadowOf(c)
-					var agreed atomic.Int32
-					sh.beforeUp = func() { agreed.Add(1) }
-					want := int32(0)
-					switch mode {
-					case "single-copy=false":
-						want = 1
-					case "copy-fails":
-						if c.Rank() == n-1 {
-							sh.flags = &copyFails{Flags: sh.flags}
-						}
-					}
-					lenOf := func(r int, all bool) int {
-						if all || r == 1 {
-							return big + 1000*r
-						}
-						return 10 + r
-					}
-					for _, all := range []bool{false, true} {
-						mine := make([]byte, lenOf(c.Rank(), all))
-						for i := range mine {
-							mine[i] = byte(c.Rank()*31 + i)
-						}
-						var wantAll []byte
-						for r := range n {
-							for i := range lenOf(r, all) {
-								wantAll = append(wantAll, byte(r*31+i))
-							}
-						}
-						got, err := Allgather(ctx, c, mine)
-						if err != nil || !slices.Equal(got, wantAll) {
-							return fmt.Errorf("rank %d: Allgather (all lend: %v): %d bytes, %v", c.Rank(), all, len(got), err)
-						}
-						for root := range n {
-							got, err := Gather(ctx, c, root, mine)
-							if err != nil || c.Rank() == root && !slices.Equal(got, wantAll) || c.Rank() != root && got != nil {
-								return fmt.Errorf("rank %d: Gather to %d (all lend: %v): %d bytes, %v", c.Rank(), root, all, len(got), err)
-							}
-						}
-						strs, err := Allgather(ctx, c, []string{strings.Repeat("s", lenOf(c.Rank(), all))})
-						if err != nil || len(strs) != n || len(strs[1]) != lenOf(1, all) {
-							return fmt.Errorf("rank %d: Allgather of strings (all lend: %v): %v", c.Rank(), all, err)
-						}
-						if a := agreed.Swap(0); a != int32(2+n)*want {
-							return fmt.Errorf("rank %d: %d agreements in %d calls (all lend: %v), want %d", c.Rank(), a, 2+n, all, int32(2+n)*want)
-						}
-					}
-					return Barrier(ctx, c)
-				}, mpi.WithSingleCopy(mode != "single-copy=false"))
-			})
+	lentModes(t, func(ctx context.Context, c *mpi.Comm, n int, mode string, agreed *atomic.Int32) error {
+		want := int32(0) // calls that take the agreement
+		if mode == "single-copy=false" {
+			want = 1
 		}
-	}
+		lenOf := func(r int, all bool) int {
+			if all || r == 1 {
+				return big + 1000*r
+			}
+			return 10 + r
+		}
+		for _, all := range []bool{false, true} {
+			mine := make([]byte, lenOf(c.Rank(), all))
+			for i := range mine {
+				mine[i] = byte(c.Rank()*31 + i)
+			}
+			var wantAll []byte
+			for r := range n {
+				for i := range lenOf(r, all) {
+					wantAll = append(wantAll, byte(r*31+i))
+				}
+			}
+			got, err := Allgather(ctx, c, mine)
+			if err != nil || !slices.Equal(got, wantAll) {
+				return fmt.Errorf("rank %d: Allgather (all lend: %v): %d bytes, %v", c.Rank(), all, len(got), err)
+			}
+			for root := range n {
+				got, err := Gather(ctx, c, root, mine)
+				if err != nil || c.Rank() == root && !slices.Equal(got, wantAll) || c.Rank() != root && got != nil {
+					return fmt.Errorf("rank %d: Gather to %d (all lend: %v): %d bytes, %v", c.Rank(), root, all, len(got), err)
+				}
+			}
+			strs, err := Allgather(ctx, c, []string{strings.Repeat("s", lenOf(c.Rank(), all))})
+			if err != nil || len(strs) != n || len(strs[1]) != lenOf(1, all) {
+				return fmt.Errorf("rank %d: Allgather of strings (all lend: %v): %v", c.Rank(), all, err)
+			}
+			if a := agreed.Swap(0); a != int32(2+n)*want {
+				return fmt.Errorf("rank %d: %d agreements in %d calls (all lend: %v), want %d", c.Rank(), a, 2+n, all, int32(2+n)*want)
+			}
+		}
+		return Barrier(ctx, c)
+	})
 }
 
 // TestFlagsGoneAfterArriving: a rank that came to a call, went on, and
@@ -514,6 +479,49 @@ func TestFlagsGoneAfterArriving(t *testing.T) {
 // gets its block in a message.
 func TestScatterLent(t *testing.T) {
 	sizes := []int{2, 100, shm.SlotData/8 - 1, shm.SlotData / 8, 100_003} // float64s
+	lentModes(t, func(ctx context.Context, c *mpi.Comm, n int, mode string, agreed *atomic.Int32) error {
+		for _, size := range sizes {
+			want := int32(0)
+			if mode == "single-copy=false" && size*8 >= shm.SlotData {
+				want = 1
+			}
+			for root := range n {
+				var data []float64
+				if c.Rank() == root {
+					data = make([]float64, size)
+					for i := range data {
+						data[i] = float64(root*1000000 + i)
+					}
+				}
+				got, err := Scatter(ctx, c, root, data)
+				if err != nil {
+					return fmt.Errorf("rank %d: Scatter of %d from %d: %w", c.Rank(), size, root, err)
+				}
+				o := offsets(blockCounts(size, n))
+				if len(got) != o[c.Rank()+1]-o[c.Rank()] {
+					return fmt.Errorf("rank %d: Scatter of %d from %d: %d elements, want %d", c.Rank(), size, root, len(got), o[c.Rank()+1]-o[c.Rank()])
+				}
+				for i, v := range got {
+					if w := float64(root*1000000 + o[c.Rank()] + i); v != w {
+						return fmt.Errorf("rank %d: Scatter of %d from %d: element %d is %v, want %v", c.Rank(), size, root, i, v, w)
+					}
+				}
+				if a := agreed.Swap(0); a != want {
+					return fmt.Errorf("rank %d: Scatter of %d from %d: %d agreements, want %d", c.Rank(), size, root, a, want)
+				}
+			}
+		}
+		return Barrier(ctx, c)
+	})
+}
+
+// lentModes runs body on n ranks of one host's segment, for n of 3 and 4,
+// in each mode the lent collectives' tests take: "lent", the default;
+// "single-copy=false", where nothing is lent (the agreement); and
+// "copy-fails", where the last rank's copies fail (it says so, and gets
+// the data otherwise). The shadow is made first (a Barrier); agreed counts
+// this rank's calls that took the agreement from then on.
+func lentModes(t *testing.T, body func(ctx context.Context, c *mpi.Comm, n int, mode string, agreed *atomic.Int32) error) {
 	for _, n := range []int{3, 4} {
 		for _, mode := range []string{"lent", "single-copy=false", "copy-fails"} {
 			t.Run(fmt.Sprintf("n=%d/%s", n, mode), func(t *testing.T) {
@@ -527,38 +535,7 @@ func TestScatterLent(t *testing.T) {
 					if mode == "copy-fails" && c.Rank() == n-1 {
 						sh.flags = &copyFails{Flags: sh.flags}
 					}
-					for _, size := range sizes {
-						want := int32(0)
-						if mode == "single-copy=false" && size*8 >= shm.SlotData {
-							want = 1
-						}
-						for root := range n {
-							var data []float64
-							if c.Rank() == root {
-								data = make([]float64, size)
-								for i := range data {
-									data[i] = float64(root*1000000 + i)
-								}
-							}
-							got, err := Scatter(ctx, c, root, data)
-							if err != nil {
-								return fmt.Errorf("rank %d: Scatter of %d from %d: %w", c.Rank(), size, root, err)
-							}
-							o := offsets(blockCounts(size, n))
-							if len(got) != o[c.Rank()+1]-o[c.Rank()] {
-								return fmt.Errorf("rank %d: Scatter of %d from %d: %d elements, want %d", c.Rank(), size, root, len(got), o[c.Rank()+1]-o[c.Rank()])
-							}
-							for i, v := range got {
-								if w := float64(root*1000000 + o[c.Rank()] + i); v != w {
-									return fmt.Errorf("rank %d: Scatter of %d from %d: element %d is %v, want %v", c.Rank(), size, root, i, v, w)
-								}
-							}
-							if a := agreed.Swap(0); a != want {
-								return fmt.Errorf("rank %d: Scatter of %d from %d: %d agreements, want %d", c.Rank(), size, root, a, want)
-							}
-						}
-					}
-					return Barrier(ctx, c)
+					return body(ctx, c, n, mode, &agreed)
 				}, mpi.WithSingleCopy(mode != "single-copy=false"))
 			})
 		}
