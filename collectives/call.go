@@ -119,7 +119,7 @@ type call struct {
 	cancel     context.CancelCauseFunc // ends ctx, where the call has one of its own; else nil
 	entry      blocked.Entry           // the call in the hang report
 	quiet      blocked.QuietCtx        // ctx, quiet for the entry (blocked.QuietIn)
-	traced     blocked.Call            // the call as traced, when tracing is on
+	traced     *blocked.Call           // the call as traced, when tracing is on (nil: off; apart, for a smaller call)
 	start      int64                   // when it began, when tracing is on
 	// opPanic holds what this rank's Op panicked with (recovered by
 	// apply), to panic with again once the call is over here. failed is
@@ -197,7 +197,8 @@ func beginCall(ctx context.Context, c *mpi.Comm, k kind, elem *elemInfo, root, l
 	}
 	kindOps[k].Count(ctx)
 	if !blocked.IsQuiet(ctx) && trace.On() != nil {
-		x.traced, x.start = bc, trace.Now()
+		traced := bc
+		x.traced, x.start = &traced, trace.Now()
 	}
 	if poison != nil {
 		x.end()
@@ -278,7 +279,7 @@ func (sh *shadow) enter(ctx context.Context, c *mpi.Comm, k kind, elem *elemInfo
 // end closes call x on this rank: every call that begin returned ends so.
 func (x *call) end() {
 	x.entry.Exit()
-	if t := trace.On(); t != nil && x.start != 0 {
+	if t := trace.On(); t != nil && x.traced != nil {
 		e := trace.Event{Op: x.traced.Op, Start: x.start, Dur: trace.Now() - x.start, Comm: x.traced.Comm}
 		if x.traced.Root != blocked.None {
 			e.Root, e.Flags = x.traced.Root, trace.HasRoot

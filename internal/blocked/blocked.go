@@ -164,7 +164,9 @@ func (t Entry) Exit() {
 	mu.Lock()
 	delete(calls, t.e)
 	op, since := t.e.c.Op, t.e.since
-	*t.e = entry{} // under mu: Parking may look at it still
+	// Under mu: Parking may look at it still. Its gen 0 matches no call;
+	// pcs hold no pointers and are written before they are read.
+	t.e.c, t.e.npc, t.e.gen, t.e.lazy = Call{}, 0, 0, false
 	mu.Unlock()
 	counter(op).blocked.Add(int64(mono() - since))
 	progress.Add(1)
