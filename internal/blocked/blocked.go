@@ -64,7 +64,7 @@ const MaxCalls = 32
 // entry is a Call in the registry.
 type entry struct {
 	c     Call
-	since time.Duration // when it began: mono()
+	since time.Duration // when it began to block: mono(); 0 for a lazy entry until Parking
 	pcs   [24]uintptr
 	npc   int
 	gen   uint64 // which Enter made it (entries are reused): see QuietFor
@@ -105,12 +105,13 @@ func Enter(c Call) Entry {
 // EnterLazy is Enter for a call that may well not block at all (a
 // collective, entered as it begins): it takes no stack, which costs more
 // than such a call on shared memory (runtime.Callers was a third of a
-// 2-rank Barrier's time). Parking takes it, for the call whose quiet
-// context (QuietFor) it is given, as the call's goroutine is about to
-// block.
+// 2-rank Barrier's time), and reads no clock. Parking takes both, for the
+// call whose quiet context (QuietFor) it is given, as the call's goroutine
+// is about to block: the call is blocked from then on (its time before,
+// a spin of at most a few hundred microseconds, is not counted).
 func EnterLazy(c Call) Entry {
 	e := pool.Get().(*entry)
-	e.c, e.since, e.gen, e.lazy = c, mono(), gens.Add(1), true
+	e.c, e.since, e.gen, e.lazy = c, 0, gens.Add(1), true
 	mu.Lock()
 	calls[e] = struct{}{}
 	mu.Unlock()
@@ -148,9 +149,10 @@ func Parking(ctx context.Context) {
 	}
 	var pcs [24]uintptr
 	n := stack(&pcs, 3)
+	now := mono()
 	mu.Lock()
 	if v.e.gen == v.gen && v.e.lazy {
-		v.e.pcs, v.e.npc, v.e.lazy = pcs, n, false
+		v.e.pcs, v.e.npc, v.e.lazy, v.e.since = pcs, n, false, now
 	}
 	mu.Unlock()
 }
@@ -168,7 +170,9 @@ func (t Entry) Exit() {
 	// pcs hold no pointers and are written before they are read.
 	t.e.c, t.e.npc, t.e.gen, t.e.lazy = Call{}, 0, 0, false
 	mu.Unlock()
-	counter(op).blocked.Add(int64(mono() - since))
+	if since != 0 {
+		counter(op).blocked.Add(int64(mono() - since))
+	}
 	progress.Add(1)
 	pool.Put(t.e)
 }
@@ -285,7 +289,9 @@ func Snapshot() ([]Call, int) {
 	stacks := make([][]uintptr, 0, len(calls))
 	for e := range calls {
 		c := e.c
-		c.For = now - e.since
+		if e.since != 0 {
+			c.For = now - e.since
+		}
 		out = append(out, c)
 		stacks = append(stacks, append([]uintptr(nil), e.pcs[:e.npc]...))
 	}
