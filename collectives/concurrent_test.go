@@ -171,6 +171,36 @@ func poisoned(c *mpi.Comm) bool {
 	return sh.poison != nil
 }
 
+// madeShadow makes c's shadow (a Barrier, every rank's first call on c)
+// and returns it.
+func madeShadow(ctx context.Context, c *mpi.Comm) (*shadow, error) {
+	if err := Barrier(ctx, c); err != nil {
+		return nil, err
+	}
+	return shadowOf(c), nil
+}
+
+// countAgreements makes c's shadow and counts, from then on, this rank's
+// calls on it that take the agreement.
+func countAgreements(ctx context.Context, c *mpi.Comm) (*shadow, *atomic.Int32, error) {
+	sh, err := madeShadow(ctx, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	agreed := new(atomic.Int32)
+	sh.beforeUp = func() { agreed.Add(1) }
+	return sh, agreed, nil
+}
+
+// reserveCalls numbers k calls on sh now, alike on every rank that
+// reserves them at the same point, and returns the first one's number.
+func reserveCalls(sh *shadow, k uint32) uint32 {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	sh.seq += k
+	return sh.seq - k + 1
+}
+
 func shadowOf(c *mpi.Comm) *shadow {
 	v, ok := shadows.Load(weak.Make(c))
 	if !ok {

@@ -32,11 +32,10 @@ func TestBcastLent(t *testing.T) {
 	for _, single := range []bool{true, false} {
 		t.Run(fmt.Sprint("single-copy=", single), func(t *testing.T) {
 			mpitest.RunShared(t, n, func(ctx context.Context, c *mpi.Comm) error {
-				if err := Barrier(ctx, c); err != nil { // makes the shadow
+				_, agreed, err := countAgreements(ctx, c)
+				if err != nil {
 					return err
 				}
-				var agreed atomic.Int32
-				shadowOf(c).beforeUp = func() { agreed.Add(1) }
 				check := func(what string, size int, err error, ok bool) error {
 					want := int32(0)
 					if !single && size >= shm.SlotData {
@@ -115,10 +114,10 @@ func (f *copyFails) Copy(seq uint32, rank int, addr uint64, dst []byte) error {
 func TestBcastLentCopyFails(t *testing.T) {
 	const n, size = 3, 3 * shm.SlotData
 	mpitest.RunShared(t, n, func(ctx context.Context, c *mpi.Comm) error {
-		if err := Barrier(ctx, c); err != nil { // makes the shadow
+		sh, err := madeShadow(ctx, c)
+		if err != nil {
 			return err
 		}
-		sh := shadowOf(c)
 		var fails *copyFails
 		if c.Rank() == 2 {
 			fails = &copyFails{Flags: sh.flags}
@@ -199,14 +198,11 @@ func TestFlagsCountRunsAhead(t *testing.T) {
 	const n = 3
 	var slowCame atomic.Bool
 	mpitest.RunShared(t, n, func(ctx context.Context, c *mpi.Comm) error {
-		if err := Barrier(ctx, c); err != nil { // makes the shadow
+		sh, err := madeShadow(ctx, c)
+		if err != nil {
 			return err
 		}
-		sh := shadowOf(c)
-		sh.mu.Lock()
-		seq := sh.seq + 1
-		sh.seq += 2 // the two calls below, numbered alike on every rank
-		sh.mu.Unlock()
+		seq := reserveCalls(sh, 2) // the two calls below, numbered alike on every rank
 		f, k := sh.flags, byte(kBarrier)
 		switch c.Rank() {
 		case 0: // gives call seq up, and goes on to seq+1
@@ -345,10 +341,11 @@ func TestAllreduceInto(t *testing.T) {
 		t.Run(where, func(t *testing.T) {
 			run(t, n, func(ctx context.Context, c *mpi.Comm) error {
 				if where == "copy-fails" {
-					if err := Barrier(ctx, c); err != nil { // makes the shadow
+					sh, err := madeShadow(ctx, c)
+					if err != nil {
 						return err
 					}
-					if sh := shadowOf(c); c.Rank() == n-1 {
+					if c.Rank() == n-1 {
 						sh.flags = &copyFails{Flags: sh.flags}
 					}
 				}
@@ -441,14 +438,11 @@ func TestGatherLent(t *testing.T) {
 func TestFlagsGoneAfterArriving(t *testing.T) {
 	const n = 3
 	mpitest.RunShared(t, n, func(ctx context.Context, c *mpi.Comm) error {
-		if err := Barrier(ctx, c); err != nil { // makes the shadow
+		sh, err := madeShadow(ctx, c)
+		if err != nil {
 			return err
 		}
-		sh := shadowOf(c)
-		sh.mu.Lock()
-		seq := sh.seq + 1
-		sh.seq += 2
-		sh.mu.Unlock()
+		seq := reserveCalls(sh, 2)
 		f, k := sh.flags, byte(kBarrier)
 		switch c.Rank() {
 		case 0: // comes, goes on, and leaves
@@ -526,16 +520,14 @@ func lentModes(t *testing.T, body func(ctx context.Context, c *mpi.Comm, n int, 
 		for _, mode := range []string{"lent", "single-copy=false", "copy-fails"} {
 			t.Run(fmt.Sprintf("n=%d/%s", n, mode), func(t *testing.T) {
 				mpitest.RunShared(t, n, func(ctx context.Context, c *mpi.Comm) error {
-					if err := Barrier(ctx, c); err != nil { // makes the shadow
+					sh, agreed, err := countAgreements(ctx, c)
+					if err != nil {
 						return err
 					}
-					sh := shadowOf(c)
-					var agreed atomic.Int32
-					sh.beforeUp = func() { agreed.Add(1) }
 					if mode == "copy-fails" && c.Rank() == n-1 {
 						sh.flags = &copyFails{Flags: sh.flags}
 					}
-					return body(ctx, c, n, mode, &agreed)
+					return body(ctx, c, n, mode, agreed)
 				}, mpi.WithSingleCopy(mode != "single-copy=false"))
 			})
 		}

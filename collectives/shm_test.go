@@ -10,7 +10,6 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -84,15 +83,13 @@ func TestConformanceHosts(t *testing.T) {
 func TestBarrierOnFlags(t *testing.T) {
 	const n, rounds = 4, 50
 	mpitest.RunShared(t, n, func(ctx context.Context, c *mpi.Comm) error {
-		if err := Barrier(ctx, c); err != nil { // makes the shadow
+		sh, agreed, err := countAgreements(ctx, c)
+		if err != nil {
 			return err
 		}
-		sh := shadowOf(c)
 		if sh.flags == nil {
 			return errors.New("no flags on one host's ranks")
 		}
-		var agreed atomic.Int32
-		sh.beforeUp = func() { agreed.Add(1) }
 		for range rounds {
 			if err := Barrier(ctx, c); err != nil {
 				return err
@@ -101,7 +98,6 @@ func TestBarrierOnFlags(t *testing.T) {
 		if k := agreed.Load(); k != 0 {
 			return fmt.Errorf("rank %d: %d of %d barriers ran the agreement", c.Rank(), k, rounds)
 		}
-		var err error
 		if c.Rank() == 1 {
 			_, err = Allgather(ctx, c, []int{1})
 		} else {
@@ -143,12 +139,10 @@ func TestAllreduceOnFlags(t *testing.T) {
 	const n, rounds = 4, 30
 	elems := shm.SlotData / 8
 	mpitest.RunShared(t, n, func(ctx context.Context, c *mpi.Comm) error {
-		if err := Barrier(ctx, c); err != nil { // makes the shadow
+		_, agreed, err := countAgreements(ctx, c)
+		if err != nil {
 			return err
 		}
-		sh := shadowOf(c)
-		var agreed atomic.Int32
-		sh.beforeUp = func() { agreed.Add(1) }
 		data := make([]float64, elems)
 		for k := range rounds {
 			for i := range data {
@@ -202,11 +196,10 @@ func TestBcastAllgatherOnFlags(t *testing.T) {
 	const n = 3
 	small, large := shm.SlotData/8, shm.SlotData/8+1 // float64s
 	mpitest.RunShared(t, n, func(ctx context.Context, c *mpi.Comm) error {
-		if err := Barrier(ctx, c); err != nil { // makes the shadow
+		_, agreed, err := countAgreements(ctx, c)
+		if err != nil {
 			return err
 		}
-		var agreed atomic.Int32
-		shadowOf(c).beforeUp = func() { agreed.Add(1) }
 		check := func(what string, wantAgreed int32, err error, ok bool) error {
 			a := agreed.Swap(0)
 			switch {
@@ -360,11 +353,10 @@ func TestFlagsPeerGone(t *testing.T) {
 func TestReduceScanGatherOnFlags(t *testing.T) {
 	const n = 3
 	mpitest.RunShared(t, n, func(ctx context.Context, c *mpi.Comm) error {
-		if err := Barrier(ctx, c); err != nil { // makes the shadow
+		_, agreed, err := countAgreements(ctx, c)
+		if err != nil {
 			return err
 		}
-		var agreed atomic.Int32
-		shadowOf(c).beforeUp = func() { agreed.Add(1) }
 		me := c.Rank()
 		mine := []int{me + 1, 10 * (me + 1)}
 		prefix := func(upto int) []int { // ranks 0..upto-1
