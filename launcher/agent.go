@@ -183,6 +183,11 @@ func (a *agent) read(br *bufio.Reader, live *liveness) {
 				a.mesh = m
 				a.mu.Unlock()
 			}
+		case frameAdmit:
+			var adm admission
+			if json.Unmarshal(b, &adm) == nil {
+				go a.join(adm)
+			}
 		case frameGo:
 			a.goOne.Do(func() { close(a.goAhead) })
 		case frameStop:
@@ -326,8 +331,44 @@ const routesPoll = 20 * time.Millisecond
 // before it dials the peers it lacks itself (see jobCluster.listens).
 const meshRepairAfter = 3 * time.Second
 
+// joinWait bounds how long an admitted server waits for the routes of
+// the servers in the mesh before it says it has joined all the same (the
+// next may join meanwhile; the mesh's repair, then its verdict, see to
+// those it lacks).
+const joinWait = 10 * time.Second
+
+// join is the host's server's turn to join the job's mesh (see
+// jobCluster): it dials gorun's, then waits until it has a route to every
+// server in the mesh, and says so.
+func (a *agent) join(adm admission) {
+	a.mu.Lock()
+	srv := a.srv
+	a.mu.Unlock()
+	if srv == nil {
+		return
+	}
+	if err := srv.AddRoutes([]string{adm.Seed}); err != nil {
+		fmt.Fprintf(a.errOut, "gorun agent: %v\n", err)
+	}
+	deadline := time.Now().Add(joinWait)
+	for srv.NumRoutes() < adm.Routes && time.Now().Before(deadline) {
+		select {
+		case <-a.stopped:
+			return
+		case <-time.After(joinPoll):
+		}
+	}
+	if a.fw.write(frameJoinedMesh) != nil {
+		a.lost()
+	}
+}
+
+// joinPoll is how often a joining server's routes are counted.
+const joinPoll = 2 * time.Millisecond
+
 // repair makes the host's server dial the servers of lacks that gorun has
-// said where to find (frameMesh); it reports whether it could.
+// said where to find (frameMesh: once every server has joined); it
+// reports whether it could.
 func (a *agent) repair(srv *bus.Server, lacks []string) bool {
 	a.mu.Lock()
 	m := a.mesh

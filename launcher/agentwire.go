@@ -29,18 +29,20 @@ const (
 	frameDump  = 'D' // 4-byte id: the ranks give their traces so far; the agent answers frameDumped
 	frameMesh  = 'M' // JSON map server name -> host:port: every route listener of the job's cluster (mesh repair)
 	frameGo    = 'G' // empty: the job's cluster has formed, the host's ranks may start
+	frameAdmit = 'A' // JSON admission: the host's server's turn to join the job's cluster
 	// agent to gorun
-	frameHello  = 'H' // JSON agentHello, first thing the agent says
-	frameOutput = 'O' // 4-byte rank, 1 byte stream (1 stdout, 2 stderr), then output bytes
-	frameExit   = 'X' // JSON agentExit: how a rank ended
-	frameFail   = 'F' // text: the agent could not run the job (its server did not start)
-	frameFault  = 'R' // text: the job cannot go on (a route of the host's server closed)
-	frameStates = 'T' // the 4-byte id of a frameAsk, then JSON: rank -> its blocked.State
-	frameTime   = 'K' // a frameClock's 8 bytes, then the agent's time (Unix ns, 8 bytes)
-	frameDumped = 'E' // the 4-byte id of a frameDump: done
-	frameRouted = 'U' // JSON []string: the host's server has routes to every other of the job's (empty), or after ClusterFormTimeout lacks those
-	frameJoined = 'N' // empty: every rank of the host has returned from Init
-	frameListen = 'L' // text host:port: where the host's server listens for routes
+	frameHello      = 'H' // JSON agentHello, first thing the agent says
+	frameOutput     = 'O' // 4-byte rank, 1 byte stream (1 stdout, 2 stderr), then output bytes
+	frameExit       = 'X' // JSON agentExit: how a rank ended
+	frameFail       = 'F' // text: the agent could not run the job (its server did not start)
+	frameFault      = 'R' // text: the job cannot go on (a route of the host's server closed)
+	frameStates     = 'T' // the 4-byte id of a frameAsk, then JSON: rank -> its blocked.State
+	frameTime       = 'K' // a frameClock's 8 bytes, then the agent's time (Unix ns, 8 bytes)
+	frameDumped     = 'E' // the 4-byte id of a frameDump: done
+	frameRouted     = 'U' // JSON []string: the host's server has routes to every other of the job's (empty), or after ClusterFormTimeout lacks those
+	frameJoined     = 'N' // empty: every rank of the host has returned from Init
+	frameListen     = 'L' // text host:port: where the host's server listens for routes
+	frameJoinedMesh = 'W' // empty: the host's server, admitted, has its routes to every server admitted before
 	// either way: frameBeat, a heartbeat (heartbeat.go)
 
 	// maxFrame bounds a frame: larger ones are refused as a broken stream.

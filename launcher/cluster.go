@@ -20,6 +20,18 @@ import (
 // so that a message between two hosts goes straight between them. Every
 // route is TLS with a certificate of the job's CA (see bus.ClusterSpec).
 //
+// The hosts' servers join one at a time, in the order they said they
+// listen (admit): a server admitted dials gorun's, which tells every
+// server already in the mesh of it, and each of those dials it (gossip
+// that goes no further: NATS marks it so); once it has a route to each of
+// them, its agent says so (frameJoinedMesh) and the next is admitted. So
+// every pair of servers is dialed once, from one end, and no server ever
+// takes more joins than the one under way. All at once, 64 servers on 2
+// cores took 46 s to form their mesh: handshakes overran their time under
+// the load and were dialed again, some pairs dialed both ways (NATS closes
+// one of them), and the repair's explicit routes spread NATS's gossip
+// override; one at a time, 8.6-12 s (docs/scale.md).
+//
 // The mesh is checked, not trusted: each server knows the names of all
 // the others (bus.ClusterSpec.Peers), a host's agent starts its ranks only
 // once its server has a route to every one of them, and says so (or, after
@@ -30,7 +42,10 @@ import (
 // 32 and 64 servers starting at once, explicit lists made two to ten
 // times the route connections a mesh needs (each pair dialing both ways,
 // and NATS closing the duplicates), gossip with retried dials (see
-// bus.serverOptions) about the number it needs.
+// bus.serverOptions) about the number it needs; and explicit routes each
+// dialed from one end only (the gossip made undialable) still took 15-17
+// s on 64 servers, a third of it the INFO that NATS sends every server for
+// each route an explicit one makes.
 type jobCluster struct {
 	ca      *bus.CA
 	jobID   string
@@ -48,6 +63,9 @@ type jobCluster struct {
 	addrs   map[string]string   // server name -> host:port of its route listener, as reported
 	agents  map[string]*frameWriter
 	formed  chan struct{} // closed once every agent has been told go (frameGo)
+	queue   []string      // servers that listen, in that order, not yet admitted
+	joining string        // the server admitted last, until it has joined (meshed)
+	inMesh  int           // servers in the mesh: gorun's and those that joined
 }
 
 // ClusterFormTimeout bounds how long a job's servers may take to form
@@ -131,12 +149,11 @@ func (c *jobCluster) routed(name string, lacks []string) (took time.Duration, ok
 // come for meshRepairAfter, dials those peers itself, as explicit routes
 // that NATS dials until they stand (not while routes still come: see
 // awaitRoutes). For that every agent reports where its server
-// listens (frameListen), and gorun, once it knows every server's, tells
-// every agent (frameMesh).
+// listens (frameListen), and gorun, once every server has joined, tells
+// every agent where all of them do (frameMesh).
 
 // listens records where a host's server listens for routes, and the
-// agent that runs it; once every server's is known, every agent is told
-// all of them.
+// agent that runs it, and queues the server for its turn to join.
 func (c *jobCluster) listens(name, addr string, fw *frameWriter) {
 	c.mu.Lock()
 	if c.addrs == nil {
@@ -145,17 +162,63 @@ func (c *jobCluster) listens(name, addr string, fw *frameWriter) {
 	}
 	c.addrs[name] = addr
 	c.agents[name] = fw
+	c.queue = append(c.queue, name)
+	next, adm := c.admitNext()
+	c.mu.Unlock()
+	if next != nil {
+		next.write(frameAdmit, adm) // a session that fails is reported by its reader
+	}
+}
+
+// admission is what a server is told as it is admitted to the mesh: where
+// gorun's server listens for routes (Seed), and how many routes it has
+// once it has joined (Routes: one to each server in the mesh).
+type admission struct {
+	Seed   string
+	Routes int
+}
+
+// admitNext admits the next server of the queue, if no other is joining:
+// it returns its agent and what to tell it (frameAdmit). Called with c.mu
+// held.
+func (c *jobCluster) admitNext() (*frameWriter, []byte) {
+	if c.joining != "" || len(c.queue) == 0 {
+		return nil, nil
+	}
+	if c.inMesh == 0 {
+		c.inMesh = 1 // gorun's own
+	}
+	c.joining, c.queue = c.queue[0], c.queue[1:]
+	msg, _ := json.Marshal(admission{Seed: c.seed, Routes: c.inMesh})
+	return c.agents[c.joining], msg
+}
+
+// meshed takes a server's word that it has joined the mesh (or has given
+// up waiting for its routes: the mesh's verdict names what it lacks), and
+// admits the next.
+func (c *jobCluster) meshed(name string) {
+	c.mu.Lock()
+	if name != c.joining {
+		c.mu.Unlock()
+		return
+	}
+	c.joining = ""
+	c.inMesh++
+	next, adm := c.admitNext()
 	var msg []byte
 	var to []*frameWriter
-	if len(c.addrs) == len(c.members) {
+	if c.inMesh == len(c.members) {
 		msg, _ = json.Marshal(c.addrs)
 		for _, w := range c.agents {
 			to = append(to, w)
 		}
 	}
 	c.mu.Unlock()
+	if next != nil {
+		next.write(frameAdmit, adm)
+	}
 	for _, w := range to {
-		w.write(frameMesh, msg) // a session that fails is reported by its reader
+		w.write(frameMesh, msg)
 	}
 }
 
@@ -275,6 +338,6 @@ func (c *jobCluster) specFor(idx int, h Host, hello agentHello) (*bus.Spec, erro
 	}
 	return &bus.Spec{
 		Name: serverName(idx), Host: "127.0.0.1", JobID: c.jobID, Size: c.size, Users: c.users, Verbose: c.verbose,
-		Cluster: &bus.ClusterSpec{Ports: c.ports, Advertise: adv, Seeds: []string{c.seed}, Peers: c.peersOf(serverName(idx)), CA: c.ca.CertPEM, Cert: cert, Key: key},
+		Cluster: &bus.ClusterSpec{Ports: c.ports, Advertise: adv, Peers: c.peersOf(serverName(idx)), CA: c.ca.CertPEM, Cert: cert, Key: key},
 	}, nil
 }

@@ -1,6 +1,9 @@
 package launcher
 
 import (
+	"bufio"
+	"bytes"
+	"encoding/json"
 	"io"
 	"net"
 	"strconv"
@@ -196,5 +199,62 @@ func TestRepairWaitsForStall(t *testing.T) {
 	}
 	if quiet := g.repaired.Sub(lastRoute); quiet < meshRepairAfter {
 		t.Errorf("repaired %v after the last route came, while routes came until %v after the wait began: want at least %v of quiet", quiet, lastRoute.Sub(g.start), meshRepairAfter)
+	}
+}
+
+// TestClusterAdmitsOneAtATime: the hosts' servers are told to join the
+// mesh one at a time, in the order they said they listen, each once the
+// one before has joined, with the number of routes it will have; once
+// the last has joined, every agent is told where every server listens
+// (for the mesh's repair).
+func TestClusterAdmitsOneAtATime(t *testing.T) {
+	c := formCluster()
+	c.seed = "10.0.0.1:7000"
+	outs := map[string]*bytes.Buffer{}
+	frames := func(name string) (kinds []byte, last []byte) {
+		r := bufio.NewReader(bytes.NewReader(outs[name].Bytes()))
+		for {
+			k, b, err := readFrame(r, nil)
+			if err != nil {
+				return kinds, last
+			}
+			kinds, last = append(kinds, k), b
+		}
+	}
+	order := []string{serverName(2), serverName(0), serverName(1)}
+	for i, name := range order {
+		outs[name] = &bytes.Buffer{}
+		c.listens(name, "10.0.0."+strconv.Itoa(i+2)+":7000", &frameWriter{w: outs[name]})
+	}
+	for i, name := range order {
+		for k, other := range order {
+			kinds, last := frames(other)
+			switch {
+			case k < i && string(kinds) != "A":
+				t.Fatalf("with %s joining, %s (joined) was told %q, want one admission", name, other, kinds)
+			case k == i:
+				var adm admission
+				if string(kinds) != "A" || json.Unmarshal(last, &adm) != nil {
+					t.Fatalf("%s, its turn, was told %q %q, want an admission", name, kinds, last)
+				}
+				if want := (admission{Seed: c.seed, Routes: i + 1}); adm != want {
+					t.Errorf("%s admitted with %+v, want %+v", name, adm, want)
+				}
+			case k > i && len(kinds) != 0:
+				t.Fatalf("with %s joining, %s (after it) was told %q: two join at once", name, other, kinds)
+			}
+		}
+		c.meshed(order[(i+1)%len(order)]) // not the one joining: no news
+		if kinds, _ := frames(order[(i+1)%len(order)]); len(kinds) > 1 {
+			t.Fatalf("a server not joining said it joined, and was told %q", kinds)
+		}
+		c.meshed(name)
+	}
+	for _, name := range order {
+		kinds, last := frames(name)
+		var m map[string]string
+		if string(kinds) != "AM" || json.Unmarshal(last, &m) != nil || len(m) != 4 || m[ownServer] != c.seed {
+			t.Errorf("%s was told %q %s, want its admission, then where all 4 servers listen", name, kinds, last)
+		}
 	}
 }

@@ -242,7 +242,7 @@ func (s *agentSpawner) read(spec *spawnSpec, exits chan<- rankExit) {
 			s.onReply(b)
 		case frameTime:
 			s.onTime(b)
-		case frameRouted, frameListen, frameJoined:
+		case frameRouted, frameListen, frameJoined, frameJoinedMesh:
 			s.onStart(spec, kind, b)
 		case frameFail:
 			failure = string(b)
@@ -271,6 +271,10 @@ func (s *agentSpawner) onStart(spec *spawnSpec, kind byte, b []byte) {
 	case frameListen:
 		if s.rm.cluster != nil {
 			s.rm.cluster.listens(serverName(s.idx), string(b), s.a.fw)
+		}
+	case frameJoinedMesh:
+		if s.rm.cluster != nil {
+			s.rm.cluster.meshed(serverName(s.idx))
 		}
 	case frameJoined:
 		s.joined.Store(true)
