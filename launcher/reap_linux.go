@@ -51,6 +51,9 @@ func becomeSubreaper() {
 // It repeats while it finds some (a process may fork while it runs), a few
 // times at most.
 func sweep(s sweepSpec) {
+	if onlyKeepers() {
+		return // nothing descends from this process but keepers: nothing to end
+	}
 	self := os.Getpid()
 	want := envMarker(s.job)
 	read := readProcs
@@ -75,6 +78,34 @@ func sweep(s sweepSpec) {
 			syscall.Wait4(pid, &ws, 0, nil)
 		}
 	})
+}
+
+// onlyKeepers reports whether every child of this process is a keeper
+// (from /proc/self/task/*/children, a few reads): then sweep, which ends
+// only this process's descendants, and never a keeper (which carries no
+// job's id, and starts nothing), has nothing to end, and need not read the process table (0.7
+// ms at the end of a job of 8 ranks on this host, on the way to gorun's
+// exit). A rank's orphan, adopted by this process, is a child; so is a
+// child that ended and is not reaped yet. It reports false where it
+// cannot tell.
+func onlyKeepers() bool {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return false
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile("/proc/self/task/" + t.Name() + "/children")
+		if err != nil {
+			return false // a thread that ended meanwhile, or no such file
+		}
+		for _, f := range strings.Fields(string(b)) {
+			pid, err := strconv.Atoi(f)
+			if err != nil || !isKeeper(pid) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // isOrphan says whether pid, a child of self, is an orphan that moved to

@@ -2,6 +2,7 @@ package launcher
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -205,4 +206,55 @@ func TestNewerProcs(t *testing.T) {
 	if newerOnly(1<<30, time.Now()) {
 		t.Error("a first pid above the last handed out (the pids wrapped): newerOnly still trusts them")
 	}
+}
+
+// TestOnlyKeepers: sweep skips reading the process table where this
+// process's only children are keepers, and not where it has another
+// child (one that runs, or one that ended and is not reaped yet). Run in
+// a process of its own (this test binary started again), whose children
+// the test knows.
+func TestOnlyKeepers(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "GORUN_TEST_ONLY_KEEPERS=1")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("the helper: %v; said %q", err, out)
+	}
+	if got, want := strings.Join(strings.Fields(string(out)), " "), "keeper:true sleeping:false ended:false reaped:true"; got != want {
+		t.Fatalf("onlyKeepers said %s, want %s", got, want)
+	}
+}
+
+// TestOnlyKeepers's helper: with GORUN_TEST_ONLY_KEEPERS set, this test
+// binary starts a keeper, then a child that sleeps, and says what
+// onlyKeepers answers at each step.
+func init() {
+	if os.Getenv("GORUN_TEST_ONLY_KEEPERS") == "" {
+		return
+	}
+	k := startKeeper(fmt.Sprintf("onlykeepers-%d", os.Getpid()))
+	if k == nil {
+		fmt.Fprintln(os.Stderr, "no keeper")
+		os.Exit(1)
+	}
+	fmt.Printf("keeper:%v\n", onlyKeepers())
+	c := exec.Command("sleep", "30")
+	if err := c.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Printf("sleeping:%v\n", onlyKeepers())
+	c.Process.Kill()
+	for {
+		if p, ok := readStat(c.Process.Pid); ok && p.state == 'Z' {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	fmt.Printf("ended:%v\n", onlyKeepers())
+	c.Wait()
+	fmt.Printf("reaped:%v\n", onlyKeepers())
+	k.release()
+	os.Exit(0)
 }
