@@ -328,7 +328,7 @@ func (a *agent) startRanks(hr *hostRanks, j *agentJob, srv *bus.Server, stdin io
 const routesPoll = 20 * time.Millisecond
 
 // meshRepairAfter is how long a server may lack routes, none coming,
-// before it dials the peers it lacks itself (see jobCluster.listens).
+// before it dials the peers it lacks itself (see jobCluster.meshed).
 const meshRepairAfter = 3 * time.Second
 
 // joinWait bounds how long an admitted server waits for the routes of
@@ -351,11 +351,13 @@ func (a *agent) join(adm admission) {
 		fmt.Fprintf(a.errOut, "gorun agent: %v\n", err)
 	}
 	deadline := time.Now().Add(joinWait)
+	tick := time.NewTicker(joinPoll)
+	defer tick.Stop()
 	for srv.NumRoutes() < adm.Routes && time.Now().Before(deadline) {
 		select {
 		case <-a.stopped:
 			return
-		case <-time.After(joinPoll):
+		case <-tick.C:
 		}
 	}
 	if a.fw.write(frameJoinedMesh) != nil {
