@@ -83,9 +83,9 @@ func sweep(s sweepSpec) {
 // onlyKeepers reports whether every child of this process is a keeper
 // (from /proc/self/task/*/children, a few reads): then sweep, which ends
 // only this process's descendants, and never a keeper (which carries no
-// job's id, and starts nothing), has nothing to end, and need not read the process table (0.7
-// ms at the end of a job of 8 ranks on this host, on the way to gorun's
-// exit). A rank's orphan, adopted by this process, is a child; so is a
+// job's id, and starts nothing), has nothing to end, and need not read
+// the process table (0.7 ms at the end of a job of 8 ranks on this host,
+// on the way to gorun's exit). A rank's orphan, adopted by this process, is a child; so is a
 // child that ended and is not reaped yet. It reports false where it
 // cannot tell.
 func onlyKeepers() bool {
