@@ -64,12 +64,18 @@ func TestUserRecvNeverMatchesCollective(t *testing.T) {
 				return err
 			}
 		}
+		// Rank 3 sends only once rank 0 has looked: a last Barrier orders the
+		// two (rank 3 could leave the loop's last Barrier before rank 0 does).
 		if c.Rank() == 0 {
 			select {
 			case <-req.Done():
-				return fmt.Errorf("the program's receive matched %q from rank %d", req.Data(), 0)
+				st, _ := req.Wait(ctx)
+				return fmt.Errorf("the program's receive matched %q from rank %d tag %d", req.Data(), st.Source, st.Tag)
 			default:
 			}
+		}
+		if err := Barrier(ctx, c); err != nil {
+			return err
 		}
 		if c.Rank() == 3 {
 			if err := c.Send(ctx, 0, 7, []byte("user")); err != nil {
