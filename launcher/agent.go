@@ -71,7 +71,7 @@ func RunAgent(in io.Reader, out io.Writer, errOut io.Writer) int {
 	if err := fw.json(frameHello, hello); err != nil {
 		return 1
 	}
-	a := &agent{fw: fw, errOut: errOut, gone: make(chan struct{}), stopped: make(chan struct{}), goAhead: make(chan struct{}), done: make(chan struct{})}
+	a := &agent{fw: fw, errOut: errOut, gone: make(chan struct{}), stopped: make(chan struct{}), goAhead: make(chan struct{}), allJoined: make(chan struct{}), done: make(chan struct{})}
 	live := newLiveness()
 	br := bufio.NewReaderSize(liveReader{in, live}, 64<<10)
 	go a.read(br, live)
@@ -102,21 +102,23 @@ type agent struct {
 	fw     *frameWriter
 	errOut io.Writer
 
-	mu      sync.Mutex
-	job     *agentJob
-	ranks   *hostRanks
-	srv     *bus.Server
-	stdinW  *io.PipeWriter
-	left    int
-	goneOne sync.Once
-	gone    chan struct{}     // gorun or the ssh session is gone (or the job is over)
-	joined  atomic.Bool       // every rank of the host returned from Init
-	mesh    map[string]string // every server of the job's cluster -> its route listener (frameMesh)
-	goOne   sync.Once
-	goAhead chan struct{} // gorun said go: the job's cluster has formed
-	stopOne sync.Once
-	stopped chan struct{} // gorun said stop (or is gone): ranks not started yet never will be
-	done    chan struct{} // closed when every rank has been reported
+	mu        sync.Mutex
+	job       *agentJob
+	ranks     *hostRanks
+	srv       *bus.Server
+	stdinW    *io.PipeWriter
+	left      int
+	goneOne   sync.Once
+	gone      chan struct{}     // gorun or the ssh session is gone (or the job is over)
+	joined    atomic.Bool       // every rank of the host returned from Init
+	mesh      map[string]string // every server of the job's cluster -> its route listener (frameMesh)
+	allOne    sync.Once
+	allJoined chan struct{} // every server has joined the mesh (frameMesh)
+	goOne     sync.Once
+	goAhead   chan struct{} // gorun said go: the job's cluster has formed
+	stopOne   sync.Once
+	stopped   chan struct{} // gorun said stop (or is gone): ranks not started yet never will be
+	done      chan struct{} // closed when every rank has been reported
 }
 
 func (a *agent) lost() {
@@ -182,6 +184,7 @@ func (a *agent) read(br *bufio.Reader, live *liveness) {
 				a.mu.Lock()
 				a.mesh = m
 				a.mu.Unlock()
+				a.allOne.Do(func() { close(a.allJoined) })
 			}
 		case frameAdmit:
 			var adm admission
@@ -296,7 +299,7 @@ func (a *agent) start(j *agentJob) error {
 func (a *agent) startRanks(hr *hostRanks, j *agentJob, srv *bus.Server, stdin io.Reader) {
 	ctx := context.Background()
 	if srv != nil && j.Server.Cluster != nil {
-		lacks := awaitRoutes(srv, j.Server.Cluster.Peers, a.stopped, func(l []string) bool { return a.repair(srv, l) })
+		lacks := awaitRoutes(srv, j.Server.Cluster.Peers, a.allJoined, a.stopped, func(l []string) bool { return a.repair(srv, l) })
 		if lacks == nil {
 			lacks = []string{}
 		}
@@ -324,8 +327,12 @@ func (a *agent) startRanks(hr *hostRanks, j *agentJob, srv *bus.Server, stdin io
 }
 
 // routesPoll is how often an agent looks whether its server has every
-// route of the job's mesh.
-const routesPoll = 20 * time.Millisecond
+// route of the job's mesh, once every server has joined it; before that,
+// every routesIdlePoll.
+const (
+	routesPoll     = 20 * time.Millisecond
+	routesIdlePoll = time.Second
+)
 
 // meshRepairAfter is how long a server may lack routes, none coming,
 // before it dials the peers it lacks itself (see jobCluster.meshed).
@@ -404,10 +411,16 @@ type routeCounter interface {
 // by hand then would be explicit ones, whose news NATS passes on with its
 // gossip override (every server that learns of a peer that way tells all
 // its routes again), and a forming mesh of many servers drowns in it.
-func awaitRoutes(srv routeCounter, peers []string, stop <-chan struct{}, repair func(lacks []string) bool) []string {
+//
+// It looks every routesPoll once all closes (every server has joined the
+// mesh, see jobCluster.meshed: its routes are all there, or nearly), and
+// every routesIdlePoll before: 64 idle agents looking 50 times a second
+// each, with the wake-ups of their processes' schedulers, took a third of
+// 2 cores from the joins under way.
+func awaitRoutes(srv routeCounter, peers []string, all, stop <-chan struct{}, repair func(lacks []string) bool) []string {
 	deadline := time.NewTimer(ClusterFormTimeout)
 	defer deadline.Stop()
-	tick := time.NewTicker(routesPoll)
+	tick := time.NewTicker(routesIdlePoll)
 	defer tick.Stop()
 	have, moved := -1, time.Now() // the route count, and when it last changed
 	for {
@@ -425,6 +438,9 @@ func awaitRoutes(srv routeCounter, peers []string, stop <-chan struct{}, repair 
 		}
 		select {
 		case <-tick.C:
+		case <-all:
+			all = nil
+			tick.Reset(routesPoll)
 		case <-deadline.C:
 			return srv.Unrouted(peers)
 		case <-stop:

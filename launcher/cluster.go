@@ -63,6 +63,7 @@ type jobCluster struct {
 	addrs   map[string]string   // server name -> host:port of its route listener, as reported
 	agents  map[string]*frameWriter
 	formed  chan struct{} // closed once every agent has been told go (frameGo)
+	all     chan struct{} // closed once every server has joined the mesh (meshed)
 	queue   []string      // servers that listen, in that order, not yet admitted
 	joining string        // the server admitted last, until it has joined (meshed)
 	inMesh  int           // servers in the mesh: gorun's and those that joined
@@ -92,6 +93,7 @@ func (c *jobCluster) setMembers(hosts []Host, idx []int) {
 	}
 	c.lacks = map[string][]string{}
 	c.formed = make(chan struct{})
+	c.all = make(chan struct{})
 }
 
 // peersOf lists the servers other than name.
@@ -211,6 +213,11 @@ func (c *jobCluster) meshed(name string) {
 		msg, _ = json.Marshal(c.addrs)
 		for _, w := range c.agents {
 			to = append(to, w)
+		}
+		select {
+		case <-c.all:
+		default:
+			close(c.all)
 		}
 	}
 	c.mu.Unlock()

@@ -114,7 +114,7 @@ func TestMeshRepair(t *testing.T) {
 	start := time.Now()
 	done := make(chan []string, 1)
 	go func() {
-		done <- awaitRoutes(srvs[0], []string{serverName(1), serverName(2)}, make(chan struct{}), func(l []string) bool { return a.repair(srvs[0], l) })
+		done <- awaitRoutes(srvs[0], []string{serverName(1), serverName(2)}, closed(), make(chan struct{}), func(l []string) bool { return a.repair(srvs[0], l) })
 	}()
 	select {
 	case lacks := <-done:
@@ -185,7 +185,7 @@ func TestRepairWaitsForStall(t *testing.T) {
 	}
 	g := &growingMesh{start: time.Now(), step: meshRepairAfter / 3, stop: 4} // routes until 4 steps: 1.33 x meshRepairAfter
 	lastRoute := g.start.Add(time.Duration(g.stop) * g.step)
-	lacks := awaitRoutes(g, peers, make(chan struct{}), func([]string) bool {
+	lacks := awaitRoutes(g, peers, closed(), make(chan struct{}), func([]string) bool {
 		g.mu.Lock()
 		g.repaired = time.Now()
 		g.mu.Unlock()
@@ -257,4 +257,12 @@ func TestClusterAdmitsOneAtATime(t *testing.T) {
 			t.Errorf("%s was told %q %s, want its admission, then where all 4 servers listen", name, kinds, last)
 		}
 	}
+}
+
+// closed is a closed channel: awaitRoutes's word that every server has
+// joined the mesh.
+func closed() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
 }

@@ -46,7 +46,7 @@ func (p *phases) start() {
 	p.j.onClose(func() { t.Stop() })
 	go func() {
 		srv := p.j.info.Server
-		lacks := awaitRoutes(srv, p.c.peersOf(ownServer), p.j.ctx.Done(), nil)
+		lacks := awaitRoutes(srv, p.c.peersOf(ownServer), p.c.all, p.j.ctx.Done(), nil)
 		if p.j.ctx.Err() != nil {
 			return
 		}
