@@ -321,7 +321,7 @@ func clusterFor(ctx context.Context, cfg *Config, jobID string, users []string, 
 	c := &jobCluster{ca: ca, jobID: jobID, size: len(users), users: users, ports: cfg.RoutePorts, verbose: cfg.Verbose}
 	spec := &bus.Spec{
 		Name: ownServer, Host: cfg.NATSHost, JobID: jobID, Size: len(users), Users: users, Verbose: cfg.Verbose,
-		Cluster: &bus.ClusterSpec{Ports: cfg.RoutePorts, Advertise: adv, CA: ca.CertPEM, Cert: cert, Key: key},
+		Cluster: &bus.ClusterSpec{Ports: cfg.RoutePorts, Advertise: adv, CA: ca.CertPEM, Cert: cert, Key: key, TicketKey: ca.TicketKey},
 	}
 	return c, spec, nil
 }
@@ -345,6 +345,6 @@ func (c *jobCluster) specFor(idx int, h Host, hello agentHello) (*bus.Spec, erro
 	}
 	return &bus.Spec{
 		Name: serverName(idx), Host: "127.0.0.1", JobID: c.jobID, Size: c.size, Users: c.users, Verbose: c.verbose,
-		Cluster: &bus.ClusterSpec{Ports: c.ports, Advertise: adv, Peers: c.peersOf(serverName(idx)), CA: c.ca.CertPEM, Cert: cert, Key: key},
+		Cluster: &bus.ClusterSpec{Ports: c.ports, Advertise: adv, Peers: c.peersOf(serverName(idx)), CA: c.ca.CertPEM, Cert: cert, Key: key, TicketKey: c.ca.TicketKey},
 	}, nil
 }

@@ -40,7 +40,7 @@ func startClusterWith(t *testing.T, n int, ca *CA, tune func(i int, spec *Spec),
 			t.Fatal(err)
 		}
 		spec := &Spec{Name: "gorun-" + strconv.Itoa(i), JobID: clusterJob, Size: 2, Users: users, Cluster: &ClusterSpec{
-			Listen: "127.0.0.1", Advertise: "127.0.0.1", CA: ca.CertPEM, Cert: cert, Key: key,
+			Listen: "127.0.0.1", Advertise: "127.0.0.1", CA: ca.CertPEM, Cert: cert, Key: key, TicketKey: ca.TicketKey,
 		}}
 		if i > 0 {
 			spec.Cluster.Seeds = []string{net.JoinHostPort("127.0.0.1", strconv.Itoa(srvs[0].RoutePort()))}
@@ -354,5 +354,51 @@ func TestWatchedRedialsQuiet(t *testing.T) {
 	defer mu.Unlock()
 	if k := redials[watched]; k > 0 {
 		t.Errorf("%s, watched, printed %d dials of the lost route (%s, unwatched: %d)", watched, k, unwatched, redials[unwatched])
+	}
+}
+
+// TestRouteSessionsResumed: servers of a job that join its mesh one at a
+// time resume, as they dial a newcomer, the TLS session each began with the
+// first server (the job's ticket key, one name for all): of 15 routes among
+// 6 servers (at addresses of their own), each newcomer's first (to the
+// seed) is a full handshake, and the routes the others dial to it are
+// resumed. Without the shared ticket key, or the client's session cache,
+// or the one name, none is.
+func TestRouteSessionsResumed(t *testing.T) {
+	ca, err := NewCA("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var full, resumed int
+	routeHandshake = func(r bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if r {
+			resumed++
+		} else {
+			full++
+		}
+	}
+	t.Cleanup(func() { routeHandshake = nil })
+	// Each at an address of its own, as hosts are, its certificate for it.
+	srvs, _ := startClusterWith(t, 6, ca, func(i int, spec *Spec) {
+		ip := "127.0.0." + strconv.Itoa(i+1)
+		cert, key, err := ca.Issue(ip)
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec.Cluster.Listen, spec.Cluster.Advertise, spec.Cluster.Cert, spec.Cluster.Key = ip, ip, cert, key
+	}, true)
+	waitMesh(t, srvs, time.Now().Add(10*time.Second))
+	mu.Lock()
+	defer mu.Unlock()
+	// Both ends of a route count its handshake.
+	t.Logf("route handshakes (both ends): %d full, %d resumed", full, resumed)
+	if resumed == 0 {
+		t.Fatalf("no route resumed a session (%d full handshakes)", full)
+	}
+	if resumed < full {
+		t.Errorf("%d handshakes resumed, %d full: want most resumed", resumed, full)
 	}
 }

@@ -136,6 +136,7 @@ type ClusterSpec struct {
 	Peers     []string
 	CA        []byte // the job CA's certificate (PEM)
 	Cert, Key []byte // this server's certificate and key (PEM)
+	TicketKey []byte // the job's TLS session ticket key (CA.TicketKey); none: no resumption
 }
 
 // clusterName names every job cluster (servers of one job find each other
@@ -170,7 +171,7 @@ func serverOptions(spec *Spec, routePort int) (*server.Options, error) {
 		return nil, err
 	}
 	if c := spec.Cluster; c != nil {
-		tc, err := routeTLS(c.CA, c.Cert, c.Key)
+		tc, err := routeTLS(c.CA, c.Cert, c.Key, c.TicketKey)
 		if err != nil {
 			return nil, err
 		}
