@@ -308,7 +308,9 @@ func (a *agent) startRanks(hr *hostRanks, j *agentJob, srv *bus.Server, stdin io
 		}
 		select {
 		case <-a.goAhead:
-			go srv.WatchRoutes(j.Job.Host, a.gone, func(err error) {
+			// The routes as they are now, before any rank starts: the
+			// ones whose loss ends the job.
+			srv.WatchRoutes(j.Job.Host, a.gone, func(err error) {
 				if a.fw.write(frameFault, []byte(err.Error())) != nil {
 					a.lost()
 				}

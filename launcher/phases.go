@@ -50,13 +50,14 @@ func (p *phases) start() {
 		if p.j.ctx.Err() != nil {
 			return
 		}
-		p.routed(ownServer, lacks)
 		if len(lacks) == 0 {
 			// Until the ranks have ended, a route that closes ends the
-			// job (see the agent's startRanks).
+			// job (see the agent's startRanks). The watch has the routes
+			// before this report can let the ranks start.
 			host, _ := os.Hostname()
 			srv.WatchRoutes(host, p.j.ranksEnded, func(err error) { p.j.fault(jobFault(err.Error())) })
 		}
+		p.routed(ownServer, lacks)
 	}()
 }
 

@@ -209,9 +209,9 @@ func TestWatchRoutes(t *testing.T) {
 	waitMesh(t, srvs, time.Now().Add(10*time.Second))
 	lost := make(chan error, 2)
 	stop := make(chan struct{})
-	go srvs[0].WatchRoutes("h0", stop, func(err error) { lost <- err })
+	srvs[0].WatchRoutes("h0", stop, func(err error) { lost <- err })
 	quiet := make(chan struct{})
-	go srvs[1].WatchRoutes("h1", quiet, func(err error) { lost <- err })
+	srvs[1].WatchRoutes("h1", quiet, func(err error) { lost <- err })
 	select {
 	case err := <-lost:
 		t.Fatalf("a route lost while all stay: %v", err)
@@ -339,8 +339,7 @@ func TestWatchedRedialsQuiet(t *testing.T) {
 	watched, unwatched := "gorun-"+strconv.Itoa(dialers[0]), "gorun-"+strconv.Itoa(dialers[1])
 	stop := make(chan struct{})
 	defer close(stop)
-	go srvs[dialers[0]].WatchRoutes("h", stop, func(error) {})
-	time.Sleep(2 * routePoll) // the watch has begun
+	srvs[dialers[0]].WatchRoutes("h", stop, func(error) {})
 	srvs[n-1].Shutdown()
 	if !wait.For(10*time.Second, func() bool {
 		mu.Lock()
@@ -400,5 +399,29 @@ func TestRouteSessionsResumed(t *testing.T) {
 	}
 	if resumed < full {
 		t.Errorf("%d handshakes resumed, %d full: want most resumed", resumed, full)
+	}
+}
+
+// TestWatchRoutesFromTheCall: the watch has the routes as they are when
+// WatchRoutes returns: one that closes at once after is a loss (the job's
+// ranks start as it returns; a watch whose first look came a routePoll
+// later took a route cut meanwhile, and dialed again, as one it never had).
+func TestWatchRoutesFromTheCall(t *testing.T) {
+	ca, err := NewCA("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvs, _ := startCluster(t, 2, ca)
+	waitMesh(t, srvs, time.Now().Add(10*time.Second))
+	lost := make(chan error, 1)
+	stop := make(chan struct{})
+	defer close(stop)
+	srvs[0].WatchRoutes("h0", stop, func(err error) { lost <- err })
+	srvs[1].Shutdown()
+	select {
+	case err := <-lost:
+		t.Logf("%v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("no word of the route that closed as the watch began")
 	}
 }

@@ -60,51 +60,74 @@ func LostRoutePeer(msg string) (peer string, ok bool) {
 // a duplicate of one kept is not: the kept one is the one it had. From
 // then on, the server's log (with Spec.Verbose) leaves out its attempts to
 // dial routes again: a loss is this watch's to report.
+//
+// It looks at the routes before it returns, and watches them in a
+// goroutine of its own: a route cut between the call and a first look
+// would be one the watch never had (a job's ranks start as soon as it
+// returns, and two ranks can be talking within a routePoll).
 func (s *Server) WatchRoutes(host string, stop <-chan struct{}, lost func(error)) {
 	s.watched.Store(true)
-	t := time.NewTicker(routePoll)
-	defer t.Stop()
-	had := map[string]uint64{} // remote server id -> its route's connection id
-	addr := map[string]string{}
-	var scanned time.Time
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-		}
-		if s.ns.NumRoutes() >= len(had) && time.Since(scanned) < routeScan {
-			continue // none gone: each is looked at every routeScan
-		}
-		scanned = time.Now()
-		rz, err := s.ns.Routez(&server.RoutezOptions{})
-		if err != nil {
-			continue
-		}
-		now := make(map[string]uint64, len(rz.Routes))
-		for _, r := range rz.Routes {
-			if _, ok := now[r.RemoteID]; !ok || r.Rid == had[r.RemoteID] {
-				now[r.RemoteID] = r.Rid
+	w := routeWatch{s: s, host: host, had: map[string]uint64{}, addr: map[string]string{}}
+	w.scan()
+	go func() {
+		t := time.NewTicker(routePoll)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
 			}
-			if r.IP != "" { // none while the route closes: keep the last known
-				addr[r.RemoteID] = r.IP
+			if s.ns.NumRoutes() >= len(w.had) && time.Since(w.scanned) < routeScan {
+				continue // none gone: each is looked at every routeScan
 			}
-		}
-		for id, rid := range had {
-			if now[id] != rid {
+			if err := w.scan(); err != nil {
 				select {
 				case <-stop: // the servers are going: no news
-					return
 				default:
+					lost(err)
 				}
-				lost(&routeLost{host: host, peer: addr[id]})
 				return
 			}
 		}
-		for id, rid := range now {
-			had[id] = rid
+	}()
+}
+
+// routeWatch is WatchRoutes's state: the route it had to each server.
+type routeWatch struct {
+	s       *Server
+	host    string
+	had     map[string]uint64 // remote server id -> its route's connection id
+	addr    map[string]string // remote server id -> its address, as last seen
+	scanned time.Time
+}
+
+// scan looks at every route: one it had that is gone, or replaced, is
+// the error; the others, and new ones, are what it has from now on.
+func (w *routeWatch) scan() error {
+	w.scanned = time.Now()
+	rz, err := w.s.ns.Routez(&server.RoutezOptions{})
+	if err != nil {
+		return nil
+	}
+	now := make(map[string]uint64, len(rz.Routes))
+	for _, r := range rz.Routes {
+		if _, ok := now[r.RemoteID]; !ok || r.Rid == w.had[r.RemoteID] {
+			now[r.RemoteID] = r.Rid
+		}
+		if r.IP != "" { // none while the route closes: keep the last known
+			w.addr[r.RemoteID] = r.IP
 		}
 	}
+	for id, rid := range w.had {
+		if now[id] != rid {
+			return &routeLost{host: w.host, peer: w.addr[id]}
+		}
+	}
+	for id, rid := range now {
+		w.had[id] = rid
+	}
+	return nil
 }
 
 // NumRoutes is how many routes this server has. Fewer than its peers
