@@ -54,9 +54,12 @@
 // server. So a second round follows. Rank 0 names one prober per server,
 // the lowest rank connected to it (answer byte 2), and tells the others to
 // wait (byte 3). Each prober publishes a probe to every other rank's probe
-// subject, again to those that have not answered (every 2 ms at first,
-// backing off to 50 ms), until every rank has answered on the prober's
-// answer subject: then its server knows every rank's probe subscription,
+// subject, with its answer subject as the reply subject, until every rank
+// has answered there. A probe its server delivers to no one comes back at
+// once as a message with the status 503 (NATS's no-responders) and goes
+// again 2 ms later (backing off to 50 ms); one not answered goes again
+// after a second (backing off to 4 s). Once every rank has answered, the
+// prober's server knows every rank's probe subscription,
 // and with it the inbox subscription made before it on the same
 // connection (one route connects two servers, and a server forwards one
 // client's subscriptions over it in order; gorun's servers set one route
