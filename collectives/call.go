@@ -299,7 +299,9 @@ func (x *call) end() {
 	}
 	if x.cancel != nil || !x.nb {
 		x.sh.mu.Lock()
-		delete(x.sh.calls, x)
+		if x.cancel != nil { // only such a call is in calls (enter)
+			delete(x.sh.calls, x)
+		}
 		if !x.nb {
 			x.sh.active--
 		}
