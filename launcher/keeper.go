@@ -9,6 +9,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/gorun-hpc/gorun/internal/warmup"
 )
 
 // A keeper ends what a job left on a host when gorun or the host's agent
@@ -46,7 +48,7 @@ import (
 //
 // Any program that links this package can be a keeper: its init takes the
 // process over when it is started with keeperArg, before main runs.
-const keeperArg = "__gorun_keeper"
+const keeperArg = warmup.KeeperArg
 
 // keeperDone is what the parent writes to release its keeper without a
 // sweep.
