@@ -422,6 +422,8 @@ func (t *natsTransport) probeReach(ctx context.Context, p *probes) error {
 		case <-p.nack:
 			select {
 			case <-time.After(nackWait):
+			case <-p.done: // the rest answered meanwhile
+				return nil
 			case <-ctx.Done():
 				continue
 			}

@@ -370,7 +370,7 @@ func TestRouteSessionsResumed(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var full, resumed int
-	routeHandshake = func(r bool) {
+	count := func(r bool) {
 		mu.Lock()
 		defer mu.Unlock()
 		if r {
@@ -379,7 +379,8 @@ func TestRouteSessionsResumed(t *testing.T) {
 			full++
 		}
 	}
-	t.Cleanup(func() { routeHandshake = nil })
+	routeHandshake.Store(&count)
+	t.Cleanup(func() { routeHandshake.Store(nil) })
 	// Each at an address of its own, as hosts are, its certificate for it.
 	srvs, _ := startClusterWith(t, 6, ca, func(i int, spec *Spec) {
 		ip := "127.0.0." + strconv.Itoa(i+1)

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"sync/atomic"
 	"time"
 )
 
@@ -153,8 +154,8 @@ func routeTLS(caPEM, certPEM, keyPEM, ticketKey []byte) (*tls.Config, error) {
 		// live as long as the job.
 		CurvePreferences: []tls.CurveID{tls.X25519},
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			if h := routeHandshake; h != nil {
-				h(cs.DidResume)
+			if h := routeHandshake.Load(); h != nil {
+				(*h)(cs.DidResume)
 			}
 			return nil
 		},
@@ -170,4 +171,4 @@ func routeTLS(caPEM, certPEM, keyPEM, ticketKey []byte) (*tls.Config, error) {
 
 // routeHandshake, where a test sets it, is told of every route handshake
 // of this process, and whether it resumed a session.
-var routeHandshake func(resumed bool)
+var routeHandshake atomic.Pointer[func(resumed bool)]
